@@ -1,0 +1,18 @@
+/*
+ * commands.h - the subcommands of the one `vaultfs` executable. Each takes
+ * the arguments after its name (argv[0] is the subcommand name) and returns
+ * the process exit status. Errors are printed as "vaultfs: CMD: message".
+ */
+#ifndef VAULTFS_COMMANDS_H
+#define VAULTFS_COMMANDS_H
+
+struct vf_command {
+	const char *name;
+	const char *summary;
+	int (*run)(int argc, char **argv);
+};
+
+/* The table, terminated by a NULL name (main.c). */
+extern const struct vf_command vf_commands[];
+
+#endif

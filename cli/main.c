@@ -1,0 +1,49 @@
+/*
+ * main.c - `vaultfs`, one executable with subcommands.
+ *
+ * Dispatches on the first argument to the table in this file; each
+ * subcommand lives in its own cli/cmd_*.c and parses its own options.
+ */
+#include "commands.h"
+#include "version.h"
+
+#include <stdio.h>
+#include <string.h>
+
+const struct vf_command vf_commands[] = {
+	{ NULL, NULL, NULL },
+};
+
+static void usage(FILE *f)
+{
+	fprintf(f, "usage: vaultfs COMMAND [ARGS...]\n"
+		   "       vaultfs --help | --version\n\n"
+		   "vaultfs turns backups into long-term archives in S3.\n\n"
+		   "commands:\n");
+	for (const struct vf_command *c = vf_commands; c->name; c++)
+		fprintf(f, "  %-10s %s\n", c->name, c->summary);
+	fprintf(f, "\nRun 'vaultfs COMMAND --help' for a command's options.\n");
+}
+
+int main(int argc, char **argv)
+{
+	if (argc < 2) {
+		usage(stderr);
+		return 2;
+	}
+	if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") ||
+	    !strcmp(argv[1], "help")) {
+		usage(stdout);
+		return 0;
+	}
+	if (!strcmp(argv[1], "--version") || !strcmp(argv[1], "version")) {
+		printf("vaultfs %s\n", VAULTFS_VERSION);
+		return 0;
+	}
+	for (const struct vf_command *c = vf_commands; c->name; c++)
+		if (!strcmp(argv[1], c->name))
+			return c->run(argc - 1, argv + 1);
+	fprintf(stderr, "vaultfs: unknown command '%s'\n", argv[1]);
+	usage(stderr);
+	return 2;
+}

@@ -1,0 +1,62 @@
+/*
+ * aws_creds.h - where AWS credentials come from, in the order AWS SDKs use:
+ *
+ *   1. environment: AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY,
+ *      AWS_SESSION_TOKEN
+ *   2. shared files: AWS_SHARED_CREDENTIALS_FILE (~/.aws/credentials) and
+ *      AWS_CONFIG_FILE (~/.aws/config, "[profile NAME]" sections), profile
+ *      from AWS_PROFILE (or the explicit option), "default" otherwise
+ *   3. ECS container endpoint: AWS_CONTAINER_CREDENTIALS_RELATIVE_URI
+ *      (against 169.254.170.2) or AWS_CONTAINER_CREDENTIALS_FULL_URI, with
+ *      AWS_CONTAINER_AUTHORIZATION_TOKEN as the Authorization header
+ *   4. EC2 instance metadata, IMDSv2: PUT /latest/api/token, then
+ *      GET /latest/meta-data/iam/security-credentials/ (role), then the
+ *      role's credentials; AWS_EC2_METADATA_SERVICE_ENDPOINT overrides
+ *      http://169.254.169.254, AWS_EC2_METADATA_DISABLED=true skips it.
+ *
+ * Temporary credentials (ECS, IMDS) are refreshed a few minutes before they
+ * expire. A provider is shared by every worker: aws_creds_get is
+ * thread-safe and hands out a copy.
+ *
+ * Secrets never appear in log lines or error messages.
+ */
+#ifndef VAULTFS_AWS_CREDS_H
+#define VAULTFS_AWS_CREDS_H
+
+#include <stdbool.h>
+#include <time.h>
+
+#include "err.h"
+
+struct aws_creds {
+	char *access_key_id;      /* owned */
+	char *secret_access_key;  /* owned; wiped on release */
+	char *session_token;      /* owned; NULL when none */
+	time_t expires;           /* 0: does not expire */
+	const char *source;       /* static: "environment", "profile",
+				   * "ecs", "imds" */
+};
+
+void aws_creds_release(struct aws_creds *c);
+void aws_creds_copy(struct aws_creds *dst, const struct aws_creds *src);
+
+struct aws_creds_opts {
+	const char *profile;  /* NULL: AWS_PROFILE, else "default" */
+};
+
+struct aws_creds_provider;
+
+struct aws_creds_provider *aws_creds_provider_new(
+	const struct aws_creds_opts *opts);
+void aws_creds_provider_free(struct aws_creds_provider *p);
+
+/* Current credentials into *out (caller releases). Fails with a message
+ * that lists the sources tried when none has credentials. */
+int aws_creds_get(struct aws_creds_provider *p, struct aws_creds *out,
+		  struct cm_err *err);
+
+/* Region: AWS_REGION, AWS_DEFAULT_REGION, then the profile's `region` in
+ * the config file; NULL if none. The caller frees the result. */
+char *aws_region_resolve(const char *profile);
+
+#endif

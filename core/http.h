@@ -1,0 +1,76 @@
+/*
+ * http.h - the only door to libcurl.
+ *
+ * A `struct cm_http` is one libcurl easy handle: it keeps its connections
+ * alive between requests, so each worker thread owns one and reuses it. It is
+ * not thread-safe; different handles may run concurrently.
+ *
+ * cm_http_perform returns 0 whenever an HTTP response arrived, whatever its
+ * status (the caller classifies statuses), and a negative errno for
+ * transport failures: those are marked retryable in `err` when they may pass
+ * (connect failures, timeouts, resets, partial transfers) and fatal otherwise
+ * (bad URL, TLS verification failure). TLS peers are always verified;
+ * VAULTFS_CA_BUNDLE names an extra CA file for private endpoints.
+ */
+#ifndef VAULTFS_HTTP_H
+#define VAULTFS_HTTP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "buf.h"
+#include "err.h"
+
+struct cm_http_opts {
+	long connect_timeout_ms;  /* 0: 10 s */
+	long low_speed_time_s;    /* abort below 1 byte/s for this long; 0: 60 */
+	long total_timeout_ms;    /* 0: none (streams may be long) */
+};
+
+struct cm_http;
+
+struct cm_http *cm_http_new(const struct cm_http_opts *opts); /* opts may be NULL */
+void cm_http_free(struct cm_http *h);                          /* NULL: no-op */
+
+/* Called with response body bytes; return n to go on, anything else to
+ * abort the transfer (the perform then fails with -ECANCELED). */
+typedef size_t (*cm_http_sink_fn)(void *ctx, const void *p, size_t n);
+/* Called to fill the request body when `body` is NULL and body_len is set;
+ * return bytes written (0 at the end) or SIZE_MAX to abort. */
+typedef size_t (*cm_http_source_fn)(void *ctx, void *p, size_t n);
+
+struct cm_http_request {
+	const char *method;           /* "GET", "PUT", "HEAD", ... */
+	const char *url;              /* full URL, already percent-encoded */
+	const char *const *headers;   /* "Name: value" lines, borrowed */
+	size_t nheaders;
+	const void *body;             /* borrowed for the call; may be NULL */
+	size_t body_len;              /* with body NULL and source set: length */
+	cm_http_source_fn source;
+	void *source_ctx;
+	cm_http_sink_fn sink;         /* NULL: body collected in resp->body */
+	void *sink_ctx;
+};
+
+struct cm_http_response {
+	long status;
+	struct cm_buf headers;        /* raw "Name: value\r\n" lines of the
+				       * final response */
+	struct cm_buf body;           /* capped by the caller via cm_buf max */
+};
+
+void cm_http_response_init(struct cm_http_response *r, size_t body_max);
+void cm_http_response_release(struct cm_http_response *r);
+/* Case-insensitive header lookup; copies the trimmed value into out.
+ * Returns true if found. */
+bool cm_http_response_header(const struct cm_http_response *r,
+			     const char *name, char *out, size_t outlen);
+
+int cm_http_perform(struct cm_http *h, const struct cm_http_request *req,
+		    struct cm_http_response *resp, struct cm_err *err);
+
+/* Percent-encode per RFC 3986 (unreserved kept); '/' kept when keep_slash. */
+char *cm_http_uri_encode(const char *s, size_t n, bool keep_slash);
+
+#endif

@@ -1,0 +1,170 @@
+/*
+ * test_core.c - the small shared core: buffers, queue and pool, errors,
+ * JSON, crypto helpers, fault switch.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/buf.h"
+#include "core/crypto.h"
+#include "core/err.h"
+#include "core/json.h"
+#include "core/queue.h"
+#include "core/timeutil.h"
+
+static void test_buf_cap(void **state)
+{
+	struct cm_buf b;
+
+	(void)state;
+	cm_buf_init(&b, 8);
+	assert_int_equal(cm_buf_puts(&b, "12345"), 0);
+	assert_int_equal(cm_buf_puts(&b, "6789"), -EMSGSIZE);
+	assert_string_equal(cm_buf_str(&b), "12345"); /* unchanged */
+	assert_int_equal(cm_buf_printf(&b, "%d", 678), 0);
+	assert_string_equal(cm_buf_str(&b), "12345678");
+	assert_int_equal(b.len, 8);
+	cm_buf_release(&b);
+	assert_string_equal(cm_buf_str(&b), "");
+}
+
+static void test_err(void **state)
+{
+	struct cm_err e;
+
+	(void)state;
+	cm_err_clear(&e);
+	assert_int_equal(cm_err_set(&e, ENOENT, "no %s", "such"), -ENOENT);
+	assert_string_equal(e.msg, "no such");
+	assert_false(e.retryable);
+	cm_err_prefix(&e, "open %s", "x");
+	assert_string_equal(e.msg, "open x: no such");
+	assert_int_equal(cm_err_retry(&e, -EAGAIN, "later"), -EAGAIN);
+	assert_true(e.retryable);
+	assert_int_equal(cm_err_set(NULL, EIO, "nobody listens"), -EIO);
+}
+
+struct counter {
+	pthread_mutex_t lock;
+	long sum;
+};
+
+static void add_task(void *arg)
+{
+	struct counter *c = arg;
+
+	pthread_mutex_lock(&c->lock);
+	c->sum += 1;
+	pthread_mutex_unlock(&c->lock);
+}
+
+static void test_pool(void **state)
+{
+	struct counter c = { PTHREAD_MUTEX_INITIALIZER, 0 };
+	struct cm_pool *p = cm_pool_new(4, 2);
+
+	(void)state;
+	for (int i = 0; i < 1000; i++)
+		assert_int_equal(cm_pool_submit(p, add_task, &c), 0);
+	cm_pool_free(p);
+	assert_int_equal(c.sum, 1000);
+}
+
+static void test_queue_close(void **state)
+{
+	struct cm_queue *q = cm_queue_new(2);
+	void *item;
+	int a = 1, b = 2;
+
+	(void)state;
+	assert_int_equal(cm_queue_push(q, &a), 0);
+	assert_int_equal(cm_queue_push(q, &b), 0);
+	assert_int_equal(cm_queue_len(q), 2);
+	cm_queue_close(q);
+	assert_int_equal(cm_queue_push(q, &a), -EPIPE);
+	assert_int_equal(cm_queue_pop(q, &item), 0); /* drains after close */
+	assert_ptr_equal(item, &a);
+	assert_int_equal(cm_queue_pop(q, &item), 0);
+	assert_ptr_equal(item, &b);
+	assert_int_equal(cm_queue_pop(q, &item), -EPIPE);
+	assert_int_equal(cm_queue_trypop(q, &item), -EPIPE);
+	cm_queue_free(q);
+}
+
+static void test_json(void **state)
+{
+	struct cm_json *root = NULL, *o;
+	struct cm_err e;
+	char *text;
+	const char doc[] = "{\"a\": \"x\", \"n\": 5, \"t\": true, \"l\": [1,2]}";
+
+	(void)state;
+	cm_err_clear(&e);
+	assert_int_equal(cm_json_parse(doc, strlen(doc), &root, &e), 0);
+	assert_string_equal(cm_json_get_str(root, "a"), "x");
+	assert_null(cm_json_get_str(root, "n"));
+	assert_int_equal(cm_json_type(cm_json_get(root, "n")), CM_JSON_NUMBER);
+	assert_true(cm_json_bool(cm_json_get(root, "t")));
+	assert_int_equal(cm_json_size(cm_json_get(root, "l")), 2);
+	cm_json_free(root);
+
+	assert_int_equal(cm_json_parse("{\n\"a\": ]", 8, &root, &e), -EINVAL);
+	assert_non_null(strstr(e.msg, "line 2"));
+
+	o = cm_json_new_object();
+	cm_json_add_str(o, "k", "v");
+	cm_json_add_u64(o, "big", 5497558138880ull);
+	text = cm_json_print(o);
+	assert_non_null(strstr(text, "5497558138880"));
+	assert_int_equal(text[strlen(text) - 1], '\n');
+	free(text);
+	cm_json_free(o);
+}
+
+static void test_crypto(void **state)
+{
+	char hex[CM_SHA256_HEX_LEN + 1];
+	char b64[32];
+	uint8_t md5[CM_MD5_LEN];
+
+	(void)state;
+	cm_sha256_hex("", 0, hex);
+	assert_string_equal(hex, "e3b0c44298fc1c149afbf4c8996fb924"
+				 "27ae41e4649b934ca495991b7852b855");
+	cm_md5("abc", 3, md5);
+	cm_base64(md5, sizeof(md5), b64);
+	assert_string_equal(b64, "kAFQmDzST7DWlj99KOF/cg==");
+}
+
+static void test_iso8601(void **state)
+{
+	time_t t;
+	char s[32];
+
+	(void)state;
+	assert_int_equal(cm_time_parse_iso8601("2026-11-26T20:45:16Z", &t), 0);
+	cm_time_iso8601(t, s, sizeof(s));
+	assert_string_equal(s, "2026-11-26T20:45:16Z");
+	assert_int_equal(cm_time_parse_iso8601("2026-11-26T20:45:16.123Z", &t),
+			 0);
+	assert_int_equal(cm_time_parse_iso8601("yesterday", &t), -EINVAL);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_buf_cap),	    cmocka_unit_test(test_err),
+		cmocka_unit_test(test_pool),	    cmocka_unit_test(test_queue_close),
+		cmocka_unit_test(test_json),	    cmocka_unit_test(test_crypto),
+		cmocka_unit_test(test_iso8601),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
