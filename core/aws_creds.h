@@ -51,7 +51,10 @@ struct aws_creds_provider *aws_creds_provider_new(
 void aws_creds_provider_free(struct aws_creds_provider *p);
 
 /* Current credentials into *out (caller releases). Fails with a message
- * that lists the sources tried when none has credentials. */
+ * that lists the sources tried: -ENOKEY when no source has credentials,
+ * -EINVAL for a broken setup (a profile that names role_arn,
+ * credential_process or SSO, a malformed file), -EACCES when the ECS
+ * endpoint refuses its token. Fault sites "creds.ecs" and "creds.imds". */
 int aws_creds_get(struct aws_creds_provider *p, struct aws_creds *out,
 		  struct cm_err *err);
 
