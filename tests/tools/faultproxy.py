@@ -1,0 +1,357 @@
+#!/usr/bin/env python3
+"""faultproxy.py - a TCP proxy that makes an HTTP/1.1 server look unreliable.
+
+It sits between a client and a server (here: vaultfs and radosgw, both on
+127.0.0.1) and forwards bytes both ways. It reads the client's side as HTTP/1.1
+(request line, headers, a Content-Length body) so that it can count requests,
+keep-alive connections included. For a configured share of requests, chosen
+by a seeded random sequence indexed by request number (the same seed gives
+the same decisions for the same order of requests), it injects one of:
+
+  reset  the request's headers and half its body go to the server (nothing
+         if it has no body), then the client's connection is reset
+         (SO_LINGER 0, close: an RST) and the server's is closed
+         mid-request, so the server never acts on it;
+  503    the request never reaches the server; the client gets
+         `503 Service Unavailable` with an S3 `SlowDown` XML error and
+         `Connection: close` (after its body has been read, or at once if it
+         asked for `Expect: 100-continue`).
+
+Chunked request bodies are not parsed: such a connection is forwarded as is
+and counted as `unparsed`. Responses are never parsed, only copied.
+
+Threads: one accept loop; per connection, one thread reading the client
+(parsing, deciding, forwarding) and one copying the server's answers back.
+Counters are protected by one lock.
+
+Output: "PORT n" on stdout once listening. Counters as JSON in --stats FILE
+(rewritten after each request, atomically) and on stderr when the proxy ends
+(SIGTERM, SIGINT, or its parent process gone).
+"""
+
+import argparse
+import json
+import os
+import random
+import signal
+import socket
+import struct
+import sys
+import threading
+import time
+
+MAX_HEADER = 64 * 1024
+SLOWDOWN_BODY = (
+    b'<?xml version="1.0" encoding="UTF-8"?>\n'
+    b"<Error><Code>SlowDown</Code>"
+    b"<Message>Please reduce your request rate. (faultproxy)</Message>"
+    b"<RequestId>faultproxy</RequestId></Error>\n"
+)
+
+
+class Stats:
+    def __init__(self, path):
+        self.lock = threading.Lock()
+        self.path = path
+        self.c = {
+            "connections": 0,
+            "requests": 0,
+            "forwarded": 0,
+            "resets": 0,
+            "503s": 0,
+            "unparsed": 0,
+            "methods": {},
+            "faulted": [],  # "N METHOD PATH -> kind", for the test's log
+        }
+
+    def add(self, key, n=1):
+        with self.lock:
+            self.c[key] += n
+            self._write()
+
+    def request(self, method):
+        with self.lock:
+            self.c["requests"] += 1
+            m = self.c["methods"]
+            m[method] = m.get(method, 0) + 1
+            return self.c["requests"]
+
+    def fault(self, kind, what):
+        with self.lock:
+            self.c[kind] += 1
+            self.c["faulted"].append(what + " -> " + kind)
+            self._write()
+
+    def snapshot(self):
+        with self.lock:
+            return json.dumps(self.c, indent=1, sort_keys=True)
+
+    def _write(self):  # with self.lock held
+        if not self.path:
+            return
+        tmp = self.path + ".tmp"
+        with open(tmp, "w") as f:
+            json.dump(self.c, f, indent=1, sort_keys=True)
+        os.replace(tmp, self.path)
+
+
+class Faults:
+    """Decides, per matching request, whether and how to fail it."""
+
+    def __init__(self, args):
+        self.lock = threading.Lock()
+        self.rng = random.Random(args.seed)
+        self.reset_rate = args.reset_rate
+        self.rate_503 = args.rate_503
+        self.only_method = args.only_method.upper() if args.only_method else None
+        self.after = args.after
+        self.max_faults = args.max_faults
+        self.matched = 0
+        self.injected = 0
+
+    def decide(self, method):
+        """Return None, "resets" or "503s"."""
+        if self.only_method and method != self.only_method:
+            return None
+        with self.lock:
+            self.matched += 1
+            # one draw per matching request, so that decisions depend only
+            # on the request's rank, not on earlier outcomes
+            x = self.rng.random()
+            if self.matched <= self.after:
+                return None
+            if self.max_faults is not None and self.injected >= self.max_faults:
+                return None
+            if x < self.reset_rate:
+                kind = "resets"
+            elif x < self.reset_rate + self.rate_503:
+                kind = "503s"
+            else:
+                return None
+            self.injected += 1
+            return kind
+
+
+def reset(sock):
+    """Close with an RST instead of a FIN."""
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    except OSError:
+        pass
+    sock.close()
+
+
+def shut(sock):
+    try:
+        sock.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass
+    sock.close()
+
+
+class Conn:
+    def __init__(self, proxy, client):
+        self.p = proxy
+        self.client = client
+        self.server = None
+        self.buf = b""
+        self.closed = threading.Event()
+
+    def recv_more(self):
+        data = self.client.recv(256 * 1024)
+        if not data:
+            return False
+        self.buf += data
+        return True
+
+    def read_head(self):
+        """Headers of the next request (bytes) or None at EOF."""
+        while True:
+            end = self.buf.find(b"\r\n\r\n")
+            if end >= 0:
+                head = self.buf[: end + 4]
+                self.buf = self.buf[end + 4 :]
+                return head
+            if len(self.buf) > MAX_HEADER:
+                raise ValueError("request header too long")
+            if not self.recv_more():
+                if self.buf.strip():
+                    raise ValueError("connection closed inside a request header")
+                return None
+
+    def pipe_body(self, n, forward):
+        """Pass (or with forward False, drop) n body bytes from the client."""
+        while n > 0:
+            if not self.buf and not self.recv_more():
+                raise ValueError("connection closed inside a request body")
+            chunk, self.buf = self.buf[:n], self.buf[n:]
+            n -= len(chunk)
+            if forward:
+                self.server.sendall(chunk)
+
+    def server_to_client(self):
+        try:
+            while True:
+                data = self.server.recv(256 * 1024)
+                if not data:
+                    break
+                self.client.sendall(data)
+        except OSError:
+            pass
+        finally:
+            # the server closed: let the client see it too
+            if not self.closed.is_set():
+                try:
+                    self.client.shutdown(socket.SHUT_WR)
+                except OSError:
+                    pass
+
+    def linger_close(self):
+        """Half-close, then read what the client still sends until it
+        closes: closing with unread input would send an RST that may
+        overtake the answer."""
+        try:
+            self.client.shutdown(socket.SHUT_WR)
+            self.client.settimeout(5)
+            while self.client.recv(256 * 1024):
+                pass
+        except OSError:
+            pass
+        self.client.close()
+
+    def run(self):
+        st = self.p.stats
+        st.add("connections")
+        try:
+            self.server = socket.create_connection(self.p.target, timeout=30)
+            self.server.settimeout(None)
+            self.server.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            self.client.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            threading.Thread(target=self.server_to_client, daemon=True).start()
+            while True:
+                head = self.read_head()
+                if head is None:
+                    break
+                lines = head.decode("latin-1").split("\r\n")
+                parts = lines[0].split(" ")
+                method = parts[0].upper()
+                path = parts[1] if len(parts) > 1 else ""
+                hdrs = {}
+                for line in lines[1:]:
+                    if ":" in line:
+                        k, v = line.split(":", 1)
+                        hdrs[k.strip().lower()] = v.strip()
+                n = st.request(method)
+                if "chunked" in hdrs.get("transfer-encoding", "").lower():
+                    st.add("unparsed")
+                    self.server.sendall(head + self.buf)
+                    self.buf = b""
+                    while self.recv_more():
+                        self.server.sendall(self.buf)
+                        self.buf = b""
+                    break
+                length = int(hdrs.get("content-length", "0") or 0)
+                kind = self.p.faults.decide(method)
+                what = "%d %s %s" % (n, method, path)
+                if kind == "resets":
+                    # Half a body cannot be acted upon; a request without
+                    # a body is not sent at all (else the server would act
+                    # on it and only the answer would be lost).
+                    if length > 0:
+                        self.server.sendall(head)
+                        self.pipe_body(length // 2, True)
+                    st.fault(kind, what)
+                    self.closed.set()
+                    reset(self.client)
+                    shut(self.server)
+                    return
+                if kind == "503s":
+                    if "100-continue" not in hdrs.get("expect", "").lower():
+                        self.pipe_body(length, False)
+                    resp = (
+                        b"HTTP/1.1 503 Service Unavailable\r\n"
+                        b"Content-Type: application/xml\r\n"
+                        b"Content-Length: %d\r\n"
+                        b"Connection: close\r\n\r\n" % len(SLOWDOWN_BODY)
+                    ) + SLOWDOWN_BODY
+                    st.fault(kind, what)
+                    self.closed.set()
+                    shut(self.server)
+                    self.client.sendall(resp)
+                    self.linger_close()
+                    return
+                self.server.sendall(head)
+                self.pipe_body(length, True)
+                st.add("forwarded")
+        except (OSError, ValueError) as e:
+            if not self.closed.is_set():
+                print("faultproxy: connection: %s" % e, file=sys.stderr)
+        finally:
+            self.closed.set()
+            if self.server is not None:
+                shut(self.server)
+            shut(self.client)
+
+
+class Proxy:
+    def __init__(self, args):
+        host, _, port = args.target.rpartition(":")
+        self.target = (host or "127.0.0.1", int(port))
+        self.stats = Stats(args.stats)
+        self.faults = Faults(args)
+        self.lsock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.lsock.bind(("127.0.0.1", args.listen_port))
+        self.lsock.listen(64)
+
+    def serve(self):
+        while True:
+            c, _ = self.lsock.accept()
+            threading.Thread(target=Conn(self, c).run, daemon=True).start()
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--listen-port", type=int, default=0,
+                    help="port on 127.0.0.1 (0: any; printed as 'PORT n')")
+    ap.add_argument("--target", required=True, help="server host:port")
+    ap.add_argument("--reset-rate", type=float, default=0.0,
+                    help="share of requests answered by a connection reset")
+    ap.add_argument("--503-rate", dest="rate_503", type=float, default=0.0,
+                    help="share of requests answered by 503 SlowDown")
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--only-method", help="fault only requests with this method")
+    ap.add_argument("--after", type=int, default=0,
+                    help="let the first N matching requests through")
+    ap.add_argument("--max-faults", type=int, default=None,
+                    help="inject at most N faults in all")
+    ap.add_argument("--stats", help="keep counters as JSON in this file")
+    args = ap.parse_args()
+    if not 0 <= args.reset_rate + args.rate_503 <= 1:
+        ap.error("--reset-rate plus --503-rate must be within 0..1")
+    host = args.target.rpartition(":")[0]
+    if host not in ("", "127.0.0.1", "localhost"):
+        ap.error("--target must be on 127.0.0.1")
+
+    proxy = Proxy(args)
+    parent = os.getppid()
+
+    def finish(*_):
+        print("faultproxy: " + proxy.stats.snapshot(), file=sys.stderr)
+        sys.stderr.flush()
+        os._exit(0)
+
+    signal.signal(signal.SIGTERM, finish)
+    signal.signal(signal.SIGINT, finish)
+    threading.Thread(target=proxy.serve, daemon=True).start()
+    print("PORT %d" % proxy.lsock.getsockname()[1], flush=True)
+    with proxy.stats.lock:
+        proxy.stats._write()
+    # Outlive no one: a test killed by its timeout takes the proxy with it.
+    while os.getppid() == parent:
+        time.sleep(0.5)
+    finish()
+
+
+if __name__ == "__main__":
+    main()
