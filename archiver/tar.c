@@ -1,0 +1,794 @@
+/*
+ * tar.c - the tree source: directories (and raw images) into one pax tar
+ * stream. The one door to libarchive.
+ *
+ * Shape. libarchive's disk reader walks each directory (symlinks not
+ * followed, except a symlink given as the directory itself, as `tar -H`
+ * does) and fills an entry per file with its metadata: numeric owners,
+ * mode, times, symlink target, xattrs, POSIX ACLs, file flags and the map
+ * of a sparse file's data. No user or group names are looked up: the
+ * tree is usually a snapshot of another machine, whose names our
+ * /etc/passwd does not know. The entry is renamed (the directory's path
+ * replaced by a prefix: "./" or "p1/"), passed through a link resolver
+ * (the second and later names of a file become hard links), and written
+ * by libarchive's pax writer, which turns long or odd names, sparse maps,
+ * xattrs and ACLs into pax extended headers.
+ *
+ * Names are bytes, and must come back as the same bytes. The pax writer
+ * converts names from the thread's locale to UTF-8, and a conversion can
+ * alter bytes (CESU-8 pairs become UTF-8) or fail. So headers are written
+ * under the "C" locale (uselocale: this thread only): ASCII names go as
+ * plain pax; any other name fails to convert and libarchive stores it
+ * raw, marked hdrcharset=BINARY, which bsdtar honours and GNU tar reads
+ * as raw bytes (with a notice). xattrs go as SCHILY.xattr.* only, the
+ * form GNU tar and libarchive both read (libarchive's own
+ * LIBARCHIVE.xattr.* copy would make GNU tar complain once per file).
+ *
+ * File data is read by this module, not by the disk reader: the disk
+ * reader treats a read error as fatal to the whole walk, and we want an
+ * unreadable file to cost only that file. Each regular file is opened
+ * before its header is written (relative to the directory, refusing
+ * symlinks: openat2 RESOLVE_BENEATH|RESOLVE_NO_SYMLINKS, and component by
+ * component for paths past PATH_MAX); if that fails the file is skipped
+ * and recorded. A read error later on cannot take back the header: the
+ * rest of the file is stored as zeros and the file is recorded too. Only
+ * the data regions of a sparse file are read; its holes are fed to the
+ * writer as zeros, which the pax writer drops.
+ *
+ * Output. The writer emits blocks of TAR_BLOCK bytes (60 KiB, a multiple
+ * of the 10 KiB tar record, so the padded end is a whole record, as GNU
+ * tar writes it) to write_cb(), which passes them to the chain. Blocks
+ * that are all zero are held back and passed on as one arc_write_zeros()
+ * run: raw images inside the tar are often mostly empty.
+ *
+ * Ownership: struct arc_tar owns the writer, the link resolver and one
+ * read buffer (ARC_READ_SIZE); it borrows the chain, the options and the
+ * stats. One thread.
+ */
+#include "source_int.h"
+
+#include <archive.h>
+#include <archive_entry.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <locale.h>
+#include <stdio.h>
+#include <linux/openat2.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "buf.h"
+#include "fault.h"
+#include "log.h"
+#include "mem.h"
+
+#define TAR_RECORD 10240
+#define TAR_BLOCK (6 * TAR_RECORD)
+/* This many files in a row failing with EIO: the device is gone, or the
+ * filesystem is too broken to be worth walking on. */
+#define IO_ERRORS_MAX 32
+/* The estimate pre-walk goes no deeper than this. */
+#define ESTIMATE_DEPTH 64
+
+/* Fed to the writer for holes and zero runs; never written. write_cb()
+ * knows a block from here is zero without looking. */
+static char zeros[ARC_READ_SIZE];
+
+struct arc_tar {
+	struct archive *a;                         /* owned */
+	struct archive_entry_linkresolver *links;  /* owned */
+	locale_t c_locale;                         /* owned; may be 0 */
+	char *buf;                                 /* owned, ARC_READ_SIZE */
+	struct arc_filter *out;                    /* borrowed */
+	const struct arc_source_opts *opts;        /* borrowed, may be NULL */
+	struct arc_stats *stats;                   /* borrowed */
+	uint64_t pending_zeros;  /* zero blocks held back from the chain */
+	unsigned io_errors;      /* files failing with EIO in a row */
+	int wrc;                 /* the chain's failure, if any ... */
+	struct cm_err werr;      /* ... and its message */
+	bool finished;
+	bool discard;            /* freeing: write nothing more */
+};
+
+static la_ssize_t write_cb(struct archive *a, void *ctx, const void *p,
+			   size_t n)
+{
+	struct arc_tar *t = ctx;
+	uintptr_t c = (uintptr_t)p, z = (uintptr_t)zeros;
+	int rc = 0;
+
+	/* A failed chain is not reported to libarchive: a writer in its
+	 * FATAL state leaks its block buffer on free (3.6). The failure is
+	 * kept in t->wrc, checked after every call, and the rest of the
+	 * output, end of archive included, is dropped here. */
+	if (t->discard || t->wrc)
+		return (la_ssize_t)n;
+	if ((c >= z && c + n <= z + sizeof(zeros)) || arc_is_zero(p, n)) {
+		t->pending_zeros += n;
+		return (la_ssize_t)n;
+	}
+	if (t->pending_zeros) {
+		t->stats->bytes_zero += t->pending_zeros;
+		rc = arc_write_zeros(t->out, t->pending_zeros, &t->werr);
+		t->pending_zeros = 0;
+	}
+	if (rc == 0)
+		rc = arc_write(t->out, p, n, &t->werr);
+	if (rc)
+		t->wrc = rc;
+	return (la_ssize_t)n;
+}
+
+static const char *la_msg(struct archive *a)
+{
+	const char *m = archive_error_string(a);
+
+	return m ? m : "libarchive failed";
+}
+
+/* The writer failed: the chain's error if that was it, else libarchive's. */
+static int writer_error(struct arc_tar *t, const char *what,
+			struct cm_err *err)
+{
+	int code;
+
+	if (t->wrc) {
+		if (err)
+			*err = t->werr;
+		return t->wrc;
+	}
+	code = archive_errno(t->a);
+	return cm_err_set(err, code > 0 ? code : EIO, "%s: %s", what,
+			  la_msg(t->a));
+}
+
+int arc_tar_new(struct arc_filter *out, const struct arc_source_opts *opts,
+		struct arc_stats *stats, struct arc_tar **tarp,
+		struct cm_err *err)
+{
+	struct arc_tar *t = cm_xcalloc(1, sizeof(*t));
+	int rc = 0;
+
+	t->out = out;
+	t->opts = opts;
+	t->stats = stats;
+	t->buf = cm_xmalloc(ARC_READ_SIZE);
+	t->a = archive_write_new();
+	t->links = archive_entry_linkresolver_new();
+	if (!t->a || !t->links)
+		abort(); /* out of memory */
+	t->c_locale = newlocale(LC_ALL_MASK, "C", (locale_t)0);
+	if (archive_write_set_format_pax(t->a) != ARCHIVE_OK) {
+		rc = writer_error(t, "tar", err);
+		goto out;
+	}
+	/* before libarchive 3.5, both forms: better than failing */
+	if (archive_write_set_format_option(t->a, "pax", "xattrheader",
+					    "SCHILY") != ARCHIVE_OK)
+		cm_debug("tar: libarchive writes xattrs in both pax forms");
+	if (archive_write_set_bytes_per_block(t->a, TAR_BLOCK) != ARCHIVE_OK ||
+	    archive_write_set_bytes_in_last_block(t->a, TAR_RECORD) !=
+		    ARCHIVE_OK ||
+	    archive_write_open2(t->a, t, NULL, write_cb, NULL, NULL) !=
+		    ARCHIVE_OK) {
+		rc = writer_error(t, "tar", err);
+		goto out;
+	}
+	archive_entry_linkresolver_set_strategy(t->links,
+						archive_format(t->a));
+	stats->method = ARC_METHOD_TREE;
+out:
+	if (rc) {
+		arc_tar_free(t);
+		t = NULL;
+	}
+	*tarp = t;
+	return rc;
+}
+
+void arc_tar_free(struct arc_tar *t)
+{
+	if (!t)
+		return;
+	if (!t->finished) {
+		/* no end-of-archive after a failure: the chain is aborted */
+		t->discard = true;
+		archive_write_close(t->a);
+	}
+	archive_write_free(t->a);
+	archive_entry_linkresolver_free(t->links);
+	if (t->c_locale)
+		freelocale(t->c_locale);
+	free(t->buf);
+	free(t);
+}
+
+int arc_tar_finish(struct arc_tar *t, struct cm_err *err)
+{
+	int rc;
+
+	if (t->wrc)
+		return writer_error(t, "tar", err);
+	if (archive_write_close(t->a) != ARCHIVE_OK || t->wrc)
+		return writer_error(t, "tar: end of archive", err);
+	t->finished = true;
+	/* all is read: the estimate gives way to the count */
+	t->stats->bytes_total = t->stats->bytes_read;
+	if (t->pending_zeros) {
+		t->stats->bytes_zero += t->pending_zeros;
+		rc = arc_write_zeros(t->out, t->pending_zeros, err);
+		t->pending_zeros = 0;
+		if (rc)
+			return rc;
+	}
+	arc_progress(t->opts, t->stats, true);
+	return 0;
+}
+
+/*
+ * archive_write_header() under the C locale (see the top of the file).
+ * A name stored raw is not a problem: that warning is dropped.
+ */
+static int write_header(struct arc_tar *t, struct archive_entry *e)
+{
+	locale_t old = t->c_locale ? uselocale(t->c_locale) : (locale_t)0;
+	int r;
+
+	r = archive_write_header(t->a, e);
+	if (old)
+		uselocale(old);
+	if (r == ARCHIVE_WARN && archive_error_string(t->a) &&
+	    !strncmp(archive_error_string(t->a), "Can't translate", 15))
+		r = ARCHIVE_OK;
+	return r;
+}
+
+/* Feed n zero bytes to the current entry: holes (which the pax writer
+ * drops) and zero runs of raw images (which write_cb() holds back). */
+static int write_zeros(struct arc_tar *t, uint64_t n, struct cm_err *err)
+{
+	while (n) {
+		size_t chunk = n < sizeof(zeros) ? (size_t)n : sizeof(zeros);
+		la_ssize_t w = archive_write_data(t->a, zeros, chunk);
+
+		if (w < 0 || t->wrc)
+			return writer_error(t, "tar", err);
+		if (w == 0)
+			break; /* past the entry's size */
+		n -= (uint64_t)w;
+	}
+	return 0;
+}
+
+static int write_data(struct arc_tar *t, const void *p, size_t n,
+		      struct cm_err *err)
+{
+	const char *c = p;
+
+	while (n) {
+		la_ssize_t w = archive_write_data(t->a, c, n);
+
+		if (w < 0 || t->wrc)
+			return writer_error(t, "tar", err);
+		if (w == 0)
+			break;
+		c += w;
+		n -= (size_t)w;
+	}
+	return 0;
+}
+
+/* Count a file that failed (errno e) or was read (0); fail after too many
+ * EIO-like failures in a row. */
+static int note_io(struct arc_tar *t, const char *dir, int e,
+		   struct cm_err *err)
+{
+	if (e != EIO && e != ENXIO && e != ENODEV) {
+		if (e == 0)
+			t->io_errors = 0;
+		return 0;
+	}
+	if (++t->io_errors < IO_ERRORS_MAX)
+		return 0;
+	return cm_err_set(err, EIO,
+			  "%s: %u files in a row failed with I/O errors "
+			  "(did the device go away?)",
+			  dir, t->io_errors);
+}
+
+/* --- raw images as tar entries --- */
+
+static int raw_data(void *ctx, const void *p, size_t n, struct cm_err *err)
+{
+	return write_data(ctx, p, n, err);
+}
+
+static int raw_zeros(void *ctx, uint64_t n, struct cm_err *err)
+{
+	return write_zeros(ctx, n, err);
+}
+
+int arc_tar_add_raw(struct arc_tar *t, const char *name, int fd,
+		    uint64_t offset, uint64_t size, struct cm_err *err)
+{
+	const struct arc_raw_out to_tar = {
+		.data = raw_data,
+		.zeros = raw_zeros,
+		.ctx = t,
+	};
+	struct archive_entry *e = archive_entry_new();
+	struct stat st;
+	int rc = 0, r;
+
+	if (!e)
+		abort(); /* out of memory */
+	archive_entry_copy_pathname(e, name);
+	archive_entry_set_filetype(e, AE_IFREG);
+	archive_entry_set_perm(e, 0600);
+	archive_entry_set_size(e, (la_int64_t)size);
+	archive_entry_set_mtime(e, fstat(fd, &st) == 0 && S_ISREG(st.st_mode)
+					   ? st.st_mtime
+					   : time(NULL),
+				0);
+	t->stats->bytes_total += size;
+	r = write_header(t, e);
+	if (r < ARCHIVE_WARN || t->wrc) {
+		rc = writer_error(t, name, err);
+		goto out;
+	}
+	rc = arc_raw_stream(fd, name, offset, size, &to_tar, t->opts, t->stats,
+			    err);
+	if (rc)
+		goto out;
+	if (archive_write_finish_entry(t->a) != ARCHIVE_OK || t->wrc)
+		rc = writer_error(t, name, err);
+out:
+	archive_entry_free(e);
+	return rc;
+}
+
+/* --- trees --- */
+
+/* State of one add_tree() call. */
+struct walk {
+	struct arc_tar *t;
+	struct archive *disk;   /* owned: the disk reader */
+	int rootfd;             /* owned: the directory */
+	const char *dir;        /* as given to the disk reader */
+	size_t dirlen;
+	const char *prefix;
+	struct cm_buf name;     /* the current entry's name in the tar */
+	struct cm_buf rel;      /* its path relative to dir */
+};
+
+static int sys_openat2(int dirfd, const char *path, int flags,
+		       uint64_t resolve)
+{
+	struct open_how how = {
+		.flags = (uint64_t)flags,
+		.resolve = resolve,
+	};
+	int fd = (int)syscall(SYS_openat2, dirfd, path, &how, sizeof(how));
+
+	if (fd < 0 && (errno == ENOSYS || errno == EPERM)) {
+		/* before Linux 5.6, or a seccomp filter: the last component
+		 * is still not followed */
+		fd = openat(dirfd, path, flags | O_NOFOLLOW);
+	}
+	return fd;
+}
+
+/*
+ * Open `rel` below `rootfd`, following no symlinks, whatever its length:
+ * PATH_MAX bounds one call, so longer paths are opened a stretch of
+ * directories at a time. -1 with errno on failure.
+ */
+static int open_beneath(int rootfd, const char *rel, int flags)
+{
+	const uint64_t resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS |
+				 RESOLVE_NO_MAGICLINKS;
+	char part[PATH_MAX];
+	int cur = rootfd, fd, e;
+
+	while (strlen(rel) >= PATH_MAX) {
+		const char *slash = rel + PATH_MAX - 1;
+		int next;
+
+		while (slash > rel && *slash != '/')
+			slash--;
+		if (slash == rel) {
+			errno = ENAMETOOLONG;
+			fd = -1;
+			goto out;
+		}
+		memcpy(part, rel, (size_t)(slash - rel));
+		part[slash - rel] = '\0';
+		next = sys_openat2(cur, part, O_PATH | O_DIRECTORY | O_CLOEXEC,
+				   resolve);
+		if (next < 0) {
+			fd = -1;
+			goto out;
+		}
+		if (cur != rootfd)
+			close(cur);
+		cur = next;
+		rel = slash + 1;
+	}
+	fd = sys_openat2(cur, rel, flags, resolve);
+out:
+	e = errno;
+	if (cur != rootfd)
+		close(cur);
+	errno = e;
+	return fd;
+}
+
+/* Open a regular file for reading, as quietly as we can (no atime). */
+static int open_file(struct walk *w, const char *rel,
+		     struct archive_entry *e)
+{
+	const int flags = O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK;
+	struct stat st;
+	int fd;
+
+	if (cm_fault("arc.tar_open")) {
+		errno = EACCES;
+		return -1;
+	}
+	fd = open_beneath(w->rootfd, rel, flags | O_NOATIME);
+	if (fd < 0 && errno == EPERM)
+		fd = open_beneath(w->rootfd, rel, flags);
+	if (fd < 0)
+		return -1;
+	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) ||
+	    st.st_ino != (ino_t)archive_entry_ino64(e) ||
+	    st.st_dev != (dev_t)archive_entry_dev(e)) {
+		close(fd);
+		errno = ESTALE; /* replaced since it was looked at */
+		return -1;
+	}
+	return fd;
+}
+
+/*
+ * Copy a regular file's data into the current entry, region by region of
+ * its sparse map (the whole file if it has none). A read error is not
+ * fatal: the writer pads the rest with zeros and the file is recorded.
+ */
+static int copy_file(struct walk *w, struct archive_entry *e, int fd,
+		     struct cm_err *err)
+{
+	struct arc_tar *t = w->t;
+	la_int64_t size = archive_entry_size(e), off, len;
+	uint64_t pos = 0;
+	bool sparse = archive_entry_sparse_reset(e) > 0;
+	int rc;
+
+	for (;;) {
+		if (sparse) {
+			if (archive_entry_sparse_next(e, &off, &len) !=
+			    ARCHIVE_OK)
+				break;
+		} else {
+			if (pos > 0 || size == 0)
+				break;
+			off = 0;
+			len = size;
+		}
+		if (off < 0 || len < 0 || (uint64_t)off < pos)
+			break; /* a map we do not understand: pad the rest */
+		rc = write_zeros(t, (uint64_t)off - pos, err);
+		if (rc)
+			return rc;
+		pos = (uint64_t)off;
+		while (pos < (uint64_t)(off + len)) {
+			uint64_t left = (uint64_t)(off + len) - pos;
+			size_t want = left < ARC_READ_SIZE ? (size_t)left
+							   : ARC_READ_SIZE;
+			ssize_t r;
+
+			if (arc_source_cancelled(t->opts))
+				return arc_cancel_error(err);
+			if (cm_fault("arc.tar_read")) {
+				r = -1;
+				errno = EIO;
+			} else {
+				r = pread(fd, t->buf, want, (off_t)pos);
+			}
+			if (r < 0 && errno == EINTR)
+				continue;
+			if (r < 0) {
+				int en = errno;
+
+				arc_stats_skip(t->stats, cm_buf_str(&w->name),
+					       "read error at byte %llu: %s; "
+					       "the rest is stored as zeros",
+					       (unsigned long long)pos,
+					       strerror(en));
+				return note_io(t, w->dir, en, err);
+			}
+			if (r == 0) {
+				arc_stats_skip(t->stats, cm_buf_str(&w->name),
+					       "shrank to %llu bytes while "
+					       "being read; the rest is "
+					       "stored as zeros",
+					       (unsigned long long)pos);
+				return 0;
+			}
+			rc = write_data(t, t->buf, (size_t)r, err);
+			if (rc)
+				return rc;
+			pos += (uint64_t)r;
+			t->stats->bytes_read += (uint64_t)r;
+			arc_progress(t->opts, t->stats, false);
+		}
+	}
+	return note_io(t, w->dir, 0, err);
+}
+
+/* Rename the entry: the walked path's directory part becomes the prefix.
+ * Keeps the path relative to the directory ("" for itself) in w->rel. */
+static void rename_entry(struct walk *w, struct archive_entry *e)
+{
+	const char *path = archive_entry_pathname(e);
+	const char *r = "";
+
+	if (path && strncmp(path, w->dir, w->dirlen) == 0) {
+		r = path + w->dirlen;
+		while (*r == '/')
+			r++;
+	}
+	cm_buf_reset(&w->rel);
+	cm_buf_reset(&w->name);
+	if (cm_buf_puts(&w->rel, r) || cm_buf_puts(&w->name, w->prefix) ||
+	    cm_buf_puts(&w->name, r))
+		abort(); /* out of memory */
+	/* this frees `path` */
+	archive_entry_copy_pathname(e, cm_buf_str(&w->name));
+}
+
+static void count(struct arc_stats *s, struct archive_entry *e)
+{
+	if (archive_entry_hardlink(e)) {
+		s->hardlinks++;
+		return;
+	}
+	switch (archive_entry_filetype(e)) {
+	case AE_IFREG:
+		s->files++;
+		break;
+	case AE_IFDIR:
+		s->dirs++;
+		break;
+	case AE_IFLNK:
+		s->symlinks++;
+		break;
+	default:
+		s->other++;
+		break;
+	}
+}
+
+/*
+ * One walked entry into the tar. `problem` is what the disk reader said
+ * about it (a warning), or NULL. Returns 0 also when the entry is
+ * skipped; errors are the writer's or cancellation.
+ */
+static int add_entry(struct walk *w, struct archive_entry *e,
+		     const char *problem, struct cm_err *err)
+{
+	struct arc_tar *t = w->t;
+	struct archive_entry *spare = NULL;
+	int fd = -1, rc = 0, r;
+
+	rename_entry(w, e);
+	if (archive_entry_filetype(e) == AE_IFSOCK) {
+		arc_stats_skip(t->stats, cm_buf_str(&w->name),
+			       "a socket: tar cannot hold one");
+		return 0;
+	}
+	if (archive_entry_filetype(e) == AE_IFREG) {
+		fd = open_file(w, cm_buf_str(&w->rel), e);
+		if (fd < 0) {
+			int en = errno;
+
+			arc_stats_skip(t->stats, cm_buf_str(&w->name),
+				       "open: %s", strerror(en));
+			return note_io(t, w->dir, en, err);
+		}
+	}
+	if (problem)
+		arc_stats_warn(t->stats, "%s", problem);
+	/* ctime cannot be restored; leave it out of the headers */
+	archive_entry_unset_ctime(e);
+	archive_entry_linkify(t->links, &e, &spare);
+	r = write_header(t, e);
+	if (r == ARCHIVE_FATAL || t->wrc) {
+		rc = writer_error(t, cm_buf_str(&w->name), err);
+		goto out;
+	}
+	if (r == ARCHIVE_FAILED) {
+		arc_stats_skip(t->stats, cm_buf_str(&w->name), "%s",
+			       la_msg(t->a));
+		goto out;
+	}
+	if (r == ARCHIVE_WARN)
+		arc_stats_warn(t->stats, "%s", la_msg(t->a));
+	count(t->stats, e);
+	if (fd >= 0 && !archive_entry_hardlink(e) &&
+	    archive_entry_size(e) > 0) {
+		rc = copy_file(w, e, fd, err);
+		if (rc)
+			goto out;
+	}
+	if (archive_write_finish_entry(t->a) != ARCHIVE_OK || t->wrc)
+		rc = writer_error(t, cm_buf_str(&w->name), err);
+out:
+	if (fd >= 0)
+		close(fd);
+	return rc;
+}
+
+/* Roughly the bytes a walk will read: data of regular files (allocated
+ * blocks for sparse ones), below `fd`, which is consumed. */
+static uint64_t estimate(int fd, dev_t dev, bool one_fs, int depth)
+{
+	DIR *d = fdopendir(fd);
+	struct dirent *de;
+	uint64_t sum = 0;
+
+	if (!d) {
+		close(fd);
+		return 0;
+	}
+	while ((de = readdir(d)) != NULL) {
+		struct stat st;
+		uint64_t alloc;
+
+		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+			continue;
+		if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW))
+			continue;
+		if (S_ISREG(st.st_mode)) {
+			uint64_t size = (uint64_t)st.st_size;
+
+			alloc = (uint64_t)st.st_blocks * 512;
+			sum += alloc < size ? alloc : size;
+		} else if (S_ISDIR(st.st_mode) && depth < ESTIMATE_DEPTH &&
+			   (!one_fs || st.st_dev == dev)) {
+			int sub = openat(dirfd(d), de->d_name,
+					 O_RDONLY | O_DIRECTORY | O_CLOEXEC |
+						 O_NOFOLLOW);
+
+			if (sub >= 0)
+				sum += estimate(sub, dev, one_fs, depth + 1);
+		}
+	}
+	closedir(d);
+	return sum;
+}
+
+int arc_tar_add_tree(struct arc_tar *t, const char *dir, const char *prefix,
+		     struct cm_err *err)
+{
+	struct walk w = { .t = t, .rootfd = -1 };
+	struct archive_entry *e = NULL;
+	char *root = cm_xstrdup(dir);
+	size_t n = strlen(root);
+	struct stat st;
+	int rc = 0, r, flags = 0;
+
+	/* "dir/" walks as "dir": entries are "dir/x", never "dir//x" */
+	while (n > 1 && root[n - 1] == '/')
+		root[--n] = '\0';
+	w.dir = root;
+	w.dirlen = n;
+	w.prefix = prefix ? prefix : "./";
+	cm_buf_init(&w.name, 0);
+	cm_buf_init(&w.rel, 0);
+	if (t->wrc || t->finished) {
+		rc = cm_err_set(err, EINVAL, "tar: already finished or failed");
+		goto out;
+	}
+	w.rootfd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (w.rootfd < 0 || fstat(w.rootfd, &st) != 0) {
+		rc = cm_err_set(err, errno, "%s: %s", dir, strerror(errno));
+		goto out;
+	}
+	if (!t->opts || !t->opts->no_estimate) {
+		int fd = dup(w.rootfd);
+
+		if (fd >= 0)
+			t->stats->bytes_total += estimate(
+				fd, st.st_dev,
+				t->opts && t->opts->one_file_system, 0);
+	}
+	arc_progress(t->opts, t->stats, true);
+
+	w.disk = archive_read_disk_new();
+	e = archive_entry_new();
+	if (!w.disk || !e)
+		abort(); /* out of memory */
+	archive_read_disk_set_symlink_hybrid(w.disk);
+	if (t->opts && t->opts->one_file_system)
+		flags |= ARCHIVE_READDISK_NO_TRAVERSE_MOUNTS;
+	/* no RESTORE_ATIME (it writes), no HONOR_NODUMP (a backup takes
+	 * everything); xattrs, ACLs, file flags and sparse maps are read */
+	archive_read_disk_set_behavior(w.disk, flags);
+	if (archive_read_disk_open(w.disk, root) != ARCHIVE_OK) {
+		rc = cm_err_set(err, EIO, "%s: %s", dir,
+				la_msg(w.disk));
+		goto out;
+	}
+	for (;;) {
+		char problem[512];
+
+		if (arc_source_cancelled(t->opts)) {
+			rc = arc_cancel_error(err);
+			goto out;
+		}
+		r = archive_read_next_header2(w.disk, e);
+		if (r == ARCHIVE_EOF)
+			break;
+		if (r == ARCHIVE_RETRY)
+			continue;
+		if (r == ARCHIVE_FATAL) {
+			rc = cm_err_set(err,
+					archive_errno(w.disk) > 0
+						? archive_errno(w.disk)
+						: EIO,
+					"%s: %s", dir,
+					la_msg(w.disk));
+			goto out;
+		}
+		problem[0] = '\0';
+		if (r != ARCHIVE_OK)
+			snprintf(problem, sizeof(problem), "%s",
+				 la_msg(w.disk));
+		if (r == ARCHIVE_FAILED && !archive_entry_pathname(e)) {
+			/* nothing to archive: an unreadable directory's
+			 * contents, a file that could not be looked at */
+			arc_stats_skip(t->stats, dir, "%s", problem);
+			continue;
+		}
+		archive_read_disk_descend(w.disk);
+		rc = add_entry(&w, e, problem[0] ? problem : NULL, err);
+		if (rc)
+			goto out;
+		arc_progress(t->opts, t->stats, false);
+	}
+	arc_progress(t->opts, t->stats, true);
+out:
+	if (w.disk)
+		archive_read_free(w.disk);
+	archive_entry_free(e);
+	if (w.rootfd >= 0)
+		close(w.rootfd);
+	cm_buf_release(&w.name);
+	cm_buf_release(&w.rel);
+	free(root);
+	return rc;
+}
+
+int arc_source_tree(const char *dir, struct arc_filter *out,
+		    const struct arc_source_opts *opts, struct arc_stats *stats,
+		    struct cm_err *err)
+{
+	struct arc_tar *t;
+	int rc;
+
+	rc = arc_tar_new(out, opts, stats, &t, err);
+	if (rc)
+		return rc;
+	rc = arc_tar_add_tree(t, dir, NULL, err);
+	if (rc == 0)
+		rc = arc_tar_finish(t, err);
+	arc_tar_free(t);
+	return rc;
+}
