@@ -1,0 +1,152 @@
+/*
+ * config.h - the orchestrator's configuration: one JSON file, in the spirit
+ * of the seed's cdk.json, loaded into a `struct orch_config`.
+ *
+ * Every key has a default (orch_config_default() is the embedded default:
+ * one local vault, a local directory store, the state under /var/lib/vaultfs);
+ * a file only overrides what it names. Unknown keys, at any depth, and bad
+ * values are errors that name the key path and the problem:
+ *
+ *   config: compression.level: must be an integer from 1 to 9 for gzip, got 12
+ *   config: unknown key "vualts" (did you mean "vaults"?)
+ *
+ * The reference of every key is docs/config.md; keep the two in step.
+ *
+ * Ownership: a loaded config owns all its strings and arrays; release it with
+ * orch_config_release(). It is immutable once loaded, so any number of
+ * threads may read it without a lock.
+ */
+#ifndef VAULTFS_ORCH_CONFIG_H
+#define VAULTFS_ORCH_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "arc.h"
+#include "err.h"
+
+#define ORCH_DEFAULT_VAULT_NAME "local"
+#define ORCH_DEFAULT_VAULT_PATH "/var/lib/vaultfs/vault"
+#define ORCH_DEFAULT_DESTINATION "/var/lib/vaultfs/store"
+#define ORCH_DEFAULT_STATE_DIR "/var/lib/vaultfs/state"
+
+/* A key/value pair (tags, the security tag). Both strings owned. */
+struct orch_tag {
+	char *key;
+	char *value;
+};
+
+enum orch_vault_type {
+	ORCH_VAULT_LOCAL = 0, /* a directory of images and trees */
+};
+
+struct orch_vault_config {
+	char *name;  /* unique; [A-Za-z0-9._-], not starting with '.' */
+	enum orch_vault_type type;
+	char *path;  /* absolute (relative ones are resolved at load) */
+};
+
+enum orch_dest_kind {
+	ORCH_DEST_LOCAL = 0, /* a directory laid out like a bucket */
+	ORCH_DEST_S3,
+};
+
+enum orch_addressing {
+	ORCH_ADDRESSING_AUTO = 0, /* path-style when an endpoint is set */
+	ORCH_ADDRESSING_PATH,
+	ORCH_ADDRESSING_VIRTUAL,
+};
+
+enum orch_verify {
+	ORCH_VERIFY_ETAG = 0, /* HeadObject: size and ETag */
+	ORCH_VERIFY_FULL,     /* also download and check the sha256 */
+};
+
+struct orch_lifecycle {
+	unsigned glacier;      /* days to GLACIER; 0: no such transition */
+	unsigned deep_archive; /* days to DEEP_ARCHIVE; 0: none */
+	unsigned expiration;   /* days to expiry; 0: never */
+};
+
+struct orch_compression {
+	enum arc_codec codec;
+	int level;        /* resolved: gzip 1-9, zstd 1-19, none 0 */
+	unsigned threads; /* 0: one per online CPU */
+};
+
+struct orch_config {
+	struct orch_vault_config *vaults; /* nvaults entries, owned */
+	size_t nvaults;
+
+	char *destination;      /* as written (or resolved, when local) */
+	enum orch_dest_kind dest_kind;
+	char *bucket;           /* S3: the bucket; local: NULL */
+	char *prefix;           /* S3: key prefix without leading or trailing
+				 * '/', may be ""; local: "" */
+	char *store_dir;        /* local: the absolute directory; S3: NULL */
+
+	char *endpoint;         /* NULL: the AWS endpoint for the region */
+	char *region;           /* NULL: AWS_REGION etc., else us-east-1 */
+	enum orch_addressing addressing;
+	char *expected_bucket_owner; /* 12-digit account id or NULL */
+
+	struct orch_tag *tags;  /* ntags entries, owned */
+	size_t ntags;
+	bool has_security_tag;
+	struct orch_tag security_tag; /* meaningful if has_security_tag */
+
+	bool auto_delete_snapshot;
+	bool auto_start;
+	struct orch_lifecycle lifecycle;
+	char *storage_class;    /* always set; default "STANDARD" */
+	char *sse;              /* NULL, "AES256" or "aws:kms" */
+	char *kms_key_id;       /* NULL or a key id/ARN (implies aws:kms) */
+	struct orch_compression compression;
+	unsigned jobs;          /* recovery points archived at once, >= 1 */
+	unsigned uploads;       /* parts in flight per job, >= 1 */
+	uint64_t part_size;     /* bytes; 0: automatic */
+	char *state_dir;        /* absolute */
+	enum orch_verify verify;
+	unsigned max_attempts;  /* tries per job, >= 1 */
+	char *on_failure;       /* NULL or a shell command */
+	unsigned rescan_seconds; /* periodic vault rescan; 0: inotify only */
+};
+
+/*
+ * The embedded default: vault "local" at ORCH_DEFAULT_VAULT_PATH,
+ * destination ORCH_DEFAULT_DESTINATION, state in ORCH_DEFAULT_STATE_DIR.
+ * No path is checked (the orchestrator creates the default directories).
+ * Release with orch_config_release().
+ */
+void orch_config_default(struct orch_config *cfg);
+
+/*
+ * Load a JSON file over the defaults. Relative paths in it (vault paths, a
+ * local destination, stateDir) are taken relative to the file's directory.
+ * Vault paths must exist and be directories. On failure *cfg is left
+ * released (nothing to free) and err says "config: KEY: problem".
+ */
+int orch_config_load(const char *path, struct orch_config *cfg,
+		     struct cm_err *err);
+
+/* The same from text; relative paths are taken from base_dir (NULL: the
+ * current directory). */
+int orch_config_parse(const char *text, size_t len, const char *base_dir,
+		      struct orch_config *cfg, struct cm_err *err);
+
+/* Free everything the config owns; the struct is zeroed. */
+void orch_config_release(struct orch_config *cfg);
+
+/* The vault named `name`, or NULL. Borrowed from cfg. */
+const struct orch_vault_config *orch_config_vault(const struct orch_config *cfg,
+						  const char *name);
+
+/*
+ * "64MiB", "8M", "1 GiB", "5242880": a byte count with an optional binary
+ * suffix (K, KB, KiB, M, ..., T; all powers of 1024, case-insensitive).
+ * -EINVAL on anything else or on overflow.
+ */
+int orch_parse_size(const char *s, uint64_t *out);
+
+#endif

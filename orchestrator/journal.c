@@ -1,0 +1,894 @@
+/*
+ * journal.c - one JSON file per job, replaced atomically (see journal.h).
+ *
+ * The file (version 1):
+ *
+ *   { "version": 1, "id": "20261126T204516.123Z-3f9a1c0b",
+ *     "vault": "local",
+ *     "recoveryPoint": { "path": "/v/disk.img", "resourceId": "local:..." },
+ *     "state": "archiving", "attempts": 1,
+ *     "times": { "queued": "2026-11-26T20:45:16Z", ... },
+ *     "progress": { "bytesRead": 0, "bytesTotal": 0, "bytesWritten": 0 },
+ *     "result": { "url": ..., "size": ..., "etag": ..., "sha256": ... },
+ *     "lastError": "...",
+ *     "resources": [ { "kind": "loop", "status": "created",
+ *                      "changed": "...", "device": "/dev/loop3",
+ *                      "backingFile": "/v/disk.img" }, ... ] }
+ *
+ * "result" and "lastError" are present only when set, and so are the
+ * identifiers of a resource. A file is accepted only whole and well formed:
+ * anything else is "corrupt".
+ */
+#include "journal.h"
+#include "fault.h"
+#include "json.h"
+#include "log.h"
+#include "mem.h"
+#include "timeutil.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define JOURNAL_VERSION 1
+#define JOBS_DIR "jobs"
+#define LOCK_NAME "lock"
+#define TMP_SUFFIX ".json.tmp"
+
+struct orch_journal {
+	char *state_dir;  /* owned */
+	char *jobs_dir;   /* owned: STATEDIR/jobs */
+	int lock_fd;      /* holds the flock */
+	int dir_fd;       /* STATEDIR/jobs, for openat/renameat/fsync */
+};
+
+static const char *const state_names[ORCH_JOB_NSTATES] = {
+	"queued", "restoring", "archiving", "verifying", "cleaning",
+	"succeeded", "failed", "cancelled",
+};
+static const char *const kind_names[ORCH_RES_NKINDS] = {
+	"loop", "mount", "upload", "tempdir",
+};
+static const char *const status_names[] = {
+	"intended", "created", "released",
+};
+
+/* The identifier fields, in one table for saving, loading and copying. */
+struct id_field {
+	const char *json;
+	size_t res_off;  /* char * in struct orch_resource */
+	size_t ids_off;  /* const char * in struct orch_res_ids */
+};
+
+#define ID_FIELD(json, name)                                              \
+	{ json, offsetof(struct orch_resource, name),                     \
+	  offsetof(struct orch_res_ids, name) }
+
+static const struct id_field id_fields[] = {
+	ID_FIELD("device", device),
+	ID_FIELD("backingFile", backing_file),
+	ID_FIELD("mountPoint", mount_point),
+	ID_FIELD("bucket", bucket),
+	ID_FIELD("key", key),
+	ID_FIELD("uploadId", upload_id),
+	ID_FIELD("dir", dir),
+};
+#define NID_FIELDS (sizeof(id_fields) / sizeof(id_fields[0]))
+
+static char **res_field(struct orch_resource *r, const struct id_field *f)
+{
+	return (char **)((char *)r + f->res_off);
+}
+
+static const char *ids_field(const struct orch_res_ids *ids,
+			     const struct id_field *f)
+{
+	return *(const char *const *)((const char *)ids + f->ids_off);
+}
+
+/* ---- names ------------------------------------------------------------- */
+
+const char *orch_job_state_name(enum orch_job_state s)
+{
+	return (unsigned)s < ORCH_JOB_NSTATES ? state_names[s] : "unknown";
+}
+
+int orch_job_state_parse(const char *name, enum orch_job_state *out)
+{
+	for (int i = 0; i < ORCH_JOB_NSTATES; i++) {
+		if (name && strcmp(name, state_names[i]) == 0) {
+			*out = (enum orch_job_state)i;
+			return 0;
+		}
+	}
+	return -EINVAL;
+}
+
+bool orch_job_state_final(enum orch_job_state s)
+{
+	return s == ORCH_JOB_SUCCEEDED || s == ORCH_JOB_FAILED ||
+	       s == ORCH_JOB_CANCELLED;
+}
+
+const char *orch_res_kind_name(enum orch_res_kind k)
+{
+	return (unsigned)k < ORCH_RES_NKINDS ? kind_names[k] : "unknown";
+}
+
+const char *orch_res_status_name(enum orch_res_status s)
+{
+	return (unsigned)s <= ORCH_RES_RELEASED ? status_names[s] : "unknown";
+}
+
+static int lookup(const char *const *names, int n, const char *name)
+{
+	for (int i = 0; i < n; i++)
+		if (name && strcmp(name, names[i]) == 0)
+			return i;
+	return -1;
+}
+
+/* ---- jobs in memory ---------------------------------------------------- */
+
+static void set_str(char **dst, const char *v)
+{
+	free(*dst);
+	*dst = v ? cm_xstrdup(v) : NULL;
+}
+
+static struct orch_job *job_alloc(void)
+{
+	return cm_xcalloc(1, sizeof(struct orch_job));
+}
+
+struct orch_job *orch_job_new(const char *vault, const char *rp_path,
+			      const char *resource_id)
+{
+	struct orch_job *job = job_alloc();
+
+	orch_job_id_new(job->id);
+	job->vault = cm_xstrdup(vault);
+	job->rp_path = cm_xstrdup(rp_path);
+	job->resource_id = cm_xstrdup(resource_id);
+	orch_job_set_state(job, ORCH_JOB_QUEUED);
+	return job;
+}
+
+static void res_release(struct orch_resource *r)
+{
+	for (size_t f = 0; f < NID_FIELDS; f++)
+		free(*res_field(r, &id_fields[f]));
+}
+
+void orch_job_free(struct orch_job *job)
+{
+	if (!job)
+		return;
+	for (size_t i = 0; i < job->nres; i++)
+		res_release(&job->res[i]);
+	free(job->res);
+	free(job->vault);
+	free(job->rp_path);
+	free(job->resource_id);
+	free(job->result_url);
+	free(job->result_etag);
+	free(job->result_sha256);
+	free(job->last_error);
+	free(job);
+}
+
+void orch_job_set_state(struct orch_job *job, enum orch_job_state s)
+{
+	job->state = s;
+	job->times[s] = time(NULL);
+}
+
+void orch_job_set_error(struct orch_job *job, const char *msg)
+{
+	set_str(&job->last_error, msg);
+}
+
+void orch_job_set_result(struct orch_job *job, const char *url,
+			 uint64_t size, const char *etag, const char *sha256)
+{
+	set_str(&job->result_url, url);
+	job->result_size = size;
+	set_str(&job->result_etag, etag);
+	set_str(&job->result_sha256, sha256);
+}
+
+bool orch_job_holds_resources(const struct orch_job *job)
+{
+	for (size_t i = 0; i < job->nres; i++)
+		if (job->res[i].status != ORCH_RES_RELEASED)
+			return true;
+	return false;
+}
+
+static struct orch_resource *res_append(struct orch_job *job)
+{
+	struct orch_resource *r;
+
+	if (job->nres == job->res_cap) {
+		job->res_cap = job->res_cap ? job->res_cap * 2 : 4;
+		job->res = cm_xrealloc(job->res,
+				       job->res_cap * sizeof(*job->res));
+	}
+	r = &job->res[job->nres++];
+	memset(r, 0, sizeof(*r));
+	return r;
+}
+
+/* ---- to and from JSON -------------------------------------------------- */
+
+static void add_time(struct cm_json *obj, const char *key, time_t t)
+{
+	char buf[32];
+
+	cm_time_iso8601(t, buf, sizeof(buf));
+	cm_json_add_str(obj, key, buf);
+}
+
+static char *job_to_text(const struct orch_job *job)
+{
+	struct cm_json *root = cm_json_new_object();
+	struct cm_json *o, *arr;
+	char *text;
+
+	cm_json_add_num(root, "version", JOURNAL_VERSION);
+	cm_json_add_str(root, "id", job->id);
+	cm_json_add_str(root, "vault", job->vault);
+	o = cm_json_add_object(root, "recoveryPoint");
+	cm_json_add_str(o, "path", job->rp_path);
+	cm_json_add_str(o, "resourceId", job->resource_id);
+	cm_json_add_str(root, "state", orch_job_state_name(job->state));
+	cm_json_add_u64(root, "attempts", job->attempts);
+	o = cm_json_add_object(root, "times");
+	for (int s = 0; s < ORCH_JOB_NSTATES; s++)
+		if (job->times[s])
+			add_time(o, state_names[s], job->times[s]);
+	o = cm_json_add_object(root, "progress");
+	cm_json_add_u64(o, "bytesRead", job->bytes_read);
+	cm_json_add_u64(o, "bytesTotal", job->bytes_total);
+	cm_json_add_u64(o, "bytesWritten", job->bytes_written);
+	if (job->result_url) {
+		o = cm_json_add_object(root, "result");
+		cm_json_add_str(o, "url", job->result_url);
+		cm_json_add_u64(o, "size", job->result_size);
+		if (job->result_etag)
+			cm_json_add_str(o, "etag", job->result_etag);
+		if (job->result_sha256)
+			cm_json_add_str(o, "sha256", job->result_sha256);
+	}
+	if (job->last_error)
+		cm_json_add_str(root, "lastError", job->last_error);
+	arr = cm_json_add_array(root, "resources");
+	for (size_t i = 0; i < job->nres; i++) {
+		struct orch_resource *r = &job->res[i];
+
+		o = cm_json_new_object();
+		cm_json_add_str(o, "kind", orch_res_kind_name(r->kind));
+		cm_json_add_str(o, "status", orch_res_status_name(r->status));
+		add_time(o, "changed", r->changed);
+		for (size_t f = 0; f < NID_FIELDS; f++) {
+			char *v = *res_field(r, &id_fields[f]);
+
+			if (v)
+				cm_json_add_str(o, id_fields[f].json, v);
+		}
+		cm_json_add(arr, NULL, o);
+	}
+	text = cm_json_print(root);
+	cm_json_free(root);
+	return text;
+}
+
+/* A reason for rejecting a file, into why (returns -EINVAL). */
+static int reject(char *why, size_t n, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static int reject(char *why, size_t n, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(why, n, fmt, ap);
+	va_end(ap);
+	return -EINVAL;
+}
+
+static bool get_u64(const struct cm_json *obj, const char *key, bool required,
+		    uint64_t *out)
+{
+	struct cm_json *j = cm_json_get(obj, key);
+	double v;
+
+	if (!j)
+		return !required;
+	if (cm_json_type(j) != CM_JSON_NUMBER)
+		return false;
+	v = cm_json_num(j);
+	if (v < 0 || v > 9007199254740992.0 || v != (double)(uint64_t)v)
+		return false;
+	*out = (uint64_t)v;
+	return true;
+}
+
+/* An optional string member: absent is fine, another type is not. */
+static bool get_opt_str(const struct cm_json *obj, const char *key,
+			char **dst)
+{
+	struct cm_json *j = cm_json_get(obj, key);
+
+	if (!j)
+		return true;
+	if (cm_json_type(j) != CM_JSON_STRING)
+		return false;
+	set_str(dst, cm_json_str(j));
+	return true;
+}
+
+static bool get_time(const struct cm_json *obj, const char *key,
+		     time_t *out)
+{
+	struct cm_json *j = cm_json_get(obj, key);
+
+	if (!j)
+		return true;
+	return cm_json_str(j) &&
+	       cm_time_parse_iso8601(cm_json_str(j), out) == 0;
+}
+
+static int res_from_json(const struct cm_json *o, struct orch_job *job,
+			 size_t i, char *why, size_t n)
+{
+	struct orch_resource *r;
+	int kind, status;
+
+	if (cm_json_type(o) != CM_JSON_OBJECT)
+		return reject(why, n, "resources[%zu]: not an object", i);
+	kind = lookup(kind_names, ORCH_RES_NKINDS, cm_json_get_str(o, "kind"));
+	status = lookup(status_names, 3, cm_json_get_str(o, "status"));
+	if (kind < 0)
+		return reject(why, n, "resources[%zu].kind: unknown", i);
+	if (status < 0)
+		return reject(why, n, "resources[%zu].status: unknown", i);
+	r = res_append(job);
+	r->kind = (enum orch_res_kind)kind;
+	r->status = (enum orch_res_status)status;
+	if (!get_time(o, "changed", &r->changed))
+		return reject(why, n, "resources[%zu].changed: bad time", i);
+	for (size_t f = 0; f < NID_FIELDS; f++)
+		if (!get_opt_str(o, id_fields[f].json,
+				 res_field(r, &id_fields[f])))
+			return reject(why, n, "resources[%zu].%s: not a "
+				      "string", i, id_fields[f].json);
+	return 0;
+}
+
+static int job_from_json(const struct cm_json *root, const char *want_id,
+			 struct orch_job **out, char *why, size_t n)
+{
+	struct orch_job *job = job_alloc();
+	struct cm_json *rp, *times, *prog, *result, *arr;
+	const char *s;
+	uint64_t v = 0;
+	int st, rc = -EINVAL;
+	size_t i = 0;
+
+	if (cm_json_type(root) != CM_JSON_OBJECT) {
+		reject(why, n, "not an object");
+		goto out;
+	}
+	if (!get_u64(root, "version", true, &v) || v != JOURNAL_VERSION) {
+		reject(why, n, "version: not %d", JOURNAL_VERSION);
+		goto out;
+	}
+	s = cm_json_get_str(root, "id");
+	if (!orch_job_id_valid(s) || strcmp(s, want_id) != 0) {
+		reject(why, n, "id: does not match the file name");
+		goto out;
+	}
+	memcpy(job->id, s, ORCH_JOB_ID_SIZE);
+	rp = cm_json_get(root, "recoveryPoint");
+	if (!cm_json_get_str(root, "vault") || !cm_json_get_str(rp, "path") ||
+	    !cm_json_get_str(rp, "resourceId")) {
+		reject(why, n, "vault or recoveryPoint missing");
+		goto out;
+	}
+	job->vault = cm_xstrdup(cm_json_get_str(root, "vault"));
+	job->rp_path = cm_xstrdup(cm_json_get_str(rp, "path"));
+	job->resource_id = cm_xstrdup(cm_json_get_str(rp, "resourceId"));
+	st = lookup(state_names, ORCH_JOB_NSTATES,
+		    cm_json_get_str(root, "state"));
+	if (st < 0) {
+		reject(why, n, "state: unknown");
+		goto out;
+	}
+	job->state = (enum orch_job_state)st;
+	if (!get_u64(root, "attempts", true, &v) || v > 1000000) {
+		reject(why, n, "attempts: not a count");
+		goto out;
+	}
+	job->attempts = (unsigned)v;
+	times = cm_json_get(root, "times");
+	if (times && cm_json_type(times) != CM_JSON_OBJECT) {
+		reject(why, n, "times: not an object");
+		goto out;
+	}
+	for (int k = 0; k < ORCH_JOB_NSTATES; k++) {
+		if (!get_time(times, state_names[k], &job->times[k])) {
+			reject(why, n, "times.%s: bad time", state_names[k]);
+			goto out;
+		}
+	}
+	prog = cm_json_get(root, "progress");
+	if (!get_u64(prog, "bytesRead", false, &job->bytes_read) ||
+	    !get_u64(prog, "bytesTotal", false, &job->bytes_total) ||
+	    !get_u64(prog, "bytesWritten", false, &job->bytes_written)) {
+		reject(why, n, "progress: bad counts");
+		goto out;
+	}
+	result = cm_json_get(root, "result");
+	if (result) {
+		if (!cm_json_get_str(result, "url") ||
+		    !get_opt_str(result, "url", &job->result_url) ||
+		    !get_u64(result, "size", false, &job->result_size) ||
+		    !get_opt_str(result, "etag", &job->result_etag) ||
+		    !get_opt_str(result, "sha256", &job->result_sha256)) {
+			reject(why, n, "result: malformed");
+			goto out;
+		}
+	}
+	if (!get_opt_str(root, "lastError", &job->last_error)) {
+		reject(why, n, "lastError: not a string");
+		goto out;
+	}
+	arr = cm_json_get(root, "resources");
+	if (arr && cm_json_type(arr) != CM_JSON_ARRAY) {
+		reject(why, n, "resources: not an array");
+		goto out;
+	}
+	for (struct cm_json *o = cm_json_first(arr); o;
+	     o = cm_json_next(o), i++) {
+		rc = res_from_json(o, job, i, why, n);
+		if (rc)
+			goto out;
+	}
+	rc = 0;
+	*out = job;
+	job = NULL;
+out:
+	orch_job_free(job);
+	return rc;
+}
+
+/* ---- files ------------------------------------------------------------- */
+
+static int write_all(int fd, const char *p, size_t n)
+{
+	while (n > 0) {
+		ssize_t w = write(fd, p, n);
+
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0)
+			return -errno;
+		p += w;
+		n -= (size_t)w;
+	}
+	return 0;
+}
+
+int orch_journal_save(struct orch_journal *j, const struct orch_job *job,
+		      struct cm_err *err)
+{
+	char tmp[ORCH_JOB_ID_SIZE + sizeof(TMP_SUFFIX)];
+	char final[ORCH_JOB_ID_SIZE + sizeof(".json")];
+	char *text = job_to_text(job);
+	size_t len = strlen(text);
+	const char *step = "write";
+	int fd, rc;
+
+	snprintf(tmp, sizeof(tmp), "%s%s", job->id, TMP_SUFFIX);
+	snprintf(final, sizeof(final), "%s.json", job->id);
+	fd = openat(j->dir_fd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
+		    0644);
+	if (fd < 0) {
+		rc = -errno;
+		step = "create";
+		goto fail;
+	}
+	if (cm_fault("journal.write")) {
+		/* a short write then an error, as on a full disk */
+		rc = write_all(fd, text, len / 2);
+		if (!rc)
+			rc = -EIO;
+	} else {
+		rc = write_all(fd, text, len);
+	}
+	if (!rc && (cm_fault("journal.fsync") ? (errno = EIO, 1)
+					      : fsync(fd) < 0)) {
+		rc = -errno;
+		step = "fsync";
+	}
+	if (close(fd) < 0 && !rc) {
+		rc = -errno;
+		step = "close";
+	}
+	if (rc)
+		goto fail;
+	if (cm_fault("journal.rename") ? (errno = EIO, 1)
+				       : renameat(j->dir_fd, tmp, j->dir_fd,
+						  final) < 0) {
+		rc = -errno;
+		step = "rename";
+		goto fail;
+	}
+	if (cm_fault("journal.fsync_dir") ? (errno = EIO, 1)
+					  : fsync(j->dir_fd) < 0) {
+		rc = cm_err_set(err, errno, "journal: %s/%s: fsync of the "
+				"directory: %s", j->jobs_dir, final,
+				strerror(errno));
+		goto out;
+	}
+	rc = 0;
+	goto out;
+fail:
+	if (fd >= 0)
+		unlinkat(j->dir_fd, tmp, 0);
+	rc = cm_err_set(err, rc, "journal: %s/%s: %s: %s", j->jobs_dir, tmp,
+			step, strerror(-rc));
+out:
+	free(text);
+	return rc;
+}
+
+/* mkdir -p, 0755. */
+static int make_dirs(const char *path, struct cm_err *err)
+{
+	char *p = cm_xstrdup(path);
+	int rc = 0;
+
+	for (char *s = p + 1;; s++) {
+		char c = *s;
+
+		if (c != '/' && c != '\0')
+			continue;
+		*s = '\0';
+		if (mkdir(p, 0755) < 0 && errno != EEXIST) {
+			rc = cm_err_set(err, errno, "journal: mkdir %s: %s", p,
+					strerror(errno));
+			break;
+		}
+		*s = c;
+		if (!c)
+			break;
+	}
+	free(p);
+	return rc;
+}
+
+static bool has_suffix(const char *s, const char *suffix)
+{
+	size_t n = strlen(s), m = strlen(suffix);
+
+	return n >= m && strcmp(s + n - m, suffix) == 0;
+}
+
+static void remove_leftovers(struct orch_journal *j)
+{
+	DIR *d = opendir(j->jobs_dir);
+	struct dirent *e;
+
+	if (!d)
+		return;
+	while ((e = readdir(d))) {
+		if (!has_suffix(e->d_name, TMP_SUFFIX))
+			continue;
+		cm_info("journal: removing %s/%s left by an interrupted save",
+			j->jobs_dir, e->d_name);
+		unlinkat(j->dir_fd, e->d_name, 0);
+	}
+	closedir(d);
+	fsync(j->dir_fd);
+}
+
+static void read_holder(int fd, char *pid, size_t n)
+{
+	ssize_t got = pread(fd, pid, n - 1, 0);
+
+	if (got <= 0) {
+		snprintf(pid, n, "unknown");
+		return;
+	}
+	pid[got] = '\0';
+	pid[strcspn(pid, "\n")] = '\0';
+	for (char *c = pid; *c; c++)
+		if (*c < '0' || *c > '9') {
+			snprintf(pid, n, "unknown");
+			return;
+		}
+}
+
+int orch_journal_open(const char *state_dir, struct orch_journal **out,
+		      struct cm_err *err)
+{
+	struct orch_journal *j = cm_xcalloc(1, sizeof(*j));
+	char *lock_path = cm_xasprintf("%s/%s", state_dir, LOCK_NAME);
+	char pid[32];
+	int rc;
+
+	j->lock_fd = j->dir_fd = -1;
+	j->state_dir = cm_xstrdup(state_dir);
+	j->jobs_dir = cm_xasprintf("%s/%s", state_dir, JOBS_DIR);
+	rc = make_dirs(j->jobs_dir, err);
+	if (rc)
+		goto out;
+	j->lock_fd = open(lock_path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+	if (j->lock_fd < 0) {
+		rc = cm_err_set(err, errno, "journal: %s: %s", lock_path,
+				strerror(errno));
+		goto out;
+	}
+	if (flock(j->lock_fd, LOCK_EX | LOCK_NB) < 0) {
+		if (errno != EWOULDBLOCK) {
+			rc = cm_err_set(err, errno, "journal: flock %s: %s",
+					lock_path, strerror(errno));
+			goto out;
+		}
+		read_holder(j->lock_fd, pid, sizeof(pid));
+		rc = cm_err_set(err, EBUSY, "another vaultfs (pid %s) holds "
+				"%s", pid, lock_path);
+		goto out;
+	}
+	snprintf(pid, sizeof(pid), "%ld\n", (long)getpid());
+	if (ftruncate(j->lock_fd, 0) < 0 ||
+	    pwrite(j->lock_fd, pid, strlen(pid), 0) < 0)
+		cm_warn("journal: %s: cannot record the pid: %s", lock_path,
+			strerror(errno));
+	j->dir_fd = open(j->jobs_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (j->dir_fd < 0) {
+		rc = cm_err_set(err, errno, "journal: %s: %s", j->jobs_dir,
+				strerror(errno));
+		goto out;
+	}
+	remove_leftovers(j);
+	*out = j;
+	j = NULL;
+out:
+	orch_journal_close(j);
+	free(lock_path);
+	return rc;
+}
+
+void orch_journal_close(struct orch_journal *j)
+{
+	if (!j)
+		return;
+	if (j->dir_fd >= 0)
+		close(j->dir_fd);
+	if (j->lock_fd >= 0)
+		close(j->lock_fd); /* releases the flock */
+	free(j->state_dir);
+	free(j->jobs_dir);
+	free(j);
+}
+
+/* ---- loading ----------------------------------------------------------- */
+
+static int by_id(const void *a, const void *b)
+{
+	const struct orch_job *x = *(struct orch_job *const *)a;
+	const struct orch_job *y = *(struct orch_job *const *)b;
+
+	return strcmp(x->id, y->id);
+}
+
+static void list_push(struct orch_job_list *l, size_t *cap,
+		      struct orch_job *job)
+{
+	if (l->n == *cap) {
+		*cap = *cap ? *cap * 2 : 16;
+		l->jobs = cm_xrealloc(l->jobs, *cap * sizeof(*l->jobs));
+	}
+	l->jobs[l->n++] = job;
+}
+
+/* Load one NAME.json; -EINVAL (why set) when it is corrupt. */
+static int load_one(const char *dir, const char *name, struct orch_job **out,
+		    char *why, size_t n)
+{
+	char id[ORCH_JOB_ID_SIZE];
+	char *path = cm_xasprintf("%s/%s", dir, name);
+	struct cm_json *root = NULL;
+	struct cm_err e;
+	size_t idlen = strlen(name) - strlen(".json");
+	int rc;
+
+	cm_err_clear(&e);
+	if (idlen != ORCH_JOB_ID_LEN) {
+		rc = reject(why, n, "not named after a job id");
+		goto out;
+	}
+	memcpy(id, name, idlen);
+	id[idlen] = '\0';
+	rc = cm_json_parse_file(path, &root, &e);
+	if (rc) {
+		size_t plen = strlen(path);
+
+		if (rc != -EINVAL) /* unreadable, not corrupt */
+			rc = -EIO;
+		/* the message starts with the path, which the caller says */
+		reject(why, n, "%s", strncmp(e.msg, path, plen) == 0 &&
+				     e.msg[plen] == ':' ? e.msg + plen + 2
+							: e.msg);
+		goto out;
+	}
+	rc = job_from_json(root, id, out, why, n);
+out:
+	cm_json_free(root);
+	free(path);
+	return rc;
+}
+
+static int load_dir(const char *dir, int dir_fd, unsigned flags,
+		    struct orch_job_list *out, struct cm_err *err)
+{
+	DIR *d = opendir(dir);
+	struct dirent *e;
+	size_t cap = 0;
+	bool moved = false;
+
+	memset(out, 0, sizeof(*out));
+	if (!d && errno == ENOENT)
+		return 0; /* no job yet */
+	if (!d)
+		return cm_err_set(err, errno, "journal: %s: %s", dir,
+				  strerror(errno));
+	while ((e = readdir(d))) {
+		struct orch_job *job = NULL;
+		char why[256], aside[NAME_MAX + 16];
+		int rc;
+
+		if (e->d_name[0] == '.' || !has_suffix(e->d_name, ".json"))
+			continue;
+		rc = load_one(dir, e->d_name, &job, why, sizeof(why));
+		if (rc == -EIO) {
+			cm_warn("journal: %s/%s: %s (skipped)", dir, e->d_name,
+				why);
+			continue;
+		}
+		if (rc) {
+			out->ncorrupt++;
+			if (dir_fd < 0) {
+				cm_warn("journal: %s/%s is corrupt: %s", dir,
+					e->d_name, why);
+				continue;
+			}
+			snprintf(aside, sizeof(aside), "%s.corrupt",
+				 e->d_name);
+			if (renameat(dir_fd, e->d_name, dir_fd, aside) < 0)
+				cm_warn("journal: %s/%s is corrupt (%s) and "
+					"cannot be moved aside: %s", dir,
+					e->d_name, why, strerror(errno));
+			else
+				cm_warn("journal: %s/%s is corrupt (%s): "
+					"moved aside to %s", dir, e->d_name,
+					why, aside);
+			moved = true;
+			continue;
+		}
+		if (!(flags & ORCH_LOAD_ALL) &&
+		    orch_job_state_final(job->state) &&
+		    !orch_job_holds_resources(job)) {
+			orch_job_free(job);
+			continue;
+		}
+		list_push(out, &cap, job);
+	}
+	closedir(d);
+	if (moved)
+		fsync(dir_fd);
+	if (out->n > 1)
+		qsort(out->jobs, out->n, sizeof(*out->jobs), by_id);
+	return 0;
+}
+
+int orch_journal_load_all(struct orch_journal *j, unsigned flags,
+			  struct orch_job_list *out, struct cm_err *err)
+{
+	return load_dir(j->jobs_dir, j->dir_fd, flags, out, err);
+}
+
+int orch_journal_read(const char *state_dir, unsigned flags,
+		      struct orch_job_list *out, struct cm_err *err)
+{
+	char *dir = cm_xasprintf("%s/%s", state_dir, JOBS_DIR);
+	int rc = load_dir(dir, -1, flags, out, err);
+
+	free(dir);
+	return rc;
+}
+
+void orch_job_list_release(struct orch_job_list *list)
+{
+	if (!list)
+		return;
+	for (size_t i = 0; i < list->n; i++)
+		orch_job_free(list->jobs[i]);
+	free(list->jobs);
+	memset(list, 0, sizeof(*list));
+}
+
+/* ---- resources --------------------------------------------------------- */
+
+static void take_ids(struct orch_resource *r, const struct orch_res_ids *ids)
+{
+	if (!ids)
+		return;
+	for (size_t f = 0; f < NID_FIELDS; f++) {
+		const char *v = ids_field(ids, &id_fields[f]);
+
+		if (v)
+			set_str(res_field(r, &id_fields[f]), v);
+	}
+}
+
+int orch_journal_res_add(struct orch_journal *j, struct orch_job *job,
+			 enum orch_res_kind kind,
+			 const struct orch_res_ids *ids, size_t *idx,
+			 struct cm_err *err)
+{
+	struct orch_resource *r = res_append(job);
+	int rc;
+
+	r->kind = kind;
+	r->status = ORCH_RES_INTENDED;
+	r->changed = time(NULL);
+	take_ids(r, ids);
+	rc = orch_journal_save(j, job, err);
+	if (rc) {
+		res_release(&job->res[--job->nres]);
+		return rc;
+	}
+	*idx = job->nres - 1;
+	return 0;
+}
+
+static int res_mark(struct orch_journal *j, struct orch_job *job, size_t idx,
+		    enum orch_res_status status,
+		    const struct orch_res_ids *learned, struct cm_err *err)
+{
+	struct orch_resource *r;
+
+	if (idx >= job->nres)
+		abort(); /* a broken invariant: no such resource */
+	r = &job->res[idx];
+	r->status = status;
+	r->changed = time(NULL);
+	take_ids(r, learned);
+	return orch_journal_save(j, job, err);
+}
+
+int orch_journal_res_created(struct orch_journal *j, struct orch_job *job,
+			     size_t idx, const struct orch_res_ids *learned,
+			     struct cm_err *err)
+{
+	return res_mark(j, job, idx, ORCH_RES_CREATED, learned, err);
+}
+
+int orch_journal_res_released(struct orch_journal *j, struct orch_job *job,
+			      size_t idx, struct cm_err *err)
+{
+	return res_mark(j, job, idx, ORCH_RES_RELEASED, NULL, err);
+}
