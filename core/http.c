@@ -251,6 +251,8 @@ int cm_http_perform(struct cm_http *h, const struct cm_http_request *req,
 	h->errbuf[0] = '\0';
 	curl_easy_setopt(h->curl, CURLOPT_URL, req->url);
 	curl_easy_setopt(h->curl, CURLOPT_NOSIGNAL, 1L);
+	/* keys like "a/../b" are names in S3, not paths to tidy */
+	curl_easy_setopt(h->curl, CURLOPT_PATH_AS_IS, 1L);
 	curl_easy_setopt(h->curl, CURLOPT_ERRORBUFFER, h->errbuf);
 	curl_easy_setopt(h->curl, CURLOPT_CONNECTTIMEOUT_MS,
 			 h->opts.connect_timeout_ms);

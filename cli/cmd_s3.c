@@ -1,0 +1,667 @@
+/*
+ * cmd_s3.c - `vaultfs s3 cp|ls|rm|mb`: S3 object commands, a thin shell
+ * around core/s3.h and core/s3_upload.h.
+ *
+ *   cp SRC DEST   upload (a file or `-` to s3://bucket/key) through the
+ *                 streaming multipart uploader, or download (s3://bucket/key
+ *                 to a file or `-`) through GetObject
+ *   ls [s3://bucket[/prefix]]   listing in the shape of `aws s3 ls`
+ *   rm s3://bucket/key          DeleteObject
+ *   mb s3://bucket              CreateBucket
+ *
+ * Every subcommand parses the same option table with getopt_long: the S3
+ * options shared with other commands (s3opts.h) plus --recursive, --quiet
+ * and --help; options that mean nothing to a subcommand are accepted and
+ * ignored. Failures print as "vaultfs: s3: MESSAGE" and exit 1; usage
+ * errors exit 2.
+ *
+ * A download into a regular file goes to a temporary file next to it,
+ * renamed into place only once every byte arrived; a download into
+ * anything else (a device, a pipe, stdout) writes straight to it.
+ */
+#include "commands.h"
+#include "progress.h"
+#include "s3opts.h"
+
+#include "err.h"
+#include "mem.h"
+#include "s3.h"
+#include "s3_upload.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <libgen.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+struct s3_cli {
+	struct vf_s3_cli s3; /* client and upload options (s3opts.h) */
+	bool quiet;
+	bool recursive;
+};
+
+enum {
+	OPT_RECURSIVE = 256,
+};
+
+static const struct option long_opts[] = {
+    VF_S3_LONG_OPTIONS,
+    {"recursive", no_argument, NULL, OPT_RECURSIVE},
+    {"quiet", no_argument, NULL, 'q'},
+    {"help", no_argument, NULL, 'h'},
+    {NULL, 0, NULL, 0},
+};
+
+static const char common_help[] =
+    "  -q, --quiet               no progress bar and no status lines\n"
+    "  -h, --help                this help\n";
+
+static void usage_cp(FILE *f)
+{
+	fprintf(f,
+		"usage: vaultfs s3 cp [OPTIONS] SRC DEST\n\n"
+		"Copy between a local file (or - for stdin/stdout) and an S3 "
+		"object.\nSRC and DEST are each a path, -, or s3://bucket/key; "
+		"exactly one is s3://.\nA DEST key ending in / takes the "
+		"source's file name. Uploading a regular\nfile, its size is "
+		"the expected size.\n\n%s\n%s%s",
+		vf_s3_upload_help, vf_s3_client_help, common_help);
+}
+
+static void usage_ls(FILE *f)
+{
+	fprintf(f,
+		"usage: vaultfs s3 ls [OPTIONS] [s3://bucket[/prefix]]\n\n"
+		"List buckets, or the objects and common prefixes (PRE) under "
+		"a prefix,\nin the shape of `aws s3 ls`.\n\n"
+		"  --recursive               every key under the prefix, no "
+		"PRE grouping\n\n%s%s",
+		vf_s3_client_help, common_help);
+}
+
+static void usage_rm(FILE *f)
+{
+	fprintf(f,
+		"usage: vaultfs s3 rm [OPTIONS] s3://bucket/key\n\n"
+		"Delete one object.\n\n%s%s",
+		vf_s3_client_help, common_help);
+}
+
+static void usage_mb(FILE *f)
+{
+	fprintf(f,
+		"usage: vaultfs s3 mb [OPTIONS] s3://bucket\n\n"
+		"Create a bucket (in the client's region).\n\n%s%s",
+		vf_s3_client_help, common_help);
+}
+
+static void usage(FILE *f)
+{
+	fprintf(f, "usage: vaultfs s3 COMMAND [OPTIONS] ARGS...\n\n"
+		   "commands:\n"
+		   "  cp SRC DEST                   upload or download one "
+		   "object\n"
+		   "  ls [s3://bucket[/prefix]]     list buckets or objects\n"
+		   "  rm s3://bucket/key            delete an object\n"
+		   "  mb s3://bucket                create a bucket\n\n"
+		   "Run 'vaultfs s3 COMMAND --help' for its options.\n");
+}
+
+static int fail(const char *msg)
+{
+	fprintf(stderr, "vaultfs: s3: %s\n", msg);
+	return 1;
+}
+
+static int failf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+static int failf(const char *fmt, ...)
+{
+	char msg[CM_ERR_MSG_MAX];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	return fail(msg);
+}
+
+/* Parse options; positional arguments end up in argv[*first..argc).
+ * Returns -1 to go on, else the exit status. */
+static int parse_opts(int argc, char **argv, struct s3_cli *o,
+		      void (*help)(FILE *), int *first)
+{
+	int c;
+
+	memset(o, 0, sizeof(*o));
+	optind = 1;
+	opterr = 0; /* our own messages, in our own format */
+	while ((c = getopt_long(argc, argv, "qh", long_opts, NULL)) != -1) {
+		int r = vf_s3_opt("s3", c, optarg, &o->s3);
+
+		if (r < 0)
+			return 2;
+		if (r > 0)
+			continue;
+		switch (c) {
+		case OPT_RECURSIVE:
+			o->recursive = true;
+			break;
+		case 'q':
+			o->quiet = true;
+			break;
+		case 'h':
+			help(stdout);
+			return 0;
+		default:
+			fprintf(stderr, "vaultfs: s3: %s: bad option '%s'\n",
+				argv[0], argv[optind - 1]);
+			help(stderr);
+			return 2;
+		}
+	}
+	*first = optind;
+	return -1;
+}
+
+static struct s3_client *client_or_fail(const struct s3_cli *o)
+{
+	struct cm_err err;
+	struct s3_client *c;
+
+	cm_err_clear(&err);
+	c = s3_client_new(&o->s3.client, &err);
+	if (!c)
+		fail(err.msg);
+	return c;
+}
+
+static bool is_s3(const char *s)
+{
+	return !strncmp(s, "s3://", 5);
+}
+
+static const char *base_name(const char *path)
+{
+	const char *slash = strrchr(path, '/');
+
+	return slash ? slash + 1 : path;
+}
+
+/* ---- cp: upload --------------------------------------------------------- */
+
+static uint64_t upload_done(void *ctx)
+{
+	return s3_upload_bytes_done(ctx);
+}
+
+static int upload(struct s3_client *c, const struct s3_cli *o, const char *src,
+		  const char *bucket, const char *key)
+{
+	struct s3_upload_opts uo = {
+	    .expected_size = o->s3.expected_size,
+	    .part_size = o->s3.part_size,
+	    .concurrency = o->s3.concurrency,
+	};
+	struct s3_upload_result res;
+	struct vf_progress *bar = NULL;
+	struct s3_upload *u = NULL;
+	struct cm_err err;
+	struct stat st;
+	int fd, rc = 1;
+
+	cm_err_clear(&err);
+	fd = strcmp(src, "-") ? open(src, O_RDONLY | O_CLOEXEC) : STDIN_FILENO;
+	if (fd < 0)
+		return failf("%s: %s", src, strerror(errno));
+	if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode)) {
+		if (!uo.expected_size)
+			uo.expected_size = (uint64_t)st.st_size;
+		(void)posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
+	}
+	u = s3_upload_new(c, bucket, key, &uo, &err);
+	if (!u) {
+		fail(err.msg);
+		goto out;
+	}
+	bar = vf_progress_start(strcmp(src, "-") ? base_name(src) : key,
+				uo.expected_size, upload_done, u, o->quiet);
+	for (;;) {
+		void *p;
+		size_t room;
+		ssize_t n;
+
+		if (s3_upload_reserve(u, &p, &room, &err))
+			goto failed;
+		do
+			n = read(fd, p, room);
+		while (n < 0 && errno == EINTR);
+		if (n < 0) {
+			cm_err_set(&err, errno, "%s: %s", src, strerror(errno));
+			s3_upload_abort(u);
+			goto failed;
+		}
+		if (n == 0)
+			break;
+		if (s3_upload_commit(u, (size_t)n, &err))
+			goto failed;
+	}
+	if (s3_upload_finish(u, &res, &err))
+		goto failed;
+	vf_progress_stop(bar, true);
+	bar = NULL;
+	if (!o->quiet)
+		fprintf(stderr, "upload: %s to s3://%s/%s\n", src, bucket, key);
+	rc = 0;
+	goto out;
+failed:
+	vf_progress_stop(bar, false);
+	bar = NULL;
+	fail(err.msg);
+out:
+	vf_progress_stop(bar, rc == 0);
+	s3_upload_free(u);
+	if (fd != STDIN_FILENO)
+		close(fd);
+	return rc;
+}
+
+/* ---- cp: download ------------------------------------------------------ */
+
+struct download {
+	int fd;
+	const char *path; /* for messages */
+	uint64_t bytes;	  /* atomic: read by the progress thread */
+};
+
+static int download_sink(void *ctx, const void *p, size_t n, struct cm_err *err)
+{
+	struct download *d = ctx;
+	const char *s = p;
+
+	while (n) {
+		ssize_t w = write(d->fd, s, n);
+
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0)
+			return cm_err_set(err, errno, "%s: %s", d->path,
+					  strerror(errno));
+		s += w;
+		n -= (size_t)w;
+		__atomic_add_fetch(&d->bytes, (uint64_t)w, __ATOMIC_RELAXED);
+	}
+	return 0;
+}
+
+static uint64_t download_done(void *ctx)
+{
+	struct download *d = ctx;
+
+	return __atomic_load_n(&d->bytes, __ATOMIC_RELAXED);
+}
+
+static int download(struct s3_client *c, const struct s3_cli *o,
+		    const char *bucket, const char *key, const char *dest)
+{
+	struct download d = {.fd = -1, .path = dest};
+	struct vf_progress *bar = NULL;
+	struct s3_object_info info;
+	char *target = NULL, *tmp = NULL;
+	struct cm_err err;
+	struct stat st;
+	bool to_stdout = !strcmp(dest, "-");
+	int rc = 1;
+
+	cm_err_clear(&err);
+	if (!*key || key[strlen(key) - 1] == '/')
+		return failf("s3://%s/%s: not an object key", bucket, key);
+	if (to_stdout) {
+		d.fd = STDOUT_FILENO;
+		d.path = "stdout";
+	} else {
+		size_t len = strlen(dest);
+
+		if ((len && dest[len - 1] == '/') ||
+		    (stat(dest, &st) == 0 && S_ISDIR(st.st_mode)))
+			target = cm_xasprintf("%s%s%s", dest,
+					      dest[len - 1] == '/' ? "" : "/",
+					      base_name(key));
+		else
+			target = cm_xstrdup(dest);
+		d.path = target;
+		if (stat(target, &st) == 0 && !S_ISREG(st.st_mode)) {
+			/* a device or a pipe: write straight into it */
+			d.fd = open(target, O_WRONLY | O_CLOEXEC);
+		} else {
+			char *copy = cm_xstrdup(target);
+
+			tmp = cm_xasprintf("%s/.%s.vaultfs-XXXXXX",
+					   dirname(copy), base_name(target));
+			free(copy);
+			d.fd = mkstemp(tmp);
+			if (d.fd >= 0) {
+				mode_t um = umask(0);
+
+				umask(um);
+				(void)fchmod(d.fd, 0666 & ~um);
+			}
+		}
+		if (d.fd < 0) {
+			failf("%s: %s", tmp ? tmp : target, strerror(errno));
+			free(tmp);
+			tmp = NULL;
+			goto out;
+		}
+	}
+	if (!o->quiet && isatty(STDERR_FILENO)) {
+		/* the size makes the bar useful; only worth it on a tty */
+		uint64_t total = 0;
+
+		if (s3_head_object(c, bucket, key, &info, NULL) == 0)
+			total = info.size;
+		bar = vf_progress_start(base_name(key), total, download_done,
+					&d, o->quiet);
+	}
+	if (s3_get_object(c, bucket, key, NULL, download_sink, &d, &info,
+			  &err)) {
+		vf_progress_stop(bar, false);
+		bar = NULL;
+		fail(err.msg);
+		goto out;
+	}
+	if (tmp && (fsync(d.fd) != 0 || rename(tmp, target) != 0)) {
+		failf("%s: %s", target, strerror(errno));
+		goto out;
+	}
+	if (tmp) {
+		free(tmp);
+		tmp = NULL;
+	}
+	rc = 0;
+	vf_progress_stop(bar, true);
+	bar = NULL;
+	if (!o->quiet && !to_stdout)
+		fprintf(stderr, "download: s3://%s/%s to %s\n", bucket, key,
+			target);
+out:
+	vf_progress_stop(bar, false);
+	if (d.fd >= 0 && !to_stdout && close(d.fd) != 0 && rc == 0)
+		rc = failf("%s: %s", d.path, strerror(errno));
+	if (tmp) {
+		unlink(tmp);
+		free(tmp);
+	}
+	free(target);
+	return rc;
+}
+
+static int cmd_cp(int argc, char **argv)
+{
+	struct s3_client *c = NULL;
+	char *bucket = NULL, *key = NULL;
+	const char *src, *dst;
+	struct cm_err err;
+	struct s3_cli o;
+	int first, rc;
+
+	rc = parse_opts(argc, argv, &o, usage_cp, &first);
+	if (rc >= 0)
+		return rc;
+	if (argc - first != 2) {
+		usage_cp(stderr);
+		return 2;
+	}
+	src = argv[first];
+	dst = argv[first + 1];
+	if (is_s3(src) == is_s3(dst))
+		return fail(is_s3(src) ? "copies between two s3:// URLs are "
+					 "not supported"
+				       : "one of SRC and DEST must be s3://");
+	cm_err_clear(&err);
+	if (s3_parse_url(is_s3(src) ? src : dst, &bucket, &key, &err)) {
+		rc = fail(err.msg);
+		goto out;
+	}
+	c = client_or_fail(&o);
+	if (!c) {
+		rc = 1;
+		goto out;
+	}
+	if (is_s3(src)) {
+		rc = download(c, &o, bucket, key, dst);
+	} else {
+		if (!*key || key[strlen(key) - 1] == '/') {
+			char *k;
+
+			if (!strcmp(src, "-")) {
+				rc = fail("DEST needs a key when reading "
+					  "stdin");
+				goto out;
+			}
+			k = cm_xasprintf("%s%s", key, base_name(src));
+			free(key);
+			key = k;
+		}
+		rc = upload(c, &o, src, bucket, key);
+	}
+out:
+	s3_client_free(c);
+	free(bucket);
+	free(key);
+	return rc;
+}
+
+/* ---- ls ----------------------------------------------------------------- */
+
+struct ls_state {
+	size_t strip; /* bytes of each key not shown */
+	bool any;
+};
+
+static void format_time(time_t t, char *out, size_t n)
+{
+	struct tm tm;
+
+	if (!t || !localtime_r(&t, &tm)) {
+		snprintf(out, n, "%19s", "");
+		return;
+	}
+	strftime(out, n, "%Y-%m-%d %H:%M:%S", &tm);
+}
+
+static int ls_entry(void *ctx, const struct s3_list_entry *e)
+{
+	struct ls_state *st = ctx;
+	const char *name =
+	    strlen(e->key) >= st->strip ? e->key + st->strip : e->key;
+	char when[32];
+
+	st->any = true;
+	if (e->is_prefix) {
+		printf("%26s PRE %s\n", "", name);
+	} else {
+		format_time(e->last_modified, when, sizeof(when));
+		printf("%s %10" PRIu64 " %s\n", when, e->size, name);
+	}
+	return 0;
+}
+
+static int ls_bucket(void *ctx, const struct s3_bucket_entry *e)
+{
+	char when[32];
+
+	(void)ctx;
+	format_time(e->created, when, sizeof(when));
+	printf("%s %s\n", when, e->name);
+	return 0;
+}
+
+static int cmd_ls(int argc, char **argv)
+{
+	struct s3_list_opts lo = {0};
+	struct s3_client *c = NULL;
+	char *bucket = NULL, *key = NULL;
+	struct ls_state st = {0};
+	struct cm_err err;
+	struct s3_cli o;
+	int first, rc;
+
+	rc = parse_opts(argc, argv, &o, usage_ls, &first);
+	if (rc >= 0)
+		return rc;
+	if (argc - first > 1) {
+		usage_ls(stderr);
+		return 2;
+	}
+	cm_err_clear(&err);
+	if (argc - first == 1 &&
+	    s3_parse_url(argv[first], &bucket, &key, &err)) {
+		rc = fail(err.msg);
+		goto out;
+	}
+	c = client_or_fail(&o);
+	if (!c) {
+		rc = 1;
+		goto out;
+	}
+	if (!bucket) {
+		rc = s3_list_buckets(c, ls_bucket, NULL, &err) ? fail(err.msg)
+							       : 0;
+		goto out;
+	}
+	lo.prefix = key;
+	if (!o.recursive) {
+		const char *slash = strrchr(key, '/');
+
+		lo.delimiter = "/";
+		st.strip = slash ? (size_t)(slash - key) + 1 : 0;
+	}
+	rc = s3_list_objects(c, bucket, &lo, ls_entry, &st, &err)
+		 ? fail(err.msg)
+		 : 0;
+	if (fflush(stdout) != 0 && rc == 0)
+		rc = failf("stdout: %s", strerror(errno));
+out:
+	s3_client_free(c);
+	free(bucket);
+	free(key);
+	return rc;
+}
+
+/* ---- rm and mb ------------------------------------------------------------
+ */
+
+static int cmd_rm(int argc, char **argv)
+{
+	struct s3_client *c = NULL;
+	char *bucket = NULL, *key = NULL;
+	struct cm_err err;
+	struct s3_cli o;
+	int first, rc;
+
+	rc = parse_opts(argc, argv, &o, usage_rm, &first);
+	if (rc >= 0)
+		return rc;
+	if (argc - first != 1) {
+		usage_rm(stderr);
+		return 2;
+	}
+	cm_err_clear(&err);
+	if (s3_parse_url(argv[first], &bucket, &key, &err)) {
+		rc = fail(err.msg);
+		goto out;
+	}
+	if (!*key) {
+		rc = failf("%s: no key", argv[first]);
+		goto out;
+	}
+	c = client_or_fail(&o);
+	if (!c) {
+		rc = 1;
+		goto out;
+	}
+	rc = s3_delete_object(c, bucket, key, &err) ? fail(err.msg) : 0;
+	if (!rc && !o.quiet)
+		printf("delete: s3://%s/%s\n", bucket, key);
+out:
+	s3_client_free(c);
+	free(bucket);
+	free(key);
+	return rc;
+}
+
+static int cmd_mb(int argc, char **argv)
+{
+	struct s3_client *c = NULL;
+	char *bucket = NULL, *key = NULL;
+	struct cm_err err;
+	struct s3_cli o;
+	int first, rc;
+
+	rc = parse_opts(argc, argv, &o, usage_mb, &first);
+	if (rc >= 0)
+		return rc;
+	if (argc - first != 1) {
+		usage_mb(stderr);
+		return 2;
+	}
+	cm_err_clear(&err);
+	if (s3_parse_url(argv[first], &bucket, &key, &err)) {
+		rc = fail(err.msg);
+		goto out;
+	}
+	if (*key) {
+		rc = failf("%s: a bucket takes no key", argv[first]);
+		goto out;
+	}
+	c = client_or_fail(&o);
+	if (!c) {
+		rc = 1;
+		goto out;
+	}
+	rc = s3_create_bucket(c, bucket, &err) ? fail(err.msg) : 0;
+	if (!rc && !o.quiet)
+		printf("make_bucket: %s\n", bucket);
+out:
+	s3_client_free(c);
+	free(bucket);
+	free(key);
+	return rc;
+}
+
+int cmd_s3(int argc, char **argv)
+{
+	static const struct {
+		const char *name;
+		int (*run)(int argc, char **argv);
+	} subs[] = {
+	    {"cp", cmd_cp},
+	    {"ls", cmd_ls},
+	    {"rm", cmd_rm},
+	    {"mb", cmd_mb},
+	};
+
+	if (argc < 2) {
+		usage(stderr);
+		return 2;
+	}
+	if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") ||
+	    !strcmp(argv[1], "help")) {
+		usage(stdout);
+		return 0;
+	}
+	for (size_t i = 0; i < sizeof(subs) / sizeof(subs[0]); i++)
+		if (!strcmp(argv[1], subs[i].name))
+			return subs[i].run(argc - 1, argv + 1);
+	fprintf(stderr, "vaultfs: s3: unknown command '%s'\n", argv[1]);
+	usage(stderr);
+	return 2;
+}

@@ -1,0 +1,704 @@
+/*
+ * s3_upload.c - see s3_upload.h.
+ *
+ * Buffers. The upload owns up to `nbufs` part buffers, as many as parts
+ * may be in flight (`concurrency`, at least 2), made on first need. While
+ * the writer fills one, the others upload; a writer that outruns the
+ * network waits with every buffer in flight. One more buffer would keep
+ * `concurrency` parts in flight during the few milliseconds a fast writer
+ * takes to fill a part, for a whole part of memory more: not worth it
+ * (measured: no difference in throughput, 8 MiB more RSS). At any time each
+ * buffer is in exactly one place:
+ *
+ *   free list (->free_bufs)  ->  the writer (->cur, or ->held for part 1)
+ *        ^                            |  full
+ *        |                            v
+ *        +--------- a worker  <-  the pool's queue
+ *
+ * The writer fills ->cur. When it is full and more bytes come, it goes to
+ * the pool and the writer takes the next buffer off the free list, waiting
+ * on ->cond while the list is empty and every buffer exists. Part 1 is the
+ * exception: when it fills, it is only ->held, because if the stream ends
+ * right there the object goes as one PutObject; the first byte committed
+ * to part 2 creates the multipart upload and sends part 1 off.
+ *
+ * A buffer carries the part number it holds. Sizes follow
+ * s3_part_size_for(); a buffer smaller than the part it is taken for is
+ * reallocated (sizes only grow), so at most nbufs buffers ever exist.
+ *
+ * Workers compute the part's MD5, upload it (s3_upload_part signs it with
+ * its SHA-256, so S3 checks the body), check the answered ETag, record
+ * MD5 and ETag in ->parts[number - 1], and put the buffer back on the free
+ * list. The first failure of any worker is kept in ->fail_err and makes
+ * later parts skip their upload; the writer sees ->failed at its next call,
+ * waits until nothing is in flight, aborts the multipart upload and returns
+ * that error.
+ *
+ * Threads and locks: one lock, ->lock, guards the free list, the in-flight
+ * count, the part records and the failure. Workers hold it only to take or
+ * return state, never across network or hashing. ->upload_id is written by
+ * the writer before the first part is queued and only read afterwards
+ * (the pool's queue orders the two). Byte counters are atomics.
+ */
+#include "s3_upload.h"
+#include "log.h"
+#include "mem.h"
+#include "queue.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define DEFAULT_CONCURRENCY 4
+#define MAX_CONCURRENCY	    64
+
+struct part_buf {
+	struct s3_upload *u;
+	uint8_t *data;	       /* owned */
+	size_t cap;	       /* bytes allocated */
+	size_t limit;	       /* size of the part it holds */
+	size_t len;	       /* bytes filled */
+	unsigned number;       /* part number, 1-based */
+	struct part_buf *next; /* free-list link */
+};
+
+struct part_rec {
+	uint8_t md5[CM_MD5_LEN];
+	char etag[S3_ETAG_MAX];
+};
+
+enum upload_state {
+	UPLOAD_OPEN = 0,
+	UPLOAD_DONE,
+	UPLOAD_ABORTED,
+};
+
+struct s3_upload {
+	struct s3_client *client; /* borrowed */
+	char *bucket;
+	char *key;
+	struct s3_upload_opts opts;
+	bool check_etags; /* ETags are MD5s (no SSE-KMS) */
+	bool want_md5;	  /* check_etags or unsigned payloads */
+	unsigned nbufs;
+
+	/* the writer's thread only */
+	enum upload_state state;
+	struct part_buf *cur;	/* being filled */
+	struct part_buf *held;	/* part 1, full, not yet sent */
+	unsigned next_number;	/* part number of the next buffer */
+	unsigned dispatched;	/* parts handed to the pool */
+	unsigned nmade;		/* entries of ->bufs */
+	struct part_buf **bufs; /* every buffer, owned */
+	struct cm_pool *pool;	/* made with the multipart upload */
+	char *upload_id;	/* see the top of the file */
+
+	uint64_t bytes_in;   /* atomic */
+	uint64_t bytes_done; /* atomic */
+
+	pthread_mutex_t lock;
+	pthread_cond_t cond;	    /* a buffer came back, a part ended */
+	struct part_buf *free_bufs; /* protected by ->lock */
+	unsigned in_flight;	    /* protected by ->lock */
+	struct part_rec *parts;	    /* protected by ->lock */
+	size_t parts_cap;	    /* protected by ->lock */
+	bool failed;		    /* protected by ->lock */
+	struct cm_err fail_err;	    /* protected by ->lock: the first */
+};
+
+static uint64_t round_up_mib(uint64_t n)
+{
+	return (n + S3_MIB - 1) / S3_MIB * S3_MIB;
+}
+
+uint64_t s3_part_size_for(unsigned part_number, uint64_t expected_size,
+			  uint64_t base)
+{
+	unsigned step;
+	uint64_t grown, p, fit;
+
+	if (!base)
+		base = S3_DEFAULT_PART_SIZE;
+	base = round_up_mib(base);
+	if (base < S3_MIN_PART_SIZE)
+		base = S3_MIN_PART_SIZE;
+	if (base > S3_MAX_PART_SIZE)
+		base = S3_MAX_PART_SIZE;
+	if (part_number < 1)
+		part_number = 1;
+
+	step = (part_number - 1) / S3_PART_GROWTH_STEP;
+	grown = step >= 12 ? S3_MAX_PART_SIZE : base << step;
+	if (grown > S3_MAX_PART_SIZE)
+		grown = S3_MAX_PART_SIZE;
+	if (!expected_size)
+		return grown;
+
+	p = (expected_size + S3_MAX_PARTS - 1) / S3_MAX_PARTS;
+	if (p < base)
+		p = base;
+	p = round_up_mib(p);
+	if (p > S3_MAX_PART_SIZE)
+		p = S3_MAX_PART_SIZE;
+	fit = (expected_size + p - 1) / p;
+	if (part_number <= fit || grown < p)
+		return p;
+	return grown; /* more data than expected: grow from here on */
+}
+
+static void record_failure(struct s3_upload *u, const struct cm_err *e)
+{
+	pthread_mutex_lock(&u->lock);
+	if (!u->failed) {
+		u->failed = true;
+		u->fail_err = *e;
+		if (!u->fail_err.code)
+			u->fail_err.code = EIO;
+	}
+	pthread_cond_broadcast(&u->cond);
+	pthread_mutex_unlock(&u->lock);
+}
+
+static bool has_failed(struct s3_upload *u)
+{
+	bool f;
+
+	pthread_mutex_lock(&u->lock);
+	f = u->failed;
+	pthread_mutex_unlock(&u->lock);
+	return f;
+}
+
+/* Wait until no part is in flight, then stop the workers. */
+static void drain(struct s3_upload *u)
+{
+	pthread_mutex_lock(&u->lock);
+	while (u->in_flight)
+		pthread_cond_wait(&u->cond, &u->lock);
+	pthread_mutex_unlock(&u->lock);
+	cm_pool_free(u->pool);
+	u->pool = NULL;
+}
+
+static void abort_remote(struct s3_upload *u)
+{
+	struct cm_err e;
+
+	if (!u->upload_id)
+		return;
+	cm_err_clear(&e);
+	if (s3_abort_multipart_upload(u->client, u->bucket, u->key,
+				      u->upload_id, &e))
+		cm_error("s3: could not abort multipart upload %s of "
+			 "s3://%s/%s: %s",
+			 u->upload_id, u->bucket, u->key, e.msg);
+	else
+		cm_debug("s3: aborted multipart upload of s3://%s/%s",
+			 u->bucket, u->key);
+}
+
+/* The end of every failure: nothing left in flight, nothing left on the
+ * server, the first error to the caller. */
+static int fail_now(struct s3_upload *u, struct cm_err *err)
+{
+	struct cm_err e;
+
+	drain(u);
+	abort_remote(u);
+	u->state = UPLOAD_ABORTED;
+	pthread_mutex_lock(&u->lock);
+	e = u->fail_err;
+	pthread_mutex_unlock(&u->lock);
+	if (err)
+		*err = e;
+	return -(e.code ? e.code : EIO);
+}
+
+static int fail_with(struct s3_upload *u, const struct cm_err *e,
+		     struct cm_err *err)
+{
+	record_failure(u, e);
+	return fail_now(u, err);
+}
+
+static int not_open(struct s3_upload *u, struct cm_err *err)
+{
+	struct cm_err e;
+	bool failed;
+
+	pthread_mutex_lock(&u->lock);
+	failed = u->failed;
+	e = u->fail_err;
+	pthread_mutex_unlock(&u->lock);
+	if (u->state == UPLOAD_ABORTED && failed && e.code) {
+		if (err)
+			*err = e;
+		return -e.code;
+	}
+	return cm_err_set(err, EPIPE, "s3://%s/%s: upload already %s",
+			  u->bucket, u->key,
+			  u->state == UPLOAD_DONE ? "finished" : "aborted");
+}
+
+struct s3_upload *s3_upload_new(struct s3_client *client, const char *bucket,
+				const char *key,
+				const struct s3_upload_opts *opts,
+				struct cm_err *err)
+{
+	static const struct s3_upload_opts none;
+	struct s3_upload *u;
+
+	if (!opts)
+		opts = &none;
+	if (!bucket || !*bucket || !key || !*key) {
+		cm_err_set(err, EINVAL, "upload: bucket and key needed");
+		return NULL;
+	}
+	if (opts->part_size && (opts->part_size < S3_MIN_PART_SIZE ||
+				opts->part_size > S3_MAX_PART_SIZE)) {
+		cm_err_set(err, EINVAL,
+			   "part size %llu: must be between "
+			   "5 MiB and 5 GiB",
+			   (unsigned long long)opts->part_size);
+		return NULL;
+	}
+	if (opts->concurrency > MAX_CONCURRENCY) {
+		cm_err_set(err, EINVAL, "concurrency %u: at most %d",
+			   opts->concurrency, MAX_CONCURRENCY);
+		return NULL;
+	}
+	u = cm_xcalloc(1, sizeof(*u));
+	u->client = client;
+	u->bucket = cm_xstrdup(bucket);
+	u->key = cm_xstrdup(key);
+	u->opts = *opts;
+	if (!u->opts.concurrency)
+		u->opts.concurrency = DEFAULT_CONCURRENCY;
+	u->check_etags = s3_client_etag_is_md5(client);
+	u->want_md5 = u->check_etags || s3_client_unsigned_payload(client);
+	/* part 1 is held while part 2 fills: at least two */
+	u->nbufs = u->opts.concurrency < 2 ? 2 : u->opts.concurrency;
+	u->bufs = cm_xcalloc(u->nbufs, sizeof(*u->bufs));
+	u->next_number = 1;
+	pthread_mutex_init(&u->lock, NULL);
+	pthread_cond_init(&u->cond, NULL);
+	return u;
+}
+
+/* Take a buffer for the next part; NULL when the upload failed. */
+static struct part_buf *take_buffer(struct s3_upload *u)
+{
+	unsigned number = u->next_number;
+	struct part_buf *b = NULL;
+	uint64_t size;
+
+	pthread_mutex_lock(&u->lock);
+	while (!u->free_bufs && u->nmade == u->nbufs && !u->failed)
+		pthread_cond_wait(&u->cond, &u->lock);
+	if (u->failed)
+		goto out;
+	if (u->free_bufs) {
+		b = u->free_bufs;
+		u->free_bufs = b->next;
+	} else {
+		b = cm_xcalloc(1, sizeof(*b));
+		b->u = u;
+		u->bufs[u->nmade++] = b;
+	}
+	if (number > u->parts_cap) {
+		size_t cap = u->parts_cap ? 2 * u->parts_cap : 64;
+
+		if (cap > S3_MAX_PARTS)
+			cap = S3_MAX_PARTS;
+		u->parts = cm_xrealloc(u->parts, cap * sizeof(*u->parts));
+		u->parts_cap = cap;
+	}
+out:
+	pthread_mutex_unlock(&u->lock);
+	if (!b)
+		return NULL;
+	size =
+	    s3_part_size_for(number, u->opts.expected_size, u->opts.part_size);
+	if (b->cap < size) {
+		free(b->data);
+		b->data = cm_xmalloc(size);
+		b->cap = size;
+	}
+	b->limit = size;
+	b->len = 0;
+	b->number = number;
+	b->next = NULL;
+	u->next_number++;
+	return b;
+}
+
+static void give_back(struct s3_upload *u, struct part_buf *b)
+{
+	pthread_mutex_lock(&u->lock);
+	b->next = u->free_bufs;
+	u->free_bufs = b;
+	pthread_cond_broadcast(&u->cond);
+	pthread_mutex_unlock(&u->lock);
+}
+
+static void md5_hex(const uint8_t md5[CM_MD5_LEN], char *out)
+{
+	cm_hex(md5, CM_MD5_LEN, out);
+}
+
+/* A worker: one part, start to end. */
+static void part_task(void *arg)
+{
+	struct part_buf *b = arg;
+	struct s3_upload *u = b->u;
+	uint8_t md5[CM_MD5_LEN] = {0};
+	char etag[S3_ETAG_MAX] = "", want[2 * CM_MD5_LEN + 1];
+	struct cm_err e;
+	int rc = 0;
+
+	cm_err_clear(&e);
+	if (has_failed(u))
+		goto out;
+	if (u->want_md5)
+		cm_md5(b->data, b->len, md5);
+	rc = s3_upload_part(u->client, u->bucket, u->key, u->upload_id,
+			    b->number, b->data, b->len,
+			    u->want_md5 ? md5 : NULL, etag, &e);
+	if (!rc && u->check_etags) {
+		md5_hex(md5, want);
+		if (!s3_etag_equal(etag, want))
+			rc = cm_err_set(&e, EIO,
+					"UploadPart s3://%s/%s: part "
+					"%u: ETag '%s' is not the MD5 %s of "
+					"the bytes sent",
+					u->bucket, u->key, b->number, etag,
+					want);
+	}
+out:
+	pthread_mutex_lock(&u->lock);
+	if (rc) {
+		if (!u->failed) {
+			u->failed = true;
+			u->fail_err = e;
+		}
+	} else if (!u->failed) {
+		struct part_rec *r = &u->parts[b->number - 1];
+
+		memcpy(r->md5, md5, sizeof(md5));
+		snprintf(r->etag, sizeof(r->etag), "%s", etag);
+		__atomic_add_fetch(&u->bytes_done, b->len, __ATOMIC_RELAXED);
+	}
+	b->next = u->free_bufs;
+	u->free_bufs = b;
+	u->in_flight--;
+	pthread_cond_broadcast(&u->cond);
+	pthread_mutex_unlock(&u->lock);
+}
+
+/* Create the multipart upload and tell the caller its id. */
+static int start_multipart(struct s3_upload *u, struct cm_err *err)
+{
+	int rc;
+
+	rc = s3_create_multipart_upload(u->client, u->bucket, u->key,
+					&u->upload_id, err);
+	if (rc)
+		return rc;
+	cm_debug("s3: multipart upload of s3://%s/%s started", u->bucket,
+		 u->key);
+	if (u->opts.on_upload_id) {
+		rc = u->opts.on_upload_id(u->opts.ctx, u->upload_id, err);
+		if (rc)
+			return rc < 0
+				   ? rc
+				   : cm_err_set(err, EIO, "upload id refused");
+	}
+	u->pool = cm_pool_new(u->opts.concurrency, u->nbufs);
+	return 0;
+}
+
+/* Hand a full buffer to the pool, creating the upload first if need be.
+ * A failure is recorded (the caller then goes through fail_now()). */
+static int dispatch(struct s3_upload *u, struct part_buf *b)
+{
+	struct cm_err e;
+	int rc;
+
+	if (!u->upload_id) {
+		cm_err_clear(&e);
+		rc = start_multipart(u, &e);
+		if (rc) {
+			give_back(u, b);
+			record_failure(u, &e);
+			return rc;
+		}
+	}
+	pthread_mutex_lock(&u->lock);
+	u->in_flight++;
+	pthread_mutex_unlock(&u->lock);
+	u->dispatched++;
+	/* never blocks: the queue holds as many tasks as there are buffers */
+	if (cm_pool_submit(u->pool, part_task, b) != 0)
+		abort(); /* the pool lives until drain(): a bug */
+	return 0;
+}
+
+int s3_upload_reserve(struct s3_upload *u, void **p, size_t *n,
+		      struct cm_err *err)
+{
+	struct cm_err e;
+	int rc;
+
+	if (u->state != UPLOAD_OPEN)
+		return not_open(u, err);
+	if (has_failed(u))
+		return fail_now(u, err);
+	if (u->cur && u->cur->len < u->cur->limit)
+		goto room;
+	if (u->cur) {
+		/* full, and more is coming */
+		if (u->cur->number == 1) {
+			u->held = u->cur;
+		} else {
+			rc = dispatch(u, u->cur);
+			u->cur = NULL;
+			if (rc)
+				return fail_now(u, err);
+		}
+		u->cur = NULL;
+	}
+	if (u->next_number > S3_MAX_PARTS) {
+		cm_err_set(&e, EFBIG,
+			   "s3://%s/%s: more than %d parts; give "
+			   "the expected size or a larger part size",
+			   u->bucket, u->key, S3_MAX_PARTS);
+		return fail_with(u, &e, err);
+	}
+	u->cur = take_buffer(u);
+	if (!u->cur)
+		return fail_now(u, err);
+room:
+	*p = u->cur->data + u->cur->len;
+	*n = u->cur->limit - u->cur->len;
+	return 0;
+}
+
+int s3_upload_commit(struct s3_upload *u, size_t n, struct cm_err *err)
+{
+	struct part_buf *held;
+
+	if (u->state != UPLOAD_OPEN)
+		return not_open(u, err);
+	if (!n)
+		return 0;
+	if (!u->cur || n > u->cur->limit - u->cur->len)
+		abort(); /* committing more than reserved: a bug */
+	u->cur->len += n;
+	__atomic_add_fetch(&u->bytes_in, n, __ATOMIC_RELAXED);
+	if (!u->held)
+		return 0;
+	/* a second part has begun: the object goes multipart */
+	held = u->held;
+	u->held = NULL;
+	if (dispatch(u, held))
+		return fail_now(u, err);
+	return 0;
+}
+
+int s3_upload_write(struct s3_upload *u, const void *p, size_t n,
+		    struct cm_err *err)
+{
+	const char *src = p;
+
+	while (n) {
+		void *dst;
+		size_t room;
+		int rc = s3_upload_reserve(u, &dst, &room, err);
+
+		if (rc)
+			return rc;
+		if (room > n)
+			room = n;
+		memcpy(dst, src, room);
+		rc = s3_upload_commit(u, room, err);
+		if (rc)
+			return rc;
+		src += room;
+		n -= room;
+	}
+	return 0;
+}
+
+/* The whole object fits in one part: one PutObject. */
+static int finish_single(struct s3_upload *u, struct s3_upload_result *res,
+			 struct cm_err *err)
+{
+	struct part_buf *b = u->held ? u->held : u->cur;
+	const void *data = b ? (const void *)b->data : "";
+	size_t len = b ? b->len : 0;
+	uint8_t md5[CM_MD5_LEN] = {0};
+	char want[2 * CM_MD5_LEN + 1];
+	struct cm_err e;
+	int rc;
+
+	cm_err_clear(&e);
+	if (u->want_md5)
+		cm_md5(data, len, md5);
+	rc = s3_put_object(u->client, u->bucket, u->key, data, len,
+			   u->want_md5 ? md5 : NULL, res->etag, &e);
+	if (!rc && u->check_etags) {
+		md5_hex(md5, want);
+		if (!s3_etag_equal(res->etag, want))
+			rc = cm_err_set(&e, EIO,
+					"PutObject s3://%s/%s: ETag "
+					"'%s' is not the MD5 %s of the bytes "
+					"sent",
+					u->bucket, u->key, res->etag, want);
+	}
+	if (rc)
+		return fail_with(u, &e, err);
+	__atomic_store_n(&u->bytes_done, (uint64_t)len, __ATOMIC_RELAXED);
+	res->size = len;
+	res->parts = 0;
+	return 0;
+}
+
+/* CompleteMultipartUpload with the recorded parts, and the ETag check. */
+static int finish_multipart(struct s3_upload *u, struct s3_upload_result *res,
+			    struct cm_err *err)
+{
+	unsigned n = u->dispatched;
+	struct s3_part *parts = cm_xcalloc(n, sizeof(*parts));
+	uint8_t(*md5s)[CM_MD5_LEN] = cm_xcalloc(n, CM_MD5_LEN);
+	char want[S3_ETAG_MAX];
+	struct s3_object_info info;
+	struct cm_err e;
+	int rc;
+
+	cm_err_clear(&e);
+	/* nothing in flight: the records are ours without the lock */
+	for (unsigned i = 0; i < n; i++) {
+		parts[i].number = i + 1;
+		parts[i].etag = u->parts[i].etag;
+		memcpy(md5s[i], u->parts[i].md5, CM_MD5_LEN);
+	}
+	s3_multipart_etag((const uint8_t(*)[CM_MD5_LEN])md5s, n, want);
+	rc =
+	    s3_complete_multipart_upload(u->client, u->bucket, u->key,
+					 u->upload_id, parts, n, res->etag, &e);
+	if (rc == -ENOENT && !strncmp(e.msg, "NoSuchUpload:", 13) &&
+	    u->check_etags) {
+		/* an earlier attempt may have completed it, its answer lost */
+		struct cm_err e2;
+
+		cm_err_clear(&e2);
+		if (s3_head_object(u->client, u->bucket, u->key, &info, &e2) ==
+			0 &&
+		    s3_etag_equal(info.etag, want)) {
+			snprintf(res->etag, sizeof(res->etag), "%s", want);
+			rc = 0;
+		}
+	}
+	if (!rc && u->check_etags && !s3_etag_equal(res->etag, want))
+		rc = cm_err_set(&e, EIO,
+				"CompleteMultipartUpload s3://%s/%s: "
+				"ETag '%s' is not the expected '%s'",
+				u->bucket, u->key, res->etag, want);
+	free(parts);
+	free(md5s);
+	if (rc)
+		return fail_with(u, &e, err);
+	res->size = __atomic_load_n(&u->bytes_in, __ATOMIC_RELAXED);
+	res->parts = n;
+	return 0;
+}
+
+int s3_upload_finish(struct s3_upload *u, struct s3_upload_result *result,
+		     struct cm_err *err)
+{
+	struct s3_upload_result local;
+	struct s3_upload_result *res = result ? result : &local;
+	int rc;
+
+	memset(res, 0, sizeof(*res));
+	if (u->state != UPLOAD_OPEN)
+		return not_open(u, err);
+	if (has_failed(u))
+		return fail_now(u, err);
+	if (!u->upload_id) {
+		rc = finish_single(u, res, err);
+		if (rc)
+			return rc;
+		u->state = UPLOAD_DONE;
+		return 0;
+	}
+	if (u->cur && u->cur->len) {
+		rc = dispatch(u, u->cur);
+		u->cur = NULL;
+		if (rc)
+			return fail_now(u, err);
+	} else if (u->cur) {
+		give_back(u, u->cur);
+		u->cur = NULL;
+	}
+	drain(u);
+	if (has_failed(u))
+		return fail_now(u, err);
+	rc = finish_multipart(u, res, err);
+	if (rc)
+		return rc;
+	u->state = UPLOAD_DONE;
+	cm_debug("s3: s3://%s/%s: %u parts, %llu bytes", u->bucket, u->key,
+		 res->parts, (unsigned long long)res->size);
+	return 0;
+}
+
+void s3_upload_abort(struct s3_upload *u)
+{
+	struct cm_err e;
+
+	if (!u || u->state != UPLOAD_OPEN)
+		return;
+	cm_err_set(&e, ECANCELED, "s3://%s/%s: upload aborted", u->bucket,
+		   u->key);
+	record_failure(u, &e); /* queued parts skip their upload */
+	fail_now(u, NULL);
+}
+
+void s3_upload_free(struct s3_upload *u)
+{
+	if (!u)
+		return;
+	s3_upload_abort(u);
+	drain(u);
+	for (unsigned i = 0; i < u->nmade; i++) {
+		free(u->bufs[i]->data);
+		free(u->bufs[i]);
+	}
+	free(u->bufs);
+	free(u->parts);
+	free(u->upload_id);
+	free(u->bucket);
+	free(u->key);
+	pthread_mutex_destroy(&u->lock);
+	pthread_cond_destroy(&u->cond);
+	free(u);
+}
+
+uint64_t s3_upload_bytes_in(const struct s3_upload *u)
+{
+	return __atomic_load_n(&u->bytes_in, __ATOMIC_RELAXED);
+}
+
+uint64_t s3_upload_bytes_done(const struct s3_upload *u)
+{
+	return __atomic_load_n(&u->bytes_done, __ATOMIC_RELAXED);
+}
+
+const char *s3_upload_id(const struct s3_upload *u)
+{
+	return u->upload_id;
+}

@@ -1,0 +1,119 @@
+/*
+ * s3_upload.h - stream bytes of unknown total length into one S3 object.
+ *
+ * The caller writes bytes in order; they fill part buffers taken from a
+ * fixed pool of `concurrency` (at least 2). A full buffer goes to a worker,
+ * which hashes it (MD5, and SHA-256 for the signature) and uploads it as
+ * one part, retrying per the client's policy; the buffer then returns to
+ * the pool. When every buffer is filled or in flight, write() blocks: that
+ * is the back-pressure, and memory stays at `concurrency` part buffers
+ * (32 MiB with the defaults) whatever the object's size.
+ *
+ * Objects that fit in one part go as a single PutObject when finished, and
+ * no multipart upload is ever created for them. Otherwise the upload is
+ * created when the second part's first byte arrives, and on_upload_id is
+ * told its id before any part is sent (so that a journal can record it and
+ * clean up after a crash).
+ *
+ * Integrity: each part's ETag must equal the MD5 of the bytes sent, and the
+ * object's ETag must equal the multipart ETag computed from the part MD5s
+ * (both skipped under SSE-KMS, whose ETags are not MD5s).
+ *
+ * Failure: any failure (a part out of retries, a fatal answer, an ETag
+ * mismatch, the callback refusing) makes write()/finish() wait for the
+ * parts in flight, abort the multipart upload, and return the first error.
+ * The fault site "s3.upload_part" fails a part fatally (see s3.h).
+ *
+ * Threads: write/reserve/commit/finish/abort/free are called from one
+ * thread (the caller's); parts run on the upload's own worker pool.
+ */
+#ifndef VAULTFS_S3_UPLOAD_H
+#define VAULTFS_S3_UPLOAD_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "err.h"
+#include "s3.h"
+
+/* Part-size growth for unknown sizes: doubles every this many parts. */
+#define S3_PART_GROWTH_STEP 900
+
+/*
+ * The size of part `part_number` (1-based).
+ *
+ * base: the configured part size (0: 8 MiB), rounded up to a MiB multiple
+ * and kept within [5 MiB, 5 GiB].
+ *
+ * Known expected_size: P = the smallest MiB multiple >= max(base,
+ * ceil(expected_size / 10000)), at most 5 GiB; every part is P. If more
+ * data comes than expected, the parts after ceil(expected_size / P) grow
+ * as for an unknown size (never below P).
+ *
+ * Unknown size (0): base << floor((part_number - 1) / 900), at most 5 GiB.
+ * Even from base 5 MiB, 10,000 such parts hold more than 9 TiB, so an
+ * object up to S3's 5 TiB limit never runs out of part numbers.
+ */
+uint64_t s3_part_size_for(unsigned part_number, uint64_t expected_size,
+			  uint64_t base);
+
+struct s3_upload_opts {
+	uint64_t expected_size; /* 0: unknown */
+	uint64_t part_size;	/* 0: 8 MiB (see s3_part_size_for) */
+	unsigned concurrency;	/* parts in flight; 0: 4 */
+	/* Called on the writer's thread once the multipart upload exists and
+	 * before any part goes out; non-zero fails the upload (which is then
+	 * aborted). upload_id is borrowed for the call. */
+	int (*on_upload_id)(void *ctx, const char *upload_id,
+			    struct cm_err *err);
+	void *ctx;
+};
+
+struct s3_upload_result {
+	char etag[S3_ETAG_MAX]; /* of the object, without quotes */
+	uint64_t size;
+	unsigned parts; /* 0: sent as one PutObject */
+};
+
+struct s3_upload;
+
+/* Nothing goes on the wire yet. client is borrowed and must outlive the
+ * upload; bucket and key are copied. */
+struct s3_upload *s3_upload_new(struct s3_client *client, const char *bucket,
+				const char *key,
+				const struct s3_upload_opts *opts,
+				struct cm_err *err);
+
+/* Copy n bytes in; blocks while every part buffer is busy. */
+int s3_upload_write(struct s3_upload *u, const void *p, size_t n,
+		    struct cm_err *err);
+
+/* Zero-copy writing: *p receives room for *n > 0 bytes inside the current
+ * part buffer (blocking like write); fill some, then commit how many
+ * (0 is fine). The room is valid until the next call on u. Committing may
+ * start the multipart upload, hence may fail. */
+int s3_upload_reserve(struct s3_upload *u, void **p, size_t *n,
+		      struct cm_err *err);
+int s3_upload_commit(struct s3_upload *u, size_t n, struct cm_err *err);
+
+/* Send what is left, wait for every part, complete and check the ETag.
+ * result may be NULL. */
+int s3_upload_finish(struct s3_upload *u, struct s3_upload_result *result,
+		     struct cm_err *err);
+
+/* Give up: wait for the parts in flight and abort the multipart upload.
+ * Idempotent; a no-op after finish. */
+void s3_upload_abort(struct s3_upload *u);
+
+/* Aborts first unless finished. NULL is a no-op. */
+void s3_upload_free(struct s3_upload *u);
+
+/* Bytes written so far, and bytes whose parts the server acknowledged
+ * (for progress displays; may be read from any thread). */
+uint64_t s3_upload_bytes_in(const struct s3_upload *u);
+uint64_t s3_upload_bytes_done(const struct s3_upload *u);
+
+/* The multipart upload id, or NULL before one exists. */
+const char *s3_upload_id(const struct s3_upload *u);
+
+#endif

@@ -1,0 +1,279 @@
+# tests/integration/lib.sh - sourced by every integration test.
+#
+#   . "$(dirname "$0")/lib.sh"
+#
+# What a test gets:
+#   - `set -euo pipefail`; the S3 test server's environment (AWS_ENDPOINT_URL,
+#     keys, region) from the file named by VAULTFS_S3_ENV, which scripts/test
+#     exports. A test run without it FAILS: a missing server is a broken
+#     set-up, not a reason to skip.
+#   - $VAULTFS, the binary under test (ctest passes it; by hand it defaults to
+#     build/vaultfs), and `vf ARGS`, which runs it under a timeout.
+#   - $T, a temp dir of its own, removed at exit (kept with VAULTFS_KEEP_TMP=1).
+#   - `on_exit CMD`: a stack of cleanups run at exit, last in first out,
+#     whatever the outcome (pass, failure, timeout signal, Ctrl-C).
+#   - `new_bucket VAR [TAG]`: VAR=a unique bucket name, emptied and deleted
+#     at exit; `make_bucket VAR [TAG]` also creates it (with awscli).
+#   - `die MSG`, `log MSG`, `expect_fail CMD...` (the command must fail
+#     cleanly: non-zero, no crash, no sanitizer report; its output is in
+#     $FAIL_OUT), `expect_grep PATTERN FILE`.
+#   - `aws_ ARGS`: awscli against the test server (path-style, 8 MiB parts).
+#   - `no_multipart_uploads BUCKET`: fails if an upload is still in progress.
+#   - `start_faultproxy ARGS`: tests/tools/faultproxy.py in front of the
+#     server; sets FP_URL, FP_PID, FP_STATS; `fp_stat KEY` reads a counter.
+#   - `BUCKET=B py_s3 <<'EOF' ... EOF`: Python with boto3, a ready client `s3`,
+#     and BUCKET, for what awscli cannot do in one call.
+#
+# Exit status 77 means skipped; use it only where the machine lacks a
+# facility, never because the server or the binary is missing.
+
+if [ "${BASH_SOURCE[0]}" = "$0" ]; then
+	echo "lib.sh is sourced by the integration tests, not run" >&2
+	exit 2
+fi
+set -euo pipefail
+
+TEST_NAME=$(basename "$0" .sh)
+LIB_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+VAULTFS_SRC=${VAULTFS_SRC:-$(cd "$LIB_DIR/../.." && pwd)}
+FAULTPROXY=$VAULTFS_SRC/tests/tools/faultproxy.py
+
+log() { printf '[%s] %s\n' "$TEST_NAME" "$*" >&2; }
+die() {
+	printf '[%s] FAIL: %s\n' "$TEST_NAME" "$*" >&2
+	exit 1
+}
+
+# --- cleanup stack ------------------------------------------------------
+_cleanups=()
+on_exit() { _cleanups+=("$*"); }
+_run_cleanups() {
+	local rc=$? i
+	trap - EXIT INT TERM
+	set +e
+	for ((i = ${#_cleanups[@]} - 1; i >= 0; i--)); do
+		eval "${_cleanups[i]}" >/dev/null 2>&1
+	done
+	[ "${VAULTFS_KEEP_TMP:-0}" != 1 ] || log "kept $T"
+	if [ "$rc" = 0 ]; then
+		log "PASS"
+	elif [ "$rc" = 77 ]; then
+		log "SKIPPED"
+	else
+		log "FAILED (exit $rc)"
+	fi
+	exit "$rc"
+}
+trap _run_cleanups EXIT
+trap 'log "interrupted"; exit 130' INT
+trap 'log "terminated"; exit 143' TERM
+
+T=$(mktemp -d "${TMPDIR:-/tmp}/vaultfs-$TEST_NAME.XXXXXX")
+[ "${VAULTFS_KEEP_TMP:-0}" = 1 ] || on_exit "rm -rf '$T'"
+
+# --- the binary and the server ------------------------------------------
+if [ -z "${VAULTFS:-}" ] && [ -x "$VAULTFS_SRC/build/vaultfs" ]; then
+	VAULTFS=$VAULTFS_SRC/build/vaultfs
+fi
+[ -n "${VAULTFS:-}" ] && [ -x "$VAULTFS" ] ||
+	die "VAULTFS (the vaultfs binary) is not set or not executable: run the tests with scripts/test or ctest"
+
+[ -n "${VAULTFS_S3_ENV:-}" ] ||
+	die "VAULTFS_S3_ENV is not set: run scripts/test, or 'scripts/s3-server start DIR' and export VAULTFS_S3_ENV=DIR/s3.env"
+[ -r "$VAULTFS_S3_ENV" ] || die "VAULTFS_S3_ENV=$VAULTFS_S3_ENV: no such file"
+# shellcheck disable=SC1090
+. "$VAULTFS_S3_ENV"
+[ -n "${AWS_ENDPOINT_URL:-}" ] || die "$VAULTFS_S3_ENV sets no AWS_ENDPOINT_URL"
+case $AWS_ENDPOINT_URL in
+http://127.0.0.1:*) ;;
+*) die "the test server must be on 127.0.0.1, not $AWS_ENDPOINT_URL" ;;
+esac
+# The tests must not depend on, nor touch, the machine's own AWS files.
+export AWS_SHARED_CREDENTIALS_FILE=$T/no-credentials
+export AWS_CONFIG_FILE=$T/no-config
+export AWS_EC2_METADATA_DISABLED=true
+unset AWS_PROFILE AWS_SESSION_TOKEN AWS_ENDPOINT_URL_S3 AWS_CA_BUNDLE || true
+
+# vf ARGS: the binary under test, bounded in time (a hang fails the test
+# with exit 124 long before ctest's own timeout).
+vf() { timeout -k 10 "${VF_TIMEOUT:-300}" "$VAULTFS" "$@"; }
+
+# Every vaultfs test needs the s3 subcommand; its absence is a failure.
+need_s3_command() {
+	"$VAULTFS" --help 2>&1 | grep -qE '^ +s3( |$)' ||
+		die "'$VAULTFS --help' lists no 's3' command"
+}
+
+# --- assertions -----------------------------------------------------------
+# expect_fail CMD...: CMD must exit non-zero by itself: not by a signal, a
+# timeout or a sanitizer report. Its stdout and stderr are in $FAIL_OUT.
+FAIL_OUT=$T/fail.out
+expect_fail() {
+	local rc=0
+	"$@" >"$FAIL_OUT" 2>&1 || rc=$?
+	sed 's/^/    | /' "$FAIL_OUT" | head -n 40 >&2
+	[ "$rc" != 0 ] || die "expected a failure, but it succeeded: $*"
+	if [ "$rc" -ge 124 ] && [ "$rc" -le 192 ]; then
+		die "exit $rc (timeout, crash or signal): $*"
+	fi
+	if grep -qE 'Sanitizer|runtime error:' "$FAIL_OUT"; then
+		die "sanitizer report: $*"
+	fi
+	log "failed as expected (exit $rc): $*"
+}
+
+# expect_grep EXTENDED-REGEX FILE
+expect_grep() {
+	grep -qE -- "$1" "$2" || {
+		sed 's/^/    | /' "$2" | head -n 40 >&2
+		die "'$1' not found in $2"
+	}
+}
+
+# same_file A B: byte-identical
+same_file() { cmp -- "$1" "$2" || die "$1 and $2 differ"; }
+
+# --- awscli and boto3 -----------------------------------------------------
+cat >"$T/aws.conf" <<EOF
+[default]
+region = ${AWS_REGION:-us-east-1}
+s3 =
+    addressing_style = path
+    multipart_threshold = 8MB
+    multipart_chunksize = 8MB
+EOF
+aws_() {
+	AWS_CONFIG_FILE=$T/aws.conf AWS_PAGER='' \
+		timeout -k 10 300 aws --endpoint-url "$AWS_ENDPOINT_URL" "$@"
+}
+
+# A python3 that has boto3 (this machine's, or Debian's python3-boto3).
+PY=
+for _p in python3 /usr/bin/python3; do
+	if command -v "$_p" >/dev/null && "$_p" -c 'import boto3' 2>/dev/null; then
+		PY=$_p
+		break
+	fi
+done
+unset _p
+
+# py_s3 [ARGS]: run the Python on stdin with `s3` (a boto3 client of the
+# test server), `BUCKET` and `sys.argv[1:]` set.
+py_s3() {
+	[ -n "$PY" ] || die "no python3 with boto3: run scripts/setup"
+	{
+		cat <<'EOF'
+import os, sys
+import boto3, botocore.config
+s3 = boto3.client("s3", endpoint_url=os.environ["AWS_ENDPOINT_URL"],
+                  region_name=os.environ.get("AWS_REGION", "us-east-1"),
+                  config=botocore.config.Config(s3={"addressing_style": "path"},
+                                                max_pool_connections=16,
+                                                connect_timeout=5,
+                                                retries={"max_attempts": int(os.environ.get("PY_S3_ATTEMPTS", "3"))}))
+BUCKET = os.environ.get("BUCKET", "")
+EOF
+		cat
+	} >"$T/py_s3.py"
+	timeout -k 10 300 "$PY" "$T/py_s3.py" "$@"
+}
+
+# new_bucket VAR [TAG]: set VAR to a unique, valid bucket name (3-63 chars
+# of a-z0-9-), to be emptied and deleted at exit if it exists then.
+new_bucket() {
+	local tag=${2:-} name
+	name=$(printf 'vft-%s%s-%s-%s' "${TEST_NAME//_/-}" "${tag:+-$tag}" "$$" "$RANDOM" |
+		tr 'A-Z_' 'a-z-' | cut -c1-63)
+	name=${name%-}
+	on_exit "BUCKET='$name' PY_S3_ATTEMPTS=1 py_s3 <<<'$_DELETE_BUCKET_PY'"
+	printf -v "$1" '%s' "$name"
+}
+_DELETE_BUCKET_PY='
+try:
+    for u in s3.list_multipart_uploads(Bucket=BUCKET).get("Uploads", []):
+        s3.abort_multipart_upload(Bucket=BUCKET, Key=u["Key"], UploadId=u["UploadId"])
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=BUCKET):
+        keys = [{"Key": o["Key"]} for o in page.get("Contents", [])]
+        if keys:
+            s3.delete_objects(Bucket=BUCKET, Delete={"Objects": keys, "Quiet": True})
+    s3.delete_bucket(Bucket=BUCKET)
+except s3.exceptions.NoSuchBucket:
+    pass
+'
+
+# make_bucket VAR [TAG]: new_bucket, then created with awscli
+make_bucket() {
+	new_bucket "$@"
+	aws_ s3api create-bucket --bucket "${!1}" >/dev/null || die "create-bucket ${!1} failed"
+}
+
+# no_multipart_uploads BUCKET: no upload may be left in progress
+no_multipart_uploads() {
+	local out
+	out=$(aws_ s3api list-multipart-uploads --bucket "$1" --output json) ||
+		die "list-multipart-uploads $1 failed"
+	if [ -n "$out" ] && [ "$(echo "$out" | "${PY:-python3}" -c \
+		'import json,sys; print(len(json.load(sys.stdin).get("Uploads") or []))')" != 0 ]; then
+		echo "$out" >&2
+		die "multipart uploads left in progress in $1"
+	fi
+	log "no multipart upload in progress in $1"
+}
+
+# object_etag BUCKET KEY: the ETag without quotes (fails if there is none)
+object_etag() {
+	aws_ s3api head-object --bucket "$1" --key "$2" --query ETag --output text | tr -d '"'
+}
+
+# object_absent BUCKET KEY
+object_absent() {
+	if aws_ s3api head-object --bucket "$1" --key "$2" >/dev/null 2>&1; then
+		die "s3://$1/$2 exists"
+	fi
+}
+
+# multipart_etag FILE PART_SIZE: the ETag S3 gives FILE uploaded in parts of
+# PART_SIZE bytes: md5 of the parts' md5s, "-", number of parts
+multipart_etag() {
+	python3 - "$1" "$2" <<'EOF'
+import hashlib, sys
+digests = []
+with open(sys.argv[1], "rb") as f:
+    while True:
+        part = f.read(int(sys.argv[2]))
+        if not part:
+            break
+        digests.append(hashlib.md5(part).digest())
+print("%s-%d" % (hashlib.md5(b"".join(digests)).hexdigest(), len(digests)))
+EOF
+}
+
+# --- the fault proxy --------------------------------------------------------
+# start_faultproxy ARGS...: run tests/tools/faultproxy.py in front of the
+# server with ARGS (--reset-rate, --503-rate, --seed, ...); sets FP_URL,
+# FP_PID and FP_STATS. Stopped at exit.
+_fp_n=0
+start_faultproxy() {
+	local out i port=
+	_fp_n=$((_fp_n + 1))
+	out=$T/faultproxy$_fp_n
+	FP_STATS=$out.json
+	python3 "$FAULTPROXY" --listen-port 0 --target "${AWS_ENDPOINT_URL#http://}" \
+		--stats "$FP_STATS" "$@" >"$out.out" 2>"$out.err" &
+	FP_PID=$!
+	on_exit "kill $FP_PID; wait $FP_PID"
+	for i in $(seq 1 100); do
+		port=$(sed -n 's/^PORT \([0-9]*\)$/\1/p' "$out.out")
+		[ -n "$port" ] && break
+		kill -0 "$FP_PID" 2>/dev/null || { cat "$out.err" >&2; die "faultproxy exited"; }
+		sleep 0.1
+	done
+	[ -n "$port" ] || die "faultproxy did not report its port"
+	FP_URL=http://127.0.0.1:$port
+	log "faultproxy on $FP_URL: $*"
+}
+
+# fp_stat KEY: a counter of the last proxy started
+fp_stat() {
+	python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])' "$FP_STATS" "$1"
+}

@@ -1,0 +1,638 @@
+/*
+ * test_s3_upload.c - the streaming multipart uploader against a small
+ * in-process S3 stand-in: single PutObject for objects of at most one part,
+ * parts in order with their MD5s, the final ETag check, back-pressure (never
+ * more parts in flight than asked), the upload id reported before any part,
+ * and every failure ending in AbortMultipartUpload.
+ *
+ * The stand-in speaks just enough HTTP/1.1 (keep-alive, Content-Length
+ * bodies) and S3: one listening thread, one thread per connection. What it
+ * saw is kept in `struct fake` under ->lock for the tests to check. It does
+ * not check signatures (test_s3_request.c does that against botocore).
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core/crypto.h"
+#include "core/s3.h"
+#include "core/s3_upload.h"
+#include "core/timeutil.h"
+
+#define MAX_CONNS 64
+#define MAX_PARTS 64
+
+struct fake {
+	int listen_fd;
+	int port;
+	pthread_t acceptor;
+	pthread_mutex_t lock;
+	/* protected by ->lock */
+	pthread_t conns[MAX_CONNS];
+	int conn_fds[MAX_CONNS];
+	int nconns;
+	int in_flight, max_in_flight;
+	int puts, creates, completes, aborts, heads;
+	int parts_seen;
+	uint8_t md5[MAX_PARTS + 1][CM_MD5_LEN];
+	uint64_t part_len[MAX_PARTS + 1];
+	uint64_t bytes;
+	int completed_parts;	 /* <Part> entries in the last complete */
+	bool create_before_part; /* no part came before CreateMultipart */
+	/* behaviour */
+	int fail_part; /* this part number answers fail_status */
+	int fail_status;
+	int bad_etag_part;	  /* this part answers a wrong ETag */
+	bool empty_complete_etag; /* Ceph 16: <ETag></ETag> */
+	unsigned part_delay_ms;
+	int want_parallel; /* parts 1..N wait (5 s at most) until N
+			    * parts are at the server */
+	pthread_cond_t arrived;
+};
+
+static struct fake F;
+
+static ssize_t read_full(int fd, char *p, size_t n)
+{
+	size_t got = 0;
+
+	while (got < n) {
+		ssize_t r = read(fd, p + got, n - got);
+
+		if (r <= 0)
+			return r < 0 && errno == EINTR ? 0 : -1;
+		got += (size_t)r;
+	}
+	return (ssize_t)got;
+}
+
+static void reply(int fd, int status, const char *extra, const char *body)
+{
+	char head[512];
+	size_t blen = body ? strlen(body) : 0;
+	int n = snprintf(head, sizeof(head),
+			 "HTTP/1.1 %d X\r\nContent-Length: %zu\r\n%s\r\n",
+			 status, blen, extra ? extra : "");
+
+	if (write(fd, head, (size_t)n) < 0 ||
+	    (blen && write(fd, body, blen) < 0))
+		return;
+}
+
+static void hex_md5(const void *p, size_t n, char out[33])
+{
+	uint8_t md5[CM_MD5_LEN];
+
+	cm_md5(p, n, md5);
+	cm_hex(md5, CM_MD5_LEN, out);
+}
+
+static void handle(int fd, const char *method, const char *target, char *body,
+		   size_t blen)
+{
+	char hdr[160], hex[33], xml[512];
+	const char *q = strchr(target, '?');
+	int part = 0;
+
+	if (q && sscanf(q, "?partNumber=%d", &part) == 1 && part > 0 &&
+	    part <= MAX_PARTS) {
+		struct timespec until;
+
+		clock_gettime(CLOCK_REALTIME, &until);
+		until.tv_sec += 5;
+		pthread_mutex_lock(&F.lock);
+		F.in_flight++;
+		if (F.in_flight > F.max_in_flight)
+			F.max_in_flight = F.in_flight;
+		if (!F.creates)
+			F.create_before_part = false;
+		pthread_cond_broadcast(&F.arrived);
+		/* no timing luck: parts meet at the server when they can */
+		while (part <= F.want_parallel &&
+		       F.in_flight < F.want_parallel &&
+		       pthread_cond_timedwait(&F.arrived, &F.lock, &until) == 0)
+			;
+		pthread_mutex_unlock(&F.lock);
+		if (F.part_delay_ms)
+			cm_sleep_ms(F.part_delay_ms);
+		hex_md5(body, blen, hex);
+		pthread_mutex_lock(&F.lock);
+		F.in_flight--;
+		F.parts_seen++;
+		cm_md5(body, blen, F.md5[part]);
+		F.part_len[part] = blen;
+		F.bytes += blen;
+		pthread_mutex_unlock(&F.lock);
+		if (part == F.fail_part) {
+			reply(fd, F.fail_status, NULL,
+			      "<Error><Code>Injected</Code><Message>no"
+			      "</Message></Error>");
+			return;
+		}
+		if (part == F.bad_etag_part)
+			hex[0] = hex[0] == '0' ? '1' : '0';
+		snprintf(hdr, sizeof(hdr), "ETag: \"%s\"\r\n", hex);
+		reply(fd, 200, hdr, NULL);
+	} else if (q && !strcmp(q, "?uploads") && !strcmp(method, "POST")) {
+		pthread_mutex_lock(&F.lock);
+		F.creates++;
+		pthread_mutex_unlock(&F.lock);
+		reply(fd, 200, NULL,
+		      "<InitiateMultipartUploadResult><Bucket>b</Bucket><Key>k"
+		      "</Key><UploadId>UP1</UploadId>"
+		      "</InitiateMultipartUploadResult>");
+	} else if (q && !strcmp(method, "POST")) {
+		uint8_t all[MAX_PARTS * CM_MD5_LEN], md5[CM_MD5_LEN];
+		int n = 0;
+
+		for (char *p = body; (p = strstr(p, "<Part>")); p++)
+			n++;
+		pthread_mutex_lock(&F.lock);
+		F.completes++;
+		F.completed_parts = n;
+		for (int i = 0; i < n; i++)
+			memcpy(all + i * CM_MD5_LEN, F.md5[i + 1], CM_MD5_LEN);
+		pthread_mutex_unlock(&F.lock);
+		cm_md5(all, (size_t)n * CM_MD5_LEN, md5);
+		cm_hex(md5, CM_MD5_LEN, hex);
+		if (F.empty_complete_etag)
+			snprintf(xml, sizeof(xml),
+				 "<CompleteMultipartUploadResult><ETag></ETag>"
+				 "</CompleteMultipartUploadResult>");
+		else
+			snprintf(xml, sizeof(xml),
+				 "<CompleteMultipartUploadResult><ETag>&quot;"
+				 "%s-%d&quot;</ETag>"
+				 "</CompleteMultipartUploadResult>",
+				 hex, n);
+		reply(fd, 200, NULL, xml);
+	} else if (q && !strcmp(method, "DELETE")) {
+		pthread_mutex_lock(&F.lock);
+		F.aborts++;
+		pthread_mutex_unlock(&F.lock);
+		reply(fd, 204, NULL, NULL);
+	} else if (!strcmp(method, "HEAD")) {
+		uint8_t all[MAX_PARTS * CM_MD5_LEN], md5[CM_MD5_LEN];
+		int n;
+
+		pthread_mutex_lock(&F.lock);
+		F.heads++;
+		n = F.completed_parts;
+		for (int i = 0; i < n; i++)
+			memcpy(all + i * CM_MD5_LEN, F.md5[i + 1], CM_MD5_LEN);
+		pthread_mutex_unlock(&F.lock);
+		cm_md5(all, (size_t)n * CM_MD5_LEN, md5);
+		cm_hex(md5, CM_MD5_LEN, hex);
+		snprintf(hdr, sizeof(hdr), "ETag: \"%s-%d\"\r\n", hex, n);
+		reply(fd, 200, hdr, NULL);
+	} else if (!strcmp(method, "PUT")) {
+		hex_md5(body, blen, hex);
+		pthread_mutex_lock(&F.lock);
+		F.puts++;
+		F.bytes += blen;
+		pthread_mutex_unlock(&F.lock);
+		snprintf(hdr, sizeof(hdr), "ETag: \"%s\"\r\n", hex);
+		reply(fd, 200, hdr, NULL);
+	} else {
+		reply(fd, 400, NULL, "<Error><Code>Unexpected</Code></Error>");
+	}
+}
+
+static void *conn_main(void *arg)
+{
+	int fd = (int)(intptr_t)arg;
+	char head[16384];
+
+	for (;;) {
+		size_t len = 0, blen = 0;
+		char method[16], target[1024], *end, *cl, *body;
+
+		/* headers, byte by byte up to the blank line */
+		while (len < sizeof(head) - 1) {
+			if (read(fd, head + len, 1) != 1)
+				goto out;
+			len++;
+			if (len >= 4 && !memcmp(head + len - 4, "\r\n\r\n", 4))
+				break;
+		}
+		head[len] = '\0';
+		end = strstr(head, "\r\n\r\n");
+		if (!end || sscanf(head, "%15s %1023s", method, target) != 2)
+			goto out;
+		cl = strcasestr(head, "\r\nContent-Length:");
+		if (cl)
+			blen = strtoull(cl + 17, NULL, 10);
+		body = malloc(blen + 1);
+		if (blen && read_full(fd, body, blen) < 0) {
+			free(body);
+			goto out;
+		}
+		body[blen] = '\0';
+		handle(fd, method, target, body, blen);
+		free(body);
+	}
+out:
+	return NULL;
+}
+
+static void *accept_main(void *arg)
+{
+	(void)arg;
+	for (;;) {
+		int fd = accept(F.listen_fd, NULL, NULL);
+
+		if (fd < 0)
+			return NULL;
+		pthread_mutex_lock(&F.lock);
+		if (F.nconns == MAX_CONNS) {
+			pthread_mutex_unlock(&F.lock);
+			close(fd);
+			continue;
+		}
+		F.conn_fds[F.nconns] = fd;
+		pthread_create(&F.conns[F.nconns], NULL, conn_main,
+			       (void *)(intptr_t)fd);
+		F.nconns++;
+		pthread_mutex_unlock(&F.lock);
+	}
+}
+
+static int fake_start(void **state)
+{
+	struct sockaddr_in a = {.sin_family = AF_INET};
+	socklen_t alen = sizeof(a);
+
+	(void)state;
+	memset(&F, 0, sizeof(F));
+	F.create_before_part = true;
+	pthread_mutex_init(&F.lock, NULL);
+	pthread_cond_init(&F.arrived, NULL);
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	F.listen_fd = socket(AF_INET, SOCK_STREAM, 0);
+	assert_true(F.listen_fd >= 0);
+	assert_int_equal(bind(F.listen_fd, (struct sockaddr *)&a, sizeof(a)),
+			 0);
+	assert_int_equal(listen(F.listen_fd, 64), 0);
+	getsockname(F.listen_fd, (struct sockaddr *)&a, &alen);
+	F.port = ntohs(a.sin_port);
+	pthread_create(&F.acceptor, NULL, accept_main, NULL);
+	return 0;
+}
+
+static int fake_stop(void **state)
+{
+	(void)state;
+	shutdown(F.listen_fd, SHUT_RDWR);
+	close(F.listen_fd);
+	pthread_join(F.acceptor, NULL);
+	for (int i = 0; i < F.nconns; i++) {
+		shutdown(F.conn_fds[i], SHUT_RDWR);
+		pthread_join(F.conns[i], NULL);
+		close(F.conn_fds[i]);
+	}
+	pthread_mutex_destroy(&F.lock);
+	pthread_cond_destroy(&F.arrived);
+	return 0;
+}
+
+static struct s3_client *client(void)
+{
+	char url[64];
+	struct s3_client_opts o = {.endpoint = url, .max_attempts = 2};
+	struct cm_err err;
+	struct s3_client *c;
+
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d", F.port);
+	setenv("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE", 1);
+	setenv("AWS_SECRET_ACCESS_KEY", "secret", 1);
+	setenv("AWS_CONFIG_FILE", "/nonexistent", 1);
+	setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent", 1);
+	cm_err_clear(&err);
+	c = s3_client_new(&o, &err);
+	if (!c)
+		fail_msg("%s", err.msg);
+	return c;
+}
+
+/* Bytes that differ per offset: a table with a prime period, so that no
+ * two parts look alike. Filled with memcpy, which keeps the writer fast
+ * under sanitizers. */
+#define PERIOD 1048573
+static uint8_t table[PERIOD];
+
+static void fill(uint8_t *p, size_t n, uint64_t off)
+{
+	if (!table[1])
+		for (size_t i = 0; i < PERIOD; i++)
+			table[i] = (uint8_t)((i * 0x9E3779B97F4A7C15ULL) >> 56);
+	while (n) {
+		size_t at = (size_t)(off % PERIOD), k = PERIOD - at;
+
+		if (k > n)
+			k = n;
+		memcpy(p, table + at, k);
+		p += k;
+		off += k;
+		n -= k;
+	}
+}
+
+struct id_seen {
+	char id[64];
+	int parts_before;
+};
+
+static int on_id(void *ctx, const char *id, struct cm_err *err)
+{
+	struct id_seen *s = ctx;
+
+	(void)err;
+	snprintf(s->id, sizeof(s->id), "%s", id);
+	pthread_mutex_lock(&F.lock);
+	s->parts_before = F.parts_seen;
+	pthread_mutex_unlock(&F.lock);
+	return 0;
+}
+
+static int refuse_id(void *ctx, const char *id, struct cm_err *err)
+{
+	(void)ctx;
+	(void)id;
+	return cm_err_set(err, EIO, "journal full");
+}
+
+/* Write `size` bytes in odd-sized chunks; 0 or the failure. */
+static int stream(struct s3_upload *u, uint64_t size, struct cm_err *err)
+{
+	static uint8_t chunk[300001];
+	uint64_t off = 0;
+
+	while (off < size) {
+		size_t n = sizeof(chunk);
+		int rc;
+
+		if (n > size - off)
+			n = (size_t)(size - off);
+		fill(chunk, n, off);
+		rc = s3_upload_write(u, chunk, n, err);
+		if (rc)
+			return rc;
+		off += n;
+	}
+	return 0;
+}
+
+static void test_single_put(void **state)
+{
+	uint64_t sizes[] = {0, 1, 5 * S3_MIB, 5 * S3_MIB + 7};
+	struct s3_upload_opts o = {.part_size = 5 * S3_MIB};
+	struct s3_client *c = client();
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+		struct s3_upload_result res;
+		struct cm_err err;
+		struct s3_upload *u;
+		int puts = F.puts, creates = F.creates;
+
+		cm_err_clear(&err);
+		u = s3_upload_new(c, "b", "k", &o, &err);
+		assert_non_null(u);
+		assert_int_equal(stream(u, sizes[i], &err), 0);
+		if (sizes[i] <= 5 * S3_MIB) {
+			/* at most one part: one PutObject, no upload */
+			assert_int_equal(s3_upload_finish(u, &res, &err), 0);
+			assert_int_equal(res.parts, 0);
+			assert_int_equal(res.size, sizes[i]);
+			assert_int_equal(F.puts, puts + 1);
+			assert_int_equal(F.creates, creates);
+			assert_null(s3_upload_id(u));
+		} else {
+			assert_int_equal(s3_upload_finish(u, &res, &err), 0);
+			assert_int_equal(res.parts, 2);
+			assert_int_equal(F.completed_parts, 2);
+			assert_int_equal(F.part_len[2], 7);
+		}
+		assert_int_equal(strlen(res.etag) >= 32, 1);
+		s3_upload_free(u);
+	}
+	s3_client_free(c);
+}
+
+static void test_multipart(void **state)
+{
+	struct s3_upload_opts o = {
+	    .part_size = 5 * S3_MIB, .concurrency = 3, .on_upload_id = on_id};
+	uint64_t size = 23 * S3_MIB + 12345; /* 5 parts, the last short */
+	struct id_seen seen = {"", -1};
+	struct s3_client *c = client();
+	int parts_before = F.parts_seen;
+	struct s3_upload_result res;
+	struct cm_err err;
+	struct s3_upload *u;
+	uint8_t md5s[5][CM_MD5_LEN];
+	char want[S3_ETAG_MAX];
+	uint8_t *all;
+
+	(void)state;
+	o.ctx = &seen;
+	F.part_delay_ms = 20;
+	F.want_parallel = 3;
+	F.max_in_flight = 0;
+	cm_err_clear(&err);
+	u = s3_upload_new(c, "b", "k", &o, &err);
+	assert_int_equal(stream(u, size, &err), 0);
+	assert_int_equal(s3_upload_finish(u, &res, &err), 0);
+	F.part_delay_ms = 0;
+	F.want_parallel = 0;
+	assert_int_equal(res.parts, 5);
+	assert_int_equal(res.size, size);
+	assert_string_equal(seen.id, "UP1");
+	/* told before any part went out */
+	assert_int_equal(seen.parts_before, parts_before);
+	assert_true(F.create_before_part);
+	/* back-pressure: never more than `concurrency` parts at the server */
+	assert_int_equal(F.max_in_flight, 3);
+	assert_int_equal(F.completed_parts, 5);
+	assert_int_equal(s3_upload_bytes_done(u), size);
+
+	/* the parts hold the stream in order: recompute the ETag */
+	all = malloc(size);
+	fill(all, size, 0);
+	for (int i = 0; i < 5; i++) {
+		uint64_t off = (uint64_t)i * 5 * S3_MIB;
+		uint64_t n = i < 4 ? 5 * S3_MIB : size - off;
+
+		assert_int_equal(F.part_len[i + 1], n);
+		cm_md5(all + off, n, md5s[i]);
+	}
+	free(all);
+	s3_multipart_etag((const uint8_t(*)[CM_MD5_LEN])md5s, 5, want);
+	assert_string_equal(res.etag, want);
+	assert_int_equal(F.aborts, 0);
+	s3_upload_free(u);
+
+	/* Ceph's empty <ETag></ETag>: read back with HeadObject */
+	F.empty_complete_etag = true;
+	u = s3_upload_new(c, "b", "k", &o, &err);
+	assert_int_equal(stream(u, size, &err), 0);
+	assert_int_equal(s3_upload_finish(u, &res, &err), 0);
+	assert_string_equal(res.etag, want);
+	assert_true(F.heads >= 1);
+	F.empty_complete_etag = false;
+	s3_upload_free(u);
+	s3_client_free(c);
+}
+
+static void expect_abort(struct s3_upload_opts *o, uint64_t size,
+			 const char *msg_part)
+{
+	struct s3_client *c = client();
+	struct s3_upload_result res;
+	struct cm_err err;
+	struct s3_upload *u;
+	int aborts = F.aborts, rc;
+
+	cm_err_clear(&err);
+	u = s3_upload_new(c, "b", "k", o, &err);
+	rc = stream(u, size, &err);
+	if (!rc)
+		rc = s3_upload_finish(u, &res, &err);
+	assert_true(rc < 0);
+	assert_non_null(strstr(err.msg, msg_part));
+	/* aborted before returning */
+	assert_int_equal(F.aborts, aborts + 1);
+	/* later calls fail the same way, and free does not abort twice */
+	assert_true(s3_upload_write(u, "x", 1, &err) < 0);
+	assert_true(s3_upload_finish(u, &res, &err) < 0);
+	s3_upload_free(u);
+	assert_int_equal(F.aborts, aborts + 1);
+	s3_client_free(c);
+}
+
+static void test_failures(void **state)
+{
+	struct s3_upload_opts o = {.part_size = 5 * S3_MIB, .concurrency = 2};
+
+	(void)state;
+	/* a fatal answer to part 3 */
+	F.fail_part = 3;
+	F.fail_status = 403;
+	expect_abort(&o, 40 * S3_MIB, "Injected: no (UploadPart");
+	/* a 5xx that does not pass: retried (max 2 attempts), then abort */
+	F.fail_status = 500;
+	expect_abort(&o, 40 * S3_MIB, "[gave up after 2 attempts]");
+	/* the last part fails: seen at finish() */
+	F.fail_part = 2;
+	F.fail_status = 403;
+	expect_abort(&o, 6 * S3_MIB, "Injected");
+	F.fail_part = 0;
+	/* a part whose ETag is not the MD5 sent */
+	F.bad_etag_part = 2;
+	expect_abort(&o, 12 * S3_MIB, "is not the MD5");
+	F.bad_etag_part = 0;
+	/* the caller refuses the upload id */
+	o.on_upload_id = refuse_id;
+	expect_abort(&o, 12 * S3_MIB, "journal full");
+	o.on_upload_id = NULL;
+}
+
+static void test_abort_by_caller(void **state)
+{
+	struct s3_upload_opts o = {.part_size = 5 * S3_MIB};
+	struct s3_client *c = client();
+	struct cm_err err;
+	struct s3_upload *u;
+	int aborts = F.aborts;
+
+	(void)state;
+	cm_err_clear(&err);
+	/* before any upload exists: nothing to abort on the server */
+	u = s3_upload_new(c, "b", "k", &o, &err);
+	assert_int_equal(stream(u, 1000, &err), 0);
+	s3_upload_abort(u);
+	s3_upload_free(u);
+	assert_int_equal(F.aborts, aborts);
+	/* mid-way: the upload is aborted; free() alone does it too */
+	u = s3_upload_new(c, "b", "k", &o, &err);
+	assert_int_equal(stream(u, 17 * S3_MIB, &err), 0);
+	s3_upload_abort(u);
+	s3_upload_abort(u);
+	assert_int_equal(F.aborts, aborts + 1);
+	s3_upload_free(u);
+	u = s3_upload_new(c, "b", "k", &o, &err);
+	assert_int_equal(stream(u, 17 * S3_MIB, &err), 0);
+	s3_upload_free(u);
+	assert_int_equal(F.aborts, aborts + 2);
+	s3_client_free(c);
+}
+
+static void test_reserve_commit(void **state)
+{
+	struct s3_upload_opts o = {.part_size = 5 * S3_MIB,
+				   .expected_size = 11 * S3_MIB};
+	struct s3_client *c = client();
+	struct s3_upload_result res;
+	struct cm_err err;
+	struct s3_upload *u;
+	uint64_t off = 0;
+
+	(void)state;
+	cm_err_clear(&err);
+	assert_null(s3_upload_new(
+	    c, "b", "k", &(struct s3_upload_opts){.part_size = 1}, &err));
+	u = s3_upload_new(c, "b", "k", &o, &err);
+	while (off < 11 * S3_MIB) {
+		void *p;
+		size_t n;
+
+		assert_int_equal(s3_upload_reserve(u, &p, &n, &err), 0);
+		assert_true(n > 0 && n <= 5 * S3_MIB);
+		if (n > 1000000)
+			n = 1000000;
+		if (n > 11 * S3_MIB - off)
+			n = (size_t)(11 * S3_MIB - off);
+		fill(p, n, off);
+		assert_int_equal(s3_upload_commit(u, n, &err), 0);
+		assert_int_equal(s3_upload_commit(u, 0, &err), 0);
+		off += n;
+	}
+	assert_int_equal(s3_upload_bytes_in(u), 11 * S3_MIB);
+	assert_int_equal(s3_upload_finish(u, &res, &err), 0);
+	assert_int_equal(res.parts, 3);
+	assert_int_equal(F.part_len[3], S3_MIB);
+	/* finished: no more writes */
+	assert_int_equal(s3_upload_write(u, "x", 1, &err), -EPIPE);
+	s3_upload_free(u);
+	s3_client_free(c);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_single_put),
+	    cmocka_unit_test(test_multipart),
+	    cmocka_unit_test(test_failures),
+	    cmocka_unit_test(test_abort_by_caller),
+	    cmocka_unit_test(test_reserve_commit),
+	};
+
+	unsetenv("VAULTFS_FAULT");
+	unsetenv("AWS_ENDPOINT_URL");
+	unsetenv("AWS_ENDPOINT_URL_S3");
+	return cmocka_run_group_tests(tests, fake_start, fake_stop);
+}
