@@ -26,9 +26,15 @@
  * s3_part_size_for(); a buffer smaller than the part it is taken for is
  * reallocated (sizes only grow), so at most nbufs buffers ever exist.
  *
- * Workers compute the part's MD5, upload it (s3_upload_part signs it with
- * its SHA-256, so S3 checks the body), check the answered ETag, record
- * MD5 and ETag in ->parts[number - 1], and put the buffer back on the free
+ * Workers upload a part (s3_upload_part signs it with its SHA-256, so S3
+ * checks the body against it), record the answered ETag - an MD5 - in
+ * ->parts[number - 1] (the object's ETag is checked against those at the
+ * end), and put the buffer back on the free list. The MD5 of the bytes is
+ * computed only with unsigned payloads, where it goes out as Content-MD5
+ * and the answered ETag must equal it: with a signed payload S3 has
+ * already verified the body, and MD5 would cost more CPU than SHA-256 and
+ * the upload together on a machine with SHA extensions. The buffer then
+ * returns to the free
  * list. The first failure of any worker is kept in ->fail_err and makes
  * later parts skip their upload; the writer sees ->failed at its next call,
  * waits until nothing is in flight, aborts the multipart upload and returns
@@ -45,6 +51,7 @@
 #include "mem.h"
 #include "queue.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdbool.h>
@@ -278,7 +285,7 @@ struct s3_upload *s3_upload_new(struct s3_client *client, const char *bucket,
 	if (!u->opts.concurrency)
 		u->opts.concurrency = DEFAULT_CONCURRENCY;
 	u->check_etags = s3_client_etag_is_md5(client);
-	u->want_md5 = u->check_etags || s3_client_unsigned_payload(client);
+	u->want_md5 = s3_client_unsigned_payload(client);
 	/* part 1 is held while part 2 fills: at least two */
 	u->nbufs = u->opts.concurrency < 2 ? 2 : u->opts.concurrency;
 	u->bufs = cm_xcalloc(u->nbufs, sizeof(*u->bufs));
@@ -349,6 +356,28 @@ static void md5_hex(const uint8_t md5[CM_MD5_LEN], char *out)
 	cm_hex(md5, CM_MD5_LEN, out);
 }
 
+/* The 16 bytes of an ETag that is a hex MD5 (quotes allowed). */
+static bool etag_md5(const char *etag, uint8_t out[CM_MD5_LEN])
+{
+	size_t n;
+
+	if (*etag == '"')
+		etag++;
+	n = strcspn(etag, "\"");
+	if (n != 2 * CM_MD5_LEN)
+		return false;
+	for (size_t i = 0; i < CM_MD5_LEN; i++) {
+		unsigned v;
+
+		if (sscanf(etag + 2 * i, "%2x", &v) != 1 ||
+		    !isxdigit((unsigned char)etag[2 * i]) ||
+		    !isxdigit((unsigned char)etag[2 * i + 1]))
+			return false;
+		out[i] = (uint8_t)v;
+	}
+	return true;
+}
+
 /* A worker: one part, start to end. */
 static void part_task(void *arg)
 {
@@ -367,7 +396,7 @@ static void part_task(void *arg)
 	rc = s3_upload_part(u->client, u->bucket, u->key, u->upload_id,
 			    b->number, b->data, b->len,
 			    u->want_md5 ? md5 : NULL, etag, &e);
-	if (!rc && u->check_etags) {
+	if (!rc && u->check_etags && u->want_md5) {
 		md5_hex(md5, want);
 		if (!s3_etag_equal(etag, want))
 			rc = cm_err_set(&e, EIO,
@@ -376,6 +405,11 @@ static void part_task(void *arg)
 					"the bytes sent",
 					u->bucket, u->key, b->number, etag,
 					want);
+	} else if (!rc && u->check_etags && !etag_md5(etag, md5)) {
+		rc = cm_err_set(&e, EIO,
+				"UploadPart s3://%s/%s: part %u: ETag '%s' "
+				"is not an MD5",
+				u->bucket, u->key, b->number, etag);
 	}
 out:
 	pthread_mutex_lock(&u->lock);
@@ -549,7 +583,7 @@ static int finish_single(struct s3_upload *u, struct s3_upload_result *res,
 		cm_md5(data, len, md5);
 	rc = s3_put_object(u->client, u->bucket, u->key, data, len,
 			   u->want_md5 ? md5 : NULL, res->etag, &e);
-	if (!rc && u->check_etags) {
+	if (!rc && u->check_etags && u->want_md5) {
 		md5_hex(md5, want);
 		if (!s3_etag_equal(res->etag, want))
 			rc = cm_err_set(&e, EIO,

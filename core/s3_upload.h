@@ -3,7 +3,8 @@
  *
  * The caller writes bytes in order; they fill part buffers taken from a
  * fixed pool of `concurrency` (at least 2). A full buffer goes to a worker,
- * which hashes it (MD5, and SHA-256 for the signature) and uploads it as
+ * which hashes it (SHA-256 for the signature; MD5 too with unsigned
+ * payloads, for Content-MD5) and uploads it as
  * one part, retrying per the client's policy; the buffer then returns to
  * the pool. When every buffer is filled or in flight, write() blocks: that
  * is the back-pressure, and memory stays at `concurrency` part buffers
@@ -15,9 +16,10 @@
  * told its id before any part is sent (so that a journal can record it and
  * clean up after a crash).
  *
- * Integrity: each part's ETag must equal the MD5 of the bytes sent, and the
- * object's ETag must equal the multipart ETag computed from the part MD5s
- * (both skipped under SSE-KMS, whose ETags are not MD5s).
+ * Integrity: S3 checks each part against its signed SHA-256 (or its
+ * Content-MD5, when the ETag must also equal the MD5 sent); the object's
+ * ETag must equal the multipart ETag computed from the parts' ETags (both
+ * skipped under SSE-KMS, whose ETags are not MD5s).
  *
  * Failure: any failure (a part out of retries, a fatal answer, an ETag
  * mismatch, the callback refusing) makes write()/finish() wait for the
