@@ -15,4 +15,10 @@ struct vf_command {
 /* The table, terminated by a NULL name (main.c). */
 extern const struct vf_command vf_commands[];
 
+/* `vaultfs s3 cp|ls|rm|mb` (cmd_s3.c). */
+int cmd_s3(int argc, char **argv);
+
+/* `vaultfs archive SRC DEST` (cmd_archive.c). */
+int cmd_archive(int argc, char **argv);
+
 #endif

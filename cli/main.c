@@ -11,6 +11,9 @@
 #include <string.h>
 
 const struct vf_command vf_commands[] = {
+	{ "archive", "archive a directory, device or disk image now",
+	  cmd_archive },
+	{ "s3", "S3 object commands: cp, ls, rm, mb", cmd_s3 },
 	{ NULL, NULL, NULL },
 };
 

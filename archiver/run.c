@@ -1,0 +1,324 @@
+/*
+ * run.c - see run.h: one archive, start to finish.
+ */
+#include "run.h"
+#include "json.h"
+#include "log.h"
+#include "mem.h"
+#include "sink.h"
+#include "timeutil.h"
+#include "version.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/* Where one thing (the object or the manifest) goes. */
+struct target {
+	char *bucket;  /* NULL: local */
+	char *key;     /* S3 key, or local path ("-" for stdout) */
+};
+
+int arc_codec_effective_level(const struct arc_codec_opts *c)
+{
+	if (c->level >= 0)
+		return c->level;
+	return c->codec == ARC_CODEC_GZIP ? 6 :
+	       c->codec == ARC_CODEC_ZSTD ? 3 :
+					    0;
+}
+
+char *arc_object_name(enum arc_method m, enum arc_codec c)
+{
+	const char *base = m == ARC_METHOD_TREE ? "backup.tar" : "rawbackup";
+	const char *suffix = arc_codec_suffix(c);
+
+	if (!*suffix && m == ARC_METHOD_RAW)
+		suffix = ".img";
+	return cm_xasprintf("%s%s", base, suffix);
+}
+
+static bool is_s3(const char *s)
+{
+	return !strncmp(s, "s3://", 5);
+}
+
+static bool is_local_dir(const char *path)
+{
+	struct stat st;
+	size_t n = strlen(path);
+
+	return (n && path[n - 1] == '/') ||
+	       (stat(path, &st) == 0 && S_ISDIR(st.st_mode));
+}
+
+static void target_release(struct target *t)
+{
+	free(t->bucket);
+	free(t->key);
+	t->bucket = t->key = NULL;
+}
+
+static char *target_url(const struct target *t)
+{
+	if (t->bucket)
+		return cm_xasprintf("s3://%s/%s", t->bucket, t->key);
+	return cm_xstrdup(t->key);
+}
+
+/* The object's and the manifest's places, from dest and manifest. */
+static int resolve_targets(const struct arc_run_opts *o, enum arc_method m,
+			   struct target *obj, struct target *man,
+			   struct cm_err *err)
+{
+	char *name = arc_object_name(m, o->codec.codec);
+	int rc = 0;
+
+	target_release(obj);
+	target_release(man);
+	if (is_s3(o->dest)) {
+		char *key;
+
+		rc = s3_parse_url(o->dest, &obj->bucket, &key, err);
+		if (rc)
+			goto out;
+		if (!*key || key[strlen(key) - 1] == '/') {
+			obj->key = cm_xasprintf("%s%s", key, name);
+			man->key = cm_xasprintf("%smanifest.json", key);
+		} else {
+			obj->key = cm_xstrdup(key);
+			man->key = cm_xasprintf("%s.manifest.json", key);
+		}
+		man->bucket = cm_xstrdup(obj->bucket);
+		free(key);
+	} else if (!strcmp(o->dest, "-")) {
+		obj->key = cm_xstrdup("-");
+	} else if (is_local_dir(o->dest)) {
+		const char *sep =
+			o->dest[strlen(o->dest) - 1] == '/' ? "" : "/";
+
+		obj->key = cm_xasprintf("%s%s%s", o->dest, sep, name);
+		man->key = cm_xasprintf("%s%smanifest.json", o->dest, sep);
+	} else {
+		obj->key = cm_xstrdup(o->dest);
+		man->key = cm_xasprintf("%s.manifest.json", o->dest);
+	}
+	if (o->manifest) {
+		target_release(man);
+		if (is_s3(o->manifest))
+			rc = s3_parse_url(o->manifest, &man->bucket, &man->key,
+					  err);
+		else
+			man->key = cm_xstrdup(o->manifest);
+	}
+	if (rc == 0 && (obj->bucket || man->bucket) && !o->client)
+		rc = cm_err_set(err, EINVAL, "an s3:// place needs a client");
+out:
+	free(name);
+	return rc;
+}
+
+/* Fail early, before anything is mounted, when the object cannot go. */
+static int check_dest(struct s3_client *client, const struct target *obj,
+		      struct cm_err *err)
+{
+	char *dir, *slash;
+	int rc = 0;
+
+	if (obj->bucket) {
+		rc = s3_head_bucket(client, obj->bucket, err);
+		if (rc)
+			cm_err_prefix(err, "s3://%s", obj->bucket);
+		return rc;
+	}
+	if (!strcmp(obj->key, "-"))
+		return 0;
+	dir = cm_xstrdup(obj->key);
+	slash = strrchr(dir, '/');
+	if (slash)
+		*slash = '\0';
+	if (access(slash ? (*dir ? dir : "/") : ".", W_OK) != 0)
+		rc = cm_err_set(err, errno, "%s: %s", obj->key,
+				errno == ENOENT ? "no such directory" :
+						  strerror(errno));
+	free(dir);
+	return rc;
+}
+
+static int write_manifest(struct s3_client *client, const struct target *man,
+			  const char *text, struct cm_err *err)
+{
+	size_t len = strlen(text);
+	struct arc_filter *sink;
+	uint8_t md5[CM_MD5_LEN];
+	int rc;
+
+	if (man->bucket) {
+		cm_md5(text, len, md5);
+		rc = s3_put_object(client, man->bucket, man->key, text, len,
+				   md5, NULL, err);
+		if (rc)
+			cm_err_prefix(err, "manifest s3://%s/%s", man->bucket,
+				      man->key);
+		return rc;
+	}
+	sink = arc_sink_file_new(man->key, err);
+	if (!sink)
+		return cm_err_prefix(err, "manifest");
+	rc = arc_write(sink, text, len, err);
+	if (rc == 0)
+		rc = arc_close(sink, err);
+	if (rc) {
+		arc_abort(sink);
+		cm_err_prefix(err, "manifest");
+	}
+	arc_free(sink);
+	return rc;
+}
+
+static char *manifest_text(const struct arc_run_opts *o,
+			   const struct arc_run_result *res, time_t started,
+			   time_t finished, double seconds)
+{
+	struct cm_json *root = cm_json_new_object();
+	struct cm_json *codec;
+	char *abs = realpath(o->src, NULL);
+	unsigned threads = o->codec.threads;
+	char when[32];
+	char *text;
+
+	if (!threads)
+		threads = (unsigned)sysconf(_SC_NPROCESSORS_ONLN);
+	cm_json_add_str(root, "vaultfs_version", VAULTFS_VERSION);
+	cm_json_add_str(root, "source", abs ? abs : o->src);
+	cm_json_add_str(root, "mode", arc_mode_name(o->mode));
+	cm_json_add_str(root, "object", res->object_url);
+	codec = cm_json_add_object(root, "compression");
+	cm_json_add_str(codec, "codec", arc_codec_name(o->codec.codec));
+	cm_json_add_num(codec, "level", arc_codec_effective_level(&o->codec));
+	cm_json_add_num(codec, "threads", threads);
+	cm_json_add_u64(root, "bytes_written", res->bytes_written);
+	cm_json_add_str(root, "sha256", res->sha256_hex);
+	if (is_s3(res->object_url)) {
+		cm_json_add_str(root, "etag", res->etag);
+		cm_json_add_u64(root, "parts", res->parts);
+	}
+	cm_time_iso8601(started, when, sizeof(when));
+	cm_json_add_str(root, "started", when);
+	cm_time_iso8601(finished, when, sizeof(when));
+	cm_json_add_str(root, "finished", when);
+	cm_json_add_num(root, "duration_seconds", seconds);
+	arc_stats_to_json(&res->stats, root);
+	text = cm_json_print(root);
+	cm_json_free(root);
+	free(abs);
+	return text;
+}
+
+void arc_run_result_release(struct arc_run_result *res)
+{
+	free(res->object_url);
+	free(res->manifest_url);
+	arc_stats_release(&res->stats);
+	memset(res, 0, sizeof(*res));
+}
+
+int arc_run(const struct arc_run_opts *o, struct arc_run_result *res,
+	    struct cm_err *err)
+{
+	struct arc_source_opts sopts = { 0 };
+	struct arc_plan *plan = NULL;
+	struct arc_devs *devs = NULL;
+	struct arc_filter *chain = NULL, *hash = NULL, *sink = NULL;
+	struct target obj = { 0 }, man = { 0 };
+	struct arc_hash_result hres;
+	struct s3_upload_result up = { 0 };
+	time_t started = time(NULL);
+	double t0 = cm_now_s();
+	struct stat st;
+	char *text = NULL;
+	int rc;
+
+	memset(res, 0, sizeof(*res));
+	arc_stats_init(&res->stats);
+	if (stat(o->src, &st) != 0) {
+		rc = cm_err_set(err, errno, "%s: %s", o->src, strerror(errno));
+		goto out;
+	}
+	/* the object's name depends on the method, its place does not */
+	rc = resolve_targets(o, ARC_METHOD_TREE, &obj, &man, err);
+	if (rc == 0)
+		rc = check_dest(o->client, &obj, err);
+	if (rc)
+		goto out;
+
+	if (o->on_resource)
+		devs = arc_devs_new(NULL, o->on_resource, o->resource_ctx);
+	sopts.cancel = o->cancel;
+	sopts.progress = o->progress;
+	sopts.progress_ctx = o->progress_ctx;
+	sopts.devs = devs;
+	rc = arc_plan_new(o->src, o->mode, &sopts, &res->stats, &plan, err);
+	if (rc)
+		goto out;
+	res->method = arc_plan_method(plan);
+	rc = resolve_targets(o, res->method, &obj, &man, err);
+	if (rc)
+		goto out;
+	res->object_url = target_url(&obj);
+	if (man.key)
+		res->manifest_url = target_url(&man);
+	if (o->on_object)
+		o->on_object(o->object_ctx, res->object_url, res->method);
+
+	if (obj.bucket)
+		sink = arc_sink_s3_new(o->client, obj.bucket, obj.key,
+				       &o->upload, err);
+	else
+		sink = arc_sink_file_new(obj.key, err);
+	if (!sink) {
+		rc = -EIO;
+		goto out;
+	}
+	hash = arc_hash_new(sink);
+	chain = arc_codec_new(&o->codec, hash, err);
+	if (!chain) { /* the codec freed hash and sink */
+		rc = -EINVAL;
+		goto out;
+	}
+	rc = arc_plan_run(plan, chain, err);
+	if (rc == 0)
+		rc = arc_close(chain, err);
+	if (rc)
+		arc_abort(chain);
+	/* release mounts and loop devices before anything else can fail */
+	arc_plan_free(plan);
+	plan = NULL;
+	if (rc)
+		goto out;
+
+	arc_hash_result(hash, &hres);
+	res->bytes_written = hres.bytes;
+	memcpy(res->sha256_hex, hres.sha256_hex, sizeof(res->sha256_hex));
+	if (obj.bucket) {
+		arc_sink_s3_result(sink, &up);
+		memcpy(res->etag, up.etag, sizeof(res->etag));
+		res->parts = up.parts;
+	}
+	if (man.key) {
+		text = manifest_text(o, res, started, time(NULL),
+				     cm_now_s() - t0);
+		rc = write_manifest(o->client, &man, text, err);
+	}
+out:
+	arc_plan_free(plan);
+	arc_devs_free(devs);
+	arc_free(chain);
+	free(text);
+	target_release(&obj);
+	target_release(&man);
+	return rc;
+}

@@ -1,0 +1,80 @@
+/*
+ * run.h - one archive, start to finish: the unit of work that both
+ * `vaultfs archive` and the orchestrator's jobs run.
+ *
+ *   plan (probe, attach, mount)          source.h
+ *     -> codec (gzip | zstd | none)      arc.h
+ *     -> hash (sha256, bytes out)        sink.h
+ *     -> sink (S3 upload | file | stdout)
+ *   then manifest.json beside the object.
+ *
+ * The destination is checked before the source is touched (a missing
+ * bucket fails at once). On any failure, or when `cancel` is raised, the
+ * upload is aborted (or the partial file removed) and every mount and loop
+ * device is released before arc_run returns.
+ *
+ * Object names follow the seed: a DEST ending in '/' (or an existing local
+ * directory) receives backup.tar.gz or rawbackup.gz (.zst for zstd,
+ * backup.tar / rawbackup.img for none) and manifest.json; a DEST naming an
+ * object gets its manifest as DEST.manifest.json; "-" writes the archive to
+ * stdout and a manifest only where `manifest` says.
+ *
+ * Threads: arc_run runs on the caller's thread (plus the codec's and the
+ * uploader's workers). `cancel` may be raised from any thread or a signal
+ * handler; the callbacks run on the caller's thread.
+ */
+#ifndef VAULTFS_RUN_H
+#define VAULTFS_RUN_H
+
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include "arc.h"
+#include "blockdev.h"
+#include "crypto.h"
+#include "err.h"
+#include "s3.h"
+#include "s3_upload.h"
+#include "source.h"
+
+struct arc_run_opts {
+	const char *src;
+	enum arc_mode mode;
+	struct arc_codec_opts codec;
+	const char *dest;         /* s3://bucket/prefix/, s3://b/key, path, - */
+	const char *manifest;     /* NULL: beside the object (see above) */
+	struct s3_client *client; /* borrowed; needed for s3:// places */
+	struct s3_upload_opts upload;  /* on_upload_id: for the journal */
+	const atomic_int *cancel;      /* borrowed; may be NULL */
+	arc_progress_fn progress;      /* bytes read of the source */
+	void *progress_ctx;
+	/* Called once the object's place is known, before any byte goes
+	 * out. May be NULL. url is borrowed for the call. */
+	void (*on_object)(void *ctx, const char *url, enum arc_method m);
+	void *object_ctx;
+	arc_resource_fn on_resource;   /* loop devices and mounts (journal) */
+	void *resource_ctx;
+};
+
+struct arc_run_result {
+	enum arc_method method;
+	char *object_url;     /* owned: s3://bucket/key or a path */
+	char *manifest_url;   /* owned or NULL */
+	uint64_t bytes_written;
+	char sha256_hex[CM_SHA256_HEX_LEN + 1];
+	char etag[S3_ETAG_MAX];  /* S3 only */
+	unsigned parts;          /* S3 only: 0 for a single PutObject */
+	struct arc_stats stats;  /* owned */
+};
+
+/* `res` is always initialised and must be released, success or not. */
+int arc_run(const struct arc_run_opts *o, struct arc_run_result *res,
+	    struct cm_err *err);
+void arc_run_result_release(struct arc_run_result *res);
+
+/* The seed's object name for a method and codec: "backup.tar.gz", ... */
+char *arc_object_name(enum arc_method m, enum arc_codec c);
+/* The level a codec runs at when opts->level is -1. */
+int arc_codec_effective_level(const struct arc_codec_opts *c);
+
+#endif

@@ -1,0 +1,276 @@
+/*
+ * cmd_archive.c - `vaultfs archive SRC DEST`: archive one thing now.
+ *
+ * Options in, archiver/archive.h's arc_run() does the work, a progress bar
+ * on a terminal. SIGINT, SIGTERM and SIGHUP only raise the cancel flag the
+ * source polls: the normal failure path then aborts the upload, unmounts
+ * and detaches, so nothing is left behind.
+ */
+#include "commands.h"
+#include "progress.h"
+#include "s3opts.h"
+
+#include "run.h"
+#include "mem.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+enum {
+	OPT_MODE = 300,
+	OPT_CODEC,
+	OPT_LEVEL,
+	OPT_THREADS,
+	OPT_MANIFEST,
+};
+
+static const struct option long_opts[] = {
+	{ "mode", required_argument, NULL, OPT_MODE },
+	{ "codec", required_argument, NULL, OPT_CODEC },
+	{ "level", required_argument, NULL, OPT_LEVEL },
+	{ "threads", required_argument, NULL, OPT_THREADS },
+	{ "manifest", required_argument, NULL, OPT_MANIFEST },
+	{ "quiet", no_argument, NULL, 'q' },
+	{ "help", no_argument, NULL, 'h' },
+	VF_S3_LONG_OPTIONS,
+	{ NULL, 0, NULL, 0 },
+};
+
+struct archive_cli {
+	struct vf_s3_cli s3;
+	enum arc_mode mode;
+	struct arc_codec_opts codec;
+	const char *manifest;  /* --manifest, or NULL */
+	bool quiet;
+	const char *src;
+	const char *dest;
+};
+
+static atomic_int cancel_flag;
+static _Atomic uint64_t progress_bytes;
+static _Atomic uint64_t progress_total;
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: vaultfs archive [OPTIONS] SRC DEST\n\n"
+		"Archive SRC now, as one compressed stream, into DEST.\n"
+		"SRC   a directory, a block device or a disk-image file. In auto "
+		"mode a\n      device or image is probed: a filesystem is "
+		"mounted read-only and\n      archived as a tar, a partitioned "
+		"disk partition by partition,\n      anything else as raw "
+		"bytes.\n"
+		"DEST  s3://bucket/prefix/ (object named backup.tar.gz or "
+		"rawbackup.gz,\n      manifest.json beside it), s3://bucket/key, "
+		"a file or directory\n      path, or - for stdout.\n\n"
+		"options:\n"
+		"  --mode auto|tree|raw      how to read SRC (default auto)\n"
+		"  --codec gzip|zstd|none    compression (default gzip)\n"
+		"  --level N                 gzip 1-9 (default 6), zstd 1-19 "
+		"(default 3)\n"
+		"  --threads N               compression threads (default: "
+		"all CPUs)\n"
+		"  --manifest PATH|s3://...  where to write the manifest\n"
+		"  -q, --quiet               no progress bar\n"
+		"  -h, --help                this help\n\n%s\n%s",
+		vf_s3_upload_help, vf_s3_client_help);
+}
+
+static int fail(const char *msg)
+{
+	fprintf(stderr, "vaultfs: archive: %s\n", msg);
+	return 1;
+}
+
+static int parse_int(const char *s, long lo, long hi, long *out)
+{
+	char *end;
+	long v;
+
+	errno = 0;
+	v = strtol(s, &end, 10);
+	if (errno || end == s || *end || v < lo || v > hi)
+		return -EINVAL;
+	*out = v;
+	return 0;
+}
+
+/* 0 to go on, else the exit status. */
+static int parse_args(int argc, char **argv, struct archive_cli *o)
+{
+	long v;
+	int c, r;
+
+	memset(o, 0, sizeof(*o));
+	o->mode = ARC_MODE_AUTO;
+	o->codec.codec = ARC_CODEC_GZIP;
+	o->codec.level = -1;
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "qh", long_opts, NULL)) != -1) {
+		switch (c) {
+		case OPT_MODE:
+			if (arc_mode_parse(optarg, &o->mode)) {
+				fprintf(stderr, "vaultfs: archive: --mode: "
+						"auto, tree or raw, not '%s'\n",
+					optarg);
+				return 2;
+			}
+			break;
+		case OPT_CODEC:
+			if (arc_codec_parse(optarg, &o->codec.codec)) {
+				fprintf(stderr, "vaultfs: archive: --codec: "
+						"gzip, zstd or none, not '%s'\n",
+					optarg);
+				return 2;
+			}
+			break;
+		case OPT_LEVEL:
+			if (parse_int(optarg, 0, 22, &v)) {
+				fprintf(stderr, "vaultfs: archive: --level: "
+						"not a level: '%s'\n",
+					optarg);
+				return 2;
+			}
+			o->codec.level = (int)v;
+			break;
+		case OPT_THREADS:
+			if (parse_int(optarg, 0, 256, &v)) {
+				fprintf(stderr, "vaultfs: archive: --threads: "
+						"0 to 256, not '%s'\n",
+					optarg);
+				return 2;
+			}
+			o->codec.threads = (unsigned)v;
+			break;
+		case OPT_MANIFEST:
+			o->manifest = optarg;
+			break;
+		case 'q':
+			o->quiet = true;
+			break;
+		case 'h':
+			usage(stdout);
+			return -1;
+		default:
+			r = vf_s3_opt("archive", c, optarg, &o->s3);
+			if (r == 1)
+				break;
+			if (r == 0)
+				usage(stderr);
+			return 2;
+		}
+	}
+	if (argc - optind != 2) {
+		usage(stderr);
+		return 2;
+	}
+	o->src = argv[optind];
+	o->dest = argv[optind + 1];
+	if (o->codec.codec == ARC_CODEC_GZIP && o->codec.level > 9) {
+		fprintf(stderr, "vaultfs: archive: --level: gzip takes 0 to "
+				"9\n");
+		return 2;
+	}
+	return 0;
+}
+
+static void on_signal(int sig)
+{
+	(void)sig;
+	atomic_store(&cancel_flag, 1);
+}
+
+static void on_progress(void *ctx, uint64_t bytes, uint64_t total)
+{
+	struct vf_progress **bar = ctx;
+
+	atomic_store(&progress_bytes, bytes);
+	if (total && total != atomic_load(&progress_total)) {
+		atomic_store(&progress_total, total);
+		vf_progress_set_total(*bar, total);
+	}
+}
+
+static uint64_t progress_now(void *ctx)
+{
+	(void)ctx;
+	return atomic_load(&progress_bytes);
+}
+
+static void install_signals(void)
+{
+	struct sigaction sa;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_signal;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN); /* a closed stdout is an EPIPE error */
+}
+
+int cmd_archive(int argc, char **argv)
+{
+	struct archive_cli o;
+	struct arc_run_opts ro = { 0 };
+	struct arc_run_result res;
+	struct s3_client *client = NULL;
+	struct vf_progress *bar = NULL;
+	struct cm_err err;
+	char *label;
+	int rc;
+
+	rc = parse_args(argc, argv, &o);
+	if (rc)
+		return rc < 0 ? 0 : rc;
+	cm_err_clear(&err);
+	install_signals();
+	memset(&res, 0, sizeof(res));
+
+	if (!strncmp(o.dest, "s3://", 5) ||
+	    (o.manifest && !strncmp(o.manifest, "s3://", 5))) {
+		client = s3_client_new(&o.s3.client, &err);
+		if (!client) {
+			rc = -EINVAL;
+			goto out;
+		}
+	}
+	ro.src = o.src;
+	ro.mode = o.mode;
+	ro.codec = o.codec;
+	ro.dest = o.dest;
+	ro.manifest = o.manifest;
+	ro.client = client;
+	ro.upload.expected_size = o.s3.expected_size;
+	ro.upload.part_size = o.s3.part_size;
+	ro.upload.concurrency = o.s3.concurrency;
+	ro.cancel = &cancel_flag;
+	ro.progress = on_progress;
+	ro.progress_ctx = &bar;
+
+	label = cm_xasprintf("%s -> %s", o.src, o.dest);
+	bar = vf_progress_start(label, 0, progress_now, NULL, o.quiet);
+	free(label);
+	rc = arc_run(&ro, &res, &err);
+	vf_progress_stop(bar, rc == 0);
+	if (rc == 0 && !o.quiet && isatty(STDERR_FILENO))
+		fprintf(stderr, "vaultfs: archive: %s (%s) -> %s\n", o.src,
+			arc_method_name(res.method), res.object_url);
+out:
+	if (rc == -ECANCELED && atomic_load(&cancel_flag))
+		cm_err_set(&err, ECANCELED,
+			   "interrupted: upload aborted, devices released");
+	if (rc)
+		fail(err.msg);
+	arc_run_result_release(&res);
+	s3_client_free(client);
+	return rc ? 1 : 0;
+}
