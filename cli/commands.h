@@ -21,4 +21,21 @@ int cmd_s3(int argc, char **argv);
 /* `vaultfs archive SRC DEST` (cmd_archive.c). */
 int cmd_archive(int argc, char **argv);
 
+/* `vaultfs run [--config F] [--once]` (cmd_run.c). */
+int cmd_run(int argc, char **argv);
+
+/* `vaultfs status [--config F] [--json]` (cmd_status.c). */
+int cmd_status(int argc, char **argv);
+
+/* `vaultfs bucket setup [--config F]` (cmd_bucket.c). */
+int cmd_bucket(int argc, char **argv);
+
+struct orch_config;
+/*
+ * Load the --config file (NULL: the embedded default) into cfg for command
+ * `cmd`. Returns 0, or the exit status after printing "vaultfs: CMD:
+ * config: ..." (cmd_run.c).
+ */
+int vf_load_config(const char *cmd, const char *path, struct orch_config *cfg);
+
 #endif

@@ -14,6 +14,12 @@ const struct vf_command vf_commands[] = {
 	{ "archive", "archive a directory, device or disk image now",
 	  cmd_archive },
 	{ "s3", "S3 object commands: cp, ls, rm, mb", cmd_s3 },
+	{ "run", "the orchestrator: archive every recovery point (--once)",
+	  cmd_run },
+	{ "status", "the jobs of the journal: state, progress, result",
+	  cmd_status },
+	{ "bucket", "bucket setup: check the bucket, apply lifecycleRules",
+	  cmd_bucket },
 	{ NULL, NULL, NULL },
 };
 

@@ -5,18 +5,20 @@
  *
  *   { "version": 1, "id": "20261126T204516.123Z-3f9a1c0b",
  *     "vault": "local",
- *     "recoveryPoint": { "path": "/v/disk.img", "resourceId": "local:..." },
+ *     "recoveryPoint": { "path": "/v/disk.img", "resourceId": "local:...",
+ *                        "size": 1048576, "mtime": 1795639516 },
  *     "state": "archiving", "attempts": 1,
  *     "times": { "queued": "2026-11-26T20:45:16Z", ... },
  *     "progress": { "bytesRead": 0, "bytesTotal": 0, "bytesWritten": 0 },
  *     "result": { "url": ..., "size": ..., "etag": ..., "sha256": ... },
- *     "lastError": "...",
+ *     "lastError": "...", "verified": true, "snapshotDeleted": true,
  *     "resources": [ { "kind": "loop", "status": "created",
  *                      "changed": "...", "device": "/dev/loop3",
  *                      "backingFile": "/v/disk.img" }, ... ] }
  *
  * "result" and "lastError" are present only when set, and so are the
- * identifiers of a resource. A file is accepted only whole and well formed:
+ * identifiers of a resource, the recovery point's size and mtime (0:
+ * unknown) and the two flags (absent: false). A file is accepted only whole and well formed:
  * anything else is "corrupt".
  */
 #include "journal.h"
@@ -250,6 +252,10 @@ static char *job_to_text(const struct orch_job *job)
 	o = cm_json_add_object(root, "recoveryPoint");
 	cm_json_add_str(o, "path", job->rp_path);
 	cm_json_add_str(o, "resourceId", job->resource_id);
+	if (job->rp_size)
+		cm_json_add_u64(o, "size", job->rp_size);
+	if (job->rp_mtime > 0)
+		cm_json_add_u64(o, "mtime", (uint64_t)job->rp_mtime);
 	cm_json_add_str(root, "state", orch_job_state_name(job->state));
 	cm_json_add_u64(root, "attempts", job->attempts);
 	o = cm_json_add_object(root, "times");
@@ -271,6 +277,10 @@ static char *job_to_text(const struct orch_job *job)
 	}
 	if (job->last_error)
 		cm_json_add_str(root, "lastError", job->last_error);
+	if (job->verified)
+		cm_json_add_bool(root, "verified", true);
+	if (job->snapshot_deleted)
+		cm_json_add_bool(root, "snapshotDeleted", true);
 	arr = cm_json_add_array(root, "resources");
 	for (size_t i = 0; i < job->nres; i++) {
 		struct orch_resource *r = &job->res[i];
@@ -334,6 +344,20 @@ static bool get_opt_str(const struct cm_json *obj, const char *key,
 	if (cm_json_type(j) != CM_JSON_STRING)
 		return false;
 	set_str(dst, cm_json_str(j));
+	return true;
+}
+
+/* An optional boolean member: absent is false. */
+static bool get_opt_bool(const struct cm_json *obj, const char *key,
+			 bool *dst)
+{
+	struct cm_json *j = cm_json_get(obj, key);
+
+	if (!j)
+		return true;
+	if (cm_json_type(j) != CM_JSON_BOOL)
+		return false;
+	*dst = cm_json_bool(j);
 	return true;
 }
 
@@ -408,6 +432,13 @@ static int job_from_json(const struct cm_json *root, const char *want_id,
 	job->vault = cm_xstrdup(cm_json_get_str(root, "vault"));
 	job->rp_path = cm_xstrdup(cm_json_get_str(rp, "path"));
 	job->resource_id = cm_xstrdup(cm_json_get_str(rp, "resourceId"));
+	v = 0;
+	if (!get_u64(rp, "size", false, &job->rp_size) ||
+	    !get_u64(rp, "mtime", false, &v) || v > INT64_MAX) {
+		reject(why, n, "recoveryPoint: bad size or mtime");
+		goto out;
+	}
+	job->rp_mtime = (time_t)v;
 	st = lookup(state_names, ORCH_JOB_NSTATES,
 		    cm_json_get_str(root, "state"));
 	if (st < 0) {
@@ -451,6 +482,11 @@ static int job_from_json(const struct cm_json *root, const char *want_id,
 	}
 	if (!get_opt_str(root, "lastError", &job->last_error)) {
 		reject(why, n, "lastError: not a string");
+		goto out;
+	}
+	if (!get_opt_bool(root, "verified", &job->verified) ||
+	    !get_opt_bool(root, "snapshotDeleted", &job->snapshot_deleted)) {
+		reject(why, n, "verified or snapshotDeleted: not a boolean");
 		goto out;
 	}
 	arr = cm_json_get(root, "resources");

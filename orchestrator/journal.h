@@ -109,6 +109,9 @@ struct orch_job {
 	char *vault;         /* owned: the vault's name */
 	char *rp_path;       /* owned: the recovery point's path */
 	char *resource_id;   /* owned: e.g. "local:VAULT:NAME" or an ARN */
+	uint64_t rp_size;    /* the recovery point's size when queued; 0:
+				unknown (it tells a replaced one apart) */
+	time_t rp_mtime;     /* and its mtime; 0: unknown */
 	enum orch_job_state state;
 	unsigned attempts;   /* started runs, this one included */
 	time_t times[ORCH_JOB_NSTATES]; /* last entry into each; 0: never */
@@ -120,6 +123,8 @@ struct orch_job {
 	char *result_etag;   /* owned or NULL */
 	char *result_sha256; /* owned or NULL: 64 hex digits */
 	char *last_error;    /* owned or NULL */
+	bool verified;       /* the archive passed verification */
+	bool snapshot_deleted; /* the recovery point was deleted after it */
 	struct orch_resource *res; /* nres entries, owned */
 	size_t nres;
 	size_t res_cap;

@@ -1,0 +1,173 @@
+/*
+ * cmd_bucket.c - `vaultfs bucket setup [--config F] [--dry-run]`: check
+ * that the destination bucket is reachable (and owned by
+ * expectedBucketOwner, which the client sends with every request), then
+ * apply the configured lifecycleRules with PutBucketLifecycleConfiguration:
+ * one rule for the destination prefix with the GLACIER and DEEP_ARCHIVE
+ * transitions and the expiration that are set, and always
+ * AbortIncompleteMultipartUpload after 7 days, so that an upload no crash
+ * recovery could reach does not cost forever. The rule replaces the
+ * bucket's lifecycle configuration, as the seed's CDK stack did.
+ */
+#include "commands.h"
+
+#include "config.h"
+#include "mem.h"
+#include "orch.h"
+#include "s3.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define ABORT_INCOMPLETE_DAYS 7
+#define RULE_ID "vaultfs-archive"
+
+static const struct option long_opts[] = {
+	{ "config", required_argument, NULL, 'c' },
+	{ "dry-run", no_argument, NULL, 'n' },
+	{ "help", no_argument, NULL, 'h' },
+	{ NULL, 0, NULL, 0 },
+};
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: vaultfs bucket setup [--config FILE] [--dry-run]\n\n"
+		"Check that the destination bucket is reachable (and owned by "
+		"expectedBucketOwner),\nthen apply lifecycleRules to it: "
+		"transitions to GLACIER and DEEP_ARCHIVE,\nexpiration, and "
+		"the abort of multipart uploads left incomplete for %d days.\n"
+		"The rule replaces the bucket's lifecycle configuration.\n\n"
+		"options:\n"
+		"  -c, --config FILE  the configuration (default: the "
+		"embedded default)\n"
+		"  -n, --dry-run      check the bucket and print the rule, "
+		"apply nothing\n"
+		"  -h, --help         this help\n",
+		ABORT_INCOMPLETE_DAYS);
+}
+
+static void describe(const struct s3_lifecycle_rule *r, const char *bucket)
+{
+	printf("lifecycle rule \"%s\" for s3://%s/%s:\n", r->id, bucket,
+	       r->prefix ? r->prefix : "");
+	if (r->glacier_days)
+		printf("  transition to GLACIER after %u days\n",
+		       r->glacier_days);
+	if (r->deep_archive_days)
+		printf("  transition to DEEP_ARCHIVE after %u days\n",
+		       r->deep_archive_days);
+	if (r->expiration_days)
+		printf("  expire after %u days\n", r->expiration_days);
+	else
+		printf("  never expire\n");
+	printf("  abort incomplete multipart uploads after %u days\n",
+	       r->abort_incomplete_days);
+}
+
+static int setup(const struct orch_config *cfg, bool dry_run)
+{
+	struct s3_lifecycle_rule rule;
+	struct s3_client *s3 = NULL;
+	struct cm_err err;
+	char *prefix = NULL;
+	int rc;
+
+	cm_err_clear(&err);
+	if (cfg->dest_kind != ORCH_DEST_S3) {
+		printf("destination %s is a local directory: nothing to set "
+		       "up\n", cfg->store_dir);
+		return 0;
+	}
+	s3 = orch_s3_client_new(cfg, &err);
+	if (!s3) {
+		rc = -EINVAL;
+		goto out;
+	}
+	rc = s3_head_bucket(s3, cfg->bucket, &err);
+	if (rc) {
+		cm_err_prefix(&err, "bucket %s", cfg->bucket);
+		goto out;
+	}
+	printf("bucket %s: reachable%s%s%s\n", cfg->bucket,
+	       cfg->expected_bucket_owner ? ", owned by " : "",
+	       cfg->expected_bucket_owner ? cfg->expected_bucket_owner : "",
+	       cfg->expected_bucket_owner ? " as expected" : "");
+	memset(&rule, 0, sizeof(rule));
+	rule.id = RULE_ID;
+	if (cfg->prefix && *cfg->prefix)
+		prefix = cm_xasprintf("%s/", cfg->prefix);
+	rule.prefix = prefix;
+	rule.glacier_days = cfg->lifecycle.glacier;
+	rule.deep_archive_days = cfg->lifecycle.deep_archive;
+	rule.expiration_days = cfg->lifecycle.expiration;
+	rule.abort_incomplete_days = ABORT_INCOMPLETE_DAYS;
+	if (dry_run) {
+		printf("would apply ");
+		describe(&rule, cfg->bucket);
+		goto out;
+	}
+	rc = s3_put_bucket_lifecycle(s3, cfg->bucket, &rule, 1, &err);
+	if (rc) {
+		cm_err_prefix(&err, "bucket %s: lifecycle", cfg->bucket);
+		goto out;
+	}
+	printf("applied ");
+	describe(&rule, cfg->bucket);
+out:
+	if (rc)
+		fprintf(stderr, "vaultfs: bucket setup: %s\n", err.msg);
+	free(prefix);
+	s3_client_free(s3);
+	return rc ? 1 : 0;
+}
+
+int cmd_bucket(int argc, char **argv)
+{
+	const char *config = NULL;
+	struct orch_config cfg;
+	bool dry_run = false;
+	int c, rc;
+
+	if (argc < 2 || strcmp(argv[1], "setup") != 0) {
+		if (argc >= 2 && (!strcmp(argv[1], "--help") ||
+				  !strcmp(argv[1], "-h"))) {
+			usage(stdout);
+			return 0;
+		}
+		usage(stderr);
+		return 2;
+	}
+	argc--;
+	argv++;
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "c:nh", long_opts, NULL)) != -1) {
+		switch (c) {
+		case 'c':
+			config = optarg;
+			break;
+		case 'n':
+			dry_run = true;
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (optind != argc) {
+		usage(stderr);
+		return 2;
+	}
+	rc = vf_load_config("bucket setup", config, &cfg);
+	if (rc)
+		return rc;
+	rc = setup(&cfg, dry_run);
+	orch_config_release(&cfg);
+	return rc;
+}

@@ -1,0 +1,1356 @@
+/*
+ * job.c - one run of one job, on the worker thread that picked it:
+ *
+ *   restoring   the provider makes the recovery point readable (local: a
+ *               check that it is still the one queued)
+ *   archiving   arc_run() into PREFIX/RESOURCE/Y=/M=/D=/JOBID/, its loop
+ *               devices, mounts and multipart upload journaled through its
+ *               hooks as they appear; then manifest.json, completed with
+ *               the job, the recovery point and the configured tags
+ *   verifying   S3: HeadObject size and ETag equal what was uploaded, the
+ *               manifest is there (verify "full": both downloaded, the
+ *               archive's sha256 and the manifest's values checked); local
+ *               store: size and sha256 of the file, and the manifest's
+ *   cleaning    always, whatever happened before: the provider's release,
+ *               then every record of the journal not yet released (an
+ *               upload that arc_run could not abort, a mount of a crashed
+ *               run), a local store's partial file; then, only if the
+ *               archive was verified, autoDeleteSnapshot is on and the
+ *               security tag allows it, the snapshot is deleted
+ *   succeeded | failed | cancelled, or queued again: for a retry with
+ *               backoff after a retryable error, or, when the engine is
+ *               stopping, for the next start (the run then does not count
+ *               as an attempt)
+ *
+ * A job cut off by a crash resumes where it is safe to: at cleaning once
+ * verified, at verifying once the archive and its manifest are recorded,
+ * otherwise from the start (into the same folder: the job id names it).
+ *
+ * The worker owns the journal record while it runs: it changes it and
+ * saves it holding job->lock, so that readers (orch_snapshot) copy a
+ * consistent record. The archiver's callbacks run on this same thread.
+ * The job's log: a thread sink (cm_log_set_thread_sink) that appends every
+ * line of this thread at info level or above to STATEDIR/jobs/ID.log and
+ * to a ring of the last ORCH_JOB_LOG_LINES lines.
+ */
+#include "orch_int.h"
+#include "run.h"
+#include "fault.h"
+#include "json.h"
+#include "log.h"
+#include "mem.h"
+#include "resources.h"
+#include "s3.h"
+#include "timeutil.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+extern char **environ;
+
+#define SAVE_EVERY_NS 1000000000ULL  /* progress into the journal */
+#define ON_FAILURE_TIMEOUT_MS 300000
+#define RETRY_BASE_MS 2000
+#define RETRY_MAX_MS 60000
+#define READ_CHUNK (1 << 20)
+
+/* ---- the job object ---------------------------------------------------- */
+
+struct job *job_new(struct orch *o, struct orch_job *j)
+{
+	struct job *jb = cm_xcalloc(1, sizeof(*jb));
+
+	jb->o = o;
+	jb->j = j;
+	jb->log_fd = -1;
+	pthread_mutex_init(&jb->lock, NULL);
+	pthread_mutex_init(&jb->log_lock, NULL);
+	return jb;
+}
+
+void job_free(struct job *jb)
+{
+	if (!jb)
+		return;
+	orch_job_free(jb->j);
+	if (jb->have_rp)
+		orch_rp_release(&jb->rp);
+	for (size_t i = 0; i < ORCH_JOB_LOG_LINES; i++)
+		free(jb->log[i]);
+	if (jb->log_fd >= 0)
+		close(jb->log_fd);
+	pthread_mutex_destroy(&jb->lock);
+	pthread_mutex_destroy(&jb->log_lock);
+	free(jb);
+}
+
+const char *job_rp_name(const struct orch_job *j)
+{
+	const char *slash = strrchr(j->rp_path, '/');
+
+	return slash && slash[1] ? slash + 1 : j->rp_path;
+}
+
+struct orch_provider *job_provider(struct job *jb)
+{
+	const struct orch_config *cfg = jb->o->cfg;
+
+	for (size_t i = 0; i < cfg->nvaults; i++)
+		if (strcmp(cfg->vaults[i].name, jb->j->vault) == 0)
+			return jb->o->providers[i];
+	return NULL;
+}
+
+int job_save(struct job *jb, struct cm_err *err)
+{
+	int rc;
+
+	pthread_mutex_lock(&jb->lock);
+	rc = orch_journal_save(jb->o->journal, jb->j, err);
+	pthread_mutex_unlock(&jb->lock);
+	return rc;
+}
+
+void job_info(struct job *jb, struct orch_job_info *out)
+{
+	time_t now = time(NULL);
+
+	pthread_mutex_lock(&jb->lock);
+	orch_job_info_from_job(jb->j, now, out);
+	if (jb->j->state == ORCH_JOB_ARCHIVING && jb->rate > 0)
+		out->rate = jb->rate;
+	pthread_mutex_unlock(&jb->lock);
+	out->running = jb->running;
+	out->waiting = jb->queued && jb->not_before_ms > 0;
+}
+
+void job_notify(struct job *jb)
+{
+	struct orch *o = jb->o;
+	struct orch_job_info ji;
+
+	if (!o->opts.notify)
+		return;
+	pthread_mutex_lock(&o->lock);
+	job_info(jb, &ji);
+	pthread_mutex_unlock(&o->lock);
+	o->opts.notify(o->opts.notify_ctx, &ji);
+	orch_job_info_release(&ji);
+}
+
+/* ---- the job's log ----------------------------------------------------- */
+
+static void log_sink(void *ctx, enum cm_log_level level, const char *line)
+{
+	struct job *jb = ctx;
+	char stamp[32];
+	char *text;
+	size_t slot;
+
+	if (level > CM_LOG_INFO && cm_log_get_level() < CM_LOG_DEBUG)
+		return;
+	cm_time_iso8601(time(NULL), stamp, sizeof(stamp));
+	text = cm_xasprintf("%s %s\n", stamp, line);
+	if (jb->log_fd >= 0 && write(jb->log_fd, text, strlen(text)) < 0) {
+		/* the ring still has it */
+	}
+	pthread_mutex_lock(&jb->log_lock);
+	slot = (jb->log_head + jb->log_n) % ORCH_JOB_LOG_LINES;
+	if (jb->log_n == ORCH_JOB_LOG_LINES) {
+		slot = jb->log_head;
+		jb->log_head = (jb->log_head + 1) % ORCH_JOB_LOG_LINES;
+	} else {
+		jb->log_n++;
+	}
+	free(jb->log[slot]);
+	jb->log[slot] = text;
+	pthread_mutex_unlock(&jb->log_lock);
+}
+
+/* The i-th oldest line of the ring. */
+#define LOG_SLOT(jb, i) (((jb)->log_head + (i)) % ORCH_JOB_LOG_LINES)
+
+char *job_log_text(struct job *jb)
+{
+	size_t len = 0, off = 0;
+	char *out = NULL;
+
+	pthread_mutex_lock(&jb->log_lock);
+	for (size_t i = 0; i < jb->log_n; i++)
+		len += strlen(jb->log[LOG_SLOT(jb, i)]);
+	if (len) {
+		out = cm_xmalloc(len + 1);
+		for (size_t i = 0; i < jb->log_n; i++) {
+			const char *l = jb->log[LOG_SLOT(jb, i)];
+			size_t n = strlen(l);
+
+			memcpy(out + off, l, n);
+			off += n;
+		}
+		out[off] = '\0';
+	}
+	pthread_mutex_unlock(&jb->log_lock);
+	return out;
+}
+
+static void log_open(struct job *jb)
+{
+	char *path = cm_xasprintf("%s/%s.log", jb->o->jobs_dir, jb->j->id);
+
+	jb->log_fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC,
+			  0644);
+	if (jb->log_fd < 0)
+		cm_warn("job %s: cannot open its log %s: %s", jb->j->id, path,
+			strerror(errno));
+	free(path);
+}
+
+static void log_close(struct job *jb)
+{
+	if (jb->log_fd >= 0)
+		close(jb->log_fd);
+	jb->log_fd = -1;
+}
+
+/* ---- journal hooks ----------------------------------------------------- */
+
+static int rj_add(void *ctx, enum orch_res_kind kind,
+		  const struct orch_res_ids *ids, size_t *idx,
+		  struct cm_err *err)
+{
+	struct job *jb = ctx;
+	int rc;
+
+	pthread_mutex_lock(&jb->lock);
+	rc = orch_journal_res_add(jb->o->journal, jb->j, kind, ids, idx, err);
+	pthread_mutex_unlock(&jb->lock);
+	return rc;
+}
+
+static int rj_created(void *ctx, size_t idx, const struct orch_res_ids *ids,
+		      struct cm_err *err)
+{
+	struct job *jb = ctx;
+	int rc;
+
+	pthread_mutex_lock(&jb->lock);
+	rc = orch_journal_res_created(jb->o->journal, jb->j, idx, ids, err);
+	pthread_mutex_unlock(&jb->lock);
+	return rc;
+}
+
+static int rj_released(void *ctx, size_t idx, struct cm_err *err)
+{
+	struct job *jb = ctx;
+	int rc;
+
+	pthread_mutex_lock(&jb->lock);
+	rc = orch_journal_res_released(jb->o->journal, jb->j, idx, err);
+	pthread_mutex_unlock(&jb->lock);
+	return rc;
+}
+
+static const struct orch_res_journal *res_journal(struct job *jb,
+						   struct orch_res_journal *rj)
+{
+	rj->add = rj_add;
+	rj->created = rj_created;
+	rj->released = rj_released;
+	rj->ctx = jb;
+	return rj;
+}
+
+/* A hook failed to journal: remember why, for the job's error. */
+static int hook_failed(struct job *jb, int rc, const struct cm_err *e)
+{
+	if (!jb->hook_rc) {
+		jb->hook_rc = rc;
+		jb->hook_err = *e;
+	}
+	return rc;
+}
+
+/* The newest record of `kind` at `path` that is not released. */
+static bool find_res(struct job *jb, enum orch_res_kind kind,
+		     const char *path, size_t *idx)
+{
+	for (size_t i = jb->j->nres; i-- > 0;) {
+		const struct orch_resource *r = &jb->j->res[i];
+		const char *p = kind == ORCH_RES_MOUNT ? r->mount_point
+						       : r->device;
+
+		if (r->kind == kind && r->status != ORCH_RES_RELEASED && p &&
+		    strcmp(p, path) == 0) {
+			*idx = i;
+			return true;
+		}
+	}
+	return false;
+}
+
+/* arc_run's loop devices and mounts (blockdev.h). Device nodes made with
+ * mknod are not journaled: a stale node in /dev holds nothing. */
+static int on_resource(void *ctx, enum arc_res_event ev,
+		       enum arc_res_kind kind, const char *path,
+		       const char *detail)
+{
+	struct job *jb = ctx;
+	struct orch_res_ids ids = { 0 };
+	enum orch_res_kind rk;
+	struct cm_err e;
+	size_t idx;
+	int rc = 0;
+
+	if (kind == ARC_RES_NODE)
+		return 0;
+	cm_err_clear(&e);
+	rk = kind == ARC_RES_MOUNT ? ORCH_RES_MOUNT : ORCH_RES_LOOP;
+	if (kind == ARC_RES_MOUNT) {
+		ids.mount_point = path;
+		ids.device = detail;
+	} else {
+		ids.device = path;
+		ids.backing_file = detail;
+	}
+	pthread_mutex_lock(&jb->lock);
+	switch (ev) {
+	case ARC_RES_CREATING:
+		rc = orch_journal_res_add(jb->o->journal, jb->j, rk, &ids,
+					  &idx, &e);
+		break;
+	case ARC_RES_CREATED:
+		if (!find_res(jb, rk, path, &idx))
+			rc = orch_journal_res_add(jb->o->journal, jb->j, rk,
+						  &ids, &idx, &e);
+		if (rc == 0)
+			rc = orch_journal_res_created(jb->o->journal, jb->j,
+						      idx, NULL, &e);
+		break;
+	case ARC_RES_RELEASED:
+		if (find_res(jb, rk, path, &idx))
+			rc = orch_journal_res_released(jb->o->journal, jb->j,
+						       idx, &e);
+		break;
+	}
+	pthread_mutex_unlock(&jb->lock);
+	if (rc && ev == ARC_RES_RELEASED) {
+		/* it is gone; the record says otherwise, which only costs a
+		 * check at the next start */
+		cm_warn("%s", e.msg);
+		return 0;
+	}
+	return rc ? hook_failed(jb, rc, &e) : 0;
+}
+
+/* Test-only: VAULTFS_TEST_PAUSE_AT=STAGE:SECONDS (docs/orchestrator.md). */
+static void test_pause(struct job *jb, const char *stage)
+{
+	const struct orch *o = jb->o;
+
+	for (size_t i = 0; i < o->npauses; i++) {
+		if (strcmp(o->pauses[i].stage, stage) != 0)
+			continue;
+		cm_warn("test: job %s paused at %s for %u ms", jb->j->id,
+			stage, o->pauses[i].ms);
+		for (unsigned ms = 0;
+		     ms < o->pauses[i].ms && !atomic_load(&jb->cancel);
+		     ms += 20)
+			cm_sleep_ms(20);
+	}
+}
+
+static void on_object(void *ctx, const char *url, enum arc_method m)
+{
+	struct job *jb = ctx;
+	struct orch_res_ids ids = { 0 };
+	char *bucket = NULL, *key = NULL;
+	struct cm_err e;
+	int rc;
+
+	cm_err_clear(&e);
+	cm_info("archiving as %s into %s", arc_method_name(m), url);
+	if (strncmp(url, "s3://", 5) != 0)
+		return;
+	if (s3_parse_url(url, &bucket, &key, &e) == 0) {
+		ids.bucket = bucket;
+		ids.key = key;
+		pthread_mutex_lock(&jb->lock);
+		rc = orch_journal_res_add(jb->o->journal, jb->j,
+					  ORCH_RES_UPLOAD, &ids,
+					  &jb->upload_idx, &e);
+		pthread_mutex_unlock(&jb->lock);
+		if (rc == 0) {
+			jb->has_upload = true;
+		} else {
+			/* no record, no upload: stop the archive */
+			hook_failed(jb, rc, &e);
+			atomic_store(&jb->cancel, 1);
+		}
+	}
+	free(bucket);
+	free(key);
+}
+
+static int on_upload_id(void *ctx, const char *upload_id, struct cm_err *err)
+{
+	struct job *jb = ctx;
+	struct orch_res_ids ids = { .upload_id = upload_id };
+	int rc;
+
+	if (!jb->has_upload)
+		return cm_err_set(err, EINVAL, "an upload nobody recorded");
+	pthread_mutex_lock(&jb->lock);
+	rc = orch_journal_res_created(jb->o->journal, jb->j, jb->upload_idx,
+				      &ids, err);
+	pthread_mutex_unlock(&jb->lock);
+	if (rc == 0)
+		test_pause(jb, "uploading");
+	return rc;
+}
+
+static void on_progress(void *ctx, uint64_t bytes, uint64_t total)
+{
+	struct job *jb = ctx;
+	uint64_t now = cm_now_ns();
+	double secs;
+
+	if (bytes && !jb->paused_writing) {
+		jb->paused_writing = true;
+		test_pause(jb, "writing");
+	}
+	pthread_mutex_lock(&jb->lock);
+	jb->j->bytes_read = bytes;
+	if (total)
+		jb->j->bytes_total = total;
+	secs = (double)(now - jb->archive_ns) / 1e9;
+	if (secs > 0.05)
+		jb->rate = (double)bytes / secs;
+	if (now - jb->last_save_ns >= SAVE_EVERY_NS) {
+		jb->last_save_ns = now;
+		orch_journal_save(jb->o->journal, jb->j, NULL);
+	}
+	pthread_mutex_unlock(&jb->lock);
+}
+
+/* ---- states ------------------------------------------------------------ */
+
+static int enter(struct job *jb, enum orch_job_state s, struct cm_err *err)
+{
+	int rc;
+
+	pthread_mutex_lock(&jb->lock);
+	orch_job_set_state(jb->j, s);
+	rc = orch_journal_save(jb->o->journal, jb->j, err);
+	pthread_mutex_unlock(&jb->lock);
+	cm_info("job %s: %s", jb->j->id, orch_job_state_name(s));
+	job_notify(jb);
+	test_pause(jb, orch_job_state_name(s));
+	return rc;
+}
+
+static int check_cancel(struct job *jb, struct cm_err *err)
+{
+	if (!atomic_load(&jb->cancel))
+		return 0;
+	if (atomic_load(&jb->cancel_why) == JOB_CANCEL_SHUTDOWN)
+		return cm_err_set(err, ECANCELED, "interrupted: vaultfs is "
+				  "stopping");
+	return cm_err_set(err, ECANCELED, "cancelled");
+}
+
+/* The job's folder key: the date comes from the job id, so that every
+ * run of a job writes to the same place. */
+static int job_dir(struct job *jb, char **out, struct cm_err *err)
+{
+	const struct orch_config *cfg = jb->o->cfg;
+	struct tm tm;
+	time_t t = time(NULL);
+
+	memset(&tm, 0, sizeof(tm));
+	if (sscanf(jb->j->id, "%4d%2d%2dT", &tm.tm_year, &tm.tm_mon,
+		   &tm.tm_mday) == 3) {
+		tm.tm_year -= 1900;
+		tm.tm_mon -= 1;
+		t = timegm(&tm);
+	}
+	return orch_key_job_dir(cfg->dest_kind == ORCH_DEST_S3 ? cfg->prefix
+							       : NULL,
+				jb->j->resource_id, t, jb->j->id, out, err);
+}
+
+/* The recovery point, read again, must be the one queued. */
+static int refresh_rp(struct job *jb, struct orch_provider *prov,
+		      struct orch_recovery_point *rp, struct cm_err *err)
+{
+	const struct orch_job *j = jb->j;
+	int rc;
+
+	rc = prov->ops->inspect(prov, job_rp_name(j), rp, err);
+	if (rc == -ENOENT)
+		return cm_err_set(err, ENOENT, "recovery point %s is gone",
+				  j->rp_path);
+	if (rc)
+		return rc;
+	if ((j->rp_size && rp->size != j->rp_size) ||
+	    (j->rp_mtime && rp->mtime != j->rp_mtime) ||
+	    strcmp(rp->resource_id, j->resource_id) != 0) {
+		orch_rp_release(rp);
+		return cm_err_set(err, ESTALE, "superseded: recovery point "
+				  "%s changed since it was queued (a new job "
+				  "takes it)", j->rp_path);
+	}
+	pthread_mutex_lock(&jb->lock);
+	if (jb->have_rp)
+		orch_rp_release(&jb->rp);
+	orch_rp_copy(&jb->rp, rp);
+	jb->have_rp = true;
+	pthread_mutex_unlock(&jb->lock);
+	return 0;
+}
+
+/* ---- the manifest ------------------------------------------------------ */
+
+static void add_tags(struct cm_json *obj, const char *key,
+		     const struct orch_tag *tags, size_t n)
+{
+	struct cm_json *t = cm_json_add_object(obj, key);
+
+	for (size_t i = 0; i < n; i++)
+		cm_json_add_str(t, tags[i].key, tags[i].value);
+}
+
+/* Atomically write text to path (tmp, fsync, rename). */
+static int write_file(const char *path, const char *text, struct cm_err *err)
+{
+	char *tmp = cm_xasprintf("%s.partial", path);
+	size_t len = strlen(text), off = 0;
+	int fd, rc = 0;
+
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd < 0) {
+		rc = cm_err_set(err, errno, "%s: %s", tmp, strerror(errno));
+		goto out;
+	}
+	while (off < len && rc == 0) {
+		ssize_t w = write(fd, text + off, len - off);
+
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0)
+			rc = cm_err_set(err, errno, "%s: %s", tmp,
+					strerror(errno));
+		else
+			off += (size_t)w;
+	}
+	if (rc == 0 && fsync(fd) < 0)
+		rc = cm_err_set(err, errno, "%s: fsync: %s", tmp,
+				strerror(errno));
+	close(fd);
+	if (rc == 0 && rename(tmp, path) < 0)
+		rc = cm_err_set(err, errno, "rename %s: %s", tmp,
+				strerror(errno));
+	if (rc)
+		unlink(tmp);
+out:
+	free(tmp);
+	return rc;
+}
+
+/* arc_run wrote its manifest to `draft`; add the job and the tags and put
+ * it beside the archive. */
+static int publish_manifest(struct job *jb, const char *draft,
+			    const char *dir_key,
+			    const struct orch_recovery_point *rp,
+			    struct cm_err *err)
+{
+	const struct orch_config *cfg = jb->o->cfg;
+	struct cm_json *root = NULL, *job;
+	char when[32], *text = NULL, *key = NULL;
+	uint8_t md5[CM_MD5_LEN];
+	int rc;
+
+	rc = cm_json_parse_file(draft, &root, err);
+	if (rc)
+		goto out;
+	job = cm_json_add_object(root, "job");
+	cm_json_add_str(job, "id", jb->j->id);
+	cm_json_add_num(job, "attempt", jb->j->attempts);
+	cm_json_add_str(job, "vault", rp->vault);
+	cm_json_add_str(job, "recoveryPoint", rp->name);
+	cm_json_add_str(job, "path", rp->path);
+	cm_json_add_str(job, "type", orch_rp_type_name(rp->type));
+	cm_json_add_str(job, "resourceId", rp->resource_id);
+	cm_time_iso8601(rp->created, when, sizeof(when));
+	cm_json_add_str(job, "created", when);
+	cm_json_add_u64(job, "size", rp->size);
+	add_tags(root, "tags", cfg->tags, cfg->ntags);
+	add_tags(root, "recoveryPointTags", rp->tags, rp->ntags);
+	text = cm_json_print(root);
+	key = cm_xasprintf("%s%s", dir_key, ORCH_MANIFEST_NAME);
+	if (cfg->dest_kind == ORCH_DEST_S3) {
+		cm_md5(text, strlen(text), md5);
+		rc = s3_put_object(jb->o->s3, cfg->bucket, key, text,
+				   strlen(text), md5, NULL, err);
+		if (rc)
+			cm_err_prefix(err, "manifest s3://%s/%s", cfg->bucket,
+				      key);
+	} else {
+		char *path = cm_xasprintf("%s/%s", cfg->store_dir, key);
+
+		rc = write_file(path, text, err);
+		free(path);
+	}
+out:
+	cm_json_free(root);
+	free(text);
+	free(key);
+	return rc;
+}
+
+/* ---- archiving --------------------------------------------------------- */
+
+static int archive(struct job *jb, const struct orch_recovery_point *rp,
+		   const struct orch_restored *restored, const char *dir_key,
+		   struct cm_err *err)
+{
+	struct orch *o = jb->o;
+	const struct orch_config *cfg = o->cfg;
+	struct arc_run_opts ro;
+	struct arc_run_result res;
+	struct orch_job *j = jb->j;
+	char *dest, *draft;
+	int rc = 0;
+
+	memset(&ro, 0, sizeof(ro));
+	if (cfg->dest_kind == ORCH_DEST_S3) {
+		dest = cm_xasprintf("s3://%s/%s", cfg->bucket, dir_key);
+	} else {
+		dest = cm_xasprintf("%s/%s", cfg->store_dir, dir_key);
+		rc = orch_mkdirs(dest, err);
+	}
+	draft = cm_xasprintf("%s/%s.manifest.json", o->tmp_dir, j->id);
+	if (rc)
+		goto out;
+	ro.src = restored->path;
+	ro.mode = restored->mode;
+	ro.codec.codec = cfg->compression.codec;
+	ro.codec.level = cfg->compression.level;
+	ro.codec.threads = cfg->compression.threads;
+	ro.dest = dest;
+	ro.manifest = draft;
+	ro.client = o->s3;
+	ro.upload.expected_size = rp->size;
+	ro.upload.part_size = cfg->part_size;
+	ro.upload.concurrency = cfg->uploads;
+	ro.upload.on_upload_id = on_upload_id;
+	ro.upload.ctx = jb;
+	ro.cancel = &jb->cancel;
+	ro.progress = on_progress;
+	ro.progress_ctx = jb;
+	ro.on_object = on_object;
+	ro.object_ctx = jb;
+	ro.on_resource = on_resource;
+	ro.resource_ctx = jb;
+
+	pthread_mutex_lock(&jb->lock);
+	jb->archive_ns = cm_now_ns();
+	jb->rate = 0;
+	j->bytes_read = 0;
+	j->bytes_written = 0;
+	j->bytes_total = rp->size;
+	pthread_mutex_unlock(&jb->lock);
+	jb->has_upload = false;
+	jb->hook_rc = 0;
+	jb->paused_writing = false;
+
+	rc = arc_run(&ro, &res, err);
+	if (rc && jb->hook_rc) {
+		*err = jb->hook_err;
+		rc = jb->hook_rc;
+	} else if (rc == -ECANCELED) {
+		check_cancel(jb, err);
+	}
+	if (rc == 0) {
+		if (jb->has_upload) /* completed: nothing to abort */
+			rj_released(jb, jb->upload_idx, NULL);
+		pthread_mutex_lock(&jb->lock);
+		orch_job_set_result(j, res.object_url, res.bytes_written,
+				    res.object_url &&
+				    !strncmp(res.object_url, "s3://", 5) ?
+				    res.etag : NULL, res.sha256_hex);
+		j->bytes_written = res.bytes_written;
+		j->bytes_read = res.stats.bytes_read;
+		if (res.stats.bytes_total)
+			j->bytes_total = res.stats.bytes_total;
+		rc = orch_journal_save(o->journal, j, err);
+		pthread_mutex_unlock(&jb->lock);
+		cm_info("archived %s (%s, %llu bytes, sha256 %s)%s",
+			res.object_url, arc_method_name(res.method),
+			(unsigned long long)res.bytes_written, res.sha256_hex,
+			res.stats.warnings_count ? " with warnings" : "");
+	}
+	if (rc == 0)
+		rc = publish_manifest(jb, draft, dir_key, rp, err);
+	arc_run_result_release(&res);
+out:
+	unlink(draft);
+	free(draft);
+	free(dest);
+	return rc;
+}
+
+/* ---- verification ------------------------------------------------------ */
+
+struct digest_ctx {
+	struct cm_sha256 *sha;
+	uint64_t bytes;
+	const atomic_int *cancel;
+};
+
+static int digest_sink(void *ctx, const void *p, size_t n,
+		       struct cm_err *err)
+{
+	struct digest_ctx *d = ctx;
+
+	if (atomic_load(d->cancel))
+		return cm_err_set(err, ECANCELED, "cancelled");
+	cm_sha256_update(d->sha, p, n);
+	d->bytes += n;
+	return 0;
+}
+
+static void digest_hex(struct digest_ctx *d, char out[CM_SHA256_HEX_LEN + 1])
+{
+	uint8_t bin[CM_SHA256_LEN];
+
+	cm_sha256_final(d->sha, bin);
+	cm_hex(bin, sizeof(bin), out);
+}
+
+static int digest_file(const char *path, struct digest_ctx *d,
+		       struct cm_err *err)
+{
+	char *buf = cm_xmalloc(READ_CHUNK);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	int rc = 0;
+
+	if (fd < 0) {
+		rc = cm_err_set(err, errno, "%s: %s", path, strerror(errno));
+		goto out;
+	}
+	for (;;) {
+		ssize_t got = read(fd, buf, READ_CHUNK);
+
+		if (got < 0 && errno == EINTR)
+			continue;
+		if (got < 0) {
+			rc = cm_err_set(err, errno, "%s: %s", path,
+					strerror(errno));
+			break;
+		}
+		if (got == 0)
+			break;
+		rc = digest_sink(d, buf, (size_t)got, err);
+		if (rc)
+			break;
+	}
+	close(fd);
+out:
+	free(buf);
+	return rc;
+}
+
+/* The manifest's claims must be the job's. */
+static int check_manifest(struct job *jb, const char *text, size_t len,
+			  const char *where, struct cm_err *err)
+{
+	const struct orch_job *j = jb->j;
+	struct cm_json *m = NULL;
+	const char *sha, *etag;
+	struct cm_json *bw;
+	int rc;
+
+	rc = cm_json_parse(text, len, &m, err);
+	if (rc) {
+		cm_err_prefix(err, "manifest %s", where);
+		return rc;
+	}
+	sha = cm_json_get_str(m, "sha256");
+	etag = cm_json_get_str(m, "etag");
+	bw = cm_json_get(m, "bytes_written");
+	if (!sha || !j->result_sha256 || strcmp(sha, j->result_sha256) != 0)
+		rc = cm_err_set(err, EIO, "manifest %s: sha256 %s, the "
+				"archive's is %s", where, sha ? sha : "missing",
+				j->result_sha256 ? j->result_sha256 : "?");
+	else if (!bw || cm_json_num(bw) != (double)j->result_size)
+		rc = cm_err_set(err, EIO, "manifest %s: bytes_written is not "
+				"the archive's %llu", where,
+				(unsigned long long)j->result_size);
+	else if (j->result_etag &&
+		 (!etag || !s3_etag_equal(etag, j->result_etag)))
+		rc = cm_err_set(err, EIO, "manifest %s: etag %s, the "
+				"archive's is %s", where,
+				etag ? etag : "missing", j->result_etag);
+	cm_json_free(m);
+	return rc;
+}
+
+struct text_ctx {
+	char *p;
+	size_t n;
+};
+
+static int text_sink(void *ctx, const void *p, size_t n, struct cm_err *err)
+{
+	struct text_ctx *t = ctx;
+
+	if (t->n + n > (16u << 20))
+		return cm_err_set(err, EFBIG, "manifest over 16 MiB");
+	t->p = cm_xrealloc(t->p, t->n + n + 1);
+	memcpy(t->p + t->n, p, n);
+	t->n += n;
+	t->p[t->n] = '\0';
+	return 0;
+}
+
+static int verify_s3(struct job *jb, struct cm_err *err)
+{
+	const struct orch_config *cfg = jb->o->cfg;
+	const struct orch_job *j = jb->j;
+	struct s3_object_info info;
+	struct digest_ctx d = { .cancel = &jb->cancel };
+	struct text_ctx t = { 0 };
+	char *bucket = NULL, *key = NULL, *mkey = NULL, *slash;
+	char hex[CM_SHA256_HEX_LEN + 1];
+	int rc;
+
+	rc = s3_parse_url(j->result_url, &bucket, &key, err);
+	if (rc)
+		goto out;
+	rc = s3_head_object(jb->o->s3, bucket, key, &info, err);
+	if (rc) {
+		cm_err_prefix(err, "verify %s", j->result_url);
+		goto out;
+	}
+	if (info.size != j->result_size) {
+		rc = cm_err_set(err, EIO, "verify %s: %llu bytes stored, %llu "
+				"uploaded", j->result_url,
+				(unsigned long long)info.size,
+				(unsigned long long)j->result_size);
+		goto out;
+	}
+	if (j->result_etag && !s3_etag_equal(info.etag, j->result_etag)) {
+		rc = cm_err_set(err, EIO, "verify %s: ETag %s stored, %s "
+				"uploaded", j->result_url, info.etag,
+				j->result_etag);
+		goto out;
+	}
+	slash = strrchr(key, '/');
+	mkey = cm_xasprintf("%.*s%s", slash ? (int)(slash - key + 1) : 0, key,
+			    ORCH_MANIFEST_NAME);
+	if (cfg->verify != ORCH_VERIFY_FULL) {
+		rc = s3_head_object(jb->o->s3, bucket, mkey, &info, err);
+		if (rc)
+			cm_err_prefix(err, "verify the manifest s3://%s/%s",
+				      bucket, mkey);
+		goto out;
+	}
+	rc = s3_get_object(jb->o->s3, bucket, mkey, NULL, text_sink, &t, NULL,
+			   err);
+	if (rc) {
+		cm_err_prefix(err, "verify the manifest s3://%s/%s", bucket,
+			      mkey);
+		goto out;
+	}
+	rc = check_manifest(jb, t.p, t.n, mkey, err);
+	if (rc)
+		goto out;
+	d.sha = cm_sha256_new();
+	rc = s3_get_object(jb->o->s3, bucket, key, NULL, digest_sink, &d,
+			   NULL, err);
+	if (rc) {
+		cm_err_prefix(err, "verify %s", j->result_url);
+		goto out;
+	}
+	digest_hex(&d, hex);
+	if (d.bytes != j->result_size || strcmp(hex, j->result_sha256) != 0)
+		rc = cm_err_set(err, EIO, "verify %s: read back %llu bytes "
+				"with sha256 %s, uploaded %llu with %s",
+				j->result_url, (unsigned long long)d.bytes,
+				hex, (unsigned long long)j->result_size,
+				j->result_sha256);
+out:
+	if (d.sha)
+		cm_sha256_free(d.sha);
+	free(t.p);
+	free(bucket);
+	free(key);
+	free(mkey);
+	return rc;
+}
+
+static int verify_local(struct job *jb, struct cm_err *err)
+{
+	const struct orch_job *j = jb->j;
+	struct digest_ctx d = { .cancel = &jb->cancel };
+	char hex[CM_SHA256_HEX_LEN + 1];
+	char *mpath = NULL, *slash;
+	struct cm_json *m = NULL;
+	char *text = NULL;
+	struct stat st;
+	int rc;
+
+	if (stat(j->result_url, &st) < 0) {
+		rc = cm_err_set(err, errno, "verify %s: %s", j->result_url,
+				strerror(errno));
+		goto out;
+	}
+	if ((uint64_t)st.st_size != j->result_size) {
+		rc = cm_err_set(err, EIO, "verify %s: %llu bytes stored, %llu "
+				"written", j->result_url,
+				(unsigned long long)st.st_size,
+				(unsigned long long)j->result_size);
+		goto out;
+	}
+	slash = strrchr(j->result_url, '/');
+	mpath = cm_xasprintf("%.*s%s",
+			     slash ? (int)(slash - j->result_url + 1) : 0,
+			     j->result_url, ORCH_MANIFEST_NAME);
+	rc = cm_json_parse_file(mpath, &m, err);
+	if (rc) {
+		cm_err_prefix(err, "verify");
+		goto out;
+	}
+	text = cm_json_print(m);
+	rc = check_manifest(jb, text, strlen(text), mpath, err);
+	if (rc)
+		goto out;
+	d.sha = cm_sha256_new();
+	rc = digest_file(j->result_url, &d, err);
+	if (rc) {
+		cm_err_prefix(err, "verify");
+		goto out;
+	}
+	digest_hex(&d, hex);
+	if (strcmp(hex, j->result_sha256) != 0)
+		rc = cm_err_set(err, EIO, "verify %s: sha256 %s, written %s",
+				j->result_url, hex, j->result_sha256);
+out:
+	if (d.sha)
+		cm_sha256_free(d.sha);
+	cm_json_free(m);
+	free(text);
+	free(mpath);
+	return rc;
+}
+
+static int verify(struct job *jb, struct cm_err *err)
+{
+	int rc;
+
+	if (!jb->j->result_url || !jb->j->result_sha256)
+		return cm_err_set(err, EINVAL, "nothing recorded to verify");
+	if (cm_fault("orch.verify"))
+		return cm_err_set(err, EIO, "verify %s: failed (fault "
+				  "injection)", jb->j->result_url);
+	rc = jb->o->cfg->dest_kind == ORCH_DEST_S3 ? verify_s3(jb, err)
+						   : verify_local(jb, err);
+	if (rc == 0)
+		cm_info("verified %s (%llu bytes%s)", jb->j->result_url,
+			(unsigned long long)jb->j->result_size,
+			jb->o->cfg->verify == ORCH_VERIFY_FULL ||
+					jb->o->cfg->dest_kind ==
+						ORCH_DEST_LOCAL ?
+				", sha256 read back" :
+				", ETag");
+	return rc;
+}
+
+/* ---- cleaning ---------------------------------------------------------- */
+
+int job_release_recorded(struct job *jb)
+{
+	struct orch_provider *prov = job_provider(jb);
+	int failed = 0;
+
+	for (size_t i = jb->j->nres; i-- > 0;) {
+		const struct orch_resource *r = &jb->j->res[i];
+		struct cm_err e;
+		int rc;
+
+		if (r->status == ORCH_RES_RELEASED)
+			continue;
+		cm_err_clear(&e);
+		if ((unsigned)r->kind < ORCH_RES_NKINDS)
+			rc = orch_res_release(jb->o->s3, r, &e);
+		else if (prov && prov->ops->release_stale)
+			rc = prov->ops->release_stale(prov, r, &e);
+		else
+			rc = cm_err_set(&e, EINVAL, "no way to release it");
+		if (rc == 0)
+			rc = rj_released(jb, i, &e);
+		if (rc) {
+			cm_warn("job %s: %s record %zu not released: %s",
+				jb->j->id, orch_res_kind_name(r->kind), i,
+				e.msg);
+			failed++;
+		}
+	}
+	return failed ? -EBUSY : 0;
+}
+
+/* A failed run into a local store may leave NAME.partial files. */
+static void remove_partials(struct job *jb, const char *dir_key)
+{
+	const struct orch_config *cfg = jb->o->cfg;
+	char *dir;
+	struct dirent *e;
+	DIR *d;
+
+	if (cfg->dest_kind != ORCH_DEST_LOCAL || !dir_key)
+		return;
+	dir = cm_xasprintf("%s/%s", cfg->store_dir, dir_key);
+	d = opendir(dir);
+	if (d) {
+		while ((e = readdir(d))) {
+			size_t n = strlen(e->d_name);
+
+			if (n > 8 && !strcmp(e->d_name + n - 8, ".partial") &&
+			    unlinkat(dirfd(d), e->d_name, 0) == 0)
+				cm_info("removed %s/%s", dir, e->d_name);
+		}
+		closedir(d);
+		rmdir(dir); /* if nothing else is in it */
+	}
+	free(dir);
+}
+
+/*
+ * The snapshot goes only if the archive is verified (the caller's check),
+ * autoDeleteSnapshot is on, the recovery point is still the one archived
+ * and the security tag allows it. Returns a note for the job when kept
+ * for a reason worth showing (the caller frees), else NULL.
+ */
+static char *maybe_delete_snapshot(struct job *jb, struct orch_provider *prov)
+{
+	const struct orch_config *cfg = jb->o->cfg;
+	struct orch_res_journal rj;
+	struct orch_recovery_point rp;
+	char why[256];
+	struct cm_err e;
+	char *note = NULL;
+	int rc;
+
+	if (!cfg->auto_delete_snapshot) {
+		cm_info("snapshot %s kept (autoDeleteSnapshot is off)",
+			jb->j->rp_path);
+		return NULL;
+	}
+	if (jb->j->snapshot_deleted || !prov)
+		return NULL;
+	cm_err_clear(&e);
+	rc = refresh_rp(jb, prov, &rp, &e);
+	if (rc) {
+		note = cm_xasprintf("snapshot kept: %s", e.msg);
+		goto out;
+	}
+	if (!orch_rp_tag_allows_delete(cfg, &rp, why, sizeof(why))) {
+		note = cm_xasprintf("snapshot kept: %s", why);
+		goto out_rp;
+	}
+	rc = prov->ops->delete_snapshot(prov, &rp, res_journal(jb, &rj), &e);
+	if (rc) {
+		note = cm_xasprintf("snapshot kept: delete failed: %s", e.msg);
+		goto out_rp;
+	}
+	pthread_mutex_lock(&jb->lock);
+	jb->j->snapshot_deleted = true;
+	orch_journal_save(jb->o->journal, jb->j, NULL);
+	pthread_mutex_unlock(&jb->lock);
+	cm_info("snapshot %s deleted after its archive was verified",
+		jb->j->rp_path);
+out_rp:
+	orch_rp_release(&rp);
+out:
+	if (note)
+		cm_warn("job %s: %s", jb->j->id, note);
+	return note;
+}
+
+/* ---- onFailure --------------------------------------------------------- */
+
+static bool env_ours(const char *kv)
+{
+	return strncmp(kv, "VAULTFS_JOB_", 12) == 0;
+}
+
+void job_on_failure(struct job *jb)
+{
+	const char *cmd = jb->o->cfg->on_failure;
+	posix_spawnattr_t attr;
+	sigset_t none, dfl;
+	char **envp;
+	size_t n = 0, k = 0;
+	char *argv[] = { (char *)"sh", (char *)"-c", NULL, NULL };
+	pid_t pid;
+	int rc, status = 0;
+
+	if (!cmd || !*cmd)
+		return;
+	while (environ[n])
+		n++;
+	envp = cm_xcalloc(n + 16, sizeof(*envp));
+	for (size_t i = 0; i < n; i++)
+		if (!env_ours(environ[i]))
+			envp[k++] = cm_xstrdup(environ[i]);
+	pthread_mutex_lock(&jb->lock);
+	envp[k++] = cm_xasprintf("VAULTFS_JOB_ID=%s", jb->j->id);
+	envp[k++] = cm_xasprintf("VAULTFS_JOB_STATE=%s",
+				 orch_job_state_name(jb->j->state));
+	envp[k++] = cm_xasprintf("VAULTFS_JOB_ERROR=%s",
+				 jb->j->last_error ? jb->j->last_error : "");
+	envp[k++] = cm_xasprintf("VAULTFS_JOB_VAULT=%s", jb->j->vault);
+	envp[k++] = cm_xasprintf("VAULTFS_JOB_RECOVERY_POINT=%s",
+				 jb->j->rp_path);
+	envp[k++] = cm_xasprintf("VAULTFS_JOB_RESOURCE_ID=%s",
+				 jb->j->resource_id);
+	envp[k++] = cm_xasprintf("VAULTFS_JOB_ATTEMPTS=%u", jb->j->attempts);
+	envp[k++] = cm_xasprintf("VAULTFS_JOB_LOG=%s/%s.log",
+				 jb->o->jobs_dir, jb->j->id);
+	pthread_mutex_unlock(&jb->lock);
+	envp[k] = NULL;
+	argv[2] = (char *)cmd;
+
+	sigemptyset(&none);
+	sigemptyset(&dfl);
+	sigaddset(&dfl, SIGINT);
+	sigaddset(&dfl, SIGTERM);
+	sigaddset(&dfl, SIGHUP);
+	sigaddset(&dfl, SIGPIPE);
+	posix_spawnattr_init(&attr);
+	posix_spawnattr_setsigmask(&attr, &none);
+	posix_spawnattr_setsigdefault(&attr, &dfl);
+	posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK |
+					       POSIX_SPAWN_SETSIGDEF);
+	rc = posix_spawn(&pid, "/bin/sh", NULL, &attr, argv, envp);
+	posix_spawnattr_destroy(&attr);
+	if (rc) {
+		cm_warn("job %s: onFailure: cannot run /bin/sh: %s",
+			jb->j->id, strerror(rc));
+		goto out;
+	}
+	for (unsigned ms = 0;; ms += 50) {
+		pid_t w = waitpid(pid, &status, WNOHANG);
+
+		if (w == pid || (w < 0 && errno != EINTR))
+			break;
+		if (ms >= ON_FAILURE_TIMEOUT_MS) {
+			cm_warn("job %s: onFailure still running after %u s: "
+				"killed", jb->j->id,
+				ON_FAILURE_TIMEOUT_MS / 1000);
+			kill(pid, SIGKILL);
+			waitpid(pid, &status, 0);
+			break;
+		}
+		cm_sleep_ms(50);
+	}
+	if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
+		cm_info("job %s: onFailure ran", jb->j->id);
+	else
+		cm_warn("job %s: onFailure command %s %d", jb->j->id,
+			WIFEXITED(status) ? "exited with" : "killed by signal",
+			WIFEXITED(status) ? WEXITSTATUS(status)
+					  : WTERMSIG(status));
+out:
+	for (size_t i = 0; i < k; i++)
+		free(envp[i]);
+	free(envp);
+}
+
+/* ---- one run ----------------------------------------------------------- */
+
+static unsigned retry_delay_ms(unsigned attempts)
+{
+	uint64_t ms = (uint64_t)RETRY_BASE_MS << (attempts > 5 ? 5 : attempts);
+
+	if (ms > RETRY_MAX_MS)
+		ms = RETRY_MAX_MS;
+	return (unsigned)(ms / 2 + cm_random(ms / 2 + 1));
+}
+
+/* The end of a run: the final state (or queued again) and its record. */
+static enum job_outcome finish(struct job *jb, int rc, struct cm_err *err,
+			       char *note)
+{
+	struct orch_job *j = jb->j;
+	const struct orch_config *cfg = jb->o->cfg;
+	enum job_outcome out = OUTCOME_FINAL;
+	enum orch_job_state s;
+	const char *msg = NULL;
+	struct cm_err e;
+
+	cm_err_clear(&e);
+	if (rc == 0 && j->verified) {
+		s = ORCH_JOB_SUCCEEDED;
+		msg = note;
+	} else if (rc == -ECANCELED &&
+		   atomic_load(&jb->cancel_why) == JOB_CANCEL_SHUTDOWN) {
+		s = ORCH_JOB_QUEUED;
+		msg = "interrupted: vaultfs stopped (retried at the next "
+		      "start)";
+		out = OUTCOME_INTERRUPTED;
+	} else if (rc == -ECANCELED && atomic_load(&jb->cancel)) {
+		s = ORCH_JOB_CANCELLED;
+		msg = "cancelled";
+	} else if (jb->superseded) {
+		s = ORCH_JOB_CANCELLED; /* the job for what is there now runs */
+		msg = err->msg;
+	} else if (err->retryable && j->attempts < cfg->max_attempts) {
+		s = ORCH_JOB_QUEUED;
+		msg = err->msg;
+		out = OUTCOME_RETRY;
+		jb->retry_ms = retry_delay_ms(j->attempts);
+	} else {
+		s = ORCH_JOB_FAILED;
+		msg = err->msg[0] ? err->msg : "failed";
+	}
+	pthread_mutex_lock(&jb->lock);
+	if (out == OUTCOME_INTERRUPTED && j->attempts > 0)
+		j->attempts--; /* not the job's fault */
+	orch_job_set_state(j, s);
+	orch_job_set_error(j, msg);
+	rc = orch_journal_save(jb->o->journal, j, &e);
+	pthread_mutex_unlock(&jb->lock);
+	if (rc)
+		cm_error("job %s: %s", j->id, e.msg);
+	jb->resume = j->verified ? RESUME_CLEAN : RESUME_RESTORE;
+	switch (s) {
+	case ORCH_JOB_SUCCEEDED:
+		cm_info("job %s: succeeded: %s", j->id, j->result_url);
+		break;
+	case ORCH_JOB_QUEUED:
+		if (out == OUTCOME_RETRY)
+			cm_warn("job %s (%s): attempt %u of %u failed, retry "
+				"in %u s: %s", j->id, j->rp_path, j->attempts,
+				cfg->max_attempts, jb->retry_ms / 1000, msg);
+		else
+			cm_info("job %s: %s", j->id, msg);
+		break;
+	default:
+		cm_error("job %s (%s) %s: %s", j->id, j->rp_path,
+			 orch_job_state_name(s), msg);
+	}
+	return out;
+}
+
+enum job_outcome job_run(struct job *jb)
+{
+	struct orch *o = jb->o;
+	struct orch_job *j = jb->j;
+	struct orch_provider *prov;
+	struct orch_recovery_point rp;
+	struct orch_restored restored;
+	struct orch_res_journal rj;
+	struct cm_err err, e2;
+	enum job_outcome out;
+	bool have_rp = false, have_restored = false;
+	char *dir_key = NULL, *note = NULL;
+	int rc;
+
+	memset(&rp, 0, sizeof(rp));
+	memset(&restored, 0, sizeof(restored));
+	cm_err_clear(&err);
+	cm_err_clear(&e2);
+	log_open(jb);
+	cm_log_set_thread_sink(log_sink, jb);
+	pthread_mutex_lock(&jb->lock);
+	j->attempts++;
+	pthread_mutex_unlock(&jb->lock);
+	cm_info("job %s: %s/%s (%s), attempt %u of %u%s", j->id, j->vault,
+		job_rp_name(j), j->resource_id, j->attempts,
+		o->cfg->max_attempts,
+		jb->resume == RESUME_CLEAN    ? ", resuming at cleaning" :
+		jb->resume == RESUME_VERIFY ? ", resuming at verifying" :
+					      "");
+
+	prov = job_provider(jb);
+	rc = prov ? job_dir(jb, &dir_key, &err)
+		  : cm_err_set(&err, ENOENT, "vault \"%s\" is no longer "
+			       "configured", j->vault);
+	if (rc || jb->resume == RESUME_CLEAN)
+		goto clean;
+	if (jb->resume == RESUME_VERIFY)
+		goto verify;
+
+	rc = enter(jb, ORCH_JOB_RESTORING, &err);
+	if (rc == 0)
+		rc = check_cancel(jb, &err);
+	if (rc == 0) {
+		rc = refresh_rp(jb, prov, &rp, &err);
+		jb->superseded = rc == -ESTALE;
+	}
+	if (rc)
+		goto clean;
+	have_rp = true;
+	rc = prov->ops->restore(prov, &rp, res_journal(jb, &rj), &restored,
+				&err);
+	if (rc)
+		goto clean;
+	have_restored = true;
+
+	rc = enter(jb, ORCH_JOB_ARCHIVING, &err);
+	if (rc == 0)
+		rc = check_cancel(jb, &err);
+	if (rc == 0)
+		rc = archive(jb, &rp, &restored, dir_key, &err);
+	if (rc)
+		goto clean;
+verify:
+	rc = enter(jb, ORCH_JOB_VERIFYING, &err);
+	if (rc == 0)
+		rc = check_cancel(jb, &err);
+	if (rc == 0)
+		rc = verify(jb, &err);
+	if (rc == -ECANCELED)
+		check_cancel(jb, &err);
+	if (rc == 0) {
+		pthread_mutex_lock(&jb->lock);
+		j->verified = true;
+		rc = orch_journal_save(o->journal, j, &err);
+		pthread_mutex_unlock(&jb->lock);
+	}
+clean:
+	/* cleanup runs whatever happened, and is not cancelled */
+	if (enter(jb, ORCH_JOB_CLEANING, &e2))
+		cm_warn("job %s: %s", j->id, e2.msg);
+	if (have_restored) {
+		prov->ops->release(prov, res_journal(jb, &rj), &restored);
+		orch_restored_release(&restored);
+	}
+	if (job_release_recorded(jb))
+		cm_warn("job %s: some resources are still held; the next "
+			"start releases them", j->id);
+	if (rc)
+		remove_partials(jb, dir_key);
+	if (rc == 0 && j->verified)
+		note = maybe_delete_snapshot(jb, prov);
+	out = finish(jb, rc, &err, note);
+	if (j->state == ORCH_JOB_FAILED)
+		job_on_failure(jb);
+	cm_log_set_thread_sink(NULL, NULL);
+	log_close(jb);
+	if (have_rp)
+		orch_rp_release(&rp);
+	free(dir_key);
+	free(note);
+	return out;
+}

@@ -1,0 +1,979 @@
+/*
+ * orch.c - the job engine (see orch.h): the job list and queue, the worker
+ * threads, the vault watcher, recovery at start, and the public API.
+ *
+ * Threads:
+ *   workers     cfg->jobs of them. Each takes the first queued job whose
+ *               retry time has come and runs it to the end (job.c), then
+ *               puts it back in the queue if it is to be retried.
+ *   watcher     unless opts.once or autoStart is false: one thread that
+ *               polls every local vault's inotify watcher (vault_local.h)
+ *               and an eventfd that orch_stop() writes, and queues the
+ *               recovery points that became complete.
+ *   callers     orch_scan / orch_export / orch_cancel / orch_snapshot ...
+ *               from any thread (the CLI's main thread, FUSE handlers).
+ *
+ * Ownership: the engine owns every struct job (and through it the journal
+ * record) from its creation or loading to orch_free(); jobs are never
+ * removed while the engine lives, so a `struct job *` found under ->lock
+ * stays valid after it is dropped. A job's record is written only by the
+ * thread that owns the job at that moment: the worker running it, or the
+ * thread that queues, recovers or cancels it while it is in no worker's
+ * hands (under orch->lock, so no worker can take it meanwhile). Lock order
+ * and the rest of the rules: orch_int.h.
+ *
+ * Queueing is idempotent: orch->submit_lock makes "find a job for this
+ * recovery point, else create and journal one" atomic, so a scan, the
+ * watcher and an export racing for one recovery point queue it once.
+ */
+#include "orch_int.h"
+#include "json.h"
+#include "log.h"
+#include "mem.h"
+#include "resources.h"
+#include "s3.h"
+#include "timeutil.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define WATCH_RETRY_MS 10000 /* re-create a vault watcher that failed */
+
+/* ---- small helpers ----------------------------------------------------- */
+
+static uint64_t now_ms(void)
+{
+	return cm_now_ns() / 1000000;
+}
+
+static bool is_idle(const struct orch *o)
+{
+	return o->nrunning == 0 && (o->nqueue == 0 || o->stopping);
+}
+
+/* Caller holds o->lock. */
+static void enqueue(struct orch *o, struct job *jb, unsigned delay_ms)
+{
+	if (o->nqueue == o->queue_cap) {
+		o->queue_cap = o->queue_cap ? o->queue_cap * 2 : 16;
+		o->queue = cm_xrealloc(o->queue,
+				       o->queue_cap * sizeof(*o->queue));
+	}
+	o->queue[o->nqueue++] = jb;
+	jb->queued = true;
+	jb->not_before_ms = delay_ms ? now_ms() + delay_ms : 0;
+	pthread_cond_signal(&o->work);
+}
+
+/* Caller holds o->lock. */
+static void dequeue(struct orch *o, size_t i)
+{
+	o->queue[i]->queued = false;
+	memmove(&o->queue[i], &o->queue[i + 1],
+		(o->nqueue - i - 1) * sizeof(*o->queue));
+	o->nqueue--;
+}
+
+/* Caller holds o->lock. */
+static void add_job(struct orch *o, struct job *jb)
+{
+	if (o->njobs == o->jobs_cap) {
+		o->jobs_cap = o->jobs_cap ? o->jobs_cap * 2 : 64;
+		o->jobs = cm_xrealloc(o->jobs, o->jobs_cap * sizeof(*o->jobs));
+	}
+	o->jobs[o->njobs++] = jb;
+}
+
+/* Caller holds o->lock. */
+static struct job *find_job(struct orch *o, const char *id)
+{
+	for (size_t i = 0; i < o->njobs; i++)
+		if (strcmp(o->jobs[i]->j->id, id) == 0)
+			return o->jobs[i];
+	return NULL;
+}
+
+static enum orch_job_state job_state(struct job *jb)
+{
+	enum orch_job_state s;
+
+	pthread_mutex_lock(&jb->lock);
+	s = jb->j->state;
+	pthread_mutex_unlock(&jb->lock);
+	return s;
+}
+
+/* The newest job for the same recovery point (vault, path, resource id,
+ * size and mtime), or NULL. Caller holds o->lock. */
+static struct job *find_job_for(struct orch *o,
+				const struct orch_recovery_point *rp)
+{
+	for (size_t i = o->njobs; i-- > 0;) {
+		const struct orch_job *j = o->jobs[i]->j;
+
+		/* these fields never change after queueing: no job lock */
+		if (strcmp(j->vault, rp->vault) == 0 &&
+		    strcmp(j->rp_path, rp->path) == 0 &&
+		    strcmp(j->resource_id, rp->resource_id) == 0 &&
+		    j->rp_size == rp->size && j->rp_mtime == rp->mtime)
+			return o->jobs[i];
+	}
+	return NULL;
+}
+
+static struct orch_provider *provider_of(struct orch *o, const char *vault)
+{
+	for (size_t v = 0; v < o->cfg->nvaults; v++)
+		if (strcmp(o->cfg->vaults[v].name, vault) == 0)
+			return o->providers[v];
+	return NULL;
+}
+
+static void parse_pauses(struct orch *o)
+{
+	const char *env = getenv("VAULTFS_TEST_PAUSE_AT");
+	char *copy, *save = NULL;
+
+	if (!env || !*env)
+		return;
+	copy = cm_xstrdup(env);
+	for (char *tok = strtok_r(copy, ",", &save);
+	     tok && o->npauses < ORCH_PAUSE_MAX;
+	     tok = strtok_r(NULL, ",", &save)) {
+		char *colon = strchr(tok, ':');
+		struct orch_pause *p = &o->pauses[o->npauses];
+		double secs;
+
+		if (!colon || colon - tok >= (long)sizeof(p->stage))
+			continue;
+		secs = strtod(colon + 1, NULL);
+		if (secs <= 0)
+			continue;
+		*colon = '\0';
+		snprintf(p->stage, sizeof(p->stage), "%s", tok);
+		p->ms = (unsigned)(secs * 1000);
+		o->npauses++;
+		cm_warn("test: VAULTFS_TEST_PAUSE_AT pauses every job at %s "
+			"for %.1f s", p->stage, secs);
+	}
+	free(copy);
+}
+
+/* ---- creation ---------------------------------------------------------- */
+
+struct s3_client *orch_s3_client_new(const struct orch_config *cfg,
+				     struct cm_err *err)
+{
+	struct s3_client_opts so;
+
+	memset(&so, 0, sizeof(so));
+	so.endpoint = cfg->endpoint;
+	so.region = cfg->region;
+	so.addressing = cfg->addressing == ORCH_ADDRESSING_PATH ?
+				S3_ADDRESSING_PATH :
+			cfg->addressing == ORCH_ADDRESSING_VIRTUAL ?
+				S3_ADDRESSING_VIRTUAL :
+				S3_ADDRESSING_AUTO;
+	so.expected_bucket_owner = cfg->expected_bucket_owner;
+	so.storage_class = cfg->storage_class;
+	so.sse = cfg->sse;
+	so.sse_kms_key_id = cfg->kms_key_id;
+	return s3_client_new(&so, err);
+}
+
+struct orch *orch_new(const struct orch_config *cfg,
+		      const struct orch_opts *opts, struct cm_err *err)
+{
+	struct orch *o = cm_xcalloc(1, sizeof(*o));
+	int rc = 0;
+
+	o->cfg = cfg;
+	if (opts)
+		o->opts = *opts;
+	o->stop_fd = -1;
+	pthread_mutex_init(&o->submit_lock, NULL);
+	pthread_mutex_init(&o->lock, NULL);
+	pthread_cond_init(&o->work, NULL);
+	pthread_cond_init(&o->idle, NULL);
+	o->tmp_dir = cm_xasprintf("%s/tmp", cfg->state_dir);
+	o->jobs_dir = cm_xasprintf("%s/jobs", cfg->state_dir);
+	parse_pauses(o);
+
+	/* the embedded default's directories are ours to create */
+	for (size_t i = 0; i < cfg->nvaults && rc == 0; i++)
+		if (!strcmp(cfg->vaults[i].path, ORCH_DEFAULT_VAULT_PATH))
+			rc = orch_mkdirs(cfg->vaults[i].path, err);
+	if (rc == 0 && cfg->dest_kind == ORCH_DEST_LOCAL)
+		rc = orch_mkdirs(cfg->store_dir, err);
+	if (rc)
+		goto fail;
+	if (cfg->dest_kind == ORCH_DEST_S3) {
+		o->s3 = orch_s3_client_new(cfg, err);
+		if (!o->s3)
+			goto fail;
+	}
+	o->providers = cm_xcalloc(cfg->nvaults + 1, sizeof(*o->providers));
+	for (size_t i = 0; i < cfg->nvaults; i++)
+		if (orch_provider_new(cfg, &cfg->vaults[i], &o->providers[i],
+				      err))
+			goto fail;
+	return o;
+fail:
+	orch_free(o);
+	return NULL;
+}
+
+/* ---- recovery at start ------------------------------------------------- */
+
+static void notify_copy(struct orch *o, struct job *jb)
+{
+	if (o->opts.notify)
+		job_notify(jb);
+}
+
+
+static void recover_one(struct orch *o, struct job *jb)
+{
+	struct orch_job *j = jb->j;
+	enum orch_job_state was = j->state;
+	struct cm_err e;
+
+	cm_err_clear(&e);
+	if (orch_job_holds_resources(j)) {
+		cm_warn("job %s (%s): releasing what an earlier run left "
+			"behind", j->id, j->rp_path);
+		if (job_release_recorded(jb))
+			cm_warn("job %s: not everything could be released; "
+				"the next start tries again", j->id);
+	}
+	if (orch_job_state_final(was))
+		return;
+	if (j->verified)
+		jb->resume = RESUME_CLEAN;
+	else if (was == ORCH_JOB_VERIFYING && j->result_url)
+		jb->resume = RESUME_VERIFY;
+	else
+		jb->resume = RESUME_RESTORE;
+	if (was != ORCH_JOB_QUEUED && jb->resume == RESUME_RESTORE &&
+	    j->attempts >= o->cfg->max_attempts) {
+		char *msg = cm_xasprintf("interrupted while %s, %u of %u "
+					 "attempts used (vaultfs stopped or "
+					 "crashed)",
+					 orch_job_state_name(was), j->attempts,
+					 o->cfg->max_attempts);
+
+		pthread_mutex_lock(&jb->lock);
+		orch_job_set_state(j, ORCH_JOB_FAILED);
+		orch_job_set_error(j, msg);
+		if (orch_journal_save(o->journal, j, &e))
+			cm_error("%s", e.msg);
+		pthread_mutex_unlock(&jb->lock);
+		cm_error("job %s (%s) failed: %s", j->id, j->rp_path, msg);
+		free(msg);
+		pthread_mutex_lock(&o->lock);
+		jb->this_run = true;
+		o->nfailed++;
+		pthread_mutex_unlock(&o->lock);
+		job_on_failure(jb);
+		notify_copy(o, jb);
+		return;
+	}
+	if (was != ORCH_JOB_QUEUED) {
+		char *msg = cm_xasprintf("interrupted while %s (vaultfs "
+					 "stopped or crashed); %s",
+					 orch_job_state_name(was),
+					 jb->resume == RESUME_CLEAN ?
+						 "resuming at cleaning" :
+					 jb->resume == RESUME_VERIFY ?
+						 "resuming at verifying" :
+						 "retrying");
+
+		cm_warn("job %s (%s): %s", j->id, j->rp_path, msg);
+		pthread_mutex_lock(&jb->lock);
+		orch_job_set_state(j, ORCH_JOB_QUEUED);
+		orch_job_set_error(j, msg);
+		if (orch_journal_save(o->journal, j, &e))
+			cm_error("%s", e.msg);
+		pthread_mutex_unlock(&jb->lock);
+		free(msg);
+	}
+	pthread_mutex_lock(&o->lock);
+	enqueue(o, jb, 0);
+	pthread_mutex_unlock(&o->lock);
+}
+
+static int recover(struct orch *o, struct cm_err *err)
+{
+	struct orch_job_list list;
+	int rc;
+
+	rc = orch_journal_load_all(o->journal, ORCH_LOAD_ALL, &list, err);
+	if (rc)
+		return rc;
+	for (size_t i = 0; i < list.n; i++) {
+		struct job *jb = job_new(o, list.jobs[i]);
+
+		list.jobs[i] = NULL;
+		pthread_mutex_lock(&o->lock);
+		add_job(o, jb);
+		pthread_mutex_unlock(&o->lock);
+		recover_one(o, jb);
+	}
+	orch_job_list_release(&list);
+	return 0;
+}
+
+/* Drafts of manifests a crashed run left in STATEDIR/tmp. */
+static int clean_tmp(struct orch *o, struct cm_err *err)
+{
+	int rc = orch_remove_all(o->tmp_dir, err);
+
+	if (rc == 0)
+		rc = orch_mkdirs(o->tmp_dir, err);
+	return rc;
+}
+
+/* ---- queueing ---------------------------------------------------------- */
+
+/*
+ * Queue a job for rp unless one answers it already (see orch.h). With
+ * `retry`, a failed or cancelled job does not answer it.
+ */
+static int submit_rp(struct orch *o, const struct orch_recovery_point *rp,
+		     bool retry, char *id_out, bool *queued,
+		     struct cm_err *err)
+{
+	struct orch_job *j = NULL;
+	struct job *jb;
+	int rc = 0;
+
+	if (queued)
+		*queued = false;
+	pthread_mutex_lock(&o->submit_lock);
+	pthread_mutex_lock(&o->lock);
+	if (o->stopping) {
+		pthread_mutex_unlock(&o->lock);
+		rc = cm_err_set(err, ESHUTDOWN, "vaultfs is stopping");
+		goto out;
+	}
+	jb = find_job_for(o, rp);
+	if (jb) {
+		enum orch_job_state s = job_state(jb);
+
+		if (!orch_job_state_final(s) || s == ORCH_JOB_SUCCEEDED ||
+		    !retry) {
+			if (id_out)
+				memcpy(id_out, jb->j->id, ORCH_JOB_ID_SIZE);
+			pthread_mutex_unlock(&o->lock);
+			goto out;
+		}
+	}
+	pthread_mutex_unlock(&o->lock);
+
+	j = orch_job_new(rp->vault, rp->path, rp->resource_id);
+	j->rp_size = rp->size;
+	j->rp_mtime = rp->mtime;
+	rc = orch_journal_save(o->journal, j, err);
+	if (rc) {
+		orch_job_free(j);
+		goto out;
+	}
+	jb = job_new(o, j);
+	orch_rp_copy(&jb->rp, rp);
+	jb->have_rp = true;
+	if (id_out)
+		memcpy(id_out, j->id, ORCH_JOB_ID_SIZE);
+	if (queued)
+		*queued = true;
+	pthread_mutex_lock(&o->lock);
+	add_job(o, jb);
+	enqueue(o, jb, 0);
+	pthread_mutex_unlock(&o->lock);
+	cm_info("queued job %s for %s/%s", j->id, rp->vault, rp->name);
+	pthread_mutex_unlock(&o->submit_lock);
+	notify_copy(o, jb);
+	return 0;
+out:
+	pthread_mutex_unlock(&o->submit_lock);
+	return rc;
+}
+
+int orch_scan(struct orch *o, unsigned flags, size_t *queued,
+	      struct cm_err *err)
+{
+	const struct orch_config *cfg = o->cfg;
+	size_t count = 0;
+	int first = 0;
+
+	for (size_t v = 0; v < cfg->nvaults; v++) {
+		struct orch_provider *p = o->providers[v];
+		struct orch_rp_list list = { 0 };
+		struct cm_err e;
+		int rc;
+
+		cm_err_clear(&e);
+		rc = p->ops->scan(p, &list, &e);
+		if (rc) {
+			cm_error("%s", e.msg);
+			if (!first) {
+				first = rc;
+				*err = e;
+			}
+			continue;
+		}
+		for (size_t i = 0; i < list.n; i++) {
+			const struct orch_recovery_point *rp = &list.items[i];
+			bool q = false;
+
+			if (orch_rp_open_for_writing(rp)) {
+				cm_warn("%s: still being written, left for "
+					"later", rp->path);
+				continue;
+			}
+			rc = submit_rp(o, rp, flags & ORCH_SCAN_RETRY_FAILED,
+				       NULL, &q, &e);
+			if (rc && !first) {
+				first = rc;
+				*err = e;
+			}
+			count += q;
+		}
+		orch_rp_list_release(&list);
+	}
+	if (queued)
+		*queued = count;
+	return first;
+}
+
+int orch_export(struct orch *o, const char *vault, const char *name,
+		char id[ORCH_JOB_ID_SIZE], bool *queued, struct cm_err *err)
+{
+	struct orch_provider *p = provider_of(o, vault);
+	struct orch_recovery_point rp;
+	int rc;
+
+	if (!p)
+		return cm_err_set(err, ENOENT, "no vault \"%s\"", vault);
+	rc = p->ops->inspect(p, name, &rp, err);
+	if (rc)
+		return rc;
+	if (orch_rp_open_for_writing(&rp))
+		rc = cm_err_set(err, EBUSY, "%s is still being written",
+				rp.path);
+	else
+		rc = submit_rp(o, &rp, true, id, queued, err);
+	orch_rp_release(&rp);
+	return rc;
+}
+
+int orch_describe(struct orch *o, const char *vault, const char *name,
+		  char **json, struct cm_err *err)
+{
+	struct orch_provider *p = provider_of(o, vault);
+	struct orch_recovery_point rp;
+	struct cm_json *obj;
+	int rc;
+
+	*json = NULL;
+	if (!p)
+		return cm_err_set(err, ENOENT, "no vault \"%s\"", vault);
+	rc = p->ops->inspect(p, name, &rp, err);
+	if (rc)
+		return rc;
+	obj = cm_json_new_object();
+	rc = p->ops->describe(p, &rp, obj, err);
+	if (rc == 0)
+		*json = cm_json_print(obj);
+	cm_json_free(obj);
+	orch_rp_release(&rp);
+	return rc;
+}
+
+int orch_cancel(struct orch *o, const char *job_id, struct cm_err *err)
+{
+	struct job *jb;
+	struct cm_err e;
+	int rc = 0;
+
+	cm_err_clear(&e);
+	pthread_mutex_lock(&o->lock);
+	jb = find_job(o, job_id);
+	if (!jb) {
+		rc = cm_err_set(err, ENOENT, "no job %s", job_id);
+		goto unlock;
+	}
+	if (jb->running) {
+		atomic_store(&jb->cancel_why, JOB_CANCEL_USER);
+		atomic_store(&jb->cancel, 1);
+		goto unlock;
+	}
+	if (!jb->queued) {
+		rc = cm_err_set(err, EALREADY, "job %s has ended (%s)", job_id,
+				orch_job_state_name(job_state(jb)));
+		goto unlock;
+	}
+	for (size_t i = 0; i < o->nqueue; i++)
+		if (o->queue[i] == jb)
+			dequeue(o, i--);
+	/* in no worker's hands now: ours to change */
+	pthread_mutex_lock(&jb->lock);
+	orch_job_set_state(jb->j, ORCH_JOB_CANCELLED);
+	orch_job_set_error(jb->j, "cancelled");
+	if (orch_journal_save(o->journal, jb->j, &e))
+		rc = -EIO;
+	pthread_mutex_unlock(&jb->lock);
+	if (is_idle(o))
+		pthread_cond_broadcast(&o->idle);
+unlock:
+	pthread_mutex_unlock(&o->lock);
+	if (rc == -EIO) {
+		/* cancelled in memory; the record still says queued */
+		cm_warn("%s", e.msg);
+		rc = 0;
+	}
+	if (rc == 0 && jb) {
+		cm_info("job %s: cancel requested", job_id);
+		notify_copy(o, jb);
+	}
+	return rc;
+}
+
+/* ---- workers ----------------------------------------------------------- */
+
+/* The first queued job that may run now; else *wait_ms until one may
+ * (-1: none queued). Caller holds o->lock. */
+static struct job *pick(struct orch *o, int *wait_ms)
+{
+	uint64_t now = now_ms(), soonest = UINT64_MAX;
+
+	for (size_t i = 0; i < o->nqueue; i++) {
+		struct job *jb = o->queue[i];
+
+		if (jb->not_before_ms <= now) {
+			dequeue(o, i);
+			return jb;
+		}
+		if (jb->not_before_ms < soonest)
+			soonest = jb->not_before_ms;
+	}
+	*wait_ms = soonest == UINT64_MAX ? -1 : (int)(soonest - now);
+	return NULL;
+}
+
+static void timed_wait(pthread_cond_t *c, pthread_mutex_t *m, int ms)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += ms / 1000;
+	ts.tv_nsec += (long)(ms % 1000) * 1000000L;
+	if (ts.tv_nsec >= 1000000000L) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000L;
+	}
+	pthread_cond_timedwait(c, m, &ts);
+}
+
+static void *worker_main(void *arg)
+{
+	struct orch *o = arg;
+
+	pthread_mutex_lock(&o->lock);
+	for (;;) {
+		struct job *jb = NULL;
+		enum job_outcome out;
+		int wait_ms = -1;
+
+		while (!o->stopping && !(jb = pick(o, &wait_ms))) {
+			if (wait_ms < 0)
+				pthread_cond_wait(&o->work, &o->lock);
+			else
+				timed_wait(&o->work, &o->lock, wait_ms + 1);
+		}
+		if (!jb)
+			break;
+		jb->running = true;
+		jb->this_run = true;
+		o->nrunning++;
+		pthread_mutex_unlock(&o->lock);
+
+		out = job_run(jb);
+
+		pthread_mutex_lock(&o->lock);
+		jb->running = false;
+		if (out == OUTCOME_RETRY && !o->stopping)
+			enqueue(o, jb, jb->retry_ms);
+		if (jb->j->state == ORCH_JOB_FAILED)
+			o->nfailed++;
+		pthread_mutex_unlock(&o->lock);
+		/* told before anyone sees the engine idle */
+		job_notify(jb);
+		pthread_mutex_lock(&o->lock);
+		o->nrunning--;
+		if (is_idle(o))
+			pthread_cond_broadcast(&o->idle);
+	}
+	pthread_mutex_unlock(&o->lock);
+	return NULL;
+}
+
+/* ---- the vault watcher ------------------------------------------------- */
+
+static void *watcher_main(void *arg)
+{
+	struct orch *o = arg;
+	const struct orch_config *cfg = o->cfg;
+	size_t n = cfg->nvaults;
+	struct orch_vault_watch **w = cm_xcalloc(n + 1, sizeof(*w));
+	struct pollfd *pfd = cm_xcalloc(n + 1, sizeof(*pfd));
+	struct orch_vault_watch_opts wo = {
+		.quiet_ms = 0,
+		.rescan_ms = cfg->rescan_seconds * 1000,
+	};
+	uint64_t retry_at = 0;
+
+	for (;;) {
+		int timeout = -1, nfd = 1;
+		uint64_t now = now_ms();
+
+		if (now >= retry_at) {
+			retry_at = now + WATCH_RETRY_MS;
+			for (size_t i = 0; i < n; i++) {
+				struct cm_err e;
+
+				if (w[i] || cfg->vaults[i].type !=
+						    ORCH_VAULT_LOCAL)
+					continue;
+				cm_err_clear(&e);
+				w[i] = orch_vault_watch_new(&cfg->vaults[i],
+							    &wo, &e);
+				if (!w[i])
+					cm_warn("vault \"%s\": %s (trying "
+						"again in %d s)",
+						cfg->vaults[i].name, e.msg,
+						WATCH_RETRY_MS / 1000);
+			}
+		}
+		pfd[0].fd = o->stop_fd;
+		pfd[0].events = POLLIN;
+		for (size_t i = 0; i < n; i++) {
+			int t;
+
+			if (!w[i])
+				continue;
+			pfd[nfd].fd = orch_vault_watch_fd(w[i]);
+			pfd[nfd].events = POLLIN;
+			nfd++;
+			t = orch_vault_watch_timeout(w[i]);
+			if (t >= 0 && (timeout < 0 || t < timeout))
+				timeout = t;
+		}
+		for (size_t i = 0; i < n; i++) {
+			if (!w[i] && cfg->vaults[i].type == ORCH_VAULT_LOCAL &&
+			    (timeout < 0 || timeout > WATCH_RETRY_MS))
+				timeout = WATCH_RETRY_MS;
+		}
+		if (poll(pfd, (nfds_t)nfd, timeout) < 0 && errno != EINTR)
+			cm_warn("vault watcher: poll: %s", strerror(errno));
+		if (pfd[0].revents & POLLIN)
+			break;
+		for (size_t i = 0; i < n; i++) {
+			struct orch_rp_list ready = { 0 };
+			struct cm_err e;
+
+			if (!w[i])
+				continue;
+			cm_err_clear(&e);
+			if (orch_vault_watch_poll(w[i], 0, &ready, &e) < 0) {
+				cm_warn("vault \"%s\": %s (watching again in "
+					"%d s)", cfg->vaults[i].name, e.msg,
+					WATCH_RETRY_MS / 1000);
+				orch_vault_watch_free(w[i]);
+				w[i] = NULL;
+			}
+			for (size_t k = 0; k < ready.n; k++) {
+				cm_err_clear(&e);
+				if (submit_rp(o, &ready.items[k], false, NULL,
+					      NULL, &e) &&
+				    e.code != ESHUTDOWN)
+					cm_error("%s", e.msg);
+			}
+			orch_rp_list_release(&ready);
+		}
+	}
+	for (size_t i = 0; i < n; i++)
+		orch_vault_watch_free(w[i]);
+	free(w);
+	free(pfd);
+	return NULL;
+}
+
+/* ---- start and stop ---------------------------------------------------- */
+
+int orch_start(struct orch *o, struct cm_err *err)
+{
+	unsigned n = o->cfg->jobs ? o->cfg->jobs : 1;
+	int rc;
+
+	if (o->journal)
+		return 0;
+	rc = orch_journal_open(o->cfg->state_dir, &o->journal, err);
+	if (rc)
+		return rc;
+	rc = clean_tmp(o, err);
+	if (rc == 0)
+		rc = recover(o, err);
+	if (rc)
+		return rc;
+	pthread_mutex_lock(&o->lock);
+	o->started = true;
+	pthread_mutex_unlock(&o->lock);
+	o->workers = cm_xcalloc(n, sizeof(*o->workers));
+	for (; o->nworkers < n; o->nworkers++) {
+		rc = pthread_create(&o->workers[o->nworkers], NULL,
+				    worker_main, o);
+		if (rc) {
+			cm_err_set(err, rc, "cannot start a worker: %s",
+				   strerror(rc));
+			orch_stop(o);
+			return -rc;
+		}
+	}
+	if (!o->opts.once && o->cfg->auto_start && o->cfg->nvaults) {
+		o->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+		if (o->stop_fd < 0) {
+			rc = cm_err_set(err, errno, "eventfd: %s",
+					strerror(errno));
+			orch_stop(o);
+			return rc;
+		}
+		rc = pthread_create(&o->watcher, NULL, watcher_main, o);
+		if (rc) {
+			cm_err_set(err, rc, "cannot start the vault watcher: "
+				   "%s", strerror(rc));
+			orch_stop(o);
+			return -rc;
+		}
+		o->have_watcher = true;
+	}
+	return 0;
+}
+
+void orch_stop(struct orch *o)
+{
+	uint64_t one = 1;
+
+	pthread_mutex_lock(&o->lock);
+	if (!o->stopping) {
+		o->stopping = true;
+		for (size_t i = 0; i < o->njobs; i++) {
+			struct job *jb = o->jobs[i];
+
+			if (!jb->running)
+				continue;
+			atomic_store(&jb->cancel_why, JOB_CANCEL_SHUTDOWN);
+			atomic_store(&jb->cancel, 1);
+		}
+		pthread_cond_broadcast(&o->work);
+		pthread_cond_broadcast(&o->idle);
+	}
+	pthread_mutex_unlock(&o->lock);
+	if (o->have_watcher) {
+		if (write(o->stop_fd, &one, sizeof(one)) < 0)
+			cm_warn("cannot wake the vault watcher: %s",
+				strerror(errno));
+		pthread_join(o->watcher, NULL);
+		o->have_watcher = false;
+	}
+	for (unsigned i = 0; i < o->nworkers; i++)
+		pthread_join(o->workers[i], NULL);
+	o->nworkers = 0;
+	/* woken again: waiters see nothing running now */
+	pthread_mutex_lock(&o->lock);
+	pthread_cond_broadcast(&o->idle);
+	pthread_mutex_unlock(&o->lock);
+}
+
+void orch_free(struct orch *o)
+{
+	if (!o)
+		return;
+	orch_stop(o);
+	for (size_t i = 0; i < o->njobs; i++)
+		job_free(o->jobs[i]);
+	free(o->jobs);
+	free(o->queue);
+	free(o->workers);
+	if (o->providers)
+		for (size_t i = 0; i < o->cfg->nvaults; i++)
+			orch_provider_free(o->providers[i]);
+	free(o->providers);
+	s3_client_free(o->s3);
+	orch_journal_close(o->journal);
+	if (o->stop_fd >= 0)
+		close(o->stop_fd);
+	free(o->tmp_dir);
+	free(o->jobs_dir);
+	pthread_mutex_destroy(&o->submit_lock);
+	pthread_mutex_destroy(&o->lock);
+	pthread_cond_destroy(&o->work);
+	pthread_cond_destroy(&o->idle);
+	free(o);
+}
+
+bool orch_wait_idle(struct orch *o, int timeout_ms)
+{
+	uint64_t end = timeout_ms < 0 ? UINT64_MAX
+				      : now_ms() + (uint64_t)timeout_ms;
+	bool idle;
+
+	pthread_mutex_lock(&o->lock);
+	while (!(idle = is_idle(o))) {
+		uint64_t now = now_ms();
+
+		if (now >= end)
+			break;
+		if (timeout_ms < 0)
+			pthread_cond_wait(&o->idle, &o->lock);
+		else
+			timed_wait(&o->idle, &o->lock, (int)(end - now));
+	}
+	pthread_mutex_unlock(&o->lock);
+	return idle;
+}
+
+/* ---- readers ----------------------------------------------------------- */
+
+static int by_id(const void *a, const void *b)
+{
+	const struct orch_job_info *x = a, *y = b;
+
+	return strcmp(x->id, y->id);
+}
+
+void orch_snapshot(struct orch *o, struct orch_snapshot *out)
+{
+	memset(out, 0, sizeof(*out));
+	pthread_mutex_lock(&o->lock);
+	out->jobs = cm_xcalloc(o->njobs + 1, sizeof(*out->jobs));
+	for (size_t i = 0; i < o->njobs; i++) {
+		struct orch_job_info *ji = &out->jobs[out->n++];
+
+		job_info(o->jobs[i], ji);
+		out->by_state[ji->state]++;
+		if (ji->running) {
+			out->running++;
+			out->bytes_read += ji->bytes_read;
+			out->rate += ji->rate;
+		}
+	}
+	pthread_mutex_unlock(&o->lock);
+	qsort(out->jobs, out->n, sizeof(*out->jobs), by_id);
+}
+
+int orch_job_get(struct orch *o, const char *job_id,
+		 struct orch_job_info *out)
+{
+	struct job *jb;
+
+	pthread_mutex_lock(&o->lock);
+	jb = find_job(o, job_id);
+	if (jb)
+		job_info(jb, out);
+	pthread_mutex_unlock(&o->lock);
+	return jb ? 0 : -ENOENT;
+}
+
+int orch_job_for_rp(struct orch *o, const char *vault, const char *name,
+		    struct orch_job_info *out)
+{
+	struct job *found = NULL;
+
+	pthread_mutex_lock(&o->lock);
+	for (size_t i = o->njobs; i-- > 0 && !found;) {
+		const struct orch_job *j = o->jobs[i]->j;
+
+		if (strcmp(j->vault, vault) == 0 &&
+		    strcmp(job_rp_name(j), name) == 0)
+			found = o->jobs[i];
+	}
+	if (found)
+		job_info(found, out);
+	pthread_mutex_unlock(&o->lock);
+	return found ? 0 : -ENOENT;
+}
+
+/* The last `max` bytes of a job's log file, from a line start. */
+static char *log_file_tail(const struct orch *o, const char *id, size_t max)
+{
+	char *path = cm_xasprintf("%s/%s.log", o->jobs_dir, id);
+	char *buf = NULL, *start;
+	struct stat st;
+	off_t off = 0;
+	ssize_t got;
+	int fd;
+
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	free(path);
+	if (fd < 0)
+		return NULL;
+	if (fstat(fd, &st) == 0 && (size_t)st.st_size > max)
+		off = st.st_size - (off_t)max;
+	buf = cm_xmalloc(max + 1);
+	got = pread(fd, buf, max, off);
+	close(fd);
+	if (got <= 0) {
+		free(buf);
+		return NULL;
+	}
+	buf[got] = '\0';
+	start = buf;
+	if (off > 0 && (start = strchr(buf, '\n')))
+		start++;
+	if (!start || !*start) {
+		free(buf);
+		return NULL;
+	}
+	memmove(buf, start, strlen(start) + 1);
+	return buf;
+}
+
+char *orch_job_log(struct orch *o, const char *job_id)
+{
+	struct job *jb;
+	char *text = NULL;
+
+	if (!orch_job_id_valid(job_id))
+		return NULL;
+	pthread_mutex_lock(&o->lock);
+	jb = find_job(o, job_id);
+	pthread_mutex_unlock(&o->lock);
+	if (!jb)
+		return NULL;
+	text = job_log_text(jb); /* jobs live until orch_free */
+	if (!text)
+		text = log_file_tail(o, job_id, 64 * 1024);
+	return text;
+}
+
+size_t orch_failed_count(struct orch *o)
+{
+	size_t n;
+
+	pthread_mutex_lock(&o->lock);
+	n = o->nfailed;
+	pthread_mutex_unlock(&o->lock);
+	return n;
+}
+
+struct s3_client *orch_s3(struct orch *o)
+{
+	return o->s3;
+}

@@ -1,0 +1,290 @@
+/*
+ * provider_local.c - the restore provider of local vaults, and the
+ * provider-independent helpers of provider.h.
+ *
+ * A local recovery point is an image file or a directory tree that the
+ * archiver reads in place: restore() only checks that it is still there and
+ * of the same type, and hands its path over (the archiver attaches an image
+ * to a read-only loop device itself and tells the job's journal). release()
+ * has nothing to give back.
+ *
+ * Deleting a snapshot must never leave something that looks like a
+ * different recovery point: an image whose sidecar is gone would come back
+ * under the default resource id, a half-removed tree as a new, smaller
+ * tree. So the entry and then its sidecar are first renamed to hidden names
+ * in the vault (".vaultfs-delete-<random>", which a vault never lists),
+ * each recorded in the journal beforehand as a temporary directory, and
+ * only then removed. A crash anywhere leaves at most hidden names, which
+ * the next start removes from the journal's records.
+ *
+ * No state: every call may run on any thread at once.
+ */
+#include "provider.h"
+#include "json.h"
+#include "log.h"
+#include "mem.h"
+#include "resources.h"
+#include "timeutil.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/* ---- helpers shared by every provider ---------------------------------- */
+
+int orch_provider_new(const struct orch_config *cfg,
+		      const struct orch_vault_config *vault,
+		      struct orch_provider **out, struct cm_err *err)
+{
+	switch (vault->type) {
+	case ORCH_VAULT_LOCAL:
+		return orch_provider_local_new(cfg, vault, out, err);
+	}
+	return cm_err_set(err, EINVAL, "vault \"%s\": no provider for its "
+			  "type", vault->name);
+}
+
+void orch_provider_free(struct orch_provider *p)
+{
+	if (!p)
+		return;
+	if (p->ops->free)
+		p->ops->free(p);
+	free(p);
+}
+
+void orch_restored_release(struct orch_restored *r)
+{
+	free(r->path);
+	memset(r, 0, sizeof(*r));
+}
+
+bool orch_rp_tag_allows_delete(const struct orch_config *cfg,
+			       const struct orch_recovery_point *rp,
+			       char *why, size_t whylen)
+{
+	const struct orch_tag *want = &cfg->security_tag;
+
+	if (!cfg->has_security_tag)
+		return true;
+	for (size_t i = 0; i < rp->ntags; i++) {
+		if (strcmp(rp->tags[i].key, want->key) != 0)
+			continue;
+		if (strcmp(rp->tags[i].value, want->value) == 0)
+			return true;
+		if (why)
+			snprintf(why, whylen, "its tag \"%s\" is not the "
+				 "security tag's value", want->key);
+		return false;
+	}
+	if (why)
+		snprintf(why, whylen, "it does not carry the security tag "
+			 "\"%s\"", want->key);
+	return false;
+}
+
+static char *dup_or_null(const char *s)
+{
+	return s ? cm_xstrdup(s) : NULL;
+}
+
+void orch_rp_copy(struct orch_recovery_point *dst,
+		  const struct orch_recovery_point *src)
+{
+	memset(dst, 0, sizeof(*dst));
+	dst->vault = dup_or_null(src->vault);
+	dst->name = dup_or_null(src->name);
+	dst->path = dup_or_null(src->path);
+	dst->type = src->type;
+	dst->size = src->size;
+	dst->mtime = src->mtime;
+	dst->resource_id = dup_or_null(src->resource_id);
+	dst->created = src->created;
+	dst->tags = cm_xcalloc(src->ntags + 1, sizeof(*dst->tags));
+	for (size_t i = 0; i < src->ntags; i++) {
+		dst->tags[i].key = cm_xstrdup(src->tags[i].key);
+		dst->tags[i].value = cm_xstrdup(src->tags[i].value);
+	}
+	dst->ntags = src->ntags;
+	dst->error = dup_or_null(src->error);
+}
+
+/* ---- the local provider ------------------------------------------------ */
+
+static int local_scan(struct orch_provider *p, struct orch_rp_list *out,
+		      struct cm_err *err)
+{
+	return orch_vault_scan(p->vault, out, err);
+}
+
+static int local_inspect(struct orch_provider *p, const char *name,
+			 struct orch_recovery_point *out, struct cm_err *err)
+{
+	return orch_vault_inspect(p->vault, name, out, err);
+}
+
+static int local_restore(struct orch_provider *p,
+			 const struct orch_recovery_point *rp,
+			 const struct orch_res_journal *rj,
+			 struct orch_restored *out, struct cm_err *err)
+{
+	struct stat st;
+	bool ok;
+
+	(void)p;
+	(void)rj;
+	memset(out, 0, sizeof(*out));
+	if (rp->error)
+		return cm_err_set(err, EINVAL, "%s", rp->error);
+	if (lstat(rp->path, &st) < 0)
+		return cm_err_set(err, errno, "%s: %s", rp->path,
+				  strerror(errno));
+	ok = rp->type == ORCH_RP_TREE ? S_ISDIR(st.st_mode)
+				      : S_ISREG(st.st_mode);
+	if (!ok)
+		return cm_err_set(err, EINVAL, "%s: no longer a %s", rp->path,
+				  rp->type == ORCH_RP_TREE ? "directory"
+							   : "regular file");
+	out->path = cm_xstrdup(rp->path);
+	out->mode = ARC_MODE_AUTO;
+	return 0;
+}
+
+static void local_release(struct orch_provider *p,
+			  const struct orch_res_journal *rj,
+			  struct orch_restored *r)
+{
+	(void)p;
+	(void)rj;
+	(void)r; /* the archiver gave back its loop devices and mounts */
+}
+
+/*
+ * Rename `from` to a new hidden name in dir, journaled as a tempdir first.
+ * *to receives the hidden name (the caller frees it), or NULL when there
+ * was nothing to rename.
+ */
+static int hide(const char *dir, const char *from,
+		const struct orch_res_journal *rj, size_t *idx, char **to,
+		struct cm_err *err)
+{
+	char *path = cm_xasprintf("%s/.vaultfs-delete-%016llx", dir,
+				  (unsigned long long)cm_random(UINT64_MAX));
+	struct orch_res_ids ids = { .dir = path };
+	int rc, e;
+
+	*to = NULL;
+	rc = rj->add(rj->ctx, ORCH_RES_TEMPDIR, &ids, idx, err);
+	if (rc)
+		goto out;
+	if (rename(from, path) < 0) {
+		e = errno;
+		rj->released(rj->ctx, *idx, NULL);
+		if (e != ENOENT)
+			rc = cm_err_set(err, e, "rename %s: %s", from,
+					strerror(e));
+		goto out;
+	}
+	rc = rj->created(rj->ctx, *idx, NULL, err);
+	*to = path;
+	path = NULL;
+out:
+	free(path);
+	return rc;
+}
+
+static int remove_hidden(const struct orch_res_journal *rj, size_t idx,
+			 const char *path, struct cm_err *err)
+{
+	int rc = orch_remove_all(path, err);
+
+	if (rc == 0)
+		rc = rj->released(rj->ctx, idx, err);
+	return rc;
+}
+
+static int local_delete(struct orch_provider *p,
+			const struct orch_recovery_point *rp,
+			const struct orch_res_journal *rj, struct cm_err *err)
+{
+	char *side = cm_xasprintf("%s.json", rp->path);
+	char *entry_to = NULL, *side_to = NULL;
+	size_t entry_idx = 0, side_idx = 0;
+	int rc;
+
+	/* the entry first: a sidecar without its entry names nothing */
+	rc = hide(p->vault->path, rp->path, rj, &entry_idx, &entry_to, err);
+	if (rc)
+		goto out;
+	if (!entry_to) {
+		rc = cm_err_set(err, ENOENT, "%s: already gone", rp->path);
+		goto out;
+	}
+	rc = hide(p->vault->path, side, rj, &side_idx, &side_to, err);
+	if (rc == 0)
+		rc = remove_hidden(rj, entry_idx, entry_to, err);
+	if (rc == 0 && side_to)
+		rc = remove_hidden(rj, side_idx, side_to, err);
+	if (rc == 0)
+		cm_info("deleted recovery point %s%s", rp->path,
+			side_to ? " and its sidecar" : "");
+out:
+	free(entry_to);
+	free(side_to);
+	free(side);
+	return rc;
+}
+
+static int local_describe(struct orch_provider *p,
+			  const struct orch_recovery_point *rp,
+			  struct cm_json *out, struct cm_err *err)
+{
+	struct cm_json *tags;
+	char when[32];
+
+	(void)p;
+	(void)err;
+	cm_json_add_str(out, "vault", rp->vault);
+	cm_json_add_str(out, "name", rp->name);
+	cm_json_add_str(out, "type", orch_rp_type_name(rp->type));
+	cm_json_add_str(out, "path", rp->path);
+	cm_json_add_str(out, "resourceId", rp->resource_id);
+	cm_time_iso8601(rp->created, when, sizeof(when));
+	cm_json_add_str(out, "created", when);
+	cm_json_add_u64(out, "size", rp->size);
+	tags = cm_json_add_object(out, "tags");
+	for (size_t i = 0; i < rp->ntags; i++)
+		cm_json_add_str(tags, rp->tags[i].key, rp->tags[i].value);
+	if (rp->error)
+		cm_json_add_str(out, "error", rp->error);
+	return 0;
+}
+
+static const struct orch_provider_ops local_ops = {
+	.name = "local",
+	.scan = local_scan,
+	.inspect = local_inspect,
+	.restore = local_restore,
+	.release = local_release,
+	.delete_snapshot = local_delete,
+	.describe = local_describe,
+	.release_stale = NULL,
+	.free = NULL,
+};
+
+int orch_provider_local_new(const struct orch_config *cfg,
+			    const struct orch_vault_config *vault,
+			    struct orch_provider **out, struct cm_err *err)
+{
+	struct orch_provider *p = cm_xcalloc(1, sizeof(*p));
+
+	(void)err;
+	p->ops = &local_ops;
+	p->cfg = cfg;
+	p->vault = vault;
+	*out = p;
+	return 0;
+}

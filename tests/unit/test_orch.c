@@ -1,0 +1,376 @@
+/*
+ * test_orch.c - the job engine's library side, without loop devices or S3:
+ * the journal's recovery-point and verification fields, job info and its
+ * status text, the security-tag rule, releasing recorded resources (tree
+ * removal that follows no symlink, loop records that no longer match), and
+ * the engine API the view uses (orch_new/start/scan/export/cancel/
+ * snapshot/job_log/stop/free) on directory trees into a local store.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <ftw.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "core/err.h"
+#include "core/mem.h"
+#include "orchestrator/config.h"
+#include "orchestrator/journal.h"
+#include "orchestrator/orch.h"
+#include "orchestrator/provider.h"
+#include "orchestrator/resources.h"
+
+static char tmp[64];
+
+static int rm_one(const char *p, const struct stat *st, int flag,
+		  struct FTW *ftw)
+{
+	(void)st;
+	(void)flag;
+	(void)ftw;
+	return remove(p);
+}
+
+static int setup(void **state)
+{
+	(void)state;
+	snprintf(tmp, sizeof(tmp), "/tmp/vf-orch-XXXXXX");
+	return mkdtemp(tmp) ? 0 : -1;
+}
+
+static int teardown(void **state)
+{
+	(void)state;
+	return nftw(tmp, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+static void put_file(const char *path, const char *text)
+{
+	FILE *f = fopen(path, "w");
+
+	assert_non_null(f);
+	fputs(text, f);
+	fclose(f);
+}
+
+/* ---- journal fields ----------------------------------------------------- */
+
+static void test_journal_fields(void **state)
+{
+	struct orch_journal *j = NULL;
+	struct orch_job_list l;
+	struct orch_job *job;
+	struct cm_err err;
+
+	(void)state;
+	assert_int_equal(orch_journal_open(tmp, &j, &err), 0);
+	job = orch_job_new("v", "/v/a.img", "local:v:a.img");
+	job->rp_size = 123456789;
+	job->rp_mtime = 1795728088;
+	job->verified = true;
+	job->snapshot_deleted = true;
+	assert_int_equal(orch_journal_save(j, job, &err), 0);
+	assert_int_equal(orch_journal_read(tmp, ORCH_LOAD_ALL, &l, &err), 0);
+	assert_int_equal(l.n, 1);
+	assert_int_equal(l.jobs[0]->rp_size, 123456789);
+	assert_int_equal(l.jobs[0]->rp_mtime, 1795728088);
+	assert_true(l.jobs[0]->verified);
+	assert_true(l.jobs[0]->snapshot_deleted);
+	orch_job_list_release(&l);
+	/* absent means unknown / false */
+	job->rp_size = 0;
+	job->rp_mtime = 0;
+	job->verified = job->snapshot_deleted = false;
+	assert_int_equal(orch_journal_save(j, job, &err), 0);
+	assert_int_equal(orch_journal_read(tmp, ORCH_LOAD_ALL, &l, &err), 0);
+	assert_int_equal(l.jobs[0]->rp_size, 0);
+	assert_false(l.jobs[0]->verified);
+	orch_job_list_release(&l);
+	orch_job_free(job);
+	orch_journal_close(j);
+}
+
+/* ---- job info and text -------------------------------------------------- */
+
+static void test_info_text(void **state)
+{
+	struct orch_job *job = orch_job_new("v", "/v/disk.img", "arn:x");
+	struct orch_job_info ji;
+	char buf[32];
+	char *text;
+
+	(void)state;
+	orch_format_bytes(512, buf, sizeof(buf));
+	assert_string_equal(buf, "512 B");
+	orch_format_bytes(3 * 1024 * 1024 + 512 * 1024, buf, sizeof(buf));
+	assert_string_equal(buf, "3.5 MiB");
+
+	orch_job_set_state(job, ORCH_JOB_ARCHIVING);
+	job->times[ORCH_JOB_ARCHIVING] = 1000;
+	job->bytes_read = 400;
+	job->bytes_total = 1000;
+	orch_job_info_from_job(job, 1010, &ji);
+	assert_string_equal(ji.rp_name, "disk.img");
+	assert_true(ji.rate > 39.9 && ji.rate < 40.1);
+	assert_int_equal(orch_job_info_eta(&ji), 15);
+	text = orch_job_info_text(&ji);
+	assert_non_null(strstr(text, "state: archiving\n"));
+	assert_non_null(strstr(text, "progress: 400 B of 1000 B (40%)\n"));
+	assert_non_null(strstr(text, "eta: 15 s\n"));
+	free(text);
+	orch_job_info_release(&ji);
+
+	orch_job_set_state(job, ORCH_JOB_FAILED);
+	orch_job_set_error(job, "boom");
+	orch_job_info_from_job(job, 1020, &ji);
+	assert_int_equal(orch_job_info_eta(&ji), -1);
+	text = orch_job_info_text(&ji);
+	assert_non_null(strstr(text, "error: boom\n"));
+	free(text);
+	orch_job_info_release(&ji);
+	orch_job_free(job);
+}
+
+/* ---- the security tag --------------------------------------------------- */
+
+static void test_security_tag(void **state)
+{
+	struct orch_config cfg;
+	struct orch_recovery_point rp;
+	struct orch_tag tags[2] = { { (char *)"team", (char *)"ops" },
+				    { (char *)"vaultfs", (char *)"managed" } };
+	char why[128];
+
+	(void)state;
+	memset(&cfg, 0, sizeof(cfg));
+	memset(&rp, 0, sizeof(rp));
+	assert_true(orch_rp_tag_allows_delete(&cfg, &rp, why, sizeof(why)));
+	cfg.has_security_tag = true;
+	cfg.security_tag.key = (char *)"vaultfs";
+	cfg.security_tag.value = (char *)"managed";
+	assert_false(orch_rp_tag_allows_delete(&cfg, &rp, why, sizeof(why)));
+	assert_non_null(strstr(why, "does not carry"));
+	rp.tags = tags;
+	rp.ntags = 2;
+	assert_true(orch_rp_tag_allows_delete(&cfg, &rp, NULL, 0));
+	cfg.security_tag.value = (char *)"Managed";
+	assert_false(orch_rp_tag_allows_delete(&cfg, &rp, why, sizeof(why)));
+	assert_non_null(strstr(why, "not the security tag's value"));
+}
+
+/* ---- resources ---------------------------------------------------------- */
+
+static void test_remove_all(void **state)
+{
+	char outside[PATH_MAX], tree[PATH_MAX], p[PATH_MAX + 32];
+	struct orch_resource r;
+	struct cm_err err;
+	struct stat st;
+
+	(void)state;
+	snprintf(outside, sizeof(outside), "%s/outside", tmp);
+	snprintf(tree, sizeof(tree), "%s/a/b/c", tmp);
+	assert_int_equal(orch_mkdirs(outside, &err), 0);
+	assert_int_equal(orch_mkdirs(tree, &err), 0);
+	assert_int_equal(orch_mkdirs(tree, &err), 0); /* exists: fine */
+	snprintf(p, sizeof(p), "%s/keep", outside);
+	put_file(p, "keep me");
+	snprintf(p, sizeof(p), "%s/f", tree);
+	put_file(p, "x");
+	snprintf(p, sizeof(p), "%s/a/link", tmp);
+	assert_int_equal(symlink(outside, p), 0);
+	/* a tempdir record: removed without following the symlink */
+	memset(&r, 0, sizeof(r));
+	r.kind = ORCH_RES_TEMPDIR;
+	snprintf(p, sizeof(p), "%s/a", tmp);
+	r.dir = p;
+	assert_int_equal(orch_res_release(NULL, &r, &err), 0);
+	assert_int_equal(lstat(p, &st), -1);
+	snprintf(p, sizeof(p), "%s/keep", outside);
+	assert_int_equal(stat(p, &st), 0);
+	/* missing: fine; a file: unlinked */
+	assert_int_equal(orch_remove_all("/nonexistent/vf-orch", &err), 0);
+	assert_int_equal(orch_remove_all(p, &err), 0);
+	assert_int_equal(stat(p, &st), -1);
+}
+
+static void test_stale_records(void **state)
+{
+	struct orch_resource r;
+	struct cm_err err;
+	char mp[PATH_MAX];
+
+	(void)state;
+	/* a loop record whose device is bound to nothing of ours */
+	memset(&r, 0, sizeof(r));
+	r.kind = ORCH_RES_LOOP;
+	r.device = (char *)"/dev/loop-vaultfs-none";
+	r.backing_file = (char *)"/nonexistent/disk.img";
+	assert_int_equal(orch_res_release(NULL, &r, &err), 0);
+	/* a mount record whose directory is not a mount point */
+	snprintf(mp, sizeof(mp), "%s/mnt", tmp);
+	assert_int_equal(mkdir(mp, 0700), 0);
+	assert_false(orch_is_mounted(mp));
+	assert_true(orch_is_mounted("/"));
+	memset(&r, 0, sizeof(r));
+	r.kind = ORCH_RES_MOUNT;
+	r.mount_point = mp;
+	assert_int_equal(orch_res_release(NULL, &r, &err), 0);
+	assert_int_equal(access(mp, F_OK), -1); /* its directory removed */
+	/* an upload record with no S3 destination cannot be released */
+	memset(&r, 0, sizeof(r));
+	r.kind = ORCH_RES_UPLOAD;
+	r.bucket = (char *)"b";
+	r.key = (char *)"k";
+	assert_int_equal(orch_res_release(NULL, &r, &err), -EINVAL);
+}
+
+/* ---- the engine API ---------------------------------------------------- */
+
+struct seen {
+	int final;
+};
+
+static void on_notify(void *ctx, const struct orch_job_info *ji)
+{
+	struct seen *s = ctx;
+
+	if (orch_job_state_final(ji->state) && !ji->running)
+		__atomic_add_fetch(&s->final, 1, __ATOMIC_SEQ_CST);
+}
+
+static void make_rp(const char *vault, const char *name)
+{
+	char p[PATH_MAX];
+
+	snprintf(p, sizeof(p), "%s/%s", vault, name);
+	assert_int_equal(mkdir(p, 0755), 0);
+	snprintf(p, sizeof(p), "%s/%s/file", vault, name);
+	put_file(p, name);
+}
+
+static void test_engine(void **state)
+{
+	struct orch_config cfg;
+	struct orch_opts opts = { .once = true, .notify = on_notify };
+	struct orch_snapshot snap;
+	struct orch_job_info ji;
+	struct seen seen = { 0 };
+	char vault[PATH_MAX], json[PATH_MAX * 2], id[ORCH_JOB_ID_SIZE];
+	char id2[ORCH_JOB_ID_SIZE];
+	struct cm_err err;
+	struct orch *o;
+	size_t queued = 0;
+	bool q = false;
+	char *log;
+
+	(void)state;
+	snprintf(vault, sizeof(vault), "%s/vault", tmp);
+	assert_int_equal(mkdir(vault, 0755), 0);
+	make_rp(vault, "t1");
+	make_rp(vault, "t2");
+	snprintf(json, sizeof(json),
+		 "{ \"vaults\": [ { \"name\": \"v\", \"path\": \"%s\" } ],"
+		 "  \"destination\": \"%s/store\", \"stateDir\": \"%s/state\","
+		 "  \"concurrency\": { \"jobs\": 2 } }",
+		 vault, tmp, tmp);
+	assert_int_equal(orch_config_parse(json, strlen(json), NULL, &cfg,
+					   &err), 0);
+	opts.notify_ctx = &seen;
+	o = orch_new(&cfg, &opts, &err);
+	assert_non_null(o);
+	assert_int_equal(orch_start(o, &err), 0);
+	assert_int_equal(orch_scan(o, 0, &queued, &err), 0);
+	assert_int_equal(queued, 2);
+	assert_true(orch_wait_idle(o, 60000));
+	assert_int_equal(orch_failed_count(o), 0);
+	assert_int_equal(__atomic_load_n(&seen.final, __ATOMIC_SEQ_CST), 2);
+
+	orch_snapshot(o, &snap);
+	assert_int_equal(snap.n, 2);
+	assert_int_equal(snap.by_state[ORCH_JOB_SUCCEEDED], 2);
+	assert_true(snap.jobs[0].verified);
+	assert_non_null(strstr(snap.jobs[0].result_url, "/store/local/v/"));
+	memcpy(id, snap.jobs[0].id, sizeof(id));
+	orch_snapshot_release(&snap);
+
+	/* a second scan and a repeated export queue nothing */
+	assert_int_equal(orch_scan(o, 0, &queued, &err), 0);
+	assert_int_equal(queued, 0);
+	assert_int_equal(orch_export(o, "v", "t1", id2, &q, &err), 0);
+	assert_false(q);
+	assert_int_equal(orch_job_for_rp(o, "v", "t1", &ji), 0);
+	assert_string_equal(ji.id, id2);
+	assert_int_equal(ji.state, ORCH_JOB_SUCCEEDED);
+	orch_job_info_release(&ji);
+	assert_int_equal(orch_export(o, "v", "nope", id2, &q, &err), -ENOENT);
+	assert_int_equal(orch_export(o, "nope", "t1", id2, &q, &err),
+			 -ENOENT);
+
+	/* what the provider knows */
+	assert_int_equal(orch_describe(o, "v", "t1", &log, &err), 0);
+	assert_non_null(strstr(log, "\"resourceId\":\t\"local:v:t1\""));
+	assert_non_null(strstr(log, "\"type\":\t\"tree\""));
+	free(log);
+	assert_int_equal(orch_describe(o, "v", "nope", &log, &err), -ENOENT);
+
+	/* the log of a finished job */
+	log = orch_job_log(o, id);
+	assert_non_null(log);
+	assert_non_null(strstr(log, "verified"));
+	free(log);
+	assert_null(orch_job_log(o, "not-a-job-id"));
+
+	/* cancelling a finished job */
+	assert_int_equal(orch_cancel(o, id, &err), -EALREADY);
+	assert_int_equal(orch_job_get(o, id, &ji), 0);
+	orch_job_info_release(&ji);
+
+	orch_stop(o);
+	orch_stop(o); /* idempotent */
+	assert_int_equal(orch_export(o, "v", "t2", id2, &q, &err),
+			 -ESHUTDOWN);
+	orch_free(o);
+
+	/* a second engine on the same stateDir sees the history */
+	o = orch_new(&cfg, &opts, &err);
+	assert_non_null(o);
+	assert_int_equal(orch_start(o, &err), 0);
+	assert_int_equal(orch_scan(o, 0, &queued, &err), 0);
+	assert_int_equal(queued, 0);
+	orch_snapshot(o, &snap);
+	assert_int_equal(snap.n, 2);
+	orch_snapshot_release(&snap);
+	log = orch_job_log(o, id); /* from the file now */
+	assert_non_null(log);
+	assert_non_null(strstr(log, "succeeded"));
+	free(log);
+	orch_free(o);
+	orch_config_release(&cfg);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_journal_fields, setup,
+						teardown),
+		cmocka_unit_test(test_info_text),
+		cmocka_unit_test(test_security_tag),
+		cmocka_unit_test_setup_teardown(test_remove_all, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_stale_records, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_engine, setup, teardown),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
