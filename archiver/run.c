@@ -290,15 +290,17 @@ int arc_run(const struct arc_run_opts *o, struct arc_run_result *res,
 		goto out;
 	}
 	rc = arc_plan_run(plan, chain, err);
-	if (rc == 0)
-		rc = arc_close(chain, err);
-	if (rc)
-		arc_abort(chain);
-	/* release mounts and loop devices before anything else can fail */
+	/* the source is read: release mounts and loop devices now, before
+	 * the codec drains (zstd at a high level may take seconds to stop)
+	 * and before anything else can fail */
 	arc_plan_free(plan);
 	plan = NULL;
-	if (rc)
+	if (rc == 0)
+		rc = arc_close(chain, err);
+	if (rc) {
+		arc_abort(chain);
 		goto out;
+	}
 
 	arc_hash_result(hash, &hres);
 	res->bytes_written = hres.bytes;
