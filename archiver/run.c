@@ -2,6 +2,7 @@
  * run.c - see run.h: one archive, start to finish.
  */
 #include "run.h"
+#include "fsutil.h"
 #include "json.h"
 #include "log.h"
 #include "mem.h"
@@ -152,7 +153,6 @@ static int write_manifest(struct s3_client *client, const struct target *man,
 			  const char *text, struct cm_err *err)
 {
 	size_t len = strlen(text);
-	struct arc_filter *sink;
 	uint8_t md5[CM_MD5_LEN];
 	int rc;
 
@@ -165,17 +165,9 @@ static int write_manifest(struct s3_client *client, const struct target *man,
 				      man->key);
 		return rc;
 	}
-	sink = arc_sink_file_new(man->key, err);
-	if (!sink)
-		return cm_err_prefix(err, "manifest");
-	rc = arc_write(sink, text, len, err);
-	if (rc == 0)
-		rc = arc_close(sink, err);
-	if (rc) {
-		arc_abort(sink);
+	rc = cm_write_file_atomic(man->key, text, len, err);
+	if (rc)
 		cm_err_prefix(err, "manifest");
-	}
-	arc_free(sink);
 	return rc;
 }
 

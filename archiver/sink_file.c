@@ -3,11 +3,11 @@
  */
 #include "sink.h"
 #include "fault.h"
+#include "fsutil.h"
 #include "mem.h"
 
 #include <errno.h>
 #include <fcntl.h>
-#include <libgen.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -92,39 +92,19 @@ static int file_write(struct arc_filter *f, const void *p, size_t n,
 		      struct cm_err *err)
 {
 	struct file_state *s = f->state;
-	const char *c = p;
 	const char *name = s->path ? s->partial : "stdout";
+	int rc;
 
 	if (cm_fault("sink.file.write"))
 		return cm_err_set(err, EIO, "%s: write: injected I/O error",
 				  name);
-	while (n) {
-		ssize_t w = write(s->fd, c, n);
-
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w < 0)
-			return cm_err_set(err, errno, "%s: write: %s", name,
-					  strerror(errno));
-		c += w;
-		n -= (size_t)w;
-	}
+	rc = cm_write_all(s->fd, p, n);
+	if (rc)
+		return cm_err_set(err, -rc, "%s: write: %s", name,
+				  strerror(-rc));
 	return 0;
 }
 
-static int fsync_dir_of(const char *path)
-{
-	char *copy = cm_xstrdup(path);
-	int fd = open(dirname(copy), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	int rc = 0;
-
-	if (fd < 0 || fsync(fd) < 0)
-		rc = -errno;
-	if (fd >= 0)
-		close(fd);
-	free(copy);
-	return rc;
-}
 
 static int file_close(struct arc_filter *f, struct cm_err *err)
 {
@@ -147,7 +127,7 @@ static int file_close(struct arc_filter *f, struct cm_err *err)
 	if (rename(s->partial, s->path) < 0)
 		return cm_err_set(err, errno, "%s: rename: %s", s->path,
 				  strerror(errno));
-	rc = fsync_dir_of(s->path);
+	rc = cm_fsync_parent(s->path);
 	if (rc)
 		return cm_err_set(err, -rc, "%s: fsync directory: %s",
 				  s->path, strerror(-rc));

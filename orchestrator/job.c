@@ -37,6 +37,7 @@
 #include "run.h"
 #include "fault.h"
 #include "json.h"
+#include "fsutil.h"
 #include "log.h"
 #include "mem.h"
 #include "resources.h"
@@ -528,43 +529,6 @@ static void add_tags(struct cm_json *obj, const char *key,
 		cm_json_add_str(t, tags[i].key, tags[i].value);
 }
 
-/* Atomically write text to path (tmp, fsync, rename). */
-static int write_file(const char *path, const char *text, struct cm_err *err)
-{
-	char *tmp = cm_xasprintf("%s.partial", path);
-	size_t len = strlen(text), off = 0;
-	int fd, rc = 0;
-
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-	if (fd < 0) {
-		rc = cm_err_set(err, errno, "%s: %s", tmp, strerror(errno));
-		goto out;
-	}
-	while (off < len && rc == 0) {
-		ssize_t w = write(fd, text + off, len - off);
-
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w < 0)
-			rc = cm_err_set(err, errno, "%s: %s", tmp,
-					strerror(errno));
-		else
-			off += (size_t)w;
-	}
-	if (rc == 0 && fsync(fd) < 0)
-		rc = cm_err_set(err, errno, "%s: fsync: %s", tmp,
-				strerror(errno));
-	close(fd);
-	if (rc == 0 && rename(tmp, path) < 0)
-		rc = cm_err_set(err, errno, "rename %s: %s", tmp,
-				strerror(errno));
-	if (rc)
-		unlink(tmp);
-out:
-	free(tmp);
-	return rc;
-}
-
 /* arc_run wrote its manifest to `draft`; add the job and the tags and put
  * it beside the archive. */
 static int publish_manifest(struct job *jb, const char *draft,
@@ -606,7 +570,7 @@ static int publish_manifest(struct job *jb, const char *draft,
 	} else {
 		char *path = cm_xasprintf("%s/%s", cfg->store_dir, key);
 
-		rc = write_file(path, text, err);
+		rc = cm_write_file_atomic(path, text, strlen(text), err);
 		free(path);
 	}
 out:
@@ -635,7 +599,7 @@ static int archive(struct job *jb, const struct orch_recovery_point *rp,
 		dest = cm_xasprintf("s3://%s/%s", cfg->bucket, dir_key);
 	} else {
 		dest = cm_xasprintf("%s/%s", cfg->store_dir, dir_key);
-		rc = orch_mkdirs(dest, err);
+		rc = cm_mkdirs(dest, 0755, err);
 	}
 	draft = cm_xasprintf("%s/%s.manifest.json", o->tmp_dir, j->id);
 	if (rc)

@@ -24,6 +24,7 @@
 #include "journal.h"
 #include "fault.h"
 #include "json.h"
+#include "fsutil.h"
 #include "log.h"
 #include "mem.h"
 #include "timeutil.h"
@@ -510,20 +511,6 @@ out:
 
 /* ---- files ------------------------------------------------------------- */
 
-static int write_all(int fd, const char *p, size_t n)
-{
-	while (n > 0) {
-		ssize_t w = write(fd, p, n);
-
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w < 0)
-			return -errno;
-		p += w;
-		n -= (size_t)w;
-	}
-	return 0;
-}
 
 int orch_journal_save(struct orch_journal *j, const struct orch_job *job,
 		      struct cm_err *err)
@@ -546,11 +533,11 @@ int orch_journal_save(struct orch_journal *j, const struct orch_job *job,
 	}
 	if (cm_fault("journal.write")) {
 		/* a short write then an error, as on a full disk */
-		rc = write_all(fd, text, len / 2);
+		rc = cm_write_all(fd, text, len / 2);
 		if (!rc)
 			rc = -EIO;
 	} else {
-		rc = write_all(fd, text, len);
+		rc = cm_write_all(fd, text, len);
 	}
 	if (!rc && (cm_fault("journal.fsync") ? (errno = EIO, 1)
 					      : fsync(fd) < 0)) {
@@ -589,30 +576,6 @@ out:
 	return rc;
 }
 
-/* mkdir -p, 0755. */
-static int make_dirs(const char *path, struct cm_err *err)
-{
-	char *p = cm_xstrdup(path);
-	int rc = 0;
-
-	for (char *s = p + 1;; s++) {
-		char c = *s;
-
-		if (c != '/' && c != '\0')
-			continue;
-		*s = '\0';
-		if (mkdir(p, 0755) < 0 && errno != EEXIST) {
-			rc = cm_err_set(err, errno, "journal: mkdir %s: %s", p,
-					strerror(errno));
-			break;
-		}
-		*s = c;
-		if (!c)
-			break;
-	}
-	free(p);
-	return rc;
-}
 
 static bool has_suffix(const char *s, const char *suffix)
 {
@@ -667,7 +630,9 @@ int orch_journal_open(const char *state_dir, struct orch_journal **out,
 	j->lock_fd = j->dir_fd = -1;
 	j->state_dir = cm_xstrdup(state_dir);
 	j->jobs_dir = cm_xasprintf("%s/%s", state_dir, JOBS_DIR);
-	rc = make_dirs(j->jobs_dir, err);
+	rc = cm_mkdirs(j->jobs_dir, 0755, err);
+	if (rc)
+		cm_err_prefix(err, "journal");
 	if (rc)
 		goto out;
 	j->lock_fd = open(lock_path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);

@@ -28,6 +28,7 @@
  */
 #include "orch_int.h"
 #include "json.h"
+#include "fsutil.h"
 #include "log.h"
 #include "mem.h"
 #include "resources.h"
@@ -209,9 +210,9 @@ struct orch *orch_new(const struct orch_config *cfg,
 	/* the embedded default's directories are ours to create */
 	for (size_t i = 0; i < cfg->nvaults && rc == 0; i++)
 		if (!strcmp(cfg->vaults[i].path, ORCH_DEFAULT_VAULT_PATH))
-			rc = orch_mkdirs(cfg->vaults[i].path, err);
+			rc = cm_mkdirs(cfg->vaults[i].path, 0755, err);
 	if (rc == 0 && cfg->dest_kind == ORCH_DEST_LOCAL)
-		rc = orch_mkdirs(cfg->store_dir, err);
+		rc = cm_mkdirs(cfg->store_dir, 0755, err);
 	if (rc)
 		goto fail;
 	if (cfg->dest_kind == ORCH_DEST_S3) {
@@ -336,7 +337,7 @@ static int clean_tmp(struct orch *o, struct cm_err *err)
 	int rc = orch_remove_all(o->tmp_dir, err);
 
 	if (rc == 0)
-		rc = orch_mkdirs(o->tmp_dir, err);
+		rc = cm_mkdirs(o->tmp_dir, 0755, err);
 	return rc;
 }
 

@@ -261,29 +261,6 @@ int orch_remove_all(const char *path, struct cm_err *err)
 	return 0;
 }
 
-int orch_mkdirs(const char *path, struct cm_err *err)
-{
-	char *p = cm_xstrdup(path);
-	int rc = 0;
-
-	for (char *s = p + 1;; s++) {
-		char c = *s;
-
-		if (c != '/' && c != '\0')
-			continue;
-		*s = '\0';
-		if (mkdir(p, 0755) < 0 && errno != EEXIST) {
-			rc = cm_err_set(err, errno, "mkdir %s: %s", p,
-					strerror(errno));
-			break;
-		}
-		*s = c;
-		if (!c)
-			break;
-	}
-	free(p);
-	return rc;
-}
 
 /* ---- one record -------------------------------------------------------- */
 

@@ -46,7 +46,4 @@ bool orch_is_mounted(const char *path);
  * missing path is success. */
 int orch_remove_all(const char *path, struct cm_err *err);
 
-/* mkdir -p with mode 0755; existing directories are fine. */
-int orch_mkdirs(const char *path, struct cm_err *err);
-
 #endif

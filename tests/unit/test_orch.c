@@ -23,6 +23,7 @@
 
 #include "core/err.h"
 #include "core/mem.h"
+#include "core/fsutil.h"
 #include "orchestrator/config.h"
 #include "orchestrator/journal.h"
 #include "orchestrator/orch.h"
@@ -179,9 +180,9 @@ static void test_remove_all(void **state)
 	(void)state;
 	snprintf(outside, sizeof(outside), "%s/outside", tmp);
 	snprintf(tree, sizeof(tree), "%s/a/b/c", tmp);
-	assert_int_equal(orch_mkdirs(outside, &err), 0);
-	assert_int_equal(orch_mkdirs(tree, &err), 0);
-	assert_int_equal(orch_mkdirs(tree, &err), 0); /* exists: fine */
+	assert_int_equal(cm_mkdirs(outside, 0755, &err), 0);
+	assert_int_equal(cm_mkdirs(tree, 0755, &err), 0);
+	assert_int_equal(cm_mkdirs(tree, 0755, &err), 0); /* exists: fine */
 	snprintf(p, sizeof(p), "%s/keep", outside);
 	put_file(p, "keep me");
 	snprintf(p, sizeof(p), "%s/f", tree);

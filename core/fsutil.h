@@ -1,0 +1,30 @@
+/*
+ * fsutil.h - file and directory helpers every part needs: whole writes,
+ * mkdir -p, and the atomic replacement of a small file (write a temporary
+ * beside it, fsync, rename, fsync the directory: after a crash the file is
+ * either the old one or the new one, never a mix).
+ */
+#ifndef VAULTFS_FSUTIL_H
+#define VAULTFS_FSUTIL_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+#include "err.h"
+
+/* write(2) until done, resuming after EINTR: 0 or -errno. */
+int cm_write_all(int fd, const void *p, size_t n);
+
+/* mkdir -p with `mode` for what it creates; existing directories are
+ * fine. The message names the component that failed. */
+int cm_mkdirs(const char *path, mode_t mode, struct cm_err *err);
+
+/* fsync the directory holding `path` (so a rename in it is durable). */
+int cm_fsync_parent(const char *path);
+
+/* Replace `path` with `n` bytes atomically (PATH.partial, fsync, rename,
+ * fsync the directory); the partial file is removed on failure. */
+int cm_write_file_atomic(const char *path, const void *p, size_t n,
+			 struct cm_err *err);
+
+#endif
