@@ -605,8 +605,11 @@ static int add_entry(struct walk *w, struct archive_entry *e,
 	}
 	if (problem)
 		arc_stats_warn(t->stats, "%s", problem);
-	/* ctime cannot be restored; leave it out of the headers */
+	/* ctime cannot be restored, and atime only says when someone last
+	 * read the file (the archive's own read, often): both would cost a
+	 * pax header per entry, about 1 KiB before compression */
 	archive_entry_unset_ctime(e);
+	archive_entry_unset_atime(e);
 	archive_entry_linkify(t->links, &e, &spare);
 	r = write_header(t, e);
 	if (r == ARCHIVE_FATAL || t->wrc) {
