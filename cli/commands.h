@@ -30,6 +30,10 @@ int cmd_status(int argc, char **argv);
 /* `vaultfs bucket setup [--config F]` (cmd_bucket.c). */
 int cmd_bucket(int argc, char **argv);
 
+/* `vaultfs mount MOUNTPOINT [--config F] [--foreground] ...`
+ * (cmd_mount.c). */
+int cmd_mount(int argc, char **argv);
+
 struct orch_config;
 /*
  * Load the --config file (NULL: the embedded default) into cfg for command

@@ -20,6 +20,8 @@ const struct vf_command vf_commands[] = {
 	  cmd_status },
 	{ "bucket", "bucket setup: check the bucket, apply lifecycleRules",
 	  cmd_bucket },
+	{ "mount", "the orchestrator plus its FUSE view (vaults, archive)",
+	  cmd_mount },
 	{ NULL, NULL, NULL },
 };
 

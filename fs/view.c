@@ -1,0 +1,1648 @@
+/*
+ * view.c - the view's tree: nodes and inode numbers, the vault listings
+ * and their refresher, the virtual files (status, metrics, info.json,
+ * log) and the control files (export, cancel). See view.h for what the
+ * view shows and view_int.h for the locks; the archive view is in
+ * view_archive.c, the texts in view_text.c.
+ *
+ * Nodes live in two hash tables under view->lock: by inode number (every
+ * live node) and by (parent, name) (the nodes a lookup may find). A node
+ * is freed when nothing refers to it: no kernel reference (nlookup), no
+ * internal one (refs: a child's parent pointer, an open handle, a caller
+ * between view_node_get and view_node_put). Fixed nodes keep one internal
+ * reference for the view's life. A recovery point that disappears, or an
+ * archive object that is deleted, is unhashed: the kernel may still hold
+ * its inode (requests then answer from what is known, or ENOENT), but a
+ * new lookup makes a new node.
+ *
+ * The refresher thread: poll() on an inotify descriptor watching every
+ * vault directory and on an eventfd (a nudge: the engine's notify callback
+ * or view_free), with the periodic rescan as timeout. A vault marked dirty
+ * is rescanned; the new listing is compared with the old, and the kernel
+ * is told to drop the vault's cached listing and the names that came or
+ * went (view_inval_*), after view->lock is released.
+ */
+#include "view_int.h"
+
+#include "log.h"
+#include "mem.h"
+#include "orch.h"
+#include "timeutil.h"
+#include "vault_local.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/inotify.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define FIXED_TIMEOUT	     3600.0 /* names that never change */
+#define DYNAMIC_ATTR_TIMEOUT 1.0    /* sizes of status, log, metrics */
+#define VAULT_TIMEOUT	     10.0   /* invalidated on change anyway */
+#define NEGATIVE_TIMEOUT     1.0
+/* a getattr renders a dynamic file again after this */
+#define RENDER_TTL_NS	 1000000000ull
+#define MAX_ENTRY_INVALS 256 /* names that came, told one by one */
+
+static const struct {
+	const char *name;
+	enum view_kind kind;
+} rp_files[] = {
+    {"info.json", VK_RP_INFO}, {"status", VK_RP_STATUS}, {"log", VK_RP_LOG},
+    {"export", VK_RP_EXPORT},  {"cancel", VK_RP_CANCEL},
+};
+#define N_RP_FILES (sizeof(rp_files) / sizeof(rp_files[0]))
+
+static struct orch *engine(struct view *v)
+{
+	return atomic_load(&v->orch);
+}
+
+/* ---- hash tables ------------------------------------------------------- */
+
+static size_t name_hash(uint64_t parent, const char *name)
+{
+	uint64_t h = 1469598103934665603ull ^ parent;
+
+	for (const unsigned char *p = (const unsigned char *)name; *p; p++)
+		h = (h ^ *p) * 1099511628211ull;
+	return (size_t)(h ^ (h >> 29));
+}
+
+static void table_insert_locked(struct view *v, struct view_node *n)
+{
+	size_t b = (size_t)(n->ino % v->nbuckets);
+
+	n->next_ino = v->by_ino[b];
+	v->by_ino[b] = n;
+	if (n->hashed) {
+		b = name_hash(n->parent ? n->parent->ino : 0, n->name) %
+		    v->nbuckets;
+		n->next_name = v->by_name[b];
+		v->by_name[b] = n;
+	}
+}
+
+static void table_grow_locked(struct view *v)
+{
+	struct view_node **old_ino = v->by_ino;
+	size_t old_n = v->nbuckets;
+
+	v->nbuckets = old_n * 2;
+	v->by_ino = cm_xcalloc(v->nbuckets, sizeof(*v->by_ino));
+	free(v->by_name);
+	v->by_name = cm_xcalloc(v->nbuckets, sizeof(*v->by_name));
+	for (size_t i = 0; i < old_n; i++) {
+		struct view_node *n = old_ino[i], *next;
+
+		for (; n; n = next) {
+			next = n->next_ino;
+			table_insert_locked(v, n);
+		}
+	}
+	free(old_ino);
+}
+
+void view_unhash_locked(struct view *v, struct view_node *n)
+{
+	struct view_node **pp;
+
+	if (!n->hashed)
+		return;
+	pp = &v->by_name[name_hash(n->parent ? n->parent->ino : 0, n->name) %
+			 v->nbuckets];
+	for (; *pp; pp = &(*pp)->next_name) {
+		if (*pp == n) {
+			*pp = n->next_name;
+			break;
+		}
+	}
+	n->hashed = false;
+	n->next_name = NULL;
+}
+
+static struct view_node *node_by_ino_locked(struct view *v, uint64_t ino)
+{
+	struct view_node *n = v->by_ino[ino % v->nbuckets];
+
+	while (n && n->ino != ino)
+		n = n->next_ino;
+	return n;
+}
+
+struct view_node *view_child_locked(struct view *v, struct view_node *parent,
+				    const char *name)
+{
+	struct view_node *n;
+
+	n = v->by_name[name_hash(parent->ino, name) % v->nbuckets];
+	for (; n; n = n->next_name)
+		if (n->parent == parent && strcmp(n->name, name) == 0)
+			return n;
+	return NULL;
+}
+
+struct view_node *view_node_new_locked(struct view *v, struct view_node *parent,
+				       const char *name, enum view_kind kind)
+{
+	struct view_node *n = cm_xcalloc(1, sizeof(*n));
+
+	if (v->nnodes + 1 > v->nbuckets * 2)
+		table_grow_locked(v);
+	n->ino = v->next_ino++;
+	n->kind = kind;
+	n->name = cm_xstrdup(name);
+	n->parent = parent;
+	if (parent) {
+		parent->refs++;
+		n->vault = parent->vault;
+	}
+	n->hashed = true;
+	n->mtime = v->started;
+	table_insert_locked(v, n);
+	v->nnodes++;
+	return n;
+}
+
+void view_node_ref_locked(struct view_node *n)
+{
+	n->refs++;
+}
+
+static void node_free_locked(struct view *v, struct view_node *n)
+{
+	while (n && n->refs == 0 && n->nlookup == 0) {
+		struct view_node *parent = n->parent, **pp;
+
+		view_unhash_locked(v, n);
+		pp = &v->by_ino[n->ino % v->nbuckets];
+		for (; *pp; pp = &(*pp)->next_ino) {
+			if (*pp == n) {
+				*pp = n->next_ino;
+				break;
+			}
+		}
+		v->nnodes--;
+		free(n->name);
+		free(n->key);
+		free(n);
+		n = parent;
+		if (n)
+			n->refs--;
+	}
+}
+
+void view_node_unref_locked(struct view *v, struct view_node *n)
+{
+	if (!n)
+		return;
+	n->refs--;
+	node_free_locked(v, n);
+}
+
+struct view_node *view_node_get(struct view *v, uint64_t ino)
+{
+	struct view_node *n;
+
+	pthread_mutex_lock(&v->lock);
+	n = node_by_ino_locked(v, ino);
+	if (n)
+		n->refs++;
+	pthread_mutex_unlock(&v->lock);
+	return n;
+}
+
+void view_node_put(struct view *v, struct view_node *n)
+{
+	if (!n)
+		return;
+	pthread_mutex_lock(&v->lock);
+	view_node_unref_locked(v, n);
+	pthread_mutex_unlock(&v->lock);
+}
+
+/* A fixed node: one reference for the view's life. */
+static struct view_node *fixed_node(struct view *v, struct view_node *parent,
+				    const char *name, enum view_kind kind)
+{
+	struct view_node *n;
+
+	pthread_mutex_lock(&v->lock);
+	n = view_node_new_locked(v, parent, name, kind);
+	n->refs = 1;
+	pthread_mutex_unlock(&v->lock);
+	return n;
+}
+
+/* ---- notifications ----------------------------------------------------- */
+
+void view_inval_inode(struct view *v, uint64_t ino)
+{
+	if (v->opts.notify && v->opts.notify->inval_inode)
+		v->opts.notify->inval_inode(v->opts.notify_ctx, ino);
+}
+
+void view_inval_entry(struct view *v, uint64_t parent, const char *name)
+{
+	if (v->opts.notify && v->opts.notify->inval_entry)
+		v->opts.notify->inval_entry(v->opts.notify_ctx, parent, name);
+}
+
+static void wake_refresher(struct view *v)
+{
+	uint64_t one = 1;
+
+	if (v->wake_fd >= 0 && write(v->wake_fd, &one, sizeof(one)) < 0) {
+		/* the counter is full: a wake-up is pending anyway */
+	}
+}
+
+/* ---- attributes -------------------------------------------------------- */
+
+static bool is_dynamic(enum view_kind k)
+{
+	return k == VK_STATUS || k == VK_METRICS || k == VK_RP_INFO ||
+	       k == VK_RP_STATUS || k == VK_RP_LOG;
+}
+
+void view_attr_locked(struct view *v, const struct view_node *n,
+		      struct view_attr *out)
+{
+	memset(out, 0, sizeof(*out));
+	out->ino = n->ino;
+	out->uid = v->opts.uid;
+	out->gid = v->opts.gid;
+	out->mtime = n->mtime;
+	out->entry_timeout = FIXED_TIMEOUT;
+	out->attr_timeout = FIXED_TIMEOUT;
+	switch (n->kind) {
+	case VK_ROOT:
+	case VK_VAULTS:
+	case VK_ARCHIVE:
+		out->mode = S_IFDIR | 0555;
+		out->nlink = 2;
+		break;
+	case VK_VAULT:
+		out->mode = S_IFDIR | 0555;
+		out->nlink = 2;
+		if (v->vs[n->vault].dir_mtime)
+			out->mtime = v->vs[n->vault].dir_mtime;
+		out->attr_timeout = VAULT_TIMEOUT;
+		break;
+	case VK_RP:
+		out->mode = S_IFDIR | 0555;
+		out->nlink = 2;
+		out->entry_timeout = VAULT_TIMEOUT;
+		out->attr_timeout = VAULT_TIMEOUT;
+		break;
+	case VK_STATUS:
+	case VK_METRICS:
+	case VK_RP_INFO:
+	case VK_RP_STATUS:
+	case VK_RP_LOG:
+		out->mode = S_IFREG | 0444;
+		out->nlink = 1;
+		out->size = n->size;
+		/* not rendered yet (a readdirplus): let a stat ask */
+		out->attr_timeout = n->rendered_ns ? DYNAMIC_ATTR_TIMEOUT : 0;
+		break;
+	case VK_RP_EXPORT:
+	case VK_RP_CANCEL:
+		out->mode = S_IFREG | 0644;
+		out->nlink = 1;
+		out->size = 0;
+		break;
+	case VK_STORE:
+	case VK_ARC_DIR:
+		out->mode = S_IFDIR | 0755;
+		out->nlink = 2;
+		if (n->kind == VK_ARC_DIR) {
+			out->entry_timeout = v->opts.list_cache_ms / 1000.0;
+			out->attr_timeout = out->entry_timeout;
+		}
+		break;
+	case VK_ARC_FILE:
+		out->mode =
+		    S_IFREG |
+		    (v->opts.allow_overwrite || n->writers ? 0644 : 0444);
+		out->nlink = 1;
+		out->size = n->size;
+		out->entry_timeout = v->opts.list_cache_ms / 1000.0;
+		out->attr_timeout = n->writers ? 0 : out->entry_timeout;
+		break;
+	}
+}
+
+/* ---- vault listings ---------------------------------------------------- */
+
+static int ent_cmp(const void *a, const void *b)
+{
+	return strcmp(((const struct vault_ent *)a)->name,
+		      ((const struct vault_ent *)b)->name);
+}
+
+static void ents_free(struct vault_ent *e, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(e[i].name);
+	free(e);
+}
+
+static struct vault_ent *ents_find(struct vault_ent *e, size_t n,
+				   const char *name)
+{
+	struct vault_ent key = {.name = (char *)name};
+
+	return n ? bsearch(&key, e, n, sizeof(*e), ent_cmp) : NULL;
+}
+
+struct ent_vec {
+	struct vault_ent *e;
+	size_t n, cap;
+};
+
+static void ent_push(struct ent_vec *ev, const char *name, time_t mtime)
+{
+	if (ev->n == ev->cap) {
+		ev->cap = ev->cap ? ev->cap * 2 : 64;
+		ev->e = cm_xrealloc(ev->e, ev->cap * sizeof(*ev->e));
+	}
+	ev->e[ev->n].name = cm_xstrdup(name);
+	ev->e[ev->n].mtime = mtime;
+	ev->n++;
+}
+
+/* The recovery points in the directory now (names, mtimes), plus those of
+ * the engine's jobs for this vault that are gone from it. */
+static int scan_vault(struct view *v, struct vault_state *vs,
+		      struct ent_vec *out, time_t *dir_mtime,
+		      struct cm_err *err)
+{
+	struct orch *o = engine(v);
+	struct orch_snapshot snap;
+	struct dirent *de;
+	struct stat st;
+	size_t nscanned;
+	DIR *d;
+	int fd;
+
+	fd = open(vs->cfg->path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return cm_err_set(err, errno, "vault %s: %s: %s", vs->cfg->name,
+				  vs->cfg->path, strerror(errno));
+	if (fstat(fd, &st) == 0)
+		*dir_mtime = st.st_mtime;
+	d = fdopendir(fd);
+	if (!d) {
+		close(fd);
+		return cm_err_set(err, errno, "vault %s: %s", vs->cfg->name,
+				  strerror(errno));
+	}
+	while ((de = readdir(d))) {
+		if (orch_vault_name_ignored(de->d_name))
+			continue;
+		if (de->d_type != DT_REG && de->d_type != DT_DIR &&
+		    de->d_type != DT_UNKNOWN)
+			continue;
+		if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+			continue;
+		if (!S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode))
+			continue;
+		ent_push(out, de->d_name, st.st_mtime);
+	}
+	closedir(d);
+	nscanned = out->n;
+	if (nscanned)
+		qsort(out->e, nscanned, sizeof(*out->e), ent_cmp);
+	if (!o)
+		return 0;
+	orch_snapshot(o, &snap);
+	for (size_t i = 0; i < snap.n; i++) {
+		const struct orch_job_info *ji = &snap.jobs[i];
+		time_t t = 0;
+
+		if (strcmp(ji->vault, vs->cfg->name) != 0 ||
+		    ents_find(out->e, nscanned, ji->rp_name))
+			continue;
+		for (int s = 0; s < ORCH_JOB_NSTATES; s++)
+			if (ji->times[s] > t)
+				t = ji->times[s];
+		ent_push(out, ji->rp_name, t);
+	}
+	orch_snapshot_release(&snap);
+	if (out->n == nscanned)
+		return 0;
+	/* sorted once; a recovery point with several jobs, listed once
+	 * (the jobs come sorted by id: the newest time wins below) */
+	qsort(out->e, out->n, sizeof(*out->e), ent_cmp);
+	{
+		size_t w = 0;
+
+		for (size_t i = 0; i < out->n; i++) {
+			if (w && !strcmp(out->e[w - 1].name, out->e[i].name)) {
+				if (out->e[i].mtime > out->e[w - 1].mtime)
+					out->e[w - 1].mtime = out->e[i].mtime;
+				free(out->e[i].name);
+				continue;
+			}
+			out->e[w++] = out->e[i];
+		}
+		out->n = w;
+	}
+	return 0;
+}
+
+struct name_list {
+	char **names;
+	size_t n, cap;
+};
+
+static void names_push(struct name_list *l, const char *name)
+{
+	if (l->n == l->cap) {
+		l->cap = l->cap ? l->cap * 2 : 16;
+		l->names = cm_xrealloc(l->names, l->cap * sizeof(*l->names));
+	}
+	l->names[l->n++] = cm_xstrdup(name);
+}
+
+static void names_free(struct name_list *l)
+{
+	for (size_t i = 0; i < l->n; i++)
+		free(l->names[i]);
+	free(l->names);
+	memset(l, 0, sizeof(*l));
+}
+
+/*
+ * Rescan vs if forced, dirty or older than the rescan period. Tells the
+ * kernel what changed. Takes vs->scan_lock, then view->lock briefly.
+ */
+static int vault_refresh(struct view *v, struct vault_state *vs, bool force,
+			 struct cm_err *err)
+{
+	uint64_t period = (uint64_t)v->opts.rescan_ms * 1000000ull;
+	struct ent_vec ev = {0};
+	struct name_list gone = {0}, came = {0};
+	struct vault_ent *old;
+	size_t nold, i, j;
+	time_t dir_mtime = 0;
+	bool first, changed;
+	uint64_t now;
+	int rc;
+
+	pthread_mutex_lock(&vs->scan_lock);
+	now = cm_now_ns();
+	pthread_mutex_lock(&v->lock);
+	if (!force && !vs->dirty && vs->scanned_ns &&
+	    now - vs->scanned_ns < period) {
+		pthread_mutex_unlock(&v->lock);
+		pthread_mutex_unlock(&vs->scan_lock);
+		return 0;
+	}
+	vs->dirty = false;
+	pthread_mutex_unlock(&v->lock);
+
+	rc = scan_vault(v, vs, &ev, &dir_mtime, err);
+	if (rc) {
+		ents_free(ev.e, ev.n);
+		pthread_mutex_unlock(&vs->scan_lock);
+		return rc;
+	}
+
+	pthread_mutex_lock(&v->lock);
+	old = vs->ents;
+	nold = vs->n;
+	first = vs->scanned_ns == 0;
+	/* both sorted: one merge finds what came and what went */
+	for (i = 0, j = 0; i < nold || j < ev.n;) {
+		int c = i == nold   ? 1
+			: j == ev.n ? -1
+				    : strcmp(old[i].name, ev.e[j].name);
+
+		if (c < 0) {
+			struct view_node *n =
+			    view_child_locked(v, vs->node, old[i].name);
+
+			if (n)
+				view_unhash_locked(v, n);
+			names_push(&gone, old[i].name);
+			i++;
+		} else if (c > 0) {
+			if (!first && came.n < MAX_ENTRY_INVALS)
+				names_push(&came, ev.e[j].name);
+			j++;
+		} else {
+			if (old[i].mtime != ev.e[j].mtime) {
+				struct view_node *n =
+				    view_child_locked(v, vs->node, old[i].name);
+
+				if (n)
+					n->mtime = ev.e[j].mtime;
+			}
+			i++;
+			j++;
+		}
+	}
+	changed =
+	    gone.n || came.n || nold != ev.n || dir_mtime != vs->dir_mtime;
+	vs->ents = ev.e;
+	vs->n = ev.n;
+	vs->dir_mtime = dir_mtime;
+	vs->scanned_ns = cm_now_ns();
+	pthread_mutex_unlock(&v->lock);
+	pthread_mutex_unlock(&vs->scan_lock);
+	ents_free(old, nold);
+
+	if (changed && !first)
+		view_inval_inode(v, vs->node->ino);
+	for (i = 0; i < gone.n; i++)
+		view_inval_entry(v, vs->node->ino, gone.names[i]);
+	for (i = 0; i < came.n; i++)
+		view_inval_entry(v, vs->node->ino, came.names[i]);
+	names_free(&gone);
+	names_free(&came);
+	return 0;
+}
+
+/* ---- the refresher ----------------------------------------------------- */
+
+static void *refresher_main(void *arg)
+{
+	struct view *v = arg;
+	char buf[8192]
+	    __attribute__((aligned(__alignof__(struct inotify_event))));
+
+	while (!atomic_load(&v->stopping)) {
+		struct pollfd pfd[2] = {
+		    {.fd = v->inotify_fd, .events = POLLIN},
+		    {.fd = v->wake_fd, .events = POLLIN},
+		};
+		int r = poll(pfd, 2, (int)v->opts.rescan_ms);
+		bool all = r == 0;
+
+		if (atomic_load(&v->stopping))
+			break;
+		if (r < 0 && errno != EINTR) {
+			cm_warn("view: refresher: poll: %s", strerror(errno));
+			cm_sleep_ms(100);
+		}
+		if (r > 0 && (pfd[1].revents & POLLIN)) {
+			uint64_t cnt;
+
+			if (read(v->wake_fd, &cnt, sizeof(cnt)) < 0) {
+				/* nothing pending after all */
+			}
+		}
+		if (r > 0 && (pfd[0].revents & POLLIN)) {
+			ssize_t len = read(v->inotify_fd, buf, sizeof(buf));
+
+			for (char *p = buf; len > 0 && p < buf + len;) {
+				struct inotify_event *ev = (void *)p;
+
+				if (ev->mask & IN_Q_OVERFLOW)
+					all = true;
+				pthread_mutex_lock(&v->lock);
+				for (size_t i = 0; i < v->nvaults; i++)
+					if (v->vs[i].wd == ev->wd)
+						v->vs[i].dirty = true;
+				pthread_mutex_unlock(&v->lock);
+				p += sizeof(*ev) + ev->len;
+			}
+		}
+		for (size_t i = 0; i < v->nvaults; i++) {
+			struct cm_err err;
+
+			cm_err_clear(&err);
+			if (vault_refresh(v, &v->vs[i], all, &err))
+				cm_debug("view: %s", err.msg);
+		}
+	}
+	return NULL;
+}
+
+/* ---- the engine's notify callback -------------------------------------- */
+
+void view_orch_notify(void *ctx, const struct orch_job_info *ji)
+{
+	struct view *v = ctx;
+	uint64_t inos[N_RP_FILES + 1];
+	size_t n = 0;
+
+	if (!v)
+		return;
+	pthread_mutex_lock(&v->lock);
+	for (size_t i = 0; i < v->nvaults; i++) {
+		struct vault_state *vs = &v->vs[i];
+		struct view_node *rp;
+
+		if (strcmp(vs->cfg->name, ji->vault) != 0)
+			continue;
+		vs->dirty = true;
+		rp = view_child_locked(v, vs->node, ji->rp_name);
+		if (!rp)
+			break;
+		for (size_t f = 0; f < N_RP_FILES; f++) {
+			struct view_node *c =
+			    view_child_locked(v, rp, rp_files[f].name);
+
+			if (c && is_dynamic(c->kind)) {
+				c->rendered_ns = 0;
+				inos[n++] = c->ino;
+			}
+		}
+		break;
+	}
+	pthread_mutex_unlock(&v->lock);
+	wake_refresher(v);
+	for (size_t i = 0; i < n; i++)
+		view_inval_inode(v, inos[i]);
+}
+
+/* ---- life cycle -------------------------------------------------------- */
+
+static void store_name(struct view *v, char *buf, size_t len)
+{
+	const char *slash;
+
+	if (v->cfg->dest_kind == ORCH_DEST_S3) {
+		snprintf(buf, len, "%s", v->cfg->bucket);
+		return;
+	}
+	slash = strrchr(v->cfg->store_dir, '/');
+	snprintf(buf, len, "%s", slash && slash[1] ? slash + 1 : "store");
+}
+
+struct view *view_new(const struct view_opts *opts, struct cm_err *err)
+{
+	struct view *v = cm_xcalloc(1, sizeof(*v));
+	char name[256];
+	int rc;
+
+	v->opts = *opts;
+	v->cfg = opts->cfg;
+	atomic_store(&v->orch, opts->orch);
+	if (!v->opts.list_cache_ms)
+		v->opts.list_cache_ms = 2000;
+	if (!v->opts.rescan_ms)
+		v->opts.rescan_ms = 5000;
+	if (!v->opts.readahead_max)
+		v->opts.readahead_max = 8u << 20;
+	v->started = time(NULL);
+	v->inotify_fd = -1;
+	v->wake_fd = -1;
+	pthread_mutex_init(&v->lock, NULL);
+	pthread_mutex_init(&v->uploads_lock, NULL);
+	pthread_mutex_init(&v->files_lock, NULL);
+	v->nbuckets = 1024;
+	v->by_ino = cm_xcalloc(v->nbuckets, sizeof(*v->by_ino));
+	v->by_name = cm_xcalloc(v->nbuckets, sizeof(*v->by_name));
+	v->next_ino = VIEW_ROOT_INO;
+
+	v->root = fixed_node(v, NULL, "", VK_ROOT);
+	v->status = fixed_node(v, v->root, "status", VK_STATUS);
+	v->metrics = fixed_node(v, v->root, "metrics", VK_METRICS);
+	v->vaults = fixed_node(v, v->root, "vaults", VK_VAULTS);
+	v->archive = fixed_node(v, v->root, "archive", VK_ARCHIVE);
+	store_name(v, name, sizeof(name));
+	v->store_node = fixed_node(v, v->archive, name, VK_STORE);
+	v->store_node->key = cm_xstrdup("");
+
+	v->nvaults = v->cfg->nvaults;
+	v->vs = cm_xcalloc(v->nvaults + 1, sizeof(*v->vs));
+	for (size_t i = 0; i < v->nvaults; i++) {
+		struct vault_state *vs = &v->vs[i];
+
+		vs->cfg = &v->cfg->vaults[i];
+		vs->wd = -1;
+		pthread_mutex_init(&vs->scan_lock, NULL);
+		vs->node = fixed_node(v, v->vaults, vs->cfg->name, VK_VAULT);
+		vs->node->vault = i;
+	}
+
+	rc = view_arc_init(v, err);
+	if (rc)
+		goto fail;
+	rc = view_uploads_init(v, err);
+	if (rc)
+		goto fail;
+
+	v->inotify_fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+	v->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (v->inotify_fd < 0 || v->wake_fd < 0) {
+		rc = cm_err_set(err, errno, "view: inotify/eventfd: %s",
+				strerror(errno));
+		goto fail;
+	}
+	for (size_t i = 0; i < v->nvaults; i++) {
+		struct vault_state *vs = &v->vs[i];
+
+		vs->wd = inotify_add_watch(
+		    v->inotify_fd, vs->cfg->path,
+		    IN_CREATE | IN_DELETE | IN_MOVED_FROM | IN_MOVED_TO |
+			IN_DELETE_SELF | IN_MOVE_SELF | IN_CLOSE_WRITE);
+		if (vs->wd < 0)
+			cm_warn("view: vault %s: no inotify watch on %s (%s): "
+				"relying on rescans",
+				vs->cfg->name, vs->cfg->path, strerror(errno));
+	}
+	if (pthread_create(&v->refresher, NULL, refresher_main, v) != 0) {
+		rc = cm_err_set(err, EAGAIN, "view: cannot start a thread");
+		goto fail;
+	}
+	v->have_refresher = true;
+	return v;
+fail:
+	view_free(v);
+	return NULL;
+}
+
+void view_set_orch(struct view *v, struct orch *o)
+{
+	atomic_store(&v->orch, o);
+	pthread_mutex_lock(&v->lock);
+	for (size_t i = 0; i < v->nvaults; i++)
+		v->vs[i].dirty = true;
+	pthread_mutex_unlock(&v->lock);
+	wake_refresher(v);
+}
+
+void view_free(struct view *v)
+{
+	if (!v)
+		return;
+	atomic_store(&v->stopping, true);
+	wake_refresher(v);
+	if (v->have_refresher)
+		pthread_join(v->refresher, NULL);
+	view_arc_release_all(v);
+	if (v->inotify_fd >= 0)
+		close(v->inotify_fd);
+	if (v->wake_fd >= 0)
+		close(v->wake_fd);
+	/* every node, whatever the kernel still holds */
+	for (size_t b = 0; b < v->nbuckets; b++) {
+		struct view_node *n = v->by_ino[b], *next;
+
+		for (; n; n = next) {
+			next = n->next_ino;
+			free(n->name);
+			free(n->key);
+			free(n);
+		}
+	}
+	for (size_t i = 0; i < v->nvaults; i++) {
+		ents_free(v->vs[i].ents, v->vs[i].n);
+		pthread_mutex_destroy(&v->vs[i].scan_lock);
+	}
+	free(v->vs);
+	free(v->by_ino);
+	free(v->by_name);
+	free(v->uploads_dir);
+	free(v->afiles);
+	free(v->pinned);
+	pthread_mutex_destroy(&v->lock);
+	pthread_mutex_destroy(&v->uploads_lock);
+	pthread_mutex_destroy(&v->files_lock);
+	free(v);
+}
+
+void view_stats_get(struct view *v, struct view_stats *out)
+{
+	out->bytes_written = atomic_load(&v->bytes_written);
+	out->bytes_read = atomic_load(&v->bytes_read);
+	out->objects_written = atomic_load(&v->objects_written);
+	out->write_errors = atomic_load(&v->write_errors);
+	out->control_errors = atomic_load(&v->control_errors);
+	out->uploads_open = atomic_load(&v->uploads_open);
+	out->started = v->started;
+}
+
+/* ---- rendering --------------------------------------------------------- */
+
+static const char *vault_name(struct view *v, const struct view_node *n)
+{
+	return v->vs[n->vault].cfg->name;
+}
+
+/* The text of a dynamic or control file now. NULL: the file's recovery
+ * point is gone. */
+static char *render(struct view *v, const struct view_node *n,
+		    const char *rp_name)
+{
+	struct orch *o = engine(v);
+	struct orch_snapshot snap;
+	struct orch_job_info ji;
+	struct orch_recovery_point rp;
+	struct view_stats st;
+	bool have_job = false, have_rp = false;
+	char *text = NULL;
+	struct cm_err err;
+
+	memset(&snap, 0, sizeof(snap));
+	memset(&ji, 0, sizeof(ji));
+	memset(&rp, 0, sizeof(rp));
+	cm_err_clear(&err);
+	switch (n->kind) {
+	case VK_STATUS:
+	case VK_METRICS:
+		if (o)
+			orch_snapshot(o, &snap);
+		view_stats_get(v, &st);
+		text = n->kind == VK_STATUS
+			   ? view_status_text(v->cfg, &snap, &st, time(NULL))
+			   : view_metrics_text(&snap, &st, time(NULL));
+		orch_snapshot_release(&snap);
+		return text;
+	case VK_RP_EXPORT:
+		return cm_xstrdup("touch this file, or write \"start\" to it, "
+				  "to queue the recovery point\n");
+	case VK_RP_CANCEL:
+		return cm_xstrdup("touch this file, or write \"cancel\" to "
+				  "it, to stop the recovery point's job\n");
+	default:
+		break;
+	}
+	have_job = o && orch_job_for_rp(o, vault_name(v, n), rp_name, &ji) == 0;
+	switch (n->kind) {
+	case VK_RP_STATUS:
+		text = view_rp_status_text(vault_name(v, n), rp_name,
+					   have_job ? &ji : NULL,
+					   v->cfg->auto_start);
+		break;
+	case VK_RP_LOG:
+		text = have_job ? orch_job_log(o, ji.id) : NULL;
+		if (!text)
+			text = cm_xstrdup("");
+		break;
+	case VK_RP_INFO:
+		have_rp = orch_vault_inspect(&v->cfg->vaults[n->vault], rp_name,
+					     &rp, &err) == 0;
+		if (have_rp || have_job)
+			text = view_rp_info_json(vault_name(v, n), rp_name,
+						 have_rp ? &rp : NULL,
+						 have_job ? &ji : NULL);
+		break;
+	default:
+		break;
+	}
+	if (have_job)
+		orch_job_info_release(&ji);
+	if (have_rp)
+		orch_rp_release(&rp);
+	return text;
+}
+
+/* ---- lookups ----------------------------------------------------------- */
+
+static struct vault_state *vault_of(struct view *v, const struct view_node *n)
+{
+	return &v->vs[n->vault];
+}
+
+/* The recovery point `name` of the vault node's listing; the listing is
+ * brought up to date first. */
+static bool rp_exists(struct view *v, struct vault_state *vs, const char *name,
+		      time_t *mtime)
+{
+	struct vault_ent *e;
+	struct cm_err err;
+	bool found;
+
+	cm_err_clear(&err);
+	if (vault_refresh(v, vs, false, &err))
+		cm_debug("view: %s", err.msg);
+	pthread_mutex_lock(&v->lock);
+	e = ents_find(vs->ents, vs->n, name);
+	found = e != NULL;
+	if (e && mtime)
+		*mtime = e->mtime;
+	pthread_mutex_unlock(&v->lock);
+	return found;
+}
+
+/* Under ->lock: the child `name` of a vault-tree directory, made if the
+ * name is one it has (rp_mtime: for a recovery point). NULL: no such
+ * name. */
+static struct view_node *tree_child_locked(struct view *v,
+					   struct view_node *parent,
+					   const char *name,
+					   enum view_kind kind, time_t mtime)
+{
+	struct view_node *n = view_child_locked(v, parent, name);
+
+	if (!n)
+		n = view_node_new_locked(v, parent, name, kind);
+	if (kind == VK_RP)
+		n->mtime = mtime;
+	return n;
+}
+
+static int lookup_fixed(struct view *v, struct view_node *parent,
+			const char *name, struct view_node **out)
+{
+	switch (parent->kind) {
+	case VK_ROOT:
+		if (!strcmp(name, "status"))
+			*out = v->status;
+		else if (!strcmp(name, "metrics"))
+			*out = v->metrics;
+		else if (!strcmp(name, "vaults"))
+			*out = v->vaults;
+		else if (!strcmp(name, "archive"))
+			*out = v->archive;
+		return *out ? 0 : -ENOENT;
+	case VK_VAULTS:
+		for (size_t i = 0; i < v->nvaults; i++)
+			if (!strcmp(v->vs[i].cfg->name, name))
+				*out = v->vs[i].node;
+		return *out ? 0 : -ENOENT;
+	case VK_ARCHIVE:
+		if (!strcmp(name, v->store_node->name))
+			*out = v->store_node;
+		return *out ? 0 : -ENOENT;
+	default:
+		return -ENOENT;
+	}
+}
+
+int view_lookup(struct view *v, uint64_t parent, const char *name,
+		struct view_attr *out, struct cm_err *err)
+{
+	struct view_node *p = view_node_get(v, parent), *n = NULL;
+	enum view_kind kind = VK_ROOT;
+	time_t mtime = 0;
+	int rc = 0;
+
+	memset(out, 0, sizeof(*out));
+	out->entry_timeout = NEGATIVE_TIMEOUT;
+	if (!p)
+		return cm_err_set(err, ENOENT, "view: no inode %llu",
+				  (unsigned long long)parent);
+	switch (p->kind) {
+	case VK_ROOT:
+	case VK_VAULTS:
+	case VK_ARCHIVE:
+		rc = lookup_fixed(v, p, name, &n);
+		if (rc == 0 && n->kind == VK_VAULT) {
+			struct cm_err e;
+
+			cm_err_clear(&e);
+			vault_refresh(v, vault_of(v, n), false, &e);
+		}
+		if (rc == 0) {
+			pthread_mutex_lock(&v->lock);
+			n->nlookup++;
+			view_attr_locked(v, n, out);
+			pthread_mutex_unlock(&v->lock);
+		}
+		break;
+	case VK_VAULT:
+		if (!rp_exists(v, vault_of(v, p), name, &mtime)) {
+			rc = -ENOENT;
+			break;
+		}
+		kind = VK_RP;
+		/* fall through */
+	case VK_RP:
+		if (p->kind == VK_RP) {
+			rc = -ENOENT;
+			for (size_t i = 0; i < N_RP_FILES; i++) {
+				if (!strcmp(rp_files[i].name, name)) {
+					kind = rp_files[i].kind;
+					rc = 0;
+				}
+			}
+			if (rc)
+				break;
+		}
+		pthread_mutex_lock(&v->lock);
+		n = tree_child_locked(v, p, name, kind, mtime);
+		n->nlookup++;
+		view_attr_locked(v, n, out);
+		pthread_mutex_unlock(&v->lock);
+		break;
+	case VK_STORE:
+	case VK_ARC_DIR:
+		rc = view_arc_lookup(v, p, name, out, err);
+		break;
+	default:
+		rc = -ENOTDIR;
+		break;
+	}
+	view_node_put(v, p);
+	if (rc == -ENOENT)
+		out->entry_timeout = NEGATIVE_TIMEOUT;
+	return rc;
+}
+
+void view_forget(struct view *v, uint64_t ino, uint64_t nlookup)
+{
+	struct view_node *n;
+
+	pthread_mutex_lock(&v->lock);
+	n = node_by_ino_locked(v, ino);
+	if (n) {
+		n->nlookup = nlookup > n->nlookup ? 0 : n->nlookup - nlookup;
+		node_free_locked(v, n);
+	}
+	pthread_mutex_unlock(&v->lock);
+}
+
+/* The name of the recovery point a node belongs to (VK_RP and its
+ * files). Borrowed from the node, which the caller holds. */
+static const char *rp_name_of(const struct view_node *n)
+{
+	return n->kind == VK_RP ? n->name : n->parent->name;
+}
+
+/* A dynamic file's size, rendered at most once per RENDER_TTL. */
+static void refresh_size(struct view *v, struct view_node *n)
+{
+	uint64_t now = cm_now_ns();
+	char *text;
+
+	pthread_mutex_lock(&v->lock);
+	if (n->rendered_ns && now - n->rendered_ns < RENDER_TTL_NS) {
+		pthread_mutex_unlock(&v->lock);
+		return;
+	}
+	pthread_mutex_unlock(&v->lock);
+	text = render(v, n,
+		      n->kind == VK_STATUS || n->kind == VK_METRICS
+			  ? NULL
+			  : rp_name_of(n));
+	pthread_mutex_lock(&v->lock);
+	n->size = text ? strlen(text) : 0;
+	n->mtime = time(NULL);
+	n->rendered_ns = cm_now_ns();
+	pthread_mutex_unlock(&v->lock);
+	free(text);
+}
+
+int view_getattr(struct view *v, uint64_t ino, struct view_attr *out,
+		 struct cm_err *err)
+{
+	struct view_node *n = view_node_get(v, ino);
+	int rc = 0;
+
+	if (!n)
+		return cm_err_set(err, ENOENT, "view: no inode %llu",
+				  (unsigned long long)ino);
+	if (n->kind == VK_VAULT) {
+		struct cm_err e;
+
+		cm_err_clear(&e);
+		vault_refresh(v, vault_of(v, n), false, &e);
+	}
+	if (n->kind == VK_RP || (n->parent && n->parent->kind == VK_RP)) {
+		const struct view_node *rp = n->kind == VK_RP ? n : n->parent;
+
+		if (!rp_exists(v, vault_of(v, rp), rp->name, NULL)) {
+			rc = -ENOENT;
+			goto out;
+		}
+	}
+	if (is_dynamic(n->kind))
+		refresh_size(v, n);
+	pthread_mutex_lock(&v->lock);
+	view_attr_locked(v, n, out);
+	pthread_mutex_unlock(&v->lock);
+out:
+	view_node_put(v, n);
+	return rc;
+}
+
+bool view_may_block(struct view *v, uint64_t ino)
+{
+	struct view_node *n;
+	bool r = false;
+
+	if (!v->store->remote)
+		return false;
+	pthread_mutex_lock(&v->lock);
+	n = node_by_ino_locked(v, ino);
+	r = n && vk_is_archive(n->kind);
+	pthread_mutex_unlock(&v->lock);
+	return r;
+}
+
+/* ---- directories ------------------------------------------------------- */
+
+static void dir_add(struct view_dir *d, size_t *cap, const char *name,
+		    enum view_kind kind, mode_t mode)
+{
+	struct dir_item *it;
+
+	if (d->n == *cap) {
+		*cap = *cap ? *cap * 2 : 16;
+		d->items = cm_xrealloc(d->items, *cap * sizeof(*d->items));
+	}
+	it = &d->items[d->n++];
+	memset(it, 0, sizeof(*it));
+	it->name = cm_xstrdup(name);
+	it->de.name = it->name;
+	it->kind = kind;
+	it->de.attr.mode = mode;
+}
+
+static void dir_clear(struct view_dir *d)
+{
+	for (size_t i = 0; i < d->n; i++)
+		free(d->items[i].name);
+	free(d->items);
+	d->items = NULL;
+	d->n = 0;
+}
+
+/* Fill the snapshot of a vault-tree directory. */
+static int tree_fill(struct view *v, struct view_dir *d, struct cm_err *err)
+{
+	struct view_node *n = d->node;
+	size_t cap = 0;
+	int rc = 0;
+
+	dir_add(d, &cap, ".", n->kind, S_IFDIR);
+	dir_add(d, &cap, "..", VK_ROOT, S_IFDIR);
+	switch (n->kind) {
+	case VK_ROOT:
+		dir_add(d, &cap, "status", VK_STATUS, S_IFREG);
+		dir_add(d, &cap, "metrics", VK_METRICS, S_IFREG);
+		dir_add(d, &cap, "vaults", VK_VAULTS, S_IFDIR);
+		dir_add(d, &cap, "archive", VK_ARCHIVE, S_IFDIR);
+		break;
+	case VK_VAULTS:
+		for (size_t i = 0; i < v->nvaults; i++)
+			dir_add(d, &cap, v->vs[i].cfg->name, VK_VAULT, S_IFDIR);
+		break;
+	case VK_ARCHIVE:
+		dir_add(d, &cap, v->store_node->name, VK_STORE, S_IFDIR);
+		break;
+	case VK_VAULT: {
+		struct vault_state *vs = vault_of(v, n);
+
+		rc = vault_refresh(v, vs, false, err);
+		pthread_mutex_lock(&v->lock);
+		d->items = cm_xrealloc(d->items,
+				       (d->n + vs->n + 1) * sizeof(*d->items));
+		cap = d->n + vs->n + 1;
+		for (size_t i = 0; i < vs->n; i++) {
+			dir_add(d, &cap, vs->ents[i].name, VK_RP, S_IFDIR);
+			d->items[d->n - 1].obj.mtime = vs->ents[i].mtime;
+		}
+		pthread_mutex_unlock(&v->lock);
+		break;
+	}
+	case VK_RP:
+		for (size_t i = 0; i < N_RP_FILES; i++)
+			dir_add(d, &cap, rp_files[i].name, rp_files[i].kind,
+				S_IFREG);
+		break;
+	default:
+		rc = -ENOTDIR;
+		break;
+	}
+	return rc;
+}
+
+int view_opendir(struct view *v, uint64_t ino, struct view_dir **out,
+		 bool *cacheable, struct cm_err *err)
+{
+	struct view_dir *d = cm_xcalloc(1, sizeof(*d));
+	int rc;
+
+	*cacheable = false;
+	d->node = view_node_get(v, ino);
+	if (!d->node) {
+		free(d);
+		return cm_err_set(err, ENOENT, "view: no inode %llu",
+				  (unsigned long long)ino);
+	}
+	if (!vk_is_dir(d->node->kind)) {
+		rc = -ENOTDIR;
+		goto fail;
+	}
+	rc = view_dir_refresh(v, d, err);
+	if (rc)
+		goto fail;
+	/* the vault tree tells the kernel when a listing changes */
+	*cacheable = !vk_is_archive(d->node->kind);
+	*out = d;
+	return 0;
+fail:
+	view_releasedir(v, d);
+	return rc;
+}
+
+int view_dir_refresh(struct view *v, struct view_dir *d, struct cm_err *err)
+{
+	dir_clear(d);
+	if (vk_is_archive(d->node->kind))
+		return view_arc_opendir(v, d, err);
+	return tree_fill(v, d, err);
+}
+
+const struct view_dirent *view_dir_entry(struct view_dir *d, size_t off)
+{
+	return off < d->n ? &d->items[off].de : NULL;
+}
+
+int view_dir_lookup(struct view *v, struct view_dir *d, size_t off,
+		    struct view_attr *out)
+{
+	struct dir_item *it;
+	struct view_node *n, *p = d->node;
+
+	if (off >= d->n)
+		return -ENOENT;
+	it = &d->items[off];
+	memset(out, 0, sizeof(*out));
+	if (off < 2) {
+		out->mode = S_IFDIR;
+		return 0;
+	}
+	pthread_mutex_lock(&v->lock);
+	n = view_child_locked(v, p, it->name);
+	if (!n) {
+		struct view_node *fixed = NULL;
+
+		if (lookup_fixed(v, p, it->name, &fixed) == 0) {
+			n = fixed;
+		} else {
+			n = view_node_new_locked(v, p, it->name, it->kind);
+			if (vk_is_archive(it->kind)) {
+				char *key = NULL;
+
+				if (view_arc_child_key(p->key, it->name,
+						       it->kind == VK_ARC_DIR,
+						       &key)) {
+					/* listed, so it fits */
+					key = cm_xstrdup("");
+				}
+				n->key = key;
+			}
+		}
+	}
+	if (it->kind == VK_RP || it->kind == VK_ARC_FILE)
+		n->mtime = it->obj.mtime;
+	if (it->kind == VK_ARC_FILE && !n->writers)
+		n->size = it->obj.size;
+	n->nlookup++;
+	view_attr_locked(v, n, out);
+	pthread_mutex_unlock(&v->lock);
+	it->de.attr = *out;
+	return 0;
+}
+
+void view_releasedir(struct view *v, struct view_dir *d)
+{
+	if (!d)
+		return;
+	dir_clear(d);
+	view_node_put(v, d->node);
+	free(d);
+}
+
+/* ---- control files ----------------------------------------------------- */
+
+static int control_run(struct view *v, struct view_node *n, struct cm_err *err)
+{
+	struct orch *o = engine(v);
+	const char *vault = vault_name(v, n), *rp = n->parent->name;
+	char id[ORCH_JOB_ID_SIZE];
+	struct orch_job_info ji;
+	struct cm_err local;
+	bool queued = false;
+	int rc;
+
+	if (!err) {
+		cm_err_clear(&local);
+		err = &local;
+	}
+	if (!o)
+		return cm_err_set(err, ENOTCONN, "view: no engine");
+	if (n->kind == VK_RP_EXPORT) {
+		rc = orch_export(o, vault, rp, id, &queued, err);
+		if (rc == 0)
+			cm_info("view: export %s/%s: %s job %s", vault, rp,
+				queued ? "queued" : "already has", id);
+		return rc;
+	}
+	if (orch_job_for_rp(o, vault, rp, &ji) != 0) {
+		cm_info("view: cancel %s/%s: no job to cancel", vault, rp);
+		return 0;
+	}
+	rc = orch_cancel(o, ji.id, err);
+	if (rc == -EALREADY) {
+		cm_info("view: cancel %s/%s: %s", vault, rp, err->msg);
+		cm_err_clear(err);
+		rc = 0;
+	} else if (rc == 0) {
+		cm_info("view: cancel %s/%s: job %s", vault, rp, ji.id);
+	}
+	orch_job_info_release(&ji);
+	return rc;
+}
+
+static int control_write(struct view *v, struct view_file *f, const char *p,
+			 size_t n, struct cm_err *err)
+{
+	enum view_control which =
+	    f->kind == VK_RP_EXPORT ? VIEW_CTL_EXPORT : VIEW_CTL_CANCEL;
+	struct cm_err local;
+	int rc;
+
+	if (!err) {
+		cm_err_clear(&local);
+		err = &local;
+	}
+	pthread_mutex_lock(&f->lock);
+	f->ctl_pending = false;
+	pthread_mutex_unlock(&f->lock);
+	rc = view_control_parse(which, p, n, err);
+	if (rc) {
+		atomic_fetch_add(&v->control_errors, 1);
+		cm_warn("view: vaults/%s/%s/%s: %s", vault_name(v, f->node),
+			f->node->parent->name, f->node->name, err->msg);
+		return rc;
+	}
+	return control_run(v, f->node, err);
+}
+
+/* ---- files ------------------------------------------------------------- */
+
+struct view_file *view_file_new(struct view_node *n)
+{
+	struct view_file *f = cm_xcalloc(1, sizeof(*f));
+
+	f->node = n;
+	f->kind = n->kind;
+	pthread_mutex_init(&f->lock, NULL);
+	return f;
+}
+
+void view_file_free(struct view *v, struct view_file *f)
+{
+	view_node_put(v, f->node);
+	free(f->text);
+	pthread_mutex_destroy(&f->lock);
+	free(f);
+}
+
+int view_open(struct view *v, uint64_t ino, int flags, struct view_file **out,
+	      struct view_open_out *oo, struct cm_err *err)
+{
+	struct view_node *n = view_node_get(v, ino);
+	struct view_file *f;
+	bool writing = (flags & O_ACCMODE) != O_RDONLY;
+	int rc = 0;
+
+	memset(oo, 0, sizeof(*oo));
+	*out = NULL;
+	if (!n)
+		return cm_err_set(err, ENOENT, "view: no inode %llu",
+				  (unsigned long long)ino);
+	if (vk_is_dir(n->kind)) {
+		view_node_put(v, n);
+		return -EISDIR;
+	}
+	f = view_file_new(n); /* takes the reference */
+	if (n->kind == VK_ARC_FILE) {
+		rc = view_arc_open(v, f, flags, oo, err);
+		goto out;
+	}
+	oo->direct_io = true;
+	if (writing && n->kind != VK_RP_EXPORT && n->kind != VK_RP_CANCEL) {
+		rc = cm_err_set(err, EACCES, "view: %s is read-only", n->name);
+		goto out;
+	}
+	if (n->kind != VK_STATUS && n->kind != VK_METRICS &&
+	    !rp_exists(v, vault_of(v, n), rp_name_of(n), NULL)) {
+		rc = -ENOENT;
+		goto out;
+	}
+	if (writing) {
+		f->ctl_pending = (flags & O_TRUNC) != 0;
+		goto out;
+	}
+	f->text = render(v, n,
+			 n->kind == VK_STATUS || n->kind == VK_METRICS
+			     ? NULL
+			     : rp_name_of(n));
+	if (!f->text) {
+		rc = -ENOENT;
+		goto out;
+	}
+	f->len = strlen(f->text);
+	pthread_mutex_lock(&v->lock);
+	n->size = f->len;
+	n->mtime = time(NULL);
+	n->rendered_ns = cm_now_ns();
+	pthread_mutex_unlock(&v->lock);
+out:
+	if (rc) {
+		view_file_free(v, f);
+		return rc;
+	}
+	*out = f;
+	return 0;
+}
+
+int view_create(struct view *v, uint64_t parent, const char *name, mode_t mode,
+		int flags, struct view_file **out, struct view_attr *attr,
+		struct view_open_out *oo, struct cm_err *err)
+{
+	struct view_node *p = view_node_get(v, parent);
+	int rc;
+
+	memset(oo, 0, sizeof(*oo));
+	*out = NULL;
+	if (!p)
+		return -ENOENT;
+	if (p->kind != VK_STORE && p->kind != VK_ARC_DIR) {
+		/* the vault tree's names are fixed */
+		rc = vk_is_dir(p->kind) ? -EACCES : -ENOTDIR;
+		if (p->kind == VK_RP) {
+			for (size_t i = 0; i < N_RP_FILES; i++)
+				if (!strcmp(rp_files[i].name, name))
+					rc = -EEXIST;
+		}
+		view_node_put(v, p);
+		return rc;
+	}
+	if (!S_ISREG(mode) && (mode & S_IFMT)) {
+		view_node_put(v, p);
+		return -EPERM;
+	}
+	rc = view_arc_create(v, p, name, flags, out, attr, oo, err);
+	view_node_put(v, p);
+	return rc;
+}
+
+int view_read(struct view *v, struct view_file *f, uint64_t off, char *buf,
+	      size_t len, size_t *got, struct cm_err *err)
+{
+	*got = 0;
+	if (f->kind == VK_ARC_FILE)
+		return view_arc_read(v, f, off, buf, len, got, err);
+	pthread_mutex_lock(&f->lock);
+	if (f->text && off < f->len) {
+		*got = f->len - off < len ? f->len - off : len;
+		memcpy(buf, f->text + off, *got);
+	}
+	pthread_mutex_unlock(&f->lock);
+	return 0;
+}
+
+int view_write(struct view *v, struct view_file *f, uint64_t off, const void *p,
+	       size_t n, struct cm_err *err)
+{
+	if (f->kind == VK_ARC_FILE)
+		return view_arc_write(v, f, off, p, n, err);
+	if (f->kind == VK_RP_EXPORT || f->kind == VK_RP_CANCEL)
+		return control_write(v, f, p, n, err);
+	return -EBADF;
+}
+
+int view_flush(struct view *v, struct view_file *f, struct cm_err *err)
+{
+	if (f->kind == VK_ARC_FILE)
+		return view_arc_flush(v, f, err);
+	/* a control file's pending word waits for the last close: a shell
+	 * closes a copy of the descriptor before it writes */
+	return 0;
+}
+
+int view_fsync(struct view *v, struct view_file *f, struct cm_err *err)
+{
+	if (f->kind == VK_ARC_FILE)
+		return view_arc_fsync(v, f, err);
+	return 0;
+}
+
+void view_release(struct view *v, struct view_file *f)
+{
+	struct cm_err err;
+	bool pending;
+
+	if (!f)
+		return;
+	cm_err_clear(&err);
+	if (f->kind == VK_ARC_FILE) {
+		view_arc_close(v, f, false);
+	} else {
+		pthread_mutex_lock(&f->lock);
+		pending = f->ctl_pending;
+		f->ctl_pending = false;
+		pthread_mutex_unlock(&f->lock);
+		if (pending && control_run(v, f->node, &err))
+			cm_warn("view: %s", err.msg);
+	}
+	view_file_free(v, f);
+}
+
+int view_setattr(struct view *v, uint64_t ino, struct view_file *f,
+		 unsigned what, uint64_t size, struct view_attr *out,
+		 struct cm_err *err)
+{
+	struct view_node *n = view_node_get(v, ino);
+	int rc = 0;
+
+	if (!n)
+		return -ENOENT;
+	switch (n->kind) {
+	case VK_RP_EXPORT:
+	case VK_RP_CANCEL:
+		if ((what & VIEW_SET_SIZE) && f) {
+			/* the truncation of an open with O_TRUNC (it comes
+			 * with a new mtime too): the word at close, unless a
+			 * write says otherwise before */
+			pthread_mutex_lock(&f->lock);
+			f->ctl_pending = true;
+			pthread_mutex_unlock(&f->lock);
+		} else if (what & (VIEW_SET_TIMES | VIEW_SET_SIZE)) {
+			/* touch, truncate(1): the file's word, now */
+			if (f) {
+				pthread_mutex_lock(&f->lock);
+				f->ctl_pending = false;
+				pthread_mutex_unlock(&f->lock);
+			}
+			rc = control_run(v, n, err);
+		}
+		break;
+	case VK_ARC_FILE:
+	case VK_ARC_DIR:
+	case VK_STORE:
+		rc = view_arc_setattr(v, n, f, what, size, err);
+		break;
+	default:
+		/* times of the other nodes mean nothing; sizes are theirs */
+		if (what & (VIEW_SET_SIZE | VIEW_SET_MODE | VIEW_SET_OWNER))
+			rc = -EACCES;
+		break;
+	}
+	if (rc == 0) {
+		pthread_mutex_lock(&v->lock);
+		view_attr_locked(v, n, out);
+		pthread_mutex_unlock(&v->lock);
+	}
+	view_node_put(v, n);
+	return rc;
+}
+
+int view_unlink(struct view *v, uint64_t parent, const char *name,
+		struct cm_err *err)
+{
+	struct view_node *p = view_node_get(v, parent);
+	int rc;
+
+	if (!p)
+		return -ENOENT;
+	if (p->kind == VK_STORE || p->kind == VK_ARC_DIR)
+		rc = view_arc_unlink(v, p, name, err);
+	else
+		rc = cm_err_set(err, EPERM,
+				"view: %s: the vault tree is "
+				"read-only",
+				name);
+	view_node_put(v, p);
+	return rc;
+}
+
+int view_mkdir(struct view *v, uint64_t parent, const char *name,
+	       struct view_attr *out, struct cm_err *err)
+{
+	struct view_node *p = view_node_get(v, parent);
+	int rc;
+
+	if (!p)
+		return -ENOENT;
+	if (p->kind == VK_STORE || p->kind == VK_ARC_DIR)
+		rc = view_arc_mkdir(v, p, name, out, err);
+	else
+		rc = -EACCES;
+	view_node_put(v, p);
+	return rc;
+}
+
+int view_rmdir(struct view *v, uint64_t parent, const char *name,
+	       struct cm_err *err)
+{
+	struct view_node *p = view_node_get(v, parent);
+	int rc;
+
+	if (!p)
+		return -ENOENT;
+	if (p->kind == VK_STORE || p->kind == VK_ARC_DIR)
+		rc = view_arc_rmdir(v, p, name, err);
+	else
+		rc = -EPERM;
+	view_node_put(v, p);
+	return rc;
+}

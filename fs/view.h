@@ -1,0 +1,286 @@
+/*
+ * view.h - the view behind `vaultfs mount`, in plain C: no FUSE in here.
+ *
+ * The view is a small tree of nodes that fuse_ll.c (the only file that
+ * speaks libfuse) translates requests into, and that unit tests call
+ * directly:
+ *
+ *   /status                      daemon summary ("key: value" lines)
+ *   /metrics                     Prometheus text format
+ *   /vaults/VAULT/RP/info.json   the recovery point: type, resource, tags
+ *   /vaults/VAULT/RP/status      its job's state and progress
+ *   /vaults/VAULT/RP/log         its job's log lines
+ *   /vaults/VAULT/RP/export      control: touch, or write "start"
+ *   /vaults/VAULT/RP/cancel      control: touch, or write "cancel"
+ *   /archive/STORE/KEY...        the destination bucket (or local store)
+ *
+ * Nodes and inode numbers. Every node has a 64-bit inode number, never
+ * reused (so the FUSE generation is always 0). Fixed nodes (the root, its
+ * files, vaults/, archive/, each vault, the store) live as long as the
+ * view; others are made by a lookup and freed once the kernel forgot them
+ * (view_forget) and no handle or caller holds them. A lookup counts one
+ * kernel reference, as the FUSE contract says.
+ *
+ * Recovery points are listed from the vault directory (cheap: one readdir
+ * and one fstatat per entry, no tree walk) together with the engine's jobs
+ * of that vault, so that a recovery point whose snapshot was deleted after
+ * archiving still shows its status. A refresher thread keeps the listings
+ * current (inotify on each vault, a periodic rescan, and a nudge from the
+ * engine's notify callback) and reports what the kernel must forget
+ * through struct view_notify_ops.
+ *
+ * File contents are snapshots: a status, info.json, metrics or log file
+ * renders its whole text at open (view_open), and reads serve that copy,
+ * so what `cat` shows is consistent, never half-updated.
+ *
+ * Control files: a write must be the file's word ("start" for export,
+ * "cancel" for cancel; surrounding white space ignored) or nothing; any
+ * other text fails that write with -EINVAL and the reason is logged.
+ * Touching the file (a setattr of its times or size) and opening it with
+ * O_TRUNC and closing it without a write count as the word. export is
+ * idempotent (orch_export answers a repeat with the existing job).
+ *
+ * The archive view (view_archive.c): directories come from the store's
+ * listing (S3: ListObjectsV2 with delimiter '/'), cached briefly; reads go
+ * through a read-ahead window for remote stores; a new file written
+ * sequentially streams into the store (S3: a multipart upload, memory
+ * bounded by the uploader) and appears when it is flushed (close) or
+ * fsynced. A write anywhere but at the end fails with -EINVAL and poisons
+ * the file (nothing half-written ever appears). Overwriting an existing
+ * object needs opts.allow_overwrite, unlink needs opts.allow_delete.
+ *
+ * Threads: every function may be called from any thread at once, except
+ * view_new/view_free. Calls on archive nodes may wait on the network
+ * (view_may_block says which); the adapter runs those on its workers. The
+ * view runs its own refresher thread and, for remote stores, a small pool
+ * that reads ahead.
+ *
+ * Errors: 0 or a negative errno, and a message in err for the log.
+ */
+#ifndef VAULTFS_VIEW_H
+#define VAULTFS_VIEW_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <time.h>
+
+#include "config.h"
+#include "err.h"
+
+struct orch;
+struct orch_job_info;
+struct orch_snapshot;
+struct orch_recovery_point;
+struct s3_client;
+
+#define VIEW_ROOT_INO 1
+
+/* What the kernel must forget; called with no lock of the view held, from
+ * any of the view's threads (the adapter queues them for its notifier). */
+struct view_notify_ops {
+	/* the inode's attributes and cached data (a directory's listing) */
+	void (*inval_inode)(void *ctx, uint64_t ino);
+	/* the dentry `name` in directory `parent` (also a negative one) */
+	void (*inval_entry)(void *ctx, uint64_t parent, const char *name);
+};
+
+struct view_opts {
+	const struct orch_config *cfg; /* borrowed; outlives the view */
+	/* the engine (borrowed; may be NULL: control files then fail with
+	 * -ENOTCONN and status shows no jobs). Set later with view_set_orch
+	 * when the engine needs the view's notify callback first. */
+	struct orch *orch;
+	/* the S3 client of the archive view (borrowed); NULL with an S3
+	 * destination: the view makes its own from cfg */
+	struct s3_client *s3;
+	bool allow_overwrite;
+	bool allow_delete;
+	uid_t uid; /* owner of every node */
+	gid_t gid;
+	unsigned list_cache_ms;		      /* listings; 0: 2000 */
+	unsigned rescan_ms;		      /* vault listings; 0: 5000 */
+	unsigned readahead_max;		      /* bytes; 0: 8 MiB */
+	const struct view_notify_ops *notify; /* may be NULL */
+	void *notify_ctx;
+};
+
+struct view;
+
+/* Starts the refresher thread. NULL with err set when the store cannot be
+ * set up. */
+struct view *view_new(const struct view_opts *opts, struct cm_err *err);
+/* Aborts unfinished uploads, stops the threads. NULL is a no-op. */
+void view_free(struct view *v);
+
+/* Attach the engine once it exists (before any request). */
+void view_set_orch(struct view *v, struct orch *o);
+
+/* The engine's notify callback (orch_opts.notify, ctx: the view). */
+void view_orch_notify(void *ctx, const struct orch_job_info *ji);
+
+/*
+ * Crash recovery of the archive view: abort the multipart uploads (remove
+ * the temporary files) that an earlier `vaultfs mount` left open when it
+ * died. Call once the stateDir lock is held (after orch_start). *n
+ * receives how many were cleaned.
+ */
+int view_recover(struct view *v, size_t *n, struct cm_err *err);
+
+/* ---- attributes and names ---------------------------------------------- */
+
+struct view_attr {
+	uint64_t ino;
+	mode_t mode; /* S_IFDIR|0755, S_IFREG|0444, ... */
+	unsigned nlink;
+	uint64_t size;
+	time_t mtime; /* also atime and ctime */
+	uid_t uid;
+	gid_t gid;
+	double attr_timeout;  /* seconds the kernel may keep these */
+	double entry_timeout; /* seconds it may keep the name (lookups) */
+};
+
+/* A name in a directory: one more kernel reference on success. -ENOENT
+ * with out->entry_timeout set for a negative entry the kernel may keep. */
+int view_lookup(struct view *v, uint64_t parent, const char *name,
+		struct view_attr *out, struct cm_err *err);
+/* The kernel dropped n references. */
+void view_forget(struct view *v, uint64_t ino, uint64_t n);
+int view_getattr(struct view *v, uint64_t ino, struct view_attr *out,
+		 struct cm_err *err);
+/* Requests on this inode may wait on the network (archive nodes of a
+ * remote store). */
+bool view_may_block(struct view *v, uint64_t ino);
+
+/* ---- directories ------------------------------------------------------- */
+
+struct view_dir;
+
+struct view_dirent {
+	const char *name;      /* borrowed from the handle */
+	struct view_attr attr; /* attr.ino: 0 until looked up */
+};
+
+/* A snapshot of the directory's entries ("." and ".." first). */
+int view_opendir(struct view *v, uint64_t ino, struct view_dir **out,
+		 bool *cacheable, struct cm_err *err);
+/* Entries from index `off`; NULL past the end. Borrowed from the handle. */
+const struct view_dirent *view_dir_entry(struct view_dir *d, size_t off);
+/* Refresh the snapshot (a rewinddir: a read at offset 0 again). */
+int view_dir_refresh(struct view *v, struct view_dir *d, struct cm_err *err);
+/* For readdirplus: count one kernel reference on entry `off` (whose attrs
+ * are then complete, ino included); "." and ".." take none. */
+int view_dir_lookup(struct view *v, struct view_dir *d, size_t off,
+		    struct view_attr *out);
+void view_releasedir(struct view *v, struct view_dir *d);
+
+/* ---- files ------------------------------------------------------------- */
+
+struct view_file;
+
+struct view_open_out {
+	bool direct_io;	 /* no page cache: contents are snapshots */
+	bool keep_cache; /* the cached data is still right */
+	bool nonseekable;
+};
+
+/* flags: the open(2) flags. */
+int view_open(struct view *v, uint64_t ino, int flags, struct view_file **out,
+	      struct view_open_out *oo, struct cm_err *err);
+/* A new archive object (other places: -EACCES). Counts a kernel reference
+ * on the new node, like a lookup. */
+int view_create(struct view *v, uint64_t parent, const char *name, mode_t mode,
+		int flags, struct view_file **out, struct view_attr *attr,
+		struct view_open_out *oo, struct cm_err *err);
+/* Up to len bytes at off into buf; *got is 0 at the end. */
+int view_read(struct view *v, struct view_file *f, uint64_t off, char *buf,
+	      size_t len, size_t *got, struct cm_err *err);
+/* All n bytes or an error (-EINVAL: out of order, or a bad command). */
+int view_write(struct view *v, struct view_file *f, uint64_t off, const void *p,
+	       size_t n, struct cm_err *err);
+/* close(2) of one descriptor: an archive upload completes here. */
+int view_flush(struct view *v, struct view_file *f, struct cm_err *err);
+int view_fsync(struct view *v, struct view_file *f, struct cm_err *err);
+/* The last close. Completes what flush did not (errors are logged). */
+void view_release(struct view *v, struct view_file *f);
+
+#define VIEW_SET_SIZE  0x1
+#define VIEW_SET_TIMES 0x2 /* atime and/or mtime */
+#define VIEW_SET_MODE  0x4
+#define VIEW_SET_OWNER 0x8
+
+/* f may be NULL (a path setattr). */
+int view_setattr(struct view *v, uint64_t ino, struct view_file *f,
+		 unsigned what, uint64_t size, struct view_attr *out,
+		 struct cm_err *err);
+int view_unlink(struct view *v, uint64_t parent, const char *name,
+		struct cm_err *err);
+/* An empty archive directory, kept in memory until something is written
+ * below it (S3 has no directories). One kernel reference on success. */
+int view_mkdir(struct view *v, uint64_t parent, const char *name,
+	       struct view_attr *out, struct cm_err *err);
+int view_rmdir(struct view *v, uint64_t parent, const char *name,
+	       struct cm_err *err);
+
+/* ---- what the view shows (view_text.c); pure functions ----------------- */
+
+/* The commands of the control files. */
+enum view_control {
+	VIEW_CTL_EXPORT = 0,
+	VIEW_CTL_CANCEL,
+};
+
+/*
+ * A write of `len` bytes to control file `which`: 0 when it is the file's
+ * word or only white space, else -EINVAL with the reason in err (quoting
+ * at most 40 bytes of what was written, escaped).
+ */
+int view_control_parse(enum view_control which, const char *data, size_t len,
+		       struct cm_err *err);
+
+/* Counters of the archive view (view_stats_get). */
+struct view_stats {
+	uint64_t bytes_written;	  /* into archive objects */
+	uint64_t bytes_read;	  /* from archive objects */
+	uint64_t objects_written; /* completed uploads */
+	uint64_t write_errors;	  /* failed or refused uploads */
+	uint64_t control_errors;  /* rejected control writes */
+	uint64_t uploads_open;	  /* being written now */
+	time_t started;
+};
+
+void view_stats_get(struct view *v, struct view_stats *out);
+
+/* The text of /status. The caller frees. */
+char *view_status_text(const struct orch_config *cfg,
+		       const struct orch_snapshot *snap,
+		       const struct view_stats *st, time_t now);
+/* The text of /metrics. The caller frees. */
+char *view_metrics_text(const struct orch_snapshot *snap,
+			const struct view_stats *st, time_t now);
+/* The status of a recovery point: its job's text (orch_job_info_text),
+ * or "state: new" lines when it has no job (ji NULL). */
+char *view_rp_status_text(const char *vault, const char *name,
+			  const struct orch_job_info *ji, bool auto_start);
+/* info.json of a recovery point from its inspection and/or its job (either
+ * may be NULL, not both). */
+char *view_rp_info_json(const char *vault, const char *name,
+			const struct orch_recovery_point *rp,
+			const struct orch_job_info *ji);
+
+/* ---- the archive's names (view_archive.c) ------------------------------ */
+
+/* The key of `name` inside directory prefix `dir` ("" or ending in '/');
+ * is_dir adds the '/'. -EINVAL for names S3 keys cannot carry as a path
+ * component ("", ".", ".."), -ENAMETOOLONG past 1024 bytes. */
+int view_arc_child_key(const char *dir, const char *name, bool is_dir,
+		       char **out);
+/* The name a listing entry `key` has inside `dir` (a prefix of it): the
+ * part after dir without a trailing '/'. NULL when it has none (the
+ * directory marker "dir/" itself, or an empty component). Borrowed. */
+const char *view_arc_child_name(const char *dir, const char *key, char *buf,
+				size_t buflen);
+
+#endif

@@ -1,0 +1,1317 @@
+/*
+ * view_archive.c - archive/STORE/KEY...: the destination as a file tree.
+ *
+ * Names. A directory is a key prefix ending in '/' ("" at the top), a file
+ * an object key. A key that is both an object "a" and a prefix "a/" shows
+ * as the directory. Keys with empty components ("a//b") or a component
+ * "." or ".." cannot be reached, and are left out of listings.
+ *
+ * Listings come from the store (S3: ListObjectsV2, delimiter '/') and are
+ * cached for opts.list_cache_ms, shared by readdir and lookups. A lookup
+ * without a fresh listing asks for the one name (HeadObject, then a
+ * one-key listing of "name/"). Nodes the store does not show yet - files
+ * being written, directories made by mkdir - are "pinned": they hold a
+ * reference, lookups find them first and listings include them.
+ *
+ * Reading (remote stores): two windows per open file. A read served from
+ * a window near its end starts the next window on the read-ahead pool; a
+ * miss fetches synchronously. The window grows from 1 MiB up to
+ * opts.readahead_max while reads stay sequential, so memory is at most two
+ * windows per open file. Every ranged GET must answer with the ETag seen
+ * at open, else the read fails with EIO (the object changed).
+ *
+ * Writing: a new file (or, with allow_overwrite, an existing one opened
+ * with O_TRUNC) streams into the store's writer. Each write must start
+ * where the last ended; anything else fails with EINVAL and poisons the
+ * file: the upload is aborted at once, later writes and close fail, and
+ * no object appears. The object appears at the first flush (close) or
+ * fsync; a write after that fails with EINVAL. Before a writer leaves
+ * anything a crash would strand (a multipart upload, a temporary file) it
+ * is recorded in view_uploads.c, and the record goes when it completes
+ * or is aborted.
+ *
+ * Locks: file->lock is held across store calls of that file; view->lock
+ * only for nodes and the listing cache, never across a store call. A
+ * reader's windows have their own lock (rd->lock), taken under file->lock
+ * or alone by the read-ahead task.
+ */
+#include "view_int.h"
+
+#include "log.h"
+#include "mem.h"
+#include "orch.h"
+#include "timeutil.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define KEY_MAX	   1024
+#define RA_MIN	   (1u << 20)
+#define RA_THREADS 4
+
+/* ---- names ------------------------------------------------------------- */
+
+int view_arc_child_key(const char *dir, const char *name, bool is_dir,
+		       char **out)
+{
+	size_t dl = strlen(dir), nl = strlen(name);
+
+	*out = NULL;
+	if (!nl || !strcmp(name, ".") || !strcmp(name, "..") ||
+	    strchr(name, '/'))
+		return -EINVAL;
+	if (dl + nl + (is_dir ? 1 : 0) > KEY_MAX)
+		return -ENAMETOOLONG;
+	*out = cm_xasprintf("%s%s%s", dir, name, is_dir ? "/" : "");
+	return 0;
+}
+
+const char *view_arc_child_name(const char *dir, const char *key, char *buf,
+				size_t buflen)
+{
+	size_t dl = strlen(dir), kl = strlen(key), nl;
+	const char *name;
+
+	if (kl <= dl || strncmp(key, dir, dl) != 0)
+		return NULL;
+	name = key + dl;
+	nl = kl - dl;
+	if (name[nl - 1] == '/')
+		nl--;
+	if (nl == 0 || nl >= buflen || memchr(name, '/', nl))
+		return NULL;
+	memcpy(buf, name, nl);
+	buf[nl] = '\0';
+	if (!strcmp(buf, ".") || !strcmp(buf, ".."))
+		return NULL;
+	return buf;
+}
+
+/* s3://bucket/key or the local path, for messages */
+static void where(struct view *v, const char *key, char *buf, size_t len)
+{
+	if (v->cfg->dest_kind == ORCH_DEST_S3)
+		snprintf(buf, len, "s3://%s/%s", v->cfg->bucket, key);
+	else
+		snprintf(buf, len, "%s/%s", v->cfg->store_dir, key);
+}
+
+/* ---- pinned nodes ------------------------------------------------------ */
+
+static void pin_locked(struct view *v, struct view_node *n)
+{
+	if (n->pinned)
+		return;
+	if (v->npinned == v->pinned_cap) {
+		v->pinned_cap = v->pinned_cap ? v->pinned_cap * 2 : 16;
+		v->pinned =
+		    cm_xrealloc(v->pinned, v->pinned_cap * sizeof(*v->pinned));
+	}
+	v->pinned[v->npinned++] = n;
+	n->pinned = true;
+	n->refs++;
+}
+
+static void unpin_locked(struct view *v, struct view_node *n)
+{
+	if (!n->pinned)
+		return;
+	for (size_t i = 0; i < v->npinned; i++) {
+		if (v->pinned[i] == n) {
+			v->pinned[i] = v->pinned[--v->npinned];
+			break;
+		}
+	}
+	n->pinned = false;
+	view_node_unref_locked(v, n);
+}
+
+/* ---- the listing cache ------------------------------------------------- */
+
+static void listing_free(struct view_listing *l)
+{
+	for (size_t i = 0; i < l->n; i++)
+		free(l->ents[i].name);
+	free(l->ents);
+	free(l->prefix);
+	free(l);
+}
+
+static void listing_put_locked(struct view_listing *l)
+{
+	if (l && --l->refs == 0 && !l->cached)
+		listing_free(l);
+}
+
+/* Take l out of the cache (freed once its users are done). */
+static void uncache_locked(struct view *v, struct view_listing *l)
+{
+	struct view_listing **pp = &v->listings;
+
+	for (; *pp; pp = &(*pp)->next) {
+		if (*pp == l) {
+			*pp = l->next;
+			break;
+		}
+	}
+	v->nlistings--;
+	l->cached = false;
+	l->next = NULL;
+	if (l->refs == 0)
+		listing_free(l);
+}
+
+/* A fresh cached listing of prefix, with a reference, or NULL. */
+static struct view_listing *cached_locked(struct view *v, const char *prefix)
+{
+	uint64_t ttl = (uint64_t)v->opts.list_cache_ms * 1000000ull;
+	uint64_t now = cm_now_ns();
+
+	for (struct view_listing *l = v->listings; l; l = l->next) {
+		if (strcmp(l->prefix, prefix) != 0)
+			continue;
+		if (now - l->fetched_ns >= ttl)
+			return NULL;
+		l->refs++;
+		return l;
+	}
+	return NULL;
+}
+
+/* Forget the listing of prefix (after a change below it). */
+static void listing_drop(struct view *v, const char *prefix)
+{
+	pthread_mutex_lock(&v->lock);
+	for (struct view_listing *l = v->listings; l; l = l->next) {
+		if (strcmp(l->prefix, prefix) == 0) {
+			uncache_locked(v, l);
+			break;
+		}
+	}
+	pthread_mutex_unlock(&v->lock);
+}
+
+struct list_acc {
+	struct view_lentry *e;
+	size_t n, cap;
+};
+
+static int list_add(void *ctx, const char *name, const struct view_obj *obj)
+{
+	struct list_acc *a = ctx;
+
+	if (!strncmp(name, VIEW_LOCAL_TMP_PREFIX,
+		     strlen(VIEW_LOCAL_TMP_PREFIX)))
+		return 0;
+	if (a->n == a->cap) {
+		a->cap = a->cap ? a->cap * 2 : 64;
+		a->e = cm_xrealloc(a->e, a->cap * sizeof(*a->e));
+	}
+	a->e[a->n].name = cm_xstrdup(name);
+	a->e[a->n].obj = *obj;
+	a->n++;
+	return 0;
+}
+
+static int arc_ent_cmp(const void *x, const void *y)
+{
+	const struct view_lentry *a = x, *b = y;
+	int c = strcmp(a->name, b->name);
+
+	/* directories first among equal names: they win */
+	return c ? c : (int)b->obj.is_dir - (int)a->obj.is_dir;
+}
+
+/* The listing of prefix: cached if fresh, else from the store. */
+static int listing_get(struct view *v, const char *prefix,
+		       struct view_listing **out, struct cm_err *err)
+{
+	struct list_acc a = {0};
+	struct view_listing *l;
+	size_t w = 0;
+	int rc;
+
+	pthread_mutex_lock(&v->lock);
+	l = cached_locked(v, prefix);
+	pthread_mutex_unlock(&v->lock);
+	if (l) {
+		*out = l;
+		return 0;
+	}
+	rc = v->store->ops->list(v->store, prefix, list_add, &a, err);
+	if (rc) {
+		for (size_t i = 0; i < a.n; i++)
+			free(a.e[i].name);
+		free(a.e);
+		return rc;
+	}
+	if (a.n)
+		qsort(a.e, a.n, sizeof(*a.e), arc_ent_cmp);
+	for (size_t i = 0; i < a.n; i++) {
+		if (w && !strcmp(a.e[w - 1].name, a.e[i].name)) {
+			free(a.e[i].name);
+			continue;
+		}
+		a.e[w++] = a.e[i];
+	}
+	l = cm_xcalloc(1, sizeof(*l));
+	l->prefix = cm_xstrdup(prefix);
+	l->ents = a.e;
+	l->n = w;
+	l->fetched_ns = cm_now_ns();
+	l->refs = 1;
+	l->cached = true;
+	pthread_mutex_lock(&v->lock);
+	for (struct view_listing *o = v->listings; o; o = o->next) {
+		if (!strcmp(o->prefix, prefix)) {
+			uncache_locked(v, o);
+			break;
+		}
+	}
+	l->next = v->listings;
+	v->listings = l;
+	v->nlistings++;
+	while (v->nlistings > VIEW_LISTINGS_MAX) {
+		struct view_listing *last = v->listings;
+
+		while (last->next)
+			last = last->next;
+		uncache_locked(v, last);
+	}
+	pthread_mutex_unlock(&v->lock);
+	*out = l;
+	return 0;
+}
+
+static const struct view_lentry *listing_find(const struct view_listing *l,
+					      const char *name)
+{
+	size_t lo = 0, hi = l->n;
+
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+		int c = strcmp(l->ents[mid].name, name);
+
+		if (c == 0)
+			return &l->ents[mid];
+		if (c < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return NULL;
+}
+
+/* ---- nodes ------------------------------------------------------------- */
+
+/* Under view->lock: the node for `name` in parent as the store shows it,
+ * made or replaced (a file that became a directory gets a new node). */
+static struct view_node *arc_node_locked(struct view *v,
+					 struct view_node *parent,
+					 const char *name,
+					 const struct view_obj *obj)
+{
+	enum view_kind kind = obj->is_dir ? VK_ARC_DIR : VK_ARC_FILE;
+	struct view_node *n = view_child_locked(v, parent, name);
+
+	if (n && n->kind != kind && !n->pinned) {
+		view_unhash_locked(v, n);
+		n = NULL;
+	}
+	if (!n) {
+		n = view_node_new_locked(v, parent, name, kind);
+		if (view_arc_child_key(parent->key, name, obj->is_dir, &n->key))
+			n->key = cm_xstrdup(""); /* checked by the caller */
+	}
+	if (kind == VK_ARC_FILE && !n->writers) {
+		n->size = obj->size;
+		n->mtime = obj->mtime;
+	}
+	return n;
+}
+
+int view_arc_lookup(struct view *v, struct view_node *parent, const char *name,
+		    struct view_attr *out, struct cm_err *err)
+{
+	struct view_listing *l = NULL;
+	struct view_obj obj;
+	struct view_node *n;
+	char *key = NULL, *dkey = NULL;
+	bool found = false, children = false;
+	int rc;
+
+	memset(&obj, 0, sizeof(obj));
+	rc = view_arc_child_key(parent->key, name, false, &key);
+	if (rc == 0)
+		rc = view_arc_child_key(parent->key, name, true, &dkey);
+	if (rc)
+		goto out;
+
+	pthread_mutex_lock(&v->lock);
+	n = view_child_locked(v, parent, name);
+	if (n && n->pinned) {
+		n->nlookup++;
+		view_attr_locked(v, n, out);
+		pthread_mutex_unlock(&v->lock);
+		goto out;
+	}
+	l = cached_locked(v, parent->key);
+	if (l) {
+		const struct view_lentry *e = listing_find(l, name);
+
+		if (e) {
+			obj = e->obj;
+			found = true;
+		}
+		listing_put_locked(l);
+		pthread_mutex_unlock(&v->lock);
+		if (!found) {
+			rc = -ENOENT;
+			goto out;
+		}
+	} else {
+		pthread_mutex_unlock(&v->lock);
+		rc = v->store->ops->stat(v->store, key, &obj, err);
+		if (rc == -ENOENT) {
+			if (err)
+				cm_err_clear(err);
+			rc = v->store->ops->has_children(v->store, dkey,
+							 &children, err);
+			if (rc == 0 && !children)
+				rc = -ENOENT;
+			memset(&obj, 0, sizeof(obj));
+			obj.is_dir = true;
+		}
+		if (rc)
+			goto out;
+	}
+	pthread_mutex_lock(&v->lock);
+	n = arc_node_locked(v, parent, name, &obj);
+	n->nlookup++;
+	view_attr_locked(v, n, out);
+	pthread_mutex_unlock(&v->lock);
+out:
+	free(key);
+	free(dkey);
+	return rc;
+}
+
+/* ---- directories ------------------------------------------------------- */
+
+static void item_push(struct view_dir *d, size_t *cap, const char *name,
+		      enum view_kind kind, const struct view_obj *obj)
+{
+	struct dir_item *it;
+
+	if (d->n == *cap) {
+		*cap = *cap ? *cap * 2 : 64;
+		d->items = cm_xrealloc(d->items, *cap * sizeof(*d->items));
+	}
+	it = &d->items[d->n++];
+	memset(it, 0, sizeof(*it));
+	it->name = cm_xstrdup(name);
+	it->de.name = it->name;
+	it->kind = kind;
+	if (obj)
+		it->obj = *obj;
+	it->de.attr.mode = kind == VK_ARC_FILE ? S_IFREG : S_IFDIR;
+	it->de.attr.size = it->obj.size;
+	it->de.attr.mtime = it->obj.mtime;
+}
+
+static int item_cmp(const void *a, const void *b)
+{
+	return strcmp(((const struct dir_item *)a)->name,
+		      ((const struct dir_item *)b)->name);
+}
+
+int view_arc_opendir(struct view *v, struct view_dir *d, struct cm_err *err)
+{
+	struct view_node *n = d->node;
+	struct view_listing *l;
+	size_t cap = 0, pinned = 0;
+	int rc;
+
+	rc = listing_get(v, n->key, &l, err);
+	if (rc)
+		return rc;
+	item_push(d, &cap, ".", n->kind, NULL);
+	item_push(d, &cap, "..", VK_ARC_DIR, NULL);
+	for (size_t i = 0; i < l->n; i++)
+		item_push(d, &cap, l->ents[i].name,
+			  l->ents[i].obj.is_dir ? VK_ARC_DIR : VK_ARC_FILE,
+			  &l->ents[i].obj);
+	/* what the store does not show yet */
+	pthread_mutex_lock(&v->lock);
+	for (size_t i = 0; i < v->npinned; i++) {
+		struct view_node *p = v->pinned[i];
+		struct view_obj obj = {0};
+
+		if (p->parent != n || !p->hashed || listing_find(l, p->name))
+			continue;
+		obj.is_dir = p->kind == VK_ARC_DIR;
+		obj.size = p->size;
+		obj.mtime = p->mtime;
+		item_push(d, &cap, p->name, p->kind, &obj);
+		pinned++;
+	}
+	listing_put_locked(l);
+	pthread_mutex_unlock(&v->lock);
+	if (pinned)
+		qsort(d->items + 2, d->n - 2, sizeof(*d->items), item_cmp);
+	for (size_t i = 0; i < d->n; i++)
+		d->items[i].de.name = d->items[i].name;
+	return 0;
+}
+
+/* ---- open files -------------------------------------------------------- */
+
+static void files_add(struct view *v, struct view_file *f)
+{
+	pthread_mutex_lock(&v->files_lock);
+	if (v->nafiles == v->afiles_cap) {
+		v->afiles_cap = v->afiles_cap ? v->afiles_cap * 2 : 16;
+		v->afiles =
+		    cm_xrealloc(v->afiles, v->afiles_cap * sizeof(*v->afiles));
+	}
+	v->afiles[v->nafiles++] = f;
+	pthread_mutex_unlock(&v->files_lock);
+}
+
+static void files_remove(struct view *v, struct view_file *f)
+{
+	pthread_mutex_lock(&v->files_lock);
+	for (size_t i = 0; i < v->nafiles; i++) {
+		if (v->afiles[i] == f) {
+			v->afiles[i] = v->afiles[--v->nafiles];
+			break;
+		}
+	}
+	pthread_mutex_unlock(&v->files_lock);
+}
+
+/* ---- reading ----------------------------------------------------------- */
+
+enum win_state {
+	WIN_EMPTY = 0,
+	WIN_LOADING,
+	WIN_READY,
+	WIN_FAILED,
+};
+
+struct ra_win {
+	uint64_t off; /* protected by rd->lock */
+	size_t want;  /* protected by rd->lock: bytes asked for */
+	size_t len;   /* protected by rd->lock: bytes there */
+	size_t cap;
+	char *data;
+	enum win_state state;	  /* protected by rd->lock */
+	int err;		  /* protected by rd->lock */
+	char msg[CM_ERR_MSG_MAX]; /* protected by rd->lock */
+};
+
+struct view_reader {
+	struct view *v;
+	struct view_store_rd *rd;
+	uint64_t size;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	struct ra_win win[2];
+	size_t window;	   /* protected by ->lock */
+	uint64_t next_seq; /* protected by ->lock: end of the last read */
+	unsigned tasks;	   /* protected by ->lock: read-aheads */
+};
+
+struct ra_task {
+	struct view_reader *r;
+	struct ra_win *w;
+};
+
+/* Fill w (state LOADING, off and want set) from the store; no lock held
+ * while reading. */
+static void win_load(struct view_reader *r, struct ra_win *w)
+{
+	struct view *v = r->v;
+	struct cm_err err;
+	size_t got = 0;
+	int rc;
+
+	cm_err_clear(&err);
+	if (w->cap < w->want) {
+		free(w->data);
+		w->cap = w->want;
+		w->data = cm_xmalloc(w->cap);
+	}
+	rc = v->store->ops->read(r->rd, w->off, w->data, w->want, &got, &err);
+	pthread_mutex_lock(&r->lock);
+	w->len = got;
+	w->err = rc;
+	w->state = rc ? WIN_FAILED : WIN_READY;
+	snprintf(w->msg, sizeof(w->msg), "%s", err.msg);
+	pthread_cond_broadcast(&r->cond);
+	pthread_mutex_unlock(&r->lock);
+}
+
+static void ra_task_run(void *arg)
+{
+	struct ra_task *t = arg;
+	struct view_reader *r = t->r;
+
+	win_load(r, t->w);
+	pthread_mutex_lock(&r->lock);
+	r->tasks--;
+	pthread_cond_broadcast(&r->cond);
+	pthread_mutex_unlock(&r->lock);
+	free(t);
+}
+
+static bool win_has(const struct ra_win *w, uint64_t off)
+{
+	return (w->state == WIN_READY || w->state == WIN_LOADING ||
+		w->state == WIN_FAILED) &&
+	       off >= w->off && off < w->off + w->want;
+}
+
+/* Under r->lock: start loading [off, off + want) into w in the background
+ * (or not at all: read-ahead is a hint). */
+static void prefetch_locked(struct view_reader *r, struct ra_win *w,
+			    uint64_t off)
+{
+	struct ra_task *t;
+
+	if (off >= r->size || w->state == WIN_LOADING || !r->v->ra_pool)
+		return;
+	w->off = off;
+	w->want =
+	    r->size - off < r->window ? (size_t)(r->size - off) : r->window;
+	w->state = WIN_LOADING;
+	t = cm_xmalloc(sizeof(*t));
+	t->r = r;
+	t->w = w;
+	r->tasks++;
+	if (cm_pool_submit(r->v->ra_pool, ra_task_run, t) != 0) {
+		r->tasks--;
+		w->state = WIN_EMPTY;
+		free(t);
+	}
+}
+
+static int reader_read(struct view_reader *r, uint64_t off, char *buf,
+		       size_t len, size_t *got, struct cm_err *err)
+{
+	int rc = 0;
+
+	*got = 0;
+	if (off >= r->size || !len)
+		return 0;
+	if (len > r->size - off)
+		len = (size_t)(r->size - off);
+	pthread_mutex_lock(&r->lock);
+	while (*got < len) {
+		uint64_t at = off + *got;
+		struct ra_win *w = NULL, *other;
+		size_t n;
+
+		for (int i = 0; i < 2; i++)
+			if (win_has(&r->win[i], at))
+				w = &r->win[i];
+		if (w && w->state == WIN_LOADING) {
+			pthread_cond_wait(&r->cond, &r->lock);
+			continue;
+		}
+		if (w && w->state == WIN_FAILED) {
+			rc = cm_err_set(err, -w->err, "%s", w->msg);
+			w->state = WIN_EMPTY;
+			break;
+		}
+		if (!w || at >= w->off + w->len) {
+			/* a miss: fetch here, in this thread */
+			bool seq = at == r->next_seq;
+
+			r->window = seq ? r->window * 2 : RA_MIN;
+			if (r->window > r->v->opts.readahead_max)
+				r->window = r->v->opts.readahead_max;
+			if (r->window < len - *got)
+				r->window = len - *got;
+			/* the window not loading, the older if both idle */
+			if (r->win[0].state == WIN_LOADING)
+				w = &r->win[1];
+			else if (r->win[1].state == WIN_LOADING)
+				w = &r->win[0];
+			else
+				w = r->win[0].off <= r->win[1].off ? &r->win[0]
+								   : &r->win[1];
+			if (w->state == WIN_LOADING) {
+				pthread_cond_wait(&r->cond, &r->lock);
+				continue;
+			}
+			w->off = at;
+			w->want = r->size - at < r->window
+				      ? (size_t)(r->size - at)
+				      : r->window;
+			w->state = WIN_LOADING;
+			pthread_mutex_unlock(&r->lock);
+			win_load(r, w);
+			pthread_mutex_lock(&r->lock);
+			continue;
+		}
+		n = (size_t)(w->off + w->len - at);
+		if (n > len - *got)
+			n = len - *got;
+		memcpy(buf + *got, w->data + (at - w->off), n);
+		*got += n;
+		/* past the middle of this window: the next one, ahead */
+		other = w == &r->win[0] ? &r->win[1] : &r->win[0];
+		if (at + n >= w->off + w->len / 2 &&
+		    w->off + w->len < r->size &&
+		    !win_has(other, w->off + w->len)) {
+			if (r->window < r->v->opts.readahead_max)
+				r->window *= 2;
+			if (r->window > r->v->opts.readahead_max)
+				r->window = r->v->opts.readahead_max;
+			prefetch_locked(r, other, w->off + w->len);
+		}
+	}
+	r->next_seq = off + *got;
+	pthread_mutex_unlock(&r->lock);
+	return rc;
+}
+
+static void reader_free(struct view *v, struct view_reader *r)
+{
+	if (!r)
+		return;
+	pthread_mutex_lock(&r->lock);
+	while (r->tasks)
+		pthread_cond_wait(&r->cond, &r->lock);
+	pthread_mutex_unlock(&r->lock);
+	v->store->ops->close_read(r->rd);
+	for (int i = 0; i < 2; i++)
+		free(r->win[i].data);
+	pthread_mutex_destroy(&r->lock);
+	pthread_cond_destroy(&r->cond);
+	free(r);
+}
+
+/* ---- writing ----------------------------------------------------------- */
+
+struct view_writer {
+	struct view *v;
+	struct view_store_wr *w;
+	char *key;
+	uint64_t written;
+	int failed; /* a negative errno: poisoned */
+	bool finished;
+	char rec[VIEW_UPLOAD_ID_SIZE]; /* the crash record, "" when none */
+};
+
+static int writer_record(void *ctx, const char *upload_id, const char *tmp_path,
+			 struct cm_err *err)
+{
+	struct view_writer *aw = ctx;
+
+	return view_upload_save(aw->v, aw->rec, aw->key, upload_id, tmp_path,
+				err);
+}
+
+/* Under f->lock: give up the writer's upload; the file is poisoned. */
+static void writer_poison(struct view *v, struct view_writer *aw, int rc)
+{
+	if (aw->failed)
+		return;
+	aw->failed = rc;
+	atomic_fetch_add(&v->write_errors, 1);
+	if (aw->w) {
+		v->store->ops->close_write(aw->w);
+		aw->w = NULL;
+	}
+	view_upload_forget(v, aw->rec);
+}
+
+static int writer_finish(struct view *v, struct view_file *f,
+			 struct cm_err *err)
+{
+	struct view_writer *aw = f->wr;
+	struct view_node *n = f->node;
+	struct view_obj obj;
+	struct cm_err local;
+	char w[1100];
+	int rc;
+
+	if (!err) {
+		cm_err_clear(&local);
+		err = &local;
+	}
+	if (aw->failed)
+		return aw->failed;
+	if (aw->finished)
+		return 0;
+	memset(&obj, 0, sizeof(obj));
+	rc = v->store->ops->finish(aw->w, &obj, err);
+	where(v, aw->key, w, sizeof(w));
+	if (rc) {
+		cm_warn("view: %s: %s", w, err->msg);
+		writer_poison(v, aw, rc == -EINVAL ? -EIO : rc);
+		return aw->failed;
+	}
+	aw->finished = true;
+	v->store->ops->close_write(aw->w);
+	aw->w = NULL;
+	view_upload_forget(v, aw->rec);
+	atomic_fetch_add(&v->objects_written, 1);
+	cm_info("view: %s: written (%llu bytes)", w,
+		(unsigned long long)aw->written);
+	pthread_mutex_lock(&v->lock);
+	n->size = aw->written;
+	n->mtime = obj.mtime ? obj.mtime : time(NULL);
+	if (n->writers)
+		n->writers--;
+	unpin_locked(v, n);
+	pthread_mutex_unlock(&v->lock);
+	atomic_fetch_sub(&v->uploads_open, 1);
+	listing_drop(v, n->parent->key);
+	return 0;
+}
+
+/* Start writing key for node n (pinned here) into handle f. */
+static int writer_start(struct view *v, struct view_file *f, struct cm_err *err)
+{
+	struct view_writer *aw = cm_xcalloc(1, sizeof(*aw));
+	struct view_node *n = f->node;
+	int rc;
+
+	aw->v = v;
+	aw->key = cm_xstrdup(n->key);
+	rc = v->store->ops->open_write(v->store, n->key, writer_record, aw,
+				       &aw->w, err);
+	if (rc) {
+		view_upload_forget(v, aw->rec);
+		free(aw->key);
+		free(aw);
+		return rc;
+	}
+	f->wr = aw;
+	pthread_mutex_lock(&v->lock);
+	n->writers++;
+	n->size = 0;
+	n->mtime = time(NULL);
+	pin_locked(v, n);
+	pthread_mutex_unlock(&v->lock);
+	atomic_fetch_add(&v->uploads_open, 1);
+	listing_drop(v, n->parent->key);
+	return 0;
+}
+
+static void writer_free(struct view *v, struct view_file *f, bool abort)
+{
+	struct view_writer *aw = f->wr;
+	struct view_node *n = f->node;
+	struct cm_err err;
+	bool gone;
+
+	cm_err_clear(&err);
+	if (!abort && !aw->finished && !aw->failed)
+		writer_finish(v, f, &err);
+	if (aw->w)
+		v->store->ops->close_write(aw->w);
+	view_upload_forget(v, aw->rec);
+	gone = !aw->finished;
+	pthread_mutex_lock(&v->lock);
+	if (gone) {
+		/* nothing appeared: the name is the store's again */
+		if (n->writers)
+			n->writers--;
+		if (!n->writers) {
+			unpin_locked(v, n);
+			view_unhash_locked(v, n);
+		}
+	}
+	pthread_mutex_unlock(&v->lock);
+	if (gone)
+		atomic_fetch_sub(&v->uploads_open, 1);
+	free(aw->key);
+	free(aw);
+	f->wr = NULL;
+}
+
+/* ---- the archive's operations ------------------------------------------ */
+
+static int refuse_overwrite(struct view *v, const char *key, struct cm_err *err)
+{
+	char w[1100];
+
+	where(v, key, w, sizeof(w));
+	atomic_fetch_add(&v->write_errors, 1);
+	cm_warn("view: %s exists: refusing to overwrite an archive (mount "
+		"with --allow-overwrite)",
+		w);
+	return cm_err_set(err, EEXIST, "%s exists", w);
+}
+
+int view_arc_open(struct view *v, struct view_file *f, int flags,
+		  struct view_open_out *oo, struct cm_err *err)
+{
+	struct view_node *n = f->node;
+	struct view_obj obj;
+	struct view_reader *r;
+	bool writing = (flags & O_ACCMODE) != O_RDONLY;
+	int rc;
+
+	pthread_mutex_lock(&v->lock);
+	if (n->writers) {
+		pthread_mutex_unlock(&v->lock);
+		return cm_err_set(err, EBUSY, "%s is being written", n->key);
+	}
+	pthread_mutex_unlock(&v->lock);
+	if (writing) {
+		if (!v->opts.allow_overwrite)
+			return refuse_overwrite(v, n->key, err);
+		if (!(flags & O_TRUNC)) {
+			cm_warn("view: %s: an archive object cannot be "
+				"changed in place: open it with O_TRUNC to "
+				"replace it",
+				n->key);
+			return cm_err_set(err, EPERM, "%s: not with O_TRUNC",
+					  n->key);
+		}
+		pthread_mutex_lock(&f->lock);
+		rc = writer_start(v, f, err);
+		pthread_mutex_unlock(&f->lock);
+		if (rc == 0) {
+			oo->direct_io = true;
+			files_add(v, f);
+		}
+		return rc;
+	}
+	memset(&obj, 0, sizeof(obj));
+	rc = v->store->ops->stat(v->store, n->key, &obj, err);
+	if (rc)
+		return rc;
+	if (obj.is_dir)
+		return -EISDIR;
+	pthread_mutex_lock(&v->lock);
+	n->size = obj.size;
+	n->mtime = obj.mtime;
+	pthread_mutex_unlock(&v->lock);
+	r = cm_xcalloc(1, sizeof(*r));
+	r->v = v;
+	r->size = obj.size;
+	r->window = RA_MIN;
+	r->next_seq = 0;
+	pthread_mutex_init(&r->lock, NULL);
+	pthread_cond_init(&r->cond, NULL);
+	rc = v->store->ops->open_read(v->store, n->key, &obj, &r->rd, err);
+	if (rc) {
+		pthread_mutex_destroy(&r->lock);
+		pthread_cond_destroy(&r->cond);
+		free(r);
+		return rc;
+	}
+	f->rd = r;
+	/* the page cache holds what was read: drop it, the object may have
+	 * been replaced since */
+	oo->keep_cache = false;
+	files_add(v, f);
+	return 0;
+}
+
+int view_arc_create(struct view *v, struct view_node *parent, const char *name,
+		    int flags, struct view_file **out, struct view_attr *attr,
+		    struct view_open_out *oo, struct cm_err *err)
+{
+	struct view_node *n;
+	struct view_file *f;
+	struct view_obj obj;
+	char *key = NULL;
+	bool exists = false;
+	int rc;
+
+	rc = view_arc_child_key(parent->key, name, false, &key);
+	if (rc)
+		return rc;
+	pthread_mutex_lock(&v->lock);
+	n = view_child_locked(v, parent, name);
+	if (n && n->pinned) {
+		rc = n->kind == VK_ARC_DIR ? -EISDIR : -EBUSY;
+		pthread_mutex_unlock(&v->lock);
+		goto out;
+	}
+	pthread_mutex_unlock(&v->lock);
+	memset(&obj, 0, sizeof(obj));
+	rc = v->store->ops->stat(v->store, key, &obj, err);
+	if (rc == 0) {
+		exists = true;
+	} else if (rc == -ENOENT) {
+		if (err)
+			cm_err_clear(err);
+		rc = 0;
+	} else {
+		goto out;
+	}
+	if (exists && obj.is_dir) {
+		rc = -EISDIR;
+		goto out;
+	}
+	if (exists && (flags & O_EXCL)) {
+		rc = -EEXIST;
+		goto out;
+	}
+	if (exists && !v->opts.allow_overwrite) {
+		rc = refuse_overwrite(v, key, err);
+		goto out;
+	}
+	pthread_mutex_lock(&v->lock);
+	n = view_child_locked(v, parent, name);
+	if (n && n->kind != VK_ARC_FILE) {
+		view_unhash_locked(v, n);
+		n = NULL;
+	}
+	if (!n) {
+		n = view_node_new_locked(v, parent, name, VK_ARC_FILE);
+		n->key = key;
+		key = NULL;
+	}
+	n->refs++; /* the handle's */
+	pthread_mutex_unlock(&v->lock);
+	f = view_file_new(n);
+	pthread_mutex_lock(&f->lock);
+	rc = writer_start(v, f, err);
+	pthread_mutex_unlock(&f->lock);
+	if (rc) {
+		atomic_fetch_add(&v->write_errors, 1);
+		view_file_free(v, f);
+		goto out;
+	}
+	files_add(v, f);
+	pthread_mutex_lock(&v->lock);
+	n->nlookup++;
+	view_attr_locked(v, n, attr);
+	pthread_mutex_unlock(&v->lock);
+	oo->direct_io = true;
+	*out = f;
+out:
+	free(key);
+	return rc;
+}
+
+int view_arc_read(struct view *v, struct view_file *f, uint64_t off, char *buf,
+		  size_t len, size_t *got, struct cm_err *err)
+{
+	int rc;
+
+	*got = 0;
+	if (!f->rd)
+		return cm_err_set(err, EBADF, "%s: open for writing",
+				  f->node->key);
+	rc = reader_read(f->rd, off, buf, len, got, err);
+	if (*got)
+		atomic_fetch_add(&v->bytes_read, *got);
+	return rc;
+}
+
+int view_arc_write(struct view *v, struct view_file *f, uint64_t off,
+		   const void *p, size_t n, struct cm_err *err)
+{
+	struct view_writer *aw;
+	struct cm_err local;
+	char w[1100];
+	int rc = 0;
+
+	if (!err) {
+		cm_err_clear(&local);
+		err = &local;
+	}
+	pthread_mutex_lock(&f->lock);
+	aw = f->wr;
+	if (!aw) {
+		rc = cm_err_set(err, EBADF, "%s: open for reading",
+				f->node->key);
+		goto out;
+	}
+	where(v, aw->key, w, sizeof(w));
+	if (aw->failed) {
+		rc = cm_err_set(err, -aw->failed,
+				"%s: an earlier write "
+				"failed",
+				w);
+		goto out;
+	}
+	if (aw->finished) {
+		rc = cm_err_set(err, EINVAL,
+				"%s: written after close or "
+				"fsync, when the object was already complete",
+				w);
+		cm_warn("view: %s", err->msg);
+		goto out;
+	}
+	if (off != aw->written) {
+		rc = cm_err_set(err, EINVAL,
+				"%s: write at offset %llu, "
+				"but the object is written in order and "
+				"has %llu bytes: upload aborted",
+				w, (unsigned long long)off,
+				(unsigned long long)aw->written);
+		cm_warn("view: %s", err->msg);
+		writer_poison(v, aw, -EINVAL);
+		goto out;
+	}
+	rc = v->store->ops->write(aw->w, p, n, err);
+	if (rc) {
+		cm_warn("view: %s: %s", w, err->msg);
+		writer_poison(v, aw, rc == -EINVAL ? -EIO : rc);
+		goto out;
+	}
+	aw->written += n;
+	atomic_fetch_add(&v->bytes_written, n);
+	pthread_mutex_lock(&v->lock);
+	f->node->size = aw->written;
+	pthread_mutex_unlock(&v->lock);
+out:
+	pthread_mutex_unlock(&f->lock);
+	return rc;
+}
+
+int view_arc_flush(struct view *v, struct view_file *f, struct cm_err *err)
+{
+	int rc = 0;
+
+	pthread_mutex_lock(&f->lock);
+	/* Nothing written yet: a program that closes a copy of the
+	 * descriptor before it writes (dd, a shell's redirection). Leave
+	 * it to the next flush, or to the release. */
+	if (f->wr && (f->wr->written || f->wr->failed))
+		rc = writer_finish(v, f, err);
+	pthread_mutex_unlock(&f->lock);
+	return rc;
+}
+
+int view_arc_fsync(struct view *v, struct view_file *f, struct cm_err *err)
+{
+	int rc = 0;
+
+	pthread_mutex_lock(&f->lock);
+	if (f->wr)
+		rc = writer_finish(v, f, err);
+	pthread_mutex_unlock(&f->lock);
+	return rc;
+}
+
+void view_arc_close(struct view *v, struct view_file *f, bool abort)
+{
+	files_remove(v, f);
+	pthread_mutex_lock(&f->lock);
+	if (f->wr)
+		writer_free(v, f, abort);
+	if (f->rd) {
+		reader_free(v, f->rd);
+		f->rd = NULL;
+	}
+	pthread_mutex_unlock(&f->lock);
+}
+
+int view_arc_setattr(struct view *v, struct view_node *n, struct view_file *f,
+		     unsigned what, uint64_t size, struct cm_err *err)
+{
+	uint64_t have;
+	int rc = 0;
+
+	if (!(what & VIEW_SET_SIZE) || n->kind != VK_ARC_FILE)
+		return 0; /* times, modes and owners are not kept */
+	if (f)
+		pthread_mutex_lock(&f->lock);
+	pthread_mutex_lock(&v->lock);
+	have = n->size;
+	pthread_mutex_unlock(&v->lock);
+	if (f && f->wr)
+		have = f->wr->written;
+	if (size != have)
+		rc = cm_err_set(err, EINVAL,
+				"%s: archive objects cannot be "
+				"truncated or extended",
+				n->key);
+	if (f)
+		pthread_mutex_unlock(&f->lock);
+	return rc;
+}
+
+int view_arc_unlink(struct view *v, struct view_node *parent, const char *name,
+		    struct cm_err *err)
+{
+	struct view_node *n;
+	char *key = NULL;
+	char w[1100];
+	int rc;
+
+	rc = view_arc_child_key(parent->key, name, false, &key);
+	if (rc)
+		return rc;
+	where(v, key, w, sizeof(w));
+	if (!v->opts.allow_delete) {
+		cm_warn("view: %s: refusing to delete an archive (mount with "
+			"--allow-delete)",
+			w);
+		rc = cm_err_set(err, EPERM, "%s: deleting is not allowed", w);
+		goto out;
+	}
+	pthread_mutex_lock(&v->lock);
+	n = view_child_locked(v, parent, name);
+	if (n && (n->writers || n->kind == VK_ARC_DIR)) {
+		rc = n->writers ? -EBUSY : -EISDIR;
+		pthread_mutex_unlock(&v->lock);
+		goto out;
+	}
+	pthread_mutex_unlock(&v->lock);
+	rc = v->store->ops->remove(v->store, key, err);
+	if (rc)
+		goto out;
+	cm_info("view: %s: deleted", w);
+	pthread_mutex_lock(&v->lock);
+	n = view_child_locked(v, parent, name);
+	if (n)
+		view_unhash_locked(v, n);
+	pthread_mutex_unlock(&v->lock);
+	listing_drop(v, parent->key);
+out:
+	free(key);
+	return rc;
+}
+
+int view_arc_mkdir(struct view *v, struct view_node *parent, const char *name,
+		   struct view_attr *out, struct cm_err *err)
+{
+	struct view_obj obj;
+	struct view_node *n;
+	char *key = NULL;
+	bool children = false;
+	int rc;
+
+	rc = view_arc_child_key(parent->key, name, true, &key);
+	if (rc)
+		return rc;
+	pthread_mutex_lock(&v->lock);
+	n = view_child_locked(v, parent, name);
+	rc = n && n->pinned ? -EEXIST : 0;
+	pthread_mutex_unlock(&v->lock);
+	if (rc)
+		goto out;
+	rc = v->store->ops->has_children(v->store, key, &children, err);
+	if (rc == 0 && children)
+		rc = -EEXIST;
+	if (rc)
+		goto out;
+	memset(&obj, 0, sizeof(obj));
+	obj.is_dir = true;
+	obj.mtime = time(NULL);
+	pthread_mutex_lock(&v->lock);
+	n = arc_node_locked(v, parent, name, &obj);
+	if (n->kind != VK_ARC_DIR) {
+		rc = -EEXIST;
+	} else {
+		pin_locked(v, n);
+		n->mtime = obj.mtime;
+		n->nlookup++;
+		view_attr_locked(v, n, out);
+	}
+	pthread_mutex_unlock(&v->lock);
+out:
+	free(key);
+	return rc;
+}
+
+int view_arc_rmdir(struct view *v, struct view_node *parent, const char *name,
+		   struct cm_err *err)
+{
+	struct view_node *n;
+	char *key = NULL;
+	bool children = false, pinned_below = false;
+	int rc;
+
+	rc = view_arc_child_key(parent->key, name, true, &key);
+	if (rc)
+		return rc;
+	rc = v->store->ops->has_children(v->store, key, &children, err);
+	if (rc)
+		goto out;
+	pthread_mutex_lock(&v->lock);
+	n = view_child_locked(v, parent, name);
+	for (size_t i = 0; n && i < v->npinned; i++)
+		if (v->pinned[i]->parent == n)
+			pinned_below = true;
+	if (children || pinned_below) {
+		rc = -ENOTEMPTY;
+	} else if (!n || !n->pinned || n->kind != VK_ARC_DIR) {
+		rc = n && n->kind == VK_ARC_FILE ? -ENOTDIR : -ENOENT;
+	} else {
+		unpin_locked(v, n);
+		view_unhash_locked(v, n);
+	}
+	pthread_mutex_unlock(&v->lock);
+	if (rc == -ENOENT) {
+		struct view_obj obj;
+
+		/* a file of that name? */
+		key[strlen(key) - 1] = '\0';
+		if (v->store->ops->stat(v->store, key, &obj, NULL) == 0 &&
+		    !obj.is_dir)
+			rc = -ENOTDIR;
+	}
+out:
+	free(key);
+	return rc;
+}
+
+/* ---- set-up ------------------------------------------------------------ */
+
+int view_arc_init(struct view *v, struct cm_err *err)
+{
+	const struct orch_config *cfg = v->cfg;
+	struct s3_client *c = v->opts.s3;
+
+	if (cfg->dest_kind == ORCH_DEST_LOCAL) {
+		v->store = view_store_local_new(cfg->store_dir, err);
+		return v->store ? 0 : -EINVAL;
+	}
+	if (!c) {
+		v->own_s3 = orch_s3_client_new(cfg, err);
+		if (!v->own_s3)
+			return -EINVAL;
+		c = v->own_s3;
+	}
+	v->store =
+	    view_store_s3_new(c, cfg->bucket, cfg->part_size, cfg->uploads);
+	v->ra_pool = cm_pool_new(RA_THREADS, 64);
+	return 0;
+}
+
+void view_arc_release_all(struct view *v)
+{
+	/* what the kernel left open (the mount is gone): abort uploads */
+	for (;;) {
+		struct view_file *f = NULL;
+
+		pthread_mutex_lock(&v->files_lock);
+		if (v->nafiles)
+			f = v->afiles[v->nafiles - 1];
+		pthread_mutex_unlock(&v->files_lock);
+		if (!f)
+			break;
+		view_arc_close(v, f, true);
+		view_file_free(v, f);
+	}
+	cm_pool_free(v->ra_pool);
+	v->ra_pool = NULL;
+	pthread_mutex_lock(&v->lock);
+	while (v->listings)
+		uncache_locked(v, v->listings);
+	while (v->npinned)
+		unpin_locked(v, v->pinned[v->npinned - 1]);
+	pthread_mutex_unlock(&v->lock);
+	if (v->store)
+		v->store->ops->free(v->store);
+	v->store = NULL;
+	s3_client_free(v->own_s3);
+	v->own_s3 = NULL;
+}

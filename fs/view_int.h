@@ -1,0 +1,259 @@
+/*
+ * view_int.h - the view's insides, shared by view.c (the tree, the vault
+ * listings, the refresher, the virtual files), view_archive.c (the archive
+ * view) and view_uploads.c (the crash record of uploads). Not for use
+ * outside fs/.
+ *
+ * Locks, in the order they may be taken:
+ *
+ *   vault->scan_lock  one scan of a vault directory at a time
+ *   file->lock        one open file's state (its reader or writer); held
+ *                     across store calls, so a slow upload only stalls
+ *                     that file
+ *   view->lock        the node tables, every node's fields marked below,
+ *                     the vault listings and the archive listing cache.
+ *                     A leaf: nothing that waits (no store, engine or
+ *                     notify call, no logging) runs under it.
+ *
+ * Kernel notifications (view->opts.notify) are made with no lock held:
+ * the adapter queues them and its notifier thread talks to the kernel.
+ */
+#ifndef VAULTFS_VIEW_INT_H
+#define VAULTFS_VIEW_INT_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "queue.h"
+#include "view.h"
+#include "view_store.h"
+
+enum view_kind {
+	VK_ROOT = 0,
+	VK_STATUS,
+	VK_METRICS,
+	VK_VAULTS,
+	VK_ARCHIVE,
+	VK_VAULT,
+	VK_RP,
+	VK_RP_INFO,
+	VK_RP_STATUS,
+	VK_RP_LOG,
+	VK_RP_EXPORT,
+	VK_RP_CANCEL,
+	VK_STORE,    /* archive/STORE: the top of the store */
+	VK_ARC_DIR,  /* a prefix */
+	VK_ARC_FILE, /* an object */
+};
+
+static inline bool vk_is_archive(enum view_kind k)
+{
+	return k == VK_STORE || k == VK_ARC_DIR || k == VK_ARC_FILE;
+}
+
+static inline bool vk_is_dir(enum view_kind k)
+{
+	return k == VK_ROOT || k == VK_VAULTS || k == VK_ARCHIVE ||
+	       k == VK_VAULT || k == VK_RP || k == VK_STORE || k == VK_ARC_DIR;
+}
+
+struct view_node {
+	uint64_t ino;
+	enum view_kind kind;
+	struct view_node *parent; /* a reference; NULL for the root */
+	char *name;		  /* owned */
+	size_t vault;		  /* VK_VAULT and below: its index */
+	char *key;		  /* archive: "", "a/b/" or "a/b/c"; owned */
+
+	/* the rest is protected by view->lock */
+	uint64_t nlookup;
+	/* internal references: children, handles, callers between
+	 * view_node_get and view_node_put */
+	unsigned refs;
+	/* in the name table (found by lookups) */
+	bool hashed;
+	/* an archive node the store does not show yet (being written, or
+	 * made by mkdir): holds a reference, listed by readdir */
+	bool pinned;
+	unsigned writers;
+	uint64_t size;
+	time_t mtime;
+	/* when size was rendered (dynamic files); 0: stale */
+	uint64_t rendered_ns;
+	struct view_node *next_ino;
+	struct view_node *next_name;
+};
+
+struct vault_ent {
+	char *name;
+	time_t mtime;
+};
+
+struct vault_state {
+	const struct orch_vault_config *cfg; /* borrowed from the config */
+	struct view_node *node;
+	pthread_mutex_t scan_lock;
+	/* protected by view->lock: the last scan, sorted by name */
+	struct vault_ent *ents;
+	size_t n;
+	time_t dir_mtime;    /* protected by view->lock */
+	uint64_t scanned_ns; /* protected by view->lock; 0: never */
+	bool dirty;	     /* protected by view->lock: rescan soon */
+	int wd;		     /* the refresher's inotify watch */
+};
+
+/* A cached listing of an archive prefix (immutable once made). */
+struct view_lentry {
+	char *name;
+	struct view_obj obj;
+};
+
+struct view_listing {
+	char *prefix;
+	struct view_lentry *ents; /* sorted by name */
+	size_t n;
+	uint64_t fetched_ns;
+	unsigned refs;		   /* protected by view->lock: users */
+	bool cached;		   /* protected by view->lock: cached */
+	struct view_listing *next; /* protected by view->lock: the cache list */
+};
+
+#define VIEW_LISTINGS_MAX 32
+
+struct dir_item {
+	struct view_dirent de; /* first: view_dir_entry returns it */
+	enum view_kind kind;
+	struct view_obj obj; /* archive entries */
+	char *name;	     /* owned (de.name points here) */
+};
+
+struct view_dir {
+	struct view_node *node; /* a reference */
+	struct dir_item *items;
+	size_t n;
+};
+
+struct view_reader;
+struct view_writer;
+
+struct view_file {
+	struct view_node *node; /* a reference */
+	enum view_kind kind;
+	pthread_mutex_t lock;
+	char *text; /* protected by ->lock: the snapshot */
+	size_t len;
+	bool ctl_pending;	/* protected by ->lock: O_TRUNC, no write */
+	struct view_reader *rd; /* protected by ->lock */
+	struct view_writer *wr; /* protected by ->lock */
+};
+
+struct view {
+	struct view_opts opts;
+	const struct orch_config *cfg;
+	_Atomic(struct orch *) orch;
+	struct view_store *store; /* owned */
+	struct s3_client *own_s3; /* owned, when opts.s3 was NULL */
+	time_t started;
+
+	pthread_mutex_t lock;
+	struct view_node **by_ino;  /* protected by ->lock */
+	struct view_node **by_name; /* protected by ->lock */
+	size_t nbuckets;	    /* protected by ->lock */
+	size_t nnodes;		    /* protected by ->lock */
+	uint64_t next_ino;	    /* protected by ->lock */
+	struct view_node *root, *status, *metrics, *vaults, *archive;
+	struct view_node *store_node;
+	struct vault_state *vs; /* one per configured vault */
+	size_t nvaults;
+	struct view_listing *listings; /* protected by ->lock: newest first */
+	size_t nlistings;	       /* protected by ->lock */
+	struct view_node **pinned;     /* protected by ->lock: pinned nodes */
+	size_t npinned, pinned_cap;    /* protected by ->lock */
+
+	/* counters (view_stats) */
+	atomic_uint_fast64_t bytes_written, bytes_read, objects_written;
+	atomic_uint_fast64_t write_errors, control_errors, uploads_open;
+
+	/* the refresher */
+	pthread_t refresher;
+	bool have_refresher;
+	int inotify_fd;
+	int wake_fd; /* eventfd */
+	atomic_bool stopping;
+
+	/* read-ahead for remote stores */
+	struct cm_pool *ra_pool;
+
+	/* the crash record of uploads: STATEDIR/view/uploads */
+	char *uploads_dir;
+	pthread_mutex_t uploads_lock; /* serialises the files' names */
+	uint64_t upload_seq;	      /* protected by ->uploads_lock */
+
+	/* every open archive file, to close (and abort) at view_free */
+	pthread_mutex_t files_lock;
+	struct view_file **afiles;  /* protected by ->files_lock */
+	size_t nafiles, afiles_cap; /* protected by ->files_lock */
+};
+
+/* view.c: nodes */
+/* The node by inode number with one more ref, or NULL. */
+struct view_node *view_node_get(struct view *v, uint64_t ino);
+void view_node_put(struct view *v, struct view_node *n);
+/* Under ->lock: */
+struct view_node *view_child_locked(struct view *v, struct view_node *parent,
+				    const char *name);
+struct view_node *view_node_new_locked(struct view *v, struct view_node *parent,
+				       const char *name, enum view_kind kind);
+void view_node_ref_locked(struct view_node *n);
+void view_node_unref_locked(struct view *v, struct view_node *n);
+void view_unhash_locked(struct view *v, struct view_node *n);
+void view_attr_locked(struct view *v, const struct view_node *n,
+		      struct view_attr *out);
+struct view_file *view_file_new(struct view_node *n); /* takes n's ref */
+void view_file_free(struct view *v, struct view_file *f);
+void view_inval_inode(struct view *v, uint64_t ino);
+void view_inval_entry(struct view *v, uint64_t parent, const char *name);
+
+/* view_archive.c */
+int view_arc_init(struct view *v, struct cm_err *err);
+void view_arc_release_all(struct view *v);
+int view_arc_lookup(struct view *v, struct view_node *parent, const char *name,
+		    struct view_attr *out, struct cm_err *err);
+int view_arc_opendir(struct view *v, struct view_dir *d, struct cm_err *err);
+int view_arc_open(struct view *v, struct view_file *f, int flags,
+		  struct view_open_out *oo, struct cm_err *err);
+int view_arc_create(struct view *v, struct view_node *parent, const char *name,
+		    int flags, struct view_file **out, struct view_attr *attr,
+		    struct view_open_out *oo, struct cm_err *err);
+int view_arc_read(struct view *v, struct view_file *f, uint64_t off, char *buf,
+		  size_t len, size_t *got, struct cm_err *err);
+int view_arc_write(struct view *v, struct view_file *f, uint64_t off,
+		   const void *p, size_t n, struct cm_err *err);
+int view_arc_flush(struct view *v, struct view_file *f, struct cm_err *err);
+int view_arc_fsync(struct view *v, struct view_file *f, struct cm_err *err);
+/* The last close; abort: drop an unfinished upload (view_free). */
+void view_arc_close(struct view *v, struct view_file *f, bool abort);
+int view_arc_setattr(struct view *v, struct view_node *n, struct view_file *f,
+		     unsigned what, uint64_t size, struct cm_err *err);
+int view_arc_unlink(struct view *v, struct view_node *parent, const char *name,
+		    struct cm_err *err);
+int view_arc_mkdir(struct view *v, struct view_node *parent, const char *name,
+		   struct view_attr *out, struct cm_err *err);
+int view_arc_rmdir(struct view *v, struct view_node *parent, const char *name,
+		   struct cm_err *err);
+
+/* view_uploads.c: the crash record of writers, one file each in
+ * STATEDIR/view/uploads, written (atomically) before the writer makes
+ * what a crash would leave behind. */
+#define VIEW_UPLOAD_ID_SIZE 64
+int view_uploads_init(struct view *v, struct cm_err *err);
+/* Create (id[0] == '\0': a new name goes into id) or replace the record. */
+int view_upload_save(struct view *v, char id[VIEW_UPLOAD_ID_SIZE],
+		     const char *key, const char *upload_id,
+		     const char *tmp_path, struct cm_err *err);
+/* Remove it (id "" is a no-op); id is reset to "". */
+void view_upload_forget(struct view *v, char id[VIEW_UPLOAD_ID_SIZE]);
+
+#endif

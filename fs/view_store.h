@@ -1,0 +1,106 @@
+/*
+ * view_store.h - where the archive view's objects live: a small interface
+ * with two implementations, S3 (view_store_s3.c: ListObjectsV2 with
+ * delimiter '/', HeadObject, ranged GetObject, the streaming multipart
+ * uploader, DeleteObject) and a local directory laid out like a bucket
+ * (view_store_local.c: readdir, pread, a hidden temporary file renamed
+ * into place).
+ *
+ * Keys are S3 keys: "a/b/c" for an object, "a/b/" for a directory prefix,
+ * "" for the top. The local store maps them to paths below its directory
+ * (keys are checked by the view: no "." or ".." component, no empty one).
+ *
+ * Threads: a store is shared by every thread; each reader or writer is
+ * used by one thread at a time (the view holds the file's lock).
+ */
+#ifndef VAULTFS_VIEW_STORE_H
+#define VAULTFS_VIEW_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "err.h"
+#include "s3.h"
+
+struct view_obj {
+	bool is_dir; /* a prefix with something below it */
+	uint64_t size;
+	time_t mtime;
+	char etag[S3_ETAG_MAX]; /* "" when the store has none */
+};
+
+/* One child of a listed prefix: name without the prefix and without a
+ * trailing '/'. Borrowed for the call. Return 0 to go on, < 0 to fail. */
+typedef int (*view_list_fn)(void *ctx, const char *name,
+			    const struct view_obj *obj);
+
+struct view_store;
+struct view_store_rd;
+struct view_store_wr;
+
+/* Called once the writer has something a crash would leave behind (the
+ * upload id; a temporary file's path); non-zero fails the write. */
+typedef int (*view_wr_record_fn)(void *ctx, const char *upload_id,
+				 const char *tmp_path, struct cm_err *err);
+
+struct view_store_ops {
+	/* the children of prefix ("" or ending in '/') */
+	int (*list)(struct view_store *s, const char *prefix, view_list_fn fn,
+		    void *ctx, struct cm_err *err);
+	/* the object `key` (-ENOENT when there is none) */
+	int (*stat)(struct view_store *s, const char *key, struct view_obj *out,
+		    struct cm_err *err);
+	/* whether anything lies below prefix (ending in '/') */
+	int (*has_children)(struct view_store *s, const char *prefix, bool *out,
+			    struct cm_err *err);
+	int (*open_read)(struct view_store *s, const char *key,
+			 const struct view_obj *obj, struct view_store_rd **out,
+			 struct cm_err *err);
+	/* up to len bytes at off; fewer only at the end */
+	int (*read)(struct view_store_rd *rd, uint64_t off, void *buf,
+		    size_t len, size_t *got, struct cm_err *err);
+	void (*close_read)(struct view_store_rd *rd);
+	int (*open_write)(struct view_store *s, const char *key,
+			  view_wr_record_fn record, void *ctx,
+			  struct view_store_wr **out, struct cm_err *err);
+	int (*write)(struct view_store_wr *w, const void *p, size_t n,
+		     struct cm_err *err);
+	/* the object appears; out (may be NULL) receives its attributes */
+	int (*finish)(struct view_store_wr *w, struct view_obj *out,
+		      struct cm_err *err);
+	/* nothing appears; frees the writer (also after finish) */
+	void (*close_write)(struct view_store_wr *w);
+	int (*remove)(struct view_store *s, const char *key,
+		      struct cm_err *err);
+	/* Crash recovery: abort the multipart upload a writer recorded in
+	 * bucket for key (upload_id NULL: it was about to be created at
+	 * `since`, so any upload of key initiated since then). A no-op for
+	 * stores without uploads. */
+	int (*cleanup)(struct view_store *s, const char *bucket,
+		       const char *key, const char *upload_id, time_t since,
+		       struct cm_err *err);
+	void (*free)(struct view_store *s);
+};
+
+struct view_store {
+	const struct view_store_ops *ops;
+	const char *name; /* the directory under archive/: the bucket, or
+			     the store directory's last component */
+	bool remote;	  /* reads benefit from read-ahead */
+};
+
+/* client is borrowed; bucket copied. part_size 0 and concurrency 0: the
+ * uploader's defaults. */
+struct view_store *view_store_s3_new(struct s3_client *client,
+				     const char *bucket, uint64_t part_size,
+				     unsigned concurrency);
+/* dir: an existing absolute directory (copied). */
+struct view_store *view_store_local_new(const char *dir, struct cm_err *err);
+
+/* Temporary files of the local store start with this (hidden from
+ * listings). */
+#define VIEW_LOCAL_TMP_PREFIX ".vaultfs-upload-"
+
+#endif
