@@ -882,9 +882,6 @@ void view_fuse_exit(struct view_fuse *vf)
 
 void view_fuse_unmount(struct view_fuse *vf)
 {
-	/* replies still owed first, while the channel is open */
-	cm_pool_free(vf->pool);
-	vf->pool = NULL;
 	pthread_mutex_lock(&vf->lock);
 	vf->live = false;
 	vf->stop = true;
@@ -894,10 +891,16 @@ void view_fuse_unmount(struct view_fuse *vf)
 		pthread_join(vf->notifier, NULL);
 		vf->have_notifier = false;
 	}
+	/* The mount point goes first (a lazy unmount), so that a request
+	 * stuck on a slow S3 server does not keep it; requests in flight
+	 * still get their replies from the workers, through the open
+	 * channel, before the session is destroyed. */
 	if (vf->se && vf->mounted) {
 		fuse_session_unmount(vf->se);
 		vf->mounted = false;
 	}
+	cm_pool_free(vf->pool);
+	vf->pool = NULL;
 }
 
 void view_fuse_free(struct view_fuse *vf)

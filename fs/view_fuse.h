@@ -11,8 +11,9 @@
  *                                     kernel queues requests)
  *   view_fuse_run(vf)                 the multi-threaded loop; returns on
  *                                     view_fuse_exit() or when unmounted
- *   view_fuse_unmount(vf)             after the loop: drains the workers,
- *                                     stops the notifier, unmounts
+ *   view_fuse_unmount(vf)             after the loop: stops the notifier,
+ *                                     unmounts (lazily), drains the
+ *                                     workers (their replies still go out)
  *   view_free(v); view_fuse_free(vf)
  *
  * opts.on_ready runs once, when the kernel's INIT has been answered (the
