@@ -627,6 +627,8 @@ static int reader_read(struct view_reader *r, uint64_t off, char *buf,
 			w->state = WIN_EMPTY;
 			break;
 		}
+		if (w && at >= w->off + w->len && w->len < w->want)
+			break; /* the object ends early: it was replaced */
 		if (!w || at >= w->off + w->len) {
 			/* a miss: fetch here, in this thread */
 			bool seq = at == r->next_seq;
