@@ -8,14 +8,14 @@
 # written to a control file gets EINVAL and is logged; a recovery point
 # added while mounted shows in `ls` without remounting; SIGTERM unmounts and
 # the daemon exits 0.
-. "$(dirname "$0")/../lib.sh"
-. "$(dirname "$0")/../archive.inc"
-. "$(dirname "$0")/../orch.inc"
+. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/archive.inc"
+. "$(dirname "$0")/orch.inc"
 . "$(dirname "$0")/view.inc"
 need_fuse
 need_loop
 need_fs ext4
-test_timeout 500
+test_timeout 450
 
 V=$T/vault
 M=$T/mnt

@@ -6,14 +6,14 @@
 # the view's crash record aborts the dd's upload; nothing is left attached,
 # mounted or uploading. Then a second kill -9 of an idle mount, and a clean
 # SIGTERM.
-. "$(dirname "$0")/../lib.sh"
-. "$(dirname "$0")/../archive.inc"
-. "$(dirname "$0")/../orch.inc"
+. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/archive.inc"
+. "$(dirname "$0")/orch.inc"
 . "$(dirname "$0")/view.inc"
 need_fuse
 need_loop
 need_fs ext4
-test_timeout 500
+test_timeout 450
 
 V=$T/vault
 M=$T/mnt
