@@ -3,8 +3,9 @@
  * around core/s3.h and core/s3_upload.h.
  *
  *   cp SRC DEST   upload (a file or `-` to s3://bucket/key) through the
- *                 streaming multipart uploader, or download (s3://bucket/key
- *                 to a file or `-`) through GetObject
+ *                 multipart uploader (a regular file read in place by its
+ *                 workers, anything else streamed), or download
+ *                 (s3://bucket/key to a file or `-`) through GetObject
  *   ls [s3://bucket[/prefix]]   listing in the shape of `aws s3 ls`
  *   rm s3://bucket/key          DeleteObject
  *   mb s3://bucket              CreateBucket
@@ -65,14 +66,15 @@ static const char common_help[] =
 
 static void usage_cp(FILE *f)
 {
-	fprintf(f,
-		"usage: vaultfs s3 cp [OPTIONS] SRC DEST\n\n"
-		"Copy between a local file (or - for stdin/stdout) and an S3 "
-		"object.\nSRC and DEST are each a path, -, or s3://bucket/key; "
-		"exactly one is s3://.\nA DEST key ending in / takes the "
-		"source's file name. Uploading a regular\nfile, its size is "
-		"the expected size.\n\n%s\n%s%s",
-		vf_s3_upload_help, vf_s3_client_help, common_help);
+	fprintf(
+	    f,
+	    "usage: vaultfs s3 cp [OPTIONS] SRC DEST\n\n"
+	    "Copy between a local file (or - for stdin/stdout) and an S3 "
+	    "object.\nSRC and DEST are each a path, -, or s3://bucket/key; "
+	    "exactly one is s3://.\nA DEST key ending in / takes the "
+	    "source's file name. A regular file is read in\nplace, its size "
+	    "sizing the parts; --expected-size is for streams.\n\n%s\n%s%s",
+	    vf_s3_upload_help, vf_s3_client_help, common_help);
 }
 
 static void usage_ls(FILE *f)
@@ -202,6 +204,36 @@ static uint64_t upload_done(void *ctx)
 	return s3_upload_bytes_done(ctx);
 }
 
+/* A pipe (or stdin, whatever it is): read into the part buffers. */
+static int upload_stream(struct s3_upload *u, int fd, const char *src,
+			 struct s3_upload_result *res, struct cm_err *err)
+{
+	for (;;) {
+		void *p;
+		size_t room;
+		ssize_t n;
+		int rc = s3_upload_reserve(u, &p, &room, err);
+
+		if (rc)
+			return rc;
+		do
+			n = read(fd, p, room);
+		while (n < 0 && errno == EINTR);
+		if (n < 0) {
+			rc = cm_err_set(err, errno, "%s: %s", src,
+					strerror(errno));
+			s3_upload_abort(u);
+			return rc;
+		}
+		if (n == 0)
+			break;
+		rc = s3_upload_commit(u, (size_t)n, err);
+		if (rc)
+			return rc;
+	}
+	return s3_upload_finish(u, res, err);
+}
+
 static int upload(struct s3_client *c, const struct s3_cli *o, const char *src,
 		  const char *bucket, const char *key)
 {
@@ -215,14 +247,18 @@ static int upload(struct s3_client *c, const struct s3_cli *o, const char *src,
 	struct s3_upload *u = NULL;
 	struct cm_err err;
 	struct stat st;
+	bool from_stdin = !strcmp(src, "-"), whole_file = false;
 	int fd, rc = 1;
 
 	cm_err_clear(&err);
-	fd = strcmp(src, "-") ? open(src, O_RDONLY | O_CLOEXEC) : STDIN_FILENO;
+	fd = from_stdin ? STDIN_FILENO : open(src, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return failf("%s: %s", src, strerror(errno));
 	if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode)) {
-		if (!uo.expected_size)
+		/* a named file is read in place by the workers; stdin may
+		 * start anywhere in its file, so it streams */
+		whole_file = !from_stdin;
+		if (!uo.expected_size || whole_file)
 			uo.expected_size = (uint64_t)st.st_size;
 		(void)posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
 	}
@@ -231,40 +267,20 @@ static int upload(struct s3_client *c, const struct s3_cli *o, const char *src,
 		fail(err.msg);
 		goto out;
 	}
-	bar = vf_progress_start(strcmp(src, "-") ? base_name(src) : key,
+	bar = vf_progress_start(from_stdin ? key : base_name(src),
 				uo.expected_size, upload_done, u, o->quiet);
-	for (;;) {
-		void *p;
-		size_t room;
-		ssize_t n;
-
-		if (s3_upload_reserve(u, &p, &room, &err))
-			goto failed;
-		do
-			n = read(fd, p, room);
-		while (n < 0 && errno == EINTR);
-		if (n < 0) {
-			cm_err_set(&err, errno, "%s: %s", src, strerror(errno));
-			s3_upload_abort(u);
-			goto failed;
-		}
-		if (n == 0)
-			break;
-		if (s3_upload_commit(u, (size_t)n, &err))
-			goto failed;
+	if (whole_file ? s3_upload_file(u, fd, src, &res, &err)
+		       : upload_stream(u, fd, src, &res, &err)) {
+		vf_progress_stop(bar, false);
+		bar = NULL;
+		fail(err.msg);
+		goto out;
 	}
-	if (s3_upload_finish(u, &res, &err))
-		goto failed;
 	vf_progress_stop(bar, true);
 	bar = NULL;
 	if (!o->quiet)
 		fprintf(stderr, "upload: %s to s3://%s/%s\n", src, bucket, key);
 	rc = 0;
-	goto out;
-failed:
-	vf_progress_stop(bar, false);
-	bar = NULL;
-	fail(err.msg);
 out:
 	vf_progress_stop(bar, rc == 0);
 	s3_upload_free(u);

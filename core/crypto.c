@@ -8,8 +8,13 @@
 #include <openssl/hmac.h>
 #include <stdlib.h>
 
-struct cm_sha256 {
+struct cm_digest {
 	EVP_MD_CTX *ctx;
+	const EVP_MD *md;
+};
+
+struct cm_sha256 {
+	struct cm_digest d;
 };
 
 static void must(int ok)
@@ -18,34 +23,65 @@ static void must(int ok)
 		abort(); /* only on allocation failure inside OpenSSL */
 }
 
+static void digest_init(struct cm_digest *d, const EVP_MD *md)
+{
+	d->md = md;
+	d->ctx = EVP_MD_CTX_new();
+	must(d->ctx != NULL);
+	must(EVP_DigestInit_ex(d->ctx, md, NULL));
+}
+
+struct cm_digest *cm_digest_new(enum cm_digest_type type)
+{
+	struct cm_digest *d = cm_xmalloc(sizeof(*d));
+
+	digest_init(d, type == CM_DIGEST_MD5 ? EVP_md5() : EVP_sha256());
+	return d;
+}
+
+void cm_digest_update(struct cm_digest *d, const void *p, size_t n)
+{
+	must(EVP_DigestUpdate(d->ctx, p, n));
+}
+
+void cm_digest_final(struct cm_digest *d, uint8_t *out)
+{
+	unsigned int len = 0;
+
+	must(EVP_DigestFinal_ex(d->ctx, out, &len));
+	must(EVP_DigestInit_ex(d->ctx, d->md, NULL));
+}
+
+void cm_digest_free(struct cm_digest *d)
+{
+	if (!d)
+		return;
+	EVP_MD_CTX_free(d->ctx);
+	free(d);
+}
+
 struct cm_sha256 *cm_sha256_new(void)
 {
 	struct cm_sha256 *h = cm_xmalloc(sizeof(*h));
 
-	h->ctx = EVP_MD_CTX_new();
-	must(h->ctx != NULL);
-	must(EVP_DigestInit_ex(h->ctx, EVP_sha256(), NULL));
+	digest_init(&h->d, EVP_sha256());
 	return h;
 }
 
 void cm_sha256_update(struct cm_sha256 *h, const void *p, size_t n)
 {
-	must(EVP_DigestUpdate(h->ctx, p, n));
+	cm_digest_update(&h->d, p, n);
 }
 
 void cm_sha256_final(struct cm_sha256 *h, uint8_t out[CM_SHA256_LEN])
 {
-	unsigned int len = 0;
-
-	must(EVP_DigestFinal_ex(h->ctx, out, &len));
-	must(EVP_DigestInit_ex(h->ctx, EVP_sha256(), NULL));
+	cm_digest_final(&h->d, out);
 }
 
 void cm_sha256_free(struct cm_sha256 *h)
 {
-	if (!h)
-		return;
-	EVP_MD_CTX_free(h->ctx);
+	if (h)
+		EVP_MD_CTX_free(h->d.ctx);
 	free(h);
 }
 

@@ -5,10 +5,12 @@
  * is reset (curl_easy_reset keeps the connection cache), so no option leaks
  * from one request into the next while connections are still reused.
  *
- * Bodies: a borrowed buffer is read through our own read callback rather than
- * CURLOPT_POSTFIELDS, so PUT and POST of any size behave the same and curl
- * never copies the data. "Expect: 100-continue" is turned off: S3 answers
- * errors after the body anyway, and the extra round trip costs throughput.
+ * Bodies: a borrowed buffer, or the caller's source callback (asked by
+ * offset, so that a rewind to resend is only a new offset), is read through
+ * our own read callback rather than CURLOPT_POSTFIELDS, so PUT and POST of
+ * any size behave the same and curl never copies the data.
+ * "Expect: 100-continue" is turned off: S3 answers errors after the body
+ * anyway, and the extra round trip costs throughput.
  *
  * Response headers are collected for the final response only: a new status
  * line (after "100 Continue" or a redirect) clears what came before.
@@ -39,7 +41,7 @@ struct xfer {
 	CURL *curl;
 	const struct cm_http_request *req;
 	struct cm_http_response *resp;
-	size_t body_off;    /* bytes of req->body handed to curl */
+	size_t body_off;    /* bytes of the body handed to curl */
 	bool sink_failed;
 };
 
@@ -164,22 +166,23 @@ collect:
 static size_t on_read(char *p, size_t size, size_t nmemb, void *ctx)
 {
 	struct xfer *x = ctx;
-	size_t n = size * nmemb;
+	size_t n = size * nmemb, left = x->req->body_len - x->body_off;
 
+	if (n > left)
+		n = left;
+	if (!n)
+		return 0;
 	if (x->req->body) {
-		size_t left = x->req->body_len - x->body_off;
-
-		if (n > left)
-			n = left;
 		memcpy(p, (const char *)x->req->body + x->body_off, n);
-		x->body_off += n;
-		return n;
+	} else if (x->req->source) {
+		n = x->req->source(x->req->source_ctx, x->body_off, p, n);
+		if (n == SIZE_MAX || n == 0)
+			return CURL_READFUNC_ABORT;
+	} else {
+		return 0;
 	}
-	if (x->req->source) {
-		n = x->req->source(x->req->source_ctx, p, n);
-		return n == SIZE_MAX ? CURL_READFUNC_ABORT : n;
-	}
-	return 0;
+	x->body_off += n;
+	return n;
 }
 
 /* Rewind for a resend on a reused connection that went away. */
@@ -187,8 +190,8 @@ static int on_seek(void *ctx, curl_off_t off, int origin)
 {
 	struct xfer *x = ctx;
 
-	if (!x->req->body || origin != SEEK_SET || off < 0 ||
-	    (size_t)off > x->req->body_len)
+	if ((!x->req->body && !x->req->source) || origin != SEEK_SET ||
+	    off < 0 || (size_t)off > x->req->body_len)
 		return CURL_SEEKFUNC_CANTSEEK;
 	x->body_off = (size_t)off;
 	return CURL_SEEKFUNC_OK;

@@ -36,9 +36,13 @@ void cm_http_free(struct cm_http *h);                          /* NULL: no-op */
 /* Called with response body bytes; return n to go on, anything else to
  * abort the transfer (the perform then fails with -ECANCELED). */
 typedef size_t (*cm_http_sink_fn)(void *ctx, const void *p, size_t n);
-/* Called to fill the request body when `body` is NULL and body_len is set;
- * return bytes written (0 at the end) or SIZE_MAX to abort. */
-typedef size_t (*cm_http_source_fn)(void *ctx, void *p, size_t n);
+/* Called to fill the request body when `body` is NULL and body_len is set:
+ * put up to n bytes (n > 0, never past body_len) of the body from offset
+ * `off` into p; return how many (> 0), or SIZE_MAX to abort the transfer
+ * (the perform then fails with -ECANCELED). Offsets go up from 0 on each
+ * perform, and may go back to an earlier one when libcurl rewinds to resend
+ * on a new connection: the source must give the same bytes again. */
+typedef size_t (*cm_http_source_fn)(void *ctx, uint64_t off, void *p, size_t n);
 
 struct cm_http_request {
 	const char *method;           /* "GET", "PUT", "HEAD", ... */

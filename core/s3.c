@@ -120,12 +120,14 @@ struct s3_op {
 	size_t nh;
 	const void *body; /* borrowed */
 	size_t body_len;
-	bool object_data;	/* may go as UNSIGNED-PAYLOAD */
-	const uint8_t *md5;	/* Content-MD5 of the body, or NULL */
-	size_t resp_max;	/* cap of a collected answer */
-	bool error_in_200;	/* a 200 may carry an <Error> */
-	const char *fault_site; /* asked per attempt; fails fatally */
-	struct get_state *get;	/* GetObject, or NULL */
+	const struct s3_body *src; /* body read while sent, or NULL */
+	const uint8_t *sha256;	   /* of the body; NULL: computed */
+	bool object_data;	   /* may go as UNSIGNED-PAYLOAD */
+	const uint8_t *md5;	   /* Content-MD5 of the body, or NULL */
+	size_t resp_max;	   /* cap of a collected answer */
+	bool error_in_200;	   /* a 200 may carry an <Error> */
+	const char *fault_site;	   /* asked per attempt; fails fatally */
+	struct get_state *get;	   /* GetObject, or NULL */
 };
 
 /* The request of one attempt as it goes on the wire. All owned. */
@@ -1196,12 +1198,32 @@ static size_t get_sink(void *ctx, const void *p, size_t n)
 	return n;
 }
 
+/* A body read while sent: the reader's failure, kept for the attempt. */
+struct src_state {
+	const struct s3_body *b;
+	struct cm_err err;
+	int rc; /* 0 while the reader has not failed */
+};
+
+static size_t src_read(void *ctx, uint64_t off, void *p, size_t n)
+{
+	struct src_state *st = ctx;
+	int rc = st->b->read(st->b->ctx, off, p, n, &st->err);
+
+	if (rc) {
+		st->rc = rc < 0 ? rc : -EIO;
+		return SIZE_MAX;
+	}
+	return n;
+}
+
 static int attempt_once(struct s3_client *c, const struct s3_op *op,
 			const char *payload_hash, const char *md5_b64,
 			struct cm_http_response *resp, struct cm_err *err)
 {
 	struct aws_creds cr = {0};
 	struct wire w = {0};
+	struct src_state src = {.b = op->src};
 	struct cm_http_request req;
 	struct cm_http *h;
 	char where[768];
@@ -1236,8 +1258,10 @@ static int attempt_once(struct s3_client *c, const struct s3_op *op,
 	    .url = w.url,
 	    .headers = (const char *const *)w.line,
 	    .nheaders = w.nlines,
-	    .body = op->body_len ? op->body : NULL,
+	    .body = op->body_len && !op->src ? op->body : NULL,
 	    .body_len = op->body_len,
+	    .source = op->body_len && op->src ? src_read : NULL,
+	    .source_ctx = &src,
 	    .sink = op->get ? get_sink : NULL,
 	    .sink_ctx = op->get,
 	};
@@ -1266,6 +1290,13 @@ static int attempt_once(struct s3_client *c, const struct s3_op *op,
 		rc = op->get->sink_rc;
 		if (err)
 			*err = op->get->sink_err;
+		goto out;
+	}
+	if (src.rc) {
+		/* the body cannot be read: no retry will do better */
+		rc = src.rc;
+		if (err)
+			*err = src.err;
 		goto out;
 	}
 	if (rc && err && err->retryable && op->get && op->get->have_info &&
@@ -1331,6 +1362,9 @@ static int s3_request(struct s3_client *c, const struct s3_op *op,
 		hash = AWS_UNSIGNED_PAYLOAD;
 	} else if (!op->body_len) {
 		hash = EMPTY_SHA256;
+	} else if (op->sha256) {
+		cm_hex(op->sha256, CM_SHA256_LEN, sha);
+		hash = sha;
 	} else {
 		cm_sha256_hex(op->body, op->body_len, sha);
 		hash = sha;
@@ -1418,21 +1452,31 @@ static void etag_from_answer(const struct cm_http_response *r, char *etag)
 		strip_quotes(v, etag, S3_ETAG_MAX);
 }
 
-static int put_data(struct s3_client *c, struct s3_op *op, const void *data,
-		    size_t len, const uint8_t *md5, char *etag,
-		    struct cm_err *err)
+static int put_data(struct s3_client *c, struct s3_op *op,
+		    const struct s3_body *body, char *etag, struct cm_err *err)
 {
 	struct cm_http_response resp;
+	const uint8_t *md5 = body->md5;
 	uint8_t own_md5[CM_MD5_LEN];
+	bool read_body = !body->data && body->len;
 	int rc;
 
+	if (read_body &&
+	    (!body->read || (c->unsigned_payload ? !md5 : !body->sha256)))
+		return cm_err_set(err, EINVAL,
+				  "%s s3://%s/%s: a body read while sent "
+				  "needs a reader and its %s",
+				  op->name, op->bucket, op->key,
+				  c->unsigned_payload ? "MD5" : "SHA-256");
 	if (!md5 && c->unsigned_payload) {
 		/* no payload hash: the body's integrity rides on MD5 */
-		cm_md5(data, len, own_md5);
+		cm_md5(body->data ? body->data : "", body->len, own_md5);
 		md5 = own_md5;
 	}
-	op->body = data;
-	op->body_len = len;
+	op->body = body->data;
+	op->body_len = body->len;
+	op->src = read_body ? body : NULL;
+	op->sha256 = body->sha256;
 	op->object_data = true;
 	op->md5 = md5;
 	cm_http_response_init(&resp, ERROR_BODY_MAX);
@@ -1443,9 +1487,9 @@ static int put_data(struct s3_client *c, struct s3_op *op, const void *data,
 	return rc;
 }
 
-int s3_put_object(struct s3_client *c, const char *bucket, const char *key,
-		  const void *data, size_t len, const uint8_t *md5, char *etag,
-		  struct cm_err *err)
+int s3_put_object_body(struct s3_client *c, const char *bucket, const char *key,
+		       const struct s3_body *body, char *etag,
+		       struct cm_err *err)
 {
 	struct s3_op op;
 	int rc = check_names("PutObject", bucket, key, true, err);
@@ -1454,7 +1498,16 @@ int s3_put_object(struct s3_client *c, const char *bucket, const char *key,
 		return rc;
 	op_init(&op, "PutObject", "PUT", bucket, key);
 	op_put_headers(c, &op);
-	return put_data(c, &op, data, len, md5, etag, err);
+	return put_data(c, &op, body, etag, err);
+}
+
+int s3_put_object(struct s3_client *c, const char *bucket, const char *key,
+		  const void *data, size_t len, const uint8_t *md5, char *etag,
+		  struct cm_err *err)
+{
+	struct s3_body body = {.data = data, .len = len, .md5 = md5};
+
+	return s3_put_object_body(c, bucket, key, &body, etag, err);
 }
 
 int s3_create_multipart_upload(struct s3_client *c, const char *bucket,
@@ -1485,10 +1538,10 @@ int s3_create_multipart_upload(struct s3_client *c, const char *bucket,
 	return rc;
 }
 
-int s3_upload_part(struct s3_client *c, const char *bucket, const char *key,
-		   const char *upload_id, unsigned part_number,
-		   const void *data, size_t len, const uint8_t *md5, char *etag,
-		   struct cm_err *err)
+int s3_upload_part_body(struct s3_client *c, const char *bucket,
+			const char *key, const char *upload_id,
+			unsigned part_number, const struct s3_body *body,
+			char *etag, struct cm_err *err)
 {
 	char num[16];
 	struct s3_param params[2] = {
@@ -1510,7 +1563,18 @@ int s3_upload_part(struct s3_client *c, const char *bucket, const char *key,
 	op.params = params;
 	op.nparams = 2;
 	op.fault_site = "s3.upload_part";
-	return put_data(c, &op, data, len, md5, etag, err);
+	return put_data(c, &op, body, etag, err);
+}
+
+int s3_upload_part(struct s3_client *c, const char *bucket, const char *key,
+		   const char *upload_id, unsigned part_number,
+		   const void *data, size_t len, const uint8_t *md5, char *etag,
+		   struct cm_err *err)
+{
+	struct s3_body body = {.data = data, .len = len, .md5 = md5};
+
+	return s3_upload_part_body(c, bucket, key, upload_id, part_number,
+				   &body, etag, err);
 }
 
 int s3_complete_multipart_upload(struct s3_client *c, const char *bucket,

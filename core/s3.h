@@ -119,6 +119,41 @@ int s3_put_object(struct s3_client *c, const char *bucket, const char *key,
 		  const void *data, size_t len, const uint8_t *md5, char *etag,
 		  struct cm_err *err);
 
+/*
+ * The body of an object request: `len` bytes in memory (`data`), or read by
+ * the client while it sends them (`data` NULL), so that a file goes up
+ * without being held in memory.
+ *
+ * read: puts exactly n bytes of the body, from offset off, into p (n > 0,
+ * off + n <= len); returns 0, or a negative errno with err set, which ends
+ * the request at once (not retried). It runs on the caller's thread. Each
+ * attempt reads from offset 0 again, and libcurl may go back to an earlier
+ * offset to resend: the bytes must not change in between (S3 rejects a
+ * body that does not match its hash).
+ * sha256: the body's SHA-256. NULL: computed from data; a read body needs
+ * it, unless the client sends unsigned payloads.
+ * md5: sent as Content-MD5. NULL: none, except with unsigned payloads,
+ * where it is computed from data; a read body then needs it.
+ */
+struct s3_body {
+	const void *data;
+	size_t len;
+	int (*read)(void *ctx, uint64_t off, void *p, size_t n,
+		    struct cm_err *err);
+	void *ctx;
+	const uint8_t *sha256;
+	const uint8_t *md5;
+};
+
+/* s3_put_object and s3_upload_part with a body of either kind. */
+int s3_put_object_body(struct s3_client *c, const char *bucket, const char *key,
+		       const struct s3_body *body, char *etag,
+		       struct cm_err *err);
+int s3_upload_part_body(struct s3_client *c, const char *bucket,
+			const char *key, const char *upload_id,
+			unsigned part_number, const struct s3_body *body,
+			char *etag, struct cm_err *err);
+
 /* Multipart: *upload_id is the caller's to free. */
 int s3_create_multipart_upload(struct s3_client *c, const char *bucket,
 			       const char *key, char **upload_id,

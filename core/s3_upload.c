@@ -26,25 +26,47 @@
  * s3_part_size_for(); a buffer smaller than the part it is taken for is
  * reallocated (sizes only grow), so at most nbufs buffers ever exist.
  *
- * Workers upload a part (s3_upload_part signs it with its SHA-256, so S3
- * checks the body against it), record the answered ETag - an MD5 - in
- * ->parts[number - 1] (the object's ETag is checked against those at the
- * end), and put the buffer back on the free list. The MD5 of the bytes is
- * computed only with unsigned payloads, where it goes out as Content-MD5
- * and the answered ETag must equal it: with a signed payload S3 has
- * already verified the body, and MD5 would cost more CPU than SHA-256 and
- * the upload together on a machine with SHA extensions. The buffer then
- * returns to the free
- * list. The first failure of any worker is kept in ->fail_err and makes
- * later parts skip their upload; the writer sees ->failed at its next call,
- * waits until nothing is in flight, aborts the multipart upload and returns
- * that error.
+ * Workers upload a part (signed with its SHA-256, so S3 checks the body
+ * against it), record the answered ETag - an MD5 - in ->parts[number - 1]
+ * (the object's ETag is checked against those at the end), and put the
+ * buffer back on the free list. The MD5 of the bytes is computed only with
+ * unsigned payloads, where it goes out as Content-MD5 and the answered
+ * ETag must equal it: with a signed payload S3 has already verified the
+ * body, and MD5 would cost more CPU than SHA-256 and the upload together
+ * on a machine with SHA extensions. The first failure of any worker is
+ * kept in ->fail_err and makes later parts skip their upload; the writer
+ * sees ->failed at its next call, waits until nothing is in flight, aborts
+ * the multipart upload and returns that error.
+ *
+ * Files (s3_upload_file). The same machinery with another kind of buffer:
+ * a buffer no longer holds its part's bytes, only the part's place in the
+ * file (->off, ->len) and a small scratch area (FILE_CHUNK). The caller's
+ * thread takes a buffer per part off the same free list, which is what
+ * bounds the parts in flight, and queues it; nothing is copied. The worker
+ * reads its part twice with pread: first through the scratch area to hash
+ * it (SHA-256 for the signature, or MD5 for Content-MD5 with unsigned
+ * payloads), then while libcurl sends it (an s3_body whose reader preads
+ * straight into libcurl's upload buffer); a retry reads it again. Memory is
+ * nbufs x FILE_CHUNK whatever the part size; the file's pages sit in the
+ * page cache between the two passes. A file has a size, so there is no
+ * holding back: one part means one PutObject, more mean a multipart
+ * upload from the first part on. The file must not change meanwhile: a
+ * read that ends early fails its part, and before the request that makes
+ * the object (PutObject, CompleteMultipartUpload) the file must still have
+ * the size and mtime it had at the start; otherwise the upload fails and
+ * is aborted, naming the file. (A part changed between its two passes is
+ * refused by S3, whose hash no longer matches.)
+ *
+ * Sending is one function for both kinds (send_part), used by the workers
+ * and by the single PutObject, and so are the records, ETag checks and
+ * abort: the two kinds differ only in how a buffer is filled and read.
  *
  * Threads and locks: one lock, ->lock, guards the free list, the in-flight
  * count, the part records and the failure. Workers hold it only to take or
- * return state, never across network or hashing. ->upload_id is written by
- * the writer before the first part is queued and only read afterwards
- * (the pool's queue orders the two). Byte counters are atomics.
+ * return state, never across network or hashing. ->upload_id, and for a
+ * file ->fd, ->file_name and ->file_size, are written by the caller's
+ * thread before the first part is queued and only read afterwards (the
+ * pool's queue orders the two). Byte counters are atomics.
  */
 #include "s3_upload.h"
 #include "log.h"
@@ -53,21 +75,26 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <inttypes.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #define DEFAULT_CONCURRENCY 4
 #define MAX_CONCURRENCY	    64
+#define FILE_CHUNK	    (256 * 1024) /* a file part is hashed by this */
 
 struct part_buf {
 	struct s3_upload *u;
-	uint8_t *data;	       /* owned */
+	uint8_t *data;	       /* owned: the part, or a file's scratch */
 	size_t cap;	       /* bytes allocated */
 	size_t limit;	       /* size of the part it holds */
-	size_t len;	       /* bytes filled */
+	size_t len;	       /* bytes filled (of a file: the part's size) */
+	uint64_t off;	       /* a file's part: where it starts */
 	unsigned number;       /* part number, 1-based */
 	struct part_buf *next; /* free-list link */
 };
@@ -102,6 +129,12 @@ struct s3_upload {
 	struct part_buf **bufs; /* every buffer, owned */
 	struct cm_pool *pool;	/* made with the multipart upload */
 	char *upload_id;	/* see the top of the file */
+
+	/* s3_upload_file: see the top of the file */
+	int fd; /* -1: bytes come from writes */
+	char *file_name;
+	uint64_t file_size;
+	struct timespec file_mtime;
 
 	uint64_t bytes_in;   /* atomic */
 	uint64_t bytes_done; /* atomic */
@@ -290,18 +323,29 @@ struct s3_upload *s3_upload_new(struct s3_client *client, const char *bucket,
 	u->nbufs = u->opts.concurrency < 2 ? 2 : u->opts.concurrency;
 	u->bufs = cm_xcalloc(u->nbufs, sizeof(*u->bufs));
 	u->next_number = 1;
+	u->fd = -1;
 	pthread_mutex_init(&u->lock, NULL);
 	pthread_cond_init(&u->cond, NULL);
 	return u;
 }
 
-/* Take a buffer for the next part; NULL when the upload failed. */
+/* Take a buffer for the next part; NULL when the upload failed (with the
+ * failure recorded). */
 static struct part_buf *take_buffer(struct s3_upload *u)
 {
 	unsigned number = u->next_number;
 	struct part_buf *b = NULL;
-	uint64_t size;
+	uint64_t size, room;
+	struct cm_err e;
 
+	if (number > S3_MAX_PARTS) {
+		cm_err_set(&e, EFBIG,
+			   "s3://%s/%s: more than %d parts; give "
+			   "the expected size or a larger part size",
+			   u->bucket, u->key, S3_MAX_PARTS);
+		record_failure(u, &e);
+		return NULL;
+	}
 	pthread_mutex_lock(&u->lock);
 	while (!u->free_bufs && u->nmade == u->nbufs && !u->failed)
 		pthread_cond_wait(&u->cond, &u->lock);
@@ -329,13 +373,17 @@ out:
 		return NULL;
 	size =
 	    s3_part_size_for(number, u->opts.expected_size, u->opts.part_size);
-	if (b->cap < size) {
+	room = size;
+	if (u->fd >= 0)
+		room = u->file_size < FILE_CHUNK ? u->file_size : FILE_CHUNK;
+	if (b->cap < room) {
 		free(b->data);
-		b->data = cm_xmalloc(size);
-		b->cap = size;
+		b->data = cm_xmalloc(room);
+		b->cap = room;
 	}
 	b->limit = size;
 	b->len = 0;
+	b->off = 0;
 	b->number = number;
 	b->next = NULL;
 	u->next_number++;
@@ -378,40 +426,136 @@ static bool etag_md5(const char *etag, uint8_t out[CM_MD5_LEN])
 	return true;
 }
 
+/* n bytes of the file from off into p. The file ending early means that
+ * it changed under the upload: that fails the part. */
+static int read_file(struct s3_upload *u, uint64_t off, void *p, size_t n,
+		     struct cm_err *err)
+{
+	uint8_t *dst = p;
+
+	while (n) {
+		ssize_t r = pread(u->fd, dst, n, (off_t)off);
+
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0)
+			return cm_err_set(err, errno, "%s: %s", u->file_name,
+					  strerror(errno));
+		if (r == 0)
+			return cm_err_set(err, EIO,
+					  "%s: changed while being uploaded: "
+					  "it ends at byte %" PRIu64
+					  ", not %" PRIu64,
+					  u->file_name, off, u->file_size);
+		dst += r;
+		off += (uint64_t)r;
+		n -= (size_t)r;
+	}
+	return 0;
+}
+
+/* The reader of a file part's s3_body: offsets within the part. */
+static int read_part(void *ctx, uint64_t off, void *p, size_t n,
+		     struct cm_err *err)
+{
+	struct part_buf *b = ctx;
+
+	return read_file(b->u, b->off + off, p, n, err);
+}
+
+/* The first pass over a file part, through its scratch area: the SHA-256
+ * of a signed payload, or the MD5 that goes as Content-MD5. */
+static int hash_file_part(struct s3_upload *u, struct part_buf *b,
+			  uint8_t sha[CM_SHA256_LEN], uint8_t md5[CM_MD5_LEN],
+			  struct cm_err *err)
+{
+	struct cm_digest *d =
+	    cm_digest_new(u->want_md5 ? CM_DIGEST_MD5 : CM_DIGEST_SHA256);
+	size_t done = 0;
+	int rc = 0;
+
+	while (done < b->len) {
+		size_t n = b->len - done < b->cap ? b->len - done : b->cap;
+
+		rc = read_file(u, b->off + done, b->data, n, err);
+		if (rc)
+			break;
+		cm_digest_update(d, b->data, n);
+		done += n;
+	}
+	cm_digest_final(d, u->want_md5 ? md5 : sha);
+	cm_digest_free(d);
+	return rc;
+}
+
+/* Send what b holds as part b->number, or (single) as the whole object by
+ * PutObject, and check the answered ETag where it is an MD5. md5 receives
+ * the MD5 of the bytes: computed with unsigned payloads, where it goes as
+ * Content-MD5; otherwise taken from a part's ETag. */
+static int send_part(struct s3_upload *u, struct part_buf *b, bool single,
+		     uint8_t md5[CM_MD5_LEN], char etag[S3_ETAG_MAX],
+		     struct cm_err *e)
+{
+	uint8_t sha[CM_SHA256_LEN];
+	struct s3_body body = {.len = b->len};
+	char part[32] = "", want[2 * CM_MD5_LEN + 1];
+	const char *op = single ? "PutObject" : "UploadPart";
+	int rc;
+
+	if (u->fd < 0) {
+		body.data = b->data;
+		if (u->want_md5)
+			cm_md5(b->data, b->len, md5);
+	} else {
+		rc = hash_file_part(u, b, sha, md5, e);
+		if (rc)
+			return rc;
+		body.read = read_part;
+		body.ctx = b;
+		body.sha256 = sha;
+	}
+	if (u->want_md5)
+		body.md5 = md5;
+	if (single)
+		rc = s3_put_object_body(u->client, u->bucket, u->key, &body,
+					etag, e);
+	else
+		rc = s3_upload_part_body(u->client, u->bucket, u->key,
+					 u->upload_id, b->number, &body, etag,
+					 e);
+	if (rc || !u->check_etags)
+		return rc;
+	if (!single)
+		snprintf(part, sizeof(part), ": part %u", b->number);
+	if (u->want_md5) {
+		md5_hex(md5, want);
+		if (!s3_etag_equal(etag, want))
+			return cm_err_set(e, EIO,
+					  "%s s3://%s/%s%s: ETag '%s' is not "
+					  "the MD5 %s of the bytes sent",
+					  op, u->bucket, u->key, part, etag,
+					  want);
+	} else if (!single && !etag_md5(etag, md5)) {
+		return cm_err_set(e, EIO,
+				  "%s s3://%s/%s%s: ETag '%s' is not an MD5",
+				  op, u->bucket, u->key, part, etag);
+	}
+	return 0;
+}
+
 /* A worker: one part, start to end. */
 static void part_task(void *arg)
 {
 	struct part_buf *b = arg;
 	struct s3_upload *u = b->u;
 	uint8_t md5[CM_MD5_LEN] = {0};
-	char etag[S3_ETAG_MAX] = "", want[2 * CM_MD5_LEN + 1];
+	char etag[S3_ETAG_MAX] = "";
 	struct cm_err e;
 	int rc = 0;
 
 	cm_err_clear(&e);
-	if (has_failed(u))
-		goto out;
-	if (u->want_md5)
-		cm_md5(b->data, b->len, md5);
-	rc = s3_upload_part(u->client, u->bucket, u->key, u->upload_id,
-			    b->number, b->data, b->len,
-			    u->want_md5 ? md5 : NULL, etag, &e);
-	if (!rc && u->check_etags && u->want_md5) {
-		md5_hex(md5, want);
-		if (!s3_etag_equal(etag, want))
-			rc = cm_err_set(&e, EIO,
-					"UploadPart s3://%s/%s: part "
-					"%u: ETag '%s' is not the MD5 %s of "
-					"the bytes sent",
-					u->bucket, u->key, b->number, etag,
-					want);
-	} else if (!rc && u->check_etags && !etag_md5(etag, md5)) {
-		rc = cm_err_set(&e, EIO,
-				"UploadPart s3://%s/%s: part %u: ETag '%s' "
-				"is not an MD5",
-				u->bucket, u->key, b->number, etag);
-	}
-out:
+	if (!has_failed(u))
+		rc = send_part(u, b, false, md5, etag, &e);
 	pthread_mutex_lock(&u->lock);
 	if (rc) {
 		if (!u->failed) {
@@ -483,7 +627,6 @@ static int dispatch(struct s3_upload *u, struct part_buf *b)
 int s3_upload_reserve(struct s3_upload *u, void **p, size_t *n,
 		      struct cm_err *err)
 {
-	struct cm_err e;
 	int rc;
 
 	if (u->state != UPLOAD_OPEN)
@@ -503,13 +646,6 @@ int s3_upload_reserve(struct s3_upload *u, void **p, size_t *n,
 				return fail_now(u, err);
 		}
 		u->cur = NULL;
-	}
-	if (u->next_number > S3_MAX_PARTS) {
-		cm_err_set(&e, EFBIG,
-			   "s3://%s/%s: more than %d parts; give "
-			   "the expected size or a larger part size",
-			   u->bucket, u->key, S3_MAX_PARTS);
-		return fail_with(u, &e, err);
 	}
 	u->cur = take_buffer(u);
 	if (!u->cur)
@@ -566,36 +702,48 @@ int s3_upload_write(struct s3_upload *u, const void *p, size_t n,
 	return 0;
 }
 
+/* Before the request that makes the object: a file must be as it was when
+ * the upload began. A change after its part was read would not show in
+ * the parts, and the object would be torn. */
+static int file_changed(struct s3_upload *u, struct cm_err *err)
+{
+	struct stat st;
+
+	if (u->fd < 0)
+		return 0;
+	if (fstat(u->fd, &st) != 0)
+		return cm_err_set(err, errno, "%s: %s", u->file_name,
+				  strerror(errno));
+	if ((uint64_t)st.st_size != u->file_size)
+		return cm_err_set(err, EIO,
+				  "%s: changed while being uploaded: %" PRIu64
+				  " bytes, not %" PRIu64,
+				  u->file_name, (uint64_t)st.st_size,
+				  u->file_size);
+	if (st.st_mtim.tv_sec != u->file_mtime.tv_sec ||
+	    st.st_mtim.tv_nsec != u->file_mtime.tv_nsec)
+		return cm_err_set(err, EIO,
+				  "%s: changed while being uploaded: "
+				  "modified",
+				  u->file_name);
+	return 0;
+}
+
 /* The whole object fits in one part: one PutObject. */
 static int finish_single(struct s3_upload *u, struct s3_upload_result *res,
 			 struct cm_err *err)
 {
-	struct part_buf *b = u->held ? u->held : u->cur;
-	const void *data = b ? (const void *)b->data : "";
-	size_t len = b ? b->len : 0;
-	uint8_t md5[CM_MD5_LEN] = {0};
-	char want[2 * CM_MD5_LEN + 1];
+	static uint8_t nothing[1];
+	struct part_buf none = {.u = u, .data = nothing};
+	struct part_buf *b = u->held ? u->held : u->cur ? u->cur : &none;
+	uint8_t md5[CM_MD5_LEN];
 	struct cm_err e;
-	int rc;
 
 	cm_err_clear(&e);
-	if (u->want_md5)
-		cm_md5(data, len, md5);
-	rc = s3_put_object(u->client, u->bucket, u->key, data, len,
-			   u->want_md5 ? md5 : NULL, res->etag, &e);
-	if (!rc && u->check_etags && u->want_md5) {
-		md5_hex(md5, want);
-		if (!s3_etag_equal(res->etag, want))
-			rc = cm_err_set(&e, EIO,
-					"PutObject s3://%s/%s: ETag "
-					"'%s' is not the MD5 %s of the bytes "
-					"sent",
-					u->bucket, u->key, res->etag, want);
-	}
-	if (rc)
+	if (send_part(u, b, true, md5, res->etag, &e))
 		return fail_with(u, &e, err);
-	__atomic_store_n(&u->bytes_done, (uint64_t)len, __ATOMIC_RELAXED);
-	res->size = len;
+	__atomic_store_n(&u->bytes_done, (uint64_t)b->len, __ATOMIC_RELAXED);
+	res->size = b->len;
 	res->parts = 0;
 	return 0;
 }
@@ -655,39 +803,78 @@ int s3_upload_finish(struct s3_upload *u, struct s3_upload_result *result,
 {
 	struct s3_upload_result local;
 	struct s3_upload_result *res = result ? result : &local;
+	struct cm_err e;
 	int rc;
 
 	memset(res, 0, sizeof(*res));
 	if (u->state != UPLOAD_OPEN)
 		return not_open(u, err);
-	if (has_failed(u))
-		return fail_now(u, err);
-	if (!u->upload_id) {
-		rc = finish_single(u, res, err);
-		if (rc)
-			return rc;
-		u->state = UPLOAD_DONE;
-		return 0;
-	}
-	if (u->cur && u->cur->len) {
+	if (u->upload_id && u->cur && u->cur->len) {
 		rc = dispatch(u, u->cur);
 		u->cur = NULL;
 		if (rc)
 			return fail_now(u, err);
-	} else if (u->cur) {
+	} else if (u->upload_id && u->cur) {
 		give_back(u, u->cur);
 		u->cur = NULL;
 	}
-	drain(u);
+	if (u->upload_id)
+		drain(u);
 	if (has_failed(u))
 		return fail_now(u, err);
-	rc = finish_multipart(u, res, err);
+	cm_err_clear(&e);
+	if (file_changed(u, &e))
+		return fail_with(u, &e, err);
+	if (!u->upload_id)
+		rc = finish_single(u, res, err);
+	else
+		rc = finish_multipart(u, res, err);
 	if (rc)
 		return rc;
 	u->state = UPLOAD_DONE;
 	cm_debug("s3: s3://%s/%s: %u parts, %llu bytes", u->bucket, u->key,
 		 res->parts, (unsigned long long)res->size);
 	return 0;
+}
+
+int s3_upload_file(struct s3_upload *u, int fd, const char *name,
+		   struct s3_upload_result *result, struct cm_err *err)
+{
+	struct part_buf *b;
+	struct stat st;
+	uint64_t off = 0;
+
+	if (u->state != UPLOAD_OPEN)
+		return not_open(u, err);
+	if (u->cur || u->held || u->next_number != 1)
+		abort(); /* bytes were written before: a bug */
+	if (fstat(fd, &st) != 0)
+		return cm_err_set(err, errno, "%s: %s", name, strerror(errno));
+	if (!S_ISREG(st.st_mode))
+		return cm_err_set(err, EINVAL, "%s: not a regular file", name);
+	u->fd = fd;
+	u->file_name = cm_xstrdup(name);
+	u->file_size = (uint64_t)st.st_size;
+	u->file_mtime = st.st_mtim;
+	u->opts.expected_size = u->file_size;
+	do {
+		b = take_buffer(u); /* blocks while every buffer is busy */
+		if (!b)
+			return fail_now(u, err);
+		b->off = off;
+		b->len = u->file_size - off < b->limit
+			     ? (size_t)(u->file_size - off)
+			     : b->limit;
+		off += b->len;
+		__atomic_add_fetch(&u->bytes_in, b->len, __ATOMIC_RELAXED);
+		if (b->number == 1 && off == u->file_size) {
+			u->cur = b; /* one part: one PutObject, at finish */
+			break;
+		}
+		if (dispatch(u, b))
+			return fail_now(u, err);
+	} while (off < u->file_size);
+	return s3_upload_finish(u, result, err);
 }
 
 void s3_upload_abort(struct s3_upload *u)
@@ -715,6 +902,7 @@ void s3_upload_free(struct s3_upload *u)
 	free(u->bufs);
 	free(u->parts);
 	free(u->upload_id);
+	free(u->file_name);
 	free(u->bucket);
 	free(u->key);
 	pthread_mutex_destroy(&u->lock);

@@ -1,20 +1,31 @@
 /*
- * s3_upload.h - stream bytes of unknown total length into one S3 object.
+ * s3_upload.h - upload one S3 object in parallel parts with bounded
+ * memory: bytes of unknown total length streamed in by writes, or a
+ * regular file read in place.
  *
- * The caller writes bytes in order; they fill part buffers taken from a
- * fixed pool of `concurrency` (at least 2). A full buffer goes to a worker,
- * which hashes it (SHA-256 for the signature; MD5 too with unsigned
- * payloads, for Content-MD5) and uploads it as
- * one part, retrying per the client's policy; the buffer then returns to
- * the pool. When every buffer is filled or in flight, write() blocks: that
- * is the back-pressure, and memory stays at `concurrency` part buffers
- * (32 MiB with the defaults) whatever the object's size.
+ * Streams: the caller writes bytes in order; they fill part buffers taken
+ * from a fixed pool of `concurrency` (at least 2). A full buffer goes to a
+ * worker, which hashes it (SHA-256 for the signature, or MD5 for
+ * Content-MD5 with unsigned payloads) and uploads it as one part, retrying
+ * per the client's policy; the buffer then returns to the pool. When every
+ * buffer is filled or in flight, write() blocks: that is the back-pressure,
+ * and memory stays at `concurrency` part buffers (32 MiB with the defaults)
+ * whatever the object's size.
+ *
+ * Files (s3_upload_file): nothing is copied. Each part is read by the
+ * worker that sends it, twice, with pread: once in 256 KiB pieces to hash
+ * it, then again while it goes on the wire (and again on a retry). At most
+ * `concurrency` parts are in flight, and memory is a 256 KiB scratch area
+ * per buffer of the pool, whatever the file's or the part's size. Part
+ * sizes come from the file's size. The file must not change while it is uploaded: a read that
+ * ends early, or a size or mtime at the end other than at the start, fails
+ * the upload (which is aborted) with a message that names the file.
  *
  * Objects that fit in one part go as a single PutObject when finished, and
  * no multipart upload is ever created for them. Otherwise the upload is
- * created when the second part's first byte arrives, and on_upload_id is
- * told its id before any part is sent (so that a journal can record it and
- * clean up after a crash).
+ * created when the second part's first byte arrives (for a file: before
+ * its first part), and on_upload_id is told its id before any part is sent
+ * (so that a journal can record it and clean up after a crash).
  *
  * Integrity: S3 checks each part against its signed SHA-256 (or its
  * Content-MD5, when the ETag must also equal the MD5 sent); the object's
@@ -22,11 +33,12 @@
  * skipped under SSE-KMS, whose ETags are not MD5s).
  *
  * Failure: any failure (a part out of retries, a fatal answer, an ETag
- * mismatch, the callback refusing) makes write()/finish() wait for the
+ * mismatch, the callback refusing, the file changing) makes
+ * write()/file()/finish() wait for the
  * parts in flight, abort the multipart upload, and return the first error.
  * The fault site "s3.upload_part" fails a part fatally (see s3.h).
  *
- * Threads: write/reserve/commit/finish/abort/free are called from one
+ * Threads: write/reserve/commit/file/finish/abort/free are called from one
  * thread (the caller's); parts run on the upload's own worker pool.
  */
 #ifndef VAULTFS_S3_UPLOAD_H
@@ -98,6 +110,15 @@ int s3_upload_reserve(struct s3_upload *u, void **p, size_t *n,
 		      struct cm_err *err);
 int s3_upload_commit(struct s3_upload *u, size_t n, struct cm_err *err);
 
+/* Instead of writes: the object is the regular file open on fd, all of it
+ * (from offset 0, whatever fd's position). Call it first thing after
+ * s3_upload_new(); it sends every part and finishes as s3_upload_finish()
+ * does, so the upload is done (or aborted) when it returns. The file's size
+ * is the expected size (opts->expected_size is not used). fd is borrowed
+ * for the call; name is for messages. result may be NULL. */
+int s3_upload_file(struct s3_upload *u, int fd, const char *name,
+		   struct s3_upload_result *result, struct cm_err *err);
+
 /* Send what is left, wait for every part, complete and check the ETag.
  * result may be NULL. */
 int s3_upload_finish(struct s3_upload *u, struct s3_upload_result *result,
@@ -110,8 +131,9 @@ void s3_upload_abort(struct s3_upload *u);
 /* Aborts first unless finished. NULL is a no-op. */
 void s3_upload_free(struct s3_upload *u);
 
-/* Bytes written so far, and bytes whose parts the server acknowledged
- * (for progress displays; may be read from any thread). */
+/* Bytes written so far (of a file: handed to parts), and bytes whose parts
+ * the server acknowledged (for progress displays; may be read from any
+ * thread). */
 uint64_t s3_upload_bytes_in(const struct s3_upload *u);
 uint64_t s3_upload_bytes_done(const struct s3_upload *u);
 

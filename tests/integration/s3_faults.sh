@@ -2,7 +2,9 @@
 # s3_faults: retryable failures are retried and fatal ones abort cleanly.
 #  - Through tests/tools/faultproxy.py, which resets connections and answers
 #    503 SlowDown to a seeded share of requests, a 60 MiB upload from a pipe
-#    still gives a byte-identical object (and GETs answered 503 are retried).
+#    still gives a byte-identical object, and so does the same file read in
+#    place (a part reset mid-body is read from the file again); GETs
+#    answered 503 are retried.
 #  - When parts keep failing (VAULTFS_FAULT in the core, or the proxy
 #    resetting every PUT), `vaultfs s3 cp` exits non-zero, stores no object
 #    and leaves no multipart upload in progress.
@@ -33,6 +35,20 @@ etag=$(object_etag "$B" f60)
 [ "$etag" = "$(multipart_etag "$T/f60" $((8 * MiB)))" ] || die "ETag $etag is not that of the 8 parts"
 no_multipart_uploads "$B"
 log "60 MiB through resets and 503s: identical"
+
+# A file read in place: parts reset half-way through their bodies are read
+# again from the file for the retry.
+start_faultproxy --only-method PUT --reset-rate 0.3 --seed 4 --max-faults 4
+VAULTFS_S3_MAX_ATTEMPTS=10 vf s3 cp --quiet --part-size 8M \
+	--endpoint-url "$FP_URL" "$T/f60" "s3://$B/f60-file" ||
+	{ cat "$FP_STATS" >&2; die "file upload through the fault proxy failed"; }
+[ "$(fp_stat resets)" -ge 1 ] || die "the proxy reset no PUT"
+aws_ s3 cp --only-show-errors "s3://$B/f60-file" "$T/f60-file.back"
+same_file "$T/f60" "$T/f60-file.back"
+etag=$(object_etag "$B" f60-file)
+[ "$etag" = "$(multipart_etag "$T/f60" $((8 * MiB)))" ] || die "ETag $etag is not that of the 8 parts"
+no_multipart_uploads "$B"
+log "60 MiB file through $(fp_stat resets) resets of its parts: identical"
 
 # GETs answered 503 twice, then served.
 start_faultproxy --only-method GET --503-rate 1 --max-faults 2

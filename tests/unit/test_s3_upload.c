@@ -1,14 +1,18 @@
 /*
- * test_s3_upload.c - the streaming multipart uploader against a small
- * in-process S3 stand-in: single PutObject for objects of at most one part,
- * parts in order with their MD5s, the final ETag check, back-pressure (never
- * more parts in flight than asked), the upload id reported before any part,
- * and every failure ending in AbortMultipartUpload.
+ * test_s3_upload.c - the multipart uploader, from a stream and from a file,
+ * against a small in-process S3 stand-in: single PutObject for objects of
+ * at most one part, parts in order with their MD5s, the final ETag check,
+ * back-pressure (never more parts in flight than asked), the upload id
+ * reported before any part, every failure ending in AbortMultipartUpload,
+ * and a file that changes while it is uploaded failing the upload.
  *
  * The stand-in speaks just enough HTTP/1.1 (keep-alive, Content-Length
  * bodies) and S3: one listening thread, one thread per connection. What it
- * saw is kept in `struct fake` under ->lock for the tests to check. It does
- * not check signatures (test_s3_request.c does that against botocore).
+ * saw is kept in `struct fake` under ->lock for the tests to check. Like
+ * S3, it refuses object data that does not match its X-Amz-Content-Sha256
+ * or Content-MD5 (so the hash a file part is signed with must be that of
+ * the bytes sent); it does not check signatures (test_s3_request.c does
+ * that against botocore).
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -24,7 +28,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <fcntl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -53,9 +59,11 @@ struct fake {
 	uint64_t bytes;
 	int completed_parts;	 /* <Part> entries in the last complete */
 	bool create_before_part; /* no part came before CreateMultipart */
+	int md5s_checked;	 /* bodies that came with Content-MD5 */
 	/* behaviour */
 	int fail_part; /* this part number answers fail_status */
 	int fail_status;
+	bool fail_once;		  /* ... only the first time it comes */
 	int bad_etag_part;	  /* this part answers a wrong ETag */
 	bool empty_complete_etag; /* Ceph 16: <ETag></ETag> */
 	unsigned part_delay_ms;
@@ -101,15 +109,65 @@ static void hex_md5(const void *p, size_t n, char out[33])
 	cm_hex(md5, CM_MD5_LEN, out);
 }
 
-static void handle(int fd, const char *method, const char *target, char *body,
-		   size_t blen)
+/* A header's value in a request head, or "" when it is absent. */
+static void header(const char *head, const char *name, char *out, size_t n)
+{
+	char pat[64];
+	const char *h;
+	size_t len = 0;
+
+	snprintf(pat, sizeof(pat), "\r\n%s:", name);
+	h = strcasestr(head, pat);
+	if (h) {
+		h += strlen(pat);
+		h += strspn(h, " ");
+		len = strcspn(h, "\r");
+		if (len >= n)
+			len = n - 1;
+		memcpy(out, h, len);
+	}
+	out[len] = '\0';
+}
+
+/* What S3 checks of object data: the signed SHA-256 and the Content-MD5.
+ * The error code when the body does not match, else NULL. */
+static const char *bad_body(const char *head, const char *body, size_t blen)
+{
+	char got[80], want[CM_SHA256_HEX_LEN + 1];
+	uint8_t md5[CM_MD5_LEN];
+
+	header(head, "x-amz-content-sha256", got, sizeof(got));
+	cm_sha256_hex(body, blen, want);
+	if (strcmp(got, "UNSIGNED-PAYLOAD") && strcmp(got, want))
+		return "XAmzContentSHA256Mismatch";
+	header(head, "content-md5", got, sizeof(got));
+	if (!got[0])
+		return NULL;
+	cm_md5(body, blen, md5);
+	cm_base64(md5, CM_MD5_LEN, want);
+	pthread_mutex_lock(&F.lock);
+	F.md5s_checked++;
+	pthread_mutex_unlock(&F.lock);
+	return strcmp(got, want) ? "BadDigest" : NULL;
+}
+
+static void handle(int fd, const char *head, const char *method,
+		   const char *target, char *body, size_t blen)
 {
 	char hdr[160], hex[33], xml[512];
 	const char *q = strchr(target, '?');
+	const char *bad = NULL;
+	bool failing;
 	int part = 0;
 
-	if (q && sscanf(q, "?partNumber=%d", &part) == 1 && part > 0 &&
-	    part <= MAX_PARTS) {
+	if (!strcmp(method, "PUT"))
+		bad = bad_body(head, body, blen);
+	if (bad) {
+		snprintf(xml, sizeof(xml), "<Error><Code>%s</Code></Error>",
+			 bad);
+		reply(fd, 400, NULL, xml);
+	} else if (q && sscanf(q, "?partNumber=%d", &part) == 1 && part > 0 &&
+		   part <= MAX_PARTS) {
 		struct timespec until;
 
 		clock_gettime(CLOCK_REALTIME, &until);
@@ -136,8 +194,11 @@ static void handle(int fd, const char *method, const char *target, char *body,
 		cm_md5(body, blen, F.md5[part]);
 		F.part_len[part] = blen;
 		F.bytes += blen;
+		failing = part == F.fail_part;
+		if (failing && F.fail_once)
+			F.fail_part = 0;
 		pthread_mutex_unlock(&F.lock);
-		if (part == F.fail_part) {
+		if (failing) {
 			reply(fd, F.fail_status, NULL,
 			      "<Error><Code>Injected</Code><Message>no"
 			      "</Message></Error>");
@@ -242,7 +303,7 @@ static void *conn_main(void *arg)
 			goto out;
 		}
 		body[blen] = '\0';
-		handle(fd, method, target, body, blen);
+		handle(fd, head, method, target, body, blen);
 		free(body);
 	}
 out:
@@ -354,6 +415,48 @@ static void fill(uint8_t *p, size_t n, uint64_t off)
 	}
 }
 
+/* The ETag of fill()'s first `size` bytes sent in parts of `part` bytes,
+ * each part's length checked against what the server saw. */
+static void expected_etag(uint64_t size, uint64_t part, char want[S3_ETAG_MAX])
+{
+	unsigned n = (unsigned)((size + part - 1) / part);
+	uint8_t(*md5s)[CM_MD5_LEN] = calloc(n, CM_MD5_LEN);
+	uint8_t *buf = malloc(part);
+
+	for (unsigned i = 0; i < n; i++) {
+		uint64_t off = (uint64_t)i * part;
+		uint64_t len = size - off < part ? size - off : part;
+
+		fill(buf, len, off);
+		assert_int_equal(F.part_len[i + 1], len);
+		cm_md5(buf, len, md5s[i]);
+	}
+	s3_multipart_etag((const uint8_t(*)[CM_MD5_LEN])md5s, n, want);
+	free(buf);
+	free(md5s);
+}
+
+/* A temporary file of fill()'s first `size` bytes, open read-write; its
+ * name in path. */
+static int make_file(uint64_t size, char path[64])
+{
+	static uint8_t chunk[1 << 20];
+	int fd;
+
+	snprintf(path, 64, "/tmp/test_s3_upload.XXXXXX");
+	fd = mkstemp(path);
+	assert_true(fd >= 0);
+	for (uint64_t off = 0; off < size;) {
+		size_t n = size - off < sizeof(chunk) ? (size_t)(size - off)
+						      : sizeof(chunk);
+
+		fill(chunk, n, off);
+		assert_int_equal(pwrite(fd, chunk, n, (off_t)off), (ssize_t)n);
+		off += n;
+	}
+	return fd;
+}
+
 struct id_seen {
 	char id[64];
 	int parts_before;
@@ -447,9 +550,7 @@ static void test_multipart(void **state)
 	struct s3_upload_result res;
 	struct cm_err err;
 	struct s3_upload *u;
-	uint8_t md5s[5][CM_MD5_LEN];
 	char want[S3_ETAG_MAX];
-	uint8_t *all;
 
 	(void)state;
 	o.ctx = &seen;
@@ -474,17 +575,7 @@ static void test_multipart(void **state)
 	assert_int_equal(s3_upload_bytes_done(u), size);
 
 	/* the parts hold the stream in order: recompute the ETag */
-	all = malloc(size);
-	fill(all, size, 0);
-	for (int i = 0; i < 5; i++) {
-		uint64_t off = (uint64_t)i * 5 * S3_MIB;
-		uint64_t n = i < 4 ? 5 * S3_MIB : size - off;
-
-		assert_int_equal(F.part_len[i + 1], n);
-		cm_md5(all + off, n, md5s[i]);
-	}
-	free(all);
-	s3_multipart_etag((const uint8_t(*)[CM_MD5_LEN])md5s, 5, want);
+	expected_etag(size, 5 * S3_MIB, want);
 	assert_string_equal(res.etag, want);
 	assert_int_equal(F.aborts, 0);
 	s3_upload_free(u);
@@ -501,22 +592,31 @@ static void test_multipart(void **state)
 	s3_client_free(c);
 }
 
-static void expect_abort(struct s3_upload_opts *o, uint64_t size,
-			 const char *msg_part)
+/* The upload fails with msg_part in its message, and is aborted once:
+ * from a stream of `size` bytes, or from the file at path when not NULL. */
+static void expect_abort_of(struct s3_upload_opts *o, uint64_t size,
+			    const char *path, const char *msg_part)
 {
 	struct s3_client *c = client();
 	struct s3_upload_result res;
 	struct cm_err err;
 	struct s3_upload *u;
-	int aborts = F.aborts, rc;
+	int aborts = F.aborts, rc, fd = -1;
 
 	cm_err_clear(&err);
 	u = s3_upload_new(c, "b", "k", o, &err);
-	rc = stream(u, size, &err);
-	if (!rc)
-		rc = s3_upload_finish(u, &res, &err);
+	if (path) {
+		fd = open(path, O_RDONLY);
+		assert_true(fd >= 0);
+		rc = s3_upload_file(u, fd, path, &res, &err);
+	} else {
+		rc = stream(u, size, &err);
+		if (!rc)
+			rc = s3_upload_finish(u, &res, &err);
+	}
 	assert_true(rc < 0);
-	assert_non_null(strstr(err.msg, msg_part));
+	if (!strstr(err.msg, msg_part))
+		fail_msg("'%s' is not in '%s'", msg_part, err.msg);
 	/* aborted before returning */
 	assert_int_equal(F.aborts, aborts + 1);
 	/* later calls fail the same way, and free does not abort twice */
@@ -524,7 +624,15 @@ static void expect_abort(struct s3_upload_opts *o, uint64_t size,
 	assert_true(s3_upload_finish(u, &res, &err) < 0);
 	s3_upload_free(u);
 	assert_int_equal(F.aborts, aborts + 1);
+	if (fd >= 0)
+		close(fd);
 	s3_client_free(c);
+}
+
+static void expect_abort(struct s3_upload_opts *o, uint64_t size,
+			 const char *msg_part)
+{
+	expect_abort_of(o, size, NULL, msg_part);
 }
 
 static void test_failures(void **state)
@@ -631,6 +739,216 @@ static void test_reserve_commit(void **state)
 	s3_client_free(c);
 }
 
+static void test_file_single(void **state)
+{
+	uint64_t sizes[] = {0, 1, 5 * S3_MIB};
+	/* the file's size sizes the parts, not expected_size */
+	struct s3_upload_opts o = {.part_size = 5 * S3_MIB, .expected_size = 1};
+	int md5s = F.md5s_checked;
+
+	(void)state;
+	for (int up = 0; up < 2; up++) {
+		struct s3_client *c;
+
+		unsigned_payload = up;
+		c = client();
+		for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+			struct s3_upload_result res;
+			struct cm_err err;
+			struct s3_upload *u;
+			int puts = F.puts, creates = F.creates, fd;
+			char path[64], want[33];
+			uint8_t *data = malloc(sizes[i] + 1);
+
+			fd = make_file(sizes[i], path);
+			cm_err_clear(&err);
+			u = s3_upload_new(c, "b", "k", &o, &err);
+			if (s3_upload_file(u, fd, path, &res, &err) != 0)
+				fail_msg("%s", err.msg);
+			/* one PutObject, no multipart upload */
+			assert_int_equal(res.parts, 0);
+			assert_int_equal(res.size, sizes[i]);
+			assert_int_equal(F.puts, puts + 1);
+			assert_int_equal(F.creates, creates);
+			assert_null(s3_upload_id(u));
+			assert_int_equal(s3_upload_bytes_done(u), sizes[i]);
+			fill(data, sizes[i], 0);
+			hex_md5(data, sizes[i], want);
+			assert_string_equal(res.etag, want);
+			/* done: neither writes nor a second file */
+			assert_int_equal(s3_upload_write(u, "x", 1, &err),
+					 -EPIPE);
+			assert_int_equal(
+			    s3_upload_file(u, fd, path, &res, &err), -EPIPE);
+			s3_upload_free(u);
+			free(data);
+			close(fd);
+			unlink(path);
+		}
+		s3_client_free(c);
+	}
+	unsigned_payload = false;
+	/* unsigned: every body came with its Content-MD5 (checked) */
+	assert_int_equal(F.md5s_checked, md5s + 3);
+}
+
+static void test_file_multipart(void **state)
+{
+	struct s3_upload_opts o = {
+	    .part_size = 5 * S3_MIB, .concurrency = 3, .on_upload_id = on_id};
+	uint64_t size = 23 * S3_MIB + 12345; /* 5 parts, the last short */
+	char path[64], want[S3_ETAG_MAX];
+	int fd = make_file(size, path);
+
+	(void)state;
+	for (int up = 0; up < 2; up++) {
+		struct id_seen seen = {"", -1};
+		struct s3_upload_result res;
+		struct s3_client *c;
+		struct cm_err err;
+		struct s3_upload *u;
+		int parts_before = F.parts_seen, aborts = F.aborts;
+		int md5s = F.md5s_checked;
+
+		unsigned_payload = up;
+		c = client();
+		o.ctx = &seen;
+		F.part_delay_ms = 20;
+		F.want_parallel = 3;
+		F.max_in_flight = 0;
+		/* the last part fails once: the retry reads it again */
+		F.fail_part = 5;
+		F.fail_status = 500;
+		F.fail_once = true;
+		/* where fd stands does not matter */
+		assert_int_equal(lseek(fd, 12345, SEEK_SET), 12345);
+		cm_err_clear(&err);
+		u = s3_upload_new(c, "b", "k", &o, &err);
+		if (s3_upload_file(u, fd, path, &res, &err) != 0)
+			fail_msg("%s", err.msg);
+		F.part_delay_ms = 0;
+		F.want_parallel = 0;
+		F.fail_once = false;
+		assert_int_equal(F.fail_part, 0); /* it did fail */
+		assert_int_equal(res.parts, 5);
+		assert_int_equal(res.size, size);
+		assert_string_equal(seen.id, "UP1");
+		/* told before any part went out */
+		assert_int_equal(seen.parts_before, parts_before);
+		/* never more than `concurrency` parts at the server */
+		assert_int_equal(F.max_in_flight, 3);
+		assert_int_equal(F.completed_parts, 5);
+		assert_int_equal(s3_upload_bytes_in(u), size);
+		assert_int_equal(s3_upload_bytes_done(u), size);
+		expected_etag(size, 5 * S3_MIB, want);
+		assert_string_equal(res.etag, want);
+		assert_int_equal(F.aborts, aborts);
+		/* Content-MD5 with unsigned payloads only (6: one retry) */
+		assert_int_equal(F.md5s_checked, md5s + (up ? 6 : 0));
+		s3_upload_free(u);
+		s3_client_free(c);
+	}
+	unsigned_payload = false;
+	close(fd);
+	unlink(path);
+}
+
+enum change { GROW, SHRINK, TOUCH };
+struct file_change {
+	const char *path;
+	enum change how;
+};
+
+/* on_upload_id, which comes before any part is read: change the file. */
+static int change_file(void *ctx, const char *id, struct cm_err *err)
+{
+	const struct file_change *fc = ctx;
+	int fd = open(fc->path, O_RDWR);
+	struct stat st;
+	char c = 0;
+
+	(void)id;
+	(void)err;
+	assert_true(fd >= 0);
+	assert_int_equal(fstat(fd, &st), 0);
+	if (fc->how == GROW)
+		assert_int_equal(pwrite(fd, "x", 1, st.st_size), 1);
+	else if (fc->how == SHRINK)
+		assert_int_equal(ftruncate(fd, 7 * S3_MIB), 0);
+	else /* the same byte again: only the mtime changes */
+		assert_true(pread(fd, &c, 1, 0) == 1 &&
+			    pwrite(fd, &c, 1, 0) == 1);
+	close(fd);
+	return 0;
+}
+
+static void test_file_failures(void **state)
+{
+	struct s3_upload_opts o = {.part_size = 5 * S3_MIB, .concurrency = 2};
+	const struct timespec long_ago[2] = {{1000000000, 0}, {1000000000, 0}};
+	uint64_t size = 23 * S3_MIB;
+	struct file_change fc;
+	char path[64], msg[160];
+	int fd = make_file(size, path);
+	int pipe_fds[2];
+	struct cm_err err;
+	struct s3_client *c = client();
+	struct s3_upload *u;
+	int completes;
+
+	(void)state;
+	/* not a regular file: refused before anything happens */
+	assert_int_equal(pipe(pipe_fds), 0);
+	cm_err_clear(&err);
+	u = s3_upload_new(c, "b", "k", &o, &err);
+	assert_int_equal(s3_upload_file(u, pipe_fds[0], "a pipe", NULL, &err),
+			 -EINVAL);
+	assert_non_null(strstr(err.msg, "not a regular file"));
+	s3_upload_free(u);
+	close(pipe_fds[0]);
+	close(pipe_fds[1]);
+	s3_client_free(c);
+
+	/* a part refused for good; a part whose ETag is wrong */
+	F.fail_part = 3;
+	F.fail_status = 403;
+	expect_abort_of(&o, size, path, "Injected: no (UploadPart");
+	F.fail_part = 0;
+	F.bad_etag_part = 2;
+	expect_abort_of(&o, size, path, "is not the expected");
+	unsigned_payload = true;
+	expect_abort_of(&o, size, path, "is not the MD5");
+	unsigned_payload = false;
+	F.bad_etag_part = 0;
+
+	/* the file changes under the upload: the message names it, and the
+	 * upload is never completed */
+	completes = F.completes;
+	o.on_upload_id = change_file;
+	o.ctx = &fc;
+	fc.path = path;
+	assert_int_equal(futimens(fd, long_ago), 0);
+	fc.how = TOUCH;
+	snprintf(msg, sizeof(msg), "%s: changed while being uploaded: modified",
+		 path);
+	expect_abort_of(&o, size, path, msg);
+	fc.how = GROW;
+	snprintf(msg, sizeof(msg),
+		 "%s: changed while being uploaded: %llu bytes, not %llu", path,
+		 (unsigned long long)size + 1, (unsigned long long)size);
+	expect_abort_of(&o, size, path, msg);
+	fc.how = SHRINK;
+	snprintf(msg, sizeof(msg),
+		 "%s: changed while being uploaded: it ends at byte %llu, "
+		 "not %llu",
+		 path, (unsigned long long)7 * S3_MIB,
+		 (unsigned long long)size + 1);
+	expect_abort_of(&o, size, path, msg);
+	assert_int_equal(F.completes, completes);
+	close(fd);
+	unlink(path);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -639,6 +957,9 @@ int main(void)
 	    cmocka_unit_test(test_failures),
 	    cmocka_unit_test(test_abort_by_caller),
 	    cmocka_unit_test(test_reserve_commit),
+	    cmocka_unit_test(test_file_single),
+	    cmocka_unit_test(test_file_multipart),
+	    cmocka_unit_test(test_file_failures),
 	};
 
 	unsetenv("VAULTFS_FAULT");
