@@ -54,6 +54,8 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <locale.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <linux/openat2.h>
 #include <stdlib.h>
@@ -727,8 +729,10 @@ static int stage(struct walk *w, struct archive_entry *e, const char *problem,
 }
 
 /* Roughly the bytes a walk will read: data of regular files (allocated
- * blocks for sparse ones), below `fd`, which is consumed. */
-static uint64_t estimate(int fd, dev_t dev, bool one_fs, int depth)
+ * blocks for sparse ones), below `fd`, which is consumed. Gives up (with
+ * what it has) when *stop is set. */
+static uint64_t estimate(int fd, dev_t dev, bool one_fs, int depth,
+			 const atomic_bool *stop)
 {
 	DIR *d = fdopendir(fd);
 	struct dirent *de;
@@ -742,6 +746,8 @@ static uint64_t estimate(int fd, dev_t dev, bool one_fs, int depth)
 		struct stat st;
 		uint64_t alloc;
 
+		if (atomic_load_explicit(stop, memory_order_relaxed))
+			break;
 		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
 			continue;
 		if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW))
@@ -758,16 +764,76 @@ static uint64_t estimate(int fd, dev_t dev, bool one_fs, int depth)
 						 O_NOFOLLOW);
 
 			if (sub >= 0)
-				sum += estimate(sub, dev, one_fs, depth + 1);
+				sum += estimate(sub, dev, one_fs, depth + 1,
+						stop);
 		}
 	}
 	closedir(d);
 	return sum;
 }
 
+/*
+ * The estimate runs on its own thread, beside the walk: on a cold tree its
+ * stats are a serial round trip each (1.5 s for 70,000 files), and the
+ * compressors would idle through them. Walking ahead of the writer, it
+ * also brings the inodes in for it. Its sum joins bytes_total when done.
+ */
+struct estimator {
+	pthread_t thread;
+	bool running;
+	int fd;            /* owned by the thread */
+	dev_t dev;
+	bool one_fs;
+	atomic_bool stop;  /* the walk ended first */
+	atomic_bool done;  /* sum is final */
+	uint64_t sum;
+};
+
+static void *estimator_main(void *arg)
+{
+	struct estimator *es = arg;
+
+	es->sum = estimate(es->fd, es->dev, es->one_fs, 0, &es->stop);
+	atomic_store(&es->done, true);
+	return NULL;
+}
+
+static void estimator_start(struct estimator *es, int rootfd, dev_t dev,
+			    bool one_fs)
+{
+	es->fd = dup(rootfd);
+	es->dev = dev;
+	es->one_fs = one_fs;
+	if (es->fd < 0)
+		return; /* no estimate: progress without a total */
+	if (pthread_create(&es->thread, NULL, estimator_main, es) != 0) {
+		close(es->fd);
+		return;
+	}
+	es->running = true;
+}
+
+/* Add the estimate to the total once it is done; true when it was. With
+ * `wait`, stop it early and wait for the thread. */
+static bool estimator_fold(struct estimator *es, struct arc_stats *stats,
+			   bool wait)
+{
+	if (!es->running)
+		return false;
+	if (wait)
+		atomic_store(&es->stop, true);
+	else if (!atomic_load(&es->done))
+		return false;
+	pthread_join(es->thread, NULL);
+	es->running = false;
+	stats->bytes_total += es->sum;
+	return true;
+}
+
 int arc_tar_add_tree(struct arc_tar *t, const char *dir, const char *prefix,
 		     struct cm_err *err)
 {
+	struct estimator es = { .fd = -1 };
 	struct walk w = { .t = t, .rootfd = -1 };
 	struct archive_entry *e = NULL;
 	char *root = cm_xstrdup(dir);
@@ -792,14 +858,9 @@ int arc_tar_add_tree(struct arc_tar *t, const char *dir, const char *prefix,
 		rc = cm_err_set(err, errno, "%s: %s", dir, strerror(errno));
 		goto out;
 	}
-	if (!t->opts || !t->opts->no_estimate) {
-		int fd = dup(w.rootfd);
-
-		if (fd >= 0)
-			t->stats->bytes_total += estimate(
-				fd, st.st_dev,
-				t->opts && t->opts->one_file_system, 0);
-	}
+	if (!t->opts || !t->opts->no_estimate)
+		estimator_start(&es, w.rootfd, st.st_dev,
+				t->opts && t->opts->one_file_system);
 	arc_progress(t->opts, t->stats, true);
 
 	w.disk = archive_read_disk_new();
@@ -852,7 +913,8 @@ int arc_tar_add_tree(struct arc_tar *t, const char *dir, const char *prefix,
 		rc = stage(&w, e, problem[0] ? problem : NULL, err);
 		if (rc)
 			goto out;
-		arc_progress(t->opts, t->stats, false);
+		arc_progress(t->opts, t->stats,
+			     estimator_fold(&es, t->stats, false));
 	}
 	while (w.n) {
 		if (arc_source_cancelled(t->opts)) {
@@ -863,8 +925,11 @@ int arc_tar_add_tree(struct arc_tar *t, const char *dir, const char *prefix,
 		if (rc)
 			goto out;
 	}
+	/* a walk that outran its estimate is done: its total is known */
+	estimator_fold(&es, t->stats, true);
 	arc_progress(t->opts, t->stats, true);
 out:
+	estimator_fold(&es, t->stats, true);
 	drop_staged(&w);
 	if (w.disk)
 		archive_read_free(w.disk);
