@@ -28,7 +28,10 @@
  *     until the loop has returned.
  *
  * Locks: ->lock guards the invalidation list and the notifier's flags; it
- * is a leaf, and is never held while talking to the kernel.
+ * is a leaf, and is never held while talking to the kernel. ->reply_lock
+ * orders the workers' replies (read-held, only around the reply, never
+ * while the view works) against the channel's close in
+ * view_fuse_unmount (write-held).
  */
 #define FUSE_USE_VERSION 314
 
@@ -78,6 +81,11 @@ struct view_fuse {
 	atomic_bool ready_done;
 	atomic_bool running; /* the loop runs */
 	pthread_t loop_thread;
+
+	/* Read-held by a worker while it replies, write-held while the
+	 * channel closes: a reply after the close finds no descriptor
+	 * (EBADF) rather than one the number was reused for. */
+	pthread_rwlock_t reply_lock;
 };
 
 /* ---- replies ----------------------------------------------------------- */
@@ -176,128 +184,122 @@ static void run(struct task *t)
 	struct view_dir *d = NULL;
 	struct cm_err err;
 	struct stat st;
-	bool cacheable = false;
+	bool cacheable = false, undo = false;
 	size_t got = 0;
-	char *buf;
-	int rc;
+	char *buf = NULL;
+	int rc = 0;
 
 	cm_err_clear(&err);
+	memset(&a, 0, sizeof(a));
+	/* the operation: it may wait on the network */
 	switch (t->op) {
 	case OP_LOOKUP:
 		rc = view_lookup(v, t->ino, t->name, &a, &err);
-		if (rc == -ENOENT && a.entry_timeout > 0) {
-			/* a negative entry the kernel may keep */
-			memset(&e, 0, sizeof(e));
-			e.entry_timeout = a.entry_timeout;
-			fuse_reply_entry(t->req, &e);
-		} else if (rc) {
-			reply_err(t->req, rc, &err);
-		} else {
-			to_entry(&a, &e);
-			if (fuse_reply_entry(t->req, &e) == -ENOENT)
-				view_forget(v, a.ino, 1);
-		}
 		break;
 	case OP_GETATTR:
 		rc = view_getattr(v, t->ino, &a, &err);
-		if (rc) {
-			reply_err(t->req, rc, &err);
-			break;
-		}
-		to_stat(&a, &st);
-		fuse_reply_attr(t->req, &st, a.attr_timeout);
 		break;
 	case OP_OPENDIR:
 		rc = view_opendir(v, t->ino, &d, &cacheable, &err);
-		if (rc) {
-			reply_err(t->req, rc, &err);
-			break;
-		}
-		t->fi.fh = (uint64_t)(uintptr_t)d;
-		t->fi.cache_readdir = cacheable;
-		t->fi.keep_cache = cacheable;
-		if (fuse_reply_open(t->req, &t->fi) == -ENOENT)
-			view_releasedir(v, d);
 		break;
 	case OP_OPEN:
 		rc = view_open(v, t->ino, t->fi.flags, &f, &oo, &err);
-		if (rc) {
-			reply_err(t->req, rc, &err);
-			break;
-		}
-		set_open(&t->fi, f, &oo);
-		if (fuse_reply_open(t->req, &t->fi) == -ENOENT)
-			view_release(v, f);
 		break;
 	case OP_CREATE:
 		rc = view_create(v, t->ino, t->name, t->mode, t->fi.flags, &f,
 				 &a, &oo, &err);
-		if (rc) {
-			reply_err(t->req, rc, &err);
-			break;
-		}
-		set_open(&t->fi, f, &oo);
-		to_entry(&a, &e);
-		if (fuse_reply_create(t->req, &e, &t->fi) == -ENOENT) {
-			view_release(v, f);
-			view_forget(v, a.ino, 1);
-		}
 		break;
 	case OP_READ:
 		buf = cm_xmalloc(t->size ? t->size : 1);
 		rc = view_read(v, FH(&t->fi), (uint64_t)t->off, buf, t->size,
 			       &got, &err);
-		if (rc)
-			reply_err(t->req, rc, &err);
-		else
-			fuse_reply_buf(t->req, buf, got);
-		free(buf);
 		break;
 	case OP_WRITE:
 		rc = view_write(v, FH(&t->fi), (uint64_t)t->off, t->data,
 				t->size, &err);
-		if (rc)
-			reply_err(t->req, rc, &err);
-		else
-			fuse_reply_write(t->req, t->size);
 		break;
 	case OP_FLUSH:
-		reply_err(t->req, view_flush(v, FH(&t->fi), &err), &err);
+		rc = view_flush(v, FH(&t->fi), &err);
 		break;
 	case OP_FSYNC:
-		reply_err(t->req, view_fsync(v, FH(&t->fi), &err), &err);
+		rc = view_fsync(v, FH(&t->fi), &err);
 		break;
 	case OP_RELEASE:
 		view_release(v, FH(&t->fi));
-		fuse_reply_err(t->req, 0);
 		break;
 	case OP_UNLINK:
-		reply_err(t->req, view_unlink(v, t->ino, t->name, &err), &err);
+		rc = view_unlink(v, t->ino, t->name, &err);
 		break;
 	case OP_RMDIR:
-		reply_err(t->req, view_rmdir(v, t->ino, t->name, &err), &err);
+		rc = view_rmdir(v, t->ino, t->name, &err);
 		break;
 	case OP_MKDIR:
 		rc = view_mkdir(v, t->ino, t->name, &a, &err);
-		if (rc) {
-			reply_err(t->req, rc, &err);
-			break;
-		}
-		to_entry(&a, &e);
-		if (fuse_reply_entry(t->req, &e) == -ENOENT)
-			view_forget(v, a.ino, 1);
 		break;
 	case OP_SETATTR:
 		rc = view_setattr(v, t->ino, t->has_fi ? FH(&t->fi) : NULL,
 				  t->what, t->setsize, &a, &err);
-		if (rc) {
-			reply_err(t->req, rc, &err);
-			break;
-		}
-		to_stat(&a, &st);
-		fuse_reply_attr(t->req, &st, a.attr_timeout);
 		break;
 	}
+
+	/* the answer, ordered against the channel's close (->reply_lock) */
+	pthread_rwlock_rdlock(&t->vf->reply_lock);
+	if (t->op == OP_LOOKUP && rc == -ENOENT && a.entry_timeout > 0) {
+		/* a negative entry the kernel may keep */
+		memset(&e, 0, sizeof(e));
+		e.entry_timeout = a.entry_timeout;
+		fuse_reply_entry(t->req, &e);
+	} else if (rc) {
+		reply_err(t->req, rc, &err);
+	} else {
+		switch (t->op) {
+		case OP_LOOKUP:
+		case OP_MKDIR:
+			to_entry(&a, &e);
+			undo = fuse_reply_entry(t->req, &e) == -ENOENT;
+			break;
+		case OP_GETATTR:
+		case OP_SETATTR:
+			to_stat(&a, &st);
+			fuse_reply_attr(t->req, &st, a.attr_timeout);
+			break;
+		case OP_OPENDIR:
+			t->fi.fh = (uint64_t)(uintptr_t)d;
+			t->fi.cache_readdir = cacheable;
+			t->fi.keep_cache = cacheable;
+			undo = fuse_reply_open(t->req, &t->fi) == -ENOENT;
+			break;
+		case OP_OPEN:
+			set_open(&t->fi, f, &oo);
+			undo = fuse_reply_open(t->req, &t->fi) == -ENOENT;
+			break;
+		case OP_CREATE:
+			set_open(&t->fi, f, &oo);
+			to_entry(&a, &e);
+			undo = fuse_reply_create(t->req, &e, &t->fi) == -ENOENT;
+			break;
+		case OP_READ:
+			fuse_reply_buf(t->req, buf, got);
+			break;
+		case OP_WRITE:
+			fuse_reply_write(t->req, t->size);
+			break;
+		default:
+			fuse_reply_err(t->req, 0);
+			break;
+		}
+	}
+	pthread_rwlock_unlock(&t->vf->reply_lock);
+
+	/* interrupted: what the kernel did not get is given back */
+	if (undo && (t->op == OP_OPEN || t->op == OP_CREATE))
+		view_release(v, f);
+	if (undo && t->op == OP_OPENDIR)
+		view_releasedir(v, d);
+	if (undo &&
+	    (t->op == OP_LOOKUP || t->op == OP_MKDIR || t->op == OP_CREATE))
+		view_forget(v, a.ino, 1);
+	free(buf);
 }
 
 static void task_run(void *arg)
@@ -792,6 +794,7 @@ struct view_fuse *view_fuse_new(const struct view_fuse_opts *opts)
 		vf->opts.workers = 32;
 	pthread_mutex_init(&vf->lock, NULL);
 	pthread_cond_init(&vf->cond, NULL);
+	pthread_rwlock_init(&vf->reply_lock, NULL);
 	if (pthread_create(&vf->notifier, NULL, notifier_main, vf) == 0)
 		vf->have_notifier = true;
 	else
@@ -891,13 +894,15 @@ void view_fuse_unmount(struct view_fuse *vf)
 		pthread_join(vf->notifier, NULL);
 		vf->have_notifier = false;
 	}
-	/* The mount point goes first (a lazy unmount), so that a request
-	 * stuck on a slow S3 server does not keep it; requests in flight
-	 * still get their replies from the workers, through the open
-	 * channel, before the session is destroyed. */
+	/* The mount point goes first (a lazy unmount, which closes the
+	 * channel), so that a request stuck on a slow S3 server does not
+	 * keep it: the kernel fails the requests still in flight, and their
+	 * workers' late replies go nowhere. Then the workers are drained. */
 	if (vf->se && vf->mounted) {
+		pthread_rwlock_wrlock(&vf->reply_lock);
 		fuse_session_unmount(vf->se);
 		vf->mounted = false;
+		pthread_rwlock_unlock(&vf->reply_lock);
 	}
 	cm_pool_free(vf->pool);
 	vf->pool = NULL;
@@ -912,6 +917,7 @@ void view_fuse_free(struct view_fuse *vf)
 		fuse_session_destroy(vf->se);
 	pthread_mutex_destroy(&vf->lock);
 	pthread_cond_destroy(&vf->cond);
+	pthread_rwlock_destroy(&vf->reply_lock);
 	free(vf->mountpoint);
 	free(vf);
 }

@@ -12,8 +12,9 @@
  *   view_fuse_run(vf)                 the multi-threaded loop; returns on
  *                                     view_fuse_exit() or when unmounted
  *   view_fuse_unmount(vf)             after the loop: stops the notifier,
- *                                     unmounts (lazily), drains the
- *                                     workers (their replies still go out)
+ *                                     unmounts (lazily; the kernel fails
+ *                                     requests still in flight), drains
+ *                                     the workers
  *   view_free(v); view_fuse_free(vf)
  *
  * opts.on_ready runs once, when the kernel's INIT has been answered (the
