@@ -20,6 +20,9 @@
  *     wait on the network (view_may_block: archive nodes of an S3 store)
  *     copies its arguments into a task and hands it to ->pool (core/
  *     queue.h), whose workers run it and reply; the others run at once.
+ *     A write is first offered to view_write_nowait, which takes it at
+ *     once when that cannot wait (most writes of a stream: a copy into
+ *     the upload's part buffer), saving the task's copy and a hand-off.
  *   - the notifier thread takes the view's invalidations off ->inval and
  *     passes them to the kernel (fuse_lowlevel_notify_inval_*), while the
  *     session is live.
@@ -553,6 +556,14 @@ static void ll_write(fuse_req_t req, fuse_ino_t ino, const char *buf,
 {
 	struct task t;
 
+	/* most writes of a stream only fill the upload's part buffer: done
+	 * here, one copy and no hand-off (the kernel sends one write of a
+	 * file at a time, direct_io) */
+	if (off >= 0 && view_write_nowait(VF(req)->v, FH(fi), (uint64_t)off,
+					  buf, size) == 0) {
+		fuse_reply_write(req, size);
+		return;
+	}
 	task_init(&t, req, OP_WRITE, ino, fi);
 	t.data = buf;
 	t.size = size;

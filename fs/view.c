@@ -1510,6 +1510,14 @@ int view_write(struct view *v, struct view_file *f, uint64_t off, const void *p,
 	return -EBADF;
 }
 
+int view_write_nowait(struct view *v, struct view_file *f, uint64_t off,
+		      const void *p, size_t n)
+{
+	if (f->kind == VK_ARC_FILE)
+		return view_arc_write_nowait(v, f, off, p, n);
+	return -EAGAIN;
+}
+
 int view_flush(struct view *v, struct view_file *f, struct cm_err *err)
 {
 	if (f->kind == VK_ARC_FILE)

@@ -200,6 +200,13 @@ int view_read(struct view *v, struct view_file *f, uint64_t off, char *buf,
 /* All n bytes or an error (-EINVAL: out of order, or a bad command). */
 int view_write(struct view *v, struct view_file *f, uint64_t off, const void *p,
 	       size_t n, struct cm_err *err);
+/* The same write if it can be done at once, without waiting on a lock or
+ * the network (an archive file's next bytes that fit in its upload's
+ * current part buffer): 0, or -EAGAIN and nothing done - then view_write
+ * it (on a worker, when view_may_block). Any problem is -EAGAIN too, for
+ * view_write to report. */
+int view_write_nowait(struct view *v, struct view_file *f, uint64_t off,
+		      const void *p, size_t n);
 /* close(2) of one descriptor: an archive upload completes here. */
 int view_flush(struct view *v, struct view_file *f, struct cm_err *err);
 int view_fsync(struct view *v, struct view_file *f, struct cm_err *err);

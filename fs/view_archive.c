@@ -28,7 +28,10 @@
  * fsync; a write after that fails with EINVAL. Before a writer leaves
  * anything a crash would strand (a multipart upload, a temporary file) it
  * is recorded in view_uploads.c, and the record goes when it completes
- * or is aborted.
+ * or is aborted. view_arc_write_nowait is the same write for the adapter's
+ * own thread: it takes the file's lock only if it is free and the bytes
+ * only if the store can take them without waiting (S3: room already
+ * reserved in the current part buffer), else leaves them to a worker.
  *
  * Locks: file->lock is held across store calls of that file; view->lock
  * only for nodes and the listing cache, never across a store call. A
@@ -733,6 +736,16 @@ static void writer_poison(struct view *v, struct view_writer *aw, int rc)
 	view_upload_forget(v, aw->rec);
 }
 
+/* Under f->lock: n more bytes were written. */
+static void writer_advance(struct view *v, struct view_file *f, size_t n)
+{
+	f->wr->written += n;
+	atomic_fetch_add(&v->bytes_written, n);
+	pthread_mutex_lock(&v->lock);
+	f->node->size = f->wr->written;
+	pthread_mutex_unlock(&v->lock);
+}
+
 static int writer_finish(struct view *v, struct view_file *f,
 			 struct cm_err *err)
 {
@@ -1066,12 +1079,27 @@ int view_arc_write(struct view *v, struct view_file *f, uint64_t off,
 		writer_poison(v, aw, rc == -EINVAL ? -EIO : rc);
 		goto out;
 	}
-	aw->written += n;
-	atomic_fetch_add(&v->bytes_written, n);
-	pthread_mutex_lock(&v->lock);
-	f->node->size = aw->written;
-	pthread_mutex_unlock(&v->lock);
+	writer_advance(v, f, n);
 out:
+	pthread_mutex_unlock(&f->lock);
+	return rc;
+}
+
+int view_arc_write_nowait(struct view *v, struct view_file *f, uint64_t off,
+			  const void *p, size_t n)
+{
+	struct view_writer *aw;
+	int rc = -EAGAIN;
+
+	if (!v->store->ops->write_nowait || pthread_mutex_trylock(&f->lock))
+		return -EAGAIN;
+	aw = f->wr;
+	/* anything but the plain case goes through view_arc_write, which
+	 * says what is wrong */
+	if (aw && !aw->failed && !aw->finished && off == aw->written)
+		rc = v->store->ops->write_nowait(aw->w, p, n);
+	if (rc == 0)
+		writer_advance(v, f, n);
 	pthread_mutex_unlock(&f->lock);
 	return rc;
 }

@@ -231,6 +231,8 @@ int view_arc_read(struct view *v, struct view_file *f, uint64_t off, char *buf,
 		  size_t len, size_t *got, struct cm_err *err);
 int view_arc_write(struct view *v, struct view_file *f, uint64_t off,
 		   const void *p, size_t n, struct cm_err *err);
+int view_arc_write_nowait(struct view *v, struct view_file *f, uint64_t off,
+			  const void *p, size_t n);
 int view_arc_flush(struct view *v, struct view_file *f, struct cm_err *err);
 int view_arc_fsync(struct view *v, struct view_file *f, struct cm_err *err);
 /* The last close; abort: drop an unfinished upload (view_free). */

@@ -67,6 +67,11 @@ struct view_store_ops {
 			  struct view_store_wr **out, struct cm_err *err);
 	int (*write)(struct view_store_wr *w, const void *p, size_t n,
 		     struct cm_err *err);
+	/* The same, but only if it cannot wait (the bytes fit in room a
+	 * write() already reserved): 0, or -EAGAIN and nothing taken (then
+	 * write() it). Never fails otherwise: errors surface at the next
+	 * write() or finish(). NULL: always -EAGAIN. */
+	int (*write_nowait)(struct view_store_wr *w, const void *p, size_t n);
 	/* the object appears; out (may be NULL) receives its attributes */
 	int (*finish)(struct view_store_wr *w, struct view_obj *out,
 		      struct cm_err *err);

@@ -12,6 +12,15 @@
  * the upload exists - so a crash at any point leaves a record that finds
  * the upload.
  *
+ * Copies. Bytes go straight into the uploader's part buffer
+ * (s3_upload_reserve/commit). A write() leaves the rest of the current
+ * part buffer reserved (->room), so that write_nowait() can copy the next
+ * writes into it without calling the uploader at all - a copy that never
+ * waits, which the FUSE adapter does on its own thread instead of handing
+ * the request (and a copy of its data) to a worker. Those bytes are
+ * committed by the next write() or by finish(), before anything else is
+ * asked of the uploader: the room stays valid until then.
+ *
  * Threads: the client is thread-safe; a reader may be read from several
  * threads at once (each call is its own request); a writer is used by one
  * thread at a time, its parts go out on the uploader's own threads.
@@ -44,7 +53,10 @@ struct view_store_rd {
 struct view_store_wr {
 	struct s3_store *s;
 	struct s3_upload *up;
-	uint64_t written;
+	uint64_t written; /* committed or in ->room */
+	char *room;	  /* reserved in the current part buffer, or NULL */
+	size_t room_len;
+	size_t room_used; /* filled, not yet committed */
 	uint64_t first_part;
 	bool intent_recorded;
 	view_wr_record_fn record;
@@ -228,9 +240,24 @@ static int s3s_open_write(struct view_store *s, const char *key,
 	return 0;
 }
 
+/* Commit what was copied into ->room; the room is given up. */
+static int commit_room(struct view_store_wr *w, struct cm_err *err)
+{
+	size_t used = w->room_used;
+
+	if (!w->room)
+		return 0;
+	w->room = NULL;
+	w->room_len = w->room_used = 0;
+	return s3_upload_commit(w->up, used, err);
+}
+
 static int s3s_write(struct view_store_wr *w, const void *p, size_t n,
 		     struct cm_err *err)
 {
+	const char *src = p;
+	void *room;
+	size_t len;
 	int rc;
 
 	if (!w->intent_recorded && w->written + n > w->first_part &&
@@ -241,10 +268,40 @@ static int s3s_write(struct view_store_wr *w, const void *p, size_t n,
 			return rc;
 		w->intent_recorded = true;
 	}
-	rc = s3_upload_write(w->up, p, n, err);
-	if (rc == 0)
-		w->written += n;
+	rc = commit_room(w, err);
+	while (rc == 0 && n) {
+		rc = s3_upload_reserve(w->up, &room, &len, err);
+		if (rc)
+			break;
+		if (len > n) {
+			/* the room stays reserved, for write_nowait() too;
+			 * committed later */
+			memcpy(room, src, n);
+			w->room = room;
+			w->room_len = len;
+			w->room_used = n;
+			w->written += n;
+			return 0;
+		}
+		memcpy(room, src, len);
+		rc = s3_upload_commit(w->up, len, err);
+		if (rc == 0) {
+			w->written += len;
+			src += len;
+			n -= len;
+		}
+	}
 	return rc;
+}
+
+static int s3s_write_nowait(struct view_store_wr *w, const void *p, size_t n)
+{
+	if (!w->room || n > w->room_len - w->room_used)
+		return -EAGAIN;
+	memcpy(w->room + w->room_used, p, n);
+	w->room_used += n;
+	w->written += n;
+	return 0;
 }
 
 static int s3s_finish(struct view_store_wr *w, struct view_obj *out,
@@ -253,6 +310,9 @@ static int s3s_finish(struct view_store_wr *w, struct view_obj *out,
 	struct s3_upload_result res;
 	int rc;
 
+	rc = commit_room(w, err);
+	if (rc)
+		return rc;
 	rc = s3_upload_finish(w->up, &res, err);
 	if (rc)
 		return rc;
@@ -344,6 +404,7 @@ static const struct view_store_ops s3_ops = {
     .close_read = s3s_close_read,
     .open_write = s3s_open_write,
     .write = s3s_write,
+    .write_nowait = s3s_write_nowait,
     .finish = s3s_finish,
     .close_write = s3s_close_write,
     .remove = s3s_remove,

@@ -2,7 +2,8 @@
 # view_archive: archive/BUCKET of `vaultfs mount` on the Ceph S3 server.
 # 1 GiB written with dd reads back identical with awscli, and through the
 # mount (ranged GETs, read-ahead); `tar -czf` into it makes an archive tar
-# reads; an out-of-order write (os.pwrite far ahead) gets EINVAL and leaves
+# reads; writes of odd sizes across part boundaries read back identical;
+# an out-of-order write (os.pwrite far ahead) gets EINVAL and leaves
 # no object and no multipart upload; overwriting and rm are refused by
 # default, and allowed with --allow-overwrite/--allow-delete; a listing
 # shows objects written by others; the same over a local store.
@@ -58,6 +59,28 @@ mkdir -p "$A/backups/2026"
 tar -czf "$A/backups/2026/y.tar.gz" -C "$T/dir" . || die "tar -czf into a new directory failed"
 aws_ s3api head-object --bucket "$B" --key backups/2026/y.tar.gz >/dev/null || die "no backups/2026/y.tar.gz"
 log "tar -czf works, also into a new directory"
+
+# --- writes of odd sizes, across part boundaries -------------------------------
+# (most are copied into the upload's part buffer on FUSE's own thread, the
+# rest on a worker: the bytes must come out in order all the same)
+python3 - "$A/odd" "$T/odd" <<'EOF' || die "odd-sized writes into the mount failed"
+import os, sys
+data = os.urandom(20 << 20)
+sizes = [1, 4095, 100000, 3 << 20, (1 << 20) + 17, 65536, 7, 5 << 20, 10240]
+fd = os.open(sys.argv[1], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+pos, i = 0, 0
+while pos < len(data):
+    n = min(sizes[i % len(sizes)], len(data) - pos)
+    assert os.write(fd, data[pos:pos + n]) == n
+    pos, i = pos + n, i + 1
+os.close(fd)
+with open(sys.argv[2], "wb") as f:
+    f.write(data)
+EOF
+aws_ s3 cp --only-show-errors "s3://$B/odd" "$T/odd.aws" || die "no odd in the bucket"
+same_file "$T/odd" "$T/odd.aws"
+rm -f "$T/odd" "$T/odd.aws"
+log "writes of odd sizes across part boundaries read back identical"
 
 # --- an out-of-order write: EINVAL, nothing left -------------------------------
 python3 - "$A/holey" <<'EOF' || die "the out-of-order write was not refused with EINVAL"

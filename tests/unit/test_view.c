@@ -713,6 +713,8 @@ static void test_archive_write_in_order(void **state)
 	assert_int_equal(view_flush(v, f, NULL), 0);
 	assert_int_equal(view_write(v, f, 0, "hello ", 6, NULL), 0);
 	assert_int_equal(view_write(v, f, 6, "world", 5, NULL), 0);
+	/* a local store's writes may wait on the disk: never taken at once */
+	assert_int_equal(view_write_nowait(v, f, 11, "!", 1), -EAGAIN);
 	/* being written: a temporary file and its crash record */
 	assert_false(exists("store/obj"));
 	assert_int_equal(count_entries("state/view/uploads"), 1);
