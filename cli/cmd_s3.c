@@ -575,7 +575,30 @@ out:
 /* ---- rm and mb ------------------------------------------------------------
  */
 
-static int cmd_rm(int argc, char **argv)
+/* rm and mb: one s3:// URL, one request. want_key: the URL must name an
+ * object (rm), or must not (mb). */
+struct one_url_cmd {
+	void (*usage)(FILE *f);
+	bool want_key;
+	int (*op)(struct s3_client *c, const char *bucket, const char *key,
+		  struct cm_err *err);
+	const char *verb; /* of the success line, as awscli prints it */
+};
+
+static int op_rm(struct s3_client *c, const char *bucket, const char *key,
+		 struct cm_err *err)
+{
+	return s3_delete_object(c, bucket, key, err);
+}
+
+static int op_mb(struct s3_client *c, const char *bucket, const char *key,
+		 struct cm_err *err)
+{
+	(void)key;
+	return s3_create_bucket(c, bucket, err);
+}
+
+static int run_one_url(const struct one_url_cmd *cmd, int argc, char **argv)
 {
 	struct s3_client *c = NULL;
 	char *bucket = NULL, *key = NULL;
@@ -583,11 +606,11 @@ static int cmd_rm(int argc, char **argv)
 	struct s3_cli o;
 	int first, rc;
 
-	rc = parse_opts(argc, argv, &o, usage_rm, &first);
+	rc = parse_opts(argc, argv, &o, cmd->usage, &first);
 	if (rc >= 0)
 		return rc;
 	if (argc - first != 1) {
-		usage_rm(stderr);
+		cmd->usage(stderr);
 		return 2;
 	}
 	cm_err_clear(&err);
@@ -595,8 +618,10 @@ static int cmd_rm(int argc, char **argv)
 		rc = fail(err.msg);
 		goto out;
 	}
-	if (!*key) {
-		rc = failf("%s: no key", argv[first]);
+	if (cmd->want_key != (*key != '\0')) {
+		rc = failf(cmd->want_key ? "%s: no key"
+					 : "%s: a bucket takes no key",
+			   argv[first]);
 		goto out;
 	}
 	c = client_or_fail(&o);
@@ -604,9 +629,11 @@ static int cmd_rm(int argc, char **argv)
 		rc = 1;
 		goto out;
 	}
-	rc = s3_delete_object(c, bucket, key, &err) ? fail(err.msg) : 0;
-	if (!rc && !o.quiet)
-		printf("delete: s3://%s/%s\n", bucket, key);
+	rc = cmd->op(c, bucket, key, &err) ? fail(err.msg) : 0;
+	if (!rc && !o.quiet && cmd->want_key)
+		printf("%s: s3://%s/%s\n", cmd->verb, bucket, key);
+	else if (!rc && !o.quiet)
+		printf("%s: %s\n", cmd->verb, bucket);
 out:
 	s3_client_free(c);
 	free(bucket);
@@ -614,43 +641,19 @@ out:
 	return rc;
 }
 
+static int cmd_rm(int argc, char **argv)
+{
+	static const struct one_url_cmd rm = {usage_rm, true, op_rm, "delete"};
+
+	return run_one_url(&rm, argc, argv);
+}
+
 static int cmd_mb(int argc, char **argv)
 {
-	struct s3_client *c = NULL;
-	char *bucket = NULL, *key = NULL;
-	struct cm_err err;
-	struct s3_cli o;
-	int first, rc;
+	static const struct one_url_cmd mb = {usage_mb, false, op_mb,
+					      "make_bucket"};
 
-	rc = parse_opts(argc, argv, &o, usage_mb, &first);
-	if (rc >= 0)
-		return rc;
-	if (argc - first != 1) {
-		usage_mb(stderr);
-		return 2;
-	}
-	cm_err_clear(&err);
-	if (s3_parse_url(argv[first], &bucket, &key, &err)) {
-		rc = fail(err.msg);
-		goto out;
-	}
-	if (*key) {
-		rc = failf("%s: a bucket takes no key", argv[first]);
-		goto out;
-	}
-	c = client_or_fail(&o);
-	if (!c) {
-		rc = 1;
-		goto out;
-	}
-	rc = s3_create_bucket(c, bucket, &err) ? fail(err.msg) : 0;
-	if (!rc && !o.quiet)
-		printf("make_bucket: %s\n", bucket);
-out:
-	s3_client_free(c);
-	free(bucket);
-	free(key);
-	return rc;
+	return run_one_url(&mb, argc, argv);
 }
 
 int cmd_s3(int argc, char **argv)
