@@ -1135,8 +1135,8 @@ bool view_may_block(struct view *v, uint64_t ino)
 
 /* ---- directories ------------------------------------------------------- */
 
-static void dir_add(struct view_dir *d, size_t *cap, const char *name,
-		    enum view_kind kind, mode_t mode)
+struct dir_item *view_dir_add(struct view_dir *d, size_t *cap, const char *name,
+			      enum view_kind kind, mode_t mode)
 {
 	struct dir_item *it;
 
@@ -1150,6 +1150,7 @@ static void dir_add(struct view_dir *d, size_t *cap, const char *name,
 	it->de.name = it->name;
 	it->kind = kind;
 	it->de.attr.mode = mode;
+	return it;
 }
 
 static void dir_clear(struct view_dir *d)
@@ -1168,21 +1169,22 @@ static int tree_fill(struct view *v, struct view_dir *d, struct cm_err *err)
 	size_t cap = 0;
 	int rc = 0;
 
-	dir_add(d, &cap, ".", n->kind, S_IFDIR);
-	dir_add(d, &cap, "..", VK_ROOT, S_IFDIR);
+	view_dir_add(d, &cap, ".", n->kind, S_IFDIR);
+	view_dir_add(d, &cap, "..", VK_ROOT, S_IFDIR);
 	switch (n->kind) {
 	case VK_ROOT:
-		dir_add(d, &cap, "status", VK_STATUS, S_IFREG);
-		dir_add(d, &cap, "metrics", VK_METRICS, S_IFREG);
-		dir_add(d, &cap, "vaults", VK_VAULTS, S_IFDIR);
-		dir_add(d, &cap, "archive", VK_ARCHIVE, S_IFDIR);
+		view_dir_add(d, &cap, "status", VK_STATUS, S_IFREG);
+		view_dir_add(d, &cap, "metrics", VK_METRICS, S_IFREG);
+		view_dir_add(d, &cap, "vaults", VK_VAULTS, S_IFDIR);
+		view_dir_add(d, &cap, "archive", VK_ARCHIVE, S_IFDIR);
 		break;
 	case VK_VAULTS:
 		for (size_t i = 0; i < v->nvaults; i++)
-			dir_add(d, &cap, v->vs[i].cfg->name, VK_VAULT, S_IFDIR);
+			view_dir_add(d, &cap, v->vs[i].cfg->name, VK_VAULT,
+				     S_IFDIR);
 		break;
 	case VK_ARCHIVE:
-		dir_add(d, &cap, v->store_node->name, VK_STORE, S_IFDIR);
+		view_dir_add(d, &cap, v->store_node->name, VK_STORE, S_IFDIR);
 		break;
 	case VK_VAULT: {
 		struct vault_state *vs = vault_of(v, n);
@@ -1193,7 +1195,7 @@ static int tree_fill(struct view *v, struct view_dir *d, struct cm_err *err)
 				       (d->n + vs->n + 1) * sizeof(*d->items));
 		cap = d->n + vs->n + 1;
 		for (size_t i = 0; i < vs->n; i++) {
-			dir_add(d, &cap, vs->ents[i].name, VK_RP, S_IFDIR);
+			view_dir_add(d, &cap, vs->ents[i].name, VK_RP, S_IFDIR);
 			d->items[d->n - 1].obj.mtime = vs->ents[i].mtime;
 		}
 		pthread_mutex_unlock(&v->lock);
@@ -1201,8 +1203,8 @@ static int tree_fill(struct view *v, struct view_dir *d, struct cm_err *err)
 	}
 	case VK_RP:
 		for (size_t i = 0; i < N_RP_FILES; i++)
-			dir_add(d, &cap, rp_files[i].name, rp_files[i].kind,
-				S_IFREG);
+			view_dir_add(d, &cap, rp_files[i].name,
+				     rp_files[i].kind, S_IFREG);
 		break;
 	default:
 		rc = -ENOTDIR;
@@ -1612,7 +1614,7 @@ int view_unlink(struct view *v, uint64_t parent, const char *name,
 
 	if (!p)
 		return -ENOENT;
-	if (p->kind == VK_STORE || p->kind == VK_ARC_DIR)
+	if (vk_is_archive_dir(p->kind))
 		rc = view_arc_unlink(v, p, name, err);
 	else
 		rc = cm_err_set(err, EPERM,
@@ -1631,7 +1633,7 @@ int view_mkdir(struct view *v, uint64_t parent, const char *name,
 
 	if (!p)
 		return -ENOENT;
-	if (p->kind == VK_STORE || p->kind == VK_ARC_DIR)
+	if (vk_is_archive_dir(p->kind))
 		rc = view_arc_mkdir(v, p, name, out, err);
 	else
 		rc = -EACCES;
@@ -1647,7 +1649,7 @@ int view_rmdir(struct view *v, uint64_t parent, const char *name,
 
 	if (!p)
 		return -ENOENT;
-	if (p->kind == VK_STORE || p->kind == VK_ARC_DIR)
+	if (vk_is_archive_dir(p->kind))
 		rc = view_arc_rmdir(v, p, name, err);
 	else
 		rc = -EPERM;

@@ -407,20 +407,11 @@ out:
 static void item_push(struct view_dir *d, size_t *cap, const char *name,
 		      enum view_kind kind, const struct view_obj *obj)
 {
-	struct dir_item *it;
+	struct dir_item *it = view_dir_add(
+	    d, cap, name, kind, kind == VK_ARC_FILE ? S_IFREG : S_IFDIR);
 
-	if (d->n == *cap) {
-		*cap = *cap ? *cap * 2 : 64;
-		d->items = cm_xrealloc(d->items, *cap * sizeof(*d->items));
-	}
-	it = &d->items[d->n++];
-	memset(it, 0, sizeof(*it));
-	it->name = cm_xstrdup(name);
-	it->de.name = it->name;
-	it->kind = kind;
 	if (obj)
 		it->obj = *obj;
-	it->de.attr.mode = kind == VK_ARC_FILE ? S_IFREG : S_IFDIR;
 	it->de.attr.size = it->obj.size;
 	it->de.attr.mtime = it->obj.mtime;
 }

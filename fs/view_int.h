@@ -53,6 +53,12 @@ static inline bool vk_is_archive(enum view_kind k)
 	return k == VK_STORE || k == VK_ARC_DIR || k == VK_ARC_FILE;
 }
 
+/* A directory of the store: where objects and prefixes are made */
+static inline bool vk_is_archive_dir(enum view_kind k)
+{
+	return k == VK_STORE || k == VK_ARC_DIR;
+}
+
 static inline bool vk_is_dir(enum view_kind k)
 {
 	return k == VK_ROOT || k == VK_VAULTS || k == VK_ARCHIVE ||
@@ -134,6 +140,11 @@ struct view_dir {
 	struct dir_item *items;
 	size_t n;
 };
+
+/* Append an entry named `name` to d->items (capacity *cap, grown as
+ * needed); the rest of the entry is zero. */
+struct dir_item *view_dir_add(struct view_dir *d, size_t *cap, const char *name,
+			      enum view_kind kind, mode_t mode);
 
 struct view_reader;
 struct view_writer;
