@@ -161,6 +161,14 @@ static void metric_head(struct cm_buf *b, const char *name, const char *type,
 		      type);
 }
 
+/* A metric of one unlabelled integer sample. */
+static void metric_u64(struct cm_buf *b, const char *name, const char *type,
+		       const char *help, uint64_t value)
+{
+	metric_head(b, name, type, help);
+	cm_buf_printf(b, "%s %llu\n", name, (unsigned long long)value);
+}
+
 char *view_metrics_text(const struct orch_snapshot *snap,
 			const struct view_stats *st, time_t now)
 {
@@ -175,17 +183,13 @@ char *view_metrics_text(const struct orch_snapshot *snap,
 		cm_buf_printf(&b, "vaultfs_jobs{state=\"%s\"} %zu\n",
 			      orch_job_state_name((enum orch_job_state)s),
 			      snap->by_state[s]);
-	metric_head(&b, "vaultfs_jobs_running", "gauge",
-		    "Jobs a worker runs now.");
-	cm_buf_printf(&b, "vaultfs_jobs_running %zu\n", snap->running);
-	metric_head(&b, "vaultfs_archived_bytes", "gauge",
-		    "Bytes of the archives of succeeded jobs.");
-	cm_buf_printf(&b, "vaultfs_archived_bytes %llu\n",
-		      (unsigned long long)archived_bytes(snap));
-	metric_head(&b, "vaultfs_reading_bytes", "gauge",
-		    "Bytes read so far by the running jobs.");
-	cm_buf_printf(&b, "vaultfs_reading_bytes %llu\n",
-		      (unsigned long long)snap->bytes_read);
+	metric_u64(&b, "vaultfs_jobs_running", "gauge",
+		   "Jobs a worker runs now.", snap->running);
+	metric_u64(&b, "vaultfs_archived_bytes", "gauge",
+		   "Bytes of the archives of succeeded jobs.",
+		   archived_bytes(snap));
+	metric_u64(&b, "vaultfs_reading_bytes", "gauge",
+		   "Bytes read so far by the running jobs.", snap->bytes_read);
 	metric_head(&b, "vaultfs_rate_bytes_per_second", "gauge",
 		    "Reading rate of the running jobs together.");
 	cm_buf_printf(&b, "vaultfs_rate_bytes_per_second %.0f\n", snap->rate);
@@ -203,10 +207,8 @@ char *view_metrics_text(const struct orch_snapshot *snap,
 			if ((double)d <= duration_buckets[k])
 				counts[k]++;
 	}
-	metric_head(&b, "vaultfs_job_errors", "gauge",
-		    "Jobs that ended failed, with an error.");
-	cm_buf_printf(&b, "vaultfs_job_errors %llu\n",
-		      (unsigned long long)errors);
+	metric_u64(&b, "vaultfs_job_errors", "gauge",
+		   "Jobs that ended failed, with an error.", errors);
 	metric_head(&b, "vaultfs_job_duration_seconds", "histogram",
 		    "Time from queueing to success of succeeded jobs.");
 	for (size_t k = 0; k < N_DURATION_BUCKETS; k++)
@@ -220,34 +222,25 @@ char *view_metrics_text(const struct orch_snapshot *snap,
 		      "vaultfs_job_duration_seconds_sum %.0f\n"
 		      "vaultfs_job_duration_seconds_count %llu\n",
 		      (unsigned long long)n, sum, (unsigned long long)n);
-	metric_head(&b, "vaultfs_view_written_bytes_total", "counter",
-		    "Bytes written into archive objects through the view.");
-	cm_buf_printf(&b, "vaultfs_view_written_bytes_total %llu\n",
-		      (unsigned long long)st->bytes_written);
-	metric_head(&b, "vaultfs_view_read_bytes_total", "counter",
-		    "Bytes read from archive objects through the view.");
-	cm_buf_printf(&b, "vaultfs_view_read_bytes_total %llu\n",
-		      (unsigned long long)st->bytes_read);
-	metric_head(&b, "vaultfs_view_objects_written_total", "counter",
-		    "Objects completed through the view.");
-	cm_buf_printf(&b, "vaultfs_view_objects_written_total %llu\n",
-		      (unsigned long long)st->objects_written);
-	metric_head(&b, "vaultfs_view_write_errors_total", "counter",
-		    "Writes of archive objects that failed or were refused.");
-	cm_buf_printf(&b, "vaultfs_view_write_errors_total %llu\n",
-		      (unsigned long long)st->write_errors);
-	metric_head(&b, "vaultfs_view_control_errors_total", "counter",
-		    "Writes to control files rejected with EINVAL.");
-	cm_buf_printf(&b, "vaultfs_view_control_errors_total %llu\n",
-		      (unsigned long long)st->control_errors);
-	metric_head(&b, "vaultfs_view_uploads_open", "gauge",
-		    "Archive objects being written now.");
-	cm_buf_printf(&b, "vaultfs_view_uploads_open %llu\n",
-		      (unsigned long long)st->uploads_open);
-	metric_head(&b, "vaultfs_uptime_seconds", "gauge",
-		    "Seconds since the mount started.");
-	cm_buf_printf(&b, "vaultfs_uptime_seconds %lld\n",
-		      (long long)(now > st->started ? now - st->started : 0));
+	metric_u64(&b, "vaultfs_view_written_bytes_total", "counter",
+		   "Bytes written into archive objects through the view.",
+		   st->bytes_written);
+	metric_u64(&b, "vaultfs_view_read_bytes_total", "counter",
+		   "Bytes read from archive objects through the view.",
+		   st->bytes_read);
+	metric_u64(&b, "vaultfs_view_objects_written_total", "counter",
+		   "Objects completed through the view.", st->objects_written);
+	metric_u64(&b, "vaultfs_view_write_errors_total", "counter",
+		   "Writes of archive objects that failed or were refused.",
+		   st->write_errors);
+	metric_u64(&b, "vaultfs_view_control_errors_total", "counter",
+		   "Writes to control files rejected with EINVAL.",
+		   st->control_errors);
+	metric_u64(&b, "vaultfs_view_uploads_open", "gauge",
+		   "Archive objects being written now.", st->uploads_open);
+	metric_u64(&b, "vaultfs_uptime_seconds", "gauge",
+		   "Seconds since the mount started.",
+		   now > st->started ? (uint64_t)(now - st->started) : 0);
 	return cm_buf_detach(&b);
 }
 
