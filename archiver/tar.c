@@ -607,18 +607,36 @@ static void count(struct arc_stats *s, struct archive_entry *e)
  * written, in that order per file.
  */
 
+/* Take the oldest staged entry off the ring; the slot is the caller's
+ * until staged_release(). */
+static struct staged *ring_pop(struct walk *w)
+{
+	struct staged *s = &w->ring[w->head];
+
+	w->head = (w->head + 1) % AHEAD_FILES;
+	w->n--;
+	w->ahead_bytes -= s->ahead;
+	return s;
+}
+
+static void staged_release(struct staged *s)
+{
+	if (s->fd >= 0)
+		close(s->fd);
+	archive_entry_free(s->e);
+	free(s->problem);
+	*s = (struct staged){ .fd = -1 };
+}
+
 /* Write the oldest staged entry: header, data, close. */
 static int emit(struct walk *w, struct cm_err *err)
 {
-	struct staged *s = &w->ring[w->head];
+	struct staged *s = ring_pop(w);
 	struct arc_tar *t = w->t;
 	struct archive_entry *e = s->e, *spare = NULL;
 	const char *name = archive_entry_pathname(e);
 	int rc = 0, r;
 
-	w->head = (w->head + 1) % AHEAD_FILES;
-	w->n--;
-	w->ahead_bytes -= s->ahead;
 	if (s->problem)
 		arc_stats_warn(t->stats, "%s", s->problem);
 	archive_entry_linkify(t->links, &e, &spare);
@@ -643,31 +661,18 @@ static int emit(struct walk *w, struct cm_err *err)
 	if (archive_write_finish_entry(t->a) != ARCHIVE_OK || t->wrc)
 		rc = writer_error(t, name, err);
 out:
-	if (s->fd >= 0)
-		close(s->fd);
 	/* linkify hands back the entry it was given, or NULL (holding it to
-	 * pair with a later name: not with the pax writer's strategy) */
-	archive_entry_free(s->e);
-	free(s->problem);
-	*s = (struct staged){ .fd = -1 };
+	 * pair with a later name: not with the pax writer's strategy), so
+	 * the staged entry is the one to free */
+	staged_release(s);
 	return rc;
 }
 
 /* Forget what is staged (after a failure): nothing more is written. */
 static void drop_staged(struct walk *w)
 {
-	while (w->n) {
-		struct staged *s = &w->ring[w->head];
-
-		if (s->fd >= 0)
-			close(s->fd);
-		archive_entry_free(s->e);
-		free(s->problem);
-		*s = (struct staged){ .fd = -1 };
-		w->head = (w->head + 1) % AHEAD_FILES;
-		w->n--;
-	}
-	w->ahead_bytes = 0;
+	while (w->n)
+		staged_release(ring_pop(w));
 }
 
 /*
