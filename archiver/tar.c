@@ -84,6 +84,14 @@
 #define AHEAD_FILES 256
 #define AHEAD_BYTES (32u << 20)
 #define AHEAD_PER_FILE (2u << 20)
+/* The walker and the writer wake each other a batch at a time, not per
+ * file (a futex call each way per file costs more than the file): the
+ * writer sleeps until WAKE_FILES entries or WAKE_BYTES of data are staged
+ * (or WAKE_WAIT_MS pass with something staged: a walk slowed by a cold
+ * disk), the walker until that much room is free. */
+#define WAKE_FILES 32
+#define WAKE_BYTES (4u << 20)
+#define WAKE_WAIT_MS 2
 
 /* Fed to the writer for holes and zero runs; never written. write_cb()
  * knows a block from here is zero without looking. */
@@ -364,26 +372,48 @@ out:
 
 /* --- trees --- */
 
-/* State of one add_tree() call. */
+/* One entry between the walk and the writer (see "Read-ahead" above
+ * stage()). A skip record (e == NULL) carries a path that is not archived
+ * and why, so that messages come out in walk order, from the writer. */
+struct staged {
+	struct archive_entry *e; /* owned, renamed; NULL: a skip record */
+	char *problem;           /* owned, or NULL: e's warning, or why skipped */
+	char *skip_path;         /* owned: the skip record's path */
+	int skip_errno;          /* the skip record's errno, or -1: not an I/O
+				  * failure (note_io) */
+	int fd;                  /* owned, or -1 */
+	uint64_t ahead;          /* bytes asked ahead for it */
+};
+
+/* State of one add_tree() call. The walk (libarchive's disk reader, the
+ * opens and the read-ahead) runs on its own thread, the walker; the
+ * writer (tar headers, file data, the chain) on the caller's. They meet
+ * in the ring, under `lock`. */
 struct walk {
 	struct arc_tar *t;
-	struct archive *disk;   /* owned: the disk reader */
+	struct archive *disk;   /* owned: the disk reader; the walker's */
 	int rootfd;             /* owned: the directory */
 	const char *dir;        /* as given to the disk reader */
 	size_t dirlen;
 	const char *prefix;
-	struct cm_buf name;     /* the current entry's name in the tar */
-	struct cm_buf rel;      /* its path relative to dir */
-	/* entries walked but not yet written (see "Read-ahead" above
-	 * stage()): a ring of AHEAD_FILES, oldest at `head` */
-	struct staged {
-		struct archive_entry *e; /* owned, renamed */
-		char *problem;           /* owned, or NULL */
-		int fd;                  /* owned, or -1 */
-		uint64_t ahead;          /* bytes asked ahead for it */
-	} ring[AHEAD_FILES];
+	struct cm_buf name;     /* the walker's: the entry's name in the tar */
+	struct cm_buf rel;      /* the walker's: its path relative to dir */
+	/* entries walked but not yet written: a ring of AHEAD_FILES, oldest
+	 * at `head`; slots at and past head + n are the walker's */
+	struct staged ring[AHEAD_FILES];
 	unsigned head, n;
 	uint64_t ahead_bytes;    /* sum of the ring's `ahead` */
+	pthread_mutex_t lock;
+	pthread_cond_t more;     /* to the writer: staged, or walk done */
+	pthread_cond_t room;     /* to the walker: popped, or stop */
+	pthread_t walker;
+	bool walker_running;
+	bool walker_waits;       /* the walker sleeps on `room` */
+	bool writer_waits;       /* the writer sleeps on `more` */
+	bool walk_done;          /* the walker has staged its last */
+	bool stop;               /* the writer gave up: walk no further */
+	int walk_rc;             /* the walk's failure ... */
+	struct cm_err walk_err;  /* ... and its message */
 };
 
 static int sys_openat2(int dirfd, const char *path, int flags,
@@ -448,7 +478,49 @@ out:
 	return fd;
 }
 
-/* Open a regular file for reading, as quietly as we can (no atime). */
+/*
+ * The data regions of a file with holes, into e's sparse map (the disk
+ * reader is told NO_SPARSE: it would ask every file, six lseek()s each).
+ * Only a file with fewer blocks than its size can have holes, which is
+ * GNU tar's test too; one that has more (preallocated past its end) is
+ * read whole, holes as zeros: larger, never wrong. A map that cannot be
+ * read is no map.
+ */
+static void sparse_map(int fd, const struct stat *st, struct archive_entry *e)
+{
+	off_t size = (off_t)archive_entry_size(e), data = 0, hole;
+
+	if (size <= 0 || (uint64_t)st->st_blocks * 512 >= (uint64_t)size)
+		return;
+	while (data < size) {
+		data = lseek(fd, data, SEEK_DATA);
+		if (data < 0) {
+			if (errno != ENXIO)
+				goto fail;
+			/* no data past here. All holes: an empty region at
+			 * the end says so (libarchive's own (0, 0) makes a
+			 * member that neither GNU tar nor bsdtar extracts) */
+			if (archive_entry_sparse_count(e) == 0)
+				archive_entry_sparse_add_entry(e, size, 0);
+			return;
+		}
+		hole = lseek(fd, data, SEEK_HOLE);
+		if (hole < 0 || hole <= data)
+			goto fail;
+		if (hole > size)
+			hole = size;
+		if (data == 0 && hole == size)
+			return; /* no hole after all */
+		archive_entry_sparse_add_entry(e, data, hole - data);
+		data = hole;
+	}
+	return;
+fail:
+	archive_entry_sparse_clear(e);
+}
+
+/* Open a regular file for reading, as quietly as we can (no atime), and
+ * map its holes. */
 static int open_file(struct walk *w, const char *rel,
 		     struct archive_entry *e)
 {
@@ -472,6 +544,7 @@ static int open_file(struct walk *w, const char *rel,
 		errno = ESTALE; /* replaced since it was looked at */
 		return -1;
 	}
+	sparse_map(fd, &st, e);
 	return fd;
 }
 
@@ -602,21 +675,27 @@ static void count(struct arc_stats *s, struct archive_entry *e)
  * are staged before they are written: the file is opened and its first
  * bytes asked for with POSIX_FADV_WILLNEED, which queues the reads and
  * returns; the entry is written when it leaves the ring, its data by then
- * in the page cache or on its way. The archive's order is the walk's.
- * Messages about a file (skipped, warnings) come when it is staged or
- * written, in that order per file.
+ * in the page cache or on its way.
+ *
+ * The walk runs on its own thread. Its work per file (a dozen system
+ * calls: stat, open, xattrs, ACLs, flags, and waits for inodes and
+ * directories on a cold disk) would otherwise sit between the writer's
+ * reads, and the compressors would wait through it. The archive's order
+ * is the walk's; messages about a file (skipped, warnings) come from the
+ * writer, in that order.
  */
 
-/* Take the oldest staged entry off the ring; the slot is the caller's
- * until staged_release(). */
-static struct staged *ring_pop(struct walk *w)
+/* Take the oldest staged entry off the ring, into *out (the slot may be
+ * refilled at once). Under w->lock. */
+static void ring_pop(struct walk *w, struct staged *out)
 {
 	struct staged *s = &w->ring[w->head];
 
+	*out = *s;
+	*s = (struct staged){ .fd = -1 };
 	w->head = (w->head + 1) % AHEAD_FILES;
 	w->n--;
-	w->ahead_bytes -= s->ahead;
-	return s;
+	w->ahead_bytes -= out->ahead;
 }
 
 static void staged_release(struct staged *s)
@@ -625,29 +704,33 @@ static void staged_release(struct staged *s)
 		close(s->fd);
 	archive_entry_free(s->e);
 	free(s->problem);
+	free(s->skip_path);
 	*s = (struct staged){ .fd = -1 };
 }
 
-/* Write the oldest staged entry: header, data, close. */
-static int emit(struct walk *w, struct cm_err *err)
+/* Write one staged entry: header, data; or report a skip record. */
+static int emit(struct walk *w, struct staged *s, struct cm_err *err)
 {
-	struct staged *s = ring_pop(w);
 	struct arc_tar *t = w->t;
 	struct archive_entry *e = s->e, *spare = NULL;
-	const char *name = archive_entry_pathname(e);
+	const char *name;
 	int rc = 0, r;
 
+	if (!e) {
+		arc_stats_skip(t->stats, s->skip_path, "%s",
+			       s->problem ? s->problem : "skipped");
+		return note_io(t, w->dir, s->skip_errno, err);
+	}
+	name = archive_entry_pathname(e);
 	if (s->problem)
 		arc_stats_warn(t->stats, "%s", s->problem);
 	archive_entry_linkify(t->links, &e, &spare);
 	r = write_header(t, e);
-	if (r == ARCHIVE_FATAL || t->wrc) {
-		rc = writer_error(t, name, err);
-		goto out;
-	}
+	if (r == ARCHIVE_FATAL || t->wrc)
+		return writer_error(t, name, err);
 	if (r == ARCHIVE_FAILED) {
 		arc_stats_skip(t->stats, name, "%s", la_msg(t->a));
-		goto out;
+		return 0;
 	}
 	if (r == ARCHIVE_WARN)
 		arc_stats_warn(t->stats, "%s", la_msg(t->a));
@@ -656,53 +739,99 @@ static int emit(struct walk *w, struct cm_err *err)
 	    archive_entry_size(e) > 0) {
 		rc = copy_file(w, e, s->fd, err);
 		if (rc)
-			goto out;
+			return rc;
 	}
-	if (archive_write_finish_entry(t->a) != ARCHIVE_OK || t->wrc)
-		rc = writer_error(t, name, err);
-out:
 	/* linkify hands back the entry it was given, or NULL (holding it to
 	 * pair with a later name: not with the pax writer's strategy), so
-	 * the staged entry is the one to free */
-	staged_release(s);
+	 * the staged entry stays the one to free */
+	if (archive_write_finish_entry(t->a) != ARCHIVE_OK || t->wrc)
+		rc = writer_error(t, name, err);
 	return rc;
 }
 
-/* Forget what is staged (after a failure): nothing more is written. */
-static void drop_staged(struct walk *w)
+/* The ring is full, or would be with `files` more entries and `bytes` more
+ * data asked ahead. Under w->lock. */
+static bool ring_full(const struct walk *w, unsigned files, uint64_t bytes)
 {
-	while (w->n)
-		staged_release(ring_pop(w));
+	return w->n + files >= AHEAD_FILES ||
+	       w->ahead_bytes + bytes > AHEAD_BYTES;
+}
+
+/* The walker: wait for a free slot; NULL when the writer has stopped. */
+static struct staged *slot_wait(struct walk *w)
+{
+	struct staged *s = NULL;
+
+	pthread_mutex_lock(&w->lock);
+	while (!w->stop && ring_full(w, 0, 0)) {
+		w->walker_waits = true;
+		pthread_cond_wait(&w->room, &w->lock);
+	}
+	w->walker_waits = false;
+	if (!w->stop)
+		s = &w->ring[(w->head + w->n) % AHEAD_FILES];
+	pthread_mutex_unlock(&w->lock);
+	return s;
+}
+
+/* The walker: hand the filled slot to the writer; wake it when a batch
+ * is ready. */
+static void slot_publish(struct walk *w, struct staged *s)
+{
+	pthread_mutex_lock(&w->lock);
+	w->n++;
+	w->ahead_bytes += s->ahead;
+	if (w->writer_waits &&
+	    (w->n >= WAKE_FILES || w->ahead_bytes >= WAKE_BYTES))
+		pthread_cond_signal(&w->more);
+	pthread_mutex_unlock(&w->lock);
+}
+
+/* The walker: stage a skip record in slot s (NULL: wait for one): `path`
+ * is not archived, for reason `why` (owned), errno `en` or -1. False when
+ * the writer has stopped. */
+static bool stage_skip(struct walk *w, struct staged *s, const char *path,
+		       int en, char *why)
+{
+	if (!s)
+		s = slot_wait(w);
+	if (!s) {
+		free(why);
+		return false;
+	}
+	s->problem = why;
+	s->skip_path = cm_xstrdup(path);
+	s->skip_errno = en;
+	s->fd = -1;
+	slot_publish(w, s);
+	return true;
 }
 
 /*
- * One walked entry: renamed, its file opened and read ahead, staged;
- * then the oldest entries are written while the ring is over its bounds.
- * `problem` is what the disk reader said about it (a warning), or NULL.
- * Returns 0 also when the entry is skipped; errors are the writer's or
- * cancellation.
+ * The walker: one walked entry, renamed, its file opened and read ahead,
+ * staged. `problem` is what the disk reader said about it (a warning), or
+ * NULL. False when the writer has stopped.
  */
-static int stage(struct walk *w, struct archive_entry *e, const char *problem,
-		 struct cm_err *err)
+static bool stage(struct walk *w, struct archive_entry *e, const char *problem)
 {
-	struct arc_tar *t = w->t;
 	struct staged *s;
-	int fd = -1, rc = 0;
+	int fd = -1;
 
 	rename_entry(w, e);
-	if (archive_entry_filetype(e) == AE_IFSOCK) {
-		arc_stats_skip(t->stats, cm_buf_str(&w->name),
-			       "a socket: tar cannot hold one");
-		return 0;
-	}
+	if (archive_entry_filetype(e) == AE_IFSOCK)
+		return stage_skip(w, NULL, cm_buf_str(&w->name), -1,
+				  cm_xstrdup("a socket: tar cannot hold one"));
+	s = slot_wait(w);
+	if (!s)
+		return false;
 	if (archive_entry_filetype(e) == AE_IFREG) {
 		fd = open_file(w, cm_buf_str(&w->rel), e);
 		if (fd < 0) {
 			int en = errno;
 
-			arc_stats_skip(t->stats, cm_buf_str(&w->name),
-				       "open: %s", strerror(en));
-			return note_io(t, w->dir, en, err);
+			return stage_skip(w, s, cm_buf_str(&w->name), en,
+					  cm_xasprintf("open: %s",
+						       strerror(en)));
 		}
 	}
 	/* ctime cannot be restored, and atime only says when someone last
@@ -710,7 +839,6 @@ static int stage(struct walk *w, struct archive_entry *e, const char *problem,
 	 * pax header per entry, about 1 KiB before compression */
 	archive_entry_unset_ctime(e);
 	archive_entry_unset_atime(e);
-	s = &w->ring[(w->head + w->n) % AHEAD_FILES];
 	s->e = archive_entry_clone(e);
 	if (!s->e)
 		abort(); /* out of memory */
@@ -725,12 +853,143 @@ static int stage(struct walk *w, struct archive_entry *e, const char *problem,
 		(void)posix_fadvise(fd, 0, (off_t)s->ahead,
 				    POSIX_FADV_WILLNEED);
 	}
-	w->n++;
-	w->ahead_bytes += s->ahead;
-	while (rc == 0 && w->n &&
-	       (w->n == AHEAD_FILES || w->ahead_bytes > AHEAD_BYTES))
-		rc = emit(w, err);
+	slot_publish(w, s);
+	return true;
+}
+
+/* The walker's whole walk; its failure (not the writer's) in *err. */
+static int walk_all(struct walk *w, struct cm_err *err)
+{
+	struct arc_tar *t = w->t;
+	struct archive_entry *e = archive_entry_new();
+	int rc = 0, r;
+
+	if (!e)
+		abort(); /* out of memory */
+	for (;;) {
+		char problem[512];
+
+		if (arc_source_cancelled(t->opts)) {
+			rc = arc_cancel_error(err);
+			break;
+		}
+		r = archive_read_next_header2(w->disk, e);
+		if (r == ARCHIVE_EOF)
+			break;
+		if (r == ARCHIVE_RETRY)
+			continue;
+		if (r == ARCHIVE_FATAL) {
+			rc = cm_err_set(err,
+					archive_errno(w->disk) > 0
+						? archive_errno(w->disk)
+						: EIO,
+					"%s: %s", w->dir, la_msg(w->disk));
+			break;
+		}
+		problem[0] = '\0';
+		if (r != ARCHIVE_OK)
+			snprintf(problem, sizeof(problem), "%s",
+				 la_msg(w->disk));
+		if (r == ARCHIVE_FAILED && !archive_entry_pathname(e)) {
+			/* nothing to archive: an unreadable directory's
+			 * contents, a file that could not be looked at */
+			if (!stage_skip(w, NULL, w->dir, -1,
+					cm_xstrdup(problem)))
+				break;
+			continue;
+		}
+		archive_read_disk_descend(w->disk);
+		if (!stage(w, e, problem[0] ? problem : NULL))
+			break;
+	}
+	archive_entry_free(e);
 	return rc;
+}
+
+static void *walker_main(void *arg)
+{
+	struct walk *w = arg;
+	struct cm_err err = { 0 };
+	int rc = walk_all(w, &err);
+
+	pthread_mutex_lock(&w->lock);
+	w->walk_done = true;
+	w->walk_rc = rc;
+	w->walk_err = err;
+	pthread_cond_signal(&w->more);
+	pthread_mutex_unlock(&w->lock);
+	return NULL;
+}
+
+/* `more` is waited on with a timeout, on the monotonic clock. */
+static void cond_init_monotonic(pthread_cond_t *c)
+{
+	pthread_condattr_t ca;
+
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(c, &ca);
+	pthread_condattr_destroy(&ca);
+}
+
+/*
+ * The writer: the next staged entry into *s. 1: one came; 0: the walk is
+ * over and all written; < 0: the walk failed (its error in *err).
+ */
+static int next_staged(struct walk *w, struct staged *s, struct cm_err *err)
+{
+	int rc = 1;
+
+	pthread_mutex_lock(&w->lock);
+	while (!w->walk_done && w->n < WAKE_FILES &&
+	       w->ahead_bytes < WAKE_BYTES) {
+		struct timespec until;
+		int wr;
+
+		clock_gettime(CLOCK_MONOTONIC, &until);
+		until.tv_nsec += WAKE_WAIT_MS * 1000000L;
+		if (until.tv_nsec >= 1000000000L) {
+			until.tv_sec++;
+			until.tv_nsec -= 1000000000L;
+		}
+		w->writer_waits = true;
+		wr = pthread_cond_timedwait(&w->more, &w->lock, &until);
+		w->writer_waits = false;
+		if (wr == ETIMEDOUT && w->n)
+			break; /* a slow walk: take what there is */
+	}
+	if (w->n) {
+		ring_pop(w, s);
+		if (w->walker_waits && !ring_full(w, WAKE_FILES, WAKE_BYTES))
+			pthread_cond_signal(&w->room);
+	} else if (w->walk_rc) {
+		rc = w->walk_rc;
+		if (err)
+			*err = w->walk_err;
+	} else {
+		rc = 0;
+	}
+	pthread_mutex_unlock(&w->lock);
+	return rc;
+}
+
+/* Stop the walker (if it still runs) and forget what is staged. */
+static void walker_stop(struct walk *w)
+{
+	if (w->walker_running) {
+		pthread_mutex_lock(&w->lock);
+		w->stop = true;
+		pthread_cond_signal(&w->room);
+		pthread_mutex_unlock(&w->lock);
+		pthread_join(w->walker, NULL);
+		w->walker_running = false;
+	}
+	while (w->n) {
+		struct staged s = { .fd = -1 };
+
+		ring_pop(w, &s);
+		staged_release(&s);
+	}
 }
 
 /* Roughly the bytes a walk will read: data of regular files (allocated
@@ -840,11 +1099,10 @@ int arc_tar_add_tree(struct arc_tar *t, const char *dir, const char *prefix,
 {
 	struct estimator es = { .fd = -1 };
 	struct walk w = { .t = t, .rootfd = -1 };
-	struct archive_entry *e = NULL;
 	char *root = cm_xstrdup(dir);
 	size_t n = strlen(root);
 	struct stat st;
-	int rc = 0, r, flags = 0;
+	int rc = 0, flags = 0;
 
 	/* "dir/" walks as "dir": entries are "dir/x", never "dir//x" */
 	while (n > 1 && root[n - 1] == '/')
@@ -854,6 +1112,11 @@ int arc_tar_add_tree(struct arc_tar *t, const char *dir, const char *prefix,
 	w.prefix = prefix ? prefix : "./";
 	cm_buf_init(&w.name, 0);
 	cm_buf_init(&w.rel, 0);
+	pthread_mutex_init(&w.lock, NULL);
+	cond_init_monotonic(&w.more);
+	pthread_cond_init(&w.room, NULL);
+	for (unsigned i = 0; i < AHEAD_FILES; i++)
+		w.ring[i].fd = -1;
 	if (t->wrc || t->finished) {
 		rc = cm_err_set(err, EINVAL, "tar: already finished or failed");
 		goto out;
@@ -869,78 +1132,56 @@ int arc_tar_add_tree(struct arc_tar *t, const char *dir, const char *prefix,
 	arc_progress(t->opts, t->stats, true);
 
 	w.disk = archive_read_disk_new();
-	e = archive_entry_new();
-	if (!w.disk || !e)
+	if (!w.disk)
 		abort(); /* out of memory */
 	archive_read_disk_set_symlink_hybrid(w.disk);
 	if (t->opts && t->opts->one_file_system)
 		flags |= ARCHIVE_READDISK_NO_TRAVERSE_MOUNTS;
 	/* no RESTORE_ATIME (it writes), no HONOR_NODUMP (a backup takes
-	 * everything); xattrs, ACLs, file flags and sparse maps are read */
+	 * everything); xattrs, ACLs and file flags are read; sparse maps by
+	 * us, from the file we open anyway (sparse_map()) */
+	flags |= ARCHIVE_READDISK_NO_SPARSE;
 	archive_read_disk_set_behavior(w.disk, flags);
 	if (archive_read_disk_open(w.disk, root) != ARCHIVE_OK) {
 		rc = cm_err_set(err, EIO, "%s: %s", dir,
 				la_msg(w.disk));
 		goto out;
 	}
+	if (pthread_create(&w.walker, NULL, walker_main, &w) != 0) {
+		rc = cm_err_set(err, EAGAIN, "%s: cannot start the walk", dir);
+		goto out;
+	}
+	w.walker_running = true;
 	for (;;) {
-		char problem[512];
+		struct staged s = { .fd = -1 };
 
-		if (arc_source_cancelled(t->opts)) {
-			rc = arc_cancel_error(err);
-			goto out;
-		}
-		r = archive_read_next_header2(w.disk, e);
-		if (r == ARCHIVE_EOF)
+		rc = next_staged(&w, &s, err);
+		if (rc <= 0)
 			break;
-		if (r == ARCHIVE_RETRY)
-			continue;
-		if (r == ARCHIVE_FATAL) {
-			rc = cm_err_set(err,
-					archive_errno(w.disk) > 0
-						? archive_errno(w.disk)
-						: EIO,
-					"%s: %s", dir,
-					la_msg(w.disk));
-			goto out;
-		}
-		problem[0] = '\0';
-		if (r != ARCHIVE_OK)
-			snprintf(problem, sizeof(problem), "%s",
-				 la_msg(w.disk));
-		if (r == ARCHIVE_FAILED && !archive_entry_pathname(e)) {
-			/* nothing to archive: an unreadable directory's
-			 * contents, a file that could not be looked at */
-			arc_stats_skip(t->stats, dir, "%s", problem);
-			continue;
-		}
-		archive_read_disk_descend(w.disk);
-		rc = stage(&w, e, problem[0] ? problem : NULL, err);
+		rc = arc_source_cancelled(t->opts) ? arc_cancel_error(err)
+						   : emit(&w, &s, err);
+		staged_release(&s);
 		if (rc)
-			goto out;
+			break;
 		arc_progress(t->opts, t->stats,
 			     estimator_fold(&es, t->stats, false));
 	}
-	while (w.n) {
-		if (arc_source_cancelled(t->opts)) {
-			rc = arc_cancel_error(err);
-			goto out;
-		}
-		rc = emit(&w, err);
-		if (rc)
-			goto out;
+	if (rc == 0) {
+		/* a walk that outran its estimate is done: its total is
+		 * known */
+		estimator_fold(&es, t->stats, true);
+		arc_progress(t->opts, t->stats, true);
 	}
-	/* a walk that outran its estimate is done: its total is known */
-	estimator_fold(&es, t->stats, true);
-	arc_progress(t->opts, t->stats, true);
 out:
+	walker_stop(&w);
 	estimator_fold(&es, t->stats, true);
-	drop_staged(&w);
 	if (w.disk)
 		archive_read_free(w.disk);
-	archive_entry_free(e);
 	if (w.rootfd >= 0)
 		close(w.rootfd);
+	pthread_cond_destroy(&w.room);
+	pthread_cond_destroy(&w.more);
+	pthread_mutex_destroy(&w.lock);
 	cm_buf_release(&w.name);
 	cm_buf_release(&w.rel);
 	free(root);
