@@ -84,11 +84,15 @@
 #define AHEAD_FILES 256
 #define AHEAD_BYTES (32u << 20)
 #define AHEAD_PER_FILE (2u << 20)
-/* The walker and the writer wake each other a batch at a time, not per
- * file (a futex call each way per file costs more than the file): the
- * writer sleeps until WAKE_FILES entries or WAKE_BYTES of data are staged
- * (or WAKE_WAIT_MS pass with something staged: a walk slowed by a cold
- * disk), the walker until that much room is free. */
+/* The walker and the writer meet a batch at a time, not per file (a
+ * futex call each way per file costs more than the file): the walker
+ * takes the lock once per PUBLISH_FILES entries (or when the room it saw
+ * is used up), the writer once per TAKE_FILES written; the writer sleeps
+ * until WAKE_FILES entries or WAKE_BYTES of data are staged (or
+ * WAKE_WAIT_MS pass with something staged: a walk slowed by a cold disk),
+ * the walker until that much room is free. */
+#define PUBLISH_FILES 8
+#define TAKE_FILES 16
 #define WAKE_FILES 32
 #define WAKE_BYTES (4u << 20)
 #define WAKE_WAIT_MS 2
@@ -372,11 +376,14 @@ out:
 
 /* --- trees --- */
 
-/* One entry between the walk and the writer (see "Read-ahead" above
- * stage()). A skip record (e == NULL) carries a path that is not archived
- * and why, so that messages come out in walk order, from the writer. */
+/* One slot of the ring between the walk and the writer (see "Read-ahead"
+ * above stage()). A skip record carries a path that is not archived and
+ * why, so that messages come out in walk order, from the writer. */
 struct staged {
-	struct archive_entry *e; /* owned, renamed; NULL: a skip record */
+	struct archive_entry *e; /* owned, kept for the slot's next use: the
+				  * walker reads headers into it, so that
+				  * entries are made and freed on one thread */
+	bool skip;               /* a skip record, not an entry */
 	char *problem;           /* owned, or NULL: e's warning, or why skipped */
 	char *skip_path;         /* owned: the skip record's path */
 	int skip_errno;          /* the skip record's errno, or -1: not an I/O
@@ -398,15 +405,26 @@ struct walk {
 	const char *prefix;
 	struct cm_buf name;     /* the walker's: the entry's name in the tar */
 	struct cm_buf rel;      /* the walker's: its path relative to dir */
-	/* entries walked but not yet written: a ring of AHEAD_FILES, oldest
-	 * at `head`; slots at and past head + n are the walker's */
+	/* entries walked but not yet given back by the writer: a ring of
+	 * AHEAD_FILES, oldest at `head`; slots at and past head + n are the
+	 * walker's */
 	struct staged ring[AHEAD_FILES];
 	unsigned head, n;
 	uint64_t ahead_bytes;    /* sum of the ring's `ahead` */
+	/* the writer's own: the next slot to write, how many are ready from
+	 * there, and how many (and their bytes ahead) are written but not
+	 * yet given back */
+	unsigned rd, rd_ready, rd_done;
+	uint64_t rd_done_bytes;
 	pthread_mutex_t lock;
 	pthread_cond_t more;     /* to the writer: staged, or walk done */
 	pthread_cond_t room;     /* to the walker: popped, or stop */
 	pthread_t walker;
+	/* the walker's own: slots filled but not yet published (from head +
+	 * n on), the next to fill, and how many more it may fill before it
+	 * looks at the ring again */
+	unsigned fill, tail, credit;
+	uint64_t fill_bytes, credit_bytes;
 	bool walker_running;
 	bool walker_waits;       /* the walker sleeps on `room` */
 	bool writer_waits;       /* the writer sleeps on `more` */
@@ -685,27 +703,14 @@ static void count(struct arc_stats *s, struct archive_entry *e)
  * writer, in that order.
  */
 
-/* Take the oldest staged entry off the ring, into *out (the slot may be
- * refilled at once). Under w->lock. */
-static void ring_pop(struct walk *w, struct staged *out)
-{
-	struct staged *s = &w->ring[w->head];
-
-	*out = *s;
-	*s = (struct staged){ .fd = -1 };
-	w->head = (w->head + 1) % AHEAD_FILES;
-	w->n--;
-	w->ahead_bytes -= out->ahead;
-}
-
-static void staged_release(struct staged *s)
+/* Release what a slot holds but its entry (kept for reuse). */
+static void slot_clear(struct staged *s)
 {
 	if (s->fd >= 0)
 		close(s->fd);
-	archive_entry_free(s->e);
 	free(s->problem);
 	free(s->skip_path);
-	*s = (struct staged){ .fd = -1 };
+	*s = (struct staged){ .e = s->e, .fd = -1 };
 }
 
 /* Write one staged entry: header, data; or report a skip record. */
@@ -716,7 +721,7 @@ static int emit(struct walk *w, struct staged *s, struct cm_err *err)
 	const char *name;
 	int rc = 0, r;
 
-	if (!e) {
+	if (s->skip) {
 		arc_stats_skip(t->stats, s->skip_path, "%s",
 			       s->problem ? s->problem : "skipped");
 		return note_io(t, w->dir, s->skip_errno, err);
@@ -743,7 +748,7 @@ static int emit(struct walk *w, struct staged *s, struct cm_err *err)
 	}
 	/* linkify hands back the entry it was given, or NULL (holding it to
 	 * pair with a later name: not with the pax writer's strategy), so
-	 * the staged entry stays the one to free */
+	 * the slot keeps its entry */
 	if (archive_write_finish_entry(t->a) != ARCHIVE_OK || t->wrc)
 		rc = writer_error(t, name, err);
 	return rc;
@@ -757,81 +762,99 @@ static bool ring_full(const struct walk *w, unsigned files, uint64_t bytes)
 	       w->ahead_bytes + bytes > AHEAD_BYTES;
 }
 
-/* The walker: wait for a free slot; NULL when the writer has stopped. */
+/* The walker: make its filled slots the writer's; wake the writer when a
+ * batch is ready. Under w->lock. */
+static void publish_locked(struct walk *w)
+{
+	w->n += w->fill;
+	w->ahead_bytes += w->fill_bytes;
+	w->fill = 0;
+	w->fill_bytes = 0;
+	if (w->writer_waits &&
+	    (w->n >= WAKE_FILES || w->ahead_bytes >= WAKE_BYTES ||
+	     w->walk_done))
+		pthread_cond_signal(&w->more);
+}
+
+/* The walker: the next free slot, waiting for one if need be; NULL when
+ * the writer has stopped. The lock is taken only when the room it last
+ * saw is used up. */
 static struct staged *slot_wait(struct walk *w)
 {
-	struct staged *s = NULL;
-
-	pthread_mutex_lock(&w->lock);
-	while (!w->stop && ring_full(w, 0, 0)) {
-		w->walker_waits = true;
-		pthread_cond_wait(&w->room, &w->lock);
+	if (w->credit == 0) {
+		pthread_mutex_lock(&w->lock);
+		publish_locked(w);
+		while (!w->stop && ring_full(w, 0, 0)) {
+			w->walker_waits = true;
+			pthread_cond_wait(&w->room, &w->lock);
+		}
+		w->walker_waits = false;
+		w->tail = (w->head + w->n) % AHEAD_FILES;
+		w->credit = AHEAD_FILES - w->n;
+		w->credit_bytes = AHEAD_BYTES - w->ahead_bytes;
+		if (w->stop)
+			w->credit = 0;
+		pthread_mutex_unlock(&w->lock);
+		if (!w->credit)
+			return NULL;
 	}
-	w->walker_waits = false;
-	if (!w->stop)
-		s = &w->ring[(w->head + w->n) % AHEAD_FILES];
-	pthread_mutex_unlock(&w->lock);
-	return s;
+	return &w->ring[w->tail];
 }
 
-/* The walker: hand the filled slot to the writer; wake it when a batch
- * is ready. */
+/* The walker: the slot from slot_wait() is filled; it goes to the writer
+ * with the next batch (PUBLISH_FILES of them). */
 static void slot_publish(struct walk *w, struct staged *s)
 {
-	pthread_mutex_lock(&w->lock);
-	w->n++;
-	w->ahead_bytes += s->ahead;
-	if (w->writer_waits &&
-	    (w->n >= WAKE_FILES || w->ahead_bytes >= WAKE_BYTES))
-		pthread_cond_signal(&w->more);
-	pthread_mutex_unlock(&w->lock);
+	w->tail = (w->tail + 1) % AHEAD_FILES;
+	w->credit--;
+	if (s->ahead >= w->credit_bytes)
+		w->credit = 0; /* at the byte bound: look again */
+	else
+		w->credit_bytes -= s->ahead;
+	w->fill++;
+	w->fill_bytes += s->ahead;
+	if (w->fill >= PUBLISH_FILES) {
+		pthread_mutex_lock(&w->lock);
+		publish_locked(w);
+		pthread_mutex_unlock(&w->lock);
+	}
 }
 
-/* The walker: stage a skip record in slot s (NULL: wait for one): `path`
- * is not archived, for reason `why` (owned), errno `en` or -1. False when
- * the writer has stopped. */
-static bool stage_skip(struct walk *w, struct staged *s, const char *path,
+/* The walker: make slot s (from slot_wait()) a skip record: `path` is not
+ * archived, for reason `why` (owned), errno `en` or -1. */
+static void stage_skip(struct walk *w, struct staged *s, const char *path,
 		       int en, char *why)
 {
-	if (!s)
-		s = slot_wait(w);
-	if (!s) {
-		free(why);
-		return false;
-	}
+	s->skip = true;
 	s->problem = why;
 	s->skip_path = cm_xstrdup(path);
 	s->skip_errno = en;
-	s->fd = -1;
 	slot_publish(w, s);
-	return true;
 }
 
 /*
- * The walker: one walked entry, renamed, its file opened and read ahead,
- * staged. `problem` is what the disk reader said about it (a warning), or
- * NULL. False when the writer has stopped.
+ * The walker: the entry just read into slot s (from slot_wait()), renamed,
+ * its file opened and read ahead, staged. `problem` is what the disk reader
+ * said about it (a warning), or NULL.
  */
-static bool stage(struct walk *w, struct archive_entry *e, const char *problem)
+static void stage(struct walk *w, struct staged *s, const char *problem)
 {
-	struct staged *s;
-	int fd = -1;
+	struct archive_entry *e = s->e;
 
 	rename_entry(w, e);
-	if (archive_entry_filetype(e) == AE_IFSOCK)
-		return stage_skip(w, NULL, cm_buf_str(&w->name), -1,
-				  cm_xstrdup("a socket: tar cannot hold one"));
-	s = slot_wait(w);
-	if (!s)
-		return false;
+	if (archive_entry_filetype(e) == AE_IFSOCK) {
+		stage_skip(w, s, cm_buf_str(&w->name), -1,
+			   cm_xstrdup("a socket: tar cannot hold one"));
+		return;
+	}
 	if (archive_entry_filetype(e) == AE_IFREG) {
-		fd = open_file(w, cm_buf_str(&w->rel), e);
-		if (fd < 0) {
+		s->fd = open_file(w, cm_buf_str(&w->rel), e);
+		if (s->fd < 0) {
 			int en = errno;
 
-			return stage_skip(w, s, cm_buf_str(&w->name), en,
-					  cm_xasprintf("open: %s",
-						       strerror(en)));
+			stage_skip(w, s, cm_buf_str(&w->name), en,
+				   cm_xasprintf("open: %s", strerror(en)));
+			return;
 		}
 	}
 	/* ctime cannot be restored, and atime only says when someone last
@@ -839,41 +862,35 @@ static bool stage(struct walk *w, struct archive_entry *e, const char *problem)
 	 * pax header per entry, about 1 KiB before compression */
 	archive_entry_unset_ctime(e);
 	archive_entry_unset_atime(e);
-	s->e = archive_entry_clone(e);
-	if (!s->e)
-		abort(); /* out of memory */
 	s->problem = problem ? cm_xstrdup(problem) : NULL;
-	s->fd = fd;
-	s->ahead = 0;
-	if (fd >= 0 && archive_entry_size(e) > 0) {
+	if (s->fd >= 0 && archive_entry_size(e) > 0) {
 		uint64_t size = (uint64_t)archive_entry_size(e);
 
 		s->ahead = size < AHEAD_PER_FILE ? size : AHEAD_PER_FILE;
 		/* advice only: a failure costs nothing but speed */
-		(void)posix_fadvise(fd, 0, (off_t)s->ahead,
+		(void)posix_fadvise(s->fd, 0, (off_t)s->ahead,
 				    POSIX_FADV_WILLNEED);
 	}
 	slot_publish(w, s);
-	return true;
 }
 
 /* The walker's whole walk; its failure (not the writer's) in *err. */
 static int walk_all(struct walk *w, struct cm_err *err)
 {
 	struct arc_tar *t = w->t;
-	struct archive_entry *e = archive_entry_new();
+	struct staged *s;
 	int rc = 0, r;
 
-	if (!e)
-		abort(); /* out of memory */
-	for (;;) {
+	while ((s = slot_wait(w)) != NULL) {
 		char problem[512];
 
 		if (arc_source_cancelled(t->opts)) {
 			rc = arc_cancel_error(err);
 			break;
 		}
-		r = archive_read_next_header2(w->disk, e);
+		if (!s->e && !(s->e = archive_entry_new()))
+			abort(); /* out of memory */
+		r = archive_read_next_header2(w->disk, s->e);
 		if (r == ARCHIVE_EOF)
 			break;
 		if (r == ARCHIVE_RETRY)
@@ -890,19 +907,15 @@ static int walk_all(struct walk *w, struct cm_err *err)
 		if (r != ARCHIVE_OK)
 			snprintf(problem, sizeof(problem), "%s",
 				 la_msg(w->disk));
-		if (r == ARCHIVE_FAILED && !archive_entry_pathname(e)) {
+		if (r == ARCHIVE_FAILED && !archive_entry_pathname(s->e)) {
 			/* nothing to archive: an unreadable directory's
 			 * contents, a file that could not be looked at */
-			if (!stage_skip(w, NULL, w->dir, -1,
-					cm_xstrdup(problem)))
-				break;
+			stage_skip(w, s, w->dir, -1, cm_xstrdup(problem));
 			continue;
 		}
 		archive_read_disk_descend(w->disk);
-		if (!stage(w, e, problem[0] ? problem : NULL))
-			break;
+		stage(w, s, problem[0] ? problem : NULL);
 	}
-	archive_entry_free(e);
 	return rc;
 }
 
@@ -910,9 +923,12 @@ static void *walker_main(void *arg)
 {
 	struct walk *w = arg;
 	struct cm_err err = { 0 };
-	int rc = walk_all(w, &err);
+	int rc;
 
+	pthread_setname_np(pthread_self(), "vaultfs-walk");
+	rc = walk_all(w, &err);
 	pthread_mutex_lock(&w->lock);
+	publish_locked(w); /* even when stopped: walker_stop() frees them */
 	w->walk_done = true;
 	w->walk_rc = rc;
 	w->walk_err = err;
@@ -932,15 +948,34 @@ static void cond_init_monotonic(pthread_cond_t *c)
 	pthread_condattr_destroy(&ca);
 }
 
+/* The writer: give the slots it has written back to the walker. Under
+ * w->lock. */
+static void give_back_locked(struct walk *w)
+{
+	w->head = (w->head + w->rd_done) % AHEAD_FILES;
+	w->n -= w->rd_done;
+	w->ahead_bytes -= w->rd_done_bytes;
+	w->rd_done = 0;
+	w->rd_done_bytes = 0;
+	if (w->walker_waits && !ring_full(w, WAKE_FILES, WAKE_BYTES))
+		pthread_cond_signal(&w->room);
+}
+
 /*
- * The writer: the next staged entry into *s. 1: one came; 0: the walk is
- * over and all written; < 0: the walk failed (its error in *err).
+ * The writer: the next staged slot into *sp, written in place and then
+ * handed to slot_done(). The lock is taken once per batch: when the slots
+ * seen ready are used up, or TAKE_FILES are done. 1: one came; 0: the walk
+ * is over and all written; < 0: the walk failed (its error in *err).
  */
-static int next_staged(struct walk *w, struct staged *s, struct cm_err *err)
+static int next_staged(struct walk *w, struct staged **sp, struct cm_err *err)
 {
 	int rc = 1;
 
+	if (w->rd_ready && w->rd_done < TAKE_FILES)
+		goto take;
 	pthread_mutex_lock(&w->lock);
+	give_back_locked(w);
+	/* what is left in the ring now is all unread */
 	while (!w->walk_done && w->n < WAKE_FILES &&
 	       w->ahead_bytes < WAKE_BYTES) {
 		struct timespec until;
@@ -958,22 +993,34 @@ static int next_staged(struct walk *w, struct staged *s, struct cm_err *err)
 		if (wr == ETIMEDOUT && w->n)
 			break; /* a slow walk: take what there is */
 	}
-	if (w->n) {
-		ring_pop(w, s);
-		if (w->walker_waits && !ring_full(w, WAKE_FILES, WAKE_BYTES))
-			pthread_cond_signal(&w->room);
-	} else if (w->walk_rc) {
+	w->rd = w->head;
+	w->rd_ready = w->n;
+	if (!w->n) {
 		rc = w->walk_rc;
-		if (err)
+		if (rc && err)
 			*err = w->walk_err;
-	} else {
-		rc = 0;
 	}
 	pthread_mutex_unlock(&w->lock);
-	return rc;
+	if (!rc)
+		return 0;
+	if (rc < 0)
+		return rc;
+take:
+	*sp = &w->ring[w->rd];
+	w->rd = (w->rd + 1) % AHEAD_FILES;
+	w->rd_ready--;
+	return 1;
 }
 
-/* Stop the walker (if it still runs) and forget what is staged. */
+/* The writer is done with slot s (from next_staged()). */
+static void slot_done(struct walk *w, struct staged *s)
+{
+	w->rd_done++;
+	w->rd_done_bytes += s->ahead;
+	slot_clear(s);
+}
+
+/* Stop the walker (if it still runs) and free every slot. */
 static void walker_stop(struct walk *w)
 {
 	if (w->walker_running) {
@@ -984,12 +1031,12 @@ static void walker_stop(struct walk *w)
 		pthread_join(w->walker, NULL);
 		w->walker_running = false;
 	}
-	while (w->n) {
-		struct staged s = { .fd = -1 };
-
-		ring_pop(w, &s);
-		staged_release(&s);
+	for (unsigned i = 0; i < AHEAD_FILES; i++) {
+		slot_clear(&w->ring[i]);
+		archive_entry_free(w->ring[i].e);
+		w->ring[i].e = NULL;
 	}
+	w->n = 0;
 }
 
 /* Roughly the bytes a walk will read: data of regular files (allocated
@@ -1057,6 +1104,7 @@ static void *estimator_main(void *arg)
 {
 	struct estimator *es = arg;
 
+	pthread_setname_np(pthread_self(), "vaultfs-estim");
 	es->sum = estimate(es->fd, es->dev, es->one_fs, 0, &es->stop);
 	atomic_store(&es->done, true);
 	return NULL;
@@ -1153,14 +1201,14 @@ int arc_tar_add_tree(struct arc_tar *t, const char *dir, const char *prefix,
 	}
 	w.walker_running = true;
 	for (;;) {
-		struct staged s = { .fd = -1 };
+		struct staged *s;
 
 		rc = next_staged(&w, &s, err);
 		if (rc <= 0)
 			break;
 		rc = arc_source_cancelled(t->opts) ? arc_cancel_error(err)
-						   : emit(&w, &s, err);
-		staged_release(&s);
+						   : emit(&w, s, err);
+		slot_done(&w, s);
 		if (rc)
 			break;
 		arc_progress(t->opts, t->stats,
