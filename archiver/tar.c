@@ -971,12 +971,15 @@ static int next_staged(struct walk *w, struct staged **sp, struct cm_err *err)
 {
 	int rc = 1;
 
-	if (w->rd_ready && w->rd_done < TAKE_FILES)
+	bool starved = w->rd_ready == 0;
+
+	if (!starved && w->rd_done < TAKE_FILES)
 		goto take;
 	pthread_mutex_lock(&w->lock);
 	give_back_locked(w);
-	/* what is left in the ring now is all unread */
-	while (!w->walk_done && w->n < WAKE_FILES &&
+	/* what is left in the ring now is all unread; wait for a batch only
+	 * when there was nothing left to write */
+	while (starved && !w->walk_done && w->n < WAKE_FILES &&
 	       w->ahead_bytes < WAKE_BYTES) {
 		struct timespec until;
 		int wr;
