@@ -43,7 +43,10 @@
  *
  * Ownership: struct arc_tar owns the writer, the link resolver and one
  * read buffer (ARC_READ_SIZE); it borrows the chain, the options and the
- * stats. One thread.
+ * stats. Its functions are called from one thread, which is the only one
+ * to touch the writer, the chain and the stats; arc_tar_add_tree() runs
+ * the walk on a thread of its own (and the size estimate on another)
+ * and joins them before it returns (see "Read-ahead" below).
  */
 #include "source_int.h"
 
