@@ -414,10 +414,12 @@ struct walk {
 	struct staged ring[AHEAD_FILES];
 	unsigned head, n;
 	uint64_t ahead_bytes;    /* sum of the ring's `ahead` */
-	/* the writer's own: the next slot to write, how many are ready from
-	 * there, and how many (and their bytes ahead) are written but not
-	 * yet given back */
-	unsigned rd, rd_ready, rd_done;
+	/* the writer's own: how many slots are written but not yet given
+	 * back (and their bytes ahead), so that the next to write is at
+	 * head + rd_done, and how many are ready from there. `head` moves
+	 * only on the writer's thread (under the lock), so it may read it
+	 * without. */
+	unsigned rd_done, rd_ready;
 	uint64_t rd_done_bytes;
 	pthread_mutex_t lock;
 	pthread_cond_t more;     /* to the writer: staged, or walk done */
@@ -999,7 +1001,6 @@ static int next_staged(struct walk *w, struct staged **sp, struct cm_err *err)
 		if (wr == ETIMEDOUT && w->n)
 			break; /* a slow walk: take what there is */
 	}
-	w->rd = w->head;
 	w->rd_ready = w->n;
 	if (!w->n) {
 		rc = w->walk_rc;
@@ -1012,8 +1013,7 @@ static int next_staged(struct walk *w, struct staged **sp, struct cm_err *err)
 	if (rc < 0)
 		return rc;
 take:
-	*sp = &w->ring[w->rd];
-	w->rd = (w->rd + 1) % AHEAD_FILES;
+	*sp = &w->ring[(w->head + w->rd_done) % AHEAD_FILES];
 	w->rd_ready--;
 	return 1;
 }
