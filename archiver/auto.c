@@ -185,6 +185,11 @@ static int plan_parts(struct arc_plan *p, struct cm_err *err)
 		v = add_volume(p, name, pp->partno, pp->start, pp->size, NULL);
 		v->part_type = dup_or_null(pp->type);
 		v->action = ARC_VOL_RAW; /* until it mounts */
+		/* An extended partition is a container: its bytes are its
+		 * logical partitions (archived each in turn) and the chain
+		 * of tables that lists them, which the volumes record. It
+		 * holds no data of its own, so passing it over leaves
+		 * nothing out: not a skip (source.h, "Complete or not"). */
 		if (pp->container) {
 			v->action = ARC_VOL_SKIPPED;
 			v->note = cm_xstrdup("extended partition: its logical "
@@ -194,9 +199,21 @@ static int plan_parts(struct arc_plan *p, struct cm_err *err)
 		if (pp->start >= p->size || pp->size > p->size - pp->start) {
 			v->action = ARC_VOL_SKIPPED;
 			v->note = cm_xstrdup("lies beyond the end of the disk");
-			arc_stats_warn(p->stats, "%s: partition %u lies beyond "
-				       "the end of the disk",
-				       p->src, pp->partno);
+			/* wholly past the end: the source has none of its
+			 * bytes, and the archive misses nothing. Partly
+			 * within: those bytes are the source's and are not
+			 * archived */
+			if (pp->start >= p->size)
+				arc_stats_warn(p->stats, "%s: partition %u "
+					       "lies beyond the end of the "
+					       "disk", p->src, pp->partno);
+			else
+				arc_stats_skip(p->stats, name, "partition "
+					       "%u runs past the end of the "
+					       "disk: its %llu bytes there "
+					       "are not archived", pp->partno,
+					       (unsigned long long)(p->size -
+								    pp->start));
 			continue;
 		}
 		cm_err_clear(&e);
@@ -430,6 +447,8 @@ static int run_parts(struct arc_plan *p, struct arc_filter *out,
 			goto out;
 		}
 		rc = run_partition(p, t, v, err);
+		if (rc == 0)
+			rc = arc_stats_check(p->stats, err); /* --strict */
 		if (rc)
 			goto out;
 	}

@@ -253,7 +253,10 @@ int arc_run(const struct arc_run_opts *o, struct arc_run_result *res,
 	sopts.progress = o->progress;
 	sopts.progress_ctx = o->progress_ctx;
 	sopts.devs = devs;
+	res->stats.strict = o->strict;
 	rc = arc_plan_new(o->src, o->mode, &sopts, &res->stats, &plan, err);
+	if (rc == 0)
+		rc = arc_stats_check(&res->stats, err); /* a partition left out */
 	if (rc)
 		goto out;
 	res->method = arc_plan_method(plan);
@@ -282,6 +285,10 @@ int arc_run(const struct arc_run_opts *o, struct arc_run_result *res,
 		goto out;
 	}
 	rc = arc_plan_run(plan, chain, err);
+	/* --strict: whatever source recorded the item, nothing incomplete
+	 * is closed (the sources check as they go; this is the last word) */
+	if (rc == 0)
+		rc = arc_stats_check(&res->stats, err);
 	/* the source is read: release mounts and loop devices now, before
 	 * the codec drains (zstd at a high level may take seconds to stop)
 	 * and before anything else can fail */

@@ -9,7 +9,9 @@
  *   then manifest.json beside the object.
  *
  * The destination is checked before the source is touched (a missing
- * bucket fails at once). On any failure, or when `cancel` is raised, the
+ * bucket fails at once). An archive that left something out succeeds,
+ * with res->stats saying what (arc_stats_complete(), the manifest's
+ * "complete" and "skipped"); with opts->strict it fails instead. On any failure, or when `cancel` is raised, the
  * upload is aborted (or the partial file removed) and every mount and loop
  * device is released before arc_run returns.
  *
@@ -54,6 +56,10 @@ struct arc_run_opts {
 	void *object_ctx;
 	arc_resource_fn on_resource;   /* loop devices and mounts (journal) */
 	void *resource_ctx;
+	/* Fail (upload aborted, partial file removed) at the first item that
+	 * would make the archive incomplete (source.h, "Complete or not"),
+	 * instead of recording it in the manifest. */
+	bool strict;
 };
 
 struct arc_run_result {

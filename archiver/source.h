@@ -35,6 +35,19 @@
  * single entries (an unreadable file, a socket, a partition that will not
  * mount) are not errors: they are recorded in stats and logged with
  * cm_warn(), and the archive goes on.
+ *
+ * Complete or not. Anything that makes the archive differ from the source
+ * as it was when the archive began is recorded through the one door
+ * arc_stats_skip(): an entry left out (unopenable, a socket), a read error
+ * stored as zeros, a file or directory that changed while it was read, a
+ * file that grew or shrank, a partition whose data is not in the archive,
+ * a journal that could not be replayed. Any such record makes the archive
+ * incomplete (arc_stats_complete() is false, the manifest says
+ * "complete": false), and the orchestrator then keeps the snapshot. What
+ * differs only in presentation (a filesystem archived raw because it
+ * would not mount: every byte is there) is a warning (arc_stats_warn()),
+ * not a skip. With stats->strict, the sources stop at the first skip with
+ * the error of arc_stats_check().
  */
 #ifndef VAULTFS_SOURCE_H
 #define VAULTFS_SOURCE_H
@@ -120,14 +133,36 @@ struct arc_stats {
 	size_t nwarnings;
 	uint64_t warnings_count;
 
+	/* Set by the caller before the source runs: the first skip fails the
+	 * archive (arc_stats_check), rather than being recorded and passed. */
+	bool strict;
+
 	uint64_t progress_ns;      /* private: the last progress report */
 };
 
 void arc_stats_init(struct arc_stats *s);
 void arc_stats_release(struct arc_stats *s);
-/* Record a skipped entry and log it (cm_warn). Strings are copied. */
+/* Record an item that makes the archive differ from the source (see
+ * "Complete or not" above) and log it (cm_warn). Strings are copied. */
 void arc_stats_skip(struct arc_stats *s, const char *path, const char *fmt,
 		    ...) __attribute__((format(printf, 3, 4)));
+/* Whether nothing was skipped: the archive holds the whole source. */
+bool arc_stats_complete(const struct arc_stats *s);
+/*
+ * 0, or, when s->strict and something was skipped, -EIO with the first
+ * skipped item and its reason in err. The sources call it after every
+ * entry (and arc_run once more before the archive is closed), so that
+ * --strict stops at the first item and the upload is aborted.
+ */
+int arc_stats_check(const struct arc_stats *s, struct cm_err *err);
+/*
+ * NULL when complete; else what was left out, for a job's reason and the
+ * log: "2 items not archived: ./a: read error ...; ./b: changed while it
+ * was read" (the first ARC_STATS_SUMMARY_ITEMS items, then "; ..."). The
+ * caller frees it.
+ */
+#define ARC_STATS_SUMMARY_ITEMS 3
+char *arc_stats_summary(const struct arc_stats *s);
 /* Record a warning and log it (cm_warn). */
 void arc_stats_warn(struct arc_stats *s, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
@@ -135,7 +170,8 @@ void arc_stats_warn(struct arc_stats *s, const char *fmt, ...)
 struct arc_volume *arc_stats_add_volume(struct arc_stats *s);
 /*
  * Add the stats as members of `obj` (a JSON object the caller owns):
- * method, bytes_*, counts, partition_table, volumes[], skipped[],
+ * complete, method, bytes_*, counts, partition_table, volumes[],
+ * skipped_count, skipped[] (every item, up to ARC_STATS_MAX_LIST),
  * warnings[]. Names of any bytes become valid UTF-8: bytes that are not
  * UTF-8 are written as "\xNN" (a literal backslash, x and two hex digits).
  */

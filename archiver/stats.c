@@ -222,6 +222,45 @@ void arc_stats_skip(struct arc_stats *s, const char *path, const char *fmt,
 	s->nskipped++;
 }
 
+bool arc_stats_complete(const struct arc_stats *s)
+{
+	return s->skipped_count == 0;
+}
+
+int arc_stats_check(const struct arc_stats *s, struct cm_err *err)
+{
+	if (!s->strict || arc_stats_complete(s))
+		return 0;
+	/* the first is always in the list: the cap keeps the first ones */
+	return cm_err_set(err, EIO, "strict: %s: %s (the archive would be "
+			  "incomplete)", s->skipped[0].path,
+			  s->skipped[0].reason);
+}
+
+char *arc_stats_summary(const struct arc_stats *s)
+{
+	char *text, *more;
+
+	if (arc_stats_complete(s))
+		return NULL;
+	text = cm_xasprintf("%llu item%s not archived",
+			    (unsigned long long)s->skipped_count,
+			    s->skipped_count == 1 ? "" : "s");
+	for (size_t i = 0; i < s->nskipped && i < ARC_STATS_SUMMARY_ITEMS;
+	     i++) {
+		more = cm_xasprintf("%s%s %s: %s", text, i ? ";" : ":",
+				    s->skipped[i].path, s->skipped[i].reason);
+		free(text);
+		text = more;
+	}
+	if (s->skipped_count > ARC_STATS_SUMMARY_ITEMS) {
+		more = cm_xasprintf("%s; ...", text);
+		free(text);
+		text = more;
+	}
+	return text;
+}
+
 void arc_stats_warn(struct arc_stats *s, const char *fmt, ...)
 {
 	char msg[1024];
@@ -275,6 +314,7 @@ void arc_stats_to_json(const struct arc_stats *s, struct cm_json *obj)
 {
 	struct cm_json *arr;
 
+	cm_json_add_bool(obj, "complete", arc_stats_complete(s));
 	cm_json_add_str(obj, "method", arc_method_name(s->method));
 	cm_json_add_u64(obj, "bytes_read", s->bytes_read);
 	cm_json_add_u64(obj, "bytes_total", s->bytes_total);

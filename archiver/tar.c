@@ -35,6 +35,17 @@
  * the data regions of a sparse file are read; its holes are fed to the
  * writer as zeros, which the pax writer drops.
  *
+ * Changed while read. After a file's data, the open file is looked at
+ * again (fstat): a size, mtime or ctime other than those its header was
+ * written from means the stored copy may mix old and new bytes, or miss
+ * some (a file that grew past its header's size: only that size is
+ * stored), and the file is recorded, as GNU tar's "file changed as we
+ * read it". Directories likewise, where it is cheap: the writer keeps the
+ * directories met but not yet listed (their header's mtime and ctime: as
+ * many as the disk reader's own stack holds) and looks at each again
+ * with fstatat once its listing has been written (dirs_next()). Every such
+ * record makes the archive incomplete (source.h).
+ *
  * Output. The writer emits blocks of TAR_BLOCK bytes (60 KiB, a multiple
  * of the 10 KiB tar record, so the padded end is a whole record, as GNU
  * tar writes it) to write_cb(), which passes them to the chain. Blocks
@@ -65,6 +76,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -379,6 +391,21 @@ out:
 
 /* --- trees --- */
 
+/* What a file or directory looked like when its header was made: looked
+ * at again after it is read (see "Changed while read" above). */
+struct seen {
+	int64_t size;
+	int64_t mtime_s, mtime_ns;
+	int64_t ctime_s, ctime_ns;
+};
+
+/* A directory the writer is inside: its name in the tar (owned) and what
+ * it looked like then. */
+struct open_dir {
+	char *name;
+	struct seen seen;
+};
+
 /* One slot of the ring between the walk and the writer (see "Read-ahead"
  * above stage()). A skip record carries a path that is not archived and
  * why, so that messages come out in walk order, from the writer. */
@@ -393,6 +420,7 @@ struct staged {
 				  * failure (note_io) */
 	int fd;                  /* owned, or -1 */
 	uint64_t ahead;          /* bytes asked ahead for it */
+	struct seen seen;        /* what its header is written from */
 };
 
 /* State of one add_tree() call. The walk (libarchive's disk reader, the
@@ -437,6 +465,11 @@ struct walk {
 	bool stop;               /* the writer gave up: walk no further */
 	int walk_rc;             /* the walk's failure ... */
 	struct cm_err walk_err;  /* ... and its message */
+	/* the writer's own: the directory whose listing it is writing, and
+	 * those met but not yet visited, in the order met (dirs_next()) */
+	struct open_dir cur;
+	struct open_dir *dirs;
+	size_t ndirs, dirs_cap;
 };
 
 static int sys_openat2(int dirfd, const char *path, int flags,
@@ -571,6 +604,207 @@ static int open_file(struct walk *w, const char *rel,
 	return fd;
 }
 
+/* --- changed while read (see the top of the file) --- */
+
+/* What entry e says, as the disk reader saw it (before its ctime is
+ * unset for the header). A ctime it does not have is not compared. */
+static void seen_from_entry(struct archive_entry *e, struct seen *out)
+{
+	out->size = archive_entry_size(e);
+	out->mtime_s = archive_entry_mtime(e);
+	out->mtime_ns = archive_entry_mtime_nsec(e);
+	out->ctime_s = archive_entry_ctime_is_set(e) ? archive_entry_ctime(e)
+						     : INT64_MIN;
+	out->ctime_ns = archive_entry_ctime_nsec(e);
+}
+
+/* Whether `st` is not what `seen` says, and why (into why). Sizes count
+ * for files only: a directory's size is its listing's. */
+static bool seen_differs(const struct seen *seen, const struct stat *st,
+			 bool file, char *why, size_t len)
+{
+	if (file && st->st_size > seen->size) {
+		snprintf(why, len, "grew from %lld to %lld bytes while it was "
+			 "read; only the first %lld are archived",
+			 (long long)seen->size, (long long)st->st_size,
+			 (long long)seen->size);
+		return true;
+	}
+	if (file && st->st_size < seen->size) {
+		snprintf(why, len, "shrank from %lld to %lld bytes while it "
+			 "was read", (long long)seen->size,
+			 (long long)st->st_size);
+		return true;
+	}
+	if (st->st_mtim.tv_sec == seen->mtime_s &&
+	    st->st_mtim.tv_nsec == seen->mtime_ns &&
+	    (seen->ctime_s == INT64_MIN ||
+	     (st->st_ctim.tv_sec == seen->ctime_s &&
+	      st->st_ctim.tv_nsec == seen->ctime_ns)))
+		return false;
+	snprintf(why, len, file ? "changed while it was read (its mtime or "
+				  "ctime moved): the archived copy may mix "
+				  "old and new contents"
+				: "changed while it was read (its mtime or "
+				  "ctime moved): entries may have been "
+				  "added, removed or renamed");
+	return true;
+}
+
+/* A regular file just written: is it still what its header says? */
+static void check_file(struct arc_tar *t, const char *name, int fd,
+		       const struct seen *seen)
+{
+	char why[256];
+	struct stat st;
+
+	if (fstat(fd, &st) != 0)
+		arc_stats_skip(t->stats, name, "cannot look at it again after "
+			       "reading it: %s", strerror(errno));
+	else if (seen_differs(seen, &st, true, why, sizeof(why)))
+		arc_stats_skip(t->stats, name, "%s", why);
+}
+
+/* Look at directory `d` again, its listing read. A directory whose path is
+ * too long for one fstatat is not looked at (not cheap). */
+static void dir_check(struct walk *w, const struct open_dir *d)
+{
+	size_t plen = strlen(w->prefix);
+	const char *rel = d->name;
+	char why[256];
+	struct stat st;
+
+	/* names are normalised without a trailing slash: "./" is "." */
+	if (plen && strncmp(rel, w->prefix, plen - 1) == 0 &&
+	    (rel[plen - 1] == '/' || rel[plen - 1] == '\0'))
+		rel += rel[plen - 1] ? plen : plen - 1;
+	if (!*rel)
+		rel = ".";
+	if (fstatat(w->rootfd, rel, &st, AT_SYMLINK_NOFOLLOW) != 0) {
+		if (errno == ENOENT)
+			arc_stats_skip(w->t->stats, d->name,
+				       "removed while it was read");
+	} else if (seen_differs(&d->seen, &st, false, why, sizeof(why))) {
+		arc_stats_skip(w->t->stats, d->name, "%s", why);
+	}
+}
+
+static void dir_done(struct walk *w, struct open_dir *d)
+{
+	dir_check(w, d);
+	free(d->name);
+	d->name = NULL;
+}
+
+/*
+ * The writer is about to write entry `name` (NULL: the walk is over).
+ * The disk reader lists a directory's entries together, then visits the
+ * directories it met, the last met first (a stack). So a listing is read
+ * once an entry of another directory comes, and that directory is the
+ * newest one not yet visited (those above it were visited and empty).
+ * `dir_seen`: `name` is a directory, and what it looked like.
+ */
+static void dirs_next(struct walk *w, const char *name,
+		      const struct seen *dir_seen)
+{
+	char *norm = NULL, *slash;
+	size_t i;
+
+	if (name) {
+		norm = cm_xstrdup(name);
+		i = strlen(norm);
+		if (i > 1 && norm[i - 1] == '/')
+			norm[i - 1] = '\0';
+		slash = strrchr(norm, '/');
+		/* the parent's name, in place, for a moment */
+		if (slash)
+			*slash = '\0';
+		if (!slash || (w->cur.name && !strcmp(w->cur.name, norm)))
+			goto parent_ok;
+	}
+	if (w->cur.name)
+		dir_done(w, &w->cur);
+	for (i = w->ndirs; i-- > 0;)
+		if (norm && !strcmp(w->dirs[i].name, norm))
+			break;
+	if (i != (size_t)-1 || !norm) {
+		size_t stop = norm ? i + 1 : 0;
+
+		while (w->ndirs > stop)
+			dir_done(w, &w->dirs[--w->ndirs]);
+		if (norm) {
+			w->cur = w->dirs[i];
+			w->ndirs--;
+		}
+	}
+parent_ok:
+	if (norm && dir_seen) {
+		if (slash)
+			*slash = '/';
+		if (w->ndirs == w->dirs_cap) {
+			w->dirs_cap = w->dirs_cap ? 2 * w->dirs_cap : 16;
+			w->dirs = cm_xrealloc(w->dirs, w->dirs_cap *
+							       sizeof(*w->dirs));
+		}
+		w->dirs[w->ndirs].name = norm;
+		w->dirs[w->ndirs].seen = *dir_seen;
+		w->ndirs++;
+		norm = NULL;
+	}
+	free(norm);
+}
+
+static void dirs_free(struct walk *w)
+{
+	for (size_t i = 0; i < w->ndirs; i++)
+		free(w->dirs[i].name);
+	free(w->dirs);
+	free(w->cur.name);
+	w->cur.name = NULL;
+	w->dirs = NULL;
+	w->ndirs = w->dirs_cap = 0;
+}
+
+/*
+ * Test-only (docs/orchestrator.md, "Test-only switches"):
+ * VAULTFS_TEST_HOOK_READ=NAME:COMMAND runs COMMAND with /bin/sh -c, and
+ * waits for it, right after the first read of the file whose name in the
+ * tar is NAME or ends in /NAME: a file changed while it is read, on
+ * purpose rather than by luck of timing.
+ */
+static const char *hook_read;
+static pthread_once_t hook_read_once = PTHREAD_ONCE_INIT;
+
+static void hook_read_init(void)
+{
+	hook_read = getenv("VAULTFS_TEST_HOOK_READ");
+	if (hook_read && !strchr(hook_read, ':'))
+		hook_read = NULL;
+	if (hook_read)
+		cm_warn("test: VAULTFS_TEST_HOOK_READ is set: a command runs "
+			"while a file is read");
+}
+
+static void test_hook_read(const char *name)
+{
+	const char *colon;
+	size_t n, len = strlen(name);
+	int st;
+
+	pthread_once(&hook_read_once, hook_read_init);
+	if (!hook_read)
+		return;
+	colon = strchr(hook_read, ':');
+	n = (size_t)(colon - hook_read);
+	if (len < n || memcmp(name + len - n, hook_read, n) != 0 ||
+	    (len > n && name[len - n - 1] != '/'))
+		return;
+	cm_warn("test: %s read in part: running %s", name, colon + 1);
+	st = system(colon + 1);
+	if (st == -1 || !WIFEXITED(st) || WEXITSTATUS(st) != 0)
+		cm_warn("test: the hook's command failed (status %d)", st);
+}
+
 /*
  * Copy a regular file's data into the current entry, region by region of
  * its sparse map (the whole file if it has none). A read error is not
@@ -640,6 +874,8 @@ static int copy_file(struct walk *w, struct archive_entry *e, int fd,
 			rc = write_data(t, t->buf, (size_t)r, err);
 			if (rc)
 				return rc;
+			if (pos == 0)
+				test_hook_read(name);
 			pos += (uint64_t)r;
 			t->stats->bytes_read += (uint64_t)r;
 			arc_progress(t->opts, t->stats, false);
@@ -732,8 +968,13 @@ static int emit(struct walk *w, struct staged *s, struct cm_err *err)
 		return note_io(t, w->dir, s->skip_errno, err);
 	}
 	name = archive_entry_pathname(e);
+	dirs_next(w, name, archive_entry_filetype(e) == AE_IFDIR ? &s->seen
+								  : NULL);
+	/* what the disk reader could not read of it (xattrs, ACLs) is not
+	 * in the archive: a difference, not a mere warning */
 	if (s->problem)
-		arc_stats_warn(t->stats, "%s", s->problem);
+		arc_stats_skip(t->stats, name, "%s (stored without it)",
+			       s->problem);
 	archive_entry_linkify(t->links, &e, &spare);
 	r = write_header(t, e);
 	if (r == ARCHIVE_FATAL || t->wrc)
@@ -745,11 +986,17 @@ static int emit(struct walk *w, struct staged *s, struct cm_err *err)
 	if (r == ARCHIVE_WARN)
 		arc_stats_warn(t->stats, "%s", la_msg(t->a));
 	count(t->stats, e);
-	if (s->fd >= 0 && !archive_entry_hardlink(e) &&
-	    archive_entry_size(e) > 0) {
-		rc = copy_file(w, e, s->fd, err);
-		if (rc)
-			return rc;
+	if (s->fd >= 0) {
+		uint64_t before = t->stats->skipped_count;
+
+		if (!archive_entry_hardlink(e) && archive_entry_size(e) > 0) {
+			rc = copy_file(w, e, s->fd, err);
+			if (rc)
+				return rc;
+		}
+		/* a read error or a short read is recorded already */
+		if (t->stats->skipped_count == before)
+			check_file(t, name, s->fd, &s->seen);
 	}
 	/* linkify hands back the entry it was given, or NULL (holding it to
 	 * pair with a later name: not with the pax writer's strategy), so
@@ -865,6 +1112,7 @@ static void stage(struct walk *w, struct staged *s, const char *problem)
 	/* ctime cannot be restored, and atime only says when someone last
 	 * read the file (the archive's own read, often): both would cost a
 	 * pax header per entry, about 1 KiB before compression */
+	seen_from_entry(e, &s->seen);
 	archive_entry_unset_ctime(e);
 	archive_entry_unset_atime(e);
 	s->problem = problem ? cm_xstrdup(problem) : NULL;
@@ -1215,10 +1463,16 @@ int arc_tar_add_tree(struct arc_tar *t, const char *dir, const char *prefix,
 		rc = arc_source_cancelled(t->opts) ? arc_cancel_error(err)
 						   : emit(&w, s, err);
 		slot_done(&w, s);
+		if (rc == 0)
+			rc = arc_stats_check(t->stats, err); /* --strict */
 		if (rc)
 			break;
 		arc_progress(t->opts, t->stats,
 			     estimator_fold(&es, t->stats, false));
+	}
+	if (rc == 0) {
+		dirs_next(&w, NULL, NULL);
+		rc = arc_stats_check(t->stats, err);
 	}
 	if (rc == 0) {
 		/* a walk that outran its estimate is done: its total is
@@ -1228,6 +1482,7 @@ int arc_tar_add_tree(struct arc_tar *t, const char *dir, const char *prefix,
 	}
 out:
 	walker_stop(&w);
+	dirs_free(&w);
 	estimator_fold(&es, t->stats, true);
 	if (w.disk)
 		archive_read_free(w.disk);

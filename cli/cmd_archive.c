@@ -2,7 +2,10 @@
  * cmd_archive.c - `vaultfs archive SRC DEST`: archive one thing now.
  *
  * Options in, archiver/archive.h's arc_run() does the work, a progress bar
- * on a terminal. SIGINT, SIGTERM and SIGHUP only raise the cancel flag the
+ * on a terminal. Exit status: 0 the archive is whole; 1 it failed (with
+ * --strict: also at the first item it would leave out); 2 a usage error;
+ * VF_EXIT_INCOMPLETE (3) it was written, but something was left out or
+ * changed while read (the manifest's "complete": false and "skipped"). SIGINT, SIGTERM and SIGHUP only raise the cancel flag the
  * source polls: the normal failure path then aborts the upload, unmounts
  * and detaches, so nothing is left behind.
  */
@@ -29,7 +32,11 @@ enum {
 	OPT_LEVEL,
 	OPT_THREADS,
 	OPT_MANIFEST,
+	OPT_STRICT,
 };
+
+/* The archive is written and usable, but not the whole source. */
+#define VF_EXIT_INCOMPLETE 3
 
 static const struct option long_opts[] = {
 	{ "mode", required_argument, NULL, OPT_MODE },
@@ -37,6 +44,7 @@ static const struct option long_opts[] = {
 	{ "level", required_argument, NULL, OPT_LEVEL },
 	{ "threads", required_argument, NULL, OPT_THREADS },
 	{ "manifest", required_argument, NULL, OPT_MANIFEST },
+	{ "strict", no_argument, NULL, OPT_STRICT },
 	{ "quiet", no_argument, NULL, 'q' },
 	{ "help", no_argument, NULL, 'h' },
 	VF_S3_LONG_OPTIONS,
@@ -48,6 +56,7 @@ struct archive_cli {
 	enum arc_mode mode;
 	struct arc_codec_opts codec;
 	const char *manifest;  /* --manifest, or NULL */
+	bool strict;
 	bool quiet;
 	const char *src;
 	const char *dest;
@@ -78,8 +87,16 @@ static void usage(FILE *f)
 		"  --threads N               compression threads (default: "
 		"all CPUs)\n"
 		"  --manifest PATH|s3://...  where to write the manifest\n"
+		"  --strict                  fail at the first item that "
+		"cannot be archived\n"
+		"                            as it is (unreadable, changed "
+		"while read, ...)\n"
 		"  -q, --quiet               no progress bar\n"
-		"  -h, --help                this help\n\n%s\n%s",
+		"  -h, --help                this help\n\n"
+		"Exit status: 0 archived whole; 1 failed; 2 usage error; 3 "
+		"archived, but\nsome items were left out or changed while "
+		"read (listed in the manifest's\n\"skipped\", with "
+		"\"complete\": false).\n\n%s\n%s",
 		vf_s3_upload_help, vf_s3_client_help);
 }
 
@@ -151,6 +168,9 @@ static int parse_args(int argc, char **argv, struct archive_cli *o)
 			break;
 		case OPT_MANIFEST:
 			o->manifest = optarg;
+			break;
+		case OPT_STRICT:
+			o->strict = true;
 			break;
 		case 'q':
 			o->quiet = true;
@@ -226,7 +246,7 @@ int cmd_archive(int argc, char **argv)
 	struct vf_progress *bar = NULL;
 	struct cm_err err;
 	char *label;
-	int rc;
+	int rc, status;
 
 	rc = parse_args(argc, argv, &o);
 	if (rc)
@@ -255,6 +275,7 @@ int cmd_archive(int argc, char **argv)
 	ro.cancel = &cancel_flag;
 	ro.progress = on_progress;
 	ro.progress_ctx = &bar;
+	ro.strict = o.strict;
 
 	label = cm_xasprintf("%s -> %s", o.src, o.dest);
 	bar = vf_progress_start(label, 0, progress_now, NULL, o.quiet);
@@ -270,7 +291,16 @@ out:
 			   "interrupted: upload aborted, devices released");
 	if (rc)
 		fail(err.msg);
+	if (rc == 0 && !arc_stats_complete(&res.stats)) {
+		char *what = arc_stats_summary(&res.stats);
+
+		fprintf(stderr, "vaultfs: archive: incomplete: %s (all in the "
+			"manifest's \"skipped\")\n", what);
+		free(what);
+	}
+	status = rc ? 1 : arc_stats_complete(&res.stats) ? 0
+							 : VF_EXIT_INCOMPLETE;
 	arc_run_result_release(&res);
 	s3_client_free(client);
-	return rc ? 1 : 0;
+	return status;
 }
