@@ -14,7 +14,9 @@
  * that will not mount). One buffer per call, freed before returning; the
  * fd is borrowed. A read error, or a device that ends before its size
  * (a detached loop device, a pulled disk), fails with the offset and a
- * hint that the device went away; nothing is retried.
+ * hint that the device went away; nothing is retried. An image file that
+ * changed while it was read (fstat after the read) is recorded: the
+ * archive is then incomplete (source.h).
  */
 #include "source_int.h"
 
@@ -170,6 +172,26 @@ static int next_data(int fd, uint64_t pos, uint64_t end, bool *holes,
 	return 0;
 }
 
+/* An image file read whole must not have changed while it was read (as a
+ * tree's files, tar.c): else the archive may mix two states of it. */
+static void check_unchanged(int fd, const char *name, const struct stat *was,
+			    struct arc_stats *stats)
+{
+	struct stat st;
+
+	if (fstat(fd, &st) != 0)
+		arc_stats_skip(stats, name, "cannot look at it again after "
+			       "reading it: %s", strerror(errno));
+	else if (st.st_size != was->st_size ||
+		 st.st_mtim.tv_sec != was->st_mtim.tv_sec ||
+		 st.st_mtim.tv_nsec != was->st_mtim.tv_nsec ||
+		 st.st_ctim.tv_sec != was->st_ctim.tv_sec ||
+		 st.st_ctim.tv_nsec != was->st_ctim.tv_nsec)
+		arc_stats_skip(stats, name, "changed while it was read (its "
+			       "size, mtime or ctime moved): the archived "
+			       "bytes may mix old and new contents");
+}
+
 int arc_raw_stream(int fd, const char *name, uint64_t offset, uint64_t size,
 		   const struct arc_raw_out *out,
 		   const struct arc_source_opts *opts, struct arc_stats *stats,
@@ -244,6 +266,8 @@ int arc_raw_stream(int fd, const char *name, uint64_t offset, uint64_t size,
 		arc_progress(opts, stats, false);
 	}
 	rc = flush_zeros(&z, err);
+	if (rc == 0 && S_ISREG(st.st_mode))
+		check_unchanged(fd, name, &st, stats);
 out:
 	free(buf);
 	return rc;
