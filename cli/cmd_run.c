@@ -3,8 +3,8 @@
  * headless (orchestrator/orch.h does the work).
  *
  * --once: queue every complete recovery point not yet archived, run the
- * jobs (and those an earlier run left unfinished), exit 0 if none failed,
- * 1 otherwise. Without it: a daemon that watches the vaults until SIGTERM,
+ * jobs (and those an earlier run left unfinished), exit 0 if none failed
+ * or ended incomplete (unless --allow-incomplete), 1 otherwise. Without it: a daemon that watches the vaults until SIGTERM,
  * SIGINT or SIGHUP.
  *
  * Signals: blocked in the main thread before the engine starts its
@@ -29,12 +29,14 @@
 
 enum {
 	OPT_RETRY_FAILED = 300,
+	OPT_ALLOW_INCOMPLETE,
 };
 
 static const struct option long_opts[] = {
 	{ "config", required_argument, NULL, 'c' },
 	{ "once", no_argument, NULL, '1' },
 	{ "retry-failed", no_argument, NULL, OPT_RETRY_FAILED },
+	{ "allow-incomplete", no_argument, NULL, OPT_ALLOW_INCOMPLETE },
 	{ "quiet", no_argument, NULL, 'q' },
 	{ "verbose", no_argument, NULL, 'v' },
 	{ "help", no_argument, NULL, 'h' },
@@ -45,6 +47,7 @@ struct run_cli {
 	const char *config;
 	bool once;
 	bool retry_failed;
+	bool allow_incomplete;
 	bool quiet;
 	bool verbose;
 };
@@ -69,10 +72,15 @@ static void usage(FILE *f)
 		"                      embedded default (/var/lib/vaultfs)\n"
 		"      --once          process what is pending and exit: 0 if "
 		"no job failed\n"
-		"      --retry-failed  with --once: run failed and cancelled "
-		"recovery points\n"
-		"                      again (otherwise they wait for a "
-		"change or an export)\n"
+		"                      or ended incomplete, 1 otherwise\n"
+		"      --allow-incomplete  with --once: exit 0 although a job "
+		"ended incomplete\n"
+		"                      (its archive kept, its snapshot kept)\n"
+		"      --retry-failed  with --once: run failed, incomplete and "
+		"cancelled\n"
+		"                      recovery points again (otherwise they "
+		"wait for a change\n"
+		"                      or an export)\n"
 		"  -q, --quiet         no line per finished job\n"
 		"  -v, --verbose       log at info level (VAULTFS_LOG=debug "
 		"for more)\n"
@@ -99,6 +107,9 @@ static int parse_args(int argc, char **argv, struct run_cli *o)
 		case OPT_RETRY_FAILED:
 			o->retry_failed = true;
 			break;
+		case OPT_ALLOW_INCOMPLETE:
+			o->allow_incomplete = true;
+			break;
 		case 'q':
 			o->quiet = true;
 			break;
@@ -118,9 +129,9 @@ static int parse_args(int argc, char **argv, struct run_cli *o)
 			argv[optind]);
 		return 2;
 	}
-	if (o->retry_failed && !o->once) {
-		fprintf(stderr, "vaultfs: run: --retry-failed goes with "
-				"--once\n");
+	if ((o->retry_failed || o->allow_incomplete) && !o->once) {
+		fprintf(stderr, "vaultfs: run: --%s goes with --once\n",
+			o->retry_failed ? "retry-failed" : "allow-incomplete");
 		return 2;
 	}
 	return 0;
@@ -154,13 +165,18 @@ static void on_event(void *ctx, const struct orch_job_info *ji)
 	pthread_mutex_unlock(&rc->lock);
 	if (rc->quiet)
 		return;
-	if (ji->state == ORCH_JOB_SUCCEEDED) {
+	if (ji->state == ORCH_JOB_SUCCEEDED ||
+	    ji->state == ORCH_JOB_INCOMPLETE) {
 		orch_format_bytes(ji->result_size, size, sizeof(size));
-		printf("%-9s %s/%s -> %s (%s)%s\n", "succeeded", ji->vault,
-		       ji->rp_name, ji->result_url ? ji->result_url : "?",
-		       size, ji->snapshot_deleted ? ", snapshot deleted" : "");
+		printf("%-9s %s/%s -> %s (%s)%s\n",
+		       orch_job_state_name(ji->state), ji->vault, ji->rp_name,
+		       ji->result_url ? ji->result_url : "?", size,
+		       ji->snapshot_deleted ? ", snapshot deleted" : "");
 		if (ji->error)
-			printf("          note: %s\n", ji->error);
+			printf("          %s: %s\n",
+			       ji->state == ORCH_JOB_INCOMPLETE ? "left out"
+								: "note",
+			       ji->error);
 	} else {
 		printf("%-9s %s/%s: %s\n", orch_job_state_name(ji->state),
 		       ji->vault, ji->rp_name, ji->error ? ji->error : "");
@@ -174,7 +190,7 @@ static int run_once(struct orch *o, const struct run_cli *cli,
 	const struct timespec poll_ts = { 0, 0 };
 	struct orch_snapshot snap;
 	struct cm_err err;
-	size_t queued = 0, resumed, done, failed;
+	size_t queued = 0, resumed, done, failed, incomplete;
 	bool interrupted = false;
 	int rc;
 
@@ -208,17 +224,26 @@ static int run_once(struct orch *o, const struct run_cli *cli,
 	orch_snapshot(o, &snap);
 	done = snap.by_state[ORCH_JOB_SUCCEEDED];
 	failed = orch_failed_count(o);
-	if (!cli->quiet) {
-		pthread_mutex_lock(&counts->lock);
-		printf("this run: %zu succeeded, %zu failed, %zu cancelled; "
-		       "journal: %zu jobs, %zu succeeded\n",
+	pthread_mutex_lock(&counts->lock);
+	incomplete = counts->by_state[ORCH_JOB_INCOMPLETE];
+	if (!cli->quiet)
+		printf("this run: %zu succeeded, %zu failed, %zu cancelled, "
+		       "%zu incomplete; journal: %zu jobs, %zu succeeded\n",
 		       counts->by_state[ORCH_JOB_SUCCEEDED], failed,
-		       counts->by_state[ORCH_JOB_CANCELLED], snap.n, done);
-		pthread_mutex_unlock(&counts->lock);
-	}
+		       counts->by_state[ORCH_JOB_CANCELLED], incomplete,
+		       snap.n, done);
+	pthread_mutex_unlock(&counts->lock);
 	orch_snapshot_release(&snap);
 	if (rc == 0 && failed)
 		rc = -EIO;
+	if (rc == 0 && incomplete && !cli->allow_incomplete) {
+		if (!cli->quiet)
+			fprintf(stderr, "vaultfs: run: %zu job%s ended "
+				"incomplete (archives kept, snapshots kept; "
+				"--allow-incomplete to exit 0)\n", incomplete,
+				incomplete == 1 ? "" : "s");
+		rc = -EIO;
+	}
 	return interrupted ? 130 : rc ? 1 : 0;
 }
 

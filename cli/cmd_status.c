@@ -64,9 +64,11 @@ static void fill_row(const struct orch_job_info *ji, struct row *r)
 	r->col[0] = cm_xasprintf("%s/%s", ji->vault, ji->rp_name);
 	r->col[1] = cm_xasprintf("%s%s", orch_job_state_name(ji->state),
 				 ji->verified &&
-				 ji->state != ORCH_JOB_SUCCEEDED ?
+				 ji->state != ORCH_JOB_SUCCEEDED &&
+				 ji->state != ORCH_JOB_INCOMPLETE ?
 					 " (verified)" : "");
-	if (ji->state == ORCH_JOB_SUCCEEDED)
+	if (ji->state == ORCH_JOB_SUCCEEDED ||
+	    ji->state == ORCH_JOB_INCOMPLETE)
 		r->col[2] = cm_xstrdup("100%");
 	else if (ji->bytes_total && ji->bytes_read)
 		r->col[2] = cm_xasprintf("%.0f%%", percent(ji));
@@ -88,7 +90,8 @@ static void fill_row(const struct orch_job_info *ji, struct row *r)
 	} else {
 		r->col[4] = cm_xstrdup("-");
 	}
-	if (ji->state == ORCH_JOB_SUCCEEDED)
+	if ((ji->state == ORCH_JOB_SUCCEEDED ||
+	     ji->state == ORCH_JOB_INCOMPLETE) && ji->result_url)
 		r->col[5] = cm_xasprintf("%s%s%s%s", ji->result_url,
 					 ji->snapshot_deleted ?
 						 " (snapshot deleted)" : "",

@@ -15,12 +15,15 @@
  *               then every record of the journal not yet released (an
  *               upload that arc_run could not abort, a mount of a crashed
  *               run), a local store's partial file; then, only if the
- *               archive was verified, autoDeleteSnapshot is on and the
- *               security tag allows it, the snapshot is deleted
- *   succeeded | failed | cancelled, or queued again: for a retry with
- *               backoff after a retryable error, or, when the engine is
- *               stopping, for the next start (the run then does not count
- *               as an attempt)
+ *               archive was verified and is complete, autoDeleteSnapshot
+ *               is on and the security tag allows it, the snapshot is
+ *               deleted
+ *   succeeded | incomplete | failed | cancelled, or queued again: for a
+ *               retry with backoff after a retryable error, or, when the
+ *               engine is stopping, for the next start (the run then does
+ *               not count as an attempt). incomplete: verified, but the
+ *               archive left something out (result_incomplete); the
+ *               snapshot is kept and onFailure runs
  *
  * A job cut off by a crash resumes where it is safe to: at cleaning once
  * verified, at verifying once the archive and its manifest are recorded,
@@ -653,6 +656,10 @@ static int archive(struct job *jb, const struct orch_recovery_point *rp,
 				    res.etag : NULL, res.sha256_hex);
 		j->bytes_written = res.bytes_written;
 		j->bytes_read = res.stats.bytes_read;
+		/* what was left out goes with the result: a crash before the
+		 * end cannot lose it, so no later step deletes the snapshot */
+		free(j->result_incomplete);
+		j->result_incomplete = arc_stats_summary(&res.stats);
 		if (res.stats.bytes_total)
 			j->bytes_total = res.stats.bytes_total;
 		rc = orch_journal_save(o->journal, j, err);
@@ -661,6 +668,9 @@ static int archive(struct job *jb, const struct orch_recovery_point *rp,
 			res.object_url, arc_method_name(res.method),
 			(unsigned long long)res.bytes_written, res.sha256_hex,
 			res.stats.warnings_count ? " with warnings" : "");
+		if (j->result_incomplete)
+			cm_warn("job %s: the archive is incomplete: %s",
+				j->id, j->result_incomplete);
 	}
 	if (rc == 0)
 		rc = publish_manifest(jb, draft, dir_key, rp, err);
@@ -1014,6 +1024,13 @@ static char *maybe_delete_snapshot(struct job *jb, struct orch_provider *prov)
 	char *note = NULL;
 	int rc;
 
+	/* whatever the configuration says: the archive is not the whole
+	 * recovery point (finish() says so in the job's reason) */
+	if (jb->j->result_incomplete) {
+		cm_warn("snapshot %s kept: its archive is incomplete",
+			jb->j->rp_path);
+		return NULL;
+	}
 	if (!cfg->auto_delete_snapshot) {
 		cm_info("snapshot %s kept (autoDeleteSnapshot is off)",
 			jb->j->rp_path);
@@ -1160,10 +1177,16 @@ static enum job_outcome finish(struct job *jb, int rc, struct cm_err *err,
 	enum job_outcome out = OUTCOME_FINAL;
 	enum orch_job_state s;
 	const char *msg = NULL;
+	char *reason = NULL;
 	struct cm_err e;
 
 	cm_err_clear(&e);
-	if (rc == 0 && j->verified) {
+	if (rc == 0 && j->verified && j->result_incomplete) {
+		s = ORCH_JOB_INCOMPLETE;
+		reason = cm_xasprintf("%s; snapshot kept",
+				      j->result_incomplete);
+		msg = reason;
+	} else if (rc == 0 && j->verified) {
 		s = ORCH_JOB_SUCCEEDED;
 		msg = note;
 	} else if (rc == -ECANCELED &&
@@ -1201,6 +1224,10 @@ static enum job_outcome finish(struct job *jb, int rc, struct cm_err *err,
 	case ORCH_JOB_SUCCEEDED:
 		cm_info("job %s: succeeded: %s", j->id, j->result_url);
 		break;
+	case ORCH_JOB_INCOMPLETE:
+		cm_warn("job %s (%s) incomplete: %s: %s", j->id, j->rp_path,
+			j->result_url, msg);
+		break;
 	case ORCH_JOB_QUEUED:
 		if (out == OUTCOME_RETRY)
 			cm_warn("job %s (%s): attempt %u of %u failed, retry "
@@ -1213,6 +1240,7 @@ static enum job_outcome finish(struct job *jb, int rc, struct cm_err *err,
 		cm_error("job %s (%s) %s: %s", j->id, j->rp_path,
 			 orch_job_state_name(s), msg);
 	}
+	free(reason);
 	return out;
 }
 
@@ -1308,7 +1336,7 @@ clean:
 	if (rc == 0 && j->verified)
 		note = maybe_delete_snapshot(jb, prov);
 	out = finish(jb, rc, &err, note);
-	if (j->state == ORCH_JOB_FAILED)
+	if (j->state == ORCH_JOB_FAILED || j->state == ORCH_JOB_INCOMPLETE)
 		job_on_failure(jb);
 	cm_log_set_thread_sink(NULL, NULL);
 	log_close(jb);

@@ -10,7 +10,8 @@
  *     "state": "archiving", "attempts": 1,
  *     "times": { "queued": "2026-11-26T20:45:16Z", ... },
  *     "progress": { "bytesRead": 0, "bytesTotal": 0, "bytesWritten": 0 },
- *     "result": { "url": ..., "size": ..., "etag": ..., "sha256": ... },
+ *     "result": { "url": ..., "size": ..., "etag": ..., "sha256": ...,
+ *                 "incomplete": "2 items not archived: ..." },
  *     "lastError": "...", "verified": true, "snapshotDeleted": true,
  *     "resources": [ { "kind": "loop", "status": "created",
  *                      "changed": "...", "device": "/dev/loop3",
@@ -56,7 +57,7 @@ struct orch_journal {
 
 static const char *const state_names[ORCH_JOB_NSTATES] = {
 	"queued", "restoring", "archiving", "verifying", "cleaning",
-	"succeeded", "failed", "cancelled",
+	"succeeded", "failed", "cancelled", "incomplete",
 };
 static const char *const kind_names[ORCH_RES_NKINDS] = {
 	"loop", "mount", "upload", "tempdir",
@@ -119,7 +120,7 @@ int orch_job_state_parse(const char *name, enum orch_job_state *out)
 bool orch_job_state_final(enum orch_job_state s)
 {
 	return s == ORCH_JOB_SUCCEEDED || s == ORCH_JOB_FAILED ||
-	       s == ORCH_JOB_CANCELLED;
+	       s == ORCH_JOB_CANCELLED || s == ORCH_JOB_INCOMPLETE;
 }
 
 const char *orch_res_kind_name(enum orch_res_kind k)
@@ -185,6 +186,7 @@ void orch_job_free(struct orch_job *job)
 	free(job->result_url);
 	free(job->result_etag);
 	free(job->result_sha256);
+	free(job->result_incomplete);
 	free(job->last_error);
 	free(job);
 }
@@ -275,6 +277,9 @@ static char *job_to_text(const struct orch_job *job)
 			cm_json_add_str(o, "etag", job->result_etag);
 		if (job->result_sha256)
 			cm_json_add_str(o, "sha256", job->result_sha256);
+		if (job->result_incomplete)
+			cm_json_add_str(o, "incomplete",
+					job->result_incomplete);
 	}
 	if (job->last_error)
 		cm_json_add_str(root, "lastError", job->last_error);
@@ -476,7 +481,9 @@ static int job_from_json(const struct cm_json *root, const char *want_id,
 		    !get_opt_str(result, "url", &job->result_url) ||
 		    !get_u64(result, "size", false, &job->result_size) ||
 		    !get_opt_str(result, "etag", &job->result_etag) ||
-		    !get_opt_str(result, "sha256", &job->result_sha256)) {
+		    !get_opt_str(result, "sha256", &job->result_sha256) ||
+		    !get_opt_str(result, "incomplete",
+				 &job->result_incomplete)) {
 			reject(why, n, "result: malformed");
 			goto out;
 		}

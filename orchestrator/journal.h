@@ -54,8 +54,12 @@ enum orch_job_state {
 	ORCH_JOB_SUCCEEDED,  /* final */
 	ORCH_JOB_FAILED,     /* final */
 	ORCH_JOB_CANCELLED,  /* final */
+	/* final: archived and verified, but the archive is not the whole
+	 * recovery point (result_incomplete says what is missing); the
+	 * snapshot is always kept */
+	ORCH_JOB_INCOMPLETE,
 };
-#define ORCH_JOB_NSTATES 8
+#define ORCH_JOB_NSTATES 9
 
 /* "queued", "restoring", ... */
 const char *orch_job_state_name(enum orch_job_state s);
@@ -122,6 +126,9 @@ struct orch_job {
 	uint64_t result_size;
 	char *result_etag;   /* owned or NULL */
 	char *result_sha256; /* owned or NULL: 64 hex digits */
+	char *result_incomplete; /* owned or NULL: what the archive left
+				    out ("2 items not archived: ..."); set:
+				    the job ends incomplete, never deletes */
 	char *last_error;    /* owned or NULL */
 	bool verified;       /* the archive passed verification */
 	bool snapshot_deleted; /* the recovery point was deleted after it */

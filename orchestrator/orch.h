@@ -26,9 +26,10 @@
  *
  * A recovery point is archived once: a job that succeeded for the same
  * vault, path, resource id, size and mtime answers later requests. A
- * failed or cancelled one is not retried by itself (the snapshot stays,
- * as in the seed); orch_export() or orch_scan(ORCH_SCAN_RETRY_FAILED)
- * queues it again. A job that fails with a retryable error (S3 5xx after
+ * failed, incomplete (archived and verified, but not the whole recovery
+ * point: its snapshot is kept) or cancelled one is not retried by itself
+ * (the snapshot stays, as in the seed); orch_export() or
+ * orch_scan(ORCH_SCAN_RETRY_FAILED) queues it again. A job that fails with a retryable error (S3 5xx after
  * the client's own retries, a reset) is retried with backoff up to
  * maxAttempts; one cut off by a crash counts that run as an attempt.
  *
@@ -134,7 +135,8 @@ int orch_start(struct orch *o, struct cm_err *err);
 /* Idempotent. Returns once every engine thread has ended. */
 void orch_stop(struct orch *o);
 
-#define ORCH_SCAN_RETRY_FAILED 0x1 /* also failed and cancelled ones */
+#define ORCH_SCAN_RETRY_FAILED 0x1 /* also failed, incomplete and
+					* cancelled ones */
 
 /*
  * Scan every vault and queue the complete recovery points not yet

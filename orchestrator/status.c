@@ -163,8 +163,9 @@ char *orch_job_info_text(const struct orch_job_info *ji)
 	if (ji->snapshot_deleted)
 		add_line(&text, "snapshot", "deleted");
 	if (ji->error)
-		add_line(&text, ji->state == ORCH_JOB_SUCCEEDED ? "note"
-								 : "error",
+		add_line(&text, ji->state == ORCH_JOB_SUCCEEDED ? "note" :
+				ji->state == ORCH_JOB_INCOMPLETE ? "left out" :
+								   "error",
 			 "%s", ji->error);
 	return text;
 }

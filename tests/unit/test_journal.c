@@ -243,7 +243,7 @@ static void test_every_state(void **state)
 	struct orch_journal *j = NULL;
 	static const char *const names[ORCH_JOB_NSTATES] = {
 		"queued", "restoring", "archiving", "verifying", "cleaning",
-		"succeeded", "failed", "cancelled",
+		"succeeded", "failed", "cancelled", "incomplete",
 	};
 	struct orch_job *jobs[ORCH_JOB_NSTATES];
 	struct orch_job_list l;
@@ -269,6 +269,12 @@ static void test_every_state(void **state)
 					    12345, "abc-2", "00ff");
 		if (i == ORCH_JOB_FAILED)
 			orch_job_set_error(jobs[i], "archive: \"x\": EIO\n");
+		if (i == ORCH_JOB_INCOMPLETE) {
+			orch_job_set_result(jobs[i], "/s/backup.tar.gz", 9,
+					    NULL, "11ee");
+			jobs[i]->result_incomplete =
+				strdup("1 item not archived: ./a: changed");
+		}
 		assert_int_equal(orch_journal_save(j, jobs[i], &err), 0);
 		assert_string_equal(orch_job_state_name(
 					    (enum orch_job_state)i), names[i]);
@@ -318,6 +324,10 @@ static void test_every_state(void **state)
 	assert_string_equal(l.jobs[ORCH_JOB_FAILED]->last_error,
 			    "archive: \"x\": EIO\n");
 	assert_null(l.jobs[ORCH_JOB_SUCCEEDED]->last_error);
+	assert_null(l.jobs[ORCH_JOB_SUCCEEDED]->result_incomplete);
+	assert_true(orch_job_state_final(l.jobs[ORCH_JOB_INCOMPLETE]->state));
+	assert_string_equal(l.jobs[ORCH_JOB_INCOMPLETE]->result_incomplete,
+			    "1 item not archived: ./a: changed");
 	orch_job_list_release(&l);
 	orch_job_list_release(&l); /* twice is harmless */
 
