@@ -146,7 +146,7 @@ log "source tree built: $(count -) entries"
 
 # --- archive, download, look at it ----------------------------------------
 t0=$SECONDS
-vf_archive "$S" "s3://$B/tree/"
+vf_archive_incomplete "$S" "s3://$B/tree/" # the socket
 log "archived in $((SECONDS - t0)) s"
 aws_ s3 cp --only-show-errors "s3://$B/tree/backup.tar.gz" "$T/backup.tar.gz"
 aws_ s3 cp --only-show-errors "s3://$B/tree/manifest.json" "$T/manifest.json"
@@ -158,7 +158,8 @@ M=$T/manifest.json
 	die "bytes_written is not the object's size"
 gzip -t "$T/backup.tar.gz" || die "gzip -t failed"
 
-# the socket, and only it, is skipped
+# the socket, and only it, is skipped, and the archive says it is incomplete
+[ "$(mjson "$M" 'm["complete"]')" = false ] || die "the manifest does not say complete: false"
 [ "$(mjson "$M" 'm["skipped_count"]')" = 1 ] || {
 	mjson "$M" 'm["skipped"]' >&2
 	die "expected exactly one skipped entry (the socket)"
@@ -272,7 +273,7 @@ mkdir -p "$S2/sub"
 printf 'only file\n' >"$S2/sub/victim"
 ln -s sub/victim "$S2/link"
 mkdir "$S2/empty"
-VAULTFS_FAULT=arc.tar_open@1 vf_archive "$S2" "$T/open-fault.tar.gz"
+VAULTFS_FAULT=arc.tar_open@1 vf_archive_incomplete "$S2" "$T/open-fault.tar.gz"
 M2=$T/open-fault.tar.gz.manifest.json
 [ "$(mjson "$M2" 'm["skipped_count"]')" = 1 ] || die "the unopenable file is not recorded"
 mjson "$M2" 'm["skipped"][0]["path"]' | grep -q 'sub/victim$' || die "skipped path is not sub/victim"
@@ -283,7 +284,7 @@ grep -qx './link' "$T/list2" && grep -qx './empty/' "$T/list2" || die "entries m
 log "unopenable file: skipped, recorded with its reason, the rest archived"
 
 head -c $((3 * MiB)) /dev/urandom >"$S2/sub/victim"
-VAULTFS_FAULT=arc.tar_read@1 vf_archive "$S2" "$T/read-fault.tar.gz"
+VAULTFS_FAULT=arc.tar_read@1 vf_archive_incomplete "$S2" "$T/read-fault.tar.gz"
 M3=$T/read-fault.tar.gz.manifest.json
 [ "$(mjson "$M3" 'm["skipped_count"]')" = 1 ] || die "the unreadable file is not recorded"
 mjson "$M3" 'm["skipped"][0]["reason"]' | grep -qi 'read error' || die "read error not recorded"

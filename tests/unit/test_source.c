@@ -1042,6 +1042,8 @@ static void test_stats_json(void **state)
 				"label"),
 		"lab\xc3\xa9l");
 	assert_int_equal(cm_json_num(cm_json_get(parsed, "skipped_count")), 1);
+	assert_non_null(cm_json_get(parsed, "complete"));
+	assert_false(cm_json_bool(cm_json_get(parsed, "complete")));
 	free(text);
 	cm_json_free(parsed);
 	cm_json_free(root);
@@ -1051,6 +1053,42 @@ static void test_stats_json(void **state)
 	shown = arc_printable("\xc0\xaf\xed\xa0\x80ok");
 	assert_string_equal(shown, "\\xc0\\xaf\\xed\\xa0\\x80ok");
 	free(shown);
+}
+
+/* Complete or not: the count decides, the summary and --strict name the
+ * first items, the list is capped and the count is not. */
+static void test_stats_complete(void **state)
+{
+	struct arc_stats st;
+	struct cm_err err;
+	char *sum;
+
+	arc_stats_init(&st);
+	cm_err_clear(&err);
+	assert_true(arc_stats_complete(&st));
+	assert_null(arc_stats_summary(&st));
+	st.strict = true;
+	assert_int_equal(arc_stats_check(&st, &err), 0);
+	arc_stats_skip(&st, "./a", "read error at byte %d", 7);
+	assert_false(arc_stats_complete(&st));
+	assert_int_equal(arc_stats_check(&st, &err), -EIO);
+	assert_string_equal(err.msg, "strict: ./a: read error at byte 7 (the "
+				     "archive would be incomplete)");
+	sum = arc_stats_summary(&st);
+	assert_string_equal(sum, "1 item not archived: ./a: read error at "
+				 "byte 7");
+	free(sum);
+	for (int i = 0; i < ARC_STATS_MAX_LIST + 5; i++)
+		arc_stats_skip(&st, "./b", "changed");
+	assert_int_equal(st.skipped_count, ARC_STATS_MAX_LIST + 6);
+	assert_int_equal(st.nskipped, ARC_STATS_MAX_LIST);
+	sum = arc_stats_summary(&st);
+	assert_string_equal(sum, "1006 items not archived: ./a: read error at "
+				 "byte 7; ./b: changed; ./b: changed; ...");
+	free(sum);
+	st.strict = false;
+	assert_int_equal(arc_stats_check(&st, &err), 0);
+	arc_stats_release(&st);
 }
 
 static void test_is_zero(void **state)
@@ -1081,6 +1119,7 @@ int main(void)
 		cmocka_unit_test(test_plan),
 		cmocka_unit_test(test_auto_images),
 		cmocka_unit_test(test_stats_json),
+		cmocka_unit_test(test_stats_complete),
 		cmocka_unit_test(test_is_zero),
 	};
 
