@@ -13,7 +13,8 @@
 #      the snapshot still kept.
 #   2. A file rewritten while it is read (VAULTFS_TEST_HOOK_READ runs the
 #      rewrite after its first read, deterministically): incomplete in
-#      `vaultfs run`; `vaultfs archive` exits 3 with "complete": false;
+#      `vaultfs run`; `vaultfs archive` exits 3 with "complete": false (and
+#      so for a directory that gets a new file while it is read);
 #      `vaultfs archive --strict` fails naming the file, leaving no file
 #      behind, and to S3 no multipart upload in progress.
 #   3. A file that grows past its header's size while it is read: recorded
@@ -117,6 +118,17 @@ expect_grep 'incomplete: 1 item not archived: \./sub/big\.bin: changed while it 
 [ "$(mjson "$T/plain.tar.gz.manifest.json" 'm["complete"]')" = false ] || die "archive: the manifest says complete"
 tar -tzf "$T/plain.tar.gz" | grep -qx './sub/big.bin' || die "archive: the file is not in the archive at all"
 log "vaultfs archive: exit 3 and complete: false"
+
+# a directory that changes while it is read: a file made in it
+rc=0
+VAULTFS_TEST_HOOK_READ="sub/big.bin:touch '$S/sub/new.txt'" vf archive --quiet "$S" "$T/dir.tar.gz" 2>"$T/dir.err" || rc=$?
+[ "$rc" = 3 ] || { cat "$T/dir.err" >&2; die "archive of a directory changed while read: exit $rc, not 3"; }
+[ "$(mjson "$T/dir.tar.gz.manifest.json" 'm["skipped"][0]["path"]')" = ./sub ] ||
+	die "dir: the manifest does not name ./sub: $(mjson "$T/dir.tar.gz.manifest.json" 'm["skipped"]')"
+mjson "$T/dir.tar.gz.manifest.json" 'm["skipped"][0]["reason"]' | grep -q 'changed while it was read' ||
+	die "dir: the reason does not say it changed"
+rm "$S/sub/new.txt"
+log "a directory changed while read: recorded"
 
 VAULTFS_TEST_HOOK_READ="sub/big.bin:$REWRITE" expect_fail vf archive --quiet --strict "$S" "$T/strict.tar.gz"
 expect_grep 'archive: strict: \./sub/big\.bin: changed while it was read' "$FAIL_OUT"
