@@ -134,9 +134,16 @@ VAULTFS_TEST_HOOK_READ="sub/big.bin:$REWRITE" expect_fail vf archive --quiet --s
 expect_grep 'archive: strict: \./sub/big\.bin: changed while it was read' "$FAIL_OUT"
 [ ! -e "$T/strict.tar.gz" ] && [ ! -e "$T/strict.tar.gz.partial" ] &&
 	[ ! -e "$T/strict.tar.gz.manifest.json" ] || die "--strict left a file behind: $(ls "$T")"
+# to S3, with parts already uploaded when the rewrite comes (the root's
+# files come before sub/'s: 12 MiB that do not compress, parts of 5 MiB)
 make_bucket B
-VAULTFS_TEST_HOOK_READ="sub/big.bin:$REWRITE" expect_fail vf archive --quiet --strict "$S" "s3://$B/strict/"
+head -c $((12 * 1024 * 1024)) /dev/urandom >"$S/first.bin"
+VAULTFS_LOG=debug VAULTFS_TEST_HOOK_READ="sub/big.bin:$REWRITE" expect_fail vf archive --quiet --strict \
+	--part-size 5M "$S" "s3://$B/strict/"
 expect_grep 'strict: \./sub/big\.bin: changed while it was read' "$FAIL_OUT"
+expect_grep 'UploadPart .* -> 200' "$FAIL_OUT"
+expect_grep 'aborted multipart upload of s3://'"$B"'/strict/backup\.tar\.gz' "$FAIL_OUT"
+rm "$S/first.bin"
 object_absent "$B" strict/backup.tar.gz
 object_absent "$B" strict/manifest.json
 no_multipart_uploads "$B"
