@@ -138,6 +138,18 @@ static void test_info_text(void **state)
 	assert_non_null(strstr(text, "error: boom\n"));
 	free(text);
 	orch_job_info_release(&ji);
+
+	/* the view's status file of an incomplete job says what is missing */
+	orch_job_set_state(job, ORCH_JOB_INCOMPLETE);
+	orch_job_set_error(job, "1 item not archived: ./a: read error; "
+			   "snapshot kept");
+	orch_job_info_from_job(job, 1030, &ji);
+	text = orch_job_info_text(&ji);
+	assert_non_null(strstr(text, "state: incomplete\n"));
+	assert_non_null(strstr(text, "left out: 1 item not archived: ./a: "
+				     "read error; snapshot kept\n"));
+	free(text);
+	orch_job_info_release(&ji);
 	orch_job_free(job);
 }
 
