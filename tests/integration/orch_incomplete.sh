@@ -8,7 +8,8 @@
 #      still there, the archive is kept and verified, its manifest says
 #      "complete": false and names the file, `status` (table and --json)
 #      and onFailure (VAULTFS_JOB_STATE=incomplete) say what was left out.
-#      A second run queues nothing (done for that recovery point);
+#      A second run queues nothing (done for that recovery point), nor
+#      does a daemon's rescan;
 #      --retry-failed queues it again, and --allow-incomplete exits 0,
 #      the snapshot still kept.
 #   2. A file rewritten while it is read (VAULTFS_TEST_HOOK_READ runs the
@@ -95,6 +96,27 @@ expect_grep 'this run: 0 succeeded, 0 failed, 0 cancelled, 1 incomplete' "$RUN_O
 expect_fail vf run --config "$T/unread.json" --allow-incomplete
 expect_grep 'allow-incomplete goes with --once' "$FAIL_OUT"
 log "incomplete counts as done; --retry-failed runs it again; --allow-incomplete exits 0 and keeps it"
+
+# ... and a daemon does not archive it over and over: another recovery
+# point appears and is archived, rescans (every second) pass, and the
+# incomplete one still has its one job
+config daemon
+python3 - "$T/daemon.json" <<'EOF'
+import json, sys
+c = json.load(open(sys.argv[1])); c["rescanSeconds"] = 1
+json.dump(c, open(sys.argv[1], "w"))
+EOF
+start_daemon "$T/daemon.json" VAULTFS_FAULT=arc.tar_read@1
+wait_line "$T/daemon.out" '^incomplete +daemon/data -> ' 60
+mkdir -p "$T/daemon/vault/later" && echo later >"$T/daemon/vault/later/f.txt"
+wait_line "$T/daemon.out" '^succeeded +daemon/later -> ' 60
+sleep 3 # three rescans: none may queue data again
+stop_daemon
+[ "$(jstate "$T/daemon/state" 'j["recoveryPoint"]["path"].split("/")[-1]' 'j["state"]')" = "data	incomplete
+later	succeeded" ] || die "daemon: jobs are $(jstate "$T/daemon/state" 'j["recoveryPoint"]["path"]' 'j["state"]')"
+[ -f "$T/daemon/vault/data/sub/big.bin" ] || die "daemon: the incomplete snapshot was deleted"
+[ ! -e "$T/daemon/vault/later" ] || die "daemon: the complete snapshot was not deleted"
+log "daemon: the incomplete recovery point is archived once, its snapshot kept"
 
 # --- 2. a file rewritten while it is read ----------------------------------
 config rewrite
