@@ -200,7 +200,7 @@ int arc_raw_stream(int fd, const char *name, uint64_t offset, uint64_t size,
 	struct zrun z = { .out = out };
 	uint64_t pos = offset, end = offset + size;
 	struct stat st;
-	bool holes;
+	bool holes, read_once = false;
 	char *buf = NULL;
 	int rc = 0;
 
@@ -261,6 +261,10 @@ int arc_raw_stream(int fd, const char *name, uint64_t offset, uint64_t size,
 		rc = emit(&z, buf, (size_t)r, err);
 		if (rc)
 			goto out;
+		if (!read_once) {
+			read_once = true;
+			arc_test_hook_read(name);
+		}
 		pos += (uint64_t)r;
 		stats->bytes_read += (uint64_t)r;
 		arc_progress(opts, stats, false);

@@ -29,6 +29,11 @@ bool arc_is_zero(const void *p, size_t n);
 void arc_progress(const struct arc_source_opts *opts, struct arc_stats *s,
 		  bool force);
 
+/* Test-only: VAULTFS_TEST_HOOK_READ=NAME:COMMAND runs COMMAND (and waits)
+ * when `name` is NAME or ends in /NAME; the sources call it after the
+ * first read of a file's data (docs/orchestrator.md). */
+void arc_test_hook_read(const char *name);
+
 /* -ECANCELED with the message set, for when arc_source_cancelled(). */
 int arc_cancel_error(struct cm_err *err);
 

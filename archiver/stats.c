@@ -11,10 +11,12 @@
 #include "source_int.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 
 #include "json.h"
 #include "log.h"
@@ -140,6 +142,46 @@ bool arc_source_cancelled(const struct arc_source_opts *opts)
 {
 	return opts && opts->cancel &&
 	       atomic_load_explicit(opts->cancel, memory_order_relaxed);
+}
+
+/*
+ * Test-only (docs/orchestrator.md, "Test-only switches"):
+ * VAULTFS_TEST_HOOK_READ=NAME:COMMAND runs COMMAND with /bin/sh -c, and
+ * waits for it, right after the first read of the file whose name (in the
+ * tar, or the raw source's path) is NAME or ends in /NAME: a file changed
+ * while it is read, on purpose rather than by luck of timing.
+ */
+static const char *hook_read;
+static pthread_once_t hook_read_once = PTHREAD_ONCE_INIT;
+
+static void hook_read_init(void)
+{
+	hook_read = getenv("VAULTFS_TEST_HOOK_READ");
+	if (hook_read && !strchr(hook_read, ':'))
+		hook_read = NULL;
+	if (hook_read)
+		cm_warn("test: VAULTFS_TEST_HOOK_READ is set: a command runs "
+			"while a file is read");
+}
+
+void arc_test_hook_read(const char *name)
+{
+	const char *colon;
+	size_t n, len = strlen(name);
+	int st;
+
+	pthread_once(&hook_read_once, hook_read_init);
+	if (!hook_read)
+		return;
+	colon = strchr(hook_read, ':');
+	n = (size_t)(colon - hook_read);
+	if (len < n || memcmp(name + len - n, hook_read, n) != 0 ||
+	    (len > n && name[len - n - 1] != '/'))
+		return;
+	cm_warn("test: %s read in part: running %s", name, colon + 1);
+	st = system(colon + 1);
+	if (st == -1 || !WIFEXITED(st) || WEXITSTATUS(st) != 0)
+		cm_warn("test: the hook's command failed (status %d)", st);
 }
 
 int arc_cancel_error(struct cm_err *err)

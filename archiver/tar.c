@@ -76,7 +76,6 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -766,46 +765,6 @@ static void dirs_free(struct walk *w)
 }
 
 /*
- * Test-only (docs/orchestrator.md, "Test-only switches"):
- * VAULTFS_TEST_HOOK_READ=NAME:COMMAND runs COMMAND with /bin/sh -c, and
- * waits for it, right after the first read of the file whose name in the
- * tar is NAME or ends in /NAME: a file changed while it is read, on
- * purpose rather than by luck of timing.
- */
-static const char *hook_read;
-static pthread_once_t hook_read_once = PTHREAD_ONCE_INIT;
-
-static void hook_read_init(void)
-{
-	hook_read = getenv("VAULTFS_TEST_HOOK_READ");
-	if (hook_read && !strchr(hook_read, ':'))
-		hook_read = NULL;
-	if (hook_read)
-		cm_warn("test: VAULTFS_TEST_HOOK_READ is set: a command runs "
-			"while a file is read");
-}
-
-static void test_hook_read(const char *name)
-{
-	const char *colon;
-	size_t n, len = strlen(name);
-	int st;
-
-	pthread_once(&hook_read_once, hook_read_init);
-	if (!hook_read)
-		return;
-	colon = strchr(hook_read, ':');
-	n = (size_t)(colon - hook_read);
-	if (len < n || memcmp(name + len - n, hook_read, n) != 0 ||
-	    (len > n && name[len - n - 1] != '/'))
-		return;
-	cm_warn("test: %s read in part: running %s", name, colon + 1);
-	st = system(colon + 1);
-	if (st == -1 || !WIFEXITED(st) || WEXITSTATUS(st) != 0)
-		cm_warn("test: the hook's command failed (status %d)", st);
-}
-
-/*
  * Copy a regular file's data into the current entry, region by region of
  * its sparse map (the whole file if it has none). A read error is not
  * fatal: the writer pads the rest with zeros and the file is recorded.
@@ -875,7 +834,7 @@ static int copy_file(struct walk *w, struct archive_entry *e, int fd,
 			if (rc)
 				return rc;
 			if (pos == 0)
-				test_hook_read(name);
+				arc_test_hook_read(name);
 			pos += (uint64_t)r;
 			t->stats->bytes_read += (uint64_t)r;
 			arc_progress(t->opts, t->stats, false);

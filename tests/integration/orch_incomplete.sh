@@ -21,6 +21,7 @@
 #   3. A file that grows past its header's size while it is read: recorded
 #      ("grew"), only the header's size stored, the archive still a
 #      valid tar.
+#   4. An image file archived raw that is rewritten while it is read.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/archive.inc"
 . "$(dirname "$0")/orch.inc"
@@ -195,3 +196,16 @@ VAULTFS_TEST_HOOK_READ="log.bin:head -c 5000 /dev/urandom >> '$G/log.bin'" \
 	expect_fail vf archive --quiet --strict "$G" "$T/grow-strict.tar.gz"
 expect_grep 'strict: \./log\.bin: grew from 305000 to 310000 bytes' "$FAIL_OUT"
 log "a file that grows while read: recorded, its header's size stored, --strict fails"
+
+# --- 4. an image archived raw, rewritten while it is read -------------------
+head -c $((3 * 1024 * 1024)) /dev/urandom >"$T/disk.img"
+POKE="disk.img:printf Y | dd of='$T/disk.img' bs=1 seek=2000000 conv=notrunc status=none"
+rc=0
+VAULTFS_TEST_HOOK_READ="$POKE" vf archive --quiet --mode raw "$T/disk.img" "$T/raw.gz" 2>"$T/raw.err" || rc=$?
+[ "$rc" = 3 ] || { cat "$T/raw.err" >&2; die "raw archive of an image rewritten while read: exit $rc, not 3"; }
+mjson "$T/raw.gz.manifest.json" 'm["skipped"][0]["reason"]' | grep -q 'changed while it was read' ||
+	die "raw: the reason does not say it changed"
+VAULTFS_TEST_HOOK_READ="$POKE" expect_fail vf archive --quiet --strict --mode raw "$T/disk.img" "$T/raw-strict.gz"
+expect_grep 'strict: .*disk\.img: changed while it was read' "$FAIL_OUT"
+[ ! -e "$T/raw-strict.gz" ] && [ ! -e "$T/raw-strict.gz.partial" ] || die "raw --strict left a file behind"
+log "an image rewritten while read raw: recorded; --strict fails"
