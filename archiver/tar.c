@@ -398,8 +398,9 @@ struct seen {
 	int64_t ctime_s, ctime_ns;
 };
 
-/* A directory the writer is inside: its name in the tar (owned) and what
- * it looked like then. */
+/* A directory the writer has written, its listing not yet all written:
+ * its name in the tar (owned, without a trailing slash) and what it
+ * looked like then. */
 struct open_dir {
 	char *name;
 	struct seen seen;
@@ -673,10 +674,13 @@ static void dir_check(struct walk *w, const struct open_dir *d)
 	char why[256];
 	struct stat st;
 
-	/* names are normalised without a trailing slash: "./" is "." */
-	if (plen && strncmp(rel, w->prefix, plen - 1) == 0 &&
-	    (rel[plen - 1] == '/' || rel[plen - 1] == '\0'))
-		rel += rel[plen - 1] ? plen : plen - 1;
+	/* names are normalised without a trailing slash: "./" is ".", the
+	 * rest "./a"; a prefix that is not a directory's is not undone */
+	if (!plen || w->prefix[plen - 1] != '/' ||
+	    strncmp(rel, w->prefix, plen - 1) != 0 ||
+	    (rel[plen - 1] != '/' && rel[plen - 1] != '\0'))
+		return;
+	rel += rel[plen - 1] ? plen : plen - 1;
 	if (!*rel)
 		rel = ".";
 	if (fstatat(w->rootfd, rel, &st, AT_SYMLINK_NOFOLLOW) != 0) {
@@ -695,62 +699,64 @@ static void dir_done(struct walk *w, struct open_dir *d)
 	d->name = NULL;
 }
 
+/* Whether directory name `d` is the `len` bytes at n. */
+static bool same_dir(const char *d, const char *n, size_t len)
+{
+	return strncmp(d, n, len) == 0 && d[len] == '\0';
+}
+
 /*
  * The writer is about to write entry `name` (NULL: the walk is over).
  * The disk reader lists a directory's entries together, then visits the
  * directories it met, the last met first (a stack). So a listing is read
  * once an entry of another directory comes, and that directory is the
  * newest one not yet visited (those above it were visited and empty).
- * `dir_seen`: `name` is a directory, and what it looked like.
+ * `dir_seen`: `name` is a directory, and what it looked like. No copy of
+ * the name is made but of a directory's.
  */
 static void dirs_next(struct walk *w, const char *name,
 		      const struct seen *dir_seen)
 {
-	char *norm = NULL, *slash;
-	size_t i;
+	size_t len = 0, plen = 0, i;
 
 	if (name) {
-		norm = cm_xstrdup(name);
-		i = strlen(norm);
-		if (i > 1 && norm[i - 1] == '/')
-			norm[i - 1] = '\0';
-		slash = strrchr(norm, '/');
-		/* the parent's name, in place, for a moment */
-		if (slash)
-			*slash = '\0';
-		if (!slash || (w->cur.name && !strcmp(w->cur.name, norm)))
+		/* the name without a trailing slash, its parent's length */
+		len = strlen(name);
+		if (len > 1 && name[len - 1] == '/')
+			len--;
+		for (plen = len; plen > 0 && name[plen - 1] != '/'; plen--)
+			;
+		if (plen == 0 || (w->cur.name &&
+				  same_dir(w->cur.name, name, plen - 1)))
 			goto parent_ok;
+		plen--;
 	}
 	if (w->cur.name)
 		dir_done(w, &w->cur);
 	for (i = w->ndirs; i-- > 0;)
-		if (norm && !strcmp(w->dirs[i].name, norm))
+		if (name && same_dir(w->dirs[i].name, name, plen))
 			break;
-	if (i != (size_t)-1 || !norm) {
-		size_t stop = norm ? i + 1 : 0;
+	if (i != (size_t)-1 || !name) {
+		size_t stop = name ? i + 1 : 0;
 
 		while (w->ndirs > stop)
 			dir_done(w, &w->dirs[--w->ndirs]);
-		if (norm) {
+		if (name) {
 			w->cur = w->dirs[i];
 			w->ndirs--;
 		}
 	}
 parent_ok:
-	if (norm && dir_seen) {
-		if (slash)
-			*slash = '/';
+	if (name && dir_seen) {
 		if (w->ndirs == w->dirs_cap) {
 			w->dirs_cap = w->dirs_cap ? 2 * w->dirs_cap : 16;
 			w->dirs = cm_xrealloc(w->dirs, w->dirs_cap *
 							       sizeof(*w->dirs));
 		}
-		w->dirs[w->ndirs].name = norm;
+		w->dirs[w->ndirs].name = cm_xstrndup(name, len);
 		w->dirs[w->ndirs].seen = *dir_seen;
 		w->ndirs++;
-		norm = NULL;
 	}
-	free(norm);
 }
 
 static void dirs_free(struct walk *w)

@@ -1055,6 +1055,45 @@ static void test_stats_json(void **state)
 	free(shown);
 }
 
+/* Directories are looked at again once their listing is written: nested
+ * and empty ones, siblings with and without contents, under a prefix that
+ * is a directory's or not: nothing changes, so nothing is recorded. */
+static void test_tree_dirs_unchanged(void **state)
+{
+	static const char *const dirs[] = { "a", "a/b", "a/b/c", "a/e1",
+					    "d", "e2", "f", "f/g", "f/g/h" };
+	char *dir = make_tmpdir();
+	int dfd = open(dir, O_RDONLY | O_DIRECTORY);
+	struct arc_filter *f = cap_new();
+	struct arc_stats st;
+	struct arc_tar *t;
+	struct cm_err err;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(dirs) / sizeof(dirs[0]); i++)
+		assert_int_equal(mkdirat(dfd, dirs[i], 0755), 0);
+	put_file(dfd, "a/b/c/x", "x", 1, 0644);
+	put_file(dfd, "a/y", "y", 1, 0644);
+	put_file(dfd, "d/z", "z", 1, 0644);
+	put_file(dfd, "f/g/h/w", "w", 1, 0644);
+	put_file(dfd, "top", "t", 1, 0644);
+	arc_stats_init(&st);
+	cm_err_clear(&err);
+	assert_int_equal(arc_tar_new(f, NULL, &st, &t, &err), 0);
+	assert_int_equal(arc_tar_add_tree(t, dir, NULL, &err), 0);
+	assert_int_equal(arc_tar_add_tree(t, dir, "p1/", &err), 0);
+	assert_int_equal(arc_tar_add_tree(t, dir, "raw-", &err), 0);
+	assert_int_equal(arc_tar_finish(t, &err), 0);
+	arc_tar_free(t);
+	assert_int_equal(st.dirs, 3 * 10);
+	assert_int_equal(st.skipped_count, 0);
+	assert_true(arc_stats_complete(&st));
+	arc_stats_release(&st);
+	arc_free(f);
+	close(dfd);
+	rm_tree(dir);
+}
+
 /* Complete or not: the count decides, the summary and --strict name the
  * first items, the list is capped and the count is not. */
 static void test_stats_complete(void **state)
@@ -1120,6 +1159,7 @@ int main(void)
 		cmocka_unit_test(test_auto_images),
 		cmocka_unit_test(test_stats_json),
 		cmocka_unit_test(test_stats_complete),
+		cmocka_unit_test(test_tree_dirs_unchanged),
 		cmocka_unit_test(test_is_zero),
 	};
 
