@@ -88,11 +88,6 @@ static int fail_at(struct count *k, struct cm_err *err, const char *fmt, ...)
 			  (unsigned long long)k->block_at, what);
 }
 
-static bool all_zero(const unsigned char *p, size_t n)
-{
-	return arc_is_zero(p, n);
-}
-
 /* An octal or base-256 number field; -1 when it is neither. */
 static int parse_number(const unsigned char *p, size_t n, uint64_t *out)
 {
@@ -260,7 +255,7 @@ static int header(struct count *k, struct cm_err *err)
 	char type = (char)b[156];
 	uint64_t size;
 
-	if (all_zero(b, BLOCK)) {
+	if (arc_is_zero(b, BLOCK)) {
 		if (k->next_name || k->next_has_size)
 			return fail_at(k, err, "meta headers without their "
 				       "entry before the end of the archive");
@@ -326,7 +321,7 @@ static int block_done(struct count *k, struct cm_err *err)
 		}
 		break;
 	case W_END1:
-		if (!all_zero(k->block, BLOCK)) {
+		if (!arc_is_zero(k->block, BLOCK)) {
 			k->failed = true;
 			rc = cm_err_set(err, EIO, "tar: a lone zero block at "
 					"byte %llu, after entry %llu: the "
@@ -371,7 +366,7 @@ static int walk(struct count *k, const unsigned char *p, size_t n,
 			break;
 		case W_TRAILER:
 			take = n;
-			if (!all_zero(p, n)) {
+			if (!arc_is_zero(p, n)) {
 				size_t i = 0;
 
 				while (!p[i])

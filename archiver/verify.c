@@ -546,12 +546,21 @@ int arc_verify(const struct arc_verify_opts *o, struct arc_verify_result *res,
 	struct arc_hash_result hres;
 	size_t len = strlen(o->url);
 	bool folder = len && o->url[len - 1] == '/';
+	struct stat st;
 	int rc;
 
 	memset(res, 0, sizeof(*res));
 	rc = place_parse(o->url, &obj, err);
 	if (rc)
 		goto out;
+	if (!obj.bucket && !folder && stat(obj.key, &st) == 0 &&
+	    S_ISDIR(st.st_mode)) {
+		char *dir = cm_xasprintf("%s/", obj.key);
+
+		free(obj.key);
+		obj.key = dir;
+		folder = true;
+	}
 	if (obj.bucket && !o->client) {
 		rc = cm_err_set(err, EINVAL, "an s3:// place needs a client");
 		goto out;

@@ -58,21 +58,22 @@ static void usage(FILE *f)
 
 static void summary(const struct arc_verify_result *r)
 {
-	char size[32];
+	char size[32], units[48] = "";
 
 	vf_format_bytes(r->size, size, sizeof(size));
+	if (r->codec != ARC_CODEC_NONE)
+		snprintf(units, sizeof(units), ", %llu %s%s",
+			 (unsigned long long)r->units,
+			 r->codec == ARC_CODEC_ZSTD ? "frame" : "member",
+			 r->units == 1 ? "" : "s");
 	if (r->method == ARC_METHOD_RAW)
-		printf("verified %s: %s %s, %llu %s, a raw image of %llu "
-		       "bytes\n", r->object_url, size, arc_codec_name(r->codec),
-		       (unsigned long long)r->units,
-		       r->codec == ARC_CODEC_ZSTD ? "frames" : "members",
+		printf("verified %s: %s %s%s, a raw image of %llu bytes\n",
+		       r->object_url, size, arc_codec_name(r->codec), units,
 		       (unsigned long long)r->counts.bytes);
 	else
-		printf("verified %s: %s %s, %llu %s, %llu tar entries, %llu "
-		       "bytes of tar\n", r->object_url, size,
-		       arc_codec_name(r->codec), (unsigned long long)r->units,
-		       r->codec == ARC_CODEC_ZSTD ? "frames" : "members",
-		       (unsigned long long)r->counts.entries,
+		printf("verified %s: %s %s%s, %llu tar entries, %llu bytes of "
+		       "tar\n", r->object_url, size, arc_codec_name(r->codec),
+		       units, (unsigned long long)r->counts.entries,
 		       (unsigned long long)r->counts.bytes);
 }
 

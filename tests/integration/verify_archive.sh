@@ -90,6 +90,7 @@ for codec in gzip zstd none; do
 	expect_grep ", $entries tar entries, $tbytes bytes of tar" "$T/v.out"
 	obj=$(ls "$T/t-$codec"/backup.tar*)
 	verify_ok "$obj"
+	verify_ok "$T/t-$codec" # a folder without its '/'
 	verify_ok "$T/r-$codec/"
 	expect_grep "a raw image of $((6 * 1024 * 1024)) bytes" "$T/v.out"
 	[ "$(mjson "$T/r-$codec/manifest.json" 'm["raw"]["bytes"]')" = $((6 * 1024 * 1024)) ] ||
