@@ -3,9 +3,11 @@
 # full decode of its stored archive, whatever `verify` says. The stored
 # object is corrupted while the job waits at verifying (the test-only
 # VAULTFS_TEST_PAUSE_AT=verifying:SECS), in a local store and in S3: the job
-# fails naming the gzip member, the snapshot stays. An intact archive is
-# decoded, then its snapshot deleted. `verify: "decode"` is accepted, a bad
-# mode is refused naming the key.
+# fails naming the gzip member, the snapshot stays. A codec bug (a byte
+# flipped before it is hashed: VAULTFS_FAULT=codec.corrupt), which no
+# byte-level check can see, fails the job just the same. An intact archive
+# is decoded, then its snapshot deleted. `verify: "decode"` is accepted, a
+# bad mode is refused naming the key.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/archive.inc"
 . "$(dirname "$0")/orch.inc"
@@ -97,6 +99,22 @@ EOF
 [ -n "$key" ] || die "s3: no archive in the bucket"
 finished_failed s3
 log "S3: corrupted at verifying: failed on the decode, snapshot kept"
+
+# --- a codec bug: the stored bytes are the hashed ones; only a decode sees it
+setup bug "$T/bug/store"
+VAULTFS_FAULT=codec.corrupt@2 vf_run_fails --config "$T/bug.json" --once
+[ "$(jstate "$T/bug/state" 'j["state"]' 'j.get("verified", False)')" = "failed	False" ] ||
+	die "bug: journal: $(jstate "$T/bug/state" 'j["state"]' 'j.get("lastError")')"
+jstate "$T/bug/state" 'j["lastError"]' >"$T/bug/error"
+expect_grep "^verify .*backup.tar.gz: gzip member 1 at byte 0: CRC mismatch" "$T/bug/error"
+diff -r --no-dereference "$T/bug/orig" "$T/bug/vault/tree" >&2 || die "bug: the snapshot changed"
+# its sha256 is the manifest's: the bytes are as written, yet not whole
+obj=$(find "$T/bug/store" -name backup.tar.gz)
+[ "$(sha256sum "$obj" | cut -d' ' -f1)" = "$(mjson "${obj%/*}/manifest.json" 'm["sha256"]')" ] ||
+	die "bug: the archive's sha256 is not the manifest's"
+expect_fail vf verify "$obj"
+expect_grep 'gzip member 1 at byte 0: CRC mismatch' "$FAIL_OUT"
+log "a codec bug (VAULTFS_FAULT=codec.corrupt): failed on the decode, snapshot kept"
 
 # --- intact: decoded, then deleted ---------------------------------------------
 setup good "$T/good/store"
