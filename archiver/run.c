@@ -8,6 +8,7 @@
 #include "mem.h"
 #include "sink.h"
 #include "timeutil.h"
+#include "verify.h"
 #include "version.h"
 
 #include <errno.h>
@@ -204,6 +205,7 @@ static char *manifest_text(const struct arc_run_opts *o,
 	cm_json_add_str(root, "finished", when);
 	cm_json_add_num(root, "duration_seconds", seconds);
 	arc_stats_to_json(&res->stats, root);
+	arc_counts_to_json(res->method, &res->counts, root);
 	text = cm_json_print(root);
 	cm_json_free(root);
 	free(abs);
@@ -225,6 +227,7 @@ int arc_run(const struct arc_run_opts *o, struct arc_run_result *res,
 	struct arc_plan *plan = NULL;
 	struct arc_devs *devs = NULL;
 	struct arc_filter *chain = NULL, *hash = NULL, *sink = NULL;
+	struct arc_filter *count = NULL;  /* borrowed: the chain's first */
 	struct target obj = { 0 }, man = { 0 };
 	struct arc_hash_result hres;
 	struct s3_upload_result up = { 0 };
@@ -284,6 +287,8 @@ int arc_run(const struct arc_run_opts *o, struct arc_run_result *res,
 		rc = -EINVAL;
 		goto out;
 	}
+	/* what the stream holds, for the manifest and the verifier */
+	chain = count = arc_count_new(res->method, chain);
 	rc = arc_plan_run(plan, chain, err);
 	/* --strict: whatever source recorded the item, nothing incomplete
 	 * is closed (the sources check as they go; this is the last word) */
@@ -302,6 +307,7 @@ int arc_run(const struct arc_run_opts *o, struct arc_run_result *res,
 	}
 
 	arc_hash_result(hash, &hres);
+	arc_count_result(count, &res->counts);
 	res->bytes_written = hres.bytes;
 	memcpy(res->sha256_hex, hres.sha256_hex, sizeof(res->sha256_hex));
 	if (obj.bucket) {

@@ -38,6 +38,7 @@
 #include "s3.h"
 #include "s3_upload.h"
 #include "source.h"
+#include "verify.h"
 
 struct arc_run_opts {
 	const char *src;
@@ -71,6 +72,9 @@ struct arc_run_result {
 	char etag[S3_ETAG_MAX];  /* S3 only */
 	unsigned parts;          /* S3 only: 0 for a single PutObject */
 	struct arc_stats stats;  /* owned */
+	/* what the uncompressed stream holds (verify.h's counter): the
+	 * manifest's "tar" (entries, bytes, data_bytes) or "raw" (bytes) */
+	struct arc_counts counts;
 };
 
 /* `res` is always initialised and must be released, success or not. */

@@ -22,10 +22,22 @@ static int hash_write(struct arc_filter *f, const void *p, size_t n,
 		      struct cm_err *err)
 {
 	struct hash_state *s = f->state;
+	unsigned char *bad = NULL;
+	int rc;
 
+	/* test: a codec bug, one wrong byte that every later byte-level
+	 * check takes for the truth; only a decode can see it */
+	if (cm_fault("codec.corrupt")) {
+		bad = cm_xmalloc(n);
+		memcpy(bad, p, n);
+		bad[n / 2] ^= 0x10;
+		p = bad;
+	}
 	cm_sha256_update(s->sha, p, n);
 	s->result.bytes += n;
-	return arc_write(f->next, p, n, err);
+	rc = arc_write(f->next, p, n, err);
+	free(bad);
+	return rc;
 }
 
 static int hash_close(struct arc_filter *f, struct cm_err *err)

@@ -18,7 +18,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -63,8 +62,6 @@ struct archive_cli {
 };
 
 static atomic_int cancel_flag;
-static _Atomic uint64_t progress_bytes;
-static _Atomic uint64_t progress_total;
 
 static void usage(FILE *f)
 {
@@ -201,49 +198,13 @@ static int parse_args(int argc, char **argv, struct archive_cli *o)
 	return 0;
 }
 
-static void on_signal(int sig)
-{
-	(void)sig;
-	atomic_store(&cancel_flag, 1);
-}
-
-static void on_progress(void *ctx, uint64_t bytes, uint64_t total)
-{
-	struct vf_progress **bar = ctx;
-
-	atomic_store(&progress_bytes, bytes);
-	if (total && total != atomic_load(&progress_total)) {
-		atomic_store(&progress_total, total);
-		vf_progress_set_total(*bar, total);
-	}
-}
-
-static uint64_t progress_now(void *ctx)
-{
-	(void)ctx;
-	return atomic_load(&progress_bytes);
-}
-
-static void install_signals(void)
-{
-	struct sigaction sa;
-
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = on_signal;
-	sigemptyset(&sa.sa_mask);
-	sigaction(SIGINT, &sa, NULL);
-	sigaction(SIGTERM, &sa, NULL);
-	sigaction(SIGHUP, &sa, NULL);
-	signal(SIGPIPE, SIG_IGN); /* a closed stdout is an EPIPE error */
-}
-
 int cmd_archive(int argc, char **argv)
 {
 	struct archive_cli o;
 	struct arc_run_opts ro = { 0 };
 	struct arc_run_result res;
 	struct s3_client *client = NULL;
-	struct vf_progress *bar = NULL;
+	struct vf_progress_feed feed = { 0 };
 	struct cm_err err;
 	char *label;
 	int rc, status;
@@ -252,7 +213,7 @@ int cmd_archive(int argc, char **argv)
 	if (rc)
 		return rc < 0 ? 0 : rc;
 	cm_err_clear(&err);
-	install_signals();
+	vf_cancel_on_signals(&cancel_flag);
 	memset(&res, 0, sizeof(res));
 
 	if (!strncmp(o.dest, "s3://", 5) ||
@@ -273,15 +234,16 @@ int cmd_archive(int argc, char **argv)
 	ro.upload.part_size = o.s3.part_size;
 	ro.upload.concurrency = o.s3.concurrency;
 	ro.cancel = &cancel_flag;
-	ro.progress = on_progress;
-	ro.progress_ctx = &bar;
+	ro.progress = vf_progress_feed_fn;
+	ro.progress_ctx = &feed;
 	ro.strict = o.strict;
 
 	label = cm_xasprintf("%s -> %s", o.src, o.dest);
-	bar = vf_progress_start(label, 0, progress_now, NULL, o.quiet);
+	feed.bar = vf_progress_start(label, 0, vf_progress_feed_now, &feed,
+				     o.quiet);
 	free(label);
 	rc = arc_run(&ro, &res, &err);
-	vf_progress_stop(bar, rc == 0);
+	vf_progress_stop(feed.bar, rc == 0);
 	if (rc == 0 && !o.quiet && isatty(STDERR_FILENO))
 		fprintf(stderr, "vaultfs: archive: %s (%s) -> %s\n", o.src,
 			arc_method_name(res.method), res.object_url);

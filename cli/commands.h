@@ -34,6 +34,9 @@ int cmd_bucket(int argc, char **argv);
  * (cmd_mount.c). */
 int cmd_mount(int argc, char **argv);
 
+/* `vaultfs verify URL` (cmd_verify.c). */
+int cmd_verify(int argc, char **argv);
+
 struct orch_config;
 /*
  * Load the --config file (NULL: the embedded default) into cfg for command

@@ -22,6 +22,8 @@ const struct vf_command vf_commands[] = {
 	  cmd_bucket },
 	{ "mount", "the orchestrator plus its FUSE view (vaults, archive)",
 	  cmd_mount },
+	{ "verify", "read an archive back, decode it, match its manifest",
+	  cmd_verify },
 	{ NULL, NULL, NULL },
 };
 

@@ -15,6 +15,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -222,4 +223,44 @@ void vf_progress_stop(struct vf_progress *p, bool ok)
 	pthread_mutex_destroy(&p->lock);
 	pthread_cond_destroy(&p->wake);
 	free(p);
+}
+
+void vf_progress_feed_fn(void *ctx, uint64_t done, uint64_t total)
+{
+	struct vf_progress_feed *f = ctx;
+
+	atomic_store(&f->done, done);
+	if (total && total != atomic_load(&f->total)) {
+		atomic_store(&f->total, total);
+		vf_progress_set_total(f->bar, total);
+	}
+}
+
+uint64_t vf_progress_feed_now(void *ctx)
+{
+	struct vf_progress_feed *f = ctx;
+
+	return atomic_load(&f->done);
+}
+
+static atomic_int *cancel_target;
+
+static void on_cancel_signal(int sig)
+{
+	(void)sig;
+	atomic_store(cancel_target, 1);
+}
+
+void vf_cancel_on_signals(atomic_int *flag)
+{
+	struct sigaction sa;
+
+	cancel_target = flag;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_cancel_signal;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
 }

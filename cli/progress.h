@@ -16,6 +16,7 @@
 #ifndef VAULTFS_PROGRESS_H
 #define VAULTFS_PROGRESS_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -31,6 +32,26 @@ struct vf_progress *vf_progress_start(const char *label, uint64_t total,
 void vf_progress_set_total(struct vf_progress *p, uint64_t total);
 /* Final line (with the average rate when ok), newline, free. NULL: no-op. */
 void vf_progress_stop(struct vf_progress *p, bool ok);
+
+/*
+ * A transfer's progress callback feeding a bar: pass vf_progress_feed_fn
+ * with a struct vf_progress_feed as the callback's ctx, and
+ * vf_progress_feed_now with the same as the bar's fn ctx. The callback runs
+ * on the transfer's thread; `bar` is set by the caller once the bar is
+ * started (it may stay NULL).
+ */
+struct vf_progress_feed {
+	struct vf_progress *bar;
+	_Atomic uint64_t done;
+	_Atomic uint64_t total;
+};
+void vf_progress_feed_fn(void *ctx, uint64_t done, uint64_t total);
+uint64_t vf_progress_feed_now(void *ctx);
+
+/* SIGINT, SIGTERM and SIGHUP store 1 in *flag (a static the caller owns,
+ * lock-free: the handler only stores), and SIGPIPE is ignored (a closed
+ * stdout is an EPIPE error). For one command per process. */
+void vf_cancel_on_signals(atomic_int *flag);
 
 /* "1.5 MiB" into out (at least 16 bytes); shared with other commands. */
 void vf_format_bytes(uint64_t n, char *out, size_t len);

@@ -996,11 +996,13 @@ static int parse_jobs(struct parser *p, const struct cm_json *root)
 	if (!rc)
 		rc = get_str(p, root, NULL, "verify", false, &verify, NULL);
 	if (!rc && verify) {
-		static const char *const modes[] = { "etag", "full", NULL };
+		static const char *const modes[] = { "etag", "full", "decode",
+						     NULL };
 
 		rc = one_of(p, "verify", verify, modes);
-		cfg->verify = strcmp(verify, "full") == 0 ? ORCH_VERIFY_FULL
-							  : ORCH_VERIFY_ETAG;
+		cfg->verify = !strcmp(verify, "full")	? ORCH_VERIFY_FULL :
+			      !strcmp(verify, "decode") ? ORCH_VERIFY_DECODE :
+							  ORCH_VERIFY_ETAG;
 	}
 	if (!rc)
 		rc = get_str(p, root, NULL, "onFailure", true,

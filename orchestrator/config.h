@@ -61,6 +61,9 @@ enum orch_addressing {
 enum orch_verify {
 	ORCH_VERIFY_ETAG = 0, /* HeadObject: size and ETag */
 	ORCH_VERIFY_FULL,     /* also download and check the sha256 */
+	ORCH_VERIFY_DECODE,   /* read back, decode, walk, match the manifest
+				 (archiver/verify.h); always, whatever this
+				 says, when autoDeleteSnapshot is on */
 };
 
 struct orch_lifecycle {

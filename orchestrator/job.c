@@ -10,7 +10,10 @@
  *   verifying   S3: HeadObject size and ETag equal what was uploaded, the
  *               manifest is there (verify "full": both downloaded, the
  *               archive's sha256 and the manifest's values checked); local
- *               store: size and sha256 of the file, and the manifest's
+ *               store: size and sha256 of the file, and the manifest's.
+ *               With autoDeleteSnapshot (or verify "decode") the archive
+ *               is read back and decoded end to end (archiver/verify.h),
+ *               and no snapshot is deleted without that in this run
  *   cleaning    always, whatever happened before: the provider's release,
  *               then every record of the journal not yet released (an
  *               upload that arc_run could not abort, a mount of a crashed
@@ -46,6 +49,7 @@
 #include "resources.h"
 #include "s3.h"
 #include "timeutil.h"
+#include "verify.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -65,7 +69,6 @@ extern char **environ;
 #define ON_FAILURE_TIMEOUT_MS 300000
 #define RETRY_BASE_MS 2000
 #define RETRY_MAX_MS 60000
-#define READ_CHUNK (1 << 20)
 
 /* ---- the job object ---------------------------------------------------- */
 
@@ -713,33 +716,10 @@ static void digest_hex(struct digest_ctx *d, char out[CM_SHA256_HEX_LEN + 1])
 static int digest_file(const char *path, struct digest_ctx *d,
 		       struct cm_err *err)
 {
-	char *buf = cm_xmalloc(READ_CHUNK);
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	int rc = 0;
+	int rc = arc_read_file(path, digest_sink, d, NULL, err);
 
-	if (fd < 0) {
-		rc = cm_err_set(err, errno, "%s: %s", path, strerror(errno));
-		goto out;
-	}
-	for (;;) {
-		ssize_t got = read(fd, buf, READ_CHUNK);
-
-		if (got < 0 && errno == EINTR)
-			continue;
-		if (got < 0) {
-			rc = cm_err_set(err, errno, "%s: %s", path,
-					strerror(errno));
-			break;
-		}
-		if (got == 0)
-			break;
-		rc = digest_sink(d, buf, (size_t)got, err);
-		if (rc)
-			break;
-	}
-	close(fd);
-out:
-	free(buf);
+	if (rc)
+		cm_err_prefix(err, "%s", path);
 	return rc;
 }
 
@@ -927,17 +907,69 @@ out:
 	return rc;
 }
 
-static int verify(struct job *jb, struct cm_err *err)
+/*
+ * The full proof (archiver/verify.h): the stored object read back, decoded
+ * end to end, every tar header walked, its size, sha256 and counts matched
+ * against manifest.json beside it, and the manifest's claims against the
+ * job's.
+ */
+static int verify_decode(struct job *jb, struct cm_err *err)
 {
+	const struct orch_job *j = jb->j;
+	struct arc_verify_opts vo = { 0 };
+	struct arc_verify_result res;
+	const char *slash = strrchr(j->result_url, '/');
+	char *murl = cm_xasprintf("%.*s%s",
+				  slash ? (int)(slash - j->result_url + 1) : 0,
+				  j->result_url, ORCH_MANIFEST_NAME);
 	int rc;
 
+	vo.url = j->result_url;
+	vo.manifest = murl;
+	vo.client = jb->o->s3;
+	vo.cancel = &jb->cancel;
+	rc = arc_verify(&vo, &res, err);
+	if (rc == 0)
+		rc = check_manifest(jb, res.manifest_text,
+				    strlen(res.manifest_text), murl, err);
+	if (rc == 0 && j->result_etag && *res.etag &&
+	    !s3_etag_equal(res.etag, j->result_etag))
+		rc = cm_err_set(err, EIO, "ETag %s read back, %s uploaded",
+				res.etag, j->result_etag);
+	if (rc)
+		cm_err_prefix(err, "verify %s", j->result_url);
+	else
+		cm_info("verified %s: decoded %llu bytes in %llu %s, %llu tar "
+			"entries, as the manifest says",
+			j->result_url, (unsigned long long)res.counts.bytes,
+			(unsigned long long)res.units,
+			res.codec == ARC_CODEC_ZSTD ? "frame(s)" : "member(s)",
+			(unsigned long long)res.counts.entries);
+	arc_verify_result_release(&res);
+	free(murl);
+	return rc;
+}
+
+/* *decoded: whether the full decode ran and passed (verify_decode). */
+static int verify(struct job *jb, bool *decoded, struct cm_err *err)
+{
+	const struct orch_config *cfg = jb->o->cfg;
+	int rc;
+
+	*decoded = false;
 	if (!jb->j->result_url || !jb->j->result_sha256)
 		return cm_err_set(err, EINVAL, "nothing recorded to verify");
 	if (cm_fault("orch.verify"))
 		return cm_err_set(err, EIO, "verify %s: failed (fault "
 				  "injection)", jb->j->result_url);
-	rc = jb->o->cfg->dest_kind == ORCH_DEST_S3 ? verify_s3(jb, err)
-						   : verify_local(jb, err);
+	/* a snapshot that may be deleted needs the full proof */
+	if (cfg->auto_delete_snapshot || cfg->verify == ORCH_VERIFY_DECODE) {
+		rc = verify_decode(jb, err);
+		*decoded = rc == 0;
+		return rc;
+	}
+	rc = cfg->dest_kind == ORCH_DEST_S3 ? verify_s3(jb, err)
+					    : verify_local(jb, err);
 	if (rc == 0)
 		cm_info("verified %s (%llu bytes%s)", jb->j->result_url,
 			(unsigned long long)jb->j->result_size,
@@ -1256,6 +1288,7 @@ enum job_outcome job_run(struct job *jb)
 	enum job_outcome out;
 	bool have_rp = false, have_restored = false;
 	char *dir_key = NULL, *note = NULL;
+	bool decoded = false;
 	int rc;
 
 	memset(&rp, 0, sizeof(rp));
@@ -1278,6 +1311,11 @@ enum job_outcome job_run(struct job *jb)
 	rc = prov ? job_dir(jb, &dir_key, &err)
 		  : cm_err_set(&err, ENOENT, "vault \"%s\" is no longer "
 			       "configured", j->vault);
+	/* verified by an earlier run, perhaps without the full decode: a
+	 * snapshot that may be deleted is decoded again first */
+	if (rc == 0 && jb->resume == RESUME_CLEAN &&
+	    o->cfg->auto_delete_snapshot && !j->snapshot_deleted)
+		goto verify;
 	if (rc || jb->resume == RESUME_CLEAN)
 		goto clean;
 	if (jb->resume == RESUME_VERIFY)
@@ -1311,7 +1349,7 @@ verify:
 	if (rc == 0)
 		rc = check_cancel(jb, &err);
 	if (rc == 0)
-		rc = verify(jb, &err);
+		rc = verify(jb, &decoded, &err);
 	if (rc == -ECANCELED)
 		check_cancel(jb, &err);
 	if (rc == 0) {
@@ -1333,7 +1371,8 @@ clean:
 			"start releases them", j->id);
 	if (rc)
 		remove_partials(jb, dir_key);
-	if (rc == 0 && j->verified)
+	/* no snapshot goes without the full decode of its archive */
+	if (rc == 0 && j->verified && (decoded || !o->cfg->auto_delete_snapshot))
 		note = maybe_delete_snapshot(jb, prov);
 	out = finish(jb, rc, &err, note);
 	if (j->state == ORCH_JOB_FAILED || j->state == ORCH_JOB_INCOMPLETE)

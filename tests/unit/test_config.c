@@ -381,7 +381,7 @@ static const struct bad_case bad_cases[] = {
 	{ "{\"securityTag\": {\"key\": \"k\", \"value\": \"v\", \"x\": 1}}",
 	  "config: unknown key \"securityTag.x\"" },
 	{ "{\"verify\": \"fulll\"}",
-	  "config: verify: must be one of \"etag\", \"full\", got "
+	  "config: verify: must be one of \"etag\", \"full\", \"decode\", got "
 	  "\"fulll\"" },
 	{ "{\"stateDir\": \"\"}", "config: stateDir: must not be empty" },
 	{ "{\"rescanSeconds\": 100000}",

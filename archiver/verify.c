@@ -1,0 +1,622 @@
+/*
+ * verify.c - arc_verify (see verify.h): one stored archive, read back and
+ * proven whole against its manifest.
+ *
+ *   1. the places: a folder ('/' at the end) holds exactly one of the
+ *      seed's object names (backup.tar.gz, rawbackup.zst, ...), listed
+ *      (S3) or looked up (local); the manifest is found as arc_run names
+ *      it (run.h), or given;
+ *   2. the manifest is read and must parse, name this object, and say the
+ *      method, codec, size, sha256 and the counts it was written with;
+ *   3. the object streams (S3: one GET, resumed where a transfer breaks;
+ *      local: read) through sha256 -> decoder -> counter, a filter chain
+ *      of arc.h; the decoder and the counter stop at the first bad byte;
+ *   4. size, sha256 and counts are compared with the manifest's.
+ *
+ * The first failure is the message. Memory: the decoder's and counter's
+ * buffers (about 1 MiB) and the manifest (at most 16 MiB).
+ */
+#include "verify.h"
+#include "decode_internal.h"
+#include "buf.h"
+#include "json.h"
+#include "mem.h"
+#include "run.h"
+#include "sink.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define READ_CHUNK (1024 * 1024)
+#define MANIFEST_MAX (16u << 20)
+#define MANIFEST_NAME "manifest.json"
+
+/* ---- the decoder front door -------------------------------------------- */
+
+struct decoder {
+	const uint64_t *units;  /* the inner decoder's, or NULL (none) */
+};
+
+static int dec_write(struct arc_filter *f, const void *p, size_t n,
+		     struct cm_err *err)
+{
+	return arc_write(f->next, p, n, err);
+}
+
+static int dec_close(struct arc_filter *f, struct cm_err *err)
+{
+	return arc_close(f->next, err);
+}
+
+static void dec_abort(struct arc_filter *f)
+{
+	arc_abort(f->next);
+}
+
+static void dec_free(struct arc_filter *f)
+{
+	arc_free(f->next);
+	free(f->state);
+	free(f);
+}
+
+static const struct arc_filter_ops dec_ops = {
+	.name = "decoder",
+	.write = dec_write,
+	.close = dec_close,
+	.abort = dec_abort,
+	.free = dec_free,
+};
+
+struct arc_filter *arc_decoder_new(enum arc_codec c, struct arc_filter *next,
+				   struct cm_err *err)
+{
+	struct decoder *d = cm_xcalloc(1, sizeof(*d));
+	struct arc_filter *f = cm_xcalloc(1, sizeof(*f)), *inner = next;
+
+	f->ops = &dec_ops;
+	f->state = d;
+	if (c == ARC_CODEC_GZIP)
+		inner = arc_gunzip_new(next, &d->units, err);
+	else if (c == ARC_CODEC_ZSTD)
+		inner = arc_unzstd_new(next, &d->units, err);
+	else if (c != ARC_CODEC_NONE) {
+		cm_err_set(err, EINVAL, "no decoder for codec %d", (int)c);
+		arc_free(next);
+		inner = NULL;
+	}
+	if (!inner) {
+		free(d);
+		free(f);
+		return NULL;
+	}
+	f->next = inner;
+	return f;
+}
+
+uint64_t arc_decoder_units(const struct arc_filter *dec)
+{
+	const struct decoder *d = dec->state;
+
+	return d->units ? *d->units : 0;
+}
+
+/* ---- places ------------------------------------------------------------ */
+
+/* An object or a manifest: in S3 (bucket set) or a local path. */
+struct place {
+	char *bucket;
+	char *key;
+};
+
+static void place_release(struct place *p)
+{
+	free(p->bucket);
+	free(p->key);
+	p->bucket = p->key = NULL;
+}
+
+static char *place_url(const struct place *p)
+{
+	if (p->bucket)
+		return cm_xasprintf("s3://%s/%s", p->bucket, p->key);
+	return cm_xstrdup(p->key);
+}
+
+static int place_parse(const char *url, struct place *p, struct cm_err *err)
+{
+	memset(p, 0, sizeof(*p));
+	if (!strncmp(url, "s3://", 5))
+		return s3_parse_url(url, &p->bucket, &p->key, err);
+	p->key = cm_xstrdup(url);
+	return 0;
+}
+
+static const char *base_name(const char *path)
+{
+	const char *slash = strrchr(path, '/');
+
+	return slash ? slash + 1 : path;
+}
+
+/* Whether `name` is one of arc_run's object names; the method and codec. */
+static bool seed_name(const char *name, enum arc_method *m,
+		      enum arc_codec *c)
+{
+	static const enum arc_method methods[] = { ARC_METHOD_TREE,
+						   ARC_METHOD_RAW };
+	static const enum arc_codec codecs[] = { ARC_CODEC_GZIP,
+						 ARC_CODEC_ZSTD,
+						 ARC_CODEC_NONE };
+	bool found = false;
+
+	for (size_t i = 0; i < 2 && !found; i++) {
+		for (size_t j = 0; j < 3 && !found; j++) {
+			char *n = arc_object_name(methods[i], codecs[j]);
+
+			if (!strcmp(n, name)) {
+				found = true;
+				if (m)
+					*m = methods[i];
+				if (c)
+					*c = codecs[j];
+			}
+			free(n);
+		}
+	}
+	return found;
+}
+
+struct found {
+	struct place *folder;
+	char *names;   /* owned: ", "-separated, for a message */
+	char *key;     /* owned: the one found */
+	unsigned n;
+};
+
+static void found_add(struct found *f, const char *key)
+{
+	char *names = f->names ? cm_xasprintf("%s, %s", f->names,
+					      base_name(key))
+			       : cm_xstrdup(base_name(key));
+
+	free(f->names);
+	f->names = names;
+	if (!f->key)
+		f->key = cm_xstrdup(key);
+	f->n++;
+}
+
+static int list_one(void *ctx, const struct s3_list_entry *e)
+{
+	struct found *f = ctx;
+
+	if (!e->is_prefix && seed_name(base_name(e->key), NULL, NULL))
+		found_add(f, e->key);
+	return 0;
+}
+
+/* A folder (its URL ends in '/') holds one archive: make `obj` name it. */
+static int find_in_folder(const struct arc_verify_opts *o, struct place *obj,
+			  struct cm_err *err)
+{
+	struct found f = { .folder = obj };
+	int rc = 0;
+
+	if (obj->bucket) {
+		struct s3_list_opts lo = { .prefix = obj->key,
+					   .delimiter = "/" };
+
+		if (!o->client)
+			return cm_err_set(err, EINVAL, "an s3:// place needs "
+					  "a client");
+		rc = s3_list_objects(o->client, obj->bucket, &lo, list_one, &f,
+				     err);
+		if (rc)
+			goto out;
+	} else {
+		static const enum arc_method methods[] = { ARC_METHOD_TREE,
+							   ARC_METHOD_RAW };
+		for (size_t i = 0; i < 2; i++) {
+			for (int c = 0; c <= ARC_CODEC_NONE; c++) {
+				char *n = arc_object_name(methods[i],
+							  (enum arc_codec)c);
+				char *path = cm_xasprintf("%s%s", obj->key, n);
+				struct stat st;
+
+				if (stat(path, &st) == 0 && S_ISREG(st.st_mode))
+					found_add(&f, path);
+				free(path);
+				free(n);
+			}
+		}
+	}
+	if (f.n == 0)
+		rc = cm_err_set(err, ENOENT, "no archive (backup.* or "
+				"rawbackup.*) in this folder");
+	else if (f.n > 1)
+		rc = cm_err_set(err, EINVAL, "%u archives in this folder (%s): "
+				"name one", f.n, f.names);
+	else {
+		free(obj->key);
+		obj->key = f.key;
+		f.key = NULL;
+	}
+out:
+	free(f.names);
+	free(f.key);
+	return rc;
+}
+
+/* ---- reading ----------------------------------------------------------- */
+
+static int text_sink(void *ctx, const void *p, size_t n, struct cm_err *err)
+{
+	if (cm_buf_append(ctx, p, n))
+		return cm_err_set(err, EFBIG, "over %u MiB: not a manifest",
+				  MANIFEST_MAX >> 20);
+	return 0;
+}
+
+int arc_read_file(const char *path, s3_sink_fn sink, void *ctx,
+		  uint64_t *size, struct cm_err *err)
+{
+	char *buf = cm_xmalloc(READ_CHUNK);
+	struct stat st;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	int rc = 0;
+
+	if (fd < 0) {
+		rc = cm_err_set(err, errno, "%s", strerror(errno));
+		goto out;
+	}
+	if (size && fstat(fd, &st) == 0)
+		*size = (uint64_t)st.st_size;
+	for (;;) {
+		ssize_t got = read(fd, buf, READ_CHUNK);
+
+		if (got < 0 && errno == EINTR)
+			continue;
+		if (got < 0) {
+			rc = cm_err_set(err, errno, "read: %s",
+					strerror(errno));
+			break;
+		}
+		if (got == 0)
+			break;
+		rc = sink(ctx, buf, (size_t)got, err);
+		if (rc)
+			break;
+	}
+	close(fd);
+out:
+	free(buf);
+	return rc;
+}
+
+/* The text at `p` into t; -ENOENT (err set) when it does not exist. */
+static int read_text(const struct arc_verify_opts *o, const struct place *p,
+		     struct cm_buf *t, struct cm_err *err)
+{
+	cm_buf_reset(t);
+	if (!p->bucket)
+		return arc_read_file(p->key, text_sink, t, NULL, err);
+	if (!o->client)
+		return cm_err_set(err, EINVAL, "an s3:// place needs a client");
+	return s3_get_object(o->client, p->bucket, p->key, NULL, text_sink, t,
+			     NULL, err);
+}
+
+/* The manifest of `obj`: as given, or where arc_run puts it. */
+static int read_manifest(const struct arc_verify_opts *o,
+			 const struct place *obj, bool folder,
+			 struct arc_verify_result *res, struct cm_err *err)
+{
+	struct place cand[2] = { { 0 }, { 0 } };
+	const char *slash = strrchr(obj->key, '/');
+	int dir_len = slash ? (int)(slash - obj->key + 1) : 0;
+	struct cm_buf t;
+	size_t n = 0;
+	int rc = -ENOENT;
+
+	cm_buf_init(&t, MANIFEST_MAX);
+	if (o->manifest) {
+		rc = place_parse(o->manifest, &cand[n++], err);
+		if (rc)
+			goto out;
+	} else {
+		if (folder || seed_name(base_name(obj->key), NULL, NULL)) {
+			cand[n].bucket = obj->bucket ? cm_xstrdup(obj->bucket)
+						     : NULL;
+			cand[n++].key = cm_xasprintf("%.*s%s", dir_len,
+						     obj->key, MANIFEST_NAME);
+		}
+		if (!folder) {
+			cand[n].bucket = obj->bucket ? cm_xstrdup(obj->bucket)
+						     : NULL;
+			cand[n++].key = cm_xasprintf("%s.%s", obj->key,
+						     MANIFEST_NAME);
+		}
+	}
+	for (size_t i = 0; i < n; i++) {
+		struct cm_err e;
+
+		cm_err_clear(&e);
+		rc = read_text(o, &cand[i], &t, &e);
+		if (rc == 0) {
+			res->manifest_url = place_url(&cand[i]);
+			res->manifest_text = cm_xstrdup(cm_buf_str(&t));
+			break;
+		}
+		if (rc != -ENOENT || i + 1 == n) {
+			char *url = place_url(&cand[i]);
+			char *first = place_url(&cand[0]);
+
+			if (rc == -ENOENT && n == 2)
+				cm_err_set(err, ENOENT, "no manifest: neither "
+					   "%s nor %s exists", first, url);
+			else
+				cm_err_set(err, -rc, "manifest %s: %s", url,
+					   e.msg);
+			free(first);
+			free(url);
+			break;
+		}
+	}
+out:
+	cm_buf_release(&t);
+	place_release(&cand[0]);
+	place_release(&cand[1]);
+	return rc;
+}
+
+/* ---- what the manifest says -------------------------------------------- */
+
+struct claims {
+	uint64_t size;
+	const char *sha256;
+	enum arc_method method;
+	enum arc_codec codec;
+	struct arc_counts counts;
+};
+
+static int get_u64(const struct cm_json *obj, const char *key, uint64_t *out)
+{
+	const struct cm_json *v = obj ? cm_json_get(obj, key) : NULL;
+	double d;
+
+	if (!v || cm_json_type(v) != CM_JSON_NUMBER)
+		return -1;
+	d = cm_json_num(v);
+	if (d < 0 || d > 9007199254740992.0 || d != (double)(uint64_t)d)
+		return -1;
+	*out = (uint64_t)d;
+	return 0;
+}
+
+/* `object_url` NULL: the manifest was named, do not compare names. */
+static int read_claims(const struct cm_json *m, const char *object_url,
+		       struct claims *c, struct cm_err *err)
+{
+	const struct cm_json *comp = cm_json_get(m, "compression");
+	const struct cm_json *counts;
+	const char *method = cm_json_get_str(m, "method");
+	const char *codec = comp ? cm_json_get_str(comp, "codec") : NULL;
+	const char *object = cm_json_get_str(m, "object");
+
+	memset(c, 0, sizeof(*c));
+	if (object_url &&
+	    (!object || strcmp(base_name(object), base_name(object_url))))
+		return cm_err_set(err, EIO, "it describes %s, not this object",
+				  object ? object : "no object");
+	c->sha256 = cm_json_get_str(m, "sha256");
+	if (!c->sha256 || strlen(c->sha256) != CM_SHA256_HEX_LEN)
+		return cm_err_set(err, EIO, "no sha256");
+	if (get_u64(m, "bytes_written", &c->size))
+		return cm_err_set(err, EIO, "no bytes_written");
+	if (!codec || arc_codec_parse(codec, &c->codec))
+		return cm_err_set(err, EIO, "compression.codec: %s",
+				  codec ? codec : "missing");
+	if (method && !strcmp(method, "tree"))
+		c->method = ARC_METHOD_TREE;
+	else if (method && !strcmp(method, "raw"))
+		c->method = ARC_METHOD_RAW;
+	else
+		return cm_err_set(err, EIO, "method: %s",
+				  method ? method : "missing");
+	if (c->method == ARC_METHOD_RAW) {
+		uint64_t total;
+
+		counts = cm_json_get(m, "raw");
+		if (get_u64(counts, "bytes", &c->counts.bytes))
+			return cm_err_set(err, EIO, "no \"raw\": {\"bytes\"} "
+					  "to compare the image with");
+		if (get_u64(m, "bytes_total", &total) ||
+		    total != c->counts.bytes)
+			return cm_err_set(err, EIO, "raw.bytes %llu is not the "
+					  "image's size (bytes_total)",
+					  (unsigned long long)c->counts.bytes);
+		return 0;
+	}
+	counts = cm_json_get(m, "tar");
+	if (get_u64(counts, "entries", &c->counts.entries) ||
+	    get_u64(counts, "bytes", &c->counts.bytes) ||
+	    get_u64(counts, "data_bytes", &c->counts.data_bytes))
+		return cm_err_set(err, EIO, "no \"tar\": {\"entries\", "
+				  "\"bytes\", \"data_bytes\"} to compare "
+				  "the archive with");
+	return 0;
+}
+
+static int compare(const struct arc_verify_result *r, const struct claims *c,
+		   struct cm_err *err)
+{
+	const struct arc_counts *got = &r->counts, *want = &c->counts;
+
+	if (r->size != c->size)
+		return cm_err_set(err, EIO, "%llu bytes stored, the manifest "
+				  "says %llu", (unsigned long long)r->size,
+				  (unsigned long long)c->size);
+	if (strcmp(r->sha256_hex, c->sha256))
+		return cm_err_set(err, EIO, "sha256 %s, the manifest says %s",
+				  r->sha256_hex, c->sha256);
+	if (c->method == ARC_METHOD_RAW) {
+		if (got->bytes != want->bytes)
+			return cm_err_set(err, EIO, "the image decodes to "
+					  "%llu bytes, the device had %llu",
+					  (unsigned long long)got->bytes,
+					  (unsigned long long)want->bytes);
+		return 0;
+	}
+	if (got->entries != want->entries)
+		return cm_err_set(err, EIO, "%llu tar entries, the manifest "
+				  "says %llu", (unsigned long long)got->entries,
+				  (unsigned long long)want->entries);
+	if (got->bytes != want->bytes)
+		return cm_err_set(err, EIO, "the tar stream is %llu bytes, the "
+				  "manifest says %llu",
+				  (unsigned long long)got->bytes,
+				  (unsigned long long)want->bytes);
+	if (got->data_bytes != want->data_bytes)
+		return cm_err_set(err, EIO, "%llu bytes of entry data, the "
+				  "manifest says %llu",
+				  (unsigned long long)got->data_bytes,
+				  (unsigned long long)want->data_bytes);
+	return 0;
+}
+
+/* ---- streaming --------------------------------------------------------- */
+
+struct feed {
+	const struct arc_verify_opts *o;
+	struct arc_filter *chain;
+	uint64_t done, total;
+};
+
+static int feed_sink(void *ctx, const void *p, size_t n, struct cm_err *err)
+{
+	struct feed *fd = ctx;
+
+	if (fd->o->cancel && atomic_load(fd->o->cancel))
+		return cm_err_set(err, ECANCELED, "verification cancelled");
+	fd->done += n;
+	if (fd->o->progress)
+		fd->o->progress(fd->o->progress_ctx, fd->done, fd->total);
+	return arc_write(fd->chain, p, n, err);
+}
+
+static int stream_s3(struct feed *f, const struct place *obj, char *etag,
+		     struct cm_err *err)
+{
+	struct s3_object_info info;
+	int rc;
+
+	rc = s3_head_object(f->o->client, obj->bucket, obj->key, &info, err);
+	if (rc)
+		return rc;
+	f->total = info.size;
+	rc = s3_get_object(f->o->client, obj->bucket, obj->key, NULL,
+			   feed_sink, f, &info, err);
+	if (rc == 0)
+		memcpy(etag, info.etag, S3_ETAG_MAX);
+	return rc;
+}
+
+void arc_verify_result_release(struct arc_verify_result *res)
+{
+	free(res->object_url);
+	free(res->manifest_url);
+	free(res->manifest_text);
+	memset(res, 0, sizeof(*res));
+}
+
+int arc_verify(const struct arc_verify_opts *o, struct arc_verify_result *res,
+	       struct cm_err *err)
+{
+	struct place obj = { 0 };
+	struct cm_json *m = NULL;
+	struct claims c;
+	struct feed f = { .o = o };
+	struct arc_filter *hash = NULL, *dec = NULL, *count;
+	struct arc_hash_result hres;
+	size_t len = strlen(o->url);
+	bool folder = len && o->url[len - 1] == '/';
+	struct stat st;
+	int rc;
+
+	memset(res, 0, sizeof(*res));
+	rc = place_parse(o->url, &obj, err);
+	if (rc)
+		goto out;
+	if (!obj.bucket && !folder && stat(obj.key, &st) == 0 &&
+	    S_ISDIR(st.st_mode)) {
+		char *dir = cm_xasprintf("%s/", obj.key);
+
+		free(obj.key);
+		obj.key = dir;
+		folder = true;
+	}
+	if (obj.bucket && !o->client) {
+		rc = cm_err_set(err, EINVAL, "an s3:// place needs a client");
+		goto out;
+	}
+	if (folder)
+		rc = find_in_folder(o, &obj, err);
+	if (rc)
+		goto out;
+	res->object_url = place_url(&obj);
+
+	rc = read_manifest(o, &obj, folder, res, err);
+	if (rc)
+		goto out;
+	rc = cm_json_parse(res->manifest_text, strlen(res->manifest_text), &m,
+			   err);
+	if (rc == 0 && cm_json_type(m) != CM_JSON_OBJECT)
+		rc = cm_err_set(err, EIO, "not a JSON object");
+	if (rc == 0)
+		rc = read_claims(m, o->manifest ? NULL : res->object_url, &c,
+				 err);
+	if (rc) {
+		cm_err_prefix(err, "manifest %s", res->manifest_url);
+		rc = -EIO;
+		goto out;
+	}
+	res->method = c.method;
+	res->codec = c.codec;
+
+	/* the decoder owns the counter; `count` is borrowed until the end */
+	count = arc_count_new(c.method, NULL);
+	dec = arc_decoder_new(c.codec, count, err);
+	if (!dec) {
+		rc = -EINVAL;
+		goto out;
+	}
+	hash = arc_hash_new(dec);
+	f.chain = hash;
+	if (obj.bucket)
+		rc = stream_s3(&f, &obj, res->etag, err);
+	else
+		rc = arc_read_file(obj.key, feed_sink, &f, &f.total, err);
+	if (rc == 0)
+		rc = arc_close(hash, err);
+	if (rc) {
+		arc_abort(hash);
+		goto out;
+	}
+	arc_hash_result(hash, &hres);
+	res->size = hres.bytes;
+	memcpy(res->sha256_hex, hres.sha256_hex, sizeof(res->sha256_hex));
+	res->units = arc_decoder_units(dec);
+	arc_count_result(count, &res->counts);
+	rc = compare(res, &c, err);
+out:
+	arc_free(hash ? hash : dec);
+	cm_json_free(m);
+	place_release(&obj);
+	return rc;
+}

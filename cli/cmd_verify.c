@@ -1,0 +1,151 @@
+/*
+ * cmd_verify.c - `vaultfs verify URL`: prove a stored archive whole, any
+ * time after it was written (a scrub). archiver/verify.h's arc_verify()
+ * does the work: the object read back, decoded end to end, every tar header
+ * walked, and sizes, sha256 and counts matched against the manifest.
+ *
+ * Exit 0 only when the archive is whole; 1 with one line naming the first
+ * bad member or entry; 2 for a bad command line. SIGINT, SIGTERM and SIGHUP
+ * raise the cancel flag the transfer polls.
+ */
+#include "commands.h"
+#include "progress.h"
+#include "s3opts.h"
+
+#include "verify.h"
+
+#include <errno.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+enum {
+	OPT_MANIFEST = 300,
+};
+
+static const struct option long_opts[] = {
+	{ "manifest", required_argument, NULL, OPT_MANIFEST },
+	{ "quiet", no_argument, NULL, 'q' },
+	{ "help", no_argument, NULL, 'h' },
+	VF_S3_LONG_OPTIONS,
+	{ NULL, 0, NULL, 0 },
+};
+
+static atomic_int cancel_flag;
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: vaultfs verify [OPTIONS] URL\n\n"
+		"Read an archive back and prove it whole: decompressed end to "
+		"end (every\ngzip member's CRC-32 and ISIZE, every zstd "
+		"frame's checksum), every tar\nheader walked, and its size, "
+		"sha256 and counts of entries and bytes\nmatched against its "
+		"manifest. Exit 0 only when whole, 1 otherwise.\n\n"
+		"URL   s3://bucket/key or a local path of an archive; or a "
+		"job's folder\n      ending in '/' (s3://bucket/prefix/ or "
+		"DIR/), holding backup.* or\n      rawbackup.* and "
+		"manifest.json. The manifest is found where\n      `vaultfs "
+		"archive` writes it: manifest.json beside backup.tar.gz\n"
+		"      and the other default names, else URL.manifest.json.\n\n"
+		"options:\n"
+		"  --manifest PATH|s3://...  the manifest to check against\n"
+		"  -q, --quiet               no progress bar, no summary\n"
+		"  -h, --help                this help\n\n%s",
+		vf_s3_client_help);
+}
+
+static void summary(const struct arc_verify_result *r)
+{
+	char size[32], units[48] = "";
+
+	vf_format_bytes(r->size, size, sizeof(size));
+	if (r->codec != ARC_CODEC_NONE)
+		snprintf(units, sizeof(units), ", %llu %s%s",
+			 (unsigned long long)r->units,
+			 r->codec == ARC_CODEC_ZSTD ? "frame" : "member",
+			 r->units == 1 ? "" : "s");
+	if (r->method == ARC_METHOD_RAW)
+		printf("verified %s: %s %s%s, a raw image of %llu bytes\n",
+		       r->object_url, size, arc_codec_name(r->codec), units,
+		       (unsigned long long)r->counts.bytes);
+	else
+		printf("verified %s: %s %s%s, %llu tar entries, %llu bytes of "
+		       "tar\n", r->object_url, size, arc_codec_name(r->codec),
+		       units, (unsigned long long)r->counts.entries,
+		       (unsigned long long)r->counts.bytes);
+}
+
+int cmd_verify(int argc, char **argv)
+{
+	struct vf_s3_cli s3;
+	struct arc_verify_opts vo = { 0 };
+	struct arc_verify_result res;
+	struct s3_client *client = NULL;
+	struct vf_progress_feed feed = { 0 };
+	const char *manifest = NULL;
+	bool quiet = false;
+	struct cm_err err;
+	int c, r, rc;
+
+	memset(&s3, 0, sizeof(s3));
+	memset(&res, 0, sizeof(res));
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "qh", long_opts, NULL)) != -1) {
+		switch (c) {
+		case OPT_MANIFEST:
+			manifest = optarg;
+			break;
+		case 'q':
+			quiet = true;
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			r = vf_s3_opt("verify", c, optarg, &s3);
+			if (r == 1)
+				break;
+			if (r == 0)
+				usage(stderr);
+			return 2;
+		}
+	}
+	if (argc - optind != 1 || !*argv[optind]) {
+		usage(stderr);
+		return 2;
+	}
+	cm_err_clear(&err);
+	vf_cancel_on_signals(&cancel_flag);
+	vo.url = argv[optind];
+	vo.manifest = manifest;
+	if (!strncmp(vo.url, "s3://", 5) ||
+	    (manifest && !strncmp(manifest, "s3://", 5))) {
+		client = s3_client_new(&s3.client, &err);
+		if (!client) {
+			rc = -EINVAL;
+			goto out;
+		}
+	}
+	vo.client = client;
+	vo.cancel = &cancel_flag;
+	vo.progress = vf_progress_feed_fn;
+	vo.progress_ctx = &feed;
+	feed.bar = vf_progress_start(vo.url, 0, vf_progress_feed_now, &feed,
+				     quiet);
+	rc = arc_verify(&vo, &res, &err);
+	vf_progress_stop(feed.bar, rc == 0);
+	if (rc == 0 && !quiet)
+		summary(&res);
+out:
+	if (rc == -ECANCELED && atomic_load(&cancel_flag))
+		cm_err_set(&err, ECANCELED, "interrupted");
+	if (rc)
+		fprintf(stderr, "vaultfs: verify %s: %s\n",
+			res.object_url ? res.object_url : vo.url ? vo.url : "",
+			err.msg);
+	arc_verify_result_release(&res);
+	s3_client_free(client);
+	return rc ? 1 : 0;
+}
