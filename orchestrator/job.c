@@ -488,9 +488,11 @@ static int job_dir(struct job *jb, char **out, struct cm_err *err)
 				jb->j->resource_id, t, jb->j->id, out, err);
 }
 
-/* The recovery point, read again, must be the one queued. */
+/* The recovery point, read again, must be the one queued (`since`:
+ * "queued" or "archived", for the message). */
 static int refresh_rp(struct job *jb, struct orch_provider *prov,
-		      struct orch_recovery_point *rp, struct cm_err *err)
+		      struct orch_recovery_point *rp, const char *since,
+		      struct cm_err *err)
 {
 	const struct orch_job *j = jb->j;
 	int rc;
@@ -503,11 +505,12 @@ static int refresh_rp(struct job *jb, struct orch_provider *prov,
 		return rc;
 	if ((j->rp_size && rp->size != j->rp_size) ||
 	    (j->rp_mtime && rp->mtime != j->rp_mtime) ||
-	    strcmp(rp->resource_id, j->resource_id) != 0) {
+	    strcmp(rp->resource_id, j->resource_id) != 0 ||
+	    (j->rp_id.known && !orch_rp_identity_equal(&rp->id, &j->rp_id))) {
 		orch_rp_release(rp);
 		return cm_err_set(err, ESTALE, "superseded: recovery point "
-				  "%s changed since it was queued (a new job "
-				  "takes it)", j->rp_path);
+				  "%s changed since it was %s (a new job "
+				  "takes it)", j->rp_path, since);
 	}
 	pthread_mutex_lock(&jb->lock);
 	if (jb->have_rp)
@@ -599,12 +602,14 @@ static int archive(struct job *jb, const struct orch_recovery_point *rp,
 		dest = cm_xasprintf("s3://%s/%s", cfg->bucket, dir_key);
 	} else {
 		dest = cm_xasprintf("%s/%s", cfg->store_dir, dir_key);
-		rc = cm_mkdirs(dest, 0755, err);
+		rc = cm_mkdirs_durable(dest, 0755, err);
 	}
 	draft = cm_xasprintf("%s/%s.manifest.json", o->tmp_dir, j->id);
 	if (rc)
 		goto out;
 	ro.src = restored->path;
+	ro.src_fd = restored->fd;
+	ro.has_src_fd = restored->fd >= 0;
 	ro.mode = restored->mode;
 	ro.codec.codec = cfg->compression.codec;
 	ro.codec.level = cfg->compression.level;
@@ -1022,7 +1027,7 @@ static char *maybe_delete_snapshot(struct job *jb, struct orch_provider *prov)
 	if (jb->j->snapshot_deleted || !prov)
 		return NULL;
 	cm_err_clear(&e);
-	rc = refresh_rp(jb, prov, &rp, &e);
+	rc = refresh_rp(jb, prov, &rp, "archived", &e);
 	if (rc) {
 		note = cm_xasprintf("snapshot kept: %s", e.msg);
 		goto out;
@@ -1232,6 +1237,7 @@ enum job_outcome job_run(struct job *jb)
 
 	memset(&rp, 0, sizeof(rp));
 	memset(&restored, 0, sizeof(restored));
+	restored.fd = -1;
 	cm_err_clear(&err);
 	cm_err_clear(&e2);
 	log_open(jb);
@@ -1259,7 +1265,7 @@ enum job_outcome job_run(struct job *jb)
 	if (rc == 0)
 		rc = check_cancel(jb, &err);
 	if (rc == 0) {
-		rc = refresh_rp(jb, prov, &rp, &err);
+		rc = refresh_rp(jb, prov, &rp, "queued", &err);
 		jb->superseded = rc == -ESTALE;
 	}
 	if (rc)
@@ -1274,6 +1280,8 @@ enum job_outcome job_run(struct job *jb)
 	rc = enter(jb, ORCH_JOB_ARCHIVING, &err);
 	if (rc == 0)
 		rc = check_cancel(jb, &err);
+	if (rc == 0 && prov->ops->check) /* still the one restored */
+		rc = prov->ops->check(prov, &rp, &restored, &err);
 	if (rc == 0)
 		rc = archive(jb, &rp, &restored, dir_key, &err);
 	if (rc)

@@ -44,6 +44,7 @@
 
 #include "err.h"
 #include "keys.h"
+#include "rp_identity.h"
 
 enum orch_job_state {
 	ORCH_JOB_QUEUED = 0,
@@ -112,6 +113,9 @@ struct orch_job {
 	uint64_t rp_size;    /* the recovery point's size when queued; 0:
 				unknown (it tells a replaced one apart) */
 	time_t rp_mtime;     /* and its mtime; 0: unknown */
+	/* a local recovery point's identity when queued (rp_identity.h):
+	 * checked when it is opened, before archiving and before deleting */
+	struct orch_rp_identity rp_id;
 	enum orch_job_state state;
 	unsigned attempts;   /* started runs, this one included */
 	time_t times[ORCH_JOB_NSTATES]; /* last entry into each; 0: never */

@@ -112,7 +112,8 @@ static enum orch_job_state job_state(struct job *jb)
 }
 
 /* The newest job for the same recovery point (vault, path, resource id,
- * size and mtime), or NULL. Caller holds o->lock. */
+ * size and mtime, and the same file where both know it), or NULL. Caller
+ * holds o->lock. */
 static struct job *find_job_for(struct orch *o,
 				const struct orch_recovery_point *rp)
 {
@@ -123,7 +124,10 @@ static struct job *find_job_for(struct orch *o,
 		if (strcmp(j->vault, rp->vault) == 0 &&
 		    strcmp(j->rp_path, rp->path) == 0 &&
 		    strcmp(j->resource_id, rp->resource_id) == 0 &&
-		    j->rp_size == rp->size && j->rp_mtime == rp->mtime)
+		    j->rp_size == rp->size && j->rp_mtime == rp->mtime &&
+		    (!j->rp_id.known || !rp->id.known ||
+		     (j->rp_id.dev == rp->id.dev &&
+		      j->rp_id.ino == rp->id.ino)))
 			return o->jobs[i];
 	}
 	return NULL;
@@ -381,6 +385,7 @@ static int submit_rp(struct orch *o, const struct orch_recovery_point *rp,
 	j = orch_job_new(rp->vault, rp->path, rp->resource_id);
 	j->rp_size = rp->size;
 	j->rp_mtime = rp->mtime;
+	j->rp_id = rp->id;
 	rc = orch_journal_save(o->journal, j, err);
 	if (rc) {
 		orch_job_free(j);

@@ -28,7 +28,8 @@
  *
  * A recovery point is described by struct orch_recovery_point
  * (vault_local.h): vault, name, path (a file, directory or ARN), type,
- * size, mtime, resource id, creation time, tags and a sidecar error.
+ * size, mtime, resource id, creation time, tags, a sidecar error and, for
+ * local ones, its identity (rp_identity.h).
  *
  * Threads: a provider is created once per vault and then used from any
  * number of job threads at once; its calls must be thread-safe (the
@@ -66,6 +67,9 @@ struct orch_res_journal {
 /* What restore() made readable. */
 struct orch_restored {
 	char *path;         /* owned: a block device, image or directory */
+	int fd;             /* owned: it, open read-only, or -1 (then the
+			       archiver opens path); the archiver reads
+			       through it and never resolves path again */
 	enum arc_mode mode; /* how to archive it (auto for local) */
 	void *priv;         /* the provider's, for release() */
 };
@@ -85,12 +89,19 @@ struct orch_provider_ops {
 		       const struct orch_recovery_point *rp,
 		       const struct orch_res_journal *rj,
 		       struct orch_restored *out, struct cm_err *err);
+	/* Right before archiving: what restore() made is still the
+	 * recovery point (local: the name still leads to the open file).
+	 * NULL: nothing to check. */
+	int (*check)(struct orch_provider *p,
+		     const struct orch_recovery_point *rp,
+		     const struct orch_restored *r, struct cm_err *err);
 	/* Give back what restore() made; never fails (logs problems). */
 	void (*release)(struct orch_provider *p,
 			const struct orch_res_journal *rj,
 			struct orch_restored *r);
 	/* Delete the snapshot itself. The caller has checked the policy
-	 * (autoDeleteSnapshot, verified archive, security tag). */
+	 * (autoDeleteSnapshot, verified archive, security tag); rp->id (when
+	 * known) is what must be deleted and nothing else. */
 	int (*delete_snapshot)(struct orch_provider *p,
 			       const struct orch_recovery_point *rp,
 			       const struct orch_res_journal *rj,
