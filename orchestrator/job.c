@@ -298,8 +298,9 @@ static bool find_res(struct job *jb, enum orch_res_kind kind,
 	return false;
 }
 
-/* arc_run's loop devices and mounts (blockdev.h). Device nodes made with
- * mknod are not journaled: a stale node in /dev holds nothing. */
+static void test_pause(struct job *jb, const char *stage);
+
+/* arc_run's loop devices, mounts and device nodes (blockdev.h). */
 static int on_resource(void *ctx, enum arc_res_event ev,
 		       enum arc_res_kind kind, const char *path,
 		       const char *detail)
@@ -311,13 +312,16 @@ static int on_resource(void *ctx, enum arc_res_event ev,
 	size_t idx;
 	int rc = 0;
 
-	if (kind == ARC_RES_NODE)
-		return 0;
 	cm_err_clear(&e);
-	rk = kind == ARC_RES_MOUNT ? ORCH_RES_MOUNT : ORCH_RES_LOOP;
+	rk = kind == ARC_RES_MOUNT ? ORCH_RES_MOUNT :
+	     kind == ARC_RES_NODE  ? ORCH_RES_NODE :
+				     ORCH_RES_LOOP;
 	if (kind == ARC_RES_MOUNT) {
 		ids.mount_point = path;
 		ids.device = detail;
+	} else if (kind == ARC_RES_NODE) {
+		ids.device = path;
+		ids.devnum = detail;
 	} else {
 		ids.device = path;
 		ids.backing_file = detail;
@@ -343,6 +347,8 @@ static int on_resource(void *ctx, enum arc_res_event ev,
 		break;
 	}
 	pthread_mutex_unlock(&jb->lock);
+	if (rc == 0 && ev == ARC_RES_CREATED && kind == ARC_RES_MOUNT)
+		test_pause(jb, "mounted");
 	if (rc && ev == ARC_RES_RELEASED) {
 		/* it is gone; the record says otherwise, which only costs a
 		 * check at the next start */

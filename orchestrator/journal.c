@@ -59,7 +59,7 @@ static const char *const state_names[ORCH_JOB_NSTATES] = {
 	"succeeded", "failed", "cancelled",
 };
 static const char *const kind_names[ORCH_RES_NKINDS] = {
-	"loop", "mount", "upload", "tempdir",
+	"loop", "mount", "upload", "tempdir", "node",
 };
 static const char *const status_names[] = {
 	"intended", "created", "released",
@@ -84,6 +84,7 @@ static const struct id_field id_fields[] = {
 	ID_FIELD("key", key),
 	ID_FIELD("uploadId", upload_id),
 	ID_FIELD("dir", dir),
+	ID_FIELD("devnum", devnum),
 };
 #define NID_FIELDS (sizeof(id_fields) / sizeof(id_fields[0]))
 

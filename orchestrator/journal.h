@@ -11,7 +11,8 @@
  *
  * A job records its recovery point, its state and the time it entered each
  * state, attempts, progress, result and last error, and every resource it
- * creates (loop device, mount, multipart upload, temporary directory). The
+ * creates (loop device, mount, multipart upload, temporary directory,
+ * device node). The
  * rule that makes recovery possible: a resource is added (status
  * "intended") and saved BEFORE it is created, marked "created" with what
  * was learned (the loop device, the upload id) right after, and
@@ -68,8 +69,10 @@ enum orch_res_kind {
 	ORCH_RES_MOUNT,    /* a mount: mount_point, device */
 	ORCH_RES_UPLOAD,   /* a multipart upload: bucket, key, upload_id */
 	ORCH_RES_TEMPDIR,  /* a temporary directory: dir */
+	ORCH_RES_NODE,     /* a block device node we made: device (its
+			      path), devnum ("major:minor") */
 };
-#define ORCH_RES_NKINDS 4
+#define ORCH_RES_NKINDS 5
 
 enum orch_res_status {
 	ORCH_RES_INTENDED = 0, /* recorded, creation may not have happened */
@@ -89,6 +92,7 @@ struct orch_res_ids {
 	const char *key;          /* upload */
 	const char *upload_id;    /* upload, known once created */
 	const char *dir;          /* tempdir */
+	const char *devnum;       /* node: "major:minor" */
 };
 
 struct orch_resource {
@@ -103,6 +107,7 @@ struct orch_resource {
 	char *key;
 	char *upload_id;
 	char *dir;
+	char *devnum;
 };
 
 struct orch_job {

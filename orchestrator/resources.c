@@ -17,6 +17,7 @@
 #include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #define LOOP_CLEAR_WAIT_MS 3000
@@ -154,6 +155,36 @@ static int release_loop(const struct orch_resource *r, struct cm_err *err)
 			  r->backing_file);
 }
 
+/* ---- device nodes ------------------------------------------------------ */
+
+/* A node we made with mknod: removed only while it is still a block
+ * device of the recorded number (anything else there is not ours). */
+static int release_node(const struct orch_resource *r, struct cm_err *err)
+{
+	unsigned maj, min;
+	struct stat st;
+
+	if (!r->device || !r->devnum ||
+	    sscanf(r->devnum, "%u:%u", &maj, &min) != 2)
+		return 0; /* never named: nothing was made */
+	if (lstat(r->device, &st) < 0) {
+		if (errno == ENOENT)
+			return 0;
+		return cm_err_set(err, errno, "%s: %s", r->device,
+				  strerror(errno));
+	}
+	if (!S_ISBLK(st.st_mode) || st.st_rdev != makedev(maj, min)) {
+		cm_warn("%s is no longer the device node %s that vaultfs "
+			"made: left alone", r->device, r->devnum);
+		return 0;
+	}
+	if (unlink(r->device) < 0 && errno != ENOENT)
+		return cm_err_set(err, errno, "unlink %s: %s", r->device,
+				  strerror(errno));
+	cm_info("removed device node %s (%s)", r->device, r->devnum);
+	return 0;
+}
+
 /* ---- multipart uploads ------------------------------------------------- */
 
 struct upload_match {
@@ -276,6 +307,8 @@ int orch_res_release(struct s3_client *s3, const struct orch_resource *res,
 		return release_upload(s3, res, err);
 	case ORCH_RES_TEMPDIR:
 		return res->dir ? orch_remove_all(res->dir, err) : 0;
+	case ORCH_RES_NODE:
+		return release_node(res, err);
 	}
 	return cm_err_set(err, EINVAL, "unknown resource kind %d",
 			  (int)res->kind);

@@ -21,6 +21,9 @@
  *            "NoSuchUpload" counts as done.
  *   tempdir  removed with everything below it (no symlink followed, no
  *            other filesystem entered).
+ *   node     a block device node made with mknod (a partition or loop
+ *            device the kernel's /dev did not show): removed if it is
+ *            still a block device of the recorded major:minor.
  *
  * Threads: no state; any thread. `s3` may be NULL when no record is an
  * upload (an upload record then fails with -EINVAL).
