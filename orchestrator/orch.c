@@ -216,7 +216,7 @@ struct orch *orch_new(const struct orch_config *cfg,
 		if (!strcmp(cfg->vaults[i].path, ORCH_DEFAULT_VAULT_PATH))
 			rc = cm_mkdirs(cfg->vaults[i].path, 0755, err);
 	if (rc == 0 && cfg->dest_kind == ORCH_DEST_LOCAL)
-		rc = cm_mkdirs(cfg->store_dir, 0755, err);
+		rc = cm_mkdirs_durable(cfg->store_dir, 0755, err);
 	if (rc)
 		goto fail;
 	if (cfg->dest_kind == ORCH_DEST_S3) {
