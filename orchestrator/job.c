@@ -41,6 +41,7 @@
 #include "log.h"
 #include "mem.h"
 #include "resources.h"
+#include "onfailure.h"
 #include "s3.h"
 #include "timeutil.h"
 
@@ -59,7 +60,6 @@
 extern char **environ;
 
 #define SAVE_EVERY_NS 1000000000ULL  /* progress into the journal */
-#define ON_FAILURE_TIMEOUT_MS 300000
 #define RETRY_BASE_MS 2000
 #define RETRY_MAX_MS 60000
 #define READ_CHUNK (1 << 20)
@@ -1071,15 +1071,10 @@ static bool env_ours(const char *kv)
 void job_on_failure(struct job *jb)
 {
 	const char *cmd = jb->o->cfg->on_failure;
-	posix_spawnattr_t attr;
-	sigset_t none, dfl;
 	char **envp;
 	size_t n = 0, k = 0;
-	char *argv[] = { (char *)"sh", (char *)"-c", NULL, NULL };
-	pid_t pid;
-	int rc, status = 0;
 
-	if (!cmd || !*cmd)
+	if (!cmd || !*cmd || !jb->o->failure_cmds)
 		return;
 	while (environ[n])
 		n++;
@@ -1103,49 +1098,8 @@ void job_on_failure(struct job *jb)
 				 jb->o->jobs_dir, jb->j->id);
 	pthread_mutex_unlock(&jb->lock);
 	envp[k] = NULL;
-	argv[2] = (char *)cmd;
-
-	sigemptyset(&none);
-	sigemptyset(&dfl);
-	sigaddset(&dfl, SIGINT);
-	sigaddset(&dfl, SIGTERM);
-	sigaddset(&dfl, SIGHUP);
-	sigaddset(&dfl, SIGPIPE);
-	posix_spawnattr_init(&attr);
-	posix_spawnattr_setsigmask(&attr, &none);
-	posix_spawnattr_setsigdefault(&attr, &dfl);
-	posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK |
-					       POSIX_SPAWN_SETSIGDEF);
-	rc = posix_spawn(&pid, "/bin/sh", NULL, &attr, argv, envp);
-	posix_spawnattr_destroy(&attr);
-	if (rc) {
-		cm_warn("job %s: onFailure: cannot run /bin/sh: %s",
-			jb->j->id, strerror(rc));
-		goto out;
-	}
-	for (unsigned ms = 0;; ms += 50) {
-		pid_t w = waitpid(pid, &status, WNOHANG);
-
-		if (w == pid || (w < 0 && errno != EINTR))
-			break;
-		if (ms >= ON_FAILURE_TIMEOUT_MS) {
-			cm_warn("job %s: onFailure still running after %u s: "
-				"killed", jb->j->id,
-				ON_FAILURE_TIMEOUT_MS / 1000);
-			kill(pid, SIGKILL);
-			waitpid(pid, &status, 0);
-			break;
-		}
-		cm_sleep_ms(50);
-	}
-	if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
-		cm_info("job %s: onFailure ran", jb->j->id);
-	else
-		cm_warn("job %s: onFailure command %s %d", jb->j->id,
-			WIFEXITED(status) ? "exited with" : "killed by signal",
-			WIFEXITED(status) ? WEXITSTATUS(status)
-					  : WTERMSIG(status));
-out:
+	/* its own process, waited for and timed out by the reaper */
+	orch_failure_cmds_spawn(jb->o->failure_cmds, jb->j->id, cmd, envp);
 	for (size_t i = 0; i < k; i++)
 		free(envp[i]);
 	free(envp);

@@ -27,6 +27,7 @@
  * watcher and an export racing for one recovery point queue it once.
  */
 #include "orch_int.h"
+#include "onfailure.h"
 #include "json.h"
 #include "fsutil.h"
 #include "log.h"
@@ -210,6 +211,9 @@ struct orch *orch_new(const struct orch_config *cfg,
 	o->tmp_dir = cm_xasprintf("%s/tmp", cfg->state_dir);
 	o->jobs_dir = cm_xasprintf("%s/jobs", cfg->state_dir);
 	parse_pauses(o);
+	if (cfg->on_failure)
+		o->failure_cmds = orch_failure_cmds_new(
+			cfg->on_failure_timeout_seconds * 1000);
 
 	/* the embedded default's directories are ours to create */
 	for (size_t i = 0; i < cfg->nvaults && rc == 0; i++)
@@ -812,6 +816,8 @@ void orch_free(struct orch *o)
 	if (!o)
 		return;
 	orch_stop(o);
+	/* onFailure commands still running: each until its timeout */
+	orch_failure_cmds_free(o->failure_cmds);
 	for (size_t i = 0; i < o->njobs; i++)
 		job_free(o->jobs[i]);
 	free(o->jobs);
