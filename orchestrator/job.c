@@ -1,8 +1,10 @@
 /*
  * job.c - one run of one job, on the worker thread that picked it:
  *
- *   restoring   the provider makes the recovery point readable (local: a
- *               check that it is still the one queued)
+ *   restoring   the provider makes the recovery point readable (local:
+ *               opened once, checked to be still the one queued; the
+ *               archiver reads through that descriptor, after the
+ *               provider's check() right before archiving)
  *   archiving   arc_run() into PREFIX/RESOURCE/Y=/M=/D=/JOBID/, its loop
  *               devices, mounts and multipart upload journaled through its
  *               hooks as they appear; then manifest.json, completed with
@@ -17,6 +19,8 @@
  *               run), a local store's partial file; then, only if the
  *               archive was verified, autoDeleteSnapshot is on and the
  *               security tag allows it, the snapshot is deleted
+ *   (a failed job starts onFailure, which runs beside the next jobs:
+ *   onfailure.h)
  *   succeeded | failed | cancelled, or queued again: for a retry with
  *               backoff after a retryable error, or, when the engine is
  *               stopping, for the next start (the run then does not count

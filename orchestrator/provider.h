@@ -7,8 +7,9 @@
  * only one so far: a local vault's recovery points are image files and
  * directory trees, which the archiver reads directly (it attaches images
  * to read-only loop devices itself and reports them to the job's journal
- * through arc_run's hooks), so restoring is a check that the recovery
- * point is still the one that was queued, and release has nothing to do.
+ * through arc_run's hooks), so restoring opens the recovery point once
+ * (checking that it is still the one that was queued, rp_identity.h) and
+ * hands the descriptor to the archiver; release closes what it kept.
  * The next ones fit the same calls:
  *
  *   AWS EBS      restore: CreateVolume (gp3) from the snapshot, attach it,
