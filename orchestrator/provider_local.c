@@ -149,6 +149,12 @@ static int open_vault_dir(const struct orch_provider *p, struct cm_err *err)
 	return fd;
 }
 
+/* What a restore keeps (orch_restored.priv): the vault directory, for
+ * check() to look at the name again relative to it. */
+struct local_restored {
+	int vfd;
+};
+
 /* The recovery point is opened here, once, and the archiver reads
  * through that descriptor; the vault's stays open for check(). */
 static int local_restore(struct orch_provider *p,
@@ -156,6 +162,7 @@ static int local_restore(struct orch_provider *p,
 			 const struct orch_res_journal *rj,
 			 struct orch_restored *out, struct cm_err *err)
 {
+	struct local_restored *lr;
 	int vfd, fd = -1, rc;
 
 	(void)rj;
@@ -175,8 +182,9 @@ static int local_restore(struct orch_provider *p,
 	out->path = cm_xstrdup(rp->path);
 	out->fd = fd;
 	out->mode = ARC_MODE_AUTO;
-	out->priv = cm_xmalloc(sizeof(int));
-	*(int *)out->priv = vfd;
+	lr = cm_xmalloc(sizeof(*lr));
+	lr->vfd = vfd;
+	out->priv = lr;
 	return 0;
 }
 
@@ -184,23 +192,26 @@ static int local_check(struct orch_provider *p,
 		       const struct orch_recovery_point *rp,
 		       const struct orch_restored *r, struct cm_err *err)
 {
+	const struct local_restored *lr = r->priv;
+
 	(void)p;
-	if (!r->priv || r->fd < 0)
+	if (!lr || r->fd < 0)
 		return cm_err_set(err, EINVAL, "%s: not restored", rp->path);
-	return orch_rp_check_name(*(int *)r->priv, rp->name, rp->path, r->fd,
-				  err);
+	return orch_rp_check_name(lr->vfd, rp->name, rp->path, r->fd, err);
 }
 
 static void local_release(struct orch_provider *p,
 			  const struct orch_res_journal *rj,
 			  struct orch_restored *r)
 {
+	struct local_restored *lr = r->priv;
+
 	(void)p;
 	(void)rj;
 	/* the archiver gave back its loop devices and mounts */
-	if (r->priv) {
-		close(*(int *)r->priv);
-		free(r->priv);
+	if (lr) {
+		close(lr->vfd);
+		free(lr);
 		r->priv = NULL;
 	}
 }
