@@ -73,7 +73,7 @@ expect_grep '^failed +v/disk.img: recovery point .*/disk.img changed since it wa
 [ -z "$(find "$T/swap/store" -type f 2>/dev/null)" ] ||
 	{ find "$T/swap/store" -type f >&2; die "swap: something was archived"; }
 ! grep -rq DEVICE-CONTENT "$T/swap/store" 2>/dev/null || die "swap: the device's content was archived"
-! grep -q "$LOOPDEV" "$T/swap.err" || die "swap: vaultfs touched $LOOPDEV"
+! grep -qw "$LOOPDEV" "$T/swap.err" || die "swap: vaultfs touched $LOOPDEV"
 [ -L "$T/swap/vault/disk.img" ] || die "swap: the symlink was deleted"
 [ "$(sha256sum <"$T/swap/original.img")" = "$orig_sha" ] || die "swap: the original image changed"
 [ "$(jstate "$T/swap/state" 'j["state"]' 'j.get("snapshotDeleted", False)')" = "failed	False" ] ||
