@@ -85,6 +85,7 @@ static const struct id_field id_fields[] = {
 	ID_FIELD("uploadId", upload_id),
 	ID_FIELD("dir", dir),
 	ID_FIELD("devnum", devnum),
+	ID_FIELD("inode", inode),
 };
 #define NID_FIELDS (sizeof(id_fields) / sizeof(id_fields[0]))
 

@@ -93,6 +93,8 @@ struct orch_res_ids {
 	const char *upload_id;    /* upload, known once created */
 	const char *dir;          /* tempdir */
 	const char *devnum;       /* node: "major:minor" */
+	const char *inode;        /* tempdir: "dev:ino" of what it must be
+				     (a recovery point being deleted) */
 };
 
 struct orch_resource {
@@ -108,6 +110,7 @@ struct orch_resource {
 	char *upload_id;
 	char *dir;
 	char *devnum;
+	char *inode;
 };
 
 struct orch_job {

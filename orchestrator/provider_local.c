@@ -218,10 +218,12 @@ static void local_release(struct orch_provider *p,
 
 /*
  * Rename entry `from` of the vault (open at vfd) to a new hidden name,
- * journaled as a tempdir first. *to receives the hidden name (the caller
+ * journaled as a tempdir first (with the inode it must hold, when `id`
+ * knows it). *to receives the hidden name (the caller
  * frees it), or NULL when there was nothing to rename.
  */
 static int hide(const struct orch_provider *p, int vfd, const char *from,
+		const struct orch_rp_identity *id,
 		const struct orch_res_journal *rj, size_t *idx, char **to,
 		struct cm_err *err)
 {
@@ -229,7 +231,16 @@ static int hide(const struct orch_provider *p, int vfd, const char *from,
 				  (unsigned long long)cm_random(UINT64_MAX));
 	char *path = cm_xasprintf("%s/%s", p->vault->path, name);
 	struct orch_res_ids ids = { .dir = path };
+	char inode[48];
 	int rc, e;
+
+	if (id && id->known) {
+		/* after a crash, only this inode is removed from there */
+		snprintf(inode, sizeof(inode), "%llu:%llu",
+			 (unsigned long long)id->dev,
+			 (unsigned long long)id->ino);
+		ids.inode = inode;
+	}
 
 	*to = NULL;
 	rc = rj->add(rj->ctx, ORCH_RES_TEMPDIR, &ids, idx, err);
@@ -337,7 +348,7 @@ static int local_delete(struct orch_provider *p,
 		goto out;
 	}
 	/* the entry first: a sidecar without its entry names nothing */
-	rc = hide(p, vfd, rp->name, rj, &entry_idx, &entry_to, err);
+	rc = hide(p, vfd, rp->name, &rp->id, rj, &entry_idx, &entry_to, err);
 	if (rc)
 		goto out;
 	if (!entry_to) {
@@ -347,7 +358,7 @@ static int local_delete(struct orch_provider *p,
 	rc = check_hidden(p, vfd, rp, entry_to, rj, entry_idx, err);
 	if (rc)
 		goto out;
-	rc = hide(p, vfd, side, rj, &side_idx, &side_to, err);
+	rc = hide(p, vfd, side, NULL, rj, &side_idx, &side_to, err);
 	if (rc == 0)
 		rc = remove_hidden(p, rj, entry_idx, entry_to, err);
 	if (rc == 0 && side_to)

@@ -293,6 +293,33 @@ int orch_remove_all(const char *path, struct cm_err *err)
 }
 
 
+/* A temporary directory, or a recovery point renamed to be deleted: with
+ * an inode recorded, only while the name still holds that inode (what a
+ * crash left there before the rename was checked may be someone else's). */
+static int release_tempdir(const struct orch_resource *r, struct cm_err *err)
+{
+	unsigned long long dev, ino;
+	struct stat st;
+
+	if (!r->dir)
+		return 0;
+	if (r->inode && sscanf(r->inode, "%llu:%llu", &dev, &ino) == 2) {
+		if (lstat(r->dir, &st) < 0)
+			return errno == ENOENT ? 0
+					       : cm_err_set(err, errno, "%s: %s",
+							    r->dir,
+							    strerror(errno));
+		if ((unsigned long long)st.st_dev != dev ||
+		    (unsigned long long)st.st_ino != ino) {
+			cm_warn("%s is not the recovery point that was being "
+				"deleted (inode %llu, not %llu): left alone",
+				r->dir, (unsigned long long)st.st_ino, ino);
+			return 0;
+		}
+	}
+	return orch_remove_all(r->dir, err);
+}
+
 /* ---- one record -------------------------------------------------------- */
 
 int orch_res_release(struct s3_client *s3, const struct orch_resource *res,
@@ -306,7 +333,7 @@ int orch_res_release(struct s3_client *s3, const struct orch_resource *res,
 	case ORCH_RES_UPLOAD:
 		return release_upload(s3, res, err);
 	case ORCH_RES_TEMPDIR:
-		return res->dir ? orch_remove_all(res->dir, err) : 0;
+		return release_tempdir(res, err);
 	case ORCH_RES_NODE:
 		return release_node(res, err);
 	}

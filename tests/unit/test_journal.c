@@ -452,13 +452,18 @@ static void test_identity_and_node(void **state)
 		&(struct orch_res_ids){ .device = "/dev/vaultfs-7-3",
 					.devnum = "7:3" },
 		&node, &err), 0);
+	assert_int_equal(orch_journal_res_add(j, job, ORCH_RES_TEMPDIR,
+		&(struct orch_res_ids){ .dir = "/v/.vaultfs-delete-1",
+					.inode = "2049:12" },
+		&node, &err), 0);
 	orch_journal_close(j);
 	assert_int_equal(orch_journal_open(tmp, &j, &err), 0);
 	assert_int_equal(orch_journal_load_all(j, 0, &l, &err), 0);
 	assert_int_equal(l.n, 1);
 	assert_true(l.jobs[0]->rp_id.known);
 	assert_true(orch_rp_identity_equal(&l.jobs[0]->rp_id, &job->rp_id));
-	assert_int_equal(l.jobs[0]->nres, 1);
+	assert_int_equal(l.jobs[0]->nres, 2);
+	assert_string_equal(l.jobs[0]->res[1].inode, "2049:12");
 	assert_int_equal(l.jobs[0]->res[0].kind, ORCH_RES_NODE);
 	assert_string_equal(orch_res_kind_name(ORCH_RES_NODE), "node");
 	assert_string_equal(l.jobs[0]->res[0].device, "/dev/vaultfs-7-3");

@@ -3,7 +3,8 @@
  * checked after the rename, and what is not the recovery point goes back
  * (never over something new). The race itself (another file renamed over
  * the name between the check and the rename) cannot be timed from a
- * test, so check_hidden() is called on the states it leaves.
+ * test, so check_hidden() is called on the states it leaves; and the
+ * release of a hidden name after a crash checks its inode.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -144,12 +145,43 @@ static void test_hidden_is_another_file(void **state)
 	close(vfd);
 }
 
+/* After a crash, a hidden name is removed only while it holds the inode
+ * that was renamed there. */
+static void test_hidden_after_crash(void **state)
+{
+	struct orch_resource r = { .kind = ORCH_RES_TEMPDIR };
+	struct cm_err err;
+	struct stat st;
+	char inode[48], *path = cm_xasprintf("%s/.h", tmp);
+	int vfd = open(tmp, O_RDONLY | O_DIRECTORY);
+
+	(void)state;
+	put(vfd, ".h", "someone else's");
+	assert_int_equal(fstatat(vfd, ".h", &st, 0), 0);
+	r.dir = path;
+	snprintf(inode, sizeof(inode), "%llu:%llu",
+		 (unsigned long long)st.st_dev,
+		 (unsigned long long)st.st_ino + 1);
+	r.inode = inode;
+	assert_int_equal(orch_res_release(NULL, &r, &err), 0);
+	assert_int_equal(fstatat(vfd, ".h", &st, 0), 0); /* left alone */
+	snprintf(inode, sizeof(inode), "%llu:%llu",
+		 (unsigned long long)st.st_dev, (unsigned long long)st.st_ino);
+	assert_int_equal(orch_res_release(NULL, &r, &err), 0);
+	assert_int_equal(fstatat(vfd, ".h", &st, 0), -1); /* ours: gone */
+	assert_int_equal(orch_res_release(NULL, &r, &err), 0);
+	close(vfd);
+	free(path);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(
 			test_hidden_is_the_recovery_point, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_hidden_is_another_file,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_hidden_after_crash,
 						setup, teardown),
 	};
 
