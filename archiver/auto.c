@@ -20,6 +20,11 @@
  * a loop device only when something is to be mounted: raw reads of a file
  * can skip its holes, a loop device's cannot.
  *
+ * A source handed in as a descriptor (arc_plan_new_fd) is never looked up
+ * by name: images are probed, read and attached to loop devices through
+ * it, and a directory is walked through /proc/self/fd/N, which leads to
+ * the open directory whatever happens to its name.
+ *
  * Ownership: the plan owns the source's fd, the probe result and the
  * resources it takes in `devs` (everything created after its mark, which
  * arc_plan_free() rolls back); it borrows opts, stats and, when the caller
@@ -62,6 +67,8 @@ struct arc_plan {
 	unsigned long mark;                   /* devs before we began */
 	enum plan_kind kind;
 	int fd;                               /* owned; -1 for directories */
+	int dirfd;                            /* owned: a directory handed in
+						 as a descriptor; else -1 */
 	bool is_file;
 	uint64_t size;
 	struct arc_probe probe;               /* the whole source */
@@ -131,8 +138,8 @@ static int plan_fs(struct arc_plan *p, struct cm_err *err)
 		return arc_cancel_error(err);
 	snprintf(dev, sizeof(dev), "%s", p->src);
 	if (p->is_file &&
-	    arc_loop_attach(p->devs, p->src, false, &id, dev, sizeof(dev),
-			    &e) != 0) {
+	    arc_loop_attach_fd(p->devs, p->fd, p->src, false, &id, dev,
+			       sizeof(dev), &e) != 0) {
 		snprintf(why, sizeof(why), "found %s but %s", p->probe.fstype,
 			 e.msg);
 		return fall_back_raw(p, v, why, err);
@@ -238,8 +245,8 @@ static int plan_parts(struct arc_plan *p, struct cm_err *err)
 	}
 	snprintf(p->disk, sizeof(p->disk), "%s", p->src);
 	cm_err_clear(&e);
-	if (p->is_file && arc_loop_attach(p->devs, p->src, true, &id, dev,
-					  sizeof(dev), &e) != 0) {
+	if (p->is_file && arc_loop_attach_fd(p->devs, p->fd, p->src, true,
+					     &id, dev, sizeof(dev), &e) != 0) {
 		whole_disk_raw(p, first);
 		return fall_back_raw(p, NULL, e.msg, err);
 	}
@@ -250,9 +257,10 @@ static int plan_parts(struct arc_plan *p, struct cm_err *err)
 	return 0;
 }
 
-int arc_plan_new(const char *src, enum arc_mode mode,
-		 const struct arc_source_opts *opts, struct arc_stats *stats,
-		 struct arc_plan **planp, struct cm_err *err)
+/* src_fd >= 0: the source is open there (borrowed; src names it). */
+static int plan_new(const char *src, int src_fd, enum arc_mode mode,
+		    const struct arc_source_opts *opts, struct arc_stats *stats,
+		    struct arc_plan **planp, struct cm_err *err)
 {
 	struct arc_plan *p = cm_xcalloc(1, sizeof(*p));
 	size_t real_parts = 0;
@@ -264,6 +272,7 @@ int arc_plan_new(const char *src, enum arc_mode mode,
 	p->opts = opts;
 	p->stats = stats;
 	p->fd = -1;
+	p->dirfd = -1;
 	if (opts && opts->devs) {
 		p->devs = opts->devs;
 	} else {
@@ -272,11 +281,19 @@ int arc_plan_new(const char *src, enum arc_mode mode,
 	}
 	p->mark = arc_devs_mark(p->devs);
 
-	if (stat(src, &st) != 0) {
+	if ((src_fd >= 0 ? fstat(src_fd, &st) : stat(src, &st)) != 0) {
 		rc = cm_err_set(err, errno, "%s: %s", src, strerror(errno));
 		goto out;
 	}
 	if (S_ISDIR(st.st_mode)) {
+		if (src_fd >= 0) {
+			p->dirfd = fcntl(src_fd, F_DUPFD_CLOEXEC, 0);
+			if (p->dirfd < 0) {
+				rc = cm_err_set(err, errno, "%s: %s", src,
+						strerror(errno));
+				goto out;
+			}
+		}
 		if (mode == ARC_MODE_RAW)
 			rc = cm_err_set(err, EINVAL,
 					"%s: a directory cannot be archived "
@@ -294,7 +311,8 @@ int arc_plan_new(const char *src, enum arc_mode mode,
 				src);
 		goto out;
 	}
-	p->fd = open(src, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+	p->fd = src_fd >= 0 ? fcntl(src_fd, F_DUPFD_CLOEXEC, 0)
+			    : open(src, O_RDONLY | O_CLOEXEC | O_NOCTTY);
 	if (p->fd < 0) {
 		rc = cm_err_set(err, errno, "%s: %s", src, strerror(errno));
 		goto out;
@@ -344,6 +362,22 @@ out:
 	return rc;
 }
 
+int arc_plan_new(const char *src, enum arc_mode mode,
+		 const struct arc_source_opts *opts, struct arc_stats *stats,
+		 struct arc_plan **planp, struct cm_err *err)
+{
+	return plan_new(src, -1, mode, opts, stats, planp, err);
+}
+
+int arc_plan_new_fd(int fd, const char *name, enum arc_mode mode,
+		    const struct arc_source_opts *opts, struct arc_stats *stats,
+		    struct arc_plan **planp, struct cm_err *err)
+{
+	if (fd < 0)
+		return cm_err_set(err, EBADF, "%s: no descriptor", name);
+	return plan_new(name, fd, mode, opts, stats, planp, err);
+}
+
 enum arc_method arc_plan_method(const struct arc_plan *p)
 {
 	return p->kind == PLAN_RAW ? ARC_METHOD_RAW : ARC_METHOD_TREE;
@@ -366,8 +400,8 @@ static int partition_device(struct arc_plan *p, struct arc_volume *v,
 		return 0;
 	cm_info("%s; attaching partition %u by its offset", e.msg,
 		v->partno);
-	return arc_loop_attach_range(p->devs, p->src, v->start, v->size, &id,
-				     dev, devlen, err);
+	return arc_loop_attach_range_fd(p->devs, p->fd, p->src, v->start,
+					v->size, &id, dev, devlen, err);
 }
 
 /* One partition into the tar: mounted as a tree, else raw. */
@@ -466,6 +500,17 @@ int arc_plan_run(struct arc_plan *p, struct arc_filter *out,
 	p->ran = true;
 	switch (p->kind) {
 	case PLAN_DIR:
+		if (p->dirfd >= 0) {
+			/* the open directory itself: its /proc link leads to
+			 * it whatever happens to its name; entries are named
+			 * relative to it, as for a path */
+			char proc[40];
+
+			snprintf(proc, sizeof(proc), "/proc/self/fd/%d",
+				 p->dirfd);
+			return arc_source_tree(proc, out, p->opts, p->stats,
+					       err);
+		}
 		return arc_source_tree(p->src, out, p->opts, p->stats, err);
 	case PLAN_FS:
 		return arc_source_tree(p->mnt, out, p->opts, p->stats, err);
@@ -486,6 +531,8 @@ void arc_plan_free(struct arc_plan *p)
 		arc_devs_free(p->devs);
 	if (p->fd >= 0)
 		close(p->fd);
+	if (p->dirfd >= 0)
+		close(p->dirfd);
 	arc_probe_release(&p->probe);
 	free(p->src);
 	free(p);

@@ -359,7 +359,8 @@ static int ensure_node(struct arc_devs *d, const char *name, dev_t dev,
 
 	snprintf(path, sizeof(path), "/dev/%s", name);
 	for (unsigned t = 0;; t += 50) {
-		if (is_node(path, dev))
+		/* the fault: a static /dev without the kernel's nodes */
+		if (is_node(path, dev) && !cm_fault("arc.dev_node"))
 			goto found;
 		if (t >= wait_ms)
 			break;
@@ -429,15 +430,18 @@ static int configure_loop(int lfd, int bfd, const char *image,
 	return 0;
 }
 
-static int loop_attach(struct arc_devs *d, const char *image,
+/* `image_fd` >= 0: the image open read-only (borrowed; `image` only
+ * names it); -1: open `image`. */
+static int loop_attach(struct arc_devs *d, int image_fd, const char *image,
 		       uint64_t offset, uint64_t size, bool partscan, int *id,
 		       char *dev, size_t devlen, struct cm_err *err)
 {
 	char path[64], name[32], sys[96], detail[RES_PATH];
-	int bfd, ctl = -1, lfd = -1, rc = 0, ro = 0;
+	int bfd = image_fd, ctl = -1, lfd = -1, rc = 0, ro = 0;
 	struct res *r = NULL;
 
-	bfd = open(image, O_RDONLY | O_CLOEXEC);
+	if (bfd < 0)
+		bfd = open(image, O_RDONLY | O_CLOEXEC);
 	if (bfd < 0)
 		return cm_err_set(err, errno, "%s: %s", image, strerror(errno));
 	ctl = open("/dev/loop-control", O_RDWR | O_CLOEXEC);
@@ -450,6 +454,7 @@ static int loop_attach(struct arc_devs *d, const char *image,
 	}
 	for (int attempt = 0;; attempt++) {
 		int nr = ioctl(ctl, LOOP_CTL_GET_FREE);
+		bool no_node;
 		dev_t devnum;
 
 		if (nr < 0) {
@@ -459,8 +464,10 @@ static int loop_attach(struct arc_devs *d, const char *image,
 			goto out;
 		}
 		snprintf(path, sizeof(path), "/dev/loop%d", nr);
-		lfd = open(path, O_RDONLY | O_CLOEXEC);
-		if (lfd < 0 && errno == ENOENT) {
+		/* the fault: a static /dev without the kernel's nodes */
+		no_node = cm_fault("arc.dev_node");
+		lfd = no_node ? -1 : open(path, O_RDONLY | O_CLOEXEC);
+		if (no_node || (lfd < 0 && errno == ENOENT)) {
 			/* a static /dev without the node */
 			snprintf(sys, sizeof(sys), "/sys/block/loop%d/dev", nr);
 			rc = read_devnum(sys, &devnum);
@@ -519,14 +526,23 @@ static int loop_attach(struct arc_devs *d, const char *image,
 out:
 	if (ctl >= 0)
 		close(ctl);
-	close(bfd);
+	if (bfd != image_fd)
+		close(bfd);
 	return rc;
 }
 
 int arc_loop_attach(struct arc_devs *d, const char *image, bool partscan,
 		    int *id, char *dev, size_t devlen, struct cm_err *err)
 {
-	return loop_attach(d, image, 0, 0, partscan, id, dev, devlen, err);
+	return loop_attach(d, -1, image, 0, 0, partscan, id, dev, devlen,
+			   err);
+}
+
+int arc_loop_attach_fd(struct arc_devs *d, int fd, const char *name,
+		       bool partscan, int *id, char *dev, size_t devlen,
+		       struct cm_err *err)
+{
+	return loop_attach(d, fd, name, 0, 0, partscan, id, dev, devlen, err);
 }
 
 int arc_loop_attach_range(struct arc_devs *d, const char *path,
@@ -535,7 +551,17 @@ int arc_loop_attach_range(struct arc_devs *d, const char *path,
 {
 	if (size == 0)
 		return cm_err_set(err, EINVAL, "%s: empty range", path);
-	return loop_attach(d, path, offset, size, false, id, dev, devlen,
+	return loop_attach(d, -1, path, offset, size, false, id, dev, devlen,
+			   err);
+}
+
+int arc_loop_attach_range_fd(struct arc_devs *d, int fd, const char *name,
+			     uint64_t offset, uint64_t size, int *id,
+			     char *dev, size_t devlen, struct cm_err *err)
+{
+	if (size == 0)
+		return cm_err_set(err, EINVAL, "%s: empty range", name);
+	return loop_attach(d, fd, name, offset, size, false, id, dev, devlen,
 			   err);
 }
 

@@ -83,6 +83,13 @@ void arc_devs_rollback(struct arc_devs *d, unsigned long mark);
 int arc_loop_attach(struct arc_devs *d, const char *image, bool partscan,
 		    int *id, char *dev, size_t devlen, struct cm_err *err);
 
+/* The same for an image already open read-only at `fd` (borrowed), named
+ * `name` (the hook's detail, the kernel's lo_file_name): the path is not
+ * resolved again. */
+int arc_loop_attach_fd(struct arc_devs *d, int fd, const char *name,
+		       bool partscan, int *id, char *dev, size_t devlen,
+		       struct cm_err *err);
+
 /*
  * Attach `size` bytes of `path` (an image or a block device) from
  * `offset`, read-only, with autoclear: a partition the kernel does not
@@ -91,6 +98,10 @@ int arc_loop_attach(struct arc_devs *d, const char *image, bool partscan,
 int arc_loop_attach_range(struct arc_devs *d, const char *path,
 			  uint64_t offset, uint64_t size, int *id, char *dev,
 			  size_t devlen, struct cm_err *err);
+/* The same for a source already open read-only at `fd` (borrowed). */
+int arc_loop_attach_range_fd(struct arc_devs *d, int fd, const char *name,
+			     uint64_t offset, uint64_t size, int *id,
+			     char *dev, size_t devlen, struct cm_err *err);
 
 /*
  * The device node of partition `partno` of the whole-disk device `disk`,

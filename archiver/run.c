@@ -178,7 +178,7 @@ static char *manifest_text(const struct arc_run_opts *o,
 {
 	struct cm_json *root = cm_json_new_object();
 	struct cm_json *codec;
-	char *abs = realpath(o->src, NULL);
+	char *abs = o->has_src_fd ? NULL : realpath(o->src, NULL);
 	unsigned threads = o->codec.threads;
 	char when[32];
 	char *text;
@@ -239,7 +239,7 @@ int arc_run(const struct arc_run_opts *o, struct arc_run_result *res,
 
 	memset(res, 0, sizeof(*res));
 	arc_stats_init(&res->stats);
-	if (stat(o->src, &st) != 0) {
+	if ((o->has_src_fd ? fstat(o->src_fd, &st) : stat(o->src, &st)) != 0) {
 		rc = cm_err_set(err, errno, "%s: %s", o->src, strerror(errno));
 		goto out;
 	}
@@ -257,7 +257,10 @@ int arc_run(const struct arc_run_opts *o, struct arc_run_result *res,
 	sopts.progress_ctx = o->progress_ctx;
 	sopts.devs = devs;
 	res->stats.strict = o->strict;
-	rc = arc_plan_new(o->src, o->mode, &sopts, &res->stats, &plan, err);
+	rc = o->has_src_fd ? arc_plan_new_fd(o->src_fd, o->src, o->mode,
+					     &sopts, &res->stats, &plan, err)
+			   : arc_plan_new(o->src, o->mode, &sopts, &res->stats,
+					  &plan, err);
 	if (rc == 0)
 		rc = arc_stats_check(&res->stats, err); /* a partition left out */
 	if (rc)

@@ -29,6 +29,7 @@
 #define VAULTFS_RUN_H
 
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "arc.h"
@@ -41,7 +42,13 @@
 #include "verify.h"
 
 struct arc_run_opts {
-	const char *src;
+	const char *src;          /* the source's path; with has_src_fd only
+				     its name (messages, the manifest) */
+	/* has_src_fd: read the source through src_fd (a directory, regular
+	 * file or block device, open read-only; borrowed until arc_run
+	 * returns), never through its name (see arc_plan_new_fd) */
+	int src_fd;
+	bool has_src_fd;
 	enum arc_mode mode;
 	struct arc_codec_opts codec;
 	const char *dest;         /* s3://bucket/prefix/, s3://b/key, path, - */

@@ -258,6 +258,15 @@ struct arc_plan;
 int arc_plan_new(const char *src, enum arc_mode mode,
 		 const struct arc_source_opts *opts, struct arc_stats *stats,
 		 struct arc_plan **planp, struct cm_err *err);
+/*
+ * The same for a source open at `fd` (borrowed: the plan keeps its own
+ * duplicate), named `name` in messages: it is never resolved by name
+ * again. A directory is walked through /proc/self/fd/N (entries are named
+ * as for a path); an image is probed, read and attached through the fd.
+ */
+int arc_plan_new_fd(int fd, const char *name, enum arc_mode mode,
+		    const struct arc_source_opts *opts, struct arc_stats *stats,
+		    struct arc_plan **planp, struct cm_err *err);
 enum arc_method arc_plan_method(const struct arc_plan *p);
 /* Stream the source into `out` (borrowed; not closed). Once only. */
 int arc_plan_run(struct arc_plan *p, struct arc_filter *out,

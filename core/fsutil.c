@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,7 +31,10 @@ int cm_write_all(int fd, const void *p, size_t n)
 	return 0;
 }
 
-int cm_mkdirs(const char *path, mode_t mode, struct cm_err *err)
+/* mkdir -p; with `durable`, the parent of every directory made is
+ * fsynced once it holds it. */
+static int mkdirs(const char *path, mode_t mode, bool durable,
+		  struct cm_err *err)
 {
 	char *p = cm_xstrdup(path);
 	int rc = 0;
@@ -41,10 +45,19 @@ int cm_mkdirs(const char *path, mode_t mode, struct cm_err *err)
 		if (c != '/' && c != '\0')
 			continue;
 		*s = '\0';
-		if (mkdir(p, mode) < 0 && errno != EEXIST) {
-			rc = cm_err_set(err, errno, "mkdir %s: %s", p,
-					strerror(errno));
-			break;
+		if (mkdir(p, mode) < 0) {
+			if (errno != EEXIST) {
+				rc = cm_err_set(err, errno, "mkdir %s: %s", p,
+						strerror(errno));
+				break;
+			}
+		} else if (durable) {
+			rc = cm_fsync_parent(p);
+			if (rc) {
+				cm_err_set(err, -rc, "%s: fsync of its "
+					   "parent: %s", p, strerror(-rc));
+				break;
+			}
 		}
 		*s = c;
 		if (!c)
@@ -52,6 +65,16 @@ int cm_mkdirs(const char *path, mode_t mode, struct cm_err *err)
 	}
 	free(p);
 	return rc;
+}
+
+int cm_mkdirs(const char *path, mode_t mode, struct cm_err *err)
+{
+	return mkdirs(path, mode, false, err);
+}
+
+int cm_mkdirs_durable(const char *path, mode_t mode, struct cm_err *err)
+{
+	return mkdirs(path, mode, true, err);
 }
 
 int cm_fsync_parent(const char *path)

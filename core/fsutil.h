@@ -19,6 +19,16 @@ int cm_write_all(int fd, const void *p, size_t n);
  * fine. The message names the component that failed. */
 int cm_mkdirs(const char *path, mode_t mode, struct cm_err *err);
 
+/*
+ * cm_mkdirs, durable: each directory it creates is made, then the
+ * directory it was created in is fsynced, so that after a crash a file
+ * written (and fsynced, with its own directory) below `path` cannot be
+ * lost with a directory entry on the way to it. Directories that exist
+ * are not touched: only the parents of what this call created are
+ * fsynced, up to the first one that existed (the store's root, say).
+ */
+int cm_mkdirs_durable(const char *path, mode_t mode, struct cm_err *err);
+
 /* fsync the directory holding `path` (so a rename in it is durable). */
 int cm_fsync_parent(const char *path);
 

@@ -42,7 +42,8 @@ static const char *const top_keys[] = {
 	"expectedBucketOwner", "tags", "securityTag", "autoDeleteSnapshot",
 	"autoStart", "lifecycleRules", "storageClass", "sse", "kmsKeyId",
 	"compression", "concurrency", "partSize", "stateDir", "verify",
-	"maxAttempts", "onFailure", "rescanSeconds", NULL
+	"maxAttempts", "onFailure", "onFailureTimeoutSeconds",
+	"rescanSeconds", NULL
 };
 static const char *const vault_keys[] = { "name", "type", "path", NULL };
 static const char *const security_tag_keys[] = { "key", "value", NULL };
@@ -137,6 +138,7 @@ void orch_config_default(struct orch_config *cfg)
 	cfg->verify = ORCH_VERIFY_ETAG;
 	cfg->max_attempts = 3;
 	cfg->rescan_seconds = 60;
+	cfg->on_failure_timeout_seconds = 300;
 }
 
 const struct orch_vault_config *orch_config_vault(const struct orch_config *cfg,
@@ -1009,6 +1011,9 @@ static int parse_jobs(struct parser *p, const struct cm_json *root)
 			     &cfg->on_failure, NULL);
 	if (!rc && cfg->on_failure && !*cfg->on_failure)
 		set_str(&cfg->on_failure, NULL);
+	if (!rc)
+		rc = get_uint(p, root, NULL, "onFailureTimeoutSeconds", 1,
+			      86400, NULL, &cfg->on_failure_timeout_seconds);
 	free(verify);
 	return rc;
 }

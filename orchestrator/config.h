@@ -113,6 +113,8 @@ struct orch_config {
 	enum orch_verify verify;
 	unsigned max_attempts;  /* tries per job, >= 1 */
 	char *on_failure;       /* NULL or a shell command */
+	unsigned on_failure_timeout_seconds; /* then its process group is
+						killed; default 300 */
 	unsigned rescan_seconds; /* periodic vault rescan; 0: inotify only */
 };
 

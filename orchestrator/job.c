@@ -1,8 +1,10 @@
 /*
  * job.c - one run of one job, on the worker thread that picked it:
  *
- *   restoring   the provider makes the recovery point readable (local: a
- *               check that it is still the one queued)
+ *   restoring   the provider makes the recovery point readable (local:
+ *               opened once, checked to be still the one queued; the
+ *               archiver reads through that descriptor, after the
+ *               provider's check() right before archiving)
  *   archiving   arc_run() into PREFIX/RESOURCE/Y=/M=/D=/JOBID/, its loop
  *               devices, mounts and multipart upload journaled through its
  *               hooks as they appear; then manifest.json, completed with
@@ -21,6 +23,8 @@
  *               archive was verified and is complete, autoDeleteSnapshot
  *               is on and the security tag allows it, the snapshot is
  *               deleted
+ *   (a failed or incomplete job starts onFailure, which runs beside the
+ *   next jobs: onfailure.h)
  *   succeeded | incomplete | failed | cancelled, or queued again: for a
  *               retry with backoff after a retryable error, or, when the
  *               engine is stopping, for the next start (the run then does
@@ -47,6 +51,7 @@
 #include "log.h"
 #include "mem.h"
 #include "resources.h"
+#include "onfailure.h"
 #include "s3.h"
 #include "timeutil.h"
 #include "verify.h"
@@ -66,7 +71,6 @@
 extern char **environ;
 
 #define SAVE_EVERY_NS 1000000000ULL  /* progress into the journal */
-#define ON_FAILURE_TIMEOUT_MS 300000
 #define RETRY_BASE_MS 2000
 #define RETRY_MAX_MS 60000
 
@@ -304,8 +308,9 @@ static bool find_res(struct job *jb, enum orch_res_kind kind,
 	return false;
 }
 
-/* arc_run's loop devices and mounts (blockdev.h). Device nodes made with
- * mknod are not journaled: a stale node in /dev holds nothing. */
+static void test_pause(struct job *jb, const char *stage);
+
+/* arc_run's loop devices, mounts and device nodes (blockdev.h). */
 static int on_resource(void *ctx, enum arc_res_event ev,
 		       enum arc_res_kind kind, const char *path,
 		       const char *detail)
@@ -317,13 +322,16 @@ static int on_resource(void *ctx, enum arc_res_event ev,
 	size_t idx;
 	int rc = 0;
 
-	if (kind == ARC_RES_NODE)
-		return 0;
 	cm_err_clear(&e);
-	rk = kind == ARC_RES_MOUNT ? ORCH_RES_MOUNT : ORCH_RES_LOOP;
+	rk = kind == ARC_RES_MOUNT ? ORCH_RES_MOUNT :
+	     kind == ARC_RES_NODE  ? ORCH_RES_NODE :
+				     ORCH_RES_LOOP;
 	if (kind == ARC_RES_MOUNT) {
 		ids.mount_point = path;
 		ids.device = detail;
+	} else if (kind == ARC_RES_NODE) {
+		ids.device = path;
+		ids.devnum = detail;
 	} else {
 		ids.device = path;
 		ids.backing_file = detail;
@@ -349,6 +357,8 @@ static int on_resource(void *ctx, enum arc_res_event ev,
 		break;
 	}
 	pthread_mutex_unlock(&jb->lock);
+	if (rc == 0 && ev == ARC_RES_CREATED && kind == ARC_RES_MOUNT)
+		test_pause(jb, "mounted");
 	if (rc && ev == ARC_RES_RELEASED) {
 		/* it is gone; the record says otherwise, which only costs a
 		 * check at the next start */
@@ -494,9 +504,11 @@ static int job_dir(struct job *jb, char **out, struct cm_err *err)
 				jb->j->resource_id, t, jb->j->id, out, err);
 }
 
-/* The recovery point, read again, must be the one queued. */
+/* The recovery point, read again, must be the one queued (`since`:
+ * "queued" or "archived", for the message). */
 static int refresh_rp(struct job *jb, struct orch_provider *prov,
-		      struct orch_recovery_point *rp, struct cm_err *err)
+		      struct orch_recovery_point *rp, const char *since,
+		      struct cm_err *err)
 {
 	const struct orch_job *j = jb->j;
 	int rc;
@@ -509,11 +521,12 @@ static int refresh_rp(struct job *jb, struct orch_provider *prov,
 		return rc;
 	if ((j->rp_size && rp->size != j->rp_size) ||
 	    (j->rp_mtime && rp->mtime != j->rp_mtime) ||
-	    strcmp(rp->resource_id, j->resource_id) != 0) {
+	    strcmp(rp->resource_id, j->resource_id) != 0 ||
+	    (j->rp_id.known && !orch_rp_identity_equal(&rp->id, &j->rp_id))) {
 		orch_rp_release(rp);
 		return cm_err_set(err, ESTALE, "superseded: recovery point "
-				  "%s changed since it was queued (a new job "
-				  "takes it)", j->rp_path);
+				  "%s changed since it was %s (a new job "
+				  "takes it)", j->rp_path, since);
 	}
 	pthread_mutex_lock(&jb->lock);
 	if (jb->have_rp)
@@ -605,12 +618,14 @@ static int archive(struct job *jb, const struct orch_recovery_point *rp,
 		dest = cm_xasprintf("s3://%s/%s", cfg->bucket, dir_key);
 	} else {
 		dest = cm_xasprintf("%s/%s", cfg->store_dir, dir_key);
-		rc = cm_mkdirs(dest, 0755, err);
+		rc = cm_mkdirs_durable(dest, 0755, err);
 	}
 	draft = cm_xasprintf("%s/%s.manifest.json", o->tmp_dir, j->id);
 	if (rc)
 		goto out;
 	ro.src = restored->path;
+	ro.src_fd = restored->fd;
+	ro.has_src_fd = restored->fd >= 0;
 	ro.mode = restored->mode;
 	ro.codec.codec = cfg->compression.codec;
 	ro.codec.level = cfg->compression.level;
@@ -1071,7 +1086,7 @@ static char *maybe_delete_snapshot(struct job *jb, struct orch_provider *prov)
 	if (jb->j->snapshot_deleted || !prov)
 		return NULL;
 	cm_err_clear(&e);
-	rc = refresh_rp(jb, prov, &rp, &e);
+	rc = refresh_rp(jb, prov, &rp, "archived", &e);
 	if (rc) {
 		note = cm_xasprintf("snapshot kept: %s", e.msg);
 		goto out;
@@ -1109,15 +1124,10 @@ static bool env_ours(const char *kv)
 void job_on_failure(struct job *jb)
 {
 	const char *cmd = jb->o->cfg->on_failure;
-	posix_spawnattr_t attr;
-	sigset_t none, dfl;
 	char **envp;
 	size_t n = 0, k = 0;
-	char *argv[] = { (char *)"sh", (char *)"-c", NULL, NULL };
-	pid_t pid;
-	int rc, status = 0;
 
-	if (!cmd || !*cmd)
+	if (!cmd || !*cmd || !jb->o->failure_cmds)
 		return;
 	while (environ[n])
 		n++;
@@ -1141,49 +1151,8 @@ void job_on_failure(struct job *jb)
 				 jb->o->jobs_dir, jb->j->id);
 	pthread_mutex_unlock(&jb->lock);
 	envp[k] = NULL;
-	argv[2] = (char *)cmd;
-
-	sigemptyset(&none);
-	sigemptyset(&dfl);
-	sigaddset(&dfl, SIGINT);
-	sigaddset(&dfl, SIGTERM);
-	sigaddset(&dfl, SIGHUP);
-	sigaddset(&dfl, SIGPIPE);
-	posix_spawnattr_init(&attr);
-	posix_spawnattr_setsigmask(&attr, &none);
-	posix_spawnattr_setsigdefault(&attr, &dfl);
-	posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK |
-					       POSIX_SPAWN_SETSIGDEF);
-	rc = posix_spawn(&pid, "/bin/sh", NULL, &attr, argv, envp);
-	posix_spawnattr_destroy(&attr);
-	if (rc) {
-		cm_warn("job %s: onFailure: cannot run /bin/sh: %s",
-			jb->j->id, strerror(rc));
-		goto out;
-	}
-	for (unsigned ms = 0;; ms += 50) {
-		pid_t w = waitpid(pid, &status, WNOHANG);
-
-		if (w == pid || (w < 0 && errno != EINTR))
-			break;
-		if (ms >= ON_FAILURE_TIMEOUT_MS) {
-			cm_warn("job %s: onFailure still running after %u s: "
-				"killed", jb->j->id,
-				ON_FAILURE_TIMEOUT_MS / 1000);
-			kill(pid, SIGKILL);
-			waitpid(pid, &status, 0);
-			break;
-		}
-		cm_sleep_ms(50);
-	}
-	if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
-		cm_info("job %s: onFailure ran", jb->j->id);
-	else
-		cm_warn("job %s: onFailure command %s %d", jb->j->id,
-			WIFEXITED(status) ? "exited with" : "killed by signal",
-			WIFEXITED(status) ? WEXITSTATUS(status)
-					  : WTERMSIG(status));
-out:
+	/* its own process, waited for and timed out by the reaper */
+	orch_failure_cmds_spawn(jb->o->failure_cmds, jb->j->id, cmd, envp);
 	for (size_t i = 0; i < k; i++)
 		free(envp[i]);
 	free(envp);
@@ -1293,6 +1262,7 @@ enum job_outcome job_run(struct job *jb)
 
 	memset(&rp, 0, sizeof(rp));
 	memset(&restored, 0, sizeof(restored));
+	restored.fd = -1;
 	cm_err_clear(&err);
 	cm_err_clear(&e2);
 	log_open(jb);
@@ -1325,7 +1295,7 @@ enum job_outcome job_run(struct job *jb)
 	if (rc == 0)
 		rc = check_cancel(jb, &err);
 	if (rc == 0) {
-		rc = refresh_rp(jb, prov, &rp, &err);
+		rc = refresh_rp(jb, prov, &rp, "queued", &err);
 		jb->superseded = rc == -ESTALE;
 	}
 	if (rc)
@@ -1340,6 +1310,8 @@ enum job_outcome job_run(struct job *jb)
 	rc = enter(jb, ORCH_JOB_ARCHIVING, &err);
 	if (rc == 0)
 		rc = check_cancel(jb, &err);
+	if (rc == 0 && prov->ops->check) /* still the one restored */
+		rc = prov->ops->check(prov, &rp, &restored, &err);
 	if (rc == 0)
 		rc = archive(jb, &rp, &restored, dir_key, &err);
 	if (rc)

@@ -60,7 +60,7 @@ static const char *const state_names[ORCH_JOB_NSTATES] = {
 	"succeeded", "failed", "cancelled", "incomplete",
 };
 static const char *const kind_names[ORCH_RES_NKINDS] = {
-	"loop", "mount", "upload", "tempdir",
+	"loop", "mount", "upload", "tempdir", "node",
 };
 static const char *const status_names[] = {
 	"intended", "created", "released",
@@ -85,6 +85,8 @@ static const struct id_field id_fields[] = {
 	ID_FIELD("key", key),
 	ID_FIELD("uploadId", upload_id),
 	ID_FIELD("dir", dir),
+	ID_FIELD("devnum", devnum),
+	ID_FIELD("inode", inode),
 };
 #define NID_FIELDS (sizeof(id_fields) / sizeof(id_fields[0]))
 
@@ -243,6 +245,56 @@ static void add_time(struct cm_json *obj, const char *key, time_t t)
 	cm_json_add_str(obj, key, buf);
 }
 
+/* Nanoseconds pass 2^53: the identity's numbers are decimal strings. */
+static void add_identity(struct cm_json *rp, const struct orch_rp_identity *id)
+{
+	struct cm_json *o = cm_json_add_object(rp, "identity");
+	char buf[32];
+
+	snprintf(buf, sizeof(buf), "%llu", (unsigned long long)id->dev);
+	cm_json_add_str(o, "dev", buf);
+	snprintf(buf, sizeof(buf), "%llu", (unsigned long long)id->ino);
+	cm_json_add_str(o, "ino", buf);
+	snprintf(buf, sizeof(buf), "%llu", (unsigned long long)id->size);
+	cm_json_add_str(o, "size", buf);
+	snprintf(buf, sizeof(buf), "%lld", (long long)id->ctime_ns);
+	cm_json_add_str(o, "ctimeNs", buf);
+	snprintf(buf, sizeof(buf), "%lld", (long long)id->mtime_ns);
+	cm_json_add_str(o, "mtimeNs", buf);
+}
+
+static bool get_dec(const struct cm_json *obj, const char *key,
+		    uint64_t *out)
+{
+	const char *s = cm_json_get_str(obj, key);
+	char *end;
+
+	if (!s || *s < '0' || *s > '9')
+		return false;
+	errno = 0;
+	*out = strtoull(s, &end, 10);
+	return errno == 0 && *end == '\0';
+}
+
+/* recoveryPoint.identity: absent (an older journal) or whole. */
+static bool get_identity(const struct cm_json *rp, struct orch_rp_identity *id)
+{
+	const struct cm_json *o = cm_json_get(rp, "identity");
+	uint64_t c, m;
+
+	memset(id, 0, sizeof(*id));
+	if (!o)
+		return true;
+	if (!get_dec(o, "dev", &id->dev) || !get_dec(o, "ino", &id->ino) ||
+	    !get_dec(o, "size", &id->size) || !get_dec(o, "ctimeNs", &c) ||
+	    !get_dec(o, "mtimeNs", &m) || c > INT64_MAX || m > INT64_MAX)
+		return false;
+	id->ctime_ns = (int64_t)c;
+	id->mtime_ns = (int64_t)m;
+	id->known = true;
+	return true;
+}
+
 static char *job_to_text(const struct orch_job *job)
 {
 	struct cm_json *root = cm_json_new_object();
@@ -259,6 +311,8 @@ static char *job_to_text(const struct orch_job *job)
 		cm_json_add_u64(o, "size", job->rp_size);
 	if (job->rp_mtime > 0)
 		cm_json_add_u64(o, "mtime", (uint64_t)job->rp_mtime);
+	if (job->rp_id.known)
+		add_identity(o, &job->rp_id);
 	cm_json_add_str(root, "state", orch_job_state_name(job->state));
 	cm_json_add_u64(root, "attempts", job->attempts);
 	o = cm_json_add_object(root, "times");
@@ -445,6 +499,10 @@ static int job_from_json(const struct cm_json *root, const char *want_id,
 		goto out;
 	}
 	job->rp_mtime = (time_t)v;
+	if (!get_identity(rp, &job->rp_id)) {
+		reject(why, n, "recoveryPoint.identity: bad");
+		goto out;
+	}
 	st = lookup(state_names, ORCH_JOB_NSTATES,
 		    cm_json_get_str(root, "state"));
 	if (st < 0) {

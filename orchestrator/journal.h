@@ -11,7 +11,8 @@
  *
  * A job records its recovery point, its state and the time it entered each
  * state, attempts, progress, result and last error, and every resource it
- * creates (loop device, mount, multipart upload, temporary directory). The
+ * creates (loop device, mount, multipart upload, temporary directory,
+ * device node). The
  * rule that makes recovery possible: a resource is added (status
  * "intended") and saved BEFORE it is created, marked "created" with what
  * was learned (the loop device, the upload id) right after, and
@@ -44,6 +45,7 @@
 
 #include "err.h"
 #include "keys.h"
+#include "rp_identity.h"
 
 enum orch_job_state {
 	ORCH_JOB_QUEUED = 0,
@@ -71,8 +73,10 @@ enum orch_res_kind {
 	ORCH_RES_MOUNT,    /* a mount: mount_point, device */
 	ORCH_RES_UPLOAD,   /* a multipart upload: bucket, key, upload_id */
 	ORCH_RES_TEMPDIR,  /* a temporary directory: dir */
+	ORCH_RES_NODE,     /* a block device node we made: device (its
+			      path), devnum ("major:minor") */
 };
-#define ORCH_RES_NKINDS 4
+#define ORCH_RES_NKINDS 5
 
 enum orch_res_status {
 	ORCH_RES_INTENDED = 0, /* recorded, creation may not have happened */
@@ -92,6 +96,9 @@ struct orch_res_ids {
 	const char *key;          /* upload */
 	const char *upload_id;    /* upload, known once created */
 	const char *dir;          /* tempdir */
+	const char *devnum;       /* node: "major:minor" */
+	const char *inode;        /* tempdir: "dev:ino" of what it must be
+				     (a recovery point being deleted) */
 };
 
 struct orch_resource {
@@ -106,6 +113,8 @@ struct orch_resource {
 	char *key;
 	char *upload_id;
 	char *dir;
+	char *devnum;
+	char *inode;
 };
 
 struct orch_job {
@@ -116,6 +125,9 @@ struct orch_job {
 	uint64_t rp_size;    /* the recovery point's size when queued; 0:
 				unknown (it tells a replaced one apart) */
 	time_t rp_mtime;     /* and its mtime; 0: unknown */
+	/* a local recovery point's identity when queued (rp_identity.h):
+	 * checked when it is opened, before archiving and before deleting */
+	struct orch_rp_identity rp_id;
 	enum orch_job_state state;
 	unsigned attempts;   /* started runs, this one included */
 	time_t times[ORCH_JOB_NSTATES]; /* last entry into each; 0: never */

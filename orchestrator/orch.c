@@ -27,6 +27,7 @@
  * watcher and an export racing for one recovery point queue it once.
  */
 #include "orch_int.h"
+#include "onfailure.h"
 #include "json.h"
 #include "fsutil.h"
 #include "log.h"
@@ -112,7 +113,8 @@ static enum orch_job_state job_state(struct job *jb)
 }
 
 /* The newest job for the same recovery point (vault, path, resource id,
- * size and mtime), or NULL. Caller holds o->lock. */
+ * size and mtime, and the same file where both know it), or NULL. Caller
+ * holds o->lock. */
 static struct job *find_job_for(struct orch *o,
 				const struct orch_recovery_point *rp)
 {
@@ -123,7 +125,10 @@ static struct job *find_job_for(struct orch *o,
 		if (strcmp(j->vault, rp->vault) == 0 &&
 		    strcmp(j->rp_path, rp->path) == 0 &&
 		    strcmp(j->resource_id, rp->resource_id) == 0 &&
-		    j->rp_size == rp->size && j->rp_mtime == rp->mtime)
+		    j->rp_size == rp->size && j->rp_mtime == rp->mtime &&
+		    (!j->rp_id.known || !rp->id.known ||
+		     (j->rp_id.dev == rp->id.dev &&
+		      j->rp_id.ino == rp->id.ino)))
 			return o->jobs[i];
 	}
 	return NULL;
@@ -206,13 +211,16 @@ struct orch *orch_new(const struct orch_config *cfg,
 	o->tmp_dir = cm_xasprintf("%s/tmp", cfg->state_dir);
 	o->jobs_dir = cm_xasprintf("%s/jobs", cfg->state_dir);
 	parse_pauses(o);
+	if (cfg->on_failure)
+		o->failure_cmds = orch_failure_cmds_new(
+			cfg->on_failure_timeout_seconds * 1000);
 
 	/* the embedded default's directories are ours to create */
 	for (size_t i = 0; i < cfg->nvaults && rc == 0; i++)
 		if (!strcmp(cfg->vaults[i].path, ORCH_DEFAULT_VAULT_PATH))
 			rc = cm_mkdirs(cfg->vaults[i].path, 0755, err);
 	if (rc == 0 && cfg->dest_kind == ORCH_DEST_LOCAL)
-		rc = cm_mkdirs(cfg->store_dir, 0755, err);
+		rc = cm_mkdirs_durable(cfg->store_dir, 0755, err);
 	if (rc)
 		goto fail;
 	if (cfg->dest_kind == ORCH_DEST_S3) {
@@ -381,6 +389,7 @@ static int submit_rp(struct orch *o, const struct orch_recovery_point *rp,
 	j = orch_job_new(rp->vault, rp->path, rp->resource_id);
 	j->rp_size = rp->size;
 	j->rp_mtime = rp->mtime;
+	j->rp_id = rp->id;
 	rc = orch_journal_save(o->journal, j, err);
 	if (rc) {
 		orch_job_free(j);
@@ -807,6 +816,8 @@ void orch_free(struct orch *o)
 	if (!o)
 		return;
 	orch_stop(o);
+	/* onFailure commands still running: each until its timeout */
+	orch_failure_cmds_free(o->failure_cmds);
 	for (size_t i = 0; i < o->njobs; i++)
 		job_free(o->jobs[i]);
 	free(o->jobs);

@@ -93,6 +93,8 @@ struct job {
 
 /* Test-only pauses (VAULTFS_TEST_PAUSE_AT, see docs/orchestrator.md). */
 #define ORCH_PAUSE_MAX 8
+struct orch_failure_cmds;
+
 struct orch_pause {
 	char stage[16];
 	unsigned ms;
@@ -106,6 +108,8 @@ struct orch {
 	struct orch_journal *journal;  /* owned once started */
 	char *tmp_dir;                 /* STATEDIR/tmp: manifests in work */
 	char *jobs_dir;                /* STATEDIR/jobs: the job logs */
+	struct orch_failure_cmds *failure_cmds; /* owned; NULL without
+						   onFailure */
 	struct orch_pause pauses[ORCH_PAUSE_MAX];
 	size_t npauses;
 
@@ -139,7 +143,8 @@ enum job_outcome job_run(struct job *jb);
 void job_info(struct job *jb, struct orch_job_info *out);
 /* Save jb->j (takes jb->lock). */
 int job_save(struct job *jb, struct cm_err *err);
-/* Run the configured onFailure command for a failed job. */
+/* Start the configured onFailure command for a failed job; returns at
+ * once (onfailure.h waits for it and kills it at its timeout). */
 void job_on_failure(struct job *jb);
 /* Release every unreleased resource the journal lists; 0 when all are
  * released now. */

@@ -7,8 +7,9 @@
  * only one so far: a local vault's recovery points are image files and
  * directory trees, which the archiver reads directly (it attaches images
  * to read-only loop devices itself and reports them to the job's journal
- * through arc_run's hooks), so restoring is a check that the recovery
- * point is still the one that was queued, and release has nothing to do.
+ * through arc_run's hooks), so restoring opens the recovery point once
+ * (checking that it is still the one that was queued, rp_identity.h) and
+ * hands the descriptor to the archiver; release closes what it kept.
  * The next ones fit the same calls:
  *
  *   AWS EBS      restore: CreateVolume (gp3) from the snapshot, attach it,
@@ -28,7 +29,8 @@
  *
  * A recovery point is described by struct orch_recovery_point
  * (vault_local.h): vault, name, path (a file, directory or ARN), type,
- * size, mtime, resource id, creation time, tags and a sidecar error.
+ * size, mtime, resource id, creation time, tags, a sidecar error and, for
+ * local ones, its identity (rp_identity.h).
  *
  * Threads: a provider is created once per vault and then used from any
  * number of job threads at once; its calls must be thread-safe (the
@@ -66,6 +68,9 @@ struct orch_res_journal {
 /* What restore() made readable. */
 struct orch_restored {
 	char *path;         /* owned: a block device, image or directory */
+	int fd;             /* owned: it, open read-only, or -1 (then the
+			       archiver opens path); the archiver reads
+			       through it and never resolves path again */
 	enum arc_mode mode; /* how to archive it (auto for local) */
 	void *priv;         /* the provider's, for release() */
 };
@@ -85,12 +90,19 @@ struct orch_provider_ops {
 		       const struct orch_recovery_point *rp,
 		       const struct orch_res_journal *rj,
 		       struct orch_restored *out, struct cm_err *err);
+	/* Right before archiving: what restore() made is still the
+	 * recovery point (local: the name still leads to the open file).
+	 * NULL: nothing to check. */
+	int (*check)(struct orch_provider *p,
+		     const struct orch_recovery_point *rp,
+		     const struct orch_restored *r, struct cm_err *err);
 	/* Give back what restore() made; never fails (logs problems). */
 	void (*release)(struct orch_provider *p,
 			const struct orch_res_journal *rj,
 			struct orch_restored *r);
 	/* Delete the snapshot itself. The caller has checked the policy
-	 * (autoDeleteSnapshot, verified archive, security tag). */
+	 * (autoDeleteSnapshot, verified archive, security tag); rp->id (when
+	 * known) is what must be deleted and nothing else. */
 	int (*delete_snapshot)(struct orch_provider *p,
 			       const struct orch_recovery_point *rp,
 			       const struct orch_res_journal *rj,

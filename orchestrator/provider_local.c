@@ -3,10 +3,13 @@
  * provider-independent helpers of provider.h.
  *
  * A local recovery point is an image file or a directory tree that the
- * archiver reads in place: restore() only checks that it is still there and
- * of the same type, and hands its path over (the archiver attaches an image
- * to a read-only loop device itself and tells the job's journal). release()
- * has nothing to give back.
+ * archiver reads in place: restore() opens it once, relative to the vault
+ * directory, without following a symlink or blocking on a FIFO, checks
+ * its type and identity (rp_identity.h) and hands the descriptor over
+ * (the archiver attaches an image to a read-only loop device itself,
+ * through that descriptor, and tells the job's journal); check() makes
+ * sure right before archiving that the name still leads to it. release()
+ * closes the vault directory it kept.
  *
  * Deleting a snapshot must never leave something that looks like a
  * different recovery point: an image whose sidecar is gone would come back
@@ -14,8 +17,12 @@
  * tree. So the entry and then its sidecar are first renamed to hidden names
  * in the vault (".vaultfs-delete-<random>", which a vault never lists),
  * each recorded in the journal beforehand as a temporary directory, and
- * only then removed. A crash anywhere leaves at most hidden names, which
- * the next start removes from the journal's records.
+ * only then removed. The name is checked against the recovery point's
+ * identity right before the rename, and the hidden name right after it
+ * (device, inode, size, mtime: a rename changes the ctime); another file
+ * that took the name in between goes back under it, and nothing is
+ * deleted. A crash anywhere leaves at most hidden names, which the next
+ * start removes from the journal's records.
  *
  * No state: every call may run on any thread at once.
  */
@@ -27,6 +34,7 @@
 #include "timeutil.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -59,7 +67,10 @@ void orch_provider_free(struct orch_provider *p)
 void orch_restored_release(struct orch_restored *r)
 {
 	free(r->path);
+	if (r->fd >= 0)
+		close(r->fd);
 	memset(r, 0, sizeof(*r));
+	r->fd = -1;
 }
 
 bool orch_rp_tag_allows_delete(const struct orch_config *cfg,
@@ -110,6 +121,7 @@ void orch_rp_copy(struct orch_recovery_point *dst,
 	}
 	dst->ntags = src->ntags;
 	dst->error = dup_or_null(src->error);
+	dst->id = src->id;
 }
 
 /* ---- the local provider ------------------------------------------------ */
@@ -126,112 +138,237 @@ static int local_inspect(struct orch_provider *p, const char *name,
 	return orch_vault_inspect(p->vault, name, out, err);
 }
 
+static int open_vault_dir(const struct orch_provider *p, struct cm_err *err)
+{
+	int fd = open(p->vault->path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+	if (fd < 0)
+		return cm_err_set(err, errno, "vault \"%s\": %s: %s",
+				  p->vault->name, p->vault->path,
+				  strerror(errno));
+	return fd;
+}
+
+/* What a restore keeps (orch_restored.priv): the vault directory, for
+ * check() to look at the name again relative to it. */
+struct local_restored {
+	int vfd;
+};
+
+/* The recovery point is opened here, once, and the archiver reads
+ * through that descriptor; the vault's stays open for check(). */
 static int local_restore(struct orch_provider *p,
 			 const struct orch_recovery_point *rp,
 			 const struct orch_res_journal *rj,
 			 struct orch_restored *out, struct cm_err *err)
 {
-	struct stat st;
-	bool ok;
+	struct local_restored *lr;
+	int vfd, fd = -1, rc;
 
-	(void)p;
 	(void)rj;
 	memset(out, 0, sizeof(*out));
+	out->fd = -1;
 	if (rp->error)
 		return cm_err_set(err, EINVAL, "%s", rp->error);
-	if (lstat(rp->path, &st) < 0)
-		return cm_err_set(err, errno, "%s: %s", rp->path,
-				  strerror(errno));
-	ok = rp->type == ORCH_RP_TREE ? S_ISDIR(st.st_mode)
-				      : S_ISREG(st.st_mode);
-	if (!ok)
-		return cm_err_set(err, EINVAL, "%s: no longer a %s", rp->path,
-				  rp->type == ORCH_RP_TREE ? "directory"
-							   : "regular file");
+	vfd = open_vault_dir(p, err);
+	if (vfd < 0)
+		return vfd;
+	rc = orch_rp_open(vfd, rp->name, rp->path, rp->type == ORCH_RP_TREE,
+			  &rp->id, &fd, err);
+	if (rc) {
+		close(vfd);
+		return rc;
+	}
 	out->path = cm_xstrdup(rp->path);
+	out->fd = fd;
 	out->mode = ARC_MODE_AUTO;
+	lr = cm_xmalloc(sizeof(*lr));
+	lr->vfd = vfd;
+	out->priv = lr;
 	return 0;
+}
+
+static int local_check(struct orch_provider *p,
+		       const struct orch_recovery_point *rp,
+		       const struct orch_restored *r, struct cm_err *err)
+{
+	const struct local_restored *lr = r->priv;
+
+	(void)p;
+	if (!lr || r->fd < 0)
+		return cm_err_set(err, EINVAL, "%s: not restored", rp->path);
+	return orch_rp_check_name(lr->vfd, rp->name, rp->path, r->fd, err);
 }
 
 static void local_release(struct orch_provider *p,
 			  const struct orch_res_journal *rj,
 			  struct orch_restored *r)
 {
+	struct local_restored *lr = r->priv;
+
 	(void)p;
 	(void)rj;
-	(void)r; /* the archiver gave back its loop devices and mounts */
+	/* the archiver gave back its loop devices and mounts */
+	if (lr) {
+		close(lr->vfd);
+		free(lr);
+		r->priv = NULL;
+	}
 }
 
 /*
- * Rename `from` to a new hidden name in dir, journaled as a tempdir first.
- * *to receives the hidden name (the caller frees it), or NULL when there
- * was nothing to rename.
+ * Rename entry `from` of the vault (open at vfd) to a new hidden name,
+ * journaled as a tempdir first (with the inode it must hold, when `id`
+ * knows it). *to receives the hidden name (the caller
+ * frees it), or NULL when there was nothing to rename.
  */
-static int hide(const char *dir, const char *from,
+static int hide(const struct orch_provider *p, int vfd, const char *from,
+		const struct orch_rp_identity *id,
 		const struct orch_res_journal *rj, size_t *idx, char **to,
 		struct cm_err *err)
 {
-	char *path = cm_xasprintf("%s/.vaultfs-delete-%016llx", dir,
+	char *name = cm_xasprintf(".vaultfs-delete-%016llx",
 				  (unsigned long long)cm_random(UINT64_MAX));
+	char *path = cm_xasprintf("%s/%s", p->vault->path, name);
 	struct orch_res_ids ids = { .dir = path };
+	char inode[48];
 	int rc, e;
+
+	if (id && id->known) {
+		/* after a crash, only this inode is removed from there */
+		snprintf(inode, sizeof(inode), "%llu:%llu",
+			 (unsigned long long)id->dev,
+			 (unsigned long long)id->ino);
+		ids.inode = inode;
+	}
 
 	*to = NULL;
 	rc = rj->add(rj->ctx, ORCH_RES_TEMPDIR, &ids, idx, err);
 	if (rc)
 		goto out;
-	if (rename(from, path) < 0) {
+	if (renameat(vfd, from, vfd, name) < 0) {
 		e = errno;
 		rj->released(rj->ctx, *idx, NULL);
 		if (e != ENOENT)
-			rc = cm_err_set(err, e, "rename %s: %s", from,
-					strerror(e));
+			rc = cm_err_set(err, e, "rename %s/%s: %s",
+					p->vault->path, from, strerror(e));
 		goto out;
 	}
 	rc = rj->created(rj->ctx, *idx, NULL, err);
-	*to = path;
-	path = NULL;
+	*to = name;
+	name = NULL;
 out:
+	free(name);
 	free(path);
 	return rc;
 }
 
-static int remove_hidden(const struct orch_res_journal *rj, size_t idx,
-			 const char *path, struct cm_err *err)
+static int remove_hidden(const struct orch_provider *p,
+			 const struct orch_res_journal *rj, size_t idx,
+			 const char *name, struct cm_err *err)
 {
+	char *path = cm_xasprintf("%s/%s", p->vault->path, name);
 	int rc = orch_remove_all(path, err);
 
 	if (rc == 0)
 		rc = rj->released(rj->ctx, idx, err);
+	free(path);
 	return rc;
+}
+
+/*
+ * The entry renamed to `hidden` must be the recovery point that was
+ * archived (a rename changes its ctime, so: device, inode, type, size and
+ * mtime). If another file took the name just before the rename, it goes
+ * back, and nothing is deleted.
+ */
+static int check_hidden(const struct orch_provider *p, int vfd,
+			const struct orch_recovery_point *rp,
+			const char *hidden, const struct orch_res_journal *rj,
+			size_t idx, struct cm_err *err)
+{
+	struct orch_rp_identity now;
+	struct stat st;
+	bool tree = rp->type == ORCH_RP_TREE;
+
+	if (!rp->id.known)
+		return 0;
+	if (fstatat(vfd, hidden, &st, AT_SYMLINK_NOFOLLOW) < 0)
+		return cm_err_set(err, errno, "%s/%s: %s", p->vault->path,
+				  hidden, strerror(errno));
+	orch_rp_identity_from_stat(&now, &st);
+	if ((tree ? S_ISDIR(st.st_mode) : S_ISREG(st.st_mode)) &&
+	    now.dev == rp->id.dev && now.ino == rp->id.ino &&
+	    now.size == rp->id.size && now.mtime_ns == rp->id.mtime_ns)
+		return 0;
+	if (renameat2(vfd, hidden, vfd, rp->name, RENAME_NOREPLACE) == 0) {
+		rj->released(rj->ctx, idx, NULL);
+		return cm_err_set(err, ESTALE, "recovery point %s was replaced "
+				  "while it was being deleted: what took its "
+				  "name is back in place, nothing deleted",
+				  rp->path);
+	}
+	/* the record stays released: what is hidden is not ours to delete */
+	rj->released(rj->ctx, idx, NULL);
+	return cm_err_set(err, ESTALE, "recovery point %s was replaced while "
+			  "it was being deleted, and what took its name cannot "
+			  "go back (%s): it is kept as %s/%s", rp->path,
+			  strerror(errno), p->vault->path, hidden);
 }
 
 static int local_delete(struct orch_provider *p,
 			const struct orch_recovery_point *rp,
 			const struct orch_res_journal *rj, struct cm_err *err)
 {
-	char *side = cm_xasprintf("%s.json", rp->path);
+	char *side = cm_xasprintf("%s.json", rp->name);
 	char *entry_to = NULL, *side_to = NULL;
 	size_t entry_idx = 0, side_idx = 0;
-	int rc;
+	struct orch_rp_identity now;
+	struct stat st;
+	int vfd, rc;
 
+	vfd = open_vault_dir(p, err);
+	if (vfd < 0) {
+		rc = vfd;
+		goto out;
+	}
+	/* the name must lead to what was archived, right before the rename */
+	if (fstatat(vfd, rp->name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
+		rc = cm_err_set(err, errno, "%s: %s", rp->path,
+				errno == ENOENT ? "already gone"
+						: strerror(errno));
+		goto out;
+	}
+	orch_rp_identity_from_stat(&now, &st);
+	if (rp->id.known && !orch_rp_identity_equal(&now, &rp->id)) {
+		rc = cm_err_set(err, ESTALE, "recovery point %s changed since "
+				"it was archived (it is %s, inode %llu)",
+				rp->path, orch_file_kind(st.st_mode),
+				(unsigned long long)st.st_ino);
+		goto out;
+	}
 	/* the entry first: a sidecar without its entry names nothing */
-	rc = hide(p->vault->path, rp->path, rj, &entry_idx, &entry_to, err);
+	rc = hide(p, vfd, rp->name, &rp->id, rj, &entry_idx, &entry_to, err);
 	if (rc)
 		goto out;
 	if (!entry_to) {
 		rc = cm_err_set(err, ENOENT, "%s: already gone", rp->path);
 		goto out;
 	}
-	rc = hide(p->vault->path, side, rj, &side_idx, &side_to, err);
+	rc = check_hidden(p, vfd, rp, entry_to, rj, entry_idx, err);
+	if (rc)
+		goto out;
+	rc = hide(p, vfd, side, NULL, rj, &side_idx, &side_to, err);
 	if (rc == 0)
-		rc = remove_hidden(rj, entry_idx, entry_to, err);
+		rc = remove_hidden(p, rj, entry_idx, entry_to, err);
 	if (rc == 0 && side_to)
-		rc = remove_hidden(rj, side_idx, side_to, err);
+		rc = remove_hidden(p, rj, side_idx, side_to, err);
 	if (rc == 0)
 		cm_info("deleted recovery point %s%s", rp->path,
 			side_to ? " and its sidecar" : "");
 out:
+	if (vfd >= 0)
+		close(vfd);
 	free(entry_to);
 	free(side_to);
 	free(side);
@@ -268,6 +405,7 @@ static const struct orch_provider_ops local_ops = {
 	.scan = local_scan,
 	.inspect = local_inspect,
 	.restore = local_restore,
+	.check = local_check,
 	.release = local_release,
 	.delete_snapshot = local_delete,
 	.describe = local_describe,

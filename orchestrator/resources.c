@@ -17,6 +17,7 @@
 #include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #define LOOP_CLEAR_WAIT_MS 3000
@@ -154,6 +155,36 @@ static int release_loop(const struct orch_resource *r, struct cm_err *err)
 			  r->backing_file);
 }
 
+/* ---- device nodes ------------------------------------------------------ */
+
+/* A node we made with mknod: removed only while it is still a block
+ * device of the recorded number (anything else there is not ours). */
+static int release_node(const struct orch_resource *r, struct cm_err *err)
+{
+	unsigned maj, min;
+	struct stat st;
+
+	if (!r->device || !r->devnum ||
+	    sscanf(r->devnum, "%u:%u", &maj, &min) != 2)
+		return 0; /* never named: nothing was made */
+	if (lstat(r->device, &st) < 0) {
+		if (errno == ENOENT)
+			return 0;
+		return cm_err_set(err, errno, "%s: %s", r->device,
+				  strerror(errno));
+	}
+	if (!S_ISBLK(st.st_mode) || st.st_rdev != makedev(maj, min)) {
+		cm_warn("%s is no longer the device node %s that vaultfs "
+			"made: left alone", r->device, r->devnum);
+		return 0;
+	}
+	if (unlink(r->device) < 0 && errno != ENOENT)
+		return cm_err_set(err, errno, "unlink %s: %s", r->device,
+				  strerror(errno));
+	cm_info("removed device node %s (%s)", r->device, r->devnum);
+	return 0;
+}
+
 /* ---- multipart uploads ------------------------------------------------- */
 
 struct upload_match {
@@ -262,6 +293,33 @@ int orch_remove_all(const char *path, struct cm_err *err)
 }
 
 
+/* A temporary directory, or a recovery point renamed to be deleted: with
+ * an inode recorded, only while the name still holds that inode (what a
+ * crash left there before the rename was checked may be someone else's). */
+static int release_tempdir(const struct orch_resource *r, struct cm_err *err)
+{
+	unsigned long long dev, ino;
+	struct stat st;
+
+	if (!r->dir)
+		return 0;
+	if (r->inode && sscanf(r->inode, "%llu:%llu", &dev, &ino) == 2) {
+		if (lstat(r->dir, &st) < 0)
+			return errno == ENOENT ? 0
+					       : cm_err_set(err, errno, "%s: %s",
+							    r->dir,
+							    strerror(errno));
+		if ((unsigned long long)st.st_dev != dev ||
+		    (unsigned long long)st.st_ino != ino) {
+			cm_warn("%s is not the recovery point that was being "
+				"deleted (inode %llu, not %llu): left alone",
+				r->dir, (unsigned long long)st.st_ino, ino);
+			return 0;
+		}
+	}
+	return orch_remove_all(r->dir, err);
+}
+
 /* ---- one record -------------------------------------------------------- */
 
 int orch_res_release(struct s3_client *s3, const struct orch_resource *res,
@@ -275,7 +333,9 @@ int orch_res_release(struct s3_client *s3, const struct orch_resource *res,
 	case ORCH_RES_UPLOAD:
 		return release_upload(s3, res, err);
 	case ORCH_RES_TEMPDIR:
-		return res->dir ? orch_remove_all(res->dir, err) : 0;
+		return release_tempdir(res, err);
+	case ORCH_RES_NODE:
+		return release_node(res, err);
 	}
 	return cm_err_set(err, EINVAL, "unknown resource kind %d",
 			  (int)res->kind);

@@ -20,7 +20,12 @@
  *            record), every upload in progress for exactly that key.
  *            "NoSuchUpload" counts as done.
  *   tempdir  removed with everything below it (no symlink followed, no
- *            other filesystem entered).
+ *            other filesystem entered); with an inode recorded (a
+ *            recovery point renamed to be deleted), only if the name
+ *            still holds that device and inode.
+ *   node     a block device node made with mknod (a partition or loop
+ *            device the kernel's /dev did not show): removed if it is
+ *            still a block device of the recorded major:minor.
  *
  * Threads: no state; any thread. `s3` may be NULL when no record is an
  * upload (an upload record then fails with -EINVAL).

@@ -302,24 +302,31 @@ static int sidecar_tags(const struct cm_json *obj,
 	return 0;
 }
 
-/* Read NAME.json into rp; problems go to rp->error. */
-static void read_sidecar(const char *side_path, const char *side_name,
+/* Sidecars are small; a bigger file is not one. */
+#define SIDECAR_MAX (1u << 20)
+
+/* Read NAME.json (entry `side_name` of vfd) into rp; problems go to
+ * rp->error. Nothing by that name: no sidecar. */
+static void read_sidecar(int vfd, const char *side_name,
 			 struct orch_recovery_point *rp)
 {
 	struct cm_json *root = NULL, *j;
 	struct cm_err e;
 	char why[256] = "";
 	const char *s;
+	char *text = NULL;
+	size_t len = 0;
+	int rc;
 
 	cm_err_clear(&e);
-	if (cm_json_parse_file(side_path, &root, &e) < 0) {
-		size_t plen = strlen(side_path);
-
-		/* the message starts with the path; name the file once */
-		rp->error = cm_xasprintf("sidecar %s: %s", side_name,
-					 strncmp(e.msg, side_path, plen) == 0 &&
-					 e.msg[plen] == ':' ? e.msg + plen + 2
-							    : e.msg);
+	rc = orch_read_file_at(vfd, side_name, SIDECAR_MAX, &text, &len, &e);
+	if (rc == -ENOENT)
+		return;
+	if (rc == 0)
+		rc = cm_json_parse(text, len, &root, &e);
+	free(text);
+	if (rc) {
+		rp->error = cm_xasprintf("sidecar %s: %s", side_name, e.msg);
 		return;
 	}
 	if (cm_json_type(root) != CM_JSON_OBJECT) {
@@ -428,12 +435,8 @@ static int examine(const struct orch_vault_config *vault, int vfd,
 	rp->mtime = (time_t)(sig->mtime_ns / 1000000000);
 	rp->created = rp->mtime;
 	rp->resource_id = cm_xasprintf("local:%s:%s", vault->name, name);
-	if (sig->side_size >= 0) {
-		char *side_path = cm_xasprintf("%s/%s", vault->path, side);
-
-		read_sidecar(side_path, side, rp);
-		free(side_path);
-	}
+	orch_rp_identity_from_stat(&rp->id, &st);
+	read_sidecar(vfd, side, rp);
 	return 0;
 }
 

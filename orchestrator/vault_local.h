@@ -12,7 +12,10 @@
  *   { "resourceId": "arn:aws:ec2:...:snapshot/snap-1",
  *     "creationTime": "2026-11-26T20:45:16Z",
  *     "tags": { "k": "v" } }
- * every key optional, no other key allowed. Without one, the resource id
+ * every key optional, no other key allowed. It must be a regular file
+ * (read without following a symlink, and without blocking on a FIFO):
+ * anything else by that name is an error of the recovery point. Without
+ * one, the resource id
  * is "local:VAULT:NAME", the creation time the mtime, and there are no
  * tags. A sidecar that does not parse or check does not hide the recovery
  * point: it is listed with `error` set, and the job for it fails with that
@@ -54,6 +57,7 @@
 
 #include "config.h"
 #include "err.h"
+#include "rp_identity.h"
 
 #define ORCH_VAULT_QUIET_MS 2000
 
@@ -74,6 +78,8 @@ struct orch_recovery_point {
 	struct orch_tag *tags; /* ntags entries from the sidecar, owned */
 	size_t ntags;
 	char *error;         /* owned: NULL, or why the sidecar is unusable */
+	/* the entry itself as the scan saw it (rp_identity.h) */
+	struct orch_rp_identity id;
 };
 
 void orch_rp_release(struct orch_recovery_point *rp);

@@ -96,6 +96,7 @@ static void test_default(void **state)
 	assert_string_equal(cfg.storage_class, "STANDARD");
 	assert_null(cfg.sse);
 	assert_null(cfg.on_failure);
+	assert_int_equal(cfg.on_failure_timeout_seconds, 300);
 	assert_false(cfg.has_security_tag);
 	assert_int_equal(cfg.rescan_seconds, 60);
 	assert_int_equal(cfg.lifecycle.glacier, 0);
@@ -144,6 +145,7 @@ static void test_every_key(void **state)
 		" \"verify\": \"full\",\n"
 		" \"maxAttempts\": 5,\n"
 		" \"onFailure\": \"logger -t vaultfs failed\",\n"
+		" \"onFailureTimeoutSeconds\": 30,\n"
 		" \"rescanSeconds\": 0\n"
 		"}\n";
 	char *path = cm_xasprintf("%s/vaultfs.json", tmp);
@@ -198,6 +200,7 @@ static void test_every_key(void **state)
 	assert_int_equal(cfg.verify, ORCH_VERIFY_FULL);
 	assert_int_equal(cfg.max_attempts, 5);
 	assert_string_equal(cfg.on_failure, "logger -t vaultfs failed");
+	assert_int_equal(cfg.on_failure_timeout_seconds, 30);
 	assert_int_equal(cfg.rescan_seconds, 0);
 	orch_config_release(&cfg);
 	free(path);

@@ -440,6 +440,49 @@ static void test_resources(void **state)
 	orch_journal_close(j);
 }
 
+/* The recovery point's identity survives a save exactly (nanoseconds
+ * past 2^53), and so does a device node record. */
+static void test_identity_and_node(void **state)
+{
+	struct orch_journal *j = NULL;
+	struct orch_job_list l;
+	struct orch_job *job;
+	struct cm_err err;
+	size_t node;
+
+	(void)state;
+	assert_int_equal(orch_journal_open(tmp, &j, &err), 0);
+	job = orch_job_new("v", "/v/disk.img", "local:v:disk.img");
+	job->rp_id = (struct orch_rp_identity){
+		.known = true, .dev = 2049, .ino = 18446744073709551557ull,
+		.size = 8388608, .ctime_ns = 1764700000123456789,
+		.mtime_ns = 1764699999987654321 };
+	assert_int_equal(orch_journal_save(j, job, &err), 0);
+	assert_int_equal(orch_journal_res_add(j, job, ORCH_RES_NODE,
+		&(struct orch_res_ids){ .device = "/dev/vaultfs-7-3",
+					.devnum = "7:3" },
+		&node, &err), 0);
+	assert_int_equal(orch_journal_res_add(j, job, ORCH_RES_TEMPDIR,
+		&(struct orch_res_ids){ .dir = "/v/.vaultfs-delete-1",
+					.inode = "2049:12" },
+		&node, &err), 0);
+	orch_journal_close(j);
+	assert_int_equal(orch_journal_open(tmp, &j, &err), 0);
+	assert_int_equal(orch_journal_load_all(j, 0, &l, &err), 0);
+	assert_int_equal(l.n, 1);
+	assert_true(l.jobs[0]->rp_id.known);
+	assert_true(orch_rp_identity_equal(&l.jobs[0]->rp_id, &job->rp_id));
+	assert_int_equal(l.jobs[0]->nres, 2);
+	assert_string_equal(l.jobs[0]->res[1].inode, "2049:12");
+	assert_int_equal(l.jobs[0]->res[0].kind, ORCH_RES_NODE);
+	assert_string_equal(orch_res_kind_name(ORCH_RES_NODE), "node");
+	assert_string_equal(l.jobs[0]->res[0].device, "/dev/vaultfs-7-3");
+	assert_string_equal(l.jobs[0]->res[0].devnum, "7:3");
+	orch_job_list_release(&l);
+	orch_job_free(job);
+	orch_journal_close(j);
+}
+
 /* ---- crashes and corruption -------------------------------------------- */
 
 static void test_corrupt_and_partial(void **state)
@@ -730,6 +773,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_open_creates_dirs, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_every_state, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_identity_and_node, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_resources, setup,
 						teardown),

@@ -293,6 +293,87 @@ static void test_sidecar_errors(void **state)
 	orch_rp_list_release(&l);
 }
 
+/* A sidecar that is not a regular file is an error, and a FIFO never
+ * blocks the scan (the test would hang). */
+static void test_sidecar_not_regular(void **state)
+{
+	struct orch_rp_list l;
+	struct cm_err err;
+	char *p;
+
+	(void)state;
+	put_bytes("fifo", 1);
+	p = at("fifo.json");
+	assert_int_equal(mkfifo(p, 0644), 0);
+	free(p);
+	put_bytes("link", 1);
+	put("target", "{}");
+	p = at("link.json");
+	assert_int_equal(symlink("target", p), 0);
+	free(p);
+	assert_int_equal(orch_vault_scan(&vault, &l, &err), 0);
+	assert_int_equal(l.n, 3); /* fifo, link, target */
+	assert_string_equal(l.items[0].name, "fifo");
+	assert_string_equal(l.items[0].error,
+			    "sidecar fifo.json: not a regular file (a FIFO)");
+	assert_string_equal(l.items[1].name, "link");
+	assert_string_equal(l.items[1].error,
+			    "sidecar link.json: a symlink, not a regular file");
+	assert_null(l.items[2].error);
+	orch_rp_list_release(&l);
+}
+
+/* The identity a scan records, and opening by it. */
+static void test_identity_open(void **state)
+{
+	struct orch_recovery_point rp;
+	struct cm_err err;
+	struct stat st;
+	char *p = at("img"), *q = at("img2");
+	int vfd, fd = -1, fd2 = -1;
+
+	(void)state;
+	put_bytes("img", 100);
+	make_dir("tree");
+	assert_int_equal(orch_vault_inspect(&vault, "img", &rp, &err), 0);
+	assert_int_equal(stat(p, &st), 0);
+	assert_true(rp.id.known);
+	assert_int_equal(rp.id.ino, st.st_ino);
+	assert_int_equal(rp.id.size, 100);
+	assert_int_equal(rp.id.mtime_ns, (int64_t)st.st_mtim.tv_sec *
+				1000000000 + st.st_mtim.tv_nsec);
+	vfd = open(tmp, O_RDONLY | O_DIRECTORY);
+	assert_true(vfd >= 0);
+	assert_int_equal(orch_rp_open(vfd, "img", p, false, &rp.id, &fd,
+				      &err), 0);
+	assert_int_equal(orch_rp_check_name(vfd, "img", p, fd, &err), 0);
+	/* a directory is not an image, an image not a tree */
+	assert_int_equal(orch_rp_open(vfd, "img", p, true, &rp.id, &fd2,
+				      &err), -ESTALE);
+	assert_int_equal(fd2, -1);
+	assert_non_null(strstr(err.msg, "it is now a regular file, not a "
+				       "directory"));
+	/* replaced under the same name: the open fd no longer matches */
+	put_bytes("img2", 100);
+	assert_int_equal(rename(q, p), 0);
+	assert_int_equal(orch_rp_check_name(vfd, "img", p, fd, &err),
+			 -ESTALE);
+	assert_non_null(strstr(err.msg, "new inode"));
+	close(fd);
+	assert_int_equal(orch_rp_open(vfd, "img", p, false, &rp.id, &fd2,
+				      &err), -ESTALE);
+	/* a symlink in its place is refused, not followed */
+	assert_int_equal(unlink(p), 0);
+	assert_int_equal(symlink("/dev/null", p), 0);
+	assert_int_equal(orch_rp_open(vfd, "img", p, false, &rp.id, &fd2,
+				      &err), -ESTALE);
+	assert_non_null(strstr(err.msg, "it is now a symlink"));
+	close(vfd);
+	orch_rp_release(&rp);
+	free(p);
+	free(q);
+}
+
 /* ---- writers ----------------------------------------------------------- */
 
 static void test_open_for_writing(void **state)
@@ -603,6 +684,8 @@ int main(void)
 		T(test_scan),
 		T(test_scan_errors),
 		T(test_sidecar_errors),
+		T(test_sidecar_not_regular),
+		T(test_identity_open),
 		T(test_open_for_writing),
 		T(test_writers_collect),
 		T(test_watch_complete_file),
