@@ -213,7 +213,8 @@ static int run_once(struct orch *o, const struct run_cli *cli,
 		printf("this run: %zu succeeded, %zu failed, %zu cancelled; "
 		       "journal: %zu jobs, %zu succeeded\n",
 		       counts->by_state[ORCH_JOB_SUCCEEDED], failed,
-		       counts->by_state[ORCH_JOB_CANCELLED], snap.n, done);
+		       counts->by_state[ORCH_JOB_CANCELLED],
+		       snap.n + snap.indexed, done);
 		pthread_mutex_unlock(&counts->lock);
 	}
 	orch_snapshot_release(&snap);

@@ -42,7 +42,7 @@ static const char *const top_keys[] = {
 	"expectedBucketOwner", "tags", "securityTag", "autoDeleteSnapshot",
 	"autoStart", "lifecycleRules", "storageClass", "sse", "kmsKeyId",
 	"compression", "concurrency", "partSize", "stateDir", "verify",
-	"maxAttempts", "onFailure", "rescanSeconds", NULL
+	"maxAttempts", "onFailure", "rescanSeconds", "journal", NULL
 };
 static const char *const vault_keys[] = { "name", "type", "path", NULL };
 static const char *const security_tag_keys[] = { "key", "value", NULL };
@@ -51,6 +51,7 @@ static const char *const lifecycle_keys[] = { "glacier", "deepArchive",
 static const char *const compression_keys[] = { "codec", "level", "threads",
 						NULL };
 static const char *const concurrency_keys[] = { "jobs", "uploads", NULL };
+static const char *const journal_keys[] = { "keepDays", NULL };
 
 static const char *const storage_classes[] = {
 	"STANDARD", "REDUCED_REDUNDANCY", "STANDARD_IA", "ONEZONE_IA",
@@ -137,6 +138,7 @@ void orch_config_default(struct orch_config *cfg)
 	cfg->verify = ORCH_VERIFY_ETAG;
 	cfg->max_attempts = 3;
 	cfg->rescan_seconds = 60;
+	cfg->keep_days = 90;
 }
 
 const struct orch_vault_config *orch_config_vault(const struct orch_config *cfg,
@@ -1032,6 +1034,19 @@ out:
 	return rc;
 }
 
+static int parse_journal(struct parser *p, const struct cm_json *root)
+{
+	struct cm_json *obj;
+	int rc;
+
+	rc = get_object(p, root, "journal", journal_keys, false, &obj, NULL);
+	if (!rc && obj)
+		rc = get_uint(p, obj, "journal", "keepDays", 0, 36500,
+			      " (0: fold finished jobs at every start)",
+			      &p->cfg->keep_days);
+	return rc;
+}
+
 /* Checks across keys: the store and state must not sit inside a vault
  * (they would be taken for recovery points), nor a vault inside them. */
 static int check_overlaps(struct parser *p)
@@ -1082,6 +1097,8 @@ static int apply(struct parser *p, const struct cm_json *root)
 		rc = parse_jobs(p, root);
 	if (!rc)
 		rc = parse_state_dir(p, root);
+	if (!rc)
+		rc = parse_journal(p, root);
 	if (!rc)
 		rc = check_overlaps(p);
 	return rc;

@@ -111,6 +111,8 @@ struct orch_config {
 	unsigned max_attempts;  /* tries per job, >= 1 */
 	char *on_failure;       /* NULL or a shell command */
 	unsigned rescan_seconds; /* periodic vault rescan; 0: inotify only */
+	unsigned keep_days;     /* journal.keepDays: finished jobs older than
+				   this fold into the index */
 };
 
 /*
