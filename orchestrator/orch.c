@@ -476,6 +476,19 @@ static int live_by_id(const void *a, const void *b)
 	return strcmp(x->j->id, y->j->id);
 }
 
+/* Test-only: VAULTFS_TEST_PAUSE_AT=folding:SECONDS stops the start once
+ * the new index is in place and before the journal's files go (for the
+ * crash test). */
+static void test_pause_folding(struct orch *o)
+{
+	for (size_t i = 0; i < o->npauses; i++) {
+		if (strcmp(o->pauses[i].stage, "folding") != 0)
+			continue;
+		cm_warn("test: paused at folding for %u ms", o->pauses[i].ms);
+		cm_sleep_ms(o->pauses[i].ms);
+	}
+}
+
 static void forget_all(struct orch *o, const struct id_list *ids)
 {
 	for (size_t i = 0; i < ids->n; i++) {
@@ -503,6 +516,8 @@ static void fold_commit(struct loading *l)
 		cm_warn("journal: finished jobs stay in %s/jobs, not folded "
 			"into the index: %s", o->cfg->state_dir,
 			l->fold_err.msg);
+	if (l->folded.n)
+		test_pause_folding(o);
 	forget_all(o, &l->stale);
 	forget_all(o, &l->folded);
 	if (l->stale.n || l->folded.n)
