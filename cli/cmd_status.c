@@ -222,16 +222,16 @@ static int by_job_id(const void *key, const void *elem)
 }
 
 /* One record of the index (orch_index_read), unless the journal has it. */
-static int add_record(void *ctx, const struct cm_json *record, uint64_t off)
+static int add_record(void *ctx, const struct cm_json *record,
+		      const struct orch_index_rec *rec, uint64_t off)
 {
 	struct infos *in = ctx;
-	const char *id = cm_json_get_str(record, "id");
 	struct orch_job *job = NULL;
 	char why[256];
 
 	(void)off;
-	if (id && in->journal->n &&
-	    bsearch(id, in->journal->jobs, in->journal->n,
+	if (in->journal->n &&
+	    bsearch(rec->id, in->journal->jobs, in->journal->n,
 		    sizeof(*in->journal->jobs), by_job_id))
 		return 0;
 	if (orch_job_from_record(record, &job, why, sizeof(why)))

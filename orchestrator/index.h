@@ -29,8 +29,8 @@
  * engine knows, whether its record is in the index file or still in
  * jobs/ID.json: the id, the state (by name: a state this version does not
  * know is kept as a name), where the full record is, the archive's size,
- * and two 128-bit digests (SHA-256, truncated) - of the recovery point's
- * identity (vault, path, resource id, size, mtime: what makes a later scan
+ * and two 128-bit digests (not cryptographic: see index.c) - of the
+ * recovery point's identity (vault, path, resource id, size, mtime: what makes a later scan
  * find it archived) and of its vault and name (the view's lookup). About
  * 100 bytes a job; full records are read on demand.
  *
@@ -130,10 +130,11 @@ struct orch_index_pos {
 	size_t count;
 };
 
-/* Called for each record, with its offset; nonzero stops the read and is
+/* Called for each record (checked: rec is what the table needs of it,
+ * borrowed from record), with its offset; nonzero stops the read and is
  * returned. */
 typedef int (*orch_index_fn)(void *ctx, const struct cm_json *record,
-			     uint64_t off);
+			     const struct orch_index_rec *rec, uint64_t off);
 
 /*
  * Read STATEDIR/jobs.index, each record to fn. No file: 0 and a zero
