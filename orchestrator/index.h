@@ -30,9 +30,9 @@
  * jobs/ID.json: the id, the state (by name: a state this version does not
  * know is kept as a name), where the full record is, the archive's size,
  * and two 128-bit digests (not cryptographic: see index.c) - of the
- * recovery point's identity (vault, path, resource id, size, mtime: what makes a later scan
- * find it archived) and of its vault and name (the view's lookup). About
- * 100 bytes a job; full records are read on demand.
+ * recovery point's identity (vault, path, resource id, size, mtime: what
+ * makes a later scan find it archived) and of its vault and name (the
+ * view's lookup). About 100 bytes a job; full records are read on demand.
  *
  * Threads: a table has no lock of its own (the engine's ->lock covers
  * it). The file functions touch nothing shared.
