@@ -20,6 +20,10 @@
  * releases what they list; an "intended" resource may or may not exist and
  * is looked for by what is known (the backing file, the bucket and key).
  *
+ * Finished jobs do not stay here for ever: the engine folds those older
+ * than journal.keepDays into the index (index.h) and removes their files
+ * (orch_journal_forget) once the index holding them is durable.
+ *
  * The lock: orch_journal_open() takes flock(LOCK_EX | LOCK_NB) on
  * STATEDIR/lock and writes its pid there; a second vaultfs on the same
  * stateDir is refused with "another vaultfs (pid N) holds STATEDIR/lock".

@@ -132,7 +132,7 @@ static void retire_finished(struct orch *o)
 
 	for (size_t i = 0; i < o->njobs; i++)
 		nfinished += retirable(o->jobs[i]);
-	for (size_t i = 0; i < o->njobs && nfinished > ORCH_RECENT_FINISHED;) {
+	for (size_t i = 0; i < o->njobs && nfinished > o->recent_finished;) {
 		struct job *jb = o->jobs[i];
 		struct orch_index_rec rec;
 
@@ -259,6 +259,13 @@ struct orch *orch_new(const struct orch_config *cfg,
 	o->tmp_dir = cm_xasprintf("%s/tmp", cfg->state_dir);
 	o->jobs_dir = cm_xasprintf("%s/jobs", cfg->state_dir);
 	parse_pauses(o);
+	o->recent_finished = ORCH_RECENT_FINISHED;
+	if (getenv("VAULTFS_TEST_RECENT_FINISHED")) {
+		o->recent_finished = strtoul(
+			getenv("VAULTFS_TEST_RECENT_FINISHED"), NULL, 10);
+		cm_warn("test: VAULTFS_TEST_RECENT_FINISHED keeps %zu finished "
+			"jobs in memory", o->recent_finished);
+	}
 
 	/* the embedded default's directories are ours to create */
 	for (size_t i = 0; i < cfg->nvaults && rc == 0; i++)

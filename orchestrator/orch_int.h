@@ -111,6 +111,7 @@ struct orch {
 	char *jobs_dir;                /* STATEDIR/jobs: the job logs */
 	struct orch_pause pauses[ORCH_PAUSE_MAX];
 	size_t npauses;
+	size_t recent_finished;        /* ORCH_RECENT_FINISHED, or the test's */
 
 	pthread_mutex_t submit_lock;
 	pthread_mutex_t lock;
@@ -138,7 +139,8 @@ struct orch {
 
 /* Finished jobs kept whole in memory (their log ring, the view's listing
  * of a recovery point gone from its vault); older ones leave memory for
- * the index (index.h) and are read back on demand. */
+ * the index (index.h) and are read back on demand. Tests set another
+ * number with VAULTFS_TEST_RECENT_FINISHED. */
 #define ORCH_RECENT_FINISHED 64
 
 /* job.c */
