@@ -33,6 +33,7 @@ struct entry {
 	uint8_t name[DIGEST_LEN];
 	uint64_t where;
 	uint64_t result_size;
+	time_t ended;
 };
 
 struct table {
@@ -307,6 +308,7 @@ void orch_index_add(struct orch_index *ix, const struct orch_index_rec *rec,
 	e->state = intern_state(ix, rec->state);
 	e->where = where;
 	e->result_size = rec->result_size;
+	e->ended = rec->ended;
 	ident_digest(rec->vault, rec->path, rec->resource_id, rec->size,
 		     rec->mtime, e->ident);
 	name_digest(rec->vault, base_name(rec->path), e->name);
@@ -383,6 +385,24 @@ bool orch_index_find_name(const struct orch_index *ix, const char *vault,
 	return e != NULL;
 }
 
+size_t orch_index_due(const struct orch_index *ix, time_t cutoff,
+		      char (**ids)[ORCH_JOB_ID_SIZE])
+{
+	size_t n = 0;
+
+	*ids = NULL;
+	for (size_t i = 0; i < ix->n; i++) {
+		const struct entry *e = &ix->e[i];
+
+		if (e->where != ORCH_INDEX_IN_JOURNAL || e->ended > cutoff)
+			continue;
+		if (!(n & (n + 1))) /* 0, 1, 3, 7...: room for 2n+2 */
+			*ids = cm_xrealloc(*ids, (2 * n + 2) * sizeof(**ids));
+		memcpy((*ids)[n++], e->id, ORCH_JOB_ID_SIZE);
+	}
+	return n;
+}
+
 size_t orch_index_count(const struct orch_index *ix)
 {
 	return ix->n;
@@ -418,6 +438,9 @@ void orch_index_rec_from_job(const struct orch_job *job,
 	out->mtime = (int64_t)job->rp_mtime;
 	out->state = orch_job_state_name(job->state);
 	out->result_size = job->result_size;
+	for (int st = 0; st < ORCH_JOB_NSTATES; st++)
+		if (job->times[st] > out->ended)
+			out->ended = job->times[st];
 }
 
 static bool num_member(const struct cm_json *obj, const char *key,
@@ -760,12 +783,16 @@ static void writer_free(struct orch_index_writer *w)
 }
 
 int orch_index_writer_commit(struct orch_index_writer *w,
-			     struct cm_err *err)
+			     struct orch_index_pos *pos, struct cm_err *err)
 {
 	char end[64];
 	const char *step = NULL;
 	int rc, dfd;
 
+	if (pos) {
+		pos->end = w->off;
+		pos->count = w->count;
+	}
 	snprintf(end, sizeof(end), "{\"end\":%zu}\n", w->count);
 	rc = write_out(w, end, strlen(end), err);
 	if (rc)

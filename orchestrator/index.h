@@ -69,6 +69,8 @@ struct orch_index_rec {
 	int64_t mtime;           /* 0: unknown */
 	const char *state;       /* its name, known to this version or not */
 	uint64_t result_size;    /* the archive's */
+	time_t ended;            /* its last state change; 0: not needed
+				    (a record already in the index file) */
 };
 
 /* Borrowed from job, valid while it is. */
@@ -114,6 +116,12 @@ bool orch_index_find_rp(const struct orch_index *ix, const char *vault,
 /* The newest job for the recovery point `name` of `vault`. */
 bool orch_index_find_name(const struct orch_index *ix, const char *vault,
 			  const char *name, struct orch_index_hit *out);
+
+/* The ids of the jobs whose record is still in the journal and that
+ * ended at or before cutoff: what a fold would take. The caller frees
+ * *ids. */
+size_t orch_index_due(const struct orch_index *ix, time_t cutoff,
+		      char (**ids)[ORCH_JOB_ID_SIZE]);
 
 size_t orch_index_count(const struct orch_index *ix);
 /* Jobs by state (added to by_state), of states unknown here (*other),
@@ -166,10 +174,11 @@ int orch_index_writer_open(const char *state_dir,
 int orch_index_writer_add(struct orch_index_writer *w,
 			  const struct orch_job *job, uint64_t *off,
 			  struct cm_err *err);
-/* Count line, fsync, rename over jobs.index, fsync STATEDIR. Frees w,
+/* Count line, fsync, rename over jobs.index, fsync STATEDIR; *pos (may
+ * be NULL) receives what the next new file keeps of this one. Frees w,
  * whatever the outcome (on failure the old file stands). */
 int orch_index_writer_commit(struct orch_index_writer *w,
-			     struct cm_err *err);
+			     struct orch_index_pos *pos, struct cm_err *err);
 /* Drop the new file. NULL is a no-op. */
 void orch_index_writer_abort(struct orch_index_writer *w);
 

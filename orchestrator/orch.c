@@ -20,7 +20,8 @@
  * finished, and only when no thread holds it: a `struct job *` used past
  * ->lock is held (jb->refs) by whoever uses it. Finished jobs loaded at
  * start go to the index at once, and those finished before
- * journal.keepDays fold into the index file (compaction, at start). A
+ * journal.keepDays fold into the index file (at start, then hourly on
+ * the watcher's thread: fold_due). A
  * job's record is written only by the
  * thread that owns the job at that moment: the worker running it, or the
  * thread that queues, recovers or cancels it while it is in no worker's
@@ -51,6 +52,7 @@
 #include <unistd.h>
 
 #define WATCH_RETRY_MS 10000 /* re-create a vault watcher that failed */
+#define FOLD_EVERY_MS 3600000 /* the daemon folds old finished jobs */
 
 /* ---- small helpers ----------------------------------------------------- */
 
@@ -260,6 +262,13 @@ struct orch *orch_new(const struct orch_config *cfg,
 	o->jobs_dir = cm_xasprintf("%s/jobs", cfg->state_dir);
 	parse_pauses(o);
 	o->recent_finished = ORCH_RECENT_FINISHED;
+	o->fold_every_ms = FOLD_EVERY_MS;
+	if (getenv("VAULTFS_TEST_FOLD_SECONDS")) {
+		o->fold_every_ms = 1000 * (unsigned)strtoul(
+			getenv("VAULTFS_TEST_FOLD_SECONDS"), NULL, 10);
+		cm_warn("test: VAULTFS_TEST_FOLD_SECONDS folds every %u ms",
+			o->fold_every_ms);
+	}
 	if (getenv("VAULTFS_TEST_RECENT_FINISHED")) {
 		o->recent_finished = strtoul(
 			getenv("VAULTFS_TEST_RECENT_FINISHED"), NULL, 10);
@@ -514,8 +523,11 @@ static void fold_commit(struct loading *l)
 {
 	struct orch *o = l->o;
 
-	if (l->w && orch_index_writer_commit(l->w, &l->fold_err)) {
+	o->index_pos = l->pos;
+	if (l->w && orch_index_writer_commit(l->w, &o->index_pos,
+					     &l->fold_err)) {
 		l->w = NULL;
+		o->index_pos = l->pos;
 		fold_undo(l);
 	}
 	l->w = NULL;
@@ -580,6 +592,68 @@ out:
 	free(l.folded.id);
 	free(l.stale.id);
 	return rc;
+}
+
+/*
+ * While running (the watcher, every fold_every_ms): fold the jobs that
+ * left memory and ended before journal.keepDays, as at start. Only this
+ * thread writes the index file after start; readers holding an old
+ * `where` retry (load_indexed). The entries move under ->lock before the
+ * files go.
+ */
+static void fold_due(struct orch *o)
+{
+	time_t cutoff = time(NULL) - (time_t)o->cfg->keep_days * 86400;
+	struct orch_index_writer *w = NULL;
+	char (*ids)[ORCH_JOB_ID_SIZE];
+	struct orch_index_pos pos;
+	uint64_t *offs;
+	struct cm_err e;
+	size_t n;
+	int rc = 0;
+
+	cm_err_clear(&e);
+	pthread_mutex_lock(&o->lock);
+	n = orch_index_due(o->index, cutoff, &ids);
+	pthread_mutex_unlock(&o->lock);
+	if (!n)
+		return;
+	offs = cm_xcalloc(n, sizeof(*offs));
+	rc = orch_index_writer_open(o->cfg->state_dir, &o->index_pos, &w, &e);
+	for (size_t i = 0; i < n && rc == 0; i++) {
+		struct orch_job *j = NULL;
+
+		rc = orch_journal_load_job(o->cfg->state_dir, ids[i], &j, &e);
+		if (rc == 0)
+			rc = orch_index_writer_add(w, j, &offs[i], &e);
+		orch_job_free(j);
+	}
+	if (rc == 0) {
+		rc = orch_index_writer_commit(w, &pos, &e);
+		w = NULL;
+	}
+	if (rc) {
+		orch_index_writer_abort(w);
+		cm_warn("journal: finished jobs stay in %s/jobs, not folded "
+			"into the index: %s", o->cfg->state_dir, e.msg);
+		goto out;
+	}
+	pthread_mutex_lock(&o->lock);
+	o->index_pos = pos;
+	for (size_t i = 0; i < n; i++)
+		orch_index_set_where(o->index, ids[i], offs[i]);
+	pthread_mutex_unlock(&o->lock);
+	{
+		struct id_list l = { ids, n, n };
+
+		forget_all(o, &l);
+	}
+	orch_journal_sync(o->journal);
+	cm_info("journal: %zu finished job%s folded into %s/%s", n,
+		n == 1 ? "" : "s", o->cfg->state_dir, ORCH_INDEX_NAME);
+out:
+	free(offs);
+	free(ids);
 }
 
 /* Drafts of manifests a crashed run left in STATEDIR/tmp. */
@@ -914,12 +988,18 @@ static void *watcher_main(void *arg)
 		.quiet_ms = 0,
 		.rescan_ms = cfg->rescan_seconds * 1000,
 	};
-	uint64_t retry_at = 0;
+	uint64_t retry_at = 0, fold_at = now_ms() + o->fold_every_ms;
 
 	for (;;) {
 		int timeout = -1, nfd = 1;
 		uint64_t now = now_ms();
 
+		if (now >= fold_at) {
+			fold_due(o);
+			now = now_ms();
+			fold_at = now + o->fold_every_ms;
+		}
+		timeout = (int)(fold_at - now);
 		if (now >= retry_at) {
 			retry_at = now + WATCH_RETRY_MS;
 			for (size_t i = 0; i < n; i++) {
@@ -949,12 +1029,12 @@ static void *watcher_main(void *arg)
 			pfd[nfd].events = POLLIN;
 			nfd++;
 			t = orch_vault_watch_timeout(w[i]);
-			if (t >= 0 && (timeout < 0 || t < timeout))
+			if (t >= 0 && t < timeout)
 				timeout = t;
 		}
 		for (size_t i = 0; i < n; i++) {
 			if (!w[i] && cfg->vaults[i].type == ORCH_VAULT_LOCAL &&
-			    (timeout < 0 || timeout > WATCH_RETRY_MS))
+			    timeout > WATCH_RETRY_MS)
 				timeout = WATCH_RETRY_MS;
 		}
 		if (poll(pfd, (nfds_t)nfd, timeout) < 0 && errno != EINTR)
@@ -1175,6 +1255,21 @@ static int load_indexed(struct orch *o, const struct orch_index_hit *hit,
 		     orch_journal_load_job(o->cfg->state_dir, hit->id, &j, &e) :
 		     orch_index_load_record(o->cfg->state_dir, hit->where, &j,
 					    &e);
+	if (rc == -ENOENT && hit->where == ORCH_INDEX_IN_JOURNAL) {
+		/* folded meanwhile: its entry moved before its file went */
+		struct orch_index_hit now;
+		bool moved;
+
+		pthread_mutex_lock(&o->lock);
+		moved = orch_index_find_id(o->index, hit->id, &now) &&
+			now.where != ORCH_INDEX_IN_JOURNAL;
+		pthread_mutex_unlock(&o->lock);
+		if (moved) {
+			cm_err_clear(&e);
+			rc = orch_index_load_record(o->cfg->state_dir,
+						    now.where, &j, &e);
+		}
+	}
 	if (rc) {
 		cm_warn("job %s: %s", hit->id, e.msg);
 		return rc;

@@ -112,6 +112,9 @@ struct orch {
 	struct orch_pause pauses[ORCH_PAUSE_MAX];
 	size_t npauses;
 	size_t recent_finished;        /* ORCH_RECENT_FINISHED, or the test's */
+	unsigned fold_every_ms;        /* the watcher folds this often */
+	struct orch_index_pos index_pos; /* of the index file: recover's,
+					    then the watcher's own */
 
 	pthread_mutex_t submit_lock;
 	pthread_mutex_t lock;

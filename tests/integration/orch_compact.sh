@@ -183,3 +183,25 @@ tail -n 1 "$S/jobs.index" | grep -qx '{"end":4}' || die "kill: not 4 records"
 check_status 4
 [ "$(archives)" = 4 ] || die "archived again after a crash"
 log "kill -9 while folding: nothing lost, nothing twice"
+
+# --- a daemon folds while it runs: a job that finished and left memory
+# (VAULTFS_TEST_RECENT_FINISHED=0) folds at the next tick of the fold
+# (VAULTFS_TEST_FOLD_SECONDS=1) without a restart -------------------------
+write_config "$T/d.json" "{
+  \"vaults\": [ { \"name\": \"v\", \"path\": \"$V\" } ],
+  \"destination\": \"$T/store\",
+  \"stateDir\": \"$S\",
+  \"journal\": { \"keepDays\": 0 }
+}"
+start_daemon "$T/d.json" VAULTFS_TEST_RECENT_FINISHED=0 VAULTFS_TEST_FOLD_SECONDS=1 VAULTFS_LOG=info
+make_tree "$V/tree5" 2
+wait_line "$T/daemon.out" '^succeeded +v/tree5' 60
+wait_line "$T/daemon.err" 'journal: 1 finished job folded' 30
+[ "$(job_files "$S" | wc -l)" = 0 ] || die "daemon: the new job's file stayed: $(job_files "$S")"
+tail -n 1 "$S/jobs.index" | grep -qx '{"end":5}' || die "daemon: not 5 records"
+check_status 5
+stop_daemon
+[ "$(archives)" = 5 ] || die "daemon: not 5 archives"
+vf_run --config "$T/c.json" --once
+expect_grep '^queued 0 recovery points' "$RUN_OUT"
+log "a running daemon folds a finished job without a restart"

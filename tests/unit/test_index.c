@@ -119,7 +119,7 @@ static void write_jobs(struct orch_job **jobs, size_t n,
 	for (size_t i = 0; i < n; i++)
 		assert_int_equal(orch_index_writer_add(w, jobs[i], &offs[i],
 						       &err), 0);
-	assert_int_equal(orch_index_writer_commit(w, &err), 0);
+	assert_int_equal(orch_index_writer_commit(w, NULL, &err), 0);
 }
 
 static void test_round_trip(void **state)
@@ -334,7 +334,7 @@ static int fault_child(const char *rule, const char *step)
 	if (rc == 0)
 		rc = orch_index_writer_add(w, j, &off, &err);
 	if (rc == 0)
-		rc = orch_index_writer_commit(w, &err);
+		rc = orch_index_writer_commit(w, NULL, &err);
 	else
 		orch_index_writer_abort(w);
 	if (rc == 0 || !strstr(err.msg, step))
