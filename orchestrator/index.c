@@ -346,7 +346,11 @@ void orch_index_set_where(struct orch_index *ix, const char *id,
 bool orch_index_find_id(const struct orch_index *ix, const char *id,
 			struct orch_index_hit *out)
 {
-	const struct entry *e = table_get(ix, KEY_ID, id, id_hash(id));
+	const struct entry *e;
+
+	if (!ix || !ix->n)
+		return false;
+	e = table_get(ix, KEY_ID, id, id_hash(id));
 
 	if (e)
 		fill_hit(ix, e, out);
@@ -361,7 +365,7 @@ bool orch_index_find_rp(const struct orch_index *ix, const char *vault,
 	uint8_t d[DIGEST_LEN];
 	const struct entry *e;
 
-	if (!ix->n)
+	if (!ix || !ix->n)
 		return false;
 	ident_digest(vault, path, resource_id, size, mtime, d);
 	e = table_get(ix, KEY_IDENT, d, digest_hash(d));
@@ -376,7 +380,7 @@ bool orch_index_find_name(const struct orch_index *ix, const char *vault,
 	uint8_t d[DIGEST_LEN];
 	const struct entry *e;
 
-	if (!ix->n)
+	if (!ix || !ix->n)
 		return false;
 	name_digest(vault, name, d);
 	e = table_get(ix, KEY_NAME, d, digest_hash(d));

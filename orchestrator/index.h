@@ -105,7 +105,7 @@ struct orch_index_hit {
 	uint64_t result_size;
 };
 
-/* By job id. */
+/* By job id. The finders take a NULL table (none loaded yet) as empty. */
 bool orch_index_find_id(const struct orch_index *ix, const char *id,
 			struct orch_index_hit *out);
 /* The newest job for this recovery point identity. */
