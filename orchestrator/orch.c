@@ -21,8 +21,7 @@
  * ->lock is held (jb->refs) by whoever uses it. Finished jobs loaded at
  * start go to the index at once, and those finished before
  * journal.keepDays fold into the index file (at start, then hourly on
- * the watcher's thread: fold_due). A
- * job's record is written only by the
+ * the watcher's thread: fold_due). A job's record is written only by the
  * thread that owns the job at that moment: the worker running it, or the
  * thread that queues, recovers or cancels it while it is in no worker's
  * hands (under orch->lock, so no worker can take it meanwhile). Lock order
@@ -118,11 +117,20 @@ static enum orch_job_state job_state(struct job *jb)
 	return s;
 }
 
-/* Caller holds o->lock. */
+/* Finished, in no one's hands, holding nothing (a resource that could
+ * not be released stays with its whole record, for the next start).
+ * Caller holds o->lock. */
 static bool retirable(struct job *jb)
 {
-	return !jb->running && !jb->queued && jb->refs == 0 &&
-	       orch_job_state_final(job_state(jb));
+	bool done;
+
+	if (jb->running || jb->queued || jb->refs)
+		return false;
+	pthread_mutex_lock(&jb->lock);
+	done = orch_job_state_final(jb->j->state) &&
+	       !orch_job_holds_resources(jb->j);
+	pthread_mutex_unlock(&jb->lock);
+	return done;
 }
 
 /* Finished jobs beyond the ORCH_RECENT_FINISHED most recent leave memory:
