@@ -231,7 +231,7 @@ static int run_once(struct orch *o, const struct run_cli *cli,
 		       "%zu incomplete; journal: %zu jobs, %zu succeeded\n",
 		       counts->by_state[ORCH_JOB_SUCCEEDED], failed,
 		       counts->by_state[ORCH_JOB_CANCELLED], incomplete,
-		       snap.n, done);
+		       snap.n + snap.indexed, done);
 	pthread_mutex_unlock(&counts->lock);
 	orch_snapshot_release(&snap);
 	if (rc == 0 && failed)

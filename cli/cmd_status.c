@@ -3,16 +3,22 @@
  * journal as a table (or JSON), read without the stateDir lock, so that it
  * works while `vaultfs run` or `vaultfs mount` is running (their progress
  * reaches the journal about once a second).
+ *
+ * The journal's files first, then the index of finished jobs
+ * (orchestrator/index.h) in one streaming read: a job folded into the
+ * index meanwhile is in one or the other (or both: listed once).
  */
 #include "commands.h"
 
 #include "config.h"
+#include "index.h"
 #include "journal.h"
 #include "json.h"
 #include "mem.h"
 #include "orch.h"
 #include "timeutil.h"
 
+#include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -196,12 +202,62 @@ static void print_json(const struct orch_job_info *jobs, size_t n)
 	cm_json_free(arr);
 }
 
+struct infos {
+	const struct orch_job_list *journal; /* sorted by id */
+	struct orch_job_info *v;
+	size_t n, cap;
+	time_t now;
+	struct cm_err *err;
+};
+
+static void infos_push(struct infos *in, const struct orch_job *job)
+{
+	if (in->n == in->cap) {
+		in->cap = in->cap ? in->cap * 2 : 64;
+		in->v = cm_xrealloc(in->v, (in->cap + 1) * sizeof(*in->v));
+	}
+	orch_job_info_from_job(job, in->now, &in->v[in->n++]);
+}
+
+static int by_job_id(const void *key, const void *elem)
+{
+	return strcmp(key, (*(struct orch_job *const *)elem)->id);
+}
+
+/* One record of the index (orch_index_read), unless the journal has it. */
+static int add_record(void *ctx, const struct cm_json *record,
+		      const struct orch_index_rec *rec, uint64_t off)
+{
+	struct infos *in = ctx;
+	struct orch_job *job = NULL;
+	char why[256];
+
+	(void)off;
+	if (in->journal->n &&
+	    bsearch(rec->id, in->journal->jobs, in->journal->n,
+		    sizeof(*in->journal->jobs), by_job_id))
+		return 0;
+	if (orch_job_from_record(record, &job, why, sizeof(why)))
+		return cm_err_set(in->err, EINVAL, "%s", why);
+	infos_push(in, job);
+	orch_job_free(job);
+	return 0;
+}
+
+static int info_by_id(const void *a, const void *b)
+{
+	const struct orch_job_info *x = a, *y = b;
+
+	return strcmp(x->id, y->id);
+}
+
 int cmd_status(int argc, char **argv)
 {
 	const char *config = NULL;
 	struct orch_config cfg;
 	struct orch_job_list list = { 0 };
 	struct orch_job_info *jobs = NULL;
+	struct infos in = { 0 };
 	struct cm_err err;
 	bool json = false;
 	time_t now = time(NULL);
@@ -238,23 +294,34 @@ int cmd_status(int argc, char **argv)
 		orch_config_release(&cfg);
 		return 1;
 	}
-	jobs = cm_xcalloc(list.n + 1, sizeof(*jobs));
+	in.journal = &list;
+	in.now = now;
+	in.err = &err;
 	for (size_t i = 0; i < list.n; i++)
-		orch_job_info_from_job(list.jobs[i], now, &jobs[i]);
+		infos_push(&in, list.jobs[i]);
+	rc = orch_index_read(cfg.state_dir, add_record, &in, NULL, &err);
+	if (rc) {
+		fprintf(stderr, "vaultfs: status: %s\n", err.msg);
+		goto out;
+	}
+	jobs = in.v;
+	if (in.n > 1)
+		qsort(jobs, in.n, sizeof(*jobs), info_by_id);
 	if (json)
-		print_json(jobs, list.n);
-	else if (list.n == 0)
+		print_json(jobs, in.n);
+	else if (in.n == 0)
 		printf("no jobs yet in %s\n", cfg.state_dir);
 	else
-		print_table(jobs, list.n);
+		print_table(jobs, in.n);
 	if (list.ncorrupt)
 		fprintf(stderr, "vaultfs: status: %zu corrupt journal file%s "
 			"skipped\n", list.ncorrupt,
 			list.ncorrupt == 1 ? "" : "s");
-	for (size_t i = 0; i < list.n; i++)
-		orch_job_info_release(&jobs[i]);
-	free(jobs);
+out:
+	for (size_t i = 0; i < in.n; i++)
+		orch_job_info_release(&in.v[i]);
+	free(in.v);
 	orch_job_list_release(&list);
 	orch_config_release(&cfg);
-	return 0;
+	return rc ? 1 : 0;
 }

@@ -230,6 +230,15 @@ struct cm_json *cm_json_add_array(struct cm_json *obj, const char *key)
 	return add(obj, key, cJSON_CreateArray());
 }
 
+char *cm_json_print_line(const struct cm_json *j)
+{
+	char *s = cJSON_PrintUnformatted(CJ(j));
+
+	if (!s)
+		abort(); /* out of memory */
+	return s; /* cJSON allocates with malloc */
+}
+
 char *cm_json_print(const struct cm_json *j)
 {
 	char *s = cJSON_Print(CJ(j));

@@ -71,5 +71,7 @@ struct cm_json *cm_json_new_str(const char *v);
 
 /* Pretty-printed text with a trailing newline; the caller frees it. */
 char *cm_json_print(const struct cm_json *j);
+/* The same on one line, without a newline (JSON Lines records). */
+char *cm_json_print_line(const struct cm_json *j);
 
 #endif

@@ -80,7 +80,7 @@ int view_control_parse(enum view_control which, const char *data, size_t len,
 
 static uint64_t archived_bytes(const struct orch_snapshot *snap)
 {
-	uint64_t sum = 0;
+	uint64_t sum = snap->indexed_archived;
 
 	for (size_t i = 0; i < snap->n; i++)
 		if (snap->jobs[i].state == ORCH_JOB_SUCCEEDED)
@@ -107,7 +107,7 @@ char *view_status_text(const struct orch_config *cfg,
 		cm_buf_printf(&b, "destination: %s\n", cfg->store_dir);
 	cm_buf_printf(&b, "vaults: %zu\n", cfg->nvaults);
 	cm_buf_printf(&b, "auto start: %s\n", cfg->auto_start ? "yes" : "no");
-	cm_buf_printf(&b, "jobs: %zu\n", snap->n);
+	cm_buf_printf(&b, "jobs: %zu\n", snap->n + snap->indexed);
 	for (int s = 0; s < ORCH_JOB_NSTATES; s++)
 		cm_buf_printf(&b, "%s: %zu\n",
 			      orch_job_state_name((enum orch_job_state)s),

@@ -43,7 +43,7 @@ static const char *const top_keys[] = {
 	"autoStart", "lifecycleRules", "storageClass", "sse", "kmsKeyId",
 	"compression", "concurrency", "partSize", "stateDir", "verify",
 	"maxAttempts", "onFailure", "onFailureTimeoutSeconds",
-	"rescanSeconds", NULL
+	"rescanSeconds", "journal", NULL
 };
 static const char *const vault_keys[] = { "name", "type", "path", NULL };
 static const char *const security_tag_keys[] = { "key", "value", NULL };
@@ -52,6 +52,7 @@ static const char *const lifecycle_keys[] = { "glacier", "deepArchive",
 static const char *const compression_keys[] = { "codec", "level", "threads",
 						NULL };
 static const char *const concurrency_keys[] = { "jobs", "uploads", NULL };
+static const char *const journal_keys[] = { "keepDays", NULL };
 
 static const char *const storage_classes[] = {
 	"STANDARD", "REDUCED_REDUNDANCY", "STANDARD_IA", "ONEZONE_IA",
@@ -139,6 +140,7 @@ void orch_config_default(struct orch_config *cfg)
 	cfg->max_attempts = 3;
 	cfg->rescan_seconds = 60;
 	cfg->on_failure_timeout_seconds = 300;
+	cfg->keep_days = 90;
 }
 
 const struct orch_vault_config *orch_config_vault(const struct orch_config *cfg,
@@ -1039,6 +1041,19 @@ out:
 	return rc;
 }
 
+static int parse_journal(struct parser *p, const struct cm_json *root)
+{
+	struct cm_json *obj;
+	int rc;
+
+	rc = get_object(p, root, "journal", journal_keys, false, &obj, NULL);
+	if (!rc && obj)
+		rc = get_uint(p, obj, "journal", "keepDays", 0, 36500,
+			      " (0: fold finished jobs at every start)",
+			      &p->cfg->keep_days);
+	return rc;
+}
+
 /* Checks across keys: the store and state must not sit inside a vault
  * (they would be taken for recovery points), nor a vault inside them. */
 static int check_overlaps(struct parser *p)
@@ -1089,6 +1104,8 @@ static int apply(struct parser *p, const struct cm_json *root)
 		rc = parse_jobs(p, root);
 	if (!rc)
 		rc = parse_state_dir(p, root);
+	if (!rc)
+		rc = parse_journal(p, root);
 	if (!rc)
 		rc = check_overlaps(p);
 	return rc;

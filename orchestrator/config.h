@@ -116,6 +116,8 @@ struct orch_config {
 	unsigned on_failure_timeout_seconds; /* then its process group is
 						killed; default 300 */
 	unsigned rescan_seconds; /* periodic vault rescan; 0: inotify only */
+	unsigned keep_days;     /* journal.keepDays: finished jobs older than
+				   this fold into the index */
 };
 
 /*

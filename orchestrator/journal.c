@@ -295,13 +295,16 @@ static bool get_identity(const struct cm_json *rp, struct orch_rp_identity *id)
 	return true;
 }
 
-static char *job_to_text(const struct orch_job *job)
+/* The journal file's text, or (as_record) the index's one-line record:
+ * the same members without "version" and "resources". */
+static char *job_to_text(const struct orch_job *job, bool as_record)
 {
 	struct cm_json *root = cm_json_new_object();
 	struct cm_json *o, *arr;
 	char *text;
 
-	cm_json_add_num(root, "version", JOURNAL_VERSION);
+	if (!as_record)
+		cm_json_add_num(root, "version", JOURNAL_VERSION);
 	cm_json_add_str(root, "id", job->id);
 	cm_json_add_str(root, "vault", job->vault);
 	o = cm_json_add_object(root, "recoveryPoint");
@@ -341,6 +344,11 @@ static char *job_to_text(const struct orch_job *job)
 		cm_json_add_bool(root, "verified", true);
 	if (job->snapshot_deleted)
 		cm_json_add_bool(root, "snapshotDeleted", true);
+	if (as_record) {
+		text = cm_json_print_line(root);
+		cm_json_free(root);
+		return text;
+	}
 	arr = cm_json_add_array(root, "resources");
 	for (size_t i = 0; i < job->nres; i++) {
 		struct orch_resource *r = &job->res[i];
@@ -459,12 +467,15 @@ static int res_from_json(const struct cm_json *o, struct orch_job *job,
 	return 0;
 }
 
+/* want_id NULL: an index record (no "version", the id its own, a state
+ * this version does not know taken as failed with a note). */
 static int job_from_json(const struct cm_json *root, const char *want_id,
 			 struct orch_job **out, char *why, size_t n)
 {
 	struct orch_job *job = job_alloc();
 	struct cm_json *rp, *times, *prog, *result, *arr;
-	const char *s;
+	const char *s, *unknown_state = NULL;
+	bool record = !want_id;
 	uint64_t v = 0;
 	int st, rc = -EINVAL;
 	size_t i = 0;
@@ -473,11 +484,14 @@ static int job_from_json(const struct cm_json *root, const char *want_id,
 		reject(why, n, "not an object");
 		goto out;
 	}
-	if (!get_u64(root, "version", true, &v) || v != JOURNAL_VERSION) {
+	if (!record && (!get_u64(root, "version", true, &v) ||
+			v != JOURNAL_VERSION)) {
 		reject(why, n, "version: not %d", JOURNAL_VERSION);
 		goto out;
 	}
 	s = cm_json_get_str(root, "id");
+	if (record && orch_job_id_valid(s))
+		want_id = s;
 	if (!orch_job_id_valid(s) || strcmp(s, want_id) != 0) {
 		reject(why, n, "id: does not match the file name");
 		goto out;
@@ -503,11 +517,16 @@ static int job_from_json(const struct cm_json *root, const char *want_id,
 		reject(why, n, "recoveryPoint.identity: bad");
 		goto out;
 	}
-	st = lookup(state_names, ORCH_JOB_NSTATES,
-		    cm_json_get_str(root, "state"));
-	if (st < 0) {
+	s = cm_json_get_str(root, "state");
+	st = lookup(state_names, ORCH_JOB_NSTATES, s);
+	if (st < 0 && (!record || !s)) {
 		reject(why, n, "state: unknown");
 		goto out;
+	}
+	if (st < 0) {
+		/* an index record of a newer vaultfs: final, shown failed */
+		unknown_state = s;
+		st = ORCH_JOB_FAILED;
 	}
 	job->state = (enum orch_job_state)st;
 	if (!get_u64(root, "attempts", true, &v) || v > 1000000) {
@@ -550,6 +569,17 @@ static int job_from_json(const struct cm_json *root, const char *want_id,
 		reject(why, n, "lastError: not a string");
 		goto out;
 	}
+	if (unknown_state) {
+		char *note = cm_xasprintf("state \"%s\" is not known to this "
+					  "version of vaultfs%s%s",
+					  unknown_state,
+					  job->last_error ? ": " : "",
+					  job->last_error ? job->last_error
+							  : "");
+
+		free(job->last_error);
+		job->last_error = note;
+	}
 	if (!get_opt_bool(root, "verified", &job->verified) ||
 	    !get_opt_bool(root, "snapshotDeleted", &job->snapshot_deleted)) {
 		reject(why, n, "verified or snapshotDeleted: not a boolean");
@@ -582,7 +612,7 @@ int orch_journal_save(struct orch_journal *j, const struct orch_job *job,
 {
 	char tmp[ORCH_JOB_ID_SIZE + sizeof(TMP_SUFFIX)];
 	char final[ORCH_JOB_ID_SIZE + sizeof(".json")];
-	char *text = job_to_text(job);
+	char *text = job_to_text(job, false);
 	size_t len = strlen(text);
 	const char *step = "write";
 	int fd, rc;
@@ -807,15 +837,15 @@ out:
 	return rc;
 }
 
-static int load_dir(const char *dir, int dir_fd, unsigned flags,
-		    struct orch_job_list *out, struct cm_err *err)
+/* Every NAME.json of dir to fn (which takes the job), corrupt ones
+ * counted and, when dir_fd >= 0 (locked), moved aside. */
+static int walk_dir(const char *dir, int dir_fd, orch_journal_fn fn,
+		    void *ctx, size_t *ncorrupt, struct cm_err *err)
 {
 	DIR *d = opendir(dir);
 	struct dirent *e;
-	size_t cap = 0;
 	bool moved = false;
 
-	memset(out, 0, sizeof(*out));
 	if (!d && errno == ENOENT)
 		return 0; /* no job yet */
 	if (!d)
@@ -835,7 +865,7 @@ static int load_dir(const char *dir, int dir_fd, unsigned flags,
 			continue;
 		}
 		if (rc) {
-			out->ncorrupt++;
+			(*ncorrupt)++;
 			if (dir_fd < 0) {
 				cm_warn("journal: %s/%s is corrupt: %s", dir,
 					e->d_name, why);
@@ -854,20 +884,118 @@ static int load_dir(const char *dir, int dir_fd, unsigned flags,
 			moved = true;
 			continue;
 		}
-		if (!(flags & ORCH_LOAD_ALL) &&
-		    orch_job_state_final(job->state) &&
-		    !orch_job_holds_resources(job)) {
-			orch_job_free(job);
-			continue;
-		}
-		list_push(out, &cap, job);
+		fn(ctx, job);
 	}
 	closedir(d);
 	if (moved)
 		fsync(dir_fd);
+	return 0;
+}
+
+struct list_ctx {
+	struct orch_job_list *out;
+	unsigned flags;
+	size_t cap;
+};
+
+static void list_add(void *ctx, struct orch_job *job)
+{
+	struct list_ctx *lc = ctx;
+
+	if (!(lc->flags & ORCH_LOAD_ALL) &&
+	    orch_job_state_final(job->state) &&
+	    !orch_job_holds_resources(job)) {
+		orch_job_free(job);
+		return;
+	}
+	list_push(lc->out, &lc->cap, job);
+}
+
+static int load_dir(const char *dir, int dir_fd, unsigned flags,
+		    struct orch_job_list *out, struct cm_err *err)
+{
+	struct list_ctx lc = { out, flags, 0 };
+	int rc;
+
+	memset(out, 0, sizeof(*out));
+	rc = walk_dir(dir, dir_fd, list_add, &lc, &out->ncorrupt, err);
 	if (out->n > 1)
 		qsort(out->jobs, out->n, sizeof(*out->jobs), by_id);
-	return 0;
+	return rc;
+}
+
+int orch_journal_each(struct orch_journal *j, orch_journal_fn fn, void *ctx,
+		      size_t *ncorrupt, struct cm_err *err)
+{
+	size_t n = 0;
+	int rc = walk_dir(j->jobs_dir, j->dir_fd, fn, ctx, &n, err);
+
+	if (ncorrupt)
+		*ncorrupt = n;
+	return rc;
+}
+
+int orch_journal_load_job(const char *state_dir, const char *id,
+			  struct orch_job **out, struct cm_err *err)
+{
+	char *dir = cm_xasprintf("%s/%s", state_dir, JOBS_DIR);
+	char *name = cm_xasprintf("%s.json", id);
+	char why[256];
+	int rc = -ENOENT;
+
+	*out = NULL;
+	if (orch_job_id_valid(id)) {
+		char *path = cm_xasprintf("%s/%s", dir, name);
+
+		if (access(path, F_OK) == 0 || errno != ENOENT)
+			rc = load_one(dir, name, out, why, sizeof(why));
+		free(path);
+	}
+	if (rc == -EINVAL || rc == -EIO)
+		rc = cm_err_set(err, -rc, "journal: %s/%s: %s", dir, name,
+				why);
+	else if (rc)
+		rc = cm_err_set(err, ENOENT, "journal: no job %s", id);
+	free(dir);
+	free(name);
+	return rc;
+}
+
+char *orch_job_record_text(const struct orch_job *job)
+{
+	return job_to_text(job, true);
+}
+
+int orch_job_from_record(const struct cm_json *record, struct orch_job **out,
+			 char *why, size_t n)
+{
+	return job_from_json(record, NULL, out, why, n);
+}
+
+int orch_journal_forget(struct orch_journal *j, const char *id)
+{
+	char name[ORCH_JOB_ID_SIZE + sizeof(".json")];
+	int rc = 0;
+
+	snprintf(name, sizeof(name), "%s.log", id);
+	if (unlinkat(j->dir_fd, name, 0) < 0 && errno != ENOENT)
+		rc = -errno;
+	snprintf(name, sizeof(name), "%s.json", id);
+	if (cm_fault("journal.forget") ? (errno = EIO, 1)
+				       : unlinkat(j->dir_fd, name, 0) < 0 &&
+						 errno != ENOENT)
+		rc = -errno;
+	return rc;
+}
+
+int orch_journal_sync(struct orch_journal *j)
+{
+	return fsync(j->dir_fd) < 0 ? -errno : 0;
+}
+
+const char *orch_journal_state_dir(const struct orch_journal *j)
+{
+	return j->state_dir;
 }
 
 int orch_journal_load_all(struct orch_journal *j, unsigned flags,

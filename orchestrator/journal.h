@@ -21,6 +21,10 @@
  * releases what they list; an "intended" resource may or may not exist and
  * is looked for by what is known (the backing file, the bucket and key).
  *
+ * Finished jobs do not stay here for ever: the engine folds those older
+ * than journal.keepDays into the index (index.h) and removes their files
+ * (orch_journal_forget) once the index holding them is durable.
+ *
  * The lock: orch_journal_open() takes flock(LOCK_EX | LOCK_NB) on
  * STATEDIR/lock and writes its pid there; a second vaultfs on the same
  * stateDir is refused with "another vaultfs (pid N) holds STATEDIR/lock".
@@ -205,6 +209,42 @@ int orch_journal_read(const char *state_dir, unsigned flags,
 		      struct orch_job_list *out, struct cm_err *err);
 
 void orch_job_list_release(struct orch_job_list *list);
+
+/*
+ * Every job file, one at a time, to fn, which takes ownership of the job
+ * (so that a start holds one full record at a time, not all of them).
+ * Corrupt files are moved aside as by orch_journal_load_all and counted
+ * into *ncorrupt (may be NULL).
+ */
+typedef void (*orch_journal_fn)(void *ctx, struct orch_job *job);
+int orch_journal_each(struct orch_journal *j, orch_journal_fn fn, void *ctx,
+		      size_t *ncorrupt, struct cm_err *err);
+
+/* One job's file, read without the lock (a record on demand). -ENOENT:
+ * there is none; -EINVAL: corrupt (err names the file). */
+int orch_journal_load_job(const char *state_dir, const char *id,
+			  struct orch_job **out, struct cm_err *err);
+
+/*
+ * The index's form of a finished job (orchestrator/index.h): the journal
+ * file's members on one line, without "version" and "resources" (a
+ * finished job holds nothing). The caller frees the text.
+ */
+char *orch_job_record_text(const struct orch_job *job);
+struct cm_json;
+/* Back from a parsed record; a state this version does not know reads as
+ * failed, with a note naming it in last_error. -EINVAL with why set. */
+int orch_job_from_record(const struct cm_json *record, struct orch_job **out,
+			 char *why, size_t n);
+
+/*
+ * Remove a job's files (ID.json, ID.log) once its record is elsewhere
+ * (folded into the index). The directory is fsynced by
+ * orch_journal_sync(). Fault site: journal.forget.
+ */
+int orch_journal_forget(struct orch_journal *j, const char *id);
+int orch_journal_sync(struct orch_journal *j);
+const char *orch_journal_state_dir(const struct orch_journal *j);
 
 /*
  * Resource tracking; each call saves the job and returns what the save

@@ -14,9 +14,14 @@
  *               from any thread (the CLI's main thread, FUSE handlers).
  *
  * Ownership: the engine owns every struct job (and through it the journal
- * record) from its creation or loading to orch_free(); jobs are never
- * removed while the engine lives, so a `struct job *` found under ->lock
- * stays valid after it is dropped. A job's record is written only by the
+ * record) from its creation or loading until it leaves memory. A finished
+ * job leaves memory for the index (index.h: an entry of ~100 bytes, its
+ * record read back on demand) once ORCH_RECENT_FINISHED newer ones have
+ * finished, and only when no thread holds it: a `struct job *` used past
+ * ->lock is held (jb->refs) by whoever uses it. Finished jobs loaded at
+ * start go to the index at once, and those finished before
+ * journal.keepDays fold into the index file (at start, then hourly on
+ * the watcher's thread: fold_due). A job's record is written only by the
  * thread that owns the job at that moment: the worker running it, or the
  * thread that queues, recovers or cancels it while it is in no worker's
  * hands (under orch->lock, so no worker can take it meanwhile). Lock order
@@ -47,6 +52,7 @@
 #include <unistd.h>
 
 #define WATCH_RETRY_MS 10000 /* re-create a vault watcher that failed */
+#define FOLD_EVERY_MS 3600000 /* the daemon folds old finished jobs */
 
 /* ---- small helpers ----------------------------------------------------- */
 
@@ -112,9 +118,66 @@ static enum orch_job_state job_state(struct job *jb)
 	return s;
 }
 
+/* Finished, in no one's hands, holding nothing (a resource that could
+ * not be released stays with its whole record, for the next start).
+ * Caller holds o->lock. */
+static bool retirable(struct job *jb)
+{
+	bool done;
+
+	if (jb->running || jb->queued || jb->refs)
+		return false;
+	pthread_mutex_lock(&jb->lock);
+	done = orch_job_state_final(jb->j->state) &&
+	       !orch_job_holds_resources(jb->j);
+	pthread_mutex_unlock(&jb->lock);
+	return done;
+}
+
+/* Finished jobs beyond the ORCH_RECENT_FINISHED most recent leave memory:
+ * an index entry each (their records stay in jobs/ID.json). Caller holds
+ * o->lock. */
+static void retire_finished(struct orch *o)
+{
+	size_t nfinished = 0;
+
+	for (size_t i = 0; i < o->njobs; i++)
+		nfinished += retirable(o->jobs[i]);
+	for (size_t i = 0; i < o->njobs && nfinished > o->recent_finished;) {
+		struct job *jb = o->jobs[i];
+		struct orch_index_rec rec;
+
+		if (!retirable(jb)) {
+			i++;
+			continue;
+		}
+		orch_index_rec_from_job(jb->j, &rec);
+		orch_index_add(o->index, &rec, ORCH_INDEX_IN_JOURNAL);
+		memmove(&o->jobs[i], &o->jobs[i + 1],
+			(o->njobs - i - 1) * sizeof(*o->jobs));
+		o->njobs--;
+		job_free(jb);
+		nfinished--;
+	}
+}
+
+/* Caller holds o->lock: jb stays in memory until job_drop(). */
+static void job_hold(struct job *jb)
+{
+	jb->refs++;
+}
+
+static void job_drop(struct orch *o, struct job *jb)
+{
+	pthread_mutex_lock(&o->lock);
+	jb->refs--;
+	retire_finished(o);
+	pthread_mutex_unlock(&o->lock);
+}
+
 /* The newest job for the same recovery point (vault, path, resource id,
- * size and mtime, and the same file where both know it), or NULL. Caller
- * holds o->lock. */
+ * size and mtime, and the same file where both know it) in memory, or
+ * NULL. Caller holds o->lock. */
 static struct job *find_job_for(struct orch *o,
 				const struct orch_recovery_point *rp)
 {
@@ -214,6 +277,20 @@ struct orch *orch_new(const struct orch_config *cfg,
 	if (cfg->on_failure)
 		o->failure_cmds = orch_failure_cmds_new(
 			cfg->on_failure_timeout_seconds * 1000);
+	o->recent_finished = ORCH_RECENT_FINISHED;
+	o->fold_every_ms = FOLD_EVERY_MS;
+	if (getenv("VAULTFS_TEST_FOLD_SECONDS")) {
+		o->fold_every_ms = 1000 * (unsigned)strtoul(
+			getenv("VAULTFS_TEST_FOLD_SECONDS"), NULL, 10);
+		cm_warn("test: VAULTFS_TEST_FOLD_SECONDS folds every %u ms",
+			o->fold_every_ms);
+	}
+	if (getenv("VAULTFS_TEST_RECENT_FINISHED")) {
+		o->recent_finished = strtoul(
+			getenv("VAULTFS_TEST_RECENT_FINISHED"), NULL, 10);
+		cm_warn("test: VAULTFS_TEST_RECENT_FINISHED keeps %zu finished "
+			"jobs in memory", o->recent_finished);
+	}
 
 	/* the embedded default's directories are ours to create */
 	for (size_t i = 0; i < cfg->nvaults && rc == 0; i++)
@@ -318,25 +395,281 @@ static void recover_one(struct orch *o, struct job *jb)
 	pthread_mutex_unlock(&o->lock);
 }
 
+/* Job ids. */
+struct id_list {
+	char (*id)[ORCH_JOB_ID_SIZE];
+	size_t n, cap;
+};
+
+static void id_push(struct id_list *l, const char *id)
+{
+	if (l->n == l->cap) {
+		l->cap = l->cap ? l->cap * 2 : 64;
+		l->id = cm_xrealloc(l->id, l->cap * sizeof(*l->id));
+	}
+	memcpy(l->id[l->n++], id, ORCH_JOB_ID_SIZE);
+}
+
+/* What loading the journal at start gathers. */
+struct loading {
+	struct orch *o;
+	time_t cutoff;                /* finished before it: folded */
+	struct orch_index_pos pos;    /* of the index file as loaded */
+	struct orch_index_writer *w;  /* the new index, from the first fold */
+	bool fold_failed;
+	struct cm_err fold_err;
+	struct job **live;            /* unfinished or holding resources */
+	size_t nlive, live_cap;
+	struct id_list folded;        /* into the new index */
+	struct id_list stale;         /* in the index already */
+};
+
+static time_t job_ended(const struct orch_job *j)
+{
+	time_t t = 0;
+
+	for (int s = 0; s < ORCH_JOB_NSTATES; s++)
+		if (j->times[s] > t)
+			t = j->times[s];
+	return t;
+}
+
+/* A fold failed: what was folded so far stays in the journal. */
+static void fold_undo(struct loading *l)
+{
+	orch_index_writer_abort(l->w);
+	l->w = NULL;
+	l->fold_failed = true;
+	for (size_t i = 0; i < l->folded.n; i++)
+		orch_index_set_where(l->o->index, l->folded.id[i],
+				     ORCH_INDEX_IN_JOURNAL);
+	l->folded.n = 0;
+}
+
+/* Into the new index file; `where` receives its offset, or stays. */
+static void fold(struct loading *l, const struct orch_job *j,
+		 uint64_t *where)
+{
+	uint64_t off;
+
+	if (l->fold_failed)
+		return;
+	if (!l->w && orch_index_writer_open(l->o->cfg->state_dir, &l->pos,
+					    &l->w, &l->fold_err)) {
+		fold_undo(l);
+		return;
+	}
+	if (orch_index_writer_add(l->w, j, &off, &l->fold_err)) {
+		fold_undo(l);
+		return;
+	}
+	*where = off;
+	id_push(&l->folded, j->id);
+}
+
+/* One journal file (orch_journal_each): a finished job to the index,
+ * folded when old enough; the others stay whole. */
+static void load_job(void *ctx, struct orch_job *j)
+{
+	struct loading *l = ctx;
+	struct orch_index *ix = l->o->index;
+	struct orch_index_hit hit;
+	struct orch_index_rec rec;
+	uint64_t where = ORCH_INDEX_IN_JOURNAL;
+
+	if (orch_index_find_id(ix, j->id, &hit)) {
+		/* in the index: a compaction was cut off before removing
+		 * its files */
+		id_push(&l->stale, j->id);
+		orch_job_free(j);
+		return;
+	}
+	if (!orch_job_state_final(j->state) || orch_job_holds_resources(j)) {
+		if (l->nlive == l->live_cap) {
+			l->live_cap = l->live_cap ? l->live_cap * 2 : 16;
+			l->live = cm_xrealloc(l->live, l->live_cap *
+							       sizeof(*l->live));
+		}
+		l->live[l->nlive++] = job_new(l->o, j);
+		return;
+	}
+	if (job_ended(j) <= l->cutoff)
+		fold(l, j, &where);
+	orch_index_rec_from_job(j, &rec);
+	orch_index_add(ix, &rec, where);
+	orch_job_free(j);
+}
+
+static int live_by_id(const void *a, const void *b)
+{
+	const struct job *x = *(struct job *const *)a;
+	const struct job *y = *(struct job *const *)b;
+
+	return strcmp(x->j->id, y->j->id);
+}
+
+/* Test-only: VAULTFS_TEST_PAUSE_AT=folding:SECONDS stops the start once
+ * the new index is in place and before the journal's files go (for the
+ * crash test). */
+static void test_pause_folding(struct orch *o)
+{
+	for (size_t i = 0; i < o->npauses; i++) {
+		if (strcmp(o->pauses[i].stage, "folding") != 0)
+			continue;
+		cm_warn("test: paused at folding for %u ms", o->pauses[i].ms);
+		cm_sleep_ms(o->pauses[i].ms);
+	}
+}
+
+static void forget_all(struct orch *o, const struct id_list *ids)
+{
+	for (size_t i = 0; i < ids->n; i++) {
+		int rc = orch_journal_forget(o->journal, ids->id[i]);
+
+		if (rc)
+			cm_warn("journal: job %s is in the index; its file "
+				"stays in %s/jobs until the next start: %s",
+				ids->id[i], o->cfg->state_dir, strerror(-rc));
+	}
+}
+
+/* Commit the new index, then remove the journal files it holds: a job is
+ * in the journal, the index, or both for a moment; never in neither. */
+static void fold_commit(struct loading *l)
+{
+	struct orch *o = l->o;
+
+	o->index_pos = l->pos;
+	if (l->w && orch_index_writer_commit(l->w, &o->index_pos,
+					     &l->fold_err)) {
+		l->w = NULL;
+		o->index_pos = l->pos;
+		fold_undo(l);
+	}
+	l->w = NULL;
+	if (l->fold_failed)
+		cm_warn("journal: finished jobs stay in %s/jobs, not folded "
+			"into the index: %s", o->cfg->state_dir,
+			l->fold_err.msg);
+	if (l->folded.n)
+		test_pause_folding(o);
+	forget_all(o, &l->stale);
+	forget_all(o, &l->folded);
+	if (l->stale.n || l->folded.n)
+		orch_journal_sync(o->journal);
+	if (l->folded.n)
+		cm_info("journal: %zu finished job%s folded into %s/%s",
+			l->folded.n, l->folded.n == 1 ? "" : "s",
+			o->cfg->state_dir, ORCH_INDEX_NAME);
+}
+
 static int recover(struct orch *o, struct cm_err *err)
 {
-	struct orch_job_list list;
+	struct loading l;
 	int rc;
 
-	rc = orch_journal_load_all(o->journal, ORCH_LOAD_ALL, &list, err);
-	if (rc)
-		return rc;
-	for (size_t i = 0; i < list.n; i++) {
-		struct job *jb = job_new(o, list.jobs[i]);
+	memset(&l, 0, sizeof(l));
+	l.o = o;
+	l.cutoff = time(NULL) - (time_t)o->cfg->keep_days * 86400;
+	cm_err_clear(&l.fold_err);
+	o->index = orch_index_new();
+	{
+		/* a new index a crash cut off before its rename */
+		char *tmp = cm_xasprintf("%s/%s.tmp", o->cfg->state_dir,
+					 ORCH_INDEX_NAME);
 
-		list.jobs[i] = NULL;
+		unlink(tmp);
+		free(tmp);
+	}
+	rc = orch_index_load(o->cfg->state_dir, o->index, &l.pos, err);
+	if (rc == 0)
+		rc = orch_journal_each(o->journal, load_job, &l, NULL, err);
+	if (rc) {
+		orch_index_writer_abort(l.w);
+		for (size_t i = 0; i < l.nlive; i++)
+			job_free(l.live[i]);
+		goto out;
+	}
+	fold_commit(&l);
+	if (l.nlive > 1)
+		qsort(l.live, l.nlive, sizeof(*l.live), live_by_id);
+	for (size_t i = 0; i < l.nlive; i++) {
+		struct job *jb = l.live[i];
+
 		pthread_mutex_lock(&o->lock);
 		add_job(o, jb);
+		job_hold(jb);
 		pthread_mutex_unlock(&o->lock);
 		recover_one(o, jb);
+		job_drop(o, jb);
 	}
-	orch_job_list_release(&list);
-	return 0;
+out:
+	free(l.live);
+	free(l.folded.id);
+	free(l.stale.id);
+	return rc;
+}
+
+/*
+ * While running (the watcher, every fold_every_ms): fold the jobs that
+ * left memory and ended before journal.keepDays, as at start. Only this
+ * thread writes the index file after start; readers holding an old
+ * `where` retry (load_indexed). The entries move under ->lock before the
+ * files go.
+ */
+static void fold_due(struct orch *o)
+{
+	time_t cutoff = time(NULL) - (time_t)o->cfg->keep_days * 86400;
+	struct orch_index_writer *w = NULL;
+	char (*ids)[ORCH_JOB_ID_SIZE];
+	struct orch_index_pos pos;
+	uint64_t *offs;
+	struct cm_err e;
+	size_t n;
+	int rc = 0;
+
+	cm_err_clear(&e);
+	pthread_mutex_lock(&o->lock);
+	n = orch_index_due(o->index, cutoff, &ids);
+	pthread_mutex_unlock(&o->lock);
+	if (!n)
+		return;
+	offs = cm_xcalloc(n, sizeof(*offs));
+	rc = orch_index_writer_open(o->cfg->state_dir, &o->index_pos, &w, &e);
+	for (size_t i = 0; i < n && rc == 0; i++) {
+		struct orch_job *j = NULL;
+
+		rc = orch_journal_load_job(o->cfg->state_dir, ids[i], &j, &e);
+		if (rc == 0)
+			rc = orch_index_writer_add(w, j, &offs[i], &e);
+		orch_job_free(j);
+	}
+	if (rc == 0) {
+		rc = orch_index_writer_commit(w, &pos, &e);
+		w = NULL;
+	}
+	if (rc) {
+		orch_index_writer_abort(w);
+		cm_warn("journal: finished jobs stay in %s/jobs, not folded "
+			"into the index: %s", o->cfg->state_dir, e.msg);
+		goto out;
+	}
+	pthread_mutex_lock(&o->lock);
+	o->index_pos = pos;
+	for (size_t i = 0; i < n; i++)
+		orch_index_set_where(o->index, ids[i], offs[i]);
+	pthread_mutex_unlock(&o->lock);
+	{
+		struct id_list l = { ids, n, n };
+
+		forget_all(o, &l);
+	}
+	orch_journal_sync(o->journal);
+	cm_info("journal: %zu finished job%s folded into %s/%s", n,
+		n == 1 ? "" : "s", o->cfg->state_dir, ORCH_INDEX_NAME);
+out:
+	free(offs);
+	free(ids);
 }
 
 /* Drafts of manifests a crashed run left in STATEDIR/tmp. */
@@ -360,6 +693,7 @@ static int submit_rp(struct orch *o, const struct orch_recovery_point *rp,
 		     struct cm_err *err)
 {
 	struct orch_job *j = NULL;
+	struct orch_index_hit hit;
 	struct job *jb;
 	int rc = 0;
 
@@ -383,6 +717,16 @@ static int submit_rp(struct orch *o, const struct orch_recovery_point *rp,
 			pthread_mutex_unlock(&o->lock);
 			goto out;
 		}
+	} else if (orch_index_find_rp(o->index, rp->vault, rp->path,
+				      rp->resource_id, rp->size,
+				      (int64_t)rp->mtime, &hit) &&
+		   (hit.state == ORCH_JOB_SUCCEEDED || !retry)) {
+		/* finished, out of memory: a state unknown here is
+		 * retried as a failed one would be */
+		if (id_out)
+			memcpy(id_out, hit.id, ORCH_JOB_ID_SIZE);
+		pthread_mutex_unlock(&o->lock);
+		goto out;
 	}
 	pthread_mutex_unlock(&o->lock);
 
@@ -405,10 +749,12 @@ static int submit_rp(struct orch *o, const struct orch_recovery_point *rp,
 	pthread_mutex_lock(&o->lock);
 	add_job(o, jb);
 	enqueue(o, jb, 0);
+	job_hold(jb);
 	pthread_mutex_unlock(&o->lock);
 	cm_info("queued job %s for %s/%s", j->id, rp->vault, rp->name);
 	pthread_mutex_unlock(&o->submit_lock);
 	notify_copy(o, jb);
+	job_drop(o, jb);
 	return 0;
 out:
 	pthread_mutex_unlock(&o->submit_lock);
@@ -508,6 +854,7 @@ int orch_describe(struct orch *o, const char *vault, const char *name,
 
 int orch_cancel(struct orch *o, const char *job_id, struct cm_err *err)
 {
+	struct orch_index_hit hit;
 	struct job *jb;
 	struct cm_err e;
 	int rc = 0;
@@ -515,10 +862,16 @@ int orch_cancel(struct orch *o, const char *job_id, struct cm_err *err)
 	cm_err_clear(&e);
 	pthread_mutex_lock(&o->lock);
 	jb = find_job(o, job_id);
+	if (!jb && orch_index_find_id(o->index, job_id, &hit)) {
+		rc = cm_err_set(err, EALREADY, "job %s has ended (%s)",
+				job_id, hit.state_name);
+		goto unlock;
+	}
 	if (!jb) {
 		rc = cm_err_set(err, ENOENT, "no job %s", job_id);
 		goto unlock;
 	}
+	job_hold(jb);
 	if (jb->running) {
 		atomic_store(&jb->cancel_why, JOB_CANCEL_USER);
 		atomic_store(&jb->cancel, 1);
@@ -552,6 +905,8 @@ unlock:
 		cm_info("job %s: cancel requested", job_id);
 		notify_copy(o, jb);
 	}
+	if (jb)
+		job_drop(o, jb);
 	return rc;
 }
 
@@ -611,6 +966,7 @@ static void *worker_main(void *arg)
 			break;
 		jb->running = true;
 		jb->this_run = true;
+		job_hold(jb);
 		o->nrunning++;
 		pthread_mutex_unlock(&o->lock);
 
@@ -626,6 +982,8 @@ static void *worker_main(void *arg)
 		/* told before anyone sees the engine idle */
 		job_notify(jb);
 		pthread_mutex_lock(&o->lock);
+		jb->refs--;
+		retire_finished(o);
 		o->nrunning--;
 		if (is_idle(o))
 			pthread_cond_broadcast(&o->idle);
@@ -647,12 +1005,18 @@ static void *watcher_main(void *arg)
 		.quiet_ms = 0,
 		.rescan_ms = cfg->rescan_seconds * 1000,
 	};
-	uint64_t retry_at = 0;
+	uint64_t retry_at = 0, fold_at = now_ms() + o->fold_every_ms;
 
 	for (;;) {
 		int timeout = -1, nfd = 1;
 		uint64_t now = now_ms();
 
+		if (now >= fold_at) {
+			fold_due(o);
+			now = now_ms();
+			fold_at = now + o->fold_every_ms;
+		}
+		timeout = (int)(fold_at - now);
 		if (now >= retry_at) {
 			retry_at = now + WATCH_RETRY_MS;
 			for (size_t i = 0; i < n; i++) {
@@ -682,12 +1046,12 @@ static void *watcher_main(void *arg)
 			pfd[nfd].events = POLLIN;
 			nfd++;
 			t = orch_vault_watch_timeout(w[i]);
-			if (t >= 0 && (timeout < 0 || t < timeout))
+			if (t >= 0 && t < timeout)
 				timeout = t;
 		}
 		for (size_t i = 0; i < n; i++) {
 			if (!w[i] && cfg->vaults[i].type == ORCH_VAULT_LOCAL &&
-			    (timeout < 0 || timeout > WATCH_RETRY_MS))
+			    timeout > WATCH_RETRY_MS)
 				timeout = WATCH_RETRY_MS;
 		}
 		if (poll(pfd, (nfds_t)nfd, timeout) < 0 && errno != EINTR)
@@ -821,6 +1185,7 @@ void orch_free(struct orch *o)
 	for (size_t i = 0; i < o->njobs; i++)
 		job_free(o->jobs[i]);
 	free(o->jobs);
+	orch_index_free(o->index);
 	free(o->queue);
 	free(o->workers);
 	if (o->providers)
@@ -886,27 +1251,78 @@ void orch_snapshot(struct orch *o, struct orch_snapshot *out)
 			out->rate += ji->rate;
 		}
 	}
+	if (o->index) {
+		out->indexed = orch_index_count(o->index);
+		orch_index_counts(o->index, out->by_state, NULL,
+				  &out->indexed_archived);
+	}
 	pthread_mutex_unlock(&o->lock);
 	qsort(out->jobs, out->n, sizeof(*out->jobs), by_id);
+}
+
+/* A finished job out of memory, read back from where its record is (no
+ * lock held: a record does not change once it left memory). */
+static int load_indexed(struct orch *o, const struct orch_index_hit *hit,
+			struct orch_job_info *out)
+{
+	struct orch_job *j = NULL;
+	struct cm_err e;
+	int rc;
+
+	cm_err_clear(&e);
+	rc = hit->where == ORCH_INDEX_IN_JOURNAL ?
+		     orch_journal_load_job(o->cfg->state_dir, hit->id, &j, &e) :
+		     orch_index_load_record(o->cfg->state_dir, hit->where, &j,
+					    &e);
+	if (rc == -ENOENT && hit->where == ORCH_INDEX_IN_JOURNAL) {
+		/* folded meanwhile: its entry moved before its file went */
+		struct orch_index_hit now;
+		bool moved;
+
+		pthread_mutex_lock(&o->lock);
+		moved = orch_index_find_id(o->index, hit->id, &now) &&
+			now.where != ORCH_INDEX_IN_JOURNAL;
+		pthread_mutex_unlock(&o->lock);
+		if (moved) {
+			cm_err_clear(&e);
+			rc = orch_index_load_record(o->cfg->state_dir,
+						    now.where, &j, &e);
+		}
+	}
+	if (rc) {
+		cm_warn("job %s: %s", hit->id, e.msg);
+		return rc;
+	}
+	orch_job_info_from_job(j, time(NULL), out);
+	orch_job_free(j);
+	return 0;
 }
 
 int orch_job_get(struct orch *o, const char *job_id,
 		 struct orch_job_info *out)
 {
+	struct orch_index_hit hit;
 	struct job *jb;
+	bool indexed = false;
 
 	pthread_mutex_lock(&o->lock);
 	jb = find_job(o, job_id);
 	if (jb)
 		job_info(jb, out);
+	else if (o->index)
+		indexed = orch_index_find_id(o->index, job_id, &hit);
 	pthread_mutex_unlock(&o->lock);
+	if (indexed)
+		return load_indexed(o, &hit, out);
 	return jb ? 0 : -ENOENT;
 }
 
 int orch_job_for_rp(struct orch *o, const char *vault, const char *name,
 		    struct orch_job_info *out)
 {
+	struct orch_index_hit hit;
 	struct job *found = NULL;
+	bool indexed = false;
 
 	pthread_mutex_lock(&o->lock);
 	for (size_t i = o->njobs; i-- > 0 && !found;) {
@@ -918,7 +1334,11 @@ int orch_job_for_rp(struct orch *o, const char *vault, const char *name,
 	}
 	if (found)
 		job_info(found, out);
+	else if (o->index)
+		indexed = orch_index_find_name(o->index, vault, name, &hit);
 	pthread_mutex_unlock(&o->lock);
+	if (indexed)
+		return load_indexed(o, &hit, out);
 	return found ? 0 : -ENOENT;
 }
 
@@ -959,18 +1379,21 @@ static char *log_file_tail(const struct orch *o, const char *id, size_t max)
 
 char *orch_job_log(struct orch *o, const char *job_id)
 {
+	struct orch_index_hit hit;
 	struct job *jb;
 	char *text = NULL;
+	bool known = true;
 
 	if (!orch_job_id_valid(job_id))
 		return NULL;
 	pthread_mutex_lock(&o->lock);
 	jb = find_job(o, job_id);
+	if (jb)
+		text = job_log_text(jb); /* log_lock is a leaf */
+	else if (!o->index || !orch_index_find_id(o->index, job_id, &hit))
+		known = false;
 	pthread_mutex_unlock(&o->lock);
-	if (!jb)
-		return NULL;
-	text = job_log_text(jb); /* jobs live until orch_free */
-	if (!text)
+	if (!text && known) /* a folded job's log went with its file */
 		text = log_file_tail(o, job_id, 64 * 1024);
 	return text;
 }

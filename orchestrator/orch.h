@@ -98,9 +98,13 @@ char *orch_job_info_text(const struct orch_job_info *ji);
 void orch_format_bytes(uint64_t n, char *buf, size_t len);
 
 struct orch_snapshot {
-	struct orch_job_info *jobs; /* n entries, sorted by id */
+	struct orch_job_info *jobs; /* n entries, sorted by id: the jobs in
+				       memory (see orch_snapshot) */
 	size_t n;
-	size_t by_state[ORCH_JOB_NSTATES];
+	size_t indexed;             /* finished jobs not in jobs[] (only in
+				       the index); n + indexed: every job */
+	uint64_t indexed_archived;  /* archive bytes of the succeeded ones */
+	size_t by_state[ORCH_JOB_NSTATES]; /* of every job */
 	size_t running;
 	uint64_t bytes_read;        /* of the running jobs */
 	double rate;                /* of the running jobs together */
@@ -173,10 +177,16 @@ int orch_cancel(struct orch *o, const char *job_id, struct cm_err *err);
  * Returns true when idle. */
 bool orch_wait_idle(struct orch *o, int timeout_ms);
 
-/* Copies of every job the engine knows (this run's and the journal's). */
+/*
+ * Copies of the jobs in memory: every unfinished job and the most recent
+ * finished ones; counts (by_state, indexed) of every job the engine knows.
+ * Older finished jobs live in the index only: orch_job_get and
+ * orch_job_for_rp read them back.
+ */
 void orch_snapshot(struct orch *o, struct orch_snapshot *out);
 
-/* One job (-ENOENT). */
+/* One job (-ENOENT), finished ones read back from the journal or the
+ * index. */
 int orch_job_get(struct orch *o, const char *job_id,
 		 struct orch_job_info *out);
 

@@ -29,6 +29,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "index.h"
 #include "orch.h"
 #include "provider.h"
 #include "vault_local.h"
@@ -65,6 +66,8 @@ struct job {
 	double rate;          /* protected by ->lock */
 
 	/* protected by orch->lock */
+	unsigned refs;        /* threads that use it past orch->lock: a
+				 finished job leaves memory only at 0 */
 	bool queued;
 	bool running;
 	bool this_run;        /* ran (or was failed) in this process */
@@ -112,13 +115,21 @@ struct orch {
 						   onFailure */
 	struct orch_pause pauses[ORCH_PAUSE_MAX];
 	size_t npauses;
+	size_t recent_finished;        /* ORCH_RECENT_FINISHED, or the test's */
+	unsigned fold_every_ms;        /* the watcher folds this often */
+	struct orch_index_pos index_pos; /* of the index file: recover's,
+					    then the watcher's own */
 
 	pthread_mutex_t submit_lock;
 	pthread_mutex_t lock;
 	pthread_cond_t work;  /* a job is ready, or stopping */
 	pthread_cond_t idle;  /* nothing queued or running */
-	struct job **jobs;    /* protected by ->lock: every job known */
+	struct job **jobs;    /* protected by ->lock: the jobs in memory:
+				 unfinished, held, or among the last
+				 ORCH_RECENT_FINISHED to finish */
 	size_t njobs, jobs_cap;       /* protected by ->lock */
+	struct orch_index *index;     /* protected by ->lock: every other
+					 (finished) job, compactly */
 	struct job **queue;   /* protected by ->lock: FIFO */
 	size_t nqueue, queue_cap;     /* protected by ->lock */
 	size_t nrunning;      /* protected by ->lock */
@@ -132,6 +143,12 @@ struct orch {
 	bool have_watcher;
 	int stop_fd;          /* eventfd: wakes the watcher to stop */
 };
+
+/* Finished jobs kept whole in memory (their log ring, the view's listing
+ * of a recovery point gone from its vault); older ones leave memory for
+ * the index (index.h) and are read back on demand. Tests set another
+ * number with VAULTFS_TEST_RECENT_FINISHED. */
+#define ORCH_RECENT_FINISHED 64
 
 /* job.c */
 struct job *job_new(struct orch *o, struct orch_job *j);

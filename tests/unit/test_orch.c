@@ -271,6 +271,24 @@ static void make_rp(const char *vault, const char *name)
 	put_file(p, name);
 }
 
+/* TMP/vault (made) and a config for it, with `jobs` workers. */
+static void engine_config(char vault[PATH_MAX], unsigned jobs,
+			  struct orch_config *cfg)
+{
+	char json[PATH_MAX * 2];
+	struct cm_err err;
+
+	snprintf(vault, PATH_MAX, "%s/vault", tmp);
+	assert_int_equal(mkdir(vault, 0755), 0);
+	snprintf(json, sizeof(json),
+		 "{ \"vaults\": [ { \"name\": \"v\", \"path\": \"%s\" } ],"
+		 "  \"destination\": \"%s/store\", \"stateDir\": \"%s/state\","
+		 "  \"concurrency\": { \"jobs\": %u } }",
+		 vault, tmp, tmp, jobs);
+	assert_int_equal(orch_config_parse(json, strlen(json), NULL, cfg,
+					   &err), 0);
+}
+
 static void test_engine(void **state)
 {
 	struct orch_config cfg;
@@ -278,7 +296,7 @@ static void test_engine(void **state)
 	struct orch_snapshot snap;
 	struct orch_job_info ji;
 	struct seen seen = { 0 };
-	char vault[PATH_MAX], json[PATH_MAX * 2], id[ORCH_JOB_ID_SIZE];
+	char vault[PATH_MAX], id[ORCH_JOB_ID_SIZE];
 	char id2[ORCH_JOB_ID_SIZE];
 	struct cm_err err;
 	struct orch *o;
@@ -287,17 +305,9 @@ static void test_engine(void **state)
 	char *log;
 
 	(void)state;
-	snprintf(vault, sizeof(vault), "%s/vault", tmp);
-	assert_int_equal(mkdir(vault, 0755), 0);
+	engine_config(vault, 2, &cfg);
 	make_rp(vault, "t1");
 	make_rp(vault, "t2");
-	snprintf(json, sizeof(json),
-		 "{ \"vaults\": [ { \"name\": \"v\", \"path\": \"%s\" } ],"
-		 "  \"destination\": \"%s/store\", \"stateDir\": \"%s/state\","
-		 "  \"concurrency\": { \"jobs\": 2 } }",
-		 vault, tmp, tmp);
-	assert_int_equal(orch_config_parse(json, strlen(json), NULL, &cfg,
-					   &err), 0);
 	opts.notify_ctx = &seen;
 	o = orch_new(&cfg, &opts, &err);
 	assert_non_null(o);
@@ -361,12 +371,91 @@ static void test_engine(void **state)
 	assert_int_equal(orch_scan(o, 0, &queued, &err), 0);
 	assert_int_equal(queued, 0);
 	orch_snapshot(o, &snap);
-	assert_int_equal(snap.n, 2);
+	/* finished jobs of an earlier run are in the index, not in memory */
+	assert_int_equal(snap.n, 0);
+	assert_int_equal(snap.indexed, 2);
+	assert_int_equal(snap.by_state[ORCH_JOB_SUCCEEDED], 2);
 	orch_snapshot_release(&snap);
+	assert_int_equal(orch_job_for_rp(o, "v", "t1", &ji), 0);
+	assert_string_equal(ji.id, id2);
+	assert_int_equal(ji.state, ORCH_JOB_SUCCEEDED);
+	assert_true(ji.verified);
+	orch_job_info_release(&ji);
+	assert_int_equal(orch_cancel(o, id, &err), -EALREADY);
 	log = orch_job_log(o, id); /* from the file now */
 	assert_non_null(log);
 	assert_non_null(strstr(log, "succeeded"));
 	free(log);
+	orch_free(o);
+	orch_config_release(&cfg);
+}
+
+/* Finished jobs leave memory while the engine runs (one kept here): they
+ * still answer scans, exports, lookups by name and id, and their logs. */
+static void test_retired(void **state)
+{
+	struct orch_config cfg;
+	struct orch_opts opts = { .once = true, .notify = on_notify };
+	struct orch_snapshot snap;
+	struct orch_job_info ji;
+	struct seen seen = { 0 };
+	char vault[PATH_MAX], id[ORCH_JOB_ID_SIZE];
+	char name[16];
+	struct cm_err err;
+	struct orch *o;
+	size_t queued = 0;
+	bool q = true;
+	char *log;
+
+	(void)state;
+	engine_config(vault, 3, &cfg);
+	for (int i = 0; i < 6; i++) {
+		snprintf(name, sizeof(name), "r%d", i);
+		make_rp(vault, name);
+	}
+	opts.notify_ctx = &seen;
+	setenv("VAULTFS_TEST_RECENT_FINISHED", "1", 1);
+	o = orch_new(&cfg, &opts, &err);
+	unsetenv("VAULTFS_TEST_RECENT_FINISHED");
+	assert_non_null(o);
+	assert_int_equal(orch_start(o, &err), 0);
+	assert_int_equal(orch_scan(o, 0, &queued, &err), 0);
+	assert_int_equal(queued, 6);
+	assert_true(orch_wait_idle(o, 60000));
+	assert_int_equal(__atomic_load_n(&seen.final, __ATOMIC_SEQ_CST), 6);
+
+	/* one finished job in memory, five in the index; all counted */
+	orch_snapshot(o, &snap);
+	assert_int_equal(snap.n, 1);
+	assert_int_equal(snap.indexed, 5);
+	assert_int_equal(snap.by_state[ORCH_JOB_SUCCEEDED], 6);
+	assert_true(snap.indexed_archived > 0);
+	orch_snapshot_release(&snap);
+
+	/* nothing is queued again, by a scan or an export */
+	assert_int_equal(orch_scan(o, 0, &queued, &err), 0);
+	assert_int_equal(queued, 0);
+	for (int i = 0; i < 6; i++) {
+		snprintf(name, sizeof(name), "r%d", i);
+		assert_int_equal(orch_export(o, "v", name, id, &q, &err), 0);
+		assert_false(q);
+		/* read back, by name and by id, with the log of its file */
+		assert_int_equal(orch_job_for_rp(o, "v", name, &ji), 0);
+		assert_string_equal(ji.id, id);
+		assert_string_equal(ji.rp_name, name);
+		assert_int_equal(ji.state, ORCH_JOB_SUCCEEDED);
+		assert_true(ji.verified);
+		assert_non_null(ji.result_url);
+		orch_job_info_release(&ji);
+		assert_int_equal(orch_job_get(o, id, &ji), 0);
+		assert_string_equal(ji.rp_name, name);
+		orch_job_info_release(&ji);
+		log = orch_job_log(o, id);
+		assert_non_null(log);
+		assert_non_null(strstr(log, "succeeded"));
+		free(log);
+		assert_int_equal(orch_cancel(o, id, &err), -EALREADY);
+	}
 	orch_free(o);
 	orch_config_release(&cfg);
 }
@@ -383,6 +472,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_stale_records, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_engine, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_retired, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
