@@ -26,6 +26,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "budget.h"
 #include "queue.h"
 #include "view.h"
 #include "view_store.h"
@@ -196,6 +197,11 @@ struct view {
 
 	/* read-ahead for remote stores */
 	struct cm_pool *ra_pool;
+	/* read-ahead windows and part buffers: one limit (owned) */
+	struct cm_budget *budget;
+	/* archive/ below the store: what is shown ("" the whole store, else
+	 * the configured prefix with a trailing '/') */
+	char *scope;
 
 	/* the crash record of uploads: STATEDIR/view/uploads */
 	char *uploads_dir;

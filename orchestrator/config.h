@@ -111,7 +111,13 @@ struct orch_config {
 	unsigned max_attempts;  /* tries per job, >= 1 */
 	char *on_failure;       /* NULL or a shell command */
 	unsigned rescan_seconds; /* periodic vault rescan; 0: inotify only */
+	uint64_t view_memory_limit; /* view.memoryLimit: bytes of read-ahead
+				     * and part buffers of `vaultfs mount` */
 };
+
+#define ORCH_VIEW_MEMORY_LIMIT (256ull << 20)
+#define ORCH_VIEW_MEMORY_MIN   (16ull << 20)
+#define ORCH_VIEW_MEMORY_MAX   (1ull << 40)
 
 /*
  * The embedded default: vault "local" at ORCH_DEFAULT_VAULT_PATH,
