@@ -39,6 +39,7 @@
 #include <grp.h>
 #include <pwd.h>
 #include <limits.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -413,6 +414,11 @@ int cmd_mount(int argc, char **argv)
 	rc = parse_args(argc, argv, &cli);
 	if (rc)
 		return rc < 0 ? 0 : rc;
+	/* Buffers of 256 KiB and more (part buffers, read-ahead windows,
+	 * requests) are mapped and unmapped, not kept by malloc's arenas
+	 * once freed (glibc's threshold would otherwise grow to 32 MiB): the
+	 * memory the view counts (view.memoryLimit) is what it holds. */
+	mallopt(M_MMAP_THRESHOLD, 256 << 10);
 	if (cli.verbose)
 		cm_log_set_level(CM_LOG_INFO);
 	rc = vf_load_config("mount", cli.config, &cfg);

@@ -34,6 +34,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/budget.h"
 #include "core/crypto.h"
 #include "core/s3.h"
 #include "core/s3_upload.h"
@@ -592,6 +593,54 @@ static void test_multipart(void **state)
 	s3_client_free(c);
 }
 
+/* Part buffers from a shared budget of two parts: the upload goes on
+ * within it (at most the two parts in flight), and gives it all
+ * back. */
+static void test_budget(void **state)
+{
+	struct cm_budget *b = cm_budget_new(10 * S3_MIB);
+	struct s3_upload_opts o = {
+	    .part_size = 5 * S3_MIB, .concurrency = 4, .budget = b};
+	uint64_t size = 23 * S3_MIB + 12345; /* 5 parts */
+	struct s3_client *c = client();
+	struct s3_upload_result res;
+	struct cm_budget_stats st;
+	struct cm_err err;
+	struct s3_upload *u;
+
+	(void)state;
+	F.part_delay_ms = 20;
+	F.max_in_flight = 0;
+	cm_err_clear(&err);
+	u = s3_upload_new(c, "b", "k", &o, &err);
+	assert_int_equal(stream(u, size, &err), 0);
+	assert_int_equal(s3_upload_finish(u, &res, &err), 0);
+	F.part_delay_ms = 0;
+	assert_int_equal(res.parts, 5);
+	assert_true(F.max_in_flight <= 2);
+	s3_upload_free(u);
+	cm_budget_stats(b, &st);
+	assert_int_equal(st.used, 0);
+	assert_int_equal(st.peak, 10 * S3_MIB);
+	/* with room, more parts go at once */
+	cm_budget_free(b);
+	b = cm_budget_new(40 * S3_MIB);
+	o.budget = b;
+	F.part_delay_ms = 20;
+	F.max_in_flight = 0;
+	u = s3_upload_new(c, "b", "k", &o, &err);
+	assert_int_equal(stream(u, size, &err), 0);
+	assert_int_equal(s3_upload_finish(u, &res, &err), 0);
+	F.part_delay_ms = 0;
+	assert_true(F.max_in_flight > 1);
+	s3_upload_free(u);
+	cm_budget_stats(b, &st);
+	assert_int_equal(st.used, 0);
+	assert_true(st.peak <= 20 * S3_MIB);
+	cm_budget_free(b);
+	s3_client_free(c);
+}
+
 /* The upload fails with msg_part in its message, and is aborted once:
  * from a stream of `size` bytes, or from the file at path when not NULL. */
 static void expect_abort_of(struct s3_upload_opts *o, uint64_t size,
@@ -954,6 +1003,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_single_put),
 	    cmocka_unit_test(test_multipart),
+	    cmocka_unit_test(test_budget),
 	    cmocka_unit_test(test_failures),
 	    cmocka_unit_test(test_abort_by_caller),
 	    cmocka_unit_test(test_reserve_commit),
