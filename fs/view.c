@@ -1161,7 +1161,10 @@ bool view_may_block(struct view *v, uint64_t ino)
 		return false;
 	pthread_mutex_lock(&v->lock);
 	n = node_by_ino_locked(v, ino);
-	r = n && vk_is_archive(n->kind);
+	/* a directory on the way down to the scope answers from the scope
+	 * alone (view_arc_*): no network, no worker to wait for */
+	r = n && vk_is_archive(n->kind) &&
+	    !(vk_is_archive_dir(n->kind) && view_arc_on_way(v, n->key));
 	pthread_mutex_unlock(&v->lock);
 	return r;
 }

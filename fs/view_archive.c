@@ -124,6 +124,13 @@ static const char *scope_step(struct view *v, const char *dir, char *buf,
 	return buf;
 }
 
+bool view_arc_on_way(struct view *v, const char *dir)
+{
+	char step[256];
+
+	return v->scope && scope_step(v, dir, step, sizeof(step)) != NULL;
+}
+
 /* Nothing is made or removed on the way down to the scope: only the
  * configured prefix is the view's (--whole-bucket: all of it). */
 static int outside_scope(struct view *v, const char *dir, const char *name,

@@ -235,6 +235,8 @@ void view_inval_entry(struct view *v, uint64_t parent, const char *name);
 
 /* view_archive.c */
 int view_arc_init(struct view *v, struct cm_err *err);
+/* dir (a directory key) lies on the way down to the scope, above it */
+bool view_arc_on_way(struct view *v, const char *dir);
 void view_arc_release_all(struct view *v);
 int view_arc_lookup(struct view *v, struct view_node *parent, const char *name,
 		    struct view_attr *out, struct cm_err *err);
