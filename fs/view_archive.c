@@ -650,9 +650,16 @@ static void prefetch_locked(struct view_reader *r, struct ra_win *w,
 	if (off >= r->size || w->state == WIN_LOADING || !r->v->ra_pool)
 		return;
 	want = r->size - off < r->window ? (size_t)(r->size - off) : r->window;
-	/* only with memory to spare, else in the window it has (if any) */
-	if (want > w->cap && !cm_budget_try(r->v->budget, want - w->cap))
-		want = want < w->cap ? want : w->cap;
+	/* only with memory to spare, else in the window it has (if any);
+	 * the window is made here, so that its bytes and what was taken
+	 * agree whatever becomes of the task */
+	if (want > w->cap && cm_budget_try(r->v->budget, want - w->cap)) {
+		free(w->data);
+		w->data = cm_xmalloc(want);
+		w->cap = want;
+	}
+	if (want > w->cap)
+		want = w->cap;
 	if (!want)
 		return;
 	w->off = off;
