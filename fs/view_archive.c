@@ -555,6 +555,38 @@ static void files_remove(struct view *v, struct view_file *f)
 	pthread_mutex_unlock(&v->files_lock);
 }
 
+/* ---- memory ----------------------------------------------------------- */
+
+/*
+ * Take n bytes of the budget for `key`, waiting on this thread (a worker of
+ * the adapter) when they are not there. At most VIEW_MEM_WAITERS wait at
+ * once: the files that hold memory need workers too to give it back (the
+ * write that ends a part, the close), so waiters must never fill the pool;
+ * one more fails at once with ENOBUFS, which says why.
+ */
+static int mem_take(struct view *v, uint64_t n, const char *key,
+		    struct cm_err *err)
+{
+	int rc;
+
+	if (cm_budget_try(v->budget, n))
+		return 0;
+	if (atomic_fetch_add(&v->mem_waiters, 1) >= VIEW_MEM_WAITERS) {
+		atomic_fetch_sub(&v->mem_waiters, 1);
+		cm_warn("view: %s: view.memoryLimit is spent and %d files wait "
+			"for memory already",
+			key, VIEW_MEM_WAITERS);
+		return cm_err_set(err, ENOBUFS,
+				  "%s: no memory (view.memoryLimit)", key);
+	}
+	rc = cm_budget_take(v->budget, n);
+	atomic_fetch_sub(&v->mem_waiters, 1);
+	if (rc)
+		return cm_err_set(err, ECANCELED,
+				  "%s: no memory (shutting down)", key);
+	return 0;
+}
+
 /* ---- reading ----------------------------------------------------------- */
 
 enum win_state {
@@ -578,6 +610,7 @@ struct ra_win {
 struct view_reader {
 	struct view *v;
 	struct view_store_rd *rd;
+	const char *key; /* the node's, for messages */
 	uint64_t size;
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
@@ -746,13 +779,14 @@ static int reader_read(struct view_reader *r, uint64_t off, char *buf,
 			pthread_mutex_unlock(&r->lock);
 			/* waits on this thread (a worker), holding no lock
 			 * other readers need */
-			if (need && cm_budget_take(r->v->budget, need)) {
-				pthread_mutex_lock(&r->lock);
-				w->state = WIN_EMPTY;
-				rc = cm_err_set(err, ECANCELED,
-						"no memory to read "
-						"(shutting down)");
-				break;
+			if (need) {
+				rc = mem_take(r->v, need, r->key, err);
+				if (rc) {
+					pthread_mutex_lock(&r->lock);
+					w->state = WIN_EMPTY;
+					pthread_cond_broadcast(&r->cond);
+					break;
+				}
 			}
 			win_load(r, w);
 			pthread_mutex_lock(&r->lock);
@@ -927,10 +961,9 @@ static int writer_start(struct view *v, struct view_file *f, struct cm_err *err)
 
 	if (v->store->budget && v->store->ops->write_memory) {
 		mem = v->store->ops->write_memory(v->store);
-		if (cm_budget_take(v->store->budget, mem))
-			return cm_err_set(err, ECANCELED,
-					  "%s: no memory (shutting down)",
-					  n->key);
+		rc = mem_take(v, mem, n->key, err);
+		if (rc)
+			return rc;
 	}
 	aw = cm_xcalloc(1, sizeof(*aw));
 	aw->v = v;
@@ -1048,6 +1081,7 @@ int view_arc_open(struct view *v, struct view_file *f, int flags,
 	pthread_mutex_unlock(&v->lock);
 	r = cm_xcalloc(1, sizeof(*r));
 	r->v = v;
+	r->key = n->key;
 	r->size = obj.size;
 	r->window = RA_MIN;
 	r->next_seq = 0;

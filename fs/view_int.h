@@ -129,6 +129,9 @@ struct view_listing {
 
 #define VIEW_LISTINGS_MAX 32
 
+/* Workers that may wait for memory at once: half the adapter's 32. */
+#define VIEW_MEM_WAITERS 16
+
 struct dir_item {
 	struct view_dirent de; /* first: view_dir_entry returns it */
 	enum view_kind kind;
@@ -199,6 +202,7 @@ struct view {
 	struct cm_pool *ra_pool;
 	/* read-ahead windows and part buffers: one limit (owned) */
 	struct cm_budget *budget;
+	atomic_uint mem_waiters; /* workers waiting for it now */
 	/* archive/ below the store: what is shown ("" the whole store, else
 	 * the configured prefix with a trailing '/') */
 	char *scope;
