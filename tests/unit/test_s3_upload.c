@@ -622,7 +622,7 @@ static void test_budget(void **state)
 	cm_budget_stats(b, &st);
 	assert_int_equal(st.used, 0);
 	assert_int_equal(st.peak, 10 * S3_MIB);
-	/* with room, more parts go at once */
+	/* with room: never more than its own buffers (concurrency) */
 	cm_budget_free(b);
 	b = cm_budget_new(40 * S3_MIB);
 	o.budget = b;
@@ -632,7 +632,7 @@ static void test_budget(void **state)
 	assert_int_equal(stream(u, size, &err), 0);
 	assert_int_equal(s3_upload_finish(u, &res, &err), 0);
 	F.part_delay_ms = 0;
-	assert_true(F.max_in_flight > 1);
+	assert_true(F.max_in_flight <= 4);
 	s3_upload_free(u);
 	cm_budget_stats(b, &st);
 	assert_int_equal(st.used, 0);
