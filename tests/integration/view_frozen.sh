@@ -11,7 +11,8 @@
 #     readers at once; the view's own count of read-ahead and part buffer
 #     bytes never passes the limit (its peak, from /metrics), some had to
 #     wait for memory, everything reads back identical, and the daemon's
-#     peak RSS grows by less than the limit plus 24 MiB.
+#     peak RSS grows by less than the limit plus 64 MiB (the requests'
+#     own buffers, libfuse's; not checked in sanitizer builds).
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/archive.inc"
 . "$(dirname "$0")/orch.inc"
@@ -124,7 +125,13 @@ log "memory: peak $peak bytes, $waits waits, $used now; VmHWM $base -> $(hwm) kB
 [ "$peak" -ge $((16 << 20)) ] || die "bad test: the peak $peak shows no writer"
 [ "$waits" -gt 0 ] || die "bad test: nothing waited for memory"
 [ "$used" = 0 ] || die "$used bytes still held with every file closed"
-[ $(($(hwm) - base)) -le $(((32 + 64) << 10)) ] || die "peak RSS grew by $(($(hwm) - base)) kB"
+# (a sanitizer's allocator keeps freed memory: RSS says nothing there)
+if grep -qaE '__(asan|tsan)_init' "$VAULTFS"; then
+	log "a sanitizer build: peak RSS not checked"
+else
+	[ $(($(hwm) - base)) -le $(((32 + 64) << 10)) ] ||
+		die "peak RSS grew by $(($(hwm) - base)) kB, more than view.memoryLimit + 64 MiB"
+fi
 for i in 1 2 3 4 5 6; do
 	[ "$(aws_ s3api head-object --bucket "$B" --key "backups/w$i" --query ContentLength --output text)" = 25165824 ] ||
 		die "s3://$B/backups/w$i is not 24 MiB"
