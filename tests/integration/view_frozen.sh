@@ -115,6 +115,10 @@ for i in 1 2 3 4 5 6; do
 	R+=($!)
 done
 for p in "${R[@]}"; do wait "$p" || die "a file read back through the mount differs"; done
+# the kernel sends the last releases of the files after close returns:
+# once they are done, nothing is held
+mem_free() { grep -q '^vaultfs_view_memory_bytes 0$' "$M/metrics"; }
+wait_for 60 mem_free
 cat "$M/metrics" >"$T/metrics"
 peak=$(sed -n 's/^vaultfs_view_memory_peak_bytes \([0-9]*\)$/\1/p' "$T/metrics")
 waits=$(sed -n 's/^vaultfs_view_memory_waits_total \([0-9]*\)$/\1/p' "$T/metrics")
@@ -124,7 +128,6 @@ log "memory: peak $peak bytes, $waits waits, $used now; VmHWM $base -> $(hwm) kB
 [ "$peak" -le $((32 << 20)) ] || die "the view held $peak bytes, over view.memoryLimit 32 MiB"
 [ "$peak" -ge $((16 << 20)) ] || die "bad test: the peak $peak shows no writer"
 [ "$waits" -gt 0 ] || die "bad test: nothing waited for memory"
-[ "$used" = 0 ] || die "$used bytes still held with every file closed"
 # (a sanitizer's allocator keeps freed memory: RSS says nothing there)
 if grep -qaE '__(asan|tsan)_init' "$VAULTFS"; then
 	log "a sanitizer build: peak RSS not checked"
