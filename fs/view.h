@@ -49,6 +49,11 @@
  * the file (nothing half-written ever appears). Overwriting an existing
  * object needs opts.allow_overwrite, unlink needs opts.allow_delete.
  *
+ * Sharing: every node belongs to opts.uid/opts.gid with the mode of what
+ * it allows less opts.umask (control files: writable by the owner only);
+ * archive/STORE shows the configured prefix only, unless whole_bucket.
+ * Read-ahead and part buffers share one budget (opts.memory_limit).
+ *
  * Threads: every function may be called from any thread at once, except
  * view_new/view_free. Calls on archive nodes may wait on the network
  * (view_may_block says which); the adapter runs those on its workers. The

@@ -33,6 +33,23 @@
  * only if the store can take them without waiting (S3: room already
  * reserved in the current part buffer), else leaves them to a worker.
  *
+ * Scope: only the configured prefix is shown (v->scope, "" with
+ * --whole-bucket or a local store). A directory above it lists just the
+ * next step down, answers lookups of nothing else, and refuses to make or
+ * remove anything (EACCES) - all without the store, so it needs no worker.
+ *
+ * One writer per name: a create (or an open for writing, with
+ * allow_overwrite) claims the node under view->lock before the store is
+ * asked whether the key exists; a second finds it claimed and gets EEXIST.
+ * The claim ends when the object is complete or the writer gives up.
+ *
+ * Memory: read-ahead windows and (S3) part buffers come from v->budget.
+ * A writer takes its first two part buffers at its start (mem_take, on a
+ * worker, waiting if need be), and the uploader makes more only while the
+ * budget has room. A window is charged before it is allocated: read-ahead
+ * only with room to spare, a miss keeps its window when there is none, and
+ * waits only when it has none.
+ *
  * Locks: file->lock is held across store calls of that file; view->lock
  * only for nodes and the listing cache, never across a store call. A
  * reader's windows have their own lock (rd->lock), taken under file->lock
