@@ -1489,8 +1489,7 @@ static int put_data(struct s3_client *c, struct s3_op *op,
 
 /* The answer to a request sent with If-None-Match: *: 412 means the key
  * exists (-EEXIST). */
-static int if_none_match_rc(int rc, const struct s3_op *op,
-			    struct cm_err *err)
+static int if_none_match_rc(int rc, const struct s3_op *op, struct cm_err *err)
 {
 	if (rc != -ESTALE)
 		return rc;

@@ -818,10 +818,9 @@ static int finish_multipart(struct s3_upload *u, struct s3_upload_result *res,
 		memcpy(md5s[i], u->parts[i].md5, CM_MD5_LEN);
 	}
 	s3_multipart_etag((const uint8_t(*)[CM_MD5_LEN])md5s, n, want);
-	rc = s3_complete_multipart_upload_if(u->client, u->bucket, u->key,
-					     u->upload_id, parts, n,
-					     u->opts.if_none_match, res->etag,
-					     &e);
+	rc = s3_complete_multipart_upload_if(
+	    u->client, u->bucket, u->key, u->upload_id, parts, n,
+	    u->opts.if_none_match, res->etag, &e);
 	if (rc == -ENOENT && !strncmp(e.msg, "NoSuchUpload:", 13) &&
 	    u->check_etags) {
 		/* an earlier attempt may have completed it, its answer lost */

@@ -985,8 +985,8 @@ static int writer_start(struct view *v, struct view_file *f, struct cm_err *err)
 	aw = cm_xcalloc(1, sizeof(*aw));
 	aw->v = v;
 	aw->key = cm_xstrdup(n->key);
-	rc = v->store->ops->open_write(v->store, n->key, mem, writer_record,
-				       aw, &aw->w, err);
+	rc = v->store->ops->open_write(v->store, n->key, mem, writer_record, aw,
+				       &aw->w, err);
 	if (rc) {
 		view_upload_forget(v, aw->rec);
 		free(aw->key);
@@ -1418,9 +1418,9 @@ int view_arc_mkdir(struct view *v, struct view_node *parent, const char *name,
 	if (rc)
 		return rc;
 	if (scope_step(v, parent->key, step, sizeof(step))) {
-		rc = strcmp(step, name) ? outside_scope(v, parent->key, name,
-							 err)
-					: -EEXIST;
+		rc = strcmp(step, name)
+			 ? outside_scope(v, parent->key, name, err)
+			 : -EEXIST;
 		goto out;
 	}
 	pthread_mutex_lock(&v->lock);

@@ -208,9 +208,8 @@ static int make_parents(struct local_store *s, const char *key,
 }
 
 static int ls_open_write(struct view_store *s, const char *key,
-			 uint64_t reserved, view_wr_record_fn record,
-			 void *ctx, struct view_store_wr **out,
-			 struct cm_err *err)
+			 uint64_t reserved, view_wr_record_fn record, void *ctx,
+			 struct view_store_wr **out, struct cm_err *err)
 {
 	struct view_store_wr *w = cm_xcalloc(1, sizeof(*w));
 	const char *slash = strrchr(key, '/');
