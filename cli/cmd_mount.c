@@ -36,10 +36,14 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <grp.h>
+#include <pwd.h>
 #include <limits.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -54,6 +58,10 @@ enum {
 	OPT_READY_FD,
 	OPT_LOG,
 	OPT_DEBUG_FUSE,
+	OPT_UID,
+	OPT_GID,
+	OPT_UMASK,
+	OPT_WHOLE_BUCKET,
 };
 
 static const struct option long_opts[] = {
@@ -65,6 +73,10 @@ static const struct option long_opts[] = {
     {"ready-fd", required_argument, NULL, OPT_READY_FD},
     {"log", required_argument, NULL, OPT_LOG},
     {"debug-fuse", no_argument, NULL, OPT_DEBUG_FUSE},
+    {"uid", required_argument, NULL, OPT_UID},
+    {"gid", required_argument, NULL, OPT_GID},
+    {"umask", required_argument, NULL, OPT_UMASK},
+    {"whole-bucket", no_argument, NULL, OPT_WHOLE_BUCKET},
     {"verbose", no_argument, NULL, 'v'},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
@@ -79,6 +91,10 @@ struct mount_cli {
 	bool allow_delete;
 	bool verbose;
 	bool debug_fuse;
+	bool whole_bucket;
+	uid_t uid; /* the owner shown: --uid, else the mounting user */
+	gid_t gid;
+	mode_t umask; /* --umask, else VIEW_DEFAULT_UMASK */
 	int ready_fd; /* -1: none */
 	const char *log;
 };
@@ -113,6 +129,13 @@ static void usage(FILE *f)
 		"stderr)\n"
 		"      --allow-other     let other users in (with "
 		"default_permissions)\n"
+		"      --uid N, --gid N  the owner of every file (default: "
+		"the mounting user)\n"
+		"      --umask M         octal; modes are 0666/0777 less M "
+		"(default 027:\n"
+		"                        files 0640, directories 0750)\n"
+		"      --whole-bucket    archive/ shows the whole bucket, not "
+		"only the prefix\n"
 		"      --allow-overwrite writing may replace an archive "
 		"object\n"
 		"      --allow-delete    rm may delete an archive object\n"
@@ -129,6 +152,52 @@ static void usage(FILE *f)
 		"See docs/view.md.\n");
 }
 
+/* --uid/--gid (a number, or a user or group name) and --umask (octal,
+ * at most 0777) */
+static int parse_id(int opt, const char *arg, struct mount_cli *o)
+{
+	const char *what = opt == OPT_UID   ? "--uid"
+			   : opt == OPT_GID ? "--gid"
+					    : "--umask";
+	unsigned long n;
+	char *end;
+
+	errno = 0;
+	n = strtoul(arg, &end, opt == OPT_UMASK ? 8 : 10);
+	if (opt == OPT_UMASK) {
+		if (errno || end == arg || *end || n > 0777)
+			goto bad;
+		o->umask = (mode_t)n;
+		return 0;
+	}
+	if (errno || end == arg || *end || n >= (unsigned long)UINT32_MAX) {
+		if (opt == OPT_UID) {
+			struct passwd *pw = getpwnam(arg);
+
+			if (!pw)
+				goto bad;
+			n = pw->pw_uid;
+		} else {
+			struct group *gr = getgrnam(arg);
+
+			if (!gr)
+				goto bad;
+			n = gr->gr_gid;
+		}
+	}
+	if (opt == OPT_UID)
+		o->uid = (uid_t)n;
+	else
+		o->gid = (gid_t)n;
+	return 0;
+bad:
+	fprintf(stderr, "vaultfs: mount: %s: '%s' is not %s\n", what, arg,
+		opt == OPT_UMASK ? "an octal mask from 0 to 0777"
+		: opt == OPT_UID ? "a user id or name"
+				 : "a group id or name");
+	return 2;
+}
+
 static int parse_args(int argc, char **argv, struct mount_cli *o)
 {
 	char *end;
@@ -136,6 +205,9 @@ static int parse_args(int argc, char **argv, struct mount_cli *o)
 
 	memset(o, 0, sizeof(*o));
 	o->ready_fd = -1;
+	o->uid = getuid();
+	o->gid = getgid();
+	o->umask = VIEW_DEFAULT_UMASK;
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "c:fvh", long_opts, NULL)) != -1) {
 		switch (c) {
@@ -171,6 +243,15 @@ static int parse_args(int argc, char **argv, struct mount_cli *o)
 			break;
 		case OPT_DEBUG_FUSE:
 			o->debug_fuse = true;
+			break;
+		case OPT_UID:
+		case OPT_GID:
+		case OPT_UMASK:
+			if (parse_id(c, optarg, o))
+				return 2;
+			break;
+		case OPT_WHOLE_BUCKET:
+			o->whole_bucket = true;
 			break;
 		case 'v':
 			o->verbose = true;
@@ -333,6 +414,11 @@ int cmd_mount(int argc, char **argv)
 	rc = parse_args(argc, argv, &cli);
 	if (rc)
 		return rc < 0 ? 0 : rc;
+	/* Buffers of 256 KiB and more (part buffers, read-ahead windows,
+	 * requests) are mapped and unmapped, not kept by malloc's arenas
+	 * once freed (glibc's threshold would otherwise grow to 32 MiB): the
+	 * memory the view counts (view.memoryLimit) is what it holds. */
+	mallopt(M_MMAP_THRESHOLD, 256 << 10);
 	if (cli.verbose)
 		cm_log_set_level(CM_LOG_INFO);
 	rc = vf_load_config("mount", cli.config, &cfg);
@@ -404,14 +490,16 @@ int cmd_mount(int argc, char **argv)
 	vf = view_fuse_new(&fopts);
 	ms.vf = vf;
 
-	memset(&vopts, 0, sizeof(vopts));
+	view_opts_init(&vopts);
 	vopts.cfg = &cfg;
 	vopts.orch = o;
 	vopts.s3 = orch_s3(o);
 	vopts.allow_overwrite = cli.allow_overwrite;
 	vopts.allow_delete = cli.allow_delete;
-	vopts.uid = getuid();
-	vopts.gid = getgid();
+	vopts.whole_bucket = cli.whole_bucket;
+	vopts.uid = cli.uid;
+	vopts.gid = cli.gid;
+	vopts.umask = cli.umask;
 	vopts.notify = view_fuse_notify_ops();
 	vopts.notify_ctx = vf;
 	v = view_new(&vopts, &err);

@@ -1487,6 +1487,18 @@ static int put_data(struct s3_client *c, struct s3_op *op,
 	return rc;
 }
 
+/* The answer to a request sent with If-None-Match: *: 412 means the key
+ * exists (-EEXIST). */
+static int if_none_match_rc(int rc, const struct s3_op *op, struct cm_err *err)
+{
+	if (rc != -ESTALE)
+		return rc;
+	if (err)
+		cm_err_clear(err);
+	return cm_err_set(err, EEXIST, "%s s3://%s/%s: the key exists",
+			  op->name, op->bucket, op->key);
+}
+
 int s3_put_object_body(struct s3_client *c, const char *bucket, const char *key,
 		       const struct s3_body *body, char *etag,
 		       struct cm_err *err)
@@ -1498,7 +1510,10 @@ int s3_put_object_body(struct s3_client *c, const char *bucket, const char *key,
 		return rc;
 	op_init(&op, "PutObject", "PUT", bucket, key);
 	op_put_headers(c, &op);
-	return put_data(c, &op, body, etag, err);
+	if (body->if_none_match)
+		op_header(&op, "If-None-Match", "*");
+	rc = put_data(c, &op, body, etag, err);
+	return body->if_none_match ? if_none_match_rc(rc, &op, err) : rc;
 }
 
 int s3_put_object(struct s3_client *c, const char *bucket, const char *key,
@@ -1582,6 +1597,16 @@ int s3_complete_multipart_upload(struct s3_client *c, const char *bucket,
 				 const struct s3_part *parts, size_t nparts,
 				 char *etag, struct cm_err *err)
 {
+	return s3_complete_multipart_upload_if(c, bucket, key, upload_id, parts,
+					       nparts, false, etag, err);
+}
+
+int s3_complete_multipart_upload_if(struct s3_client *c, const char *bucket,
+				    const char *key, const char *upload_id,
+				    const struct s3_part *parts, size_t nparts,
+				    bool if_none_match, char *etag,
+				    struct cm_err *err)
+{
 	struct s3_param params[1] = {{"uploadId", upload_id}};
 	struct cm_http_response resp;
 	struct cm_buf body;
@@ -1612,8 +1637,12 @@ int s3_complete_multipart_upload(struct s3_client *c, const char *bucket,
 	op.body = body.data;
 	op.body_len = body.len;
 	op.error_in_200 = true;
+	if (if_none_match)
+		op_header(&op, "If-None-Match", "*");
 	cm_http_response_init(&resp, ERROR_BODY_MAX);
 	rc = s3_request(c, &op, &resp, err);
+	if (if_none_match)
+		rc = if_none_match_rc(rc, &op, err);
 	if (!rc) {
 		rc = parse_complete(&resp, etag, err);
 		if (rc)

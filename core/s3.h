@@ -143,6 +143,10 @@ struct s3_body {
 	void *ctx;
 	const uint8_t *sha256;
 	const uint8_t *md5;
+	/* PutObject only: send If-None-Match: *, so that the object is made
+	 * only where the key does not exist (-EEXIST otherwise, on servers
+	 * that honour it: AWS, Ceph RGW) */
+	bool if_none_match;
 };
 
 /* s3_put_object and s3_upload_part with a body of either kind. */
@@ -178,6 +182,13 @@ int s3_complete_multipart_upload(struct s3_client *c, const char *bucket,
 				 const char *key, const char *upload_id,
 				 const struct s3_part *parts, size_t nparts,
 				 char *etag, struct cm_err *err);
+/* The same; if_none_match sends If-None-Match: * (-EEXIST when the key
+ * exists: AWS honours it; Ceph RGW 16 ignores it on this request). */
+int s3_complete_multipart_upload_if(struct s3_client *c, const char *bucket,
+				    const char *key, const char *upload_id,
+				    const struct s3_part *parts, size_t nparts,
+				    bool if_none_match, char *etag,
+				    struct cm_err *err);
 int s3_abort_multipart_upload(struct s3_client *c, const char *bucket,
 			      const char *key, const char *upload_id,
 			      struct cm_err *err);

@@ -69,6 +69,7 @@
  * pool's queue orders the two). Byte counters are atomics.
  */
 #include "s3_upload.h"
+#include "budget.h"
 #include "log.h"
 #include "mem.h"
 #include "queue.h"
@@ -97,6 +98,7 @@ struct part_buf {
 	uint64_t off;	       /* a file's part: where it starts */
 	unsigned number;       /* part number, 1-based */
 	struct part_buf *next; /* free-list link */
+	uint64_t charged;      /* bytes taken from opts.budget for ->data */
 };
 
 struct part_rec {
@@ -126,6 +128,7 @@ struct s3_upload {
 	unsigned next_number;	/* part number of the next buffer */
 	unsigned dispatched;	/* parts handed to the pool */
 	unsigned nmade;		/* entries of ->bufs */
+	uint64_t spare;		/* taken from opts.budget, not yet used */
 	struct part_buf **bufs; /* every buffer, owned */
 	struct cm_pool *pool;	/* made with the multipart upload */
 	char *upload_id;	/* see the top of the file */
@@ -322,11 +325,40 @@ struct s3_upload *s3_upload_new(struct s3_client *client, const char *bucket,
 	/* part 1 is held while part 2 fills: at least two */
 	u->nbufs = u->opts.concurrency < 2 ? 2 : u->opts.concurrency;
 	u->bufs = cm_xcalloc(u->nbufs, sizeof(*u->bufs));
+	u->spare = opts->budget ? opts->budget_reserved : 0;
 	u->next_number = 1;
 	u->fd = -1;
 	pthread_mutex_init(&u->lock, NULL);
 	pthread_cond_init(&u->cond, NULL);
 	return u;
+}
+
+static void give_back(struct s3_upload *u, struct part_buf *b)
+{
+	pthread_mutex_lock(&u->lock);
+	b->next = u->free_bufs;
+	u->free_bufs = b;
+	pthread_cond_broadcast(&u->cond);
+	pthread_mutex_unlock(&u->lock);
+}
+
+/* Under ->lock, no buffer free: whether to make one more. Without a
+ * budget, up to nbufs. With one, the first buffer, and one while none is
+ * in flight (part 1 held, part 2 begins), are always made (their bytes are
+ * waited for by the caller); others only while the budget has room at
+ * once (*charged: taken), else the writer waits for a part to come back. */
+static bool more_buffers_locked(struct s3_upload *u, uint64_t room,
+				uint64_t *charged)
+{
+	*charged = 0;
+	if (u->nmade == u->nbufs)
+		return false;
+	if (!u->opts.budget || u->nmade == 0 || u->in_flight == 0)
+		return true;
+	if (!cm_budget_try(u->opts.budget, room))
+		return false;
+	*charged = room;
+	return true;
 }
 
 /* Take a buffer for the next part; NULL when the upload failed (with the
@@ -335,7 +367,7 @@ static struct part_buf *take_buffer(struct s3_upload *u)
 {
 	unsigned number = u->next_number;
 	struct part_buf *b = NULL;
-	uint64_t size, room;
+	uint64_t size, room, charged = 0;
 	struct cm_err e;
 
 	if (number > S3_MAX_PARTS) {
@@ -346,8 +378,14 @@ static struct part_buf *take_buffer(struct s3_upload *u)
 		record_failure(u, &e);
 		return NULL;
 	}
+	size =
+	    s3_part_size_for(number, u->opts.expected_size, u->opts.part_size);
+	room = size;
+	if (u->fd >= 0)
+		room = u->file_size < FILE_CHUNK ? u->file_size : FILE_CHUNK;
 	pthread_mutex_lock(&u->lock);
-	while (!u->free_bufs && u->nmade == u->nbufs && !u->failed)
+	while (!u->free_bufs && !u->failed &&
+	       !more_buffers_locked(u, room, &charged))
 		pthread_cond_wait(&u->cond, &u->lock);
 	if (u->failed)
 		goto out;
@@ -357,6 +395,7 @@ static struct part_buf *take_buffer(struct s3_upload *u)
 	} else {
 		b = cm_xcalloc(1, sizeof(*b));
 		b->u = u;
+		b->charged = charged;
 		u->bufs[u->nmade++] = b;
 	}
 	if (number > u->parts_cap) {
@@ -371,11 +410,30 @@ out:
 	pthread_mutex_unlock(&u->lock);
 	if (!b)
 		return NULL;
-	size =
-	    s3_part_size_for(number, u->opts.expected_size, u->opts.part_size);
-	room = size;
-	if (u->fd >= 0)
-		room = u->file_size < FILE_CHUNK ? u->file_size : FILE_CHUNK;
+	if (u->opts.budget && b->charged < room) {
+		/* this writer's only way on: wait for the bytes. The first
+		 * buffer waits for two (kept in ->spare for the second):
+		 * part 2 needs a buffer while part 1 is held, and a writer
+		 * holding one buffer must not wait on others that do too */
+		uint64_t need = room - b->charged;
+		uint64_t spare = u->nmade == 1 && !u->spare ? room : 0;
+
+		if (u->spare >= need) {
+			u->spare -= need;
+		} else if (cm_budget_take(u->opts.budget,
+					  need - u->spare + spare)) {
+			cm_err_set(&e, ECANCELED,
+				   "s3://%s/%s: no memory for a part "
+				   "(shutting down)",
+				   u->bucket, u->key);
+			give_back(u, b);
+			record_failure(u, &e);
+			return NULL;
+		} else {
+			u->spare = spare;
+		}
+		b->charged = room;
+	}
 	if (b->cap < room) {
 		free(b->data);
 		b->data = cm_xmalloc(room);
@@ -388,15 +446,6 @@ out:
 	b->next = NULL;
 	u->next_number++;
 	return b;
-}
-
-static void give_back(struct s3_upload *u, struct part_buf *b)
-{
-	pthread_mutex_lock(&u->lock);
-	b->next = u->free_bufs;
-	u->free_bufs = b;
-	pthread_cond_broadcast(&u->cond);
-	pthread_mutex_unlock(&u->lock);
 }
 
 static void md5_hex(const uint8_t md5[CM_MD5_LEN], char *out)
@@ -516,6 +565,7 @@ static int send_part(struct s3_upload *u, struct part_buf *b, bool single,
 	}
 	if (u->want_md5)
 		body.md5 = md5;
+	body.if_none_match = single && u->opts.if_none_match;
 	if (single)
 		rc = s3_put_object_body(u->client, u->bucket, u->key, &body,
 					etag, e);
@@ -768,9 +818,9 @@ static int finish_multipart(struct s3_upload *u, struct s3_upload_result *res,
 		memcpy(md5s[i], u->parts[i].md5, CM_MD5_LEN);
 	}
 	s3_multipart_etag((const uint8_t(*)[CM_MD5_LEN])md5s, n, want);
-	rc =
-	    s3_complete_multipart_upload(u->client, u->bucket, u->key,
-					 u->upload_id, parts, n, res->etag, &e);
+	rc = s3_complete_multipart_upload_if(
+	    u->client, u->bucket, u->key, u->upload_id, parts, n,
+	    u->opts.if_none_match, res->etag, &e);
 	if (rc == -ENOENT && !strncmp(e.msg, "NoSuchUpload:", 13) &&
 	    u->check_etags) {
 		/* an earlier attempt may have completed it, its answer lost */
@@ -897,8 +947,12 @@ void s3_upload_free(struct s3_upload *u)
 	drain(u);
 	for (unsigned i = 0; i < u->nmade; i++) {
 		free(u->bufs[i]->data);
+		if (u->opts.budget)
+			cm_budget_give(u->opts.budget, u->bufs[i]->charged);
 		free(u->bufs[i]);
 	}
+	if (u->opts.budget)
+		cm_budget_give(u->opts.budget, u->spare);
 	free(u->bufs);
 	free(u->parts);
 	free(u->upload_id);

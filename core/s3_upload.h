@@ -47,6 +47,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "budget.h"
 #include "err.h"
 #include "s3.h"
 
@@ -81,6 +82,19 @@ struct s3_upload_opts {
 	int (*on_upload_id)(void *ctx, const char *upload_id,
 			    struct cm_err *err);
 	void *ctx;
+	/* Memory shared with other users (borrowed; NULL: none): part
+	 * buffers are taken from it. A writer's first buffer waits for two
+	 * buffers' bytes (part 2 begins while part 1 is held); more buffers,
+	 * for parts in flight, are made only while it has room at once,
+	 * else the writer waits for its own parts to come back. */
+	struct cm_budget *budget;
+	/* bytes the caller already took from budget for this upload: the
+	 * upload owns them (given back at free) and uses them first */
+	uint64_t budget_reserved;
+	/* The request that makes the object (PutObject,
+	 * CompleteMultipartUpload) carries If-None-Match: *: finish fails
+	 * with -EEXIST when the key exists (where the server honours it) */
+	bool if_none_match;
 };
 
 struct s3_upload_result {

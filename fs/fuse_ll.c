@@ -915,6 +915,8 @@ void view_fuse_unmount(struct view_fuse *vf)
 		vf->mounted = false;
 		pthread_rwlock_unlock(&vf->reply_lock);
 	}
+	if (vf->pool && vf->v)
+		view_stop_waits(vf->v); /* no worker waits for memory */
 	cm_pool_free(vf->pool);
 	vf->pool = NULL;
 }

@@ -271,6 +271,33 @@ static bool is_dynamic(enum view_kind k)
 	       k == VK_RP_STATUS || k == VK_RP_LOG;
 }
 
+/* What a node of this kind allows, before the umask: 0666 (a file that
+ * takes writes), 0444, 0777 (a directory where things are made) or 0555.
+ * The kernel checks these modes for other users (default_permissions). */
+static mode_t kind_mode(struct view *v, const struct view_node *n)
+{
+	switch (n->kind) {
+	case VK_STATUS:
+	case VK_METRICS:
+	case VK_RP_INFO:
+	case VK_RP_STATUS:
+	case VK_RP_LOG:
+		return S_IFREG | 0444;
+	case VK_RP_EXPORT:
+	case VK_RP_CANCEL:
+		/* commands to the engine: the owner's, whatever the umask */
+		return S_IFREG | 0644;
+	case VK_ARC_FILE:
+		return S_IFREG |
+		       (v->opts.allow_overwrite || n->writers ? 0666 : 0444);
+	case VK_STORE:
+	case VK_ARC_DIR:
+		return S_IFDIR | 0777;
+	default:
+		return S_IFDIR | 0555;
+	}
+}
+
 void view_attr_locked(struct view *v, const struct view_node *n,
 		      struct view_attr *out)
 {
@@ -281,23 +308,15 @@ void view_attr_locked(struct view *v, const struct view_node *n,
 	out->mtime = n->mtime;
 	out->entry_timeout = FIXED_TIMEOUT;
 	out->attr_timeout = FIXED_TIMEOUT;
+	out->mode = kind_mode(v, n) & ~(v->opts.umask & 0777);
+	out->nlink = S_ISDIR(out->mode) ? 2 : 1;
 	switch (n->kind) {
-	case VK_ROOT:
-	case VK_VAULTS:
-	case VK_ARCHIVE:
-		out->mode = S_IFDIR | 0555;
-		out->nlink = 2;
-		break;
 	case VK_VAULT:
-		out->mode = S_IFDIR | 0555;
-		out->nlink = 2;
 		if (v->vs[n->vault].dir_mtime)
 			out->mtime = v->vs[n->vault].dir_mtime;
 		out->attr_timeout = VAULT_TIMEOUT;
 		break;
 	case VK_RP:
-		out->mode = S_IFDIR | 0555;
-		out->nlink = 2;
 		out->entry_timeout = VAULT_TIMEOUT;
 		out->attr_timeout = VAULT_TIMEOUT;
 		break;
@@ -306,35 +325,20 @@ void view_attr_locked(struct view *v, const struct view_node *n,
 	case VK_RP_INFO:
 	case VK_RP_STATUS:
 	case VK_RP_LOG:
-		out->mode = S_IFREG | 0444;
-		out->nlink = 1;
 		out->size = n->size;
 		/* not rendered yet (a readdirplus): let a stat ask */
 		out->attr_timeout = n->rendered_ns ? DYNAMIC_ATTR_TIMEOUT : 0;
 		break;
-	case VK_RP_EXPORT:
-	case VK_RP_CANCEL:
-		out->mode = S_IFREG | 0644;
-		out->nlink = 1;
-		out->size = 0;
-		break;
-	case VK_STORE:
 	case VK_ARC_DIR:
-		out->mode = S_IFDIR | 0755;
-		out->nlink = 2;
-		if (n->kind == VK_ARC_DIR) {
-			out->entry_timeout = v->opts.list_cache_ms / 1000.0;
-			out->attr_timeout = out->entry_timeout;
-		}
+		out->entry_timeout = v->opts.list_cache_ms / 1000.0;
+		out->attr_timeout = out->entry_timeout;
 		break;
 	case VK_ARC_FILE:
-		out->mode =
-		    S_IFREG |
-		    (v->opts.allow_overwrite || n->writers ? 0644 : 0444);
-		out->nlink = 1;
 		out->size = n->size;
 		out->entry_timeout = v->opts.list_cache_ms / 1000.0;
 		out->attr_timeout = n->writers ? 0 : out->entry_timeout;
+		break;
+	default:
 		break;
 	}
 }
@@ -679,6 +683,12 @@ static void store_name(struct view *v, char *buf, size_t len)
 	snprintf(buf, len, "%s", slash && slash[1] ? slash + 1 : "store");
 }
 
+void view_opts_init(struct view_opts *o)
+{
+	memset(o, 0, sizeof(*o));
+	o->umask = VIEW_DEFAULT_UMASK;
+}
+
 struct view *view_new(const struct view_opts *opts, struct cm_err *err)
 {
 	struct view *v = cm_xcalloc(1, sizeof(*v));
@@ -694,6 +704,11 @@ struct view *view_new(const struct view_opts *opts, struct cm_err *err)
 		v->opts.rescan_ms = 5000;
 	if (!v->opts.readahead_max)
 		v->opts.readahead_max = 8u << 20;
+	if (!v->opts.memory_limit)
+		v->opts.memory_limit = v->cfg->view_memory_limit
+					   ? v->cfg->view_memory_limit
+					   : ORCH_VIEW_MEMORY_LIMIT;
+	v->budget = cm_budget_new(v->opts.memory_limit);
 	v->started = time(NULL);
 	v->inotify_fd = -1;
 	v->wake_fd = -1;
@@ -773,15 +788,23 @@ void view_set_orch(struct view *v, struct orch *o)
 	wake_refresher(v);
 }
 
+void view_stop_waits(struct view *v)
+{
+	cm_budget_close(v->budget);
+}
+
 void view_free(struct view *v)
 {
 	if (!v)
 		return;
+	view_stop_waits(v);
 	atomic_store(&v->stopping, true);
 	wake_refresher(v);
 	if (v->have_refresher)
 		pthread_join(v->refresher, NULL);
 	view_arc_release_all(v);
+	cm_budget_free(v->budget);
+	free(v->scope);
 	if (v->inotify_fd >= 0)
 		close(v->inotify_fd);
 	if (v->wake_fd >= 0)
@@ -815,12 +838,22 @@ void view_free(struct view *v)
 
 void view_stats_get(struct view *v, struct view_stats *out)
 {
+	memset(out, 0, sizeof(*out));
 	out->bytes_written = atomic_load(&v->bytes_written);
 	out->bytes_read = atomic_load(&v->bytes_read);
 	out->objects_written = atomic_load(&v->objects_written);
 	out->write_errors = atomic_load(&v->write_errors);
 	out->control_errors = atomic_load(&v->control_errors);
 	out->uploads_open = atomic_load(&v->uploads_open);
+	if (v->budget) {
+		struct cm_budget_stats bs;
+
+		cm_budget_stats(v->budget, &bs);
+		out->memory_used = bs.used;
+		out->memory_peak = bs.peak;
+		out->memory_limit = bs.limit;
+		out->memory_waits = bs.waits;
+	}
 	out->started = v->started;
 }
 
@@ -1128,7 +1161,10 @@ bool view_may_block(struct view *v, uint64_t ino)
 		return false;
 	pthread_mutex_lock(&v->lock);
 	n = node_by_ino_locked(v, ino);
-	r = n && vk_is_archive(n->kind);
+	/* a directory on the way down to the scope answers from the scope
+	 * alone (view_arc_*): no network, no worker to wait for */
+	r = n && vk_is_archive(n->kind) &&
+	    !(vk_is_archive_dir(n->kind) && view_arc_on_way(v, n->key));
 	pthread_mutex_unlock(&v->lock);
 	return r;
 }

@@ -49,6 +49,11 @@
  * the file (nothing half-written ever appears). Overwriting an existing
  * object needs opts.allow_overwrite, unlink needs opts.allow_delete.
  *
+ * Sharing: every node belongs to opts.uid/opts.gid with the mode of what
+ * it allows less opts.umask (control files: writable by the owner only);
+ * archive/STORE shows the configured prefix only, unless whole_bucket.
+ * Read-ahead and part buffers share one budget (opts.memory_limit).
+ *
  * Threads: every function may be called from any thread at once, except
  * view_new/view_free. Calls on archive nodes may wait on the network
  * (view_may_block says which); the adapter runs those on its workers. The
@@ -97,8 +102,20 @@ struct view_opts {
 	struct s3_client *s3;
 	bool allow_overwrite;
 	bool allow_delete;
+	/* archive/: the whole bucket, not only the path to the configured
+	 * prefix and what lies below it */
+	bool whole_bucket;
 	uid_t uid; /* owner of every node */
 	gid_t gid;
+	/* Modes: what a node allows (0666 for a writable file, 0444 for a
+	 * read-only one, 0777 for an archive directory, 0555 for the others)
+	 * less umask. Control files are writable by the owner only, whatever
+	 * the umask. 0 means 0; view_opts_init sets the default (027: files
+	 * 0640, directories 0750). */
+	mode_t umask;
+	/* one budget for read-ahead windows and upload part buffers; 0: the
+	 * config's view.memoryLimit */
+	uint64_t memory_limit;
 	unsigned list_cache_ms;		      /* listings; 0: 2000 */
 	unsigned rescan_ms;		      /* vault listings; 0: 5000 */
 	unsigned readahead_max;		      /* bytes; 0: 8 MiB */
@@ -108,11 +125,20 @@ struct view_opts {
 
 struct view;
 
+#define VIEW_DEFAULT_UMASK 027
+
+/* Zero, with the defaults that are not zero (umask). */
+void view_opts_init(struct view_opts *o);
+
 /* Starts the refresher thread. NULL with err set when the store cannot be
  * set up. */
 struct view *view_new(const struct view_opts *opts, struct cm_err *err);
 /* Aborts unfinished uploads, stops the threads. NULL is a no-op. */
 void view_free(struct view *v);
+
+/* From now on nothing waits for memory (a wait fails with -ECANCELED):
+ * at unmount, before the workers that may wait are drained. */
+void view_stop_waits(struct view *v);
 
 /* Attach the engine once it exists (before any request). */
 void view_set_orch(struct view *v, struct orch *o);
@@ -255,6 +281,10 @@ struct view_stats {
 	uint64_t write_errors;	  /* failed or refused uploads */
 	uint64_t control_errors;  /* rejected control writes */
 	uint64_t uploads_open;	  /* being written now */
+	uint64_t memory_used;	  /* read-ahead and part buffers, bytes */
+	uint64_t memory_peak;	  /* the most at once */
+	uint64_t memory_limit;
+	uint64_t memory_waits; /* buffers that waited for memory */
 	time_t started;
 };
 

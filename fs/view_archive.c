@@ -33,6 +33,23 @@
  * only if the store can take them without waiting (S3: room already
  * reserved in the current part buffer), else leaves them to a worker.
  *
+ * Scope: only the configured prefix is shown (v->scope, "" with
+ * --whole-bucket or a local store). A directory above it lists just the
+ * next step down, answers lookups of nothing else, and refuses to make or
+ * remove anything (EACCES) - all without the store, so it needs no worker.
+ *
+ * One writer per name: a create (or an open for writing, with
+ * allow_overwrite) claims the node under view->lock before the store is
+ * asked whether the key exists; a second finds it claimed and gets EEXIST.
+ * The claim ends when the object is complete or the writer gives up.
+ *
+ * Memory: read-ahead windows and (S3) part buffers come from v->budget.
+ * A writer takes its first two part buffers at its start (mem_take, on a
+ * worker, waiting if need be), and the uploader makes more only while the
+ * budget has room. A window is charged before it is allocated: read-ahead
+ * only with room to spare, a miss keeps its window when there is none, and
+ * waits only when it has none.
+ *
  * Locks: file->lock is held across store calls of that file; view->lock
  * only for nodes and the listing cache, never across a store call. A
  * reader's windows have their own lock (rd->lock), taken under file->lock
@@ -100,6 +117,50 @@ static void where(struct view *v, const char *key, char *buf, size_t len)
 		snprintf(buf, len, "s3://%s/%s", v->cfg->bucket, key);
 	else
 		snprintf(buf, len, "%s/%s", v->cfg->store_dir, key);
+}
+
+/* ---- the scope: the configured prefix, or the whole store ------------- */
+
+/* For a directory key on the way down to the scope (a proper prefix of
+ * it): its one child on that way, into buf. NULL when dir is in the scope
+ * (everything below it is shown). */
+static const char *scope_step(struct view *v, const char *dir, char *buf,
+			      size_t len)
+{
+	size_t sl = strlen(v->scope), dl = strlen(dir), n;
+	const char *next;
+
+	if (dl >= sl || strncmp(v->scope, dir, dl) != 0)
+		return NULL;
+	next = v->scope + dl;
+	n = strcspn(next, "/");
+	if (n >= len)
+		n = len - 1;
+	memcpy(buf, next, n);
+	buf[n] = '\0';
+	return buf;
+}
+
+bool view_arc_on_way(struct view *v, const char *dir)
+{
+	char step[256];
+
+	return v->scope && scope_step(v, dir, step, sizeof(step)) != NULL;
+}
+
+/* Nothing is made or removed on the way down to the scope: only the
+ * configured prefix is the view's (--whole-bucket: all of it). */
+static int outside_scope(struct view *v, const char *dir, const char *name,
+			 struct cm_err *err)
+{
+	char w[1100];
+
+	where(v, dir, w, sizeof(w));
+	cm_warn("view: %s%s: outside the configured prefix %s (mount with "
+		"--whole-bucket to write there)",
+		w, name, v->scope);
+	return cm_err_set(err, EACCES, "%s%s: outside the prefix %s", w, name,
+			  v->scope);
 }
 
 /* ---- pinned nodes ------------------------------------------------------ */
@@ -344,6 +405,8 @@ int view_arc_lookup(struct view *v, struct view_node *parent, const char *name,
 	struct view_node *n;
 	char *key = NULL, *dkey = NULL;
 	bool found = false, children = false;
+	char step[256];
+	const char *on_way;
 	int rc;
 
 	memset(&obj, 0, sizeof(obj));
@@ -352,6 +415,11 @@ int view_arc_lookup(struct view *v, struct view_node *parent, const char *name,
 		rc = view_arc_child_key(parent->key, name, true, &dkey);
 	if (rc)
 		goto out;
+	on_way = scope_step(v, parent->key, step, sizeof(step));
+	if (on_way && strcmp(name, on_way) != 0) {
+		rc = -ENOENT; /* outside the scope: not shown */
+		goto out;
+	}
 
 	pthread_mutex_lock(&v->lock);
 	n = view_child_locked(v, parent, name);
@@ -361,8 +429,10 @@ int view_arc_lookup(struct view *v, struct view_node *parent, const char *name,
 		pthread_mutex_unlock(&v->lock);
 		goto out;
 	}
-	l = cached_locked(v, parent->key);
-	if (l) {
+	l = on_way ? NULL : cached_locked(v, parent->key);
+	if (on_way) {
+		pthread_mutex_unlock(&v->lock);
+	} else if (l) {
 		const struct view_lentry *e = listing_find(l, name);
 
 		if (e) {
@@ -390,6 +460,11 @@ int view_arc_lookup(struct view *v, struct view_node *parent, const char *name,
 		}
 		if (rc)
 			goto out;
+	}
+	if (on_way) {
+		/* the way to the scope is shown even while empty */
+		memset(&obj, 0, sizeof(obj));
+		obj.is_dir = true;
 	}
 	pthread_mutex_lock(&v->lock);
 	n = arc_node_locked(v, parent, name, &obj);
@@ -427,8 +502,18 @@ int view_arc_opendir(struct view *v, struct view_dir *d, struct cm_err *err)
 	struct view_node *n = d->node;
 	struct view_listing *l;
 	size_t cap = 0, pinned = 0;
+	char step[256];
 	int rc;
 
+	if (scope_step(v, n->key, step, sizeof(step))) {
+		/* on the way to the scope: only the next step of it */
+		item_push(d, &cap, ".", n->kind, NULL);
+		item_push(d, &cap, "..", VK_ARC_DIR, NULL);
+		item_push(d, &cap, step, VK_ARC_DIR, NULL);
+		for (size_t i = 0; i < d->n; i++)
+			d->items[i].de.name = d->items[i].name;
+		return 0;
+	}
 	rc = listing_get(v, n->key, &l, err);
 	if (rc)
 		return rc;
@@ -487,6 +572,38 @@ static void files_remove(struct view *v, struct view_file *f)
 	pthread_mutex_unlock(&v->files_lock);
 }
 
+/* ---- memory ----------------------------------------------------------- */
+
+/*
+ * Take n bytes of the budget for `key`, waiting on this thread (a worker of
+ * the adapter) when they are not there. At most VIEW_MEM_WAITERS wait at
+ * once: the files that hold memory need workers too to give it back (the
+ * write that ends a part, the close), so waiters must never fill the pool;
+ * one more fails at once with ENOBUFS, which says why.
+ */
+static int mem_take(struct view *v, uint64_t n, const char *key,
+		    struct cm_err *err)
+{
+	int rc;
+
+	if (cm_budget_try(v->budget, n))
+		return 0;
+	if (atomic_fetch_add(&v->mem_waiters, 1) >= VIEW_MEM_WAITERS) {
+		atomic_fetch_sub(&v->mem_waiters, 1);
+		cm_warn("view: %s: view.memoryLimit is spent and %d files wait "
+			"for memory already",
+			key, VIEW_MEM_WAITERS);
+		return cm_err_set(err, ENOBUFS,
+				  "%s: no memory (view.memoryLimit)", key);
+	}
+	rc = cm_budget_take(v->budget, n);
+	atomic_fetch_sub(&v->mem_waiters, 1);
+	if (rc)
+		return cm_err_set(err, ECANCELED,
+				  "%s: no memory (shutting down)", key);
+	return 0;
+}
+
 /* ---- reading ----------------------------------------------------------- */
 
 enum win_state {
@@ -510,6 +627,7 @@ struct ra_win {
 struct view_reader {
 	struct view *v;
 	struct view_store_rd *rd;
+	const char *key; /* the node's, for messages */
 	uint64_t size;
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
@@ -535,6 +653,7 @@ static void win_load(struct view_reader *r, struct ra_win *w)
 
 	cm_err_clear(&err);
 	if (w->cap < w->want) {
+		/* the bytes were taken from the budget by the caller */
 		free(w->data);
 		w->cap = w->want;
 		w->data = cm_xmalloc(w->cap);
@@ -576,11 +695,25 @@ static void prefetch_locked(struct view_reader *r, struct ra_win *w,
 {
 	struct ra_task *t;
 
+	size_t want;
+
 	if (off >= r->size || w->state == WIN_LOADING || !r->v->ra_pool)
 		return;
+	want = r->size - off < r->window ? (size_t)(r->size - off) : r->window;
+	/* only with memory to spare, else in the window it has (if any);
+	 * the window is made here, so that its bytes and what was taken
+	 * agree whatever becomes of the task */
+	if (want > w->cap && cm_budget_try(r->v->budget, want - w->cap)) {
+		free(w->data);
+		w->data = cm_xmalloc(want);
+		w->cap = want;
+	}
+	if (want > w->cap)
+		want = w->cap;
+	if (!want)
+		return;
 	w->off = off;
-	w->want =
-	    r->size - off < r->window ? (size_t)(r->size - off) : r->window;
+	w->want = want;
 	w->state = WIN_LOADING;
 	t = cm_xmalloc(sizeof(*t));
 	t->r = r;
@@ -596,6 +729,7 @@ static void prefetch_locked(struct view_reader *r, struct ra_win *w,
 static int reader_read(struct view_reader *r, uint64_t off, char *buf,
 		       size_t len, size_t *got, struct cm_err *err)
 {
+	uint64_t need;
 	int rc = 0;
 
 	*got = 0;
@@ -648,8 +782,29 @@ static int reader_read(struct view_reader *r, uint64_t off, char *buf,
 			w->want = r->size - at < r->window
 				      ? (size_t)(r->size - at)
 				      : r->window;
+			need = 0;
+			if (w->want > w->cap &&
+			    !cm_budget_try(r->v->budget, w->want - w->cap)) {
+				/* no memory to spare: the window it has,
+				 * if that holds this read; else wait */
+				if (w->cap >= len - *got)
+					w->want = w->cap;
+				else
+					need = w->want - w->cap;
+			}
 			w->state = WIN_LOADING;
 			pthread_mutex_unlock(&r->lock);
+			/* waits on this thread (a worker), holding no lock
+			 * other readers need */
+			if (need) {
+				rc = mem_take(r->v, need, r->key, err);
+				if (rc) {
+					pthread_mutex_lock(&r->lock);
+					w->state = WIN_EMPTY;
+					pthread_cond_broadcast(&r->cond);
+					break;
+				}
+			}
 			win_load(r, w);
 			pthread_mutex_lock(&r->lock);
 			continue;
@@ -685,8 +840,10 @@ static void reader_free(struct view *v, struct view_reader *r)
 		pthread_cond_wait(&r->cond, &r->lock);
 	pthread_mutex_unlock(&r->lock);
 	v->store->ops->close_read(r->rd);
-	for (int i = 0; i < 2; i++)
+	for (int i = 0; i < 2; i++) {
 		free(r->win[i].data);
+		cm_budget_give(v->budget, r->win[i].cap);
+	}
 	pthread_mutex_destroy(&r->lock);
 	pthread_cond_destroy(&r->cond);
 	free(r);
@@ -782,16 +939,53 @@ static int writer_finish(struct view *v, struct view_file *f,
 	return 0;
 }
 
-/* Start writing key for node n (pinned here) into handle f. */
+/* Under view->lock: take the name of n for a writer, before anything is
+ * asked of the store, so that of two creates of one name exactly one goes
+ * on: -EEXIST when another writer has it. */
+static int claim_locked(struct view *v, struct view_node *n)
+{
+	if (n->writers)
+		return -EEXIST;
+	n->writers++;
+	n->size = 0;
+	n->mtime = time(NULL);
+	pin_locked(v, n);
+	return 0;
+}
+
+/* Give a claimed name back: nothing appeared, it is the store's again. */
+static void unclaim(struct view *v, struct view_node *n)
+{
+	pthread_mutex_lock(&v->lock);
+	if (n->writers)
+		n->writers--;
+	if (!n->writers) {
+		unpin_locked(v, n);
+		view_unhash_locked(v, n);
+	}
+	pthread_mutex_unlock(&v->lock);
+}
+
+/* Start writing key for node n (claimed) into handle f. The memory of its
+ * first part buffers is taken here, on the caller's thread (a worker),
+ * waiting while the budget is spent; then the store's writer owns it. */
 static int writer_start(struct view *v, struct view_file *f, struct cm_err *err)
 {
-	struct view_writer *aw = cm_xcalloc(1, sizeof(*aw));
+	struct view_writer *aw;
 	struct view_node *n = f->node;
+	uint64_t mem = 0;
 	int rc;
 
+	if (v->store->budget && v->store->ops->write_memory) {
+		mem = v->store->ops->write_memory(v->store);
+		rc = mem_take(v, mem, n->key, err);
+		if (rc)
+			return rc;
+	}
+	aw = cm_xcalloc(1, sizeof(*aw));
 	aw->v = v;
 	aw->key = cm_xstrdup(n->key);
-	rc = v->store->ops->open_write(v->store, n->key, writer_record, aw,
+	rc = v->store->ops->open_write(v->store, n->key, mem, writer_record, aw,
 				       &aw->w, err);
 	if (rc) {
 		view_upload_forget(v, aw->rec);
@@ -800,12 +994,6 @@ static int writer_start(struct view *v, struct view_file *f, struct cm_err *err)
 		return rc;
 	}
 	f->wr = aw;
-	pthread_mutex_lock(&v->lock);
-	n->writers++;
-	n->size = 0;
-	n->mtime = time(NULL);
-	pin_locked(v, n);
-	pthread_mutex_unlock(&v->lock);
 	atomic_fetch_add(&v->uploads_open, 1);
 	listing_drop(v, n->parent->key);
 	return 0;
@@ -825,19 +1013,10 @@ static void writer_free(struct view *v, struct view_file *f, bool abort)
 		v->store->ops->close_write(aw->w);
 	view_upload_forget(v, aw->rec);
 	gone = !aw->finished;
-	pthread_mutex_lock(&v->lock);
 	if (gone) {
-		/* nothing appeared: the name is the store's again */
-		if (n->writers)
-			n->writers--;
-		if (!n->writers) {
-			unpin_locked(v, n);
-			view_unhash_locked(v, n);
-		}
-	}
-	pthread_mutex_unlock(&v->lock);
-	if (gone)
+		unclaim(v, n);
 		atomic_fetch_sub(&v->uploads_open, 1);
+	}
 	free(aw->key);
 	free(aw);
 	f->wr = NULL;
@@ -869,6 +1048,12 @@ int view_arc_open(struct view *v, struct view_file *f, int flags,
 	pthread_mutex_lock(&v->lock);
 	if (n->writers) {
 		pthread_mutex_unlock(&v->lock);
+		/* a name being created: for a writer it exists (the kernel
+		 * sends a second create of it as an open) */
+		if (writing)
+			return cm_err_set(err, EEXIST,
+					  "%s is being written by another",
+					  n->key);
 		return cm_err_set(err, EBUSY, "%s is being written", n->key);
 	}
 	pthread_mutex_unlock(&v->lock);
@@ -883,14 +1068,23 @@ int view_arc_open(struct view *v, struct view_file *f, int flags,
 			return cm_err_set(err, EPERM, "%s: not with O_TRUNC",
 					  n->key);
 		}
+		pthread_mutex_lock(&v->lock);
+		rc = claim_locked(v, n);
+		pthread_mutex_unlock(&v->lock);
+		if (rc)
+			return cm_err_set(err, EEXIST,
+					  "%s is being written by another",
+					  n->key);
 		pthread_mutex_lock(&f->lock);
 		rc = writer_start(v, f, err);
 		pthread_mutex_unlock(&f->lock);
-		if (rc == 0) {
-			oo->direct_io = true;
-			files_add(v, f);
+		if (rc) {
+			unclaim(v, n);
+			return rc;
 		}
-		return rc;
+		oo->direct_io = true;
+		files_add(v, f);
+		return 0;
 	}
 	memset(&obj, 0, sizeof(obj));
 	rc = v->store->ops->stat(v->store, n->key, &obj, err);
@@ -904,6 +1098,7 @@ int view_arc_open(struct view *v, struct view_file *f, int flags,
 	pthread_mutex_unlock(&v->lock);
 	r = cm_xcalloc(1, sizeof(*r));
 	r->v = v;
+	r->key = n->key;
 	r->size = obj.size;
 	r->window = RA_MIN;
 	r->next_seq = 0;
@@ -932,45 +1127,29 @@ int view_arc_create(struct view *v, struct view_node *parent, const char *name,
 	struct view_file *f;
 	struct view_obj obj;
 	char *key = NULL;
+	char step[256];
 	bool exists = false;
 	int rc;
 
 	rc = view_arc_child_key(parent->key, name, false, &key);
 	if (rc)
 		return rc;
+	if (scope_step(v, parent->key, step, sizeof(step))) {
+		rc = outside_scope(v, parent->key, name, err);
+		goto out;
+	}
+	/* check and claim the name under one lock: a second create of it
+	 * finds it claimed (EEXIST), whatever the store says */
 	pthread_mutex_lock(&v->lock);
 	n = view_child_locked(v, parent, name);
 	if (n && n->pinned) {
-		rc = n->kind == VK_ARC_DIR ? -EISDIR : -EBUSY;
+		rc = n->kind == VK_ARC_DIR ? -EISDIR : -EEXIST;
 		pthread_mutex_unlock(&v->lock);
+		if (rc == -EEXIST)
+			cm_info("view: %s: being written by another: EEXIST",
+				key);
 		goto out;
 	}
-	pthread_mutex_unlock(&v->lock);
-	memset(&obj, 0, sizeof(obj));
-	rc = v->store->ops->stat(v->store, key, &obj, err);
-	if (rc == 0) {
-		exists = true;
-	} else if (rc == -ENOENT) {
-		if (err)
-			cm_err_clear(err);
-		rc = 0;
-	} else {
-		goto out;
-	}
-	if (exists && obj.is_dir) {
-		rc = -EISDIR;
-		goto out;
-	}
-	if (exists && (flags & O_EXCL)) {
-		rc = -EEXIST;
-		goto out;
-	}
-	if (exists && !v->opts.allow_overwrite) {
-		rc = refuse_overwrite(v, key, err);
-		goto out;
-	}
-	pthread_mutex_lock(&v->lock);
-	n = view_child_locked(v, parent, name);
 	if (n && n->kind != VK_ARC_FILE) {
 		view_unhash_locked(v, n);
 		n = NULL;
@@ -981,13 +1160,34 @@ int view_arc_create(struct view *v, struct view_node *parent, const char *name,
 		key = NULL;
 	}
 	n->refs++; /* the handle's */
+	claim_locked(v, n);
 	pthread_mutex_unlock(&v->lock);
 	f = view_file_new(n);
-	pthread_mutex_lock(&f->lock);
-	rc = writer_start(v, f, err);
-	pthread_mutex_unlock(&f->lock);
+
+	memset(&obj, 0, sizeof(obj));
+	rc = v->store->ops->stat(v->store, n->key, &obj, err);
+	if (rc == 0) {
+		exists = true;
+	} else if (rc == -ENOENT) {
+		if (err)
+			cm_err_clear(err);
+		rc = 0;
+	}
+	if (rc == 0 && exists && obj.is_dir)
+		rc = -EISDIR;
+	else if (rc == 0 && exists && (flags & O_EXCL))
+		rc = -EEXIST;
+	else if (rc == 0 && exists && !v->opts.allow_overwrite)
+		rc = refuse_overwrite(v, n->key, err);
+	if (rc == 0) {
+		pthread_mutex_lock(&f->lock);
+		rc = writer_start(v, f, err);
+		pthread_mutex_unlock(&f->lock);
+		if (rc)
+			atomic_fetch_add(&v->write_errors, 1);
+	}
 	if (rc) {
-		atomic_fetch_add(&v->write_errors, 1);
+		unclaim(v, n);
 		view_file_free(v, f);
 		goto out;
 	}
@@ -1163,13 +1363,17 @@ int view_arc_unlink(struct view *v, struct view_node *parent, const char *name,
 {
 	struct view_node *n;
 	char *key = NULL;
-	char w[1100];
+	char w[1100], step[256];
 	int rc;
 
 	rc = view_arc_child_key(parent->key, name, false, &key);
 	if (rc)
 		return rc;
 	where(v, key, w, sizeof(w));
+	if (scope_step(v, parent->key, step, sizeof(step))) {
+		rc = outside_scope(v, parent->key, name, err);
+		goto out;
+	}
 	if (!v->opts.allow_delete) {
 		cm_warn("view: %s: refusing to delete an archive (mount with "
 			"--allow-delete)",
@@ -1206,12 +1410,19 @@ int view_arc_mkdir(struct view *v, struct view_node *parent, const char *name,
 	struct view_obj obj;
 	struct view_node *n;
 	char *key = NULL;
+	char step[256];
 	bool children = false;
 	int rc;
 
 	rc = view_arc_child_key(parent->key, name, true, &key);
 	if (rc)
 		return rc;
+	if (scope_step(v, parent->key, step, sizeof(step))) {
+		rc = strcmp(step, name)
+			 ? outside_scope(v, parent->key, name, err)
+			 : -EEXIST;
+		goto out;
+	}
 	pthread_mutex_lock(&v->lock);
 	n = view_child_locked(v, parent, name);
 	rc = n && n->pinned ? -EEXIST : 0;
@@ -1246,13 +1457,17 @@ int view_arc_rmdir(struct view *v, struct view_node *parent, const char *name,
 		   struct cm_err *err)
 {
 	struct view_node *n;
-	char *key = NULL;
+	char *key = NULL, step[256];
 	bool children = false, pinned_below = false;
 	int rc;
 
 	rc = view_arc_child_key(parent->key, name, true, &key);
 	if (rc)
 		return rc;
+	if (scope_step(v, parent->key, step, sizeof(step))) {
+		rc = outside_scope(v, parent->key, name, err);
+		goto out;
+	}
 	rc = v->store->ops->has_children(v->store, key, &children, err);
 	if (rc)
 		goto out;
@@ -1291,8 +1506,13 @@ int view_arc_init(struct view *v, struct cm_err *err)
 	const struct orch_config *cfg = v->cfg;
 	struct s3_client *c = v->opts.s3;
 
+	v->scope = cfg->prefix && *cfg->prefix && !v->opts.whole_bucket
+		       ? cm_xasprintf("%s/", cfg->prefix)
+		       : cm_xstrdup("");
 	if (cfg->dest_kind == ORCH_DEST_LOCAL) {
 		v->store = view_store_local_new(cfg->store_dir, err);
+		if (v->store)
+			v->store->exclusive = !v->opts.allow_overwrite;
 		return v->store ? 0 : -EINVAL;
 	}
 	if (!c) {
@@ -1303,6 +1523,8 @@ int view_arc_init(struct view *v, struct cm_err *err)
 	}
 	v->store =
 	    view_store_s3_new(c, cfg->bucket, cfg->part_size, cfg->uploads);
+	v->store->budget = v->budget;
+	v->store->exclusive = !v->opts.allow_overwrite;
 	v->ra_pool = cm_pool_new(RA_THREADS, 64);
 	return 0;
 }

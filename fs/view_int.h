@@ -26,6 +26,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "budget.h"
 #include "queue.h"
 #include "view.h"
 #include "view_store.h"
@@ -128,6 +129,9 @@ struct view_listing {
 
 #define VIEW_LISTINGS_MAX 32
 
+/* Workers that may wait for memory at once: half the adapter's 32. */
+#define VIEW_MEM_WAITERS 16
+
 struct dir_item {
 	struct view_dirent de; /* first: view_dir_entry returns it */
 	enum view_kind kind;
@@ -196,6 +200,12 @@ struct view {
 
 	/* read-ahead for remote stores */
 	struct cm_pool *ra_pool;
+	/* read-ahead windows and part buffers: one limit (owned) */
+	struct cm_budget *budget;
+	atomic_uint mem_waiters; /* workers waiting for it now */
+	/* archive/ below the store: what is shown ("" the whole store, else
+	 * the configured prefix with a trailing '/') */
+	char *scope;
 
 	/* the crash record of uploads: STATEDIR/view/uploads */
 	char *uploads_dir;
@@ -229,6 +239,8 @@ void view_inval_entry(struct view *v, uint64_t parent, const char *name);
 
 /* view_archive.c */
 int view_arc_init(struct view *v, struct cm_err *err);
+/* dir (a directory key) lies on the way down to the scope, above it */
+bool view_arc_on_way(struct view *v, const char *dir);
 void view_arc_release_all(struct view *v);
 int view_arc_lookup(struct view *v, struct view_node *parent, const char *name,
 		    struct view_attr *out, struct cm_err *err);

@@ -21,6 +21,7 @@
 #include <stdint.h>
 #include <time.h>
 
+#include "budget.h"
 #include "err.h"
 #include "s3.h"
 
@@ -62,9 +63,16 @@ struct view_store_ops {
 	int (*read)(struct view_store_rd *rd, uint64_t off, void *buf,
 		    size_t len, size_t *got, struct cm_err *err);
 	void (*close_read)(struct view_store_rd *rd);
+	/* reserved: bytes the caller took from s->budget for this writer,
+	 * which it owns from now on (given back when it is closed), also
+	 * when this fails */
 	int (*open_write)(struct view_store *s, const char *key,
-			  view_wr_record_fn record, void *ctx,
-			  struct view_store_wr **out, struct cm_err *err);
+			  uint64_t reserved, view_wr_record_fn record,
+			  void *ctx, struct view_store_wr **out,
+			  struct cm_err *err);
+	/* Memory a writer needs before its first byte (from s->budget): two
+	 * part buffers; 0 for stores that keep nothing in memory. */
+	uint64_t (*write_memory)(struct view_store *s);
 	int (*write)(struct view_store_wr *w, const void *p, size_t n,
 		     struct cm_err *err);
 	/* The same, but only if it cannot wait (the bytes fit in room a
@@ -94,6 +102,13 @@ struct view_store {
 	const char *name; /* the directory under archive/: the bucket, or
 			     the store directory's last component */
 	bool remote;	  /* reads benefit from read-ahead */
+	/* set by the view after _new: finish() never replaces an object
+	 * (-EEXIST; S3: If-None-Match: *, local: RENAME_NOREPLACE) */
+	bool exclusive;
+	/* set by the view after _new (borrowed, may be NULL): part buffers
+	 * come from it; a writer's first two buffers are taken by the view
+	 * before open_write (reserved, handed to the writer) */
+	struct cm_budget *budget;
 };
 
 /* client is borrowed; bucket copied. part_size 0 and concurrency 0: the

@@ -208,7 +208,7 @@ static int make_parents(struct local_store *s, const char *key,
 }
 
 static int ls_open_write(struct view_store *s, const char *key,
-			 view_wr_record_fn record, void *ctx,
+			 uint64_t reserved, view_wr_record_fn record, void *ctx,
 			 struct view_store_wr **out, struct cm_err *err)
 {
 	struct view_store_wr *w = cm_xcalloc(1, sizeof(*w));
@@ -277,7 +277,8 @@ static int ls_finish(struct view_store_wr *w, struct view_obj *out,
 	int dfd, rc = 0;
 
 	if (fsync(w->fd) < 0 || fstat(w->fd, &st) < 0 ||
-	    renameat(w->s->dirfd, w->tmp, w->s->dirfd, w->key) < 0) {
+	    renameat2(w->s->dirfd, w->tmp, w->s->dirfd, w->key,
+		      w->s->base.exclusive ? RENAME_NOREPLACE : 0) < 0) {
 		rc = cm_err_set(err, errno, "%s/%s: %s", w->s->dir, w->key,
 				strerror(errno));
 		goto out;

@@ -53,6 +53,7 @@ struct view_store_rd {
 struct view_store_wr {
 	struct s3_store *s;
 	struct s3_upload *up;
+	char *key;
 	uint64_t written; /* committed or in ->room */
 	char *room;	  /* reserved in the current part buffer, or NULL */
 	size_t room_len;
@@ -216,14 +217,21 @@ static int on_upload_id(void *ctx, const char *upload_id, struct cm_err *err)
 	return w->record ? w->record(w->ctx, upload_id, NULL, err) : 0;
 }
 
+static uint64_t s3s_write_memory(struct view_store *s)
+{
+	return 2 * s3_part_size_for(1, 0, S(s)->part_size);
+}
+
 static int s3s_open_write(struct view_store *s, const char *key,
-			  view_wr_record_fn record, void *ctx,
-			  struct view_store_wr **out, struct cm_err *err)
+			  uint64_t reserved, view_wr_record_fn record,
+			  void *ctx, struct view_store_wr **out,
+			  struct cm_err *err)
 {
 	struct view_store_wr *w = cm_xcalloc(1, sizeof(*w));
 	struct s3_upload_opts uo = {0};
 
 	w->s = S(s);
+	w->key = cm_xstrdup(key);
 	w->record = record;
 	w->ctx = ctx;
 	w->first_part = s3_part_size_for(1, 0, S(s)->part_size);
@@ -231,8 +239,14 @@ static int s3s_open_write(struct view_store *s, const char *key,
 	uo.concurrency = S(s)->concurrency;
 	uo.on_upload_id = on_upload_id;
 	uo.ctx = w;
+	uo.budget = s->budget;
+	uo.budget_reserved = reserved;
+	uo.if_none_match = s->exclusive;
 	w->up = s3_upload_new(S(s)->c, S(s)->bucket, key, &uo, err);
 	if (!w->up) {
+		if (s->budget)
+			cm_budget_give(s->budget, reserved);
+		free(w->key);
 		free(w);
 		return err && err->code ? -err->code : -EINVAL;
 	}
@@ -307,12 +321,33 @@ static int s3s_write_nowait(struct view_store_wr *w, const void *p, size_t n)
 static int s3s_finish(struct view_store_wr *w, struct view_obj *out,
 		      struct cm_err *err)
 {
+	struct s3_object_info info;
 	struct s3_upload_result res;
 	int rc;
 
 	rc = commit_room(w, err);
 	if (rc)
 		return rc;
+	if (w->s->base.exclusive) {
+		/* Another client may have made the key while ours was open.
+		 * If-None-Match on the last request says so where the server
+		 * honours it (AWS; Ceph RGW 16 on PutObject only); ask
+		 * first anyway, as RGW ignores it on
+		 * CompleteMultipartUpload: the window left is the time
+		 * between this HEAD and that request. */
+		rc = s3_head_object(w->s->c, w->s->bucket, w->key, &info, err);
+		if (rc == 0) {
+			s3_upload_abort(w->up);
+			return cm_err_set(err, EEXIST,
+					  "s3://%s/%s: made by another "
+					  "client meanwhile: not replaced",
+					  w->s->bucket, w->key);
+		}
+		if (rc != -ENOENT)
+			return rc;
+		if (err)
+			cm_err_clear(err);
+	}
 	rc = s3_upload_finish(w->up, &res, err);
 	if (rc)
 		return rc;
@@ -330,6 +365,7 @@ static void s3s_close_write(struct view_store_wr *w)
 	if (!w)
 		return;
 	s3_upload_free(w->up); /* aborts unless finished */
+	free(w->key);
 	free(w);
 }
 
@@ -403,6 +439,7 @@ static const struct view_store_ops s3_ops = {
     .read = s3s_read,
     .close_read = s3s_close_read,
     .open_write = s3s_open_write,
+    .write_memory = s3s_write_memory,
     .write = s3s_write,
     .write_nowait = s3s_write_nowait,
     .finish = s3s_finish,

@@ -129,6 +129,13 @@ char *view_status_text(const struct orch_config *cfg,
 		      (unsigned long long)st->bytes_read, h);
 	cm_buf_printf(&b, "archive view uploads open: %llu\n",
 		      (unsigned long long)st->uploads_open);
+	cm_buf_printf(&b,
+		      "archive view memory: %llu bytes (limit %llu, peak "
+		      "%llu, waits %llu)\n",
+		      (unsigned long long)st->memory_used,
+		      (unsigned long long)st->memory_limit,
+		      (unsigned long long)st->memory_peak,
+		      (unsigned long long)st->memory_waits);
 	return cm_buf_detach(&b);
 }
 
@@ -238,6 +245,16 @@ char *view_metrics_text(const struct orch_snapshot *snap,
 		   st->control_errors);
 	metric_u64(&b, "vaultfs_view_uploads_open", "gauge",
 		   "Archive objects being written now.", st->uploads_open);
+	metric_u64(&b, "vaultfs_view_memory_bytes", "gauge",
+		   "Read-ahead and part buffers of the view now.",
+		   st->memory_used);
+	metric_u64(&b, "vaultfs_view_memory_peak_bytes", "gauge",
+		   "The most read-ahead and part buffers held at once.",
+		   st->memory_peak);
+	metric_u64(&b, "vaultfs_view_memory_limit_bytes", "gauge",
+		   "view.memoryLimit.", st->memory_limit);
+	metric_u64(&b, "vaultfs_view_memory_waits_total", "counter",
+		   "Buffers that waited for memory.", st->memory_waits);
 	metric_u64(&b, "vaultfs_uptime_seconds", "gauge",
 		   "Seconds since the mount started.",
 		   now > st->started ? (uint64_t)(now - st->started) : 0);

@@ -43,8 +43,9 @@ static const char *const top_keys[] = {
 	"autoStart", "lifecycleRules", "storageClass", "sse", "kmsKeyId",
 	"compression", "concurrency", "partSize", "stateDir", "verify",
 	"maxAttempts", "onFailure", "onFailureTimeoutSeconds",
-	"rescanSeconds", "journal", NULL
+	"rescanSeconds", "journal", "view", NULL
 };
+static const char *const view_keys[] = { "memoryLimit", NULL };
 static const char *const vault_keys[] = { "name", "type", "path", NULL };
 static const char *const security_tag_keys[] = { "key", "value", NULL };
 static const char *const lifecycle_keys[] = { "glacier", "deepArchive",
@@ -135,6 +136,7 @@ void orch_config_default(struct orch_config *cfg)
 	cfg->jobs = 1;
 	cfg->uploads = 4;
 	cfg->part_size = 0;
+	cfg->view_memory_limit = ORCH_VIEW_MEMORY_LIMIT;
 	cfg->state_dir = cm_xstrdup(ORCH_DEFAULT_STATE_DIR);
 	cfg->verify = ORCH_VERIFY_ETAG;
 	cfg->max_attempts = 3;
@@ -971,6 +973,28 @@ static int parse_part_size(struct parser *p, const struct cm_json *root)
 	return 0;
 }
 
+/* "view": options of `vaultfs mount` (docs/view.md) */
+static int parse_view(struct parser *p, const struct cm_json *root)
+{
+	const char *want = "a size from 16MiB to 1TiB (bytes or a string "
+			   "like \"256MiB\")";
+	struct cm_json *obj, *j;
+	uint64_t v = 0;
+	int rc;
+
+	rc = get_object(p, root, "view", view_keys, false, &obj, NULL);
+	if (rc || !obj || !(j = cm_json_get(obj, "memoryLimit")))
+		return rc;
+	if (cm_json_type(j) == CM_JSON_STRING
+		? orch_parse_size(cm_json_str(j), &v) < 0
+		: !json_integer(j, 0, 9007199254740992.0, &v))
+		return bad_value(p, "view.memoryLimit", want, j);
+	if (v < ORCH_VIEW_MEMORY_MIN || v > ORCH_VIEW_MEMORY_MAX)
+		return bad_value(p, "view.memoryLimit", want, j);
+	p->cfg->view_memory_limit = v;
+	return 0;
+}
+
 static int parse_jobs(struct parser *p, const struct cm_json *root)
 {
 	struct orch_config *cfg = p->cfg;
@@ -1106,6 +1130,8 @@ static int apply(struct parser *p, const struct cm_json *root)
 		rc = parse_state_dir(p, root);
 	if (!rc)
 		rc = parse_journal(p, root);
+	if (!rc)
+		rc = parse_view(p, root);
 	if (!rc)
 		rc = check_overlaps(p);
 	return rc;

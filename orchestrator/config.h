@@ -118,7 +118,13 @@ struct orch_config {
 	unsigned rescan_seconds; /* periodic vault rescan; 0: inotify only */
 	unsigned keep_days;     /* journal.keepDays: finished jobs older than
 				   this fold into the index */
+	uint64_t view_memory_limit; /* view.memoryLimit: bytes of read-ahead
+				     * and part buffers of `vaultfs mount` */
 };
+
+#define ORCH_VIEW_MEMORY_LIMIT (256ull << 20)
+#define ORCH_VIEW_MEMORY_MIN   (16ull << 20)
+#define ORCH_VIEW_MEMORY_MAX   (1ull << 40)
 
 /*
  * The embedded default: vault "local" at ORCH_DEFAULT_VAULT_PATH,

@@ -24,7 +24,7 @@ write_config "$T/cfg.json" "{
   \"endpoint\": \"$AWS_ENDPOINT_URL\",
   \"stateDir\": \"$T/state\"
 }"
-mount_view "$M" "$T/cfg.json"
+mount_view "$M" "$T/cfg.json" --whole-bucket
 A=$M/archive/$B
 
 # --- 1 GiB with dd, read back with awscli and through the mount --------------
@@ -129,7 +129,7 @@ expect_grep '^d.* backups$' "$T/ls.out"
 unmount_view
 
 # --- with --allow-overwrite --allow-delete ---------------------------------
-mount_view "$M" "$T/cfg.json" --allow-overwrite --allow-delete
+mount_view "$M" "$T/cfg.json" --whole-bucket --allow-overwrite --allow-delete
 echo replaced >"$A/x.tar.gz" || die "overwrite with --allow-overwrite failed"
 [ "$(aws_ s3 cp --only-show-errors "s3://$B/x.tar.gz" -)" = replaced ] || die "x.tar.gz was not replaced"
 rm "$A/x.tar.gz" || die "rm with --allow-delete failed"

@@ -38,7 +38,7 @@ uploads() {
 has_upload() { uploads | tr '\t' '\n' | grep -qE "$1"; }
 
 # the job stops for a minute once its multipart upload exists
-VAULTFS_TEST_PAUSE_AT=uploading:60 mount_view "$M" "$T/cfg.json" --verbose
+VAULTFS_TEST_PAUSE_AT=uploading:60 mount_view "$M" "$T/cfg.json" --whole-bucket --verbose
 wait_for 120 sh -c "grep -q '^state: archiving' '$M/vaults/prod/big.img/status'"
 # and dd streams 20 MiB into archive/, then waits for more (fd 4 stays
 # open on its input)
@@ -66,7 +66,7 @@ case $err in *"Transport endpoint is not connected"*) ;; *) die "stat: $err" ;; 
 log "the dead mount: $err"
 
 # --- mount again: the stale mount is cleared, the journal recovers -----------
-mount_view "$M" "$T/cfg.json" --verbose
+mount_view "$M" "$T/cfg.json" --whole-bucket --verbose
 expect_grep 'stale mount' "$MERR"
 expect_grep "aborted the upload of s3://$B/partial" "$MERR"
 [ "$(ls "$M/vaults/prod")" = big.img ] || die "ls after the remount: $(ls "$M/vaults/prod")"
@@ -87,7 +87,7 @@ log "after kill -9 and a new mount: the job succeeded, no upload or loop device 
 kill -KILL "$MPID"
 wait "$MPID" 2>/dev/null || true
 MPID=
-mount_view "$M" "$T/cfg.json"
+mount_view "$M" "$T/cfg.json" --whole-bucket
 [ "$(rp_state "$M" prod big.img)" = succeeded ] || die "the job's state after a second kill"
 stop_view TERM
 assert_released "$T"

@@ -50,8 +50,8 @@ VAULTFS_TEST_PAUSE_AT=writing:3 mount_view "$M" "$T/cfg.json" --verbose
 [ "$(ls "$M/vaults/prod/img1.img" | tr '\n' ' ')" = "cancel export info.json log status " ] ||
 	die "a recovery point: $(ls "$M/vaults/prod/img1.img")"
 ls -l "$M/vaults/prod/img1.img" >"$T/ls.out"
-expect_grep '^-rw-r--r-- .* export$' "$T/ls.out"
-expect_grep '^-r--r--r-- .* status$' "$T/ls.out"
+expect_grep '^-rw-r----- .* export$' "$T/ls.out"
+expect_grep '^-r--r----- .* status$' "$T/ls.out"
 cat "$M/status" >"$T/status.out"
 expect_grep '^jobs: 0$' "$T/status.out"
 expect_grep '^auto start: no$' "$T/status.out"

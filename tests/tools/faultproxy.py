@@ -17,6 +17,12 @@ the same decisions for the same order of requests), it injects one of:
          `Connection: close` (after its body has been read, or at once if it
          asked for `Expect: 100-continue`).
 
+With --hold METHOD (e.g. GET), every request of that method is read and
+then held: nothing goes to the server and no answer comes back, the
+connection stays open (a server that accepts and never answers), until
+SIGUSR1 releases them all (they are then forwarded, and later ones pass)
+or the proxy ends. The "held" counter says how many were held.
+
 Chunked request bodies are not parsed: such a connection is forwarded as is
 and counted as `unparsed`. Responses are never parsed, only copied.
 
@@ -80,6 +86,11 @@ class Stats:
         with self.lock:
             self.c[kind] += 1
             self.c["faulted"].append(what + " -> " + kind)
+            self._write()
+
+    def held(self):
+        with self.lock:
+            self.c["held"] = self.c.get("held", 0) + 1
             self._write()
 
     def snapshot(self):
@@ -251,6 +262,9 @@ class Conn:
                         self.buf = b""
                     break
                 length = int(hdrs.get("content-length", "0") or 0)
+                if method in self.p.hold and not self.p.released.is_set():
+                    st.held()
+                    self.p.released.wait()
                 kind = self.p.faults.decide(method)
                 what = "%d %s %s" % (n, method, path)
                 if kind == "resets":
@@ -299,6 +313,8 @@ class Proxy:
         self.target = (host or "127.0.0.1", int(port))
         self.stats = Stats(args.stats)
         self.faults = Faults(args)
+        self.hold = [m.upper() for m in args.hold]
+        self.released = threading.Event()
         self.lsock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.lsock.bind(("127.0.0.1", args.listen_port))
@@ -326,6 +342,8 @@ def main():
     ap.add_argument("--max-faults", type=int, default=None,
                     help="inject at most N faults in all")
     ap.add_argument("--stats", help="keep counters as JSON in this file")
+    ap.add_argument("--hold", action="append", default=[], metavar="METHOD",
+                    help="hold requests of METHOD unanswered until SIGUSR1")
     args = ap.parse_args()
     if not 0 <= args.reset_rate + args.rate_503 <= 1:
         ap.error("--reset-rate plus --503-rate must be within 0..1")
@@ -343,6 +361,7 @@ def main():
 
     signal.signal(signal.SIGTERM, finish)
     signal.signal(signal.SIGINT, finish)
+    signal.signal(signal.SIGUSR1, lambda *_: proxy.released.set())
     threading.Thread(target=proxy.serve, daemon=True).start()
     print("PORT %d" % proxy.lsock.getsockname()[1], flush=True)
     with proxy.stats.lock:

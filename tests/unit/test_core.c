@@ -9,9 +9,11 @@
 #include <cmocka.h>
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/budget.h"
 #include "core/buf.h"
 #include "core/crypto.h"
 #include "core/err.h"
@@ -157,13 +159,65 @@ static void test_iso8601(void **state)
 	assert_int_equal(cm_time_parse_iso8601("yesterday", &t), -EINVAL);
 }
 
+static void *budget_taker(void *arg)
+{
+	struct cm_budget *b = arg;
+
+	/* waits until the main thread gives 6 back */
+	return (void *)(intptr_t)cm_budget_take(b, 6);
+}
+
+static void *budget_closed(void *arg)
+{
+	return (void *)(intptr_t)cm_budget_take(arg, 100);
+}
+
+static void test_budget(void **state)
+{
+	struct cm_budget *b = cm_budget_new(10);
+	struct cm_budget_stats st;
+	pthread_t t;
+	void *rc;
+
+	assert_true(cm_budget_try(b, 6));
+	assert_false(cm_budget_try(b, 5));
+	assert_int_equal(cm_budget_take(b, 4), 0);
+	assert_int_equal(pthread_create(&t, NULL, budget_taker, b), 0);
+	for (cm_budget_stats(b, &st); !st.waiting; cm_budget_stats(b, &st))
+		cm_sleep_ms(1);
+	assert_int_equal(st.used, 10);
+	cm_budget_give(b, 6);
+	assert_int_equal(pthread_join(t, &rc), 0);
+	assert_int_equal((intptr_t)rc, 0);
+	cm_budget_stats(b, &st);
+	assert_int_equal(st.used, 10);
+	assert_int_equal(st.peak, 10);
+	assert_int_equal(st.waits, 1);
+	cm_budget_give(b, 10);
+	/* more than the whole limit: only into an empty budget */
+	assert_true(cm_budget_try(b, 50));
+	assert_false(cm_budget_try(b, 1));
+	cm_budget_give(b, 50);
+	/* closing wakes the waiters: they fail */
+	assert_true(cm_budget_try(b, 10));
+	assert_int_equal(pthread_create(&t, NULL, budget_closed, b), 0);
+	for (cm_budget_stats(b, &st); !st.waiting; cm_budget_stats(b, &st))
+		cm_sleep_ms(1);
+	cm_budget_close(b);
+	assert_int_equal(pthread_join(t, &rc), 0);
+	assert_int_equal((intptr_t)rc, -ECANCELED);
+	assert_false(cm_budget_try(b, 1));
+	cm_budget_give(b, 10);
+	cm_budget_free(b);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_buf_cap),	    cmocka_unit_test(test_err),
 		cmocka_unit_test(test_pool),	    cmocka_unit_test(test_queue_close),
 		cmocka_unit_test(test_json),	    cmocka_unit_test(test_crypto),
-		cmocka_unit_test(test_iso8601),
+		cmocka_unit_test(test_iso8601),	    cmocka_unit_test(test_budget),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -34,6 +34,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/budget.h"
 #include "core/crypto.h"
 #include "core/s3.h"
 #include "core/s3_upload.h"
@@ -66,6 +67,9 @@ struct fake {
 	bool fail_once;		  /* ... only the first time it comes */
 	int bad_etag_part;	  /* this part answers a wrong ETag */
 	bool empty_complete_etag; /* Ceph 16: <ETag></ETag> */
+	bool key_exists; /* If-None-Match: * on a PutObject or a complete
+			    answers 412 */
+	int precondition_failures;
 	unsigned part_delay_ms;
 	int want_parallel; /* parts 1..N wait (5 s at most) until N
 			    * parts are at the server */
@@ -162,7 +166,16 @@ static void handle(int fd, const char *head, const char *method,
 
 	if (!strcmp(method, "PUT"))
 		bad = bad_body(head, body, blen);
-	if (bad) {
+	header(head, "if-none-match", hdr, sizeof(hdr));
+	if (!bad && F.key_exists && !strcmp(hdr, "*") &&
+	    ((!q && !strcmp(method, "PUT")) ||
+	     (q && !strcmp(method, "POST") && strcmp(q, "?uploads")))) {
+		pthread_mutex_lock(&F.lock);
+		F.precondition_failures++;
+		pthread_mutex_unlock(&F.lock);
+		reply(fd, 412, NULL,
+		      "<Error><Code>PreconditionFailed</Code></Error>");
+	} else if (bad) {
 		snprintf(xml, sizeof(xml), "<Error><Code>%s</Code></Error>",
 			 bad);
 		reply(fd, 400, NULL, xml);
@@ -592,6 +605,98 @@ static void test_multipart(void **state)
 	s3_client_free(c);
 }
 
+/* Part buffers from a shared budget of two parts: the upload goes on
+ * within it (at most the two parts in flight), and gives it all
+ * back. */
+static void test_budget(void **state)
+{
+	struct cm_budget *b = cm_budget_new(10 * S3_MIB);
+	struct s3_upload_opts o = {
+	    .part_size = 5 * S3_MIB, .concurrency = 4, .budget = b};
+	uint64_t size = 23 * S3_MIB + 12345; /* 5 parts */
+	struct s3_client *c = client();
+	struct s3_upload_result res;
+	struct cm_budget_stats st;
+	struct cm_err err;
+	struct s3_upload *u;
+
+	(void)state;
+	F.part_delay_ms = 20;
+	F.max_in_flight = 0;
+	cm_err_clear(&err);
+	u = s3_upload_new(c, "b", "k", &o, &err);
+	assert_int_equal(stream(u, size, &err), 0);
+	assert_int_equal(s3_upload_finish(u, &res, &err), 0);
+	F.part_delay_ms = 0;
+	assert_int_equal(res.parts, 5);
+	assert_true(F.max_in_flight <= 2);
+	s3_upload_free(u);
+	cm_budget_stats(b, &st);
+	assert_int_equal(st.used, 0);
+	assert_int_equal(st.peak, 10 * S3_MIB);
+	/* with room: never more than its own buffers (concurrency) */
+	cm_budget_free(b);
+	b = cm_budget_new(40 * S3_MIB);
+	o.budget = b;
+	F.part_delay_ms = 20;
+	F.max_in_flight = 0;
+	u = s3_upload_new(c, "b", "k", &o, &err);
+	assert_int_equal(stream(u, size, &err), 0);
+	assert_int_equal(s3_upload_finish(u, &res, &err), 0);
+	F.part_delay_ms = 0;
+	assert_true(F.max_in_flight <= 4);
+	s3_upload_free(u);
+	cm_budget_stats(b, &st);
+	assert_int_equal(st.used, 0);
+	assert_true(st.peak <= 20 * S3_MIB);
+	cm_budget_free(b);
+	s3_client_free(c);
+}
+
+/* if_none_match: the request that makes the object carries
+ * If-None-Match: *, and a key that exists fails it with -EEXIST (a
+ * multipart upload is then aborted). */
+static void test_if_none_match(void **state)
+{
+	struct s3_upload_opts o = {
+	    .part_size = 5 * S3_MIB, .concurrency = 2, .if_none_match = true};
+	struct s3_client *c = client();
+	struct s3_upload_result res;
+	struct cm_err err;
+	struct s3_upload *u;
+	int aborts = F.aborts;
+
+	(void)state;
+	cm_err_clear(&err);
+	/* the key is free: both kinds go through */
+	u = s3_upload_new(c, "b", "k", &o, &err);
+	assert_int_equal(stream(u, 1000, &err), 0);
+	assert_int_equal(s3_upload_finish(u, &res, &err), 0);
+	s3_upload_free(u);
+	F.key_exists = true;
+	u = s3_upload_new(c, "b", "k", &o, &err);
+	assert_int_equal(stream(u, 1000, &err), 0);
+	assert_int_equal(s3_upload_finish(u, &res, &err), -EEXIST);
+	assert_non_null(strstr(err.msg, "exists"));
+	s3_upload_free(u);
+	u = s3_upload_new(c, "b", "k", &o, &err);
+	assert_int_equal(stream(u, 11 * S3_MIB, &err), 0);
+	cm_err_clear(&err);
+	assert_int_equal(s3_upload_finish(u, &res, &err), -EEXIST);
+	s3_upload_free(u);
+	assert_int_equal(F.aborts, aborts + 1);
+	assert_int_equal(F.precondition_failures, 2);
+	/* without the option, the header is not sent */
+	o.if_none_match = false;
+	u = s3_upload_new(c, "b", "k", &o, &err);
+	assert_int_equal(stream(u, 1000, &err), 0);
+	assert_int_equal(s3_upload_finish(u, &res, &err), 0);
+	s3_upload_free(u);
+	assert_int_equal(F.precondition_failures, 2);
+	F.key_exists = false;
+	s3_client_free(c);
+}
+
 /* The upload fails with msg_part in its message, and is aborted once:
  * from a stream of `size` bytes, or from the file at path when not NULL. */
 static void expect_abort_of(struct s3_upload_opts *o, uint64_t size,
@@ -954,6 +1059,8 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_single_put),
 	    cmocka_unit_test(test_multipart),
+	    cmocka_unit_test(test_budget),
+	    cmocka_unit_test(test_if_none_match),
 	    cmocka_unit_test(test_failures),
 	    cmocka_unit_test(test_abort_by_caller),
 	    cmocka_unit_test(test_reserve_commit),

@@ -962,6 +962,124 @@ static void test_engine(void **state)
 	orch_free(o);
 }
 
+/* Modes: what a node allows less the umask; the owner from the opts. */
+static void test_modes_umask(void **state)
+{
+	struct view_opts o;
+	struct view_attr a;
+	struct cm_err err;
+	struct view *v;
+
+	view_opts_init(&o);
+	assert_int_equal(o.umask, 027);
+	o.cfg = &cfg;
+	o.uid = 4242;
+	o.gid = 4343;
+	o.rescan_ms = 200;
+	cm_err_clear(&err);
+	v = view_new(&o, &err);
+	assert_non_null(v);
+	put("store/obj", "x");
+	assert_int_equal(view_getattr(v, VIEW_ROOT_INO, &a, NULL), 0);
+	assert_int_equal(a.mode, S_IFDIR | 0550);
+	assert_int_equal(a.uid, 4242);
+	assert_int_equal(a.gid, 4343);
+	assert_int_equal(walk(v, "status", &a), 0);
+	assert_int_equal(a.mode, S_IFREG | 0440);
+	assert_int_equal(walk(v, "vaults/v1/tree1/export", &a), 0);
+	assert_int_equal(a.mode, S_IFREG | 0640);
+	assert_int_equal(walk(v, "archive/store", &a), 0);
+	assert_int_equal(a.mode, S_IFDIR | 0750);
+	assert_int_equal(walk(v, "archive/store/obj", &a), 0);
+	assert_int_equal(a.mode, S_IFREG | 0440);
+	view_free(v);
+
+	/* umask 0: still, only the owner may write to a control file */
+	o.umask = 0;
+	v = view_new(&o, &err);
+	assert_non_null(v);
+	assert_int_equal(walk(v, "vaults/v1/tree1/cancel", &a), 0);
+	assert_int_equal(a.mode, S_IFREG | 0644);
+	assert_int_equal(walk(v, "archive/store", &a), 0);
+	assert_int_equal(a.mode, S_IFDIR | 0777);
+	view_free(v);
+}
+
+/* The configured prefix: the way to it and what is below it, nothing
+ * else; --whole-bucket shows all. */
+static void test_archive_scope(void **state)
+{
+	struct view_open_out oo;
+	struct view_attr a, store;
+	struct view_file *f = NULL;
+	struct view_dir *d;
+	struct view *v;
+	bool cacheable;
+
+	mkdir_at("store/back");
+	mkdir_at("store/back/ups");
+	mkdir_at("store/other");
+	put("store/back/ups/in", "in");
+	put("store/back/x", "x");
+	put("store/other/out", "out");
+	free(cfg.prefix);
+	cfg.prefix = cm_xstrdup("back/ups");
+	v = new_view(false, false);
+	assert_int_equal(walk(v, "archive/store", &store), 0);
+	assert_int_equal(view_opendir(v, store.ino, &d, &cacheable, NULL), 0);
+	assert_string_equal(view_dir_entry(d, 2)->name, "back");
+	assert_null(view_dir_entry(d, 3));
+	view_releasedir(v, d);
+	assert_int_equal(walk(v, "archive/store/other", &a), -ENOENT);
+	assert_int_equal(walk(v, "archive/store/back/x", &a), -ENOENT);
+	assert_int_equal(walk(v, "archive/store/back/ups/in", &a), 0);
+	/* nothing made outside it */
+	assert_int_equal(view_create(v, store.ino, "new", S_IFREG | 0644,
+				     O_WRONLY | O_CREAT, &f, &a, &oo, NULL),
+			 -EACCES);
+	assert_int_equal(view_mkdir(v, store.ino, "dir", &a, NULL), -EACCES);
+	assert_false(exists("store/new"));
+	view_free(v);
+
+	{
+		struct view_opts o = {0};
+		struct cm_err err;
+
+		o.cfg = &cfg;
+		o.whole_bucket = true;
+		o.rescan_ms = 200;
+		cm_err_clear(&err);
+		v = view_new(&o, &err);
+		assert_non_null(v);
+	}
+	assert_int_equal(walk(v, "archive/store/other/out", &a), 0);
+	assert_int_equal(walk(v, "archive/store/back/x", &a), 0);
+	view_free(v);
+}
+
+/* Two creates of one name while the first is open: the second gets
+ * EEXIST, and so does an open for writing of the name being written. */
+static void test_archive_create_race(void **state)
+{
+	struct view *v = new_view(true, false);
+	struct view_open_out oo;
+	struct view_file *f, *g = NULL;
+	struct view_attr a, b;
+
+	f = create(v, "one", 0, &a);
+	create(v, "one", -EEXIST, &b);
+	assert_int_equal(view_open(v, a.ino, O_WRONLY | O_TRUNC, &g, &oo, NULL),
+			 -EEXIST);
+	assert_int_equal(view_open(v, a.ino, O_RDONLY, &g, &oo, NULL), -EBUSY);
+	assert_int_equal(view_write(v, f, 0, "first", 5, NULL), 0);
+	view_release(v, f);
+	assert_true(exists("store/one"));
+	/* and once it is there, with --allow-overwrite, one may replace it */
+	f = create(v, "one", 0, &a);
+	view_release(v, f);
+	view_free(v);
+}
+
 int main(void)
 {
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
@@ -983,6 +1101,9 @@ int main(void)
 	    T(test_archive_dirs),
 	    T(test_recover),
 	    T(test_engine),
+	    T(test_modes_umask),
+	    T(test_archive_scope),
+	    T(test_archive_create_race),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
