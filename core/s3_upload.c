@@ -57,6 +57,12 @@
  * is aborted, naming the file. (A part changed between its two passes is
  * refused by S3, whose hash no longer matches.)
  *
+ * Orphans and lost answers (see s3_upload.h): with opts.key_is_ours the
+ * create is followed by s3_abort_orphans() keeping our id, and a failed
+ * create by one keeping none; a complete that failed in a way that may
+ * hide a success goes through reconcile_complete() and
+ * s3_complete_matches() before it counts as failed.
+ *
  * Sending is one function for both kinds (send_part), used by the workers
  * and by the single PutObject, and so are the records, ETag checks and
  * abort: the two kinds differ only in how a buffer is filled and read.
