@@ -55,7 +55,6 @@
 #define XML_BODY_MAX	   (32 * 1024 * 1024) /* listings */
 #define MAX_WIRE_HEADERS   24
 #define MAX_OP_HEADERS	   8
-#define S3_XMLNS	   "http://s3.amazonaws.com/doc/2006-03-01/"
 
 static const char EMPTY_SHA256[] =
     "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
@@ -2066,15 +2065,6 @@ void s3_lifecycle_rule_xml(struct cm_buf *b, const struct s3_lifecycle_rule *r)
 	cm_buf_puts(b, "</Rule>");
 }
 
-static void lifecycle_xml(struct cm_buf *b,
-			  const struct s3_lifecycle_rule *rules, size_t n)
-{
-	cm_buf_puts(b, "<LifecycleConfiguration xmlns=\"" S3_XMLNS "\">");
-	for (size_t i = 0; i < n; i++)
-		s3_lifecycle_rule_xml(b, &rules[i]);
-	cm_buf_puts(b, "</LifecycleConfiguration>");
-}
-
 int s3_get_bucket_lifecycle(struct s3_client *c, const char *bucket,
 			    struct cm_buf *xml, bool *found, struct cm_err *err)
 {
@@ -2125,34 +2115,4 @@ int s3_put_bucket_lifecycle_xml(struct s3_client *c, const char *bucket,
 	op.body_len = len;
 	op.md5 = md5;
 	return simple_op(c, &op, err);
-}
-
-int s3_put_bucket_lifecycle(struct s3_client *c, const char *bucket,
-			    const struct s3_lifecycle_rule *rules,
-			    size_t nrules, struct cm_err *err)
-{
-	struct cm_buf body;
-	int rc = check_names("PutBucketLifecycleConfiguration", bucket, NULL,
-			     false, err);
-
-	if (rc)
-		return rc;
-	if (!nrules)
-		return cm_err_set(err, EINVAL,
-				  "PutBucketLifecycleConfiguration"
-				  " s3://%s: no rules",
-				  bucket);
-	for (size_t i = 0; i < nrules; i++)
-		if (!rules[i].glacier_days && !rules[i].deep_archive_days &&
-		    !rules[i].expiration_days &&
-		    !rules[i].abort_incomplete_days)
-			return cm_err_set(err, EINVAL,
-					  "lifecycle rule %zu "
-					  "has no action",
-					  i + 1);
-	cm_buf_init(&body, 0);
-	lifecycle_xml(&body, rules, nrules);
-	rc = s3_put_bucket_lifecycle_xml(c, bucket, body.data, body.len, err);
-	cm_buf_release(&body);
-	return rc;
 }

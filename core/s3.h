@@ -55,6 +55,7 @@
 #define S3_DEFAULT_PART_SIZE (8 * S3_MIB)
 #define S3_MAX_PARTS	     10000
 #define S3_ETAG_MAX	     128 /* an ETag without its quotes, NUL included */
+#define S3_XMLNS	     "http://s3.amazonaws.com/doc/2006-03-01/"
 
 enum s3_addressing {
 	S3_ADDRESSING_AUTO = 0, /* path-style with an endpoint override */
@@ -280,11 +281,9 @@ struct s3_lifecycle_rule {
 	unsigned expiration_days;
 	unsigned abort_incomplete_days; /* AbortIncompleteMultipartUpload */
 };
-/* PutBucketLifecycleConfiguration: replaces the bucket's rules. */
-int s3_put_bucket_lifecycle(struct s3_client *c, const char *bucket,
-			    const struct s3_lifecycle_rule *rules,
-			    size_t nrules, struct cm_err *err);
-/* The same with a whole <LifecycleConfiguration> document as the body. */
+/* PutBucketLifecycleConfiguration with a whole <LifecycleConfiguration>
+ * document as the body: replaces the bucket's rules (merge them first,
+ * core/s3_lifecycle.h). */
 int s3_put_bucket_lifecycle_xml(struct s3_client *c, const char *bucket,
 				const char *xml, size_t len,
 				struct cm_err *err);
