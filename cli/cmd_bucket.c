@@ -102,15 +102,6 @@ static int setup(const struct orch_config *cfg, bool dry_run)
 		rc = -EINVAL;
 		goto out;
 	}
-	rc = s3_head_bucket(s3, cfg->bucket, &err);
-	if (rc) {
-		cm_err_prefix(&err, "bucket %s", cfg->bucket);
-		goto out;
-	}
-	printf("bucket %s: reachable%s%s%s\n", cfg->bucket,
-	       cfg->expected_bucket_owner ? ", owned by " : "",
-	       cfg->expected_bucket_owner ? cfg->expected_bucket_owner : "",
-	       cfg->expected_bucket_owner ? " as expected" : "");
 	memset(&rule, 0, sizeof(rule));
 	rule.id = RULE_ID;
 	if (cfg->prefix && *cfg->prefix)
@@ -129,6 +120,15 @@ static int setup(const struct orch_config *cfg, bool dry_run)
 				cfg->bucket, cfg->bucket);
 		goto out;
 	}
+	rc = s3_head_bucket(s3, cfg->bucket, &err);
+	if (rc) {
+		cm_err_prefix(&err, "bucket %s", cfg->bucket);
+		goto out;
+	}
+	printf("bucket %s: reachable%s%s%s\n", cfg->bucket,
+	       cfg->expected_bucket_owner ? ", owned by " : "",
+	       cfg->expected_bucket_owner ? cfg->expected_bucket_owner : "",
+	       cfg->expected_bucket_owner ? " as expected" : "");
 	rc = s3_get_bucket_lifecycle(s3, cfg->bucket, &old, &found, &err);
 	if (!rc)
 		rc = s3_lifecycle_merge(old.data, old.len, &rule, &doc,
