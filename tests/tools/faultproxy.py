@@ -208,11 +208,14 @@ def take_answer(sock, client, method, forward):
                 # a HEAD answer announces a length it does not send
                 need = 0 if method == "HEAD" or status in (204, 304) else int(
                     hdrs.get("content-length", "0") or 0)
-                while len(buf) < need:
-                    data = sock.recv(256 * 1024)
-                    if not data:
+                got = len(buf)
+                while got < need:  # streamed, not held: answers may be big
+                    if forward and buf:
+                        client.sendall(buf)
+                    buf = sock.recv(256 * 1024)
+                    if not buf:
                         return False
-                    buf += data
+                    got += len(buf)
             if forward and buf:
                 client.sendall(buf)
             return True
