@@ -624,8 +624,9 @@ int s3_abort_orphans(struct s3_client *c, const char *bucket, const char *key,
 		rc = s3_abort_multipart_upload(c, bucket, key, m.ids[i], err);
 		if (!rc) {
 			n++;
-			cm_info("s3: aborted upload %s of s3://%s/%s, "
-				"left by a create whose answer was lost",
+			cm_info("s3: aborted upload %s of s3://%s/%s, which "
+				"nobody recorded (a create whose answer was "
+				"lost, or a crash)",
 				m.ids[i], bucket, key);
 		}
 	}

@@ -84,7 +84,7 @@ vf_run --config "$T/lostcreate.json" --once
 [ "$(fp_stat dropped)" = 1 ] || die "lostcreate: the proxy dropped no create answer"
 succeeded_once lostcreate
 [ -z "$(uploads lostcreate/)" ] || die "lostcreate: uploads left in progress: $(uploads lostcreate/)"
-expect_grep 'left by a create whose answer was lost' "$T"/lostcreate/state/jobs/*.log
+expect_grep 'aborted upload .* which nobody recorded' "$T"/lostcreate/state/jobs/*.log
 log "a lost create answer: one object, the first upload aborted"
 
 # --- 2. the same, killed before the sweep; the restart clears it ----------------
