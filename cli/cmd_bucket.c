@@ -6,8 +6,15 @@
  * one rule for the destination prefix with the GLACIER and DEEP_ARCHIVE
  * transitions and the expiration that are set, and always
  * AbortIncompleteMultipartUpload after 7 days, so that an upload no crash
- * recovery could reach does not cost forever. The rule replaces the
- * bucket's lifecycle configuration, as the seed's CDK stack did.
+ * recovery could reach does not cost forever.
+ *
+ * The rule (id "vaultfs-archive") is merged into the bucket's lifecycle
+ * configuration (core/s3_lifecycle.h): every other rule of the bucket is
+ * kept byte for byte, an earlier vaultfs rule is replaced. Transitions and
+ * expiration act only under the destination prefix; a destination
+ * without a prefix may not have them (they would reach every object of
+ * the bucket). --dry-run prints the merged configuration and applies
+ * nothing.
  */
 #include "commands.h"
 
@@ -15,6 +22,7 @@
 #include "mem.h"
 #include "orch.h"
 #include "s3.h"
+#include "s3_lifecycle.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -40,12 +48,14 @@ static void usage(FILE *f)
 		"expectedBucketOwner),\nthen apply lifecycleRules to it: "
 		"transitions to GLACIER and DEEP_ARCHIVE,\nexpiration, and "
 		"the abort of multipart uploads left incomplete for %d days.\n"
-		"The rule replaces the bucket's lifecycle configuration.\n\n"
+		"The rule (id \"" RULE_ID "\") is merged into the bucket's "
+		"lifecycle configuration:\nits other rules are kept, an "
+		"earlier vaultfs rule is replaced.\n\n"
 		"options:\n"
 		"  -c, --config FILE  the configuration (default: the "
 		"embedded default)\n"
-		"  -n, --dry-run      check the bucket and print the rule, "
-		"apply nothing\n"
+		"  -n, --dry-run      check the bucket, print the rule and the "
+		"merged\n                     configuration, apply nothing\n"
 		"  -h, --help         this help\n",
 		ABORT_INCOMPLETE_DAYS);
 }
@@ -71,12 +81,17 @@ static void describe(const struct s3_lifecycle_rule *r, const char *bucket)
 static int setup(const struct orch_config *cfg, bool dry_run)
 {
 	struct s3_lifecycle_rule rule;
+	struct s3_lifecycle_merged merged;
 	struct s3_client *s3 = NULL;
+	struct cm_buf old, doc;
 	struct cm_err err;
 	char *prefix = NULL;
+	bool found;
 	int rc;
 
 	cm_err_clear(&err);
+	cm_buf_init(&old, 0);
+	cm_buf_init(&doc, 0);
 	if (cfg->dest_kind != ORCH_DEST_S3) {
 		printf("destination %s is a local directory: nothing to set "
 		       "up\n", cfg->store_dir);
@@ -85,6 +100,24 @@ static int setup(const struct orch_config *cfg, bool dry_run)
 	s3 = orch_s3_client_new(cfg, &err);
 	if (!s3) {
 		rc = -EINVAL;
+		goto out;
+	}
+	memset(&rule, 0, sizeof(rule));
+	rule.id = RULE_ID;
+	if (cfg->prefix && *cfg->prefix)
+		prefix = cm_xasprintf("%s/", cfg->prefix);
+	rule.prefix = prefix;
+	rule.glacier_days = cfg->lifecycle.glacier;
+	rule.deep_archive_days = cfg->lifecycle.deep_archive;
+	rule.expiration_days = cfg->lifecycle.expiration;
+	rule.abort_incomplete_days = ABORT_INCOMPLETE_DAYS;
+	if (!prefix && (rule.glacier_days || rule.deep_archive_days ||
+			rule.expiration_days)) {
+		rc = cm_err_set(&err, EINVAL,
+				"lifecycleRules: transitions and expiration "
+				"would act on every object of s3://%s; give "
+				"the destination a prefix (s3://%s/PREFIX)",
+				cfg->bucket, cfg->bucket);
 		goto out;
 	}
 	rc = s3_head_bucket(s3, cfg->bucket, &err);
@@ -96,30 +129,40 @@ static int setup(const struct orch_config *cfg, bool dry_run)
 	       cfg->expected_bucket_owner ? ", owned by " : "",
 	       cfg->expected_bucket_owner ? cfg->expected_bucket_owner : "",
 	       cfg->expected_bucket_owner ? " as expected" : "");
-	memset(&rule, 0, sizeof(rule));
-	rule.id = RULE_ID;
-	if (cfg->prefix && *cfg->prefix)
-		prefix = cm_xasprintf("%s/", cfg->prefix);
-	rule.prefix = prefix;
-	rule.glacier_days = cfg->lifecycle.glacier;
-	rule.deep_archive_days = cfg->lifecycle.deep_archive;
-	rule.expiration_days = cfg->lifecycle.expiration;
-	rule.abort_incomplete_days = ABORT_INCOMPLETE_DAYS;
+	rc = s3_get_bucket_lifecycle(s3, cfg->bucket, &old, &found, &err);
+	if (!rc)
+		rc = s3_lifecycle_merge(old.data, old.len, &rule, &doc,
+					&merged, &err);
+	if (rc) {
+		cm_err_prefix(&err, "bucket %s: lifecycle", cfg->bucket);
+		goto out;
+	}
 	if (dry_run) {
 		printf("would apply ");
 		describe(&rule, cfg->bucket);
+		printf("%s rule \"%s\", keeping %u other rule%s; the merged "
+		       "configuration:\n%.*s\n",
+		       merged.replaced ? "replacing" : "adding", RULE_ID,
+		       merged.kept, merged.kept == 1 ? "" : "s", (int)doc.len,
+		       doc.data);
 		goto out;
 	}
-	rc = s3_put_bucket_lifecycle(s3, cfg->bucket, &rule, 1, &err);
+	rc = s3_put_bucket_lifecycle_xml(s3, cfg->bucket, doc.data, doc.len,
+					 &err);
 	if (rc) {
 		cm_err_prefix(&err, "bucket %s: lifecycle", cfg->bucket);
 		goto out;
 	}
 	printf("applied ");
 	describe(&rule, cfg->bucket);
+	printf("%s rule \"%s\", kept %u other rule%s of the bucket\n",
+	       merged.replaced ? "replaced" : "added", RULE_ID, merged.kept,
+	       merged.kept == 1 ? "" : "s");
 out:
 	if (rc)
 		fprintf(stderr, "vaultfs: bucket setup: %s\n", err.msg);
+	cm_buf_release(&old);
+	cm_buf_release(&doc);
 	free(prefix);
 	s3_client_free(s3);
 	return rc ? 1 : 0;

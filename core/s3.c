@@ -55,7 +55,6 @@
 #define XML_BODY_MAX	   (32 * 1024 * 1024) /* listings */
 #define MAX_WIRE_HEADERS   24
 #define MAX_OP_HEADERS	   8
-#define S3_XMLNS	   "http://s3.amazonaws.com/doc/2006-03-01/"
 
 static const char EMPTY_SHA256[] =
     "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
@@ -73,6 +72,7 @@ struct s3_client {
 	char *sse;
 	char *sse_kms_key_id;
 	unsigned max_attempts;
+	bool opaque_etags; /* test: VAULTFS_TEST_OPAQUE_ETAGS, as SSE-KMS */
 	struct cm_http_opts http_opts;
 	struct aws_sigv4_signer *signer;
 	struct aws_creds_provider *creds;
@@ -583,6 +583,38 @@ static int parse_uploads_page(const struct cm_xml *root, s3_upload_fn fn,
 	return 0;
 }
 
+/* One page of ListParts; *next is the part-number marker of the next. */
+static int parse_parts_page(const struct cm_xml *root, s3_part_fn fn,
+			    void *ctx, bool *truncated, unsigned *next)
+{
+	const struct cm_xml *n;
+	const char *t;
+	int rc = 0;
+
+	*truncated = false;
+	for (n = cm_xml_child(root, "Part"); n && !rc;
+	     n = cm_xml_next(n, "Part")) {
+		struct s3_part_entry e = {0};
+		char etag[S3_ETAG_MAX];
+
+		t = cm_xml_child_text(n, "PartNumber");
+		e.number = t ? (unsigned)strtoul(t, NULL, 10) : 0;
+		t = cm_xml_child_text(n, "Size");
+		e.size = t ? strtoull(t, NULL, 10) : 0;
+		strip_quotes((t = cm_xml_child_text(n, "ETag")) ? t : "", etag,
+			     sizeof(etag));
+		e.etag = etag;
+		rc = fn(ctx, &e);
+	}
+	if (rc)
+		return rc;
+	t = cm_xml_child_text(root, "IsTruncated");
+	*truncated = t && !strcmp(t, "true");
+	t = cm_xml_child_text(root, "NextPartNumberMarker");
+	*next = t ? (unsigned)strtoul(t, NULL, 10) : 0;
+	return 0;
+}
+
 static int parse_buckets(const struct cm_xml *root, s3_bucket_fn fn, void *ctx,
 			 struct cm_err *err)
 {
@@ -771,6 +803,8 @@ struct s3_client *s3_client_new(const struct s3_client_opts *opts,
 	}
 	c->max_attempts =
 	    opts->max_attempts ? opts->max_attempts : attempts_from_env();
+	/* test-only: behave as under SSE-KMS without a KMS (docs/s3.md) */
+	c->opaque_etags = env_nonempty("VAULTFS_TEST_OPAQUE_ETAGS") != NULL;
 	c->http_opts = opts->http;
 	c->signer = aws_sigv4_signer_new(c->region, "s3", true);
 	if (opts->creds) {
@@ -826,7 +860,7 @@ const char *s3_client_endpoint(const struct s3_client *c)
 
 bool s3_client_etag_is_md5(const struct s3_client *c)
 {
-	return !c->sse || strcmp(c->sse, "aws:kms") != 0;
+	return !c->opaque_etags && (!c->sse || strcmp(c->sse, "aws:kms") != 0);
 }
 
 bool s3_client_unsigned_payload(const struct s3_client *c)
@@ -1139,6 +1173,8 @@ static void info_from_headers(const struct cm_http_response *r,
 		info->size = strtoull(strchr(v, '/') + 1, NULL, 10);
 	else if (cm_http_response_header(r, "Content-Length", v, sizeof(v)))
 		info->size = strtoull(v, NULL, 10);
+	if (cm_http_response_header(r, "x-amz-mp-parts-count", v, sizeof(v)))
+		info->parts_count = (unsigned)strtoul(v, NULL, 10);
 }
 
 /* Where the current download answer ends, as an absolute offset. */
@@ -1662,13 +1698,30 @@ int s3_complete_multipart_upload_if(struct s3_client *c, const char *bucket,
 	return rc;
 }
 
+/* s3_request, where a 404 with S3 error `code` is 1 (err untouched). */
+static int request_unless_404(struct s3_client *c, const struct s3_op *op,
+			      struct cm_http_response *resp, const char *code,
+			      struct cm_err *err)
+{
+	size_t n = strlen(code);
+	struct cm_err e;
+	int rc;
+
+	cm_err_clear(&e);
+	rc = s3_request(c, op, resp, &e);
+	if (rc == -ENOENT && !strncmp(e.msg, code, n) && e.msg[n] == ':')
+		return 1;
+	if (rc && err)
+		*err = e;
+	return rc;
+}
+
 int s3_abort_multipart_upload(struct s3_client *c, const char *bucket,
 			      const char *key, const char *upload_id,
 			      struct cm_err *err)
 {
 	struct s3_param params[1] = {{"uploadId", upload_id}};
 	struct cm_http_response resp;
-	struct cm_err e;
 	struct s3_op op;
 	int rc = check_names("AbortMultipartUpload", bucket, key, true, err);
 
@@ -1678,16 +1731,10 @@ int s3_abort_multipart_upload(struct s3_client *c, const char *bucket,
 	op.params = params;
 	op.nparams = 1;
 	cm_http_response_init(&resp, ERROR_BODY_MAX);
-	cm_err_clear(&e);
-	rc = s3_request(c, &op, &resp, &e);
-	if (rc == -ENOENT && !strncmp(e.msg, "NoSuchUpload:", 13)) {
-		/* gone already (an earlier attempt went through) */
-		rc = 0;
-	} else if (rc && err) {
-		*err = e;
-	}
+	/* NoSuchUpload: gone already (an earlier attempt went through) */
+	rc = request_unless_404(c, &op, &resp, "NoSuchUpload", err);
 	cm_http_response_release(&resp);
-	return rc;
+	return rc > 0 ? 0 : rc;
 }
 
 int s3_list_multipart_uploads(struct s3_client *c, const char *bucket,
@@ -1750,22 +1797,89 @@ int s3_list_multipart_uploads(struct s3_client *c, const char *bucket,
 	return rc > 0 ? 0 : rc;
 }
 
-int s3_head_object(struct s3_client *c, const char *bucket, const char *key,
-		   struct s3_object_info *info, struct cm_err *err)
+int s3_list_parts(struct s3_client *c, const char *bucket, const char *key,
+		  const char *upload_id, s3_part_fn fn, void *ctx,
+		  struct cm_err *err)
 {
+	struct cm_http_response resp;
+	unsigned marker = 0;
+	int rc = check_names("ListParts", bucket, key, true, err);
+
+	if (rc)
+		return rc;
+	cm_http_response_init(&resp, XML_BODY_MAX);
+	for (;;) {
+		char num[16];
+		struct s3_param params[2] = {{"uploadId", upload_id},
+					     {"part-number-marker", num}};
+		struct cm_xml *root = NULL;
+		bool truncated = false;
+		unsigned next = 0;
+		struct s3_op op;
+
+		snprintf(num, sizeof(num), "%u", marker);
+		op_init(&op, "ListParts", "GET", bucket, key);
+		op.params = params;
+		op.nparams = marker ? 2 : 1;
+		rc = s3_request(c, &op, &resp, err);
+		if (!rc)
+			rc = parse_xml_answer(&resp, "ListPartsResult", &root,
+					      err);
+		if (!rc)
+			rc = parse_parts_page(root, fn, ctx, &truncated, &next);
+		cm_xml_free(root);
+		if (rc || !truncated)
+			break;
+		if (next <= marker) {
+			rc = cm_err_set(err, EPROTO,
+					"ListParts s3://%s/%s: truncated "
+					"answer without a next marker",
+					bucket, key);
+			break;
+		}
+		marker = next;
+	}
+	cm_http_response_release(&resp);
+	return rc > 0 ? 0 : rc;
+}
+
+/* HeadObject; part_number 0: of the object, else ?partNumber=N. */
+static int head_object(struct s3_client *c, const char *bucket,
+		       const char *key, unsigned part_number,
+		       struct s3_object_info *info, struct cm_err *err)
+{
+	char num[16];
+	struct s3_param params[1] = {{"partNumber", num}};
 	struct cm_http_response resp;
 	struct s3_op op;
 	int rc = check_names("HeadObject", bucket, key, true, err);
 
 	if (rc)
 		return rc;
+	snprintf(num, sizeof(num), "%u", part_number);
 	op_init(&op, "HeadObject", "HEAD", bucket, key);
+	op.params = params;
+	op.nparams = part_number ? 1 : 0;
 	cm_http_response_init(&resp, ERROR_BODY_MAX);
 	rc = s3_request(c, &op, &resp, err);
 	if (!rc && info)
 		info_from_headers(&resp, info);
 	cm_http_response_release(&resp);
 	return rc;
+}
+
+int s3_head_object_part(struct s3_client *c, const char *bucket,
+			const char *key, unsigned part_number,
+			struct s3_object_info *info, struct cm_err *err)
+{
+	return head_object(c, bucket, key, part_number ? part_number : 1,
+			   info, err);
+}
+
+int s3_head_object(struct s3_client *c, const char *bucket, const char *key,
+		   struct s3_object_info *info, struct cm_err *err)
+{
+	return head_object(c, bucket, key, 0, info, err);
 }
 
 int s3_get_object(struct s3_client *c, const char *bucket, const char *key,
@@ -1946,84 +2060,88 @@ int s3_head_bucket(struct s3_client *c, const char *bucket, struct cm_err *err)
 	return simple_op(c, &op, err);
 }
 
-static void lifecycle_xml(struct cm_buf *b,
-			  const struct s3_lifecycle_rule *rules, size_t n)
+void s3_lifecycle_rule_xml(struct cm_buf *b, const struct s3_lifecycle_rule *r)
 {
-	cm_buf_puts(b, "<LifecycleConfiguration xmlns=\"" S3_XMLNS "\">");
-	for (size_t i = 0; i < n; i++) {
-		const struct s3_lifecycle_rule *r = &rules[i];
-
-		cm_buf_puts(b, "<Rule><ID>");
-		cm_xml_escape(b, r->id ? r->id : "vaultfs");
-		cm_buf_puts(b, "</ID><Filter><Prefix>");
-		cm_xml_escape(b, r->prefix ? r->prefix : "");
-		cm_buf_puts(b, "</Prefix></Filter><Status>Enabled</Status>");
-		if (r->glacier_days)
-			cm_buf_printf(b,
-				      "<Transition><Days>%u</Days>"
-				      "<StorageClass>GLACIER</StorageClass>"
-				      "</Transition>",
-				      r->glacier_days);
-		if (r->deep_archive_days)
-			cm_buf_printf(b,
-				      "<Transition><Days>%u</Days>"
-				      "<StorageClass>DEEP_ARCHIVE"
-				      "</StorageClass></Transition>",
-				      r->deep_archive_days);
-		if (r->expiration_days)
-			cm_buf_printf(b,
-				      "<Expiration><Days>%u</Days>"
-				      "</Expiration>",
-				      r->expiration_days);
-		if (r->abort_incomplete_days)
-			cm_buf_printf(b,
-				      "<AbortIncompleteMultipartUpload>"
-				      "<DaysAfterInitiation>%u"
-				      "</DaysAfterInitiation>"
-				      "</AbortIncompleteMultipartUpload>",
-				      r->abort_incomplete_days);
-		cm_buf_puts(b, "</Rule>");
-	}
-	cm_buf_puts(b, "</LifecycleConfiguration>");
+	cm_buf_puts(b, "<Rule><ID>");
+	cm_xml_escape(b, r->id ? r->id : "vaultfs");
+	cm_buf_puts(b, "</ID><Filter><Prefix>");
+	cm_xml_escape(b, r->prefix ? r->prefix : "");
+	cm_buf_puts(b, "</Prefix></Filter><Status>Enabled</Status>");
+	if (r->glacier_days)
+		cm_buf_printf(b,
+			      "<Transition><Days>%u</Days>"
+			      "<StorageClass>GLACIER</StorageClass>"
+			      "</Transition>",
+			      r->glacier_days);
+	if (r->deep_archive_days)
+		cm_buf_printf(b,
+			      "<Transition><Days>%u</Days>"
+			      "<StorageClass>DEEP_ARCHIVE"
+			      "</StorageClass></Transition>",
+			      r->deep_archive_days);
+	if (r->expiration_days)
+		cm_buf_printf(b,
+			      "<Expiration><Days>%u</Days>"
+			      "</Expiration>",
+			      r->expiration_days);
+	if (r->abort_incomplete_days)
+		cm_buf_printf(b,
+			      "<AbortIncompleteMultipartUpload>"
+			      "<DaysAfterInitiation>%u"
+			      "</DaysAfterInitiation>"
+			      "</AbortIncompleteMultipartUpload>",
+			      r->abort_incomplete_days);
+	cm_buf_puts(b, "</Rule>");
 }
 
-int s3_put_bucket_lifecycle(struct s3_client *c, const char *bucket,
-			    const struct s3_lifecycle_rule *rules,
-			    size_t nrules, struct cm_err *err)
+int s3_get_bucket_lifecycle(struct s3_client *c, const char *bucket,
+			    struct cm_buf *xml, bool *found, struct cm_err *err)
+{
+	static const struct s3_param params[] = {{"lifecycle", NULL}};
+	struct cm_http_response resp;
+	struct s3_op op;
+	int rc = check_names("GetBucketLifecycleConfiguration", bucket, NULL,
+			     false, err);
+
+	*found = false;
+	if (rc)
+		return rc;
+	op_init(&op, "GetBucketLifecycleConfiguration", "GET", bucket, NULL);
+	op.params = params;
+	op.nparams = 1;
+	cm_http_response_init(&resp, XML_BODY_MAX);
+	rc = request_unless_404(c, &op, &resp, "NoSuchLifecycleConfiguration",
+				err);
+	if (rc > 0) {
+		rc = 0; /* a bucket without rules */
+	} else if (rc == 0) {
+		*found = true;
+		cm_buf_append(xml, resp.body.data ? resp.body.data : "",
+			      resp.body.len);
+	}
+	cm_http_response_release(&resp);
+	return rc;
+}
+
+int s3_put_bucket_lifecycle_xml(struct s3_client *c, const char *bucket,
+				const char *xml, size_t len,
+				struct cm_err *err)
 {
 	static const struct s3_param params[] = {{"lifecycle", NULL}};
 	uint8_t md5[CM_MD5_LEN];
-	struct cm_buf body;
 	struct s3_op op;
 	int rc = check_names("PutBucketLifecycleConfiguration", bucket, NULL,
 			     false, err);
 
 	if (rc)
 		return rc;
-	if (!nrules)
-		return cm_err_set(err, EINVAL,
-				  "PutBucketLifecycleConfiguration"
-				  " s3://%s: no rules",
-				  bucket);
-	for (size_t i = 0; i < nrules; i++)
-		if (!rules[i].glacier_days && !rules[i].deep_archive_days &&
-		    !rules[i].expiration_days &&
-		    !rules[i].abort_incomplete_days)
-			return cm_err_set(err, EINVAL,
-					  "lifecycle rule %zu "
-					  "has no action",
-					  i + 1);
-	cm_buf_init(&body, 0);
-	lifecycle_xml(&body, rules, nrules);
-	cm_md5(body.data, body.len, md5); /* S3 requires Content-MD5 here */
+	cm_md5(xml, len, md5); /* S3 requires Content-MD5 here */
 	op_init(&op, "PutBucketLifecycleConfiguration", "PUT", bucket, NULL);
 	op.params = params;
 	op.nparams = 1;
 	op_header(&op, "Content-Type", "application/xml");
-	op.body = body.data;
-	op.body_len = body.len;
+	op.body = xml;
+	op.body_len = len;
 	op.md5 = md5;
-	rc = simple_op(c, &op, err);
-	cm_buf_release(&body);
-	return rc;
+	return simple_op(c, &op, err);
 }

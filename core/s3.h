@@ -44,6 +44,7 @@
 #include <time.h>
 
 #include "aws_creds.h"
+#include "buf.h"
 #include "crypto.h"
 #include "err.h"
 #include "http.h"
@@ -54,6 +55,7 @@
 #define S3_DEFAULT_PART_SIZE (8 * S3_MIB)
 #define S3_MAX_PARTS	     10000
 #define S3_ETAG_MAX	     128 /* an ETag without its quotes, NUL included */
+#define S3_XMLNS	     "http://s3.amazonaws.com/doc/2006-03-01/"
 
 enum s3_addressing {
 	S3_ADDRESSING_AUTO = 0, /* path-style with an endpoint override */
@@ -90,7 +92,9 @@ void s3_client_free(struct s3_client *c); /* NULL is a no-op */
 
 const char *s3_client_region(const struct s3_client *c);
 const char *s3_client_endpoint(const struct s3_client *c);
-/* false under SSE-KMS, where an object's ETag is not the MD5 of its data */
+/* false under SSE-KMS, where an object's ETag is not the MD5 of its data
+ * (and, for tests, when VAULTFS_TEST_OPAQUE_ETAGS is set: the client then
+ * checks no ETag, as under SSE-KMS, against a server without KMS) */
 bool s3_client_etag_is_md5(const struct s3_client *c);
 bool s3_client_unsigned_payload(const struct s3_client *c);
 
@@ -110,6 +114,7 @@ struct s3_object_info {
 	uint64_t size;		/* whole object, even for a range */
 	char etag[S3_ETAG_MAX]; /* without quotes */
 	time_t last_modified;	/* 0: unknown */
+	unsigned parts_count;	/* x-amz-mp-parts-count; 0: not sent */
 };
 
 /* Object data from memory in one request. md5 may be NULL; when given it
@@ -208,6 +213,24 @@ int s3_list_multipart_uploads(struct s3_client *c, const char *bucket,
 
 int s3_head_object(struct s3_client *c, const char *bucket, const char *key,
 		   struct s3_object_info *info, struct cm_err *err);
+/* HeadObject?partNumber=N: S3 then says how many parts the object has
+ * (info->parts_count; Ceph RGW 16 does not). info->size is the part's
+ * size on S3 (the object's when the server ignores partNumber). */
+int s3_head_object_part(struct s3_client *c, const char *bucket,
+			const char *key, unsigned part_number,
+			struct s3_object_info *info, struct cm_err *err);
+
+/* ListParts of an upload in progress, every page; -ENOENT once the upload
+ * is gone (completed or aborted: "NoSuchUpload", or Ceph's "NoSuchKey"). */
+struct s3_part_entry {
+	unsigned number;
+	uint64_t size;
+	const char *etag; /* without quotes */
+};
+typedef int (*s3_part_fn)(void *ctx, const struct s3_part_entry *e);
+int s3_list_parts(struct s3_client *c, const char *bucket, const char *key,
+		  const char *upload_id, s3_part_fn fn, void *ctx,
+		  struct cm_err *err);
 
 /* Bytes from GetObject, in order, from any thread but one at a time.
  * Return 0 or a negative errno (with err set) to stop the download. */
@@ -269,9 +292,19 @@ struct s3_lifecycle_rule {
 	unsigned expiration_days;
 	unsigned abort_incomplete_days; /* AbortIncompleteMultipartUpload */
 };
-/* PutBucketLifecycleConfiguration: replaces the bucket's rules. */
-int s3_put_bucket_lifecycle(struct s3_client *c, const char *bucket,
-			    const struct s3_lifecycle_rule *rules,
-			    size_t nrules, struct cm_err *err);
+/* PutBucketLifecycleConfiguration with a whole <LifecycleConfiguration>
+ * document as the body: replaces the bucket's rules (merge them first,
+ * core/s3_lifecycle.h). */
+int s3_put_bucket_lifecycle_xml(struct s3_client *c, const char *bucket,
+				const char *xml, size_t len,
+				struct cm_err *err);
+/* Append one rule as a <Rule> element to b. */
+void s3_lifecycle_rule_xml(struct cm_buf *b, const struct s3_lifecycle_rule *r);
+/* GetBucketLifecycleConfiguration: the document, appended to xml, and
+ * *found true; a bucket without one ("NoSuchLifecycleConfiguration") is
+ * 0 with *found false. */
+int s3_get_bucket_lifecycle(struct s3_client *c, const char *bucket,
+			    struct cm_buf *xml, bool *found,
+			    struct cm_err *err);
 
 #endif

@@ -57,6 +57,12 @@
  * is aborted, naming the file. (A part changed between its two passes is
  * refused by S3, whose hash no longer matches.)
  *
+ * Orphans and lost answers (see s3_upload.h): with opts.key_is_ours the
+ * create is followed by s3_abort_orphans() keeping our id, and a failed
+ * create by one keeping none; a complete that failed in a way that may
+ * hide a success goes through reconcile_complete() and
+ * s3_complete_matches() before it counts as failed.
+ *
  * Sending is one function for both kinds (send_part), used by the workers
  * and by the single PutObject, and so are the records, ETag checks and
  * abort: the two kinds differ only in how a buffer is filled and read.
@@ -626,6 +632,89 @@ static void part_task(void *arg)
 	pthread_mutex_unlock(&u->lock);
 }
 
+/* ---- orphans of lost create answers ------------------------------------ */
+
+struct key_uploads {
+	const char *key;
+	char **ids;
+	size_t n;
+};
+
+static int collect_key_upload(void *ctx, const struct s3_upload_entry *e)
+{
+	struct key_uploads *m = ctx;
+
+	if (strcmp(e->key, m->key) != 0)
+		return 0; /* a longer key under the same prefix: not ours */
+	m->ids = cm_xrealloc(m->ids, (m->n + 1) * sizeof(*m->ids));
+	m->ids[m->n++] = cm_xstrdup(e->upload_id);
+	return 0;
+}
+
+static void key_uploads_release(struct key_uploads *m)
+{
+	for (size_t i = 0; i < m->n; i++)
+		free(m->ids[i]);
+	free(m->ids);
+}
+
+int s3_abort_orphans(struct s3_client *c, const char *bucket, const char *key,
+		     const char *keep_id, unsigned *aborted,
+		     struct cm_err *err)
+{
+	struct key_uploads m = {.key = key};
+	unsigned n = 0;
+	int rc;
+
+	rc = s3_list_multipart_uploads(c, bucket, key, collect_key_upload, &m,
+				       err);
+	for (size_t i = 0; i < m.n && !rc; i++) {
+		if (keep_id && !strcmp(m.ids[i], keep_id))
+			continue;
+		rc = s3_abort_multipart_upload(c, bucket, key, m.ids[i], err);
+		if (!rc) {
+			n++;
+			cm_info("s3: aborted upload %s of s3://%s/%s, which "
+				"nobody recorded (a create whose answer was "
+				"lost, or a crash)",
+				m.ids[i], bucket, key);
+		}
+	}
+	key_uploads_release(&m);
+	if (aborted)
+		*aborted = n;
+	return rc;
+}
+
+/* A create failed, or succeeded after attempts whose answers were lost:
+ * abort what they may have left (a key of our own), or say what is there
+ * (a key someone else may write). keep_id: our upload, or NULL. */
+static void orphans_after_create(struct s3_upload *u, const char *keep_id)
+{
+	struct key_uploads m = {.key = u->key};
+	struct cm_err e;
+
+	cm_err_clear(&e);
+	if (u->opts.key_is_ours) {
+		if (s3_abort_orphans(u->client, u->bucket, u->key, keep_id,
+				     NULL, &e))
+			cm_warn("s3: s3://%s/%s: could not clear uploads "
+				"left by lost create answers: %s",
+				u->bucket, u->key, e.msg);
+		return;
+	}
+	if (keep_id)
+		return;
+	if (s3_list_multipart_uploads(u->client, u->bucket, u->key,
+				      collect_key_upload, &m, &e) == 0)
+		for (size_t i = 0; i < m.n; i++)
+			cm_warn("s3: s3://%s/%s: upload %s is in progress "
+				"(perhaps made by the failed create, perhaps "
+				"another writer's): not aborted",
+				u->bucket, u->key, m.ids[i]);
+	key_uploads_release(&m);
+}
+
 /* Create the multipart upload and tell the caller its id. */
 static int start_multipart(struct s3_upload *u, struct cm_err *err)
 {
@@ -633,8 +722,10 @@ static int start_multipart(struct s3_upload *u, struct cm_err *err)
 
 	rc = s3_create_multipart_upload(u->client, u->bucket, u->key,
 					&u->upload_id, err);
-	if (rc)
+	if (rc) {
+		orphans_after_create(u, NULL);
 		return rc;
+	}
 	cm_debug("s3: multipart upload of s3://%s/%s started", u->bucket,
 		 u->key);
 	if (u->opts.on_upload_id) {
@@ -644,6 +735,9 @@ static int start_multipart(struct s3_upload *u, struct cm_err *err)
 				   ? rc
 				   : cm_err_set(err, EIO, "upload id refused");
 	}
+	/* a retried create may have left a first upload behind */
+	if (u->opts.key_is_ours)
+		orphans_after_create(u, u->upload_id);
 	u->pool = cm_pool_new(u->opts.concurrency, u->nbufs);
 	return 0;
 }
@@ -798,6 +892,107 @@ static int finish_single(struct s3_upload *u, struct s3_upload_result *res,
 	return 0;
 }
 
+/* ---- a lost CompleteMultipartUpload answer ------------------------------ */
+
+/* "…-N": N, else 0. */
+static unsigned etag_parts_hint(const char *etag)
+{
+	const char *dash = strrchr(etag, '-');
+	char *end;
+	unsigned long n;
+
+	if (!dash || !dash[1])
+		return 0;
+	n = strtoul(dash + 1, &end, 10);
+	if ((*end && *end != '"') || n == 0 || n > S3_MAX_PARTS)
+		return 0;
+	return (unsigned)n;
+}
+
+int s3_complete_matches(const struct s3_complete_want *want,
+			const struct s3_object_info *seen, struct cm_err *err)
+{
+	unsigned hint = etag_parts_hint(seen->etag);
+
+	if (seen->size != want->size)
+		return cm_err_set(err, EIO,
+				  "the object has %" PRIu64 " bytes, not the "
+				  "%" PRIu64 " uploaded",
+				  seen->size, want->size);
+	if (want->etag) {
+		if (!s3_etag_equal(seen->etag, want->etag))
+			return cm_err_set(err, EIO,
+					  "the object's ETag is '%s', not "
+					  "the '%s' of our parts",
+					  seen->etag, want->etag);
+		return 0;
+	}
+	if (seen->parts_count && hint && seen->parts_count != hint)
+		return cm_err_set(err, EIO,
+				  "the object says %u parts, its ETag %u",
+				  seen->parts_count, hint);
+	if (!seen->parts_count && !hint)
+		return cm_err_set(err, EIO,
+				  "the object's part count is unknown (no "
+				  "x-amz-mp-parts-count, no -N in its ETag "
+				  "'%s')",
+				  seen->etag);
+	if ((seen->parts_count ? seen->parts_count : hint) != want->parts)
+		return cm_err_set(err, EIO,
+				  "the object has %u parts, not the %u "
+				  "completed",
+				  seen->parts_count ? seen->parts_count : hint,
+				  want->parts);
+	return 0;
+}
+
+struct parts_seen {
+	unsigned n;
+	uint64_t bytes;
+};
+
+static int count_part(void *ctx, const struct s3_part_entry *e)
+{
+	struct parts_seen *ps = ctx;
+
+	ps->n++;
+	ps->bytes += e->size;
+	return 0;
+}
+
+/* Completing failed in a way that may hide a success (its answer lost).
+ * 0 with etag set when the object at the key is the one our parts make;
+ * otherwise a negative errno with the reason in err. */
+static int reconcile_complete(struct s3_upload *u,
+			      const struct s3_complete_want *want, char *etag,
+			      struct cm_err *err)
+{
+	struct parts_seen ps = {0};
+	struct s3_object_info info, part1;
+	int rc;
+
+	rc = s3_list_parts(u->client, u->bucket, u->key, u->upload_id,
+			   count_part, &ps, err);
+	if (rc == 0)
+		return cm_err_set(err, EIO,
+				  "the upload is still in progress (%u parts, "
+				  "%" PRIu64 " bytes): not completed",
+				  ps.n, ps.bytes);
+	if (rc != -ENOENT)
+		return rc;
+	/* gone: completed (by us?) or aborted */
+	rc = s3_head_object(u->client, u->bucket, u->key, &info, err);
+	if (rc)
+		return rc;
+	if (s3_head_object_part(u->client, u->bucket, u->key, 1, &part1,
+				NULL) == 0)
+		info.parts_count = part1.parts_count;
+	rc = s3_complete_matches(want, &info, err);
+	if (rc == 0)
+		snprintf(etag, S3_ETAG_MAX, "%s", info.etag);
+	return rc;
+}
+
 /* CompleteMultipartUpload with the recorded parts, and the ETag check. */
 static int finish_multipart(struct s3_upload *u, struct s3_upload_result *res,
 			    struct cm_err *err)
@@ -806,7 +1001,6 @@ static int finish_multipart(struct s3_upload *u, struct s3_upload_result *res,
 	struct s3_part *parts = cm_xcalloc(n, sizeof(*parts));
 	uint8_t(*md5s)[CM_MD5_LEN] = cm_xcalloc(n, CM_MD5_LEN);
 	char want[S3_ETAG_MAX];
-	struct s3_object_info info;
 	struct cm_err e;
 	int rc;
 
@@ -821,17 +1015,29 @@ static int finish_multipart(struct s3_upload *u, struct s3_upload_result *res,
 	rc = s3_complete_multipart_upload_if(
 	    u->client, u->bucket, u->key, u->upload_id, parts, n,
 	    u->opts.if_none_match, res->etag, &e);
-	if (rc == -ENOENT && !strncmp(e.msg, "NoSuchUpload:", 13) &&
-	    u->check_etags) {
+	if ((rc == -ENOENT && !strncmp(e.msg, "NoSuchUpload:", 13)) ||
+	    (rc && e.retryable)) {
 		/* an earlier attempt may have completed it, its answer lost */
+		struct s3_complete_want cw = {
+		    .size = __atomic_load_n(&u->bytes_in, __ATOMIC_RELAXED),
+		    .parts = n,
+		    .etag = u->check_etags ? want : NULL,
+		};
 		struct cm_err e2;
 
 		cm_err_clear(&e2);
-		if (s3_head_object(u->client, u->bucket, u->key, &info, &e2) ==
-			0 &&
-		    s3_etag_equal(info.etag, want)) {
-			snprintf(res->etag, sizeof(res->etag), "%s", want);
+		if (reconcile_complete(u, &cw, res->etag, &e2) == 0) {
+			cm_info("s3: s3://%s/%s: completed by an attempt "
+				"whose answer was lost (%s)",
+				u->bucket, u->key,
+				cw.etag ? "ETag checked"
+					: "size and part count checked");
 			rc = 0;
+		} else {
+			size_t l = strlen(e.msg);
+
+			snprintf(e.msg + l, sizeof(e.msg) - l, "; and %s",
+				 e2.msg);
 		}
 	}
 	if (!rc && u->check_etags && !s3_etag_equal(res->etag, want))

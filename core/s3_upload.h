@@ -32,6 +32,25 @@
  * ETag must equal the multipart ETag computed from the parts' ETags (both
  * skipped under SSE-KMS, whose ETags are not MD5s).
  *
+ * Orphans: a CreateMultipartUpload whose answer was lost (a reset or a
+ * timeout after the server acted) leaves an upload nobody knows the id of;
+ * the client's retry then makes a second one. When the caller says the key
+ * is its own (opts.key_is_ours: a key derived for one job, which nobody
+ * else writes), every upload in progress for exactly that key other than
+ * this one is aborted right after the create, and all of them after a
+ * failed create. Without it (a key the user chose, which another writer
+ * may be using) nothing is aborted: a failed create only logs the uploads
+ * in progress for the key, for the user to judge.
+ *
+ * A lost CompleteMultipartUpload answer: when completing fails with
+ * "NoSuchUpload" (an earlier attempt went through, its answer lost) or out
+ * of retries, the upload is looked at again. Still there (ListParts): it
+ * was not completed, and the failure stands. Gone: the object at the key
+ * must be ours, by s3_complete_matches() on HeadObject (and HeadObject
+ * ?partNumber=1 for the part count): with MD5 ETags its ETag must be the
+ * multipart ETag of our parts; under SSE-KMS, where ETags are not MD5s,
+ * its size and its part count must be ours.
+ *
  * Failure: any failure (a part out of retries, a fatal answer, an ETag
  * mismatch, the callback refusing, the file changing) makes
  * write()/file()/finish() wait for the
@@ -44,6 +63,7 @@
 #ifndef VAULTFS_S3_UPLOAD_H
 #define VAULTFS_S3_UPLOAD_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -95,6 +115,10 @@ struct s3_upload_opts {
 	 * CompleteMultipartUpload) carries If-None-Match: *: finish fails
 	 * with -EEXIST when the key exists (where the server honours it) */
 	bool if_none_match;
+	/* The key was made for this upload alone: any other upload in
+	 * progress for exactly this key is an orphan of a lost create
+	 * answer, and is aborted (see the top of the file). */
+	bool key_is_ours;
 };
 
 struct s3_upload_result {
@@ -153,5 +177,31 @@ uint64_t s3_upload_bytes_done(const struct s3_upload *u);
 
 /* The multipart upload id, or NULL before one exists. */
 const char *s3_upload_id(const struct s3_upload *u);
+
+/* Abort every multipart upload in progress for exactly `key` (listed with
+ * the key as prefix, every page; longer keys are left alone) except
+ * `keep_id` (NULL: none). Only for a key that is the caller's alone.
+ * *aborted (may be NULL) receives how many were aborted; "NoSuchUpload"
+ * counts as done. */
+int s3_abort_orphans(struct s3_client *c, const char *bucket, const char *key,
+		     const char *keep_id, unsigned *aborted,
+		     struct cm_err *err);
+
+/* What a completed upload must look like, for reconciling a lost
+ * CompleteMultipartUpload answer. */
+struct s3_complete_want {
+	uint64_t size;	  /* bytes uploaded */
+	unsigned parts;	  /* parts completed */
+	const char *etag; /* the multipart ETag of the parts' MD5s; NULL when
+			   * ETags are not MD5s (SSE-KMS) */
+};
+/* Is the object seen (HeadObject: size, ETag; parts_count from HeadObject
+ * ?partNumber=1, 0 if not sent) the one our complete made? With an ETag
+ * wanted: the ETag and the size equal. Without: the size equal, and the
+ * part count equal, from parts_count, else from the ETag's "-N" suffix (a
+ * hint S3 gives under SSE-KMS too); no part count at all refuses. 0 when
+ * it is ours, else -EIO with the reason in err. */
+int s3_complete_matches(const struct s3_complete_want *want,
+			const struct s3_object_info *seen, struct cm_err *err);
 
 #endif

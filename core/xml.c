@@ -32,6 +32,9 @@ struct cm_xml {
 	struct cm_xml *first; /* children, owned */
 	struct cm_xml *last;
 	struct cm_xml *next; /* sibling, owned by the parent's list */
+	size_t start;	     /* byte offset of '<' of the start tag */
+	size_t start_end;    /* just after the start tag */
+	size_t end;	     /* just after the end tag */
 };
 
 struct parse_state {
@@ -64,6 +67,8 @@ static void on_start(void *ctx, const XML_Char *name, const XML_Char **attrs)
 	}
 	n = cm_xcalloc(1, sizeof(*n));
 	n->name = cm_xstrdup(colon ? colon + 1 : name);
+	n->start = (size_t)XML_GetCurrentByteIndex(s->parser);
+	n->start_end = n->start + (size_t)XML_GetCurrentByteCount(s->parser);
 	n->parent = s->cur;
 	if (s->cur) {
 		if (s->cur->last)
@@ -82,9 +87,16 @@ static void on_end(void *ctx, const XML_Char *name)
 {
 	struct parse_state *s = ctx;
 
+	int count;
+
 	(void)name;
 	if (s->why || !s->cur)
 		return;
+	/* an empty-element tag ("<a/>") has no end tag of its own: 0 */
+	count = XML_GetCurrentByteCount(s->parser);
+	s->cur->end = count > 0 ? (size_t)XML_GetCurrentByteIndex(s->parser) +
+				      (size_t)count
+				: s->cur->start_end;
 	s->cur = s->cur->parent;
 	s->depth--;
 }
@@ -185,6 +197,12 @@ void cm_xml_free(struct cm_xml *root)
 const char *cm_xml_name(const struct cm_xml *n)
 {
 	return n->name;
+}
+
+void cm_xml_span(const struct cm_xml *n, size_t *off, size_t *len)
+{
+	*off = n->start;
+	*len = n->end - n->start;
 }
 
 const char *cm_xml_text(const struct cm_xml *n)

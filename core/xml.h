@@ -5,7 +5,8 @@
  * module parses one whole document into a tree of elements, each with its
  * local name (any "prefix:" is dropped; S3's default namespace needs no
  * handling), its character data and its children in document order.
- * Attributes are not kept: S3 responses carry nothing in them we need.
+ * Attributes are not kept: S3 responses carry nothing in them we need; an
+ * element that must survive unchanged is copied from the text by its span.
  *
  * The root owns the whole tree: cm_xml_free() on the root only. Every
  * pointer handed out (nodes, names, texts) is borrowed from the tree and
@@ -33,6 +34,10 @@ void cm_xml_free(struct cm_xml *root); /* NULL is a no-op */
 
 /* Local name of an element ("ListBucketResult"). */
 const char *cm_xml_name(const struct cm_xml *n);
+/* Where the element lies in the text it was parsed from: its bytes, start
+ * tag to end tag included, are text[*off .. *off + *len). For copying an
+ * element verbatim. */
+void cm_xml_span(const struct cm_xml *n, size_t *off, size_t *len);
 /* Character data directly inside the element, concatenated; "" if none. */
 const char *cm_xml_text(const struct cm_xml *n);
 

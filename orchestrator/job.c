@@ -638,6 +638,7 @@ static int archive(struct job *jb, const struct orch_recovery_point *rp,
 	ro.upload.concurrency = cfg->uploads;
 	ro.upload.on_upload_id = on_upload_id;
 	ro.upload.ctx = jb;
+	ro.upload.key_is_ours = true; /* the job id names the key */
 	ro.cancel = &jb->cancel;
 	ro.progress = on_progress;
 	ro.progress_ctx = jb;

@@ -5,6 +5,7 @@
 #include "log.h"
 #include "mem.h"
 #include "s3.h"
+#include "s3_upload.h"
 #include "timeutil.h"
 
 #include <errno.h>
@@ -187,39 +188,10 @@ static int release_node(const struct orch_resource *r, struct cm_err *err)
 
 /* ---- multipart uploads ------------------------------------------------- */
 
-struct upload_match {
-	const char *key;
-	char **ids;
-	size_t n;
-};
-
-static int collect_upload(void *ctx, const struct s3_upload_entry *e)
-{
-	struct upload_match *m = ctx;
-
-	if (strcmp(e->key, m->key) != 0)
-		return 0;
-	m->ids = cm_xrealloc(m->ids, (m->n + 1) * sizeof(*m->ids));
-	m->ids[m->n++] = cm_xstrdup(e->upload_id);
-	return 0;
-}
-
-static int abort_one(struct s3_client *s3, const char *bucket,
-		     const char *key, const char *id, struct cm_err *err)
-{
-	int rc = s3_abort_multipart_upload(s3, bucket, key, id, err);
-
-	if (rc == -ENOENT)
-		return 0; /* finished or aborted already */
-	if (rc == 0)
-		cm_info("aborted the upload of s3://%s/%s", bucket, key);
-	return rc;
-}
-
 static int release_upload(struct s3_client *s3, const struct orch_resource *r,
 			  struct cm_err *err)
 {
-	struct upload_match m = { .key = r->key };
+	unsigned n = 0;
 	int rc = 0;
 
 	if (!r->bucket || !r->key)
@@ -228,16 +200,24 @@ static int release_upload(struct s3_client *s3, const struct orch_resource *r,
 		return cm_err_set(err, EINVAL, "s3://%s/%s: an upload to "
 				  "abort but no S3 destination", r->bucket,
 				  r->key);
-	if (r->upload_id)
-		return abort_one(s3, r->bucket, r->key, r->upload_id, err);
-	rc = s3_list_multipart_uploads(s3, r->bucket, r->key, collect_upload,
-				       &m, err);
-	for (size_t i = 0; i < m.n; i++) {
-		if (rc == 0)
-			rc = abort_one(s3, r->bucket, r->key, m.ids[i], err);
-		free(m.ids[i]);
+	if (r->upload_id) {
+		rc = s3_abort_multipart_upload(s3, r->bucket, r->key,
+					       r->upload_id, err);
+		if (rc == -ENOENT)
+			rc = 0; /* finished or aborted already */
+		else if (rc == 0)
+			cm_info("aborted the upload of s3://%s/%s", r->bucket,
+				r->key);
+		if (rc)
+			return rc;
 	}
-	free(m.ids);
+	/* the key is the job's alone: any other upload for it was made by a
+	 * create whose answer was lost (or by a crash before the id was
+	 * recorded), and the journal never heard of it */
+	rc = s3_abort_orphans(s3, r->bucket, r->key, NULL, &n, err);
+	if (rc == 0 && n)
+		cm_warn("aborted %u upload%s of s3://%s/%s the journal did "
+			"not hold", n, n == 1 ? "" : "s", r->bucket, r->key);
 	return rc;
 }
 

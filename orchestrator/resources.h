@@ -15,9 +15,11 @@
  *            alone, and the record counts as released. Loop devices are
  *            attached with autoclear, so once their mount is gone the
  *            kernel usually detaches them first: we wait a little for it.
- *   upload   AbortMultipartUpload of the recorded upload id; with no id
- *            (the process died between CreateMultipartUpload and the
- *            record), every upload in progress for exactly that key.
+ *   upload   AbortMultipartUpload of the recorded upload id, if any; then
+ *            every other upload in progress for exactly that key (the
+ *            key is the job's alone): those of a create whose answer was
+ *            lost, or of a crash between the create and the record.
+ *            Uploads of longer keys under the same prefix are left alone.
  *            "NoSuchUpload" counts as done.
  *   tempdir  removed with everything below it (no symlink followed, no
  *            other filesystem entered); with an inode recorded (a

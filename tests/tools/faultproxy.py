@@ -23,6 +23,15 @@ connection stays open (a server that accepts and never answers), until
 SIGUSR1 releases them all (they are then forwarded, and later ones pass)
 or the proxy ends. The "held" counter says how many were held.
 
+A third fault is asked for by name rather than drawn (--drop-answer):
+
+  drop   the N-th request matching "METHOD [SUBSTRING-OF-PATH]" goes to the
+         server whole and the server answers it, but the answer is
+         swallowed and the client's connection reset: the server acted,
+         the client saw a reset (a CreateMultipartUpload or
+         CompleteMultipartUpload whose answer was lost). An interim
+         "100 Continue" still reaches the client.
+
 Chunked request bodies are not parsed: such a connection is forwarded as is
 and counted as `unparsed`. Responses are never parsed, only copied.
 
@@ -65,6 +74,7 @@ class Stats:
             "forwarded": 0,
             "resets": 0,
             "503s": 0,
+            "dropped": 0,
             "unparsed": 0,
             "methods": {},
             "faulted": [],  # "N METHOD PATH -> kind", for the test's log
@@ -143,6 +153,87 @@ class Faults:
             return kind
 
 
+class DropAnswer:
+    """--drop-answer "METHOD [SUBSTRING]" with --drop-answer-at N (and
+    --drop-answer-count C): the answers of the N-th .. (N+C-1)-th matching
+    requests are swallowed after the server sent them whole, and the client
+    is reset. Independent of the random faults."""
+
+    def __init__(self, args):
+        self.lock = threading.Lock()
+        spec = (args.drop_answer or "").split(None, 1)
+        self.method = spec[0].upper() if spec else None
+        self.substr = spec[1] if len(spec) > 1 else ""
+        self.first = args.drop_answer_at
+        self.count = args.drop_answer_count
+        self.matched = 0
+
+    def decide(self, method, path):
+        if not self.method or method != self.method or self.substr not in path:
+            return False
+        with self.lock:
+            self.matched += 1
+            return self.first <= self.matched < self.first + self.count
+
+
+def take_answer(sock, client, method, forward):
+    """Read one whole HTTP answer from the server and copy it to the client
+    (forward False: swallow it; an interim 1xx is always passed on). True
+    once the answer is in, False if the server closed or went quiet first.
+    Used only with --drop-answer, where answers go one request at a time."""
+    buf = b""
+    sock.settimeout(60)
+    try:
+        while True:
+            end = buf.find(b"\r\n\r\n")
+            while end < 0:
+                data = sock.recv(256 * 1024)
+                if not data:
+                    if forward and buf:
+                        client.sendall(buf)
+                    return False
+                buf += data
+                end = buf.find(b"\r\n\r\n")
+            head, buf = buf[: end + 4], buf[end + 4 :]
+            lines = head.decode("latin-1").split("\r\n")
+            status = int(lines[0].split(" ")[1])
+            if forward or 100 <= status < 200:
+                client.sendall(head)
+            if 100 <= status < 200:
+                continue
+            hdrs = {}
+            for line in lines[1:]:
+                if ":" in line:
+                    k, v = line.split(":", 1)
+                    hdrs[k.strip().lower()] = v.strip()
+            if "chunked" in hdrs.get("transfer-encoding", "").lower():
+                while not buf.endswith(b"0\r\n\r\n"):
+                    data = sock.recv(256 * 1024)
+                    if not data:
+                        return False
+                    if forward:
+                        client.sendall(buf)
+                        buf = b""
+                    buf += data
+            else:
+                # a HEAD answer announces a length it does not send
+                need = 0 if method == "HEAD" or status in (204, 304) else int(
+                    hdrs.get("content-length", "0") or 0)
+                got = len(buf)
+                while got < need:  # streamed, not held: answers may be big
+                    if forward and buf:
+                        client.sendall(buf)
+                    buf = sock.recv(256 * 1024)
+                    if not buf:
+                        return False
+                    got += len(buf)
+            if forward and buf:
+                client.sendall(buf)
+            return True
+    except (OSError, ValueError, IndexError):
+        return False
+
+
 def reset(sock):
     """Close with an RST instead of a FIN."""
     try:
@@ -167,6 +258,7 @@ class Conn:
         self.server = None
         self.buf = b""
         self.closed = threading.Event()
+        self.one_at_a_time = False  # --drop-answer: answers read here
 
     def recv_more(self):
         data = self.client.recv(256 * 1024)
@@ -238,7 +330,12 @@ class Conn:
             self.server.settimeout(None)
             self.server.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             self.client.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            threading.Thread(target=self.server_to_client, daemon=True).start()
+            if self.p.drop.method:
+                # answers are relayed by this thread, one request at a
+                # time, so that one of them can be swallowed whole
+                self.one_at_a_time = True
+            else:
+                threading.Thread(target=self.server_to_client, daemon=True).start()
             while True:
                 head = self.read_head()
                 if head is None:
@@ -267,6 +364,23 @@ class Conn:
                     self.p.released.wait()
                 kind = self.p.faults.decide(method)
                 what = "%d %s %s" % (n, method, path)
+                if self.one_at_a_time and kind is None:
+                    # --drop-answer: forward, read the whole answer, then
+                    # pass it on or swallow it and reset the client
+                    drop = self.p.drop.decide(method, path)
+                    self.server.sendall(head)
+                    self.pipe_body(length, True)
+                    got = take_answer(self.server, self.client, method, not drop)
+                    if drop:
+                        st.fault("dropped", what + (" (answered)" if got else " (no answer)"))
+                        self.closed.set()
+                        reset(self.client)
+                        shut(self.server)
+                        return
+                    if not got:
+                        break
+                    st.add("forwarded")
+                    continue
                 if kind == "resets":
                     # Half a body cannot be acted upon; a request without
                     # a body is not sent at all (else the server would act
@@ -315,6 +429,7 @@ class Proxy:
         self.faults = Faults(args)
         self.hold = [m.upper() for m in args.hold]
         self.released = threading.Event()
+        self.drop = DropAnswer(args)
         self.lsock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.lsock.bind(("127.0.0.1", args.listen_port))
@@ -344,6 +459,14 @@ def main():
     ap.add_argument("--stats", help="keep counters as JSON in this file")
     ap.add_argument("--hold", action="append", default=[], metavar="METHOD",
                     help="hold requests of METHOD unanswered until SIGUSR1")
+    ap.add_argument("--drop-answer", metavar="'METHOD [SUBSTRING]'",
+                    help="forward matching requests (method, and a substring "
+                    "of the path and query such as '?uploads'), then swallow "
+                    "the server's answer and reset the client")
+    ap.add_argument("--drop-answer-at", type=int, default=1, metavar="N",
+                    help="the first matching request whose answer is dropped")
+    ap.add_argument("--drop-answer-count", type=int, default=1, metavar="C",
+                    help="how many matching requests in a row, from N on")
     args = ap.parse_args()
     if not 0 <= args.reset_rate + args.rate_503 <= 1:
         ap.error("--reset-rate plus --503-rate must be within 0..1")

@@ -4,7 +4,9 @@
  * at most one part, parts in order with their MD5s, the final ETag check,
  * back-pressure (never more parts in flight than asked), the upload id
  * reported before any part, every failure ending in AbortMultipartUpload,
- * and a file that changes while it is uploaded failing the upload.
+ * a file that changes while it is uploaded failing the upload, and a lost
+ * CompleteMultipartUpload answer reconciled (ETag, or size and part count
+ * under SSE-KMS) or refused.
  *
  * The stand-in speaks just enough HTTP/1.1 (keep-alive, Content-Length
  * bodies) and S3: one listening thread, one thread per connection. What it
@@ -70,6 +72,12 @@ struct fake {
 	bool key_exists; /* If-None-Match: * on a PutObject or a complete
 			    answers 412 */
 	int precondition_failures;
+	/* a lost complete answer: the server completes, then says
+	 * NoSuchUpload (as to a retry whose first attempt went through) */
+	bool complete_lost;
+	bool upload_remains;	/* ListParts still finds it */
+	int head_size_delta;	/* HeadObject's size is off by this */
+	int list_parts;		/* ListParts requests */
 	unsigned part_delay_ms;
 	int want_parallel; /* parts 1..N wait (5 s at most) until N
 			    * parts are at the server */
@@ -179,7 +187,8 @@ static void handle(int fd, const char *head, const char *method,
 		snprintf(xml, sizeof(xml), "<Error><Code>%s</Code></Error>",
 			 bad);
 		reply(fd, 400, NULL, xml);
-	} else if (q && sscanf(q, "?partNumber=%d", &part) == 1 && part > 0 &&
+	} else if (!strcmp(method, "PUT") && q &&
+		   sscanf(q, "?partNumber=%d", &part) == 1 && part > 0 &&
 		   part <= MAX_PARTS) {
 		struct timespec until;
 
@@ -229,6 +238,19 @@ static void handle(int fd, const char *head, const char *method,
 		      "<InitiateMultipartUploadResult><Bucket>b</Bucket><Key>k"
 		      "</Key><UploadId>UP1</UploadId>"
 		      "</InitiateMultipartUploadResult>");
+	} else if (q && !strcmp(method, "GET") && strstr(q, "uploadId=")) {
+		pthread_mutex_lock(&F.lock);
+		F.list_parts++;
+		pthread_mutex_unlock(&F.lock);
+		if (F.upload_remains)
+			reply(fd, 200, NULL,
+			      "<ListPartsResult><Part><PartNumber>1</PartNumber>"
+			      "<Size>5242880</Size><ETag>&quot;x&quot;</ETag>"
+			      "</Part><IsTruncated>false</IsTruncated>"
+			      "</ListPartsResult>");
+		else
+			reply(fd, 404, NULL,
+			      "<Error><Code>NoSuchUpload</Code></Error>");
 	} else if (q && !strcmp(method, "POST")) {
 		uint8_t all[MAX_PARTS * CM_MD5_LEN], md5[CM_MD5_LEN];
 		int n = 0;
@@ -243,7 +265,10 @@ static void handle(int fd, const char *head, const char *method,
 		pthread_mutex_unlock(&F.lock);
 		cm_md5(all, (size_t)n * CM_MD5_LEN, md5);
 		cm_hex(md5, CM_MD5_LEN, hex);
-		if (F.empty_complete_etag)
+		if (F.complete_lost)
+			reply(fd, 404, NULL,
+			      "<Error><Code>NoSuchUpload</Code></Error>");
+		else if (F.empty_complete_etag)
 			snprintf(xml, sizeof(xml),
 				 "<CompleteMultipartUploadResult><ETag></ETag>"
 				 "</CompleteMultipartUploadResult>");
@@ -253,7 +278,8 @@ static void handle(int fd, const char *head, const char *method,
 				 "%s-%d&quot;</ETag>"
 				 "</CompleteMultipartUploadResult>",
 				 hex, n);
-		reply(fd, 200, NULL, xml);
+		if (!F.complete_lost)
+			reply(fd, 200, NULL, xml);
 	} else if (q && !strcmp(method, "DELETE")) {
 		pthread_mutex_lock(&F.lock);
 		F.aborts++;
@@ -263,16 +289,28 @@ static void handle(int fd, const char *head, const char *method,
 		uint8_t all[MAX_PARTS * CM_MD5_LEN], md5[CM_MD5_LEN];
 		int n;
 
+		uint64_t size = 0;
+		char h[256];
+		int hn;
+
 		pthread_mutex_lock(&F.lock);
 		F.heads++;
 		n = F.completed_parts;
-		for (int i = 0; i < n; i++)
+		for (int i = 0; i < n; i++) {
 			memcpy(all + i * CM_MD5_LEN, F.md5[i + 1], CM_MD5_LEN);
+			size += F.part_len[i + 1];
+		}
+		size += (uint64_t)(int64_t)F.head_size_delta;
 		pthread_mutex_unlock(&F.lock);
 		cm_md5(all, (size_t)n * CM_MD5_LEN, md5);
 		cm_hex(md5, CM_MD5_LEN, hex);
-		snprintf(hdr, sizeof(hdr), "ETag: \"%s-%d\"\r\n", hex, n);
-		reply(fd, 200, hdr, NULL);
+		/* a HEAD answer: the object's length, no body */
+		hn = snprintf(h, sizeof(h),
+			      "HTTP/1.1 200 X\r\nContent-Length: %llu\r\n"
+			      "ETag: \"%s-%d\"\r\n\r\n",
+			      (unsigned long long)size, hex, n);
+		if (write(fd, h, (size_t)hn) < 0)
+			return;
 	} else if (!strcmp(method, "PUT")) {
 		hex_md5(body, blen, hex);
 		pthread_mutex_lock(&F.lock);
@@ -773,6 +811,54 @@ static void test_failures(void **state)
 	o.on_upload_id = NULL;
 }
 
+/* The complete's answer lost: the server completed, a retry is told
+ * NoSuchUpload. The object is looked at: with MD5 ETags its ETag, under
+ * SSE-KMS (VAULTFS_TEST_OPAQUE_ETAGS) its size and part count; one that
+ * does not match, or an upload still in progress, fails and aborts. */
+static void test_lost_complete(void **state)
+{
+	struct s3_upload_opts o = {.part_size = 5 * S3_MIB};
+	uint64_t size = 12 * S3_MIB + 3;
+	struct s3_upload_result res;
+	struct s3_client *c;
+	struct s3_upload *u;
+	struct cm_err err;
+	int lp;
+
+	(void)state;
+	F.complete_lost = true;
+	for (int opaque = 0; opaque < 2; opaque++) {
+		if (opaque)
+			setenv("VAULTFS_TEST_OPAQUE_ETAGS", "1", 1);
+		c = client();
+		assert_int_equal(s3_client_etag_is_md5(c), !opaque);
+		lp = F.list_parts;
+		cm_err_clear(&err);
+		u = s3_upload_new(c, "b", "k", &o, &err);
+		assert_int_equal(stream(u, size, &err), 0);
+		if (s3_upload_finish(u, &res, &err))
+			fail_msg("%s", err.msg);
+		assert_int_equal(res.parts, 3);
+		assert_int_equal(F.list_parts, lp + 1);
+		s3_upload_free(u);
+		s3_client_free(c);
+	}
+	/* under SSE-KMS: a size that is not ours */
+	F.head_size_delta = 1;
+	expect_abort(&o, size, "bytes, not the 12582915 uploaded");
+	F.head_size_delta = 0;
+	/* the upload is still there: not completed */
+	F.upload_remains = true;
+	expect_abort(&o, size, "still in progress");
+	F.upload_remains = false;
+	unsetenv("VAULTFS_TEST_OPAQUE_ETAGS");
+	/* with MD5 ETags: a size that is not ours */
+	F.head_size_delta = -1;
+	expect_abort(&o, size, "bytes, not the 12582915 uploaded");
+	F.head_size_delta = 0;
+	F.complete_lost = false;
+}
+
 static void test_abort_by_caller(void **state)
 {
 	struct s3_upload_opts o = {.part_size = 5 * S3_MIB};
@@ -1062,6 +1148,7 @@ int main(void)
 	    cmocka_unit_test(test_budget),
 	    cmocka_unit_test(test_if_none_match),
 	    cmocka_unit_test(test_failures),
+	    cmocka_unit_test(test_lost_complete),
 	    cmocka_unit_test(test_abort_by_caller),
 	    cmocka_unit_test(test_reserve_commit),
 	    cmocka_unit_test(test_file_single),
