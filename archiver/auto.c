@@ -30,8 +30,8 @@
  *
  * Ownership: the plan owns the source's fd, the probe result and the
  * resources it takes in `devs` (everything created after its mark, which
- * arc_plan_free() rolls back) and the overlay a mount sits on; it borrows opts, stats and, when the caller
- * passes one, devs. The caller's signal path may release devs at any time;
+ * arc_plan_free() rolls back) and the overlay a mount sits on; it borrows
+ * opts, stats and, when the caller passes one, devs. The caller's signal path may release devs at any time;
  * the plan then fails on its next read and cleans up what is left.
  */
 #include "source_int.h"

@@ -8,8 +8,8 @@
  * creation by arc_devs_release() (one), arc_devs_release_all() (all) or
  * arc_devs_free().
  *
- * Crash safety: a hook sees every resource: a mount (and its directory)
- * and a device node BEFORE they are created, a loop device right after it
+ * Crash safety: a hook sees every resource: a mount (and its directory),
+ * a device node and an overlay's directory BEFORE they are created, a loop device right after it
  * is attached (its number is not ours before that; it is attached with
  * LO_FLAGS_AUTOCLEAR, so the kernel detaches it if we die holding it
  * unmounted). The orchestrator journals these and cleans up after a crash.
