@@ -9,10 +9,10 @@
  * arc_devs_free().
  *
  * Crash safety: a hook sees every resource: a mount (and its directory),
- * a device node and an overlay's directory BEFORE they are created, a loop device right after it
- * is attached (its number is not ours before that; it is attached with
- * LO_FLAGS_AUTOCLEAR, so the kernel detaches it if we die holding it
- * unmounted). The orchestrator journals these and cleans up after a crash.
+ * a device node and an overlay's directory BEFORE they are created, a
+ * loop device right after it is attached (its number is not ours before
+ * that; it is attached with LO_FLAGS_AUTOCLEAR, so the kernel detaches it
+ * if we die holding it unmounted). The orchestrator journals these and cleans up after a crash.
  *
  * Signals: arc_devs_release_all() uses only system calls (umount2 with
  * MNT_DETACH, rmdir, unlink, ioctl, close) and atomics, never the heap,
