@@ -3,9 +3,10 @@
 # an image copied while mounted, its last transactions only in the journal
 # (issue 10, section 2) - holds those files: the journal is replayed into
 # a copy-on-write overlay served over FUSE, and the image is not modified.
-#  - ext4 and xfs: a file written and fsynced (with its directory) while
-#    mounted, the image copied then; precondition checked (needs_recovery /
-#    a DIRTY log; debugfs / a norecovery mount do not show the file); the
+#  - ext4, xfs and btrfs: a file written and fsynced (with its directory)
+#    while mounted, the image copied then; precondition checked
+#    (needs_recovery / a DIRTY log / a log tree; debugfs / a norecovery or
+#    nologreplay mount do not show the file); the
 #    archive holds it, byte for byte; manifest journal "replayed"; the
 #    copy's sha256 unchanged;
 #  - clean ext4 and xfs: journal "clean", no overlay made;
@@ -23,7 +24,8 @@ need_loop
 need_fuse
 need_fs ext4
 need_fs xfs
-need_tools mkfs.ext4 mkfs.xfs dumpe2fs debugfs xfs_logprint sgdisk losetup sha256sum cmp
+need_fs btrfs
+need_tools mkfs.ext4 mkfs.xfs mkfs.btrfs btrfs dumpe2fs debugfs xfs_logprint sgdisk losetup sha256sum cmp
 
 # overlays are made in $TMPDIR: ours, to see that nothing is left there
 export TMPDIR=$T/ovtmp
@@ -77,8 +79,8 @@ expect_complete() {
 	[ "$(mjson "$MAN" 'm["skipped_count"]')" = 0 ] || die "$1: skipped: $(mjson "$MAN" 'm["skipped"]')"
 }
 
-# --- ext4 and xfs, copied while mounted ----------------------------------
-for fs in ext4 xfs; do
+# --- ext4, xfs and btrfs, copied while mounted ----------------------------
+for fs in ext4 xfs btrfs; do
 	snapshot_live "$fs" "$T/$fs.img" "$T/data.bin" "$T/note.txt"
 	run "$fs" "$T/$fs.img.snap"
 	[ "$(journal "$fs" 0)" = replayed ] || die "$fs: journal is '$(journal "$fs" 0)', not replayed"
