@@ -84,6 +84,7 @@ struct arc_overlay {
 	_Atomic uint64_t used;       /* bytes in whole blocks */
 	_Atomic uint64_t refused;    /* writes refused: the overlay full */
 	_Atomic uint64_t errors;     /* I/O errors */
+	atomic_int last_error;       /* errno of the last of them */
 };
 
 /* ---- the map of written blocks ----------------------------------------- */
@@ -170,6 +171,14 @@ static int read_range(struct arc_overlay *ov, char *p, size_t n, uint64_t off)
 	return 0;
 }
 
+/* Count an I/O error (not a write refused for the limit); returns rc. */
+static int failed(struct arc_overlay *ov, int rc)
+{
+	atomic_store(&ov->last_error, -rc);
+	atomic_fetch_add(&ov->errors, 1);
+	return rc;
+}
+
 /* Block `b` copied from the image into the overlay, whole. */
 static int copy_block(struct arc_overlay *ov, uint64_t b, char *tmp)
 {
@@ -190,7 +199,7 @@ static int write_range(struct arc_overlay *ov, const char *p, size_t n,
 	int rc;
 
 	if (off > ov->size || n > ov->size - off)
-		return -ENOSPC; /* past the end: the image does not grow */
+		return failed(ov, -ENOSPC); /* the image does not grow */
 	for (uint64_t b = first; b <= last; b++)
 		fresh += !written(ov, b);
 	if (atomic_load(&ov->used) + fresh * BLOCK > ov->limit) {
@@ -200,17 +209,17 @@ static int write_range(struct arc_overlay *ov, const char *p, size_t n,
 	if (off % BLOCK && !written(ov, first)) {
 		rc = copy_block(ov, first, tmp);
 		if (rc)
-			return rc;
+			return failed(ov, rc);
 	}
 	if ((off + n) % BLOCK && off + n < ov->size && !written(ov, last) &&
 	    (last != first || off % BLOCK == 0)) {
 		rc = copy_block(ov, last, tmp);
 		if (rc)
-			return rc;
+			return failed(ov, rc);
 	}
 	rc = pwrite_all(ov->cow_fd, p, n, off);
 	if (rc)
-		return rc;
+		return failed(ov, rc);
 	for (uint64_t b = first; b <= last; b++)
 		if (!written(ov, b))
 			mark_written(ov, b);
@@ -317,7 +326,7 @@ static void ll_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	}
 	rc = read_range(ov, ov->buf, size, o);
 	if (rc) {
-		atomic_fetch_add(&ov->errors, 1);
+		failed(ov, rc);
 		fuse_reply_err(req, -rc);
 		return;
 	}
@@ -338,8 +347,6 @@ static void ll_write(fuse_req_t req, fuse_ino_t ino, const char *buf,
 	}
 	rc = write_range(ov, buf, size, (uint64_t)off);
 	if (rc) {
-		if (rc != -ENOSPC)
-			atomic_fetch_add(&ov->errors, 1);
 		fuse_reply_err(req, -rc);
 		return;
 	}
@@ -601,8 +608,10 @@ uint64_t arc_overlay_refused(const struct arc_overlay *ov)
 	return atomic_load(&ov->refused);
 }
 
-uint64_t arc_overlay_errors(const struct arc_overlay *ov)
+uint64_t arc_overlay_errors(const struct arc_overlay *ov, int *last)
 {
+	if (last)
+		*last = atomic_load(&ov->last_error);
 	return atomic_load(&ov->errors);
 }
 

@@ -75,8 +75,9 @@ const char *arc_overlay_path(const struct arc_overlay *ov);
 uint64_t arc_overlay_used(const struct arc_overlay *ov);
 /* Writes refused so far because the overlay was full. */
 uint64_t arc_overlay_refused(const struct arc_overlay *ov);
-/* Other write or read errors (of the image or of the overlay file). */
-uint64_t arc_overlay_errors(const struct arc_overlay *ov);
+/* Other write or read errors (of the image or of the overlay file: a
+ * full disk); *last (may be NULL): the errno of the last one. */
+uint64_t arc_overlay_errors(const struct arc_overlay *ov, int *last);
 uint64_t arc_overlay_limit(const struct arc_overlay *ov);
 
 /*

@@ -141,7 +141,7 @@ static int mount_replayed(const struct arc_mount_req *rq,
 	const struct arc_source_opts *o = rq->opts;
 	struct arc_overlay *ov = NULL;
 	char dev[64];
-	int id, rc;
+	int id, rc, last;
 
 	rc = arc_overlay_new(rq->devs, rq->fd, rq->src, rq->start, rq->size,
 			     o ? o->overlay_dir : NULL,
@@ -160,9 +160,12 @@ static int mount_replayed(const struct arc_mount_req *rq,
 				"the overlay is full: the replay needs more "
 				"than its limit of %llu bytes (overlayLimit)",
 				(unsigned long long)arc_overlay_limit(ov));
-	else if (rc == 0 && arc_overlay_errors(ov))
-		rc = cm_err_set(err, EIO, "the overlay had %llu I/O errors",
-				(unsigned long long)arc_overlay_errors(ov));
+	else if (arc_overlay_errors(ov, &last))
+		rc = cm_err_set(err, last ? last : EIO,
+				"%llu reads of the image or writes to the "
+				"overlay failed, the last with: %s",
+				(unsigned long long)arc_overlay_errors(ov, NULL),
+				strerror(last ? last : EIO));
 	if (rc) {
 		arc_overlay_free(ov);
 		return rc;

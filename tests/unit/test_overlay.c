@@ -135,6 +135,7 @@ static void test_limit(void **state)
 {
 	struct fixture *f = fixture_new(0, 2 * BLOCK);
 	char buf[3 * BLOCK];
+	int last = 0;
 
 	(void)state;
 	put(f, 10, 10, 0x11);                 /* block 0 */
@@ -149,8 +150,32 @@ static void test_limit(void **state)
 	assert_int_equal(write_range(&f->ov, buf, 1, 3 * BLOCK), -ENOSPC);
 	/* past the end: the file does not grow */
 	assert_int_equal(write_range(&f->ov, buf, 2, SIZE - 1), -ENOSPC);
+	assert_int_equal(arc_overlay_refused(&f->ov), 2);
+	assert_int_equal(arc_overlay_errors(&f->ov, &last), 1);
+	assert_int_equal(last, ENOSPC);
 	check_reads(f);
 	assert_int_equal(arc_overlay_used(&f->ov), 2 * BLOCK);
+	fixture_free(f);
+}
+
+/* A failed write of the overlay file is counted, and leaves the block
+ * the image's. */
+static void test_write_error(void **state)
+{
+	struct fixture *f = fixture_new(0, 1 << 20);
+	int rw = f->ov.cow_fd, last = 0;
+	char buf[10] = { 0 };
+
+	(void)state;
+	f->ov.cow_fd = open("/dev/null", O_RDONLY);
+	assert_true(f->ov.cow_fd >= 0);
+	assert_int_equal(write_range(&f->ov, buf, sizeof(buf), 5), -EBADF);
+	assert_int_equal(arc_overlay_errors(&f->ov, &last), 1);
+	assert_int_equal(last, EBADF);
+	assert_int_equal(arc_overlay_used(&f->ov), 0);
+	close(f->ov.cow_fd);
+	f->ov.cow_fd = rw;
+	check_reads(f);
 	fixture_free(f);
 }
 
@@ -187,6 +212,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_copy_on_write),
 		cmocka_unit_test(test_limit),
+		cmocka_unit_test(test_write_error),
 		cmocka_unit_test(test_journal_state),
 	};
 
