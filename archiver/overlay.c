@@ -407,10 +407,18 @@ static void *serve(void *arg)
 		if (pf[1].revents)
 			break;
 		rc = fuse_session_receive_buf(ov->se, &fbuf);
-		if (rc == -EINTR || rc == -EAGAIN || rc == -ENOENT)
+		if (rc == 0)
+			break; /* unmounted, or the connection aborted (ENODEV) */
+		if (rc < 0) {
+			/* never give up while mounted: a request left
+			 * unanswered would hang the loop device and whoever
+			 * waits on it (mount(2), the tar) */
+			if (rc != -EINTR && rc != -EAGAIN && rc != -ENOENT) {
+				failed(ov, rc);
+				poll(NULL, 0, 100);
+			}
 			continue;
-		if (rc <= 0)
-			break; /* 0: unmounted (ENODEV); else the channel broke */
+		}
 		fuse_session_process_buf(ov->se, &fbuf);
 	}
 	free(fbuf.mem);
