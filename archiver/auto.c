@@ -15,6 +15,9 @@
  *                                table, a boot loader) as disk-head.img
  *     anything else           -> raw, with a warning
  *
+ * Each mount goes through replay.h: a journal that needs recovery is
+ * replayed into a copy-on-write overlay, never into the source.
+ *
  * ARC_MODE_TREE turns each "-> raw" of a whole source into an error;
  * ARC_MODE_RAW skips the probe. Images are probed as files and attached to
  * a loop device only when something is to be mounted: raw reads of a file
@@ -27,8 +30,8 @@
  *
  * Ownership: the plan owns the source's fd, the probe result and the
  * resources it takes in `devs` (everything created after its mark, which
- * arc_plan_free() rolls back); it borrows opts, stats and, when the caller
- * passes one, devs. The caller's signal path may release devs at any time;
+ * arc_plan_free() rolls back) and the overlay a mount sits on; it borrows
+ * opts, stats and, when the caller passes one, devs. The caller's signal path may release devs at any time;
  * the plan then fails on its next read and cleans up what is left.
  */
 #include "source_int.h"
@@ -46,6 +49,7 @@
 #include "log.h"
 #include "mem.h"
 #include "probe.h"
+#include "replay.h"
 
 /* disk-head.img holds at most this much of what precedes partition 1. */
 #define HEAD_MAX (64ull * 1024 * 1024)
@@ -73,6 +77,7 @@ struct arc_plan {
 	uint64_t size;
 	struct arc_probe probe;               /* the whole source */
 	char mnt[256];                        /* PLAN_FS: the mount point */
+	struct arc_overlay *ov;               /* PLAN_FS: owned, or NULL */
 	char disk[PATH_MAX];                  /* PLAN_PARTS: the whole disk */
 	bool ran;
 };
@@ -120,6 +125,20 @@ static struct arc_volume *add_volume(struct arc_plan *p, const char *name,
 	return v;
 }
 
+/* Mount volume `v`, whose block device is `dev` (replay.h). */
+static int mount_volume(struct arc_plan *p, struct arc_volume *v,
+			const char *dev, struct arc_overlay **ovp, char *mnt,
+			size_t mntlen, struct cm_err *err)
+{
+	struct arc_mount_req rq = {
+		.devs = p->devs, .opts = p->opts, .stats = p->stats, .v = v,
+		.src = p->src, .fd = p->fd, .start = v->start,
+		.size = v->size, .dev = dev,
+	};
+
+	return arc_mount_volume(&rq, ovp, mnt, mntlen, err);
+}
+
 /* A filesystem on the whole source: mount it now. */
 static int plan_fs(struct arc_plan *p, struct cm_err *err)
 {
@@ -144,8 +163,8 @@ static int plan_fs(struct arc_plan *p, struct cm_err *err)
 			 e.msg);
 		return fall_back_raw(p, v, why, err);
 	}
-	if (arc_mount_ro(p->devs, dev, p->probe.fstype, &id, p->mnt,
-			 sizeof(p->mnt), &e) != 0) {
+	if (mount_volume(p, v, dev, &p->ov, p->mnt, sizeof(p->mnt), &e) !=
+	    0) {
 		arc_devs_rollback(p->devs, p->mark);
 		snprintf(why, sizeof(why),
 			 "found %s%s but it would not mount: %s",
@@ -410,8 +429,9 @@ static int run_partition(struct arc_plan *p, struct arc_tar *t,
 {
 	char node[256], mnt[256], entry[48], why[2 * CM_ERR_MSG_MAX];
 	unsigned long mark = arc_devs_mark(p->devs);
+	struct arc_overlay *ov = NULL;
 	struct cm_err e;
-	int id, rc;
+	int rc;
 
 	why[0] = '\0';
 	cm_err_clear(&e);
@@ -420,8 +440,7 @@ static int run_partition(struct arc_plan *p, struct arc_tar *t,
 			 v->fstype ? "not a filesystem we mount"
 				   : "no filesystem found");
 	} else if (partition_device(p, v, node, sizeof(node), &e) != 0 ||
-		   arc_mount_ro(p->devs, node, v->fstype, &id, mnt,
-				sizeof(mnt), &e) != 0) {
+		   mount_volume(p, v, node, &ov, mnt, sizeof(mnt), &e) != 0) {
 		snprintf(why, sizeof(why), "%s would not mount: %s",
 			 v->fstype, e.msg);
 		arc_stats_warn(p->stats, "%s: partition %u: %s: archived raw",
@@ -433,6 +452,7 @@ static int run_partition(struct arc_plan *p, struct arc_tar *t,
 		v->entry = cm_xstrdup(entry);
 		rc = arc_tar_add_tree(t, mnt, entry, err);
 		arc_devs_rollback(p->devs, mark);
+		arc_overlay_free(ov);
 		return rc;
 	}
 	snprintf(entry, sizeof(entry), "p%u.img", v->partno);
@@ -527,6 +547,7 @@ void arc_plan_free(struct arc_plan *p)
 	if (!p)
 		return;
 	arc_devs_rollback(p->devs, p->mark);
+	arc_overlay_free(p->ov);
 	if (p->own_devs)
 		arc_devs_free(p->devs);
 	if (p->fd >= 0)

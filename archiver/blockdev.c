@@ -27,6 +27,12 @@
  * journal. If an option is refused we never retry without it: replaying
  * a journal on a writable device would alter the snapshot.
  *
+ * Replay (overlay.h, replay.c). arc_mount_replay mounts read-only but
+ * without those options: on an overlay's read-write loop device the
+ * kernel replays the journal into the overlay; on a read-only device a
+ * filesystem that needs recovery is refused (EROFS). arc_loop_attach_rw
+ * is the one read-write attach, for an overlay's file only.
+ *
  * Release. Slots are claimed with a compare-and-swap and released newest
  * first (a mount before the node it uses, before the loop it sits on).
  * The normal path unmounts gently (retrying EBUSY for a second before a
@@ -86,19 +92,21 @@ struct arc_devs {
 };
 
 /* How each filesystem is mounted; each option string is tried in turn
- * while the kernel answers EINVAL (an option it does not know). */
+ * while the kernel answers EINVAL (an option it does not know). `replay`:
+ * the options of a mount that replays the journal, NULL if there is none. */
 struct fs_kind {
 	const char *type;
 	const char *opts[3];
+	const char *replay[2];
 };
 
 static const struct fs_kind fs_kinds[] = {
-	{ "ext2", { "" } },
-	{ "ext3", { "noload" } },
-	{ "ext4", { "noload" } },
-	{ "xfs", { "norecovery,nouuid" } },
-	{ "btrfs", { "rescue=nologreplay", "nologreplay" } },
-	{ "vfat", { "" } },
+	{ "ext2", { "" }, { NULL } },
+	{ "ext3", { "noload" }, { "" } },
+	{ "ext4", { "noload" }, { "" } },
+	{ "xfs", { "norecovery,nouuid" }, { "nouuid" } },
+	{ "btrfs", { "rescue=nologreplay", "nologreplay" }, { "" } },
+	{ "vfat", { "" }, { NULL } },
 };
 
 static const struct fs_kind *fs_kind(const char *type)
@@ -114,6 +122,13 @@ bool arc_fs_mountable(const char *fstype)
 	return fstype && fs_kind(fstype) != NULL;
 }
 
+bool arc_fs_journaled(const char *fstype)
+{
+	const struct fs_kind *k = fstype ? fs_kind(fstype) : NULL;
+
+	return k && k->replay[0];
+}
+
 const char *arc_res_kind_name(enum arc_res_kind k)
 {
 	switch (k) {
@@ -121,6 +136,8 @@ const char *arc_res_kind_name(enum arc_res_kind k)
 		return "loop";
 	case ARC_RES_MOUNT:
 		return "mount";
+	case ARC_RES_OVERLAY:
+		return "overlay";
 	default:
 		return "node";
 	}
@@ -169,6 +186,27 @@ static int slot_id(struct arc_devs *d, struct res *r)
 	return (int)(r - d->res);
 }
 
+/*
+ * An overlay's directory (overlay.h): its `cow` (if a crash came before
+ * it was unlinked), its `mnt` (unmounted by now), itself. Only system
+ * calls, and no heap: a signal handler runs this too. 0 or -errno of the
+ * directory's rmdir.
+ */
+static int remove_overlay_dir(const char *dir)
+{
+	char p[RES_PATH + 8];
+	size_t n = strlen(dir);
+
+	if (n + 5 >= sizeof(p))
+		return -ENAMETOOLONG;
+	memcpy(p, dir, n);
+	memcpy(p + n, "/cow", 5);
+	unlink(p);
+	memcpy(p + n, "/mnt", 5);
+	rmdir(p);
+	return rmdir(dir) == 0 || errno == ENOENT ? 0 : -errno;
+}
+
 /* Only system calls: this runs in signal handlers too. */
 static void release_quick(struct res *r)
 {
@@ -184,6 +222,9 @@ static void release_quick(struct res *r)
 		break;
 	case ARC_RES_NODE:
 		unlink(r->path);
+		break;
+	case ARC_RES_OVERLAY:
+		remove_overlay_dir(r->path);
 		break;
 	}
 }
@@ -217,6 +258,13 @@ static void release_gentle(struct arc_devs *d, struct res *r)
 		if (unlink(r->path) != 0 && errno != ENOENT)
 			cm_warn("unlink %s: %s", r->path, strerror(errno));
 		break;
+	case ARC_RES_OVERLAY: {
+		int rc = remove_overlay_dir(r->path);
+
+		if (rc)
+			cm_warn("rmdir %s: %s", r->path, strerror(-rc));
+		break;
+	}
 	}
 	cm_debug("released %s %s", arc_res_kind_name(r->kind), r->path);
 	if (d->hook)
@@ -320,6 +368,36 @@ static int hook(struct arc_devs *d, enum arc_res_event ev, struct res *r,
 	return 0;
 }
 
+int arc_devs_begin(struct arc_devs *d, enum arc_res_kind kind,
+		   const char *path, const char *detail, int *id,
+		   struct cm_err *err)
+{
+	struct res *r = slot_take(d, kind, path, detail, -1, SLOT_ARMED, err);
+	int rc;
+
+	if (!r)
+		return -EMFILE;
+	rc = hook(d, ARC_RES_CREATING, r, err);
+	if (rc) {
+		/* nothing was made: free the slot without releasing it
+		 * (unless a signal path has claimed it meanwhile) */
+		int s = SLOT_ARMED;
+
+		atomic_compare_exchange_strong(&r->state, &s, SLOT_FREE);
+		return rc;
+	}
+	*id = slot_id(d, r);
+	return 0;
+}
+
+int arc_devs_done(struct arc_devs *d, int id, struct cm_err *err)
+{
+	struct res *r = &d->res[id];
+
+	atomic_store(&r->state, SLOT_HELD);
+	return hook(d, ARC_RES_CREATED, r, err);
+}
+
 /* "M:m\n" from a sysfs `dev` file. */
 static int read_devnum(const char *path, dev_t *out)
 {
@@ -395,11 +473,13 @@ found:
 }
 
 static int configure_loop(int lfd, int bfd, const char *image,
-			  uint64_t offset, uint64_t size, bool partscan)
+			  uint64_t offset, uint64_t size, bool partscan,
+			  bool rw)
 {
 	struct loop_config cfg;
 	struct loop_info64 info;
-	const unsigned flags = LO_FLAGS_READ_ONLY | LO_FLAGS_AUTOCLEAR |
+	const unsigned flags = (rw ? 0 : LO_FLAGS_READ_ONLY) |
+			       LO_FLAGS_AUTOCLEAR |
 			       (partscan ? LO_FLAGS_PARTSCAN : 0);
 
 	memset(&cfg, 0, sizeof(cfg));
@@ -431,17 +511,17 @@ static int configure_loop(int lfd, int bfd, const char *image,
 }
 
 /* `image_fd` >= 0: the image open read-only (borrowed; `image` only
- * names it); -1: open `image`. */
+ * names it); -1: open `image` (read-write when `rw`). */
 static int loop_attach(struct arc_devs *d, int image_fd, const char *image,
-		       uint64_t offset, uint64_t size, bool partscan, int *id,
-		       char *dev, size_t devlen, struct cm_err *err)
+		       uint64_t offset, uint64_t size, bool partscan, bool rw,
+		       int *id, char *dev, size_t devlen, struct cm_err *err)
 {
 	char path[64], name[32], sys[96], detail[RES_PATH];
 	int bfd = image_fd, ctl = -1, lfd = -1, rc = 0, ro = 0;
 	struct res *r = NULL;
 
 	if (bfd < 0)
-		bfd = open(image, O_RDONLY | O_CLOEXEC);
+		bfd = open(image, (rw ? O_RDWR : O_RDONLY) | O_CLOEXEC);
 	if (bfd < 0)
 		return cm_err_set(err, errno, "%s: %s", image, strerror(errno));
 	ctl = open("/dev/loop-control", O_RDWR | O_CLOEXEC);
@@ -466,7 +546,8 @@ static int loop_attach(struct arc_devs *d, int image_fd, const char *image,
 		snprintf(path, sizeof(path), "/dev/loop%d", nr);
 		/* the fault: a static /dev without the kernel's nodes */
 		no_node = cm_fault("arc.dev_node");
-		lfd = no_node ? -1 : open(path, O_RDONLY | O_CLOEXEC);
+		lfd = no_node ? -1
+			      : open(path, (rw ? O_RDWR : O_RDONLY) | O_CLOEXEC);
 		if (no_node || (lfd < 0 && errno == ENOENT)) {
 			/* a static /dev without the node */
 			snprintf(sys, sizeof(sys), "/sys/block/loop%d/dev", nr);
@@ -481,14 +562,15 @@ static int loop_attach(struct arc_devs *d, int image_fd, const char *image,
 					 sizeof(path), err);
 			if (rc)
 				goto out;
-			lfd = open(path, O_RDONLY | O_CLOEXEC);
+			lfd = open(path, (rw ? O_RDWR : O_RDONLY) | O_CLOEXEC);
 		}
 		if (lfd < 0) {
 			rc = cm_err_set(err, errno, "%s: %s", path,
 					strerror(errno));
 			goto out;
 		}
-		rc = configure_loop(lfd, bfd, image, offset, size, partscan);
+		rc = configure_loop(lfd, bfd, image, offset, size, partscan,
+				    rw);
 		if (rc == 0)
 			break;
 		close(lfd);
@@ -512,9 +594,10 @@ static int loop_attach(struct arc_devs *d, int image_fd, const char *image,
 		rc = -EMFILE;
 		goto out;
 	}
-	cm_info("attached %s to %s read-only", detail, path);
+	cm_info("attached %s to %s %s", detail, path,
+		rw ? "read-write" : "read-only");
 	rc = hook(d, ARC_RES_CREATED, r, err);
-	if (rc == 0 && (ioctl(lfd, BLKROGET, &ro) != 0 || !ro))
+	if (rc == 0 && !rw && (ioctl(lfd, BLKROGET, &ro) != 0 || !ro))
 		rc = cm_err_set(err, EPERM, "%s: not read-only, refusing it",
 				path);
 	if (rc) {
@@ -534,15 +617,23 @@ out:
 int arc_loop_attach(struct arc_devs *d, const char *image, bool partscan,
 		    int *id, char *dev, size_t devlen, struct cm_err *err)
 {
-	return loop_attach(d, -1, image, 0, 0, partscan, id, dev, devlen,
-			   err);
+	return loop_attach(d, -1, image, 0, 0, partscan, false, id, dev,
+			   devlen, err);
 }
 
 int arc_loop_attach_fd(struct arc_devs *d, int fd, const char *name,
 		       bool partscan, int *id, char *dev, size_t devlen,
 		       struct cm_err *err)
 {
-	return loop_attach(d, fd, name, 0, 0, partscan, id, dev, devlen, err);
+	return loop_attach(d, fd, name, 0, 0, partscan, false, id, dev,
+			   devlen, err);
+}
+
+int arc_loop_attach_rw(struct arc_devs *d, const char *path, int *id,
+		       char *dev, size_t devlen, struct cm_err *err)
+{
+	return loop_attach(d, -1, path, 0, 0, false, true, id, dev, devlen,
+			   err);
 }
 
 int arc_loop_attach_range(struct arc_devs *d, const char *path,
@@ -551,8 +642,8 @@ int arc_loop_attach_range(struct arc_devs *d, const char *path,
 {
 	if (size == 0)
 		return cm_err_set(err, EINVAL, "%s: empty range", path);
-	return loop_attach(d, -1, path, offset, size, false, id, dev, devlen,
-			   err);
+	return loop_attach(d, -1, path, offset, size, false, false, id, dev,
+			   devlen, err);
 }
 
 int arc_loop_attach_range_fd(struct arc_devs *d, int fd, const char *name,
@@ -561,8 +652,8 @@ int arc_loop_attach_range_fd(struct arc_devs *d, int fd, const char *name,
 {
 	if (size == 0)
 		return cm_err_set(err, EINVAL, "%s: empty range", name);
-	return loop_attach(d, fd, name, offset, size, false, id, dev, devlen,
-			   err);
+	return loop_attach(d, fd, name, offset, size, false, false, id, dev,
+			   devlen, err);
 }
 
 /* The sysfs name of partition `partno` under the disk's sysfs directory. */
@@ -645,20 +736,18 @@ static int mount_base(struct arc_devs *d, char *out, size_t outlen)
 	return 0;
 }
 
-int arc_mount_ro(struct arc_devs *d, const char *dev, const char *fstype,
-		 int *id, char *mnt, size_t mntlen, struct cm_err *err)
+/* Mount read-only with the first of `opts` (up to `nopts`) the kernel
+ * takes; `how` ends its messages (" replaying the journal"). */
+static int mount_with(struct arc_devs *d, const char *dev, const char *fstype,
+		      const char *const *opts, int nopts, const char *how,
+		      int *id, char *mnt, size_t mntlen, struct cm_err *err)
 {
 	const unsigned long flags = MS_RDONLY | MS_NODEV | MS_NOSUID |
 				    MS_NOEXEC;
-	const struct fs_kind *k = fs_kind(fstype);
 	char dir[RES_PATH];
 	struct res *r;
 	int rc, e = 0;
 
-	if (!k)
-		return cm_err_set(err, EINVAL,
-				  "%s: no safe way to mount %s read-only", dev,
-				  fstype);
 	rc = mount_base(d, dir, sizeof(dir) - 16);
 	if (rc)
 		return cm_err_set(err, -rc, "%s: %s", d->base, strerror(-rc));
@@ -674,15 +763,15 @@ int arc_mount_ro(struct arc_devs *d, const char *dev, const char *fstype,
 	rc = hook(d, ARC_RES_CREATING, r, err);
 	if (rc)
 		goto fail;
-	for (int i = 0; i < 3 && k->opts[i]; i++) {
+	for (int i = 0; i < nopts && opts[i]; i++) {
 		if (cm_fault("arc.mount")) {
 			e = EINVAL;
 			break;
 		}
-		if (mount(dev, dir, fstype, flags, k->opts[i]) == 0) {
+		if (mount(dev, dir, fstype, flags, opts[i]) == 0) {
 			e = 0;
-			cm_info("mounted %s (%s) read-only on %s with \"%s\"",
-				dev, fstype, dir, k->opts[i]);
+			cm_info("mounted %s (%s) read-only on %s with "
+				"\"%s\"%s", dev, fstype, dir, opts[i], how);
 			break;
 		}
 		e = errno;
@@ -691,9 +780,9 @@ int arc_mount_ro(struct arc_devs *d, const char *dev, const char *fstype,
 	}
 	if (e) {
 		rc = cm_err_set(err, e,
-				"mount %s (%s) read-only: %s (the kernel log "
-				"may say more)",
-				dev, fstype, strerror(e));
+				"mount %s (%s) read-only%s: %s (the kernel "
+				"log may say more)",
+				dev, fstype, how, strerror(e));
 		goto fail;
 	}
 	atomic_store(&r->state, SLOT_HELD);
@@ -706,4 +795,30 @@ int arc_mount_ro(struct arc_devs *d, const char *dev, const char *fstype,
 fail:
 	arc_devs_release(d, slot_id(d, r));
 	return rc;
+}
+
+int arc_mount_ro(struct arc_devs *d, const char *dev, const char *fstype,
+		 int *id, char *mnt, size_t mntlen, struct cm_err *err)
+{
+	const struct fs_kind *k = fs_kind(fstype);
+
+	if (!k)
+		return cm_err_set(err, EINVAL,
+				  "%s: no safe way to mount %s read-only", dev,
+				  fstype);
+	return mount_with(d, dev, fstype, k->opts, 3, "", id, mnt,
+			  mntlen, err);
+}
+
+int arc_mount_replay(struct arc_devs *d, const char *dev, const char *fstype,
+		     int *id, char *mnt, size_t mntlen, struct cm_err *err)
+{
+	const struct fs_kind *k = fs_kind(fstype);
+
+	if (!k || !k->replay[0])
+		return cm_err_set(err, EINVAL, "%s: %s has no journal to "
+				  "replay", dev, fstype);
+	return mount_with(d, dev, fstype, k->replay, 2,
+			  " replaying the journal", id, mnt, mntlen,
+			  err);
 }

@@ -8,11 +8,11 @@
  * creation by arc_devs_release() (one), arc_devs_release_all() (all) or
  * arc_devs_free().
  *
- * Crash safety: a hook sees every resource: a mount (and its directory)
- * and a device node BEFORE they are created, a loop device right after it
- * is attached (its number is not ours before that; it is attached with
- * LO_FLAGS_AUTOCLEAR, so the kernel detaches it if we die holding it
- * unmounted). The orchestrator journals these and cleans up after a crash.
+ * Crash safety: a hook sees every resource: a mount (and its directory),
+ * a device node and an overlay's directory BEFORE they are created, a
+ * loop device right after it is attached (its number is not ours before
+ * that; it is attached with LO_FLAGS_AUTOCLEAR, so the kernel detaches it
+ * if we die holding it unmounted). The orchestrator journals these and cleans up after a crash.
  *
  * Signals: arc_devs_release_all() uses only system calls (umount2 with
  * MNT_DETACH, rmdir, unlink, ioctl, close) and atomics, never the heap,
@@ -37,6 +37,9 @@ enum arc_res_kind {
 	ARC_RES_LOOP = 0,  /* path: /dev/loopN; detail: the backing file */
 	ARC_RES_MOUNT,     /* path: the mount point; detail: the device */
 	ARC_RES_NODE,      /* path: a block device node we made; detail: M:m */
+	ARC_RES_OVERLAY,   /* path: an overlay's private directory (overlay.h),
+			      removed with its `cow` and `mnt`; detail: the
+			      image */
 };
 
 enum arc_res_event {
@@ -104,6 +107,27 @@ int arc_loop_attach_range_fd(struct arc_devs *d, int fd, const char *name,
 			     char *dev, size_t devlen, struct cm_err *err);
 
 /*
+ * Attach `path` (an overlay's file, overlay.h: never an image or a device
+ * of a recovery point) to a free loop device READ-WRITE, with autoclear.
+ * The writes a journal replay makes go to the overlay.
+ */
+int arc_loop_attach_rw(struct arc_devs *d, const char *path, int *id,
+		       char *dev, size_t devlen, struct cm_err *err);
+
+/*
+ * A resource made by someone else (an overlay's directory, a FUSE mount),
+ * tracked like ours: arc_devs_begin() takes a slot and tells the hook it
+ * is being created (before it is: the slot is then released by release
+ * and rollback whether or not it came to exist); arc_devs_done() says it
+ * exists. Either fails only when the hook does (or no slot is free); the
+ * caller then releases `id` (begin: nothing to release).
+ */
+int arc_devs_begin(struct arc_devs *d, enum arc_res_kind kind,
+		   const char *path, const char *detail, int *id,
+		   struct cm_err *err);
+int arc_devs_done(struct arc_devs *d, int id, struct cm_err *err);
+
+/*
  * The device node of partition `partno` of the whole-disk device `disk`,
  * waiting a few seconds for the kernel to create it; when /dev has none
  * (no devtmpfs, a static /dev), one is made with mknod (a tracked NODE).
@@ -113,6 +137,8 @@ int arc_partition_node(struct arc_devs *d, const char *disk, unsigned partno,
 
 /* Whether we know how to mount `fstype` without replaying a journal. */
 bool arc_fs_mountable(const char *fstype);
+/* Whether `fstype` has a journal (or log) that a mount may replay. */
+bool arc_fs_journaled(const char *fstype);
 
 /*
  * Mount `dev` (a filesystem of `fstype`) read-only, nodev, nosuid, noexec,
@@ -121,5 +147,15 @@ bool arc_fs_mountable(const char *fstype);
  */
 int arc_mount_ro(struct arc_devs *d, const char *dev, const char *fstype,
 		 int *id, char *mnt, size_t mntlen, struct cm_err *err);
+
+/*
+ * The same, but letting the kernel replay the journal (ext3/4 and btrfs
+ * with no option, xfs `nouuid`): the mount is read-only, the replay writes
+ * to the device. On a writable device (an overlay's loop device) that is
+ * the replay; on a read-only one, a filesystem that needs recovery is
+ * refused with -EROFS, which is how an XFS log is found dirty.
+ */
+int arc_mount_replay(struct arc_devs *d, const char *dev, const char *fstype,
+		     int *id, char *mnt, size_t mntlen, struct cm_err *err);
 
 #endif

@@ -257,6 +257,8 @@ int arc_run(const struct arc_run_opts *o, struct arc_run_result *res,
 	sopts.progress_ctx = o->progress_ctx;
 	sopts.devs = devs;
 	res->stats.strict = o->strict;
+	sopts.overlay_dir = o->overlay_dir;
+	sopts.overlay_limit = o->overlay_limit;
 	rc = o->has_src_fd ? arc_plan_new_fd(o->src_fd, o->src, o->mode,
 					     &sopts, &res->stats, &plan, err)
 			   : arc_plan_new(o->src, o->mode, &sopts, &res->stats,

@@ -68,6 +68,9 @@ struct arc_run_opts {
 	 * would make the archive incomplete (source.h, "Complete or not"),
 	 * instead of recording it in the manifest. */
 	bool strict;
+	/* journal replay: see struct arc_source_opts (source.h) */
+	const char *overlay_dir;       /* NULL: $TMPDIR, else /tmp */
+	uint64_t overlay_limit;        /* 0: the default */
 };
 
 struct arc_run_result {

@@ -107,6 +107,10 @@ struct arc_volume {
 	enum arc_volume_action action;
 	char *entry;       /* owned or NULL: its place in the tar: "p1/" */
 	char *note;        /* owned or NULL: why raw or skipped */
+	/* owned or NULL (no journal, or not mounted): "clean", "replayed"
+	 * (through a copy-on-write overlay, replay.h), or "not replayed:
+	 * WHY" (mounted without replay: the job is incomplete) */
+	char *journal;
 };
 
 /* Lists are capped so that a pathological tree cannot blow up memory or
@@ -196,6 +200,12 @@ struct arc_source_opts {
 	/* auto: loop devices and mounts are tracked here (borrowed), so that
 	 * a signal path may release them; NULL: the plan makes its own. */
 	struct arc_devs *devs;
+	/* auto: a filesystem whose journal needs replaying is mounted over a
+	 * copy-on-write overlay (overlay.h) made under `overlay_dir` (NULL:
+	 * $TMPDIR, else /tmp) and holding at most `overlay_limit` bytes (0:
+	 * ARC_OVERLAY_DEFAULT_LIMIT). */
+	const char *overlay_dir;
+	uint64_t overlay_limit;
 };
 
 bool arc_source_cancelled(const struct arc_source_opts *opts);

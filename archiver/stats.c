@@ -222,6 +222,7 @@ static void volume_release(struct arc_volume *v)
 	free(v->uuid);
 	free(v->entry);
 	free(v->note);
+	free(v->journal);
 }
 
 void arc_stats_release(struct arc_stats *s)
@@ -384,6 +385,7 @@ void arc_stats_to_json(const struct arc_stats *s, struct cm_json *obj)
 		cm_json_add_str(o, "action", action_name(v->action));
 		add_text(o, "entry", v->entry);
 		add_text(o, "note", v->note);
+		add_text(o, "journal", v->journal);
 		cm_json_add(arr, NULL, o);
 	}
 

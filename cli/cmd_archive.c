@@ -32,6 +32,7 @@ enum {
 	OPT_THREADS,
 	OPT_MANIFEST,
 	OPT_STRICT,
+	OPT_OVERLAY_LIMIT,
 };
 
 /* The archive is written and usable, but not the whole source. */
@@ -44,6 +45,7 @@ static const struct option long_opts[] = {
 	{ "threads", required_argument, NULL, OPT_THREADS },
 	{ "manifest", required_argument, NULL, OPT_MANIFEST },
 	{ "strict", no_argument, NULL, OPT_STRICT },
+	{ "overlay-limit", required_argument, NULL, OPT_OVERLAY_LIMIT },
 	{ "quiet", no_argument, NULL, 'q' },
 	{ "help", no_argument, NULL, 'h' },
 	VF_S3_LONG_OPTIONS,
@@ -56,6 +58,7 @@ struct archive_cli {
 	struct arc_codec_opts codec;
 	const char *manifest;  /* --manifest, or NULL */
 	bool strict;
+	uint64_t overlay_limit; /* --overlay-limit, or 0 */
 	bool quiet;
 	const char *src;
 	const char *dest;
@@ -88,6 +91,9 @@ static void usage(FILE *f)
 		"cannot be archived\n"
 		"                            as it is (unreadable, changed "
 		"while read, ...)\n"
+		"  --overlay-limit SIZE      what replaying a journal may "
+		"write into its\n                            copy-on-write "
+		"overlay (in $TMPDIR; default 2G)\n"
 		"  -q, --quiet               no progress bar\n"
 		"  -h, --help                this help\n\n"
 		"Exit status: 0 archived whole; 1 failed; 2 usage error; 3 "
@@ -169,6 +175,16 @@ static int parse_args(int argc, char **argv, struct archive_cli *o)
 		case OPT_STRICT:
 			o->strict = true;
 			break;
+		case OPT_OVERLAY_LIMIT:
+			if (vf_parse_size(optarg, &o->overlay_limit) ||
+			    o->overlay_limit == 0) {
+				fprintf(stderr, "vaultfs: archive: "
+						"--overlay-limit: not a size: "
+						"'%s'\n",
+					optarg);
+				return 2;
+			}
+			break;
 		case 'q':
 			o->quiet = true;
 			break;
@@ -237,6 +253,7 @@ int cmd_archive(int argc, char **argv)
 	ro.progress = vf_progress_feed_fn;
 	ro.progress_ctx = &feed;
 	ro.strict = o.strict;
+	ro.overlay_limit = o.overlay_limit;
 
 	label = cm_xasprintf("%s -> %s", o.src, o.dest);
 	feed.bar = vf_progress_start(label, 0, vf_progress_feed_now, &feed,

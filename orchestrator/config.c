@@ -43,7 +43,7 @@ static const char *const top_keys[] = {
 	"autoStart", "lifecycleRules", "storageClass", "sse", "kmsKeyId",
 	"compression", "concurrency", "partSize", "stateDir", "verify",
 	"maxAttempts", "onFailure", "onFailureTimeoutSeconds",
-	"rescanSeconds", "journal", "view", NULL
+	"rescanSeconds", "journal", "view", "overlayLimit", NULL
 };
 static const char *const view_keys[] = { "memoryLimit", NULL };
 static const char *const vault_keys[] = { "name", "type", "path", NULL };
@@ -952,24 +952,26 @@ out:
 	return rc;
 }
 
-static int parse_part_size(struct parser *p, const struct cm_json *root)
+/* The size at `key` (bytes, or a string like "64MiB"), if present, into
+ * *out: 0 where `zero_ok`, else from `lo` to `hi`. */
+static int get_size(struct parser *p, const struct cm_json *root,
+		    const char *key, const char *want, bool zero_ok,
+		    uint64_t lo, uint64_t hi, uint64_t *out)
 {
-	struct cm_json *j = cm_json_get(root, "partSize");
-	const char *want = "0 (automatic) or a size from 5MiB to 5GiB "
-			   "(bytes or a string like \"64MiB\")";
+	struct cm_json *j = cm_json_get(root, key);
 	uint64_t v;
 
 	if (!j)
 		return 0;
 	if (cm_json_type(j) == CM_JSON_STRING) {
 		if (orch_parse_size(cm_json_str(j), &v) < 0)
-			return bad_value(p, "partSize", want, j);
+			return bad_value(p, key, want, j);
 	} else if (!json_integer(j, 0, 9007199254740992.0, &v)) {
-		return bad_value(p, "partSize", want, j);
+		return bad_value(p, key, want, j);
 	}
-	if (v && (v < PART_SIZE_MIN || v > PART_SIZE_MAX))
-		return bad_value(p, "partSize", want, j);
-	p->cfg->part_size = v;
+	if (!(v == 0 && zero_ok) && (v < lo || v > hi))
+		return bad_value(p, key, want, j);
+	*out = v;
 	return 0;
 }
 
@@ -993,6 +995,22 @@ static int parse_view(struct parser *p, const struct cm_json *root)
 		return bad_value(p, "view.memoryLimit", want, j);
 	p->cfg->view_memory_limit = v;
 	return 0;
+}
+
+static int parse_sizes(struct parser *p, const struct cm_json *root)
+{
+	int rc = get_size(p, root, "partSize",
+			  "0 (automatic) or a size from 5MiB to 5GiB (bytes "
+			  "or a string like \"64MiB\")",
+			  true, PART_SIZE_MIN, PART_SIZE_MAX,
+			  &p->cfg->part_size);
+
+	if (rc == 0)
+		rc = get_size(p, root, "overlayLimit",
+			      "a size of at least 4KiB (bytes or a string "
+			      "like \"2GiB\")",
+			      false, 4096, UINT64_MAX, &p->cfg->overlay_limit);
+	return rc;
 }
 
 static int parse_jobs(struct parser *p, const struct cm_json *root)
@@ -1123,7 +1141,7 @@ static int apply(struct parser *p, const struct cm_json *root)
 	if (!rc)
 		rc = parse_compression(p, root);
 	if (!rc)
-		rc = parse_part_size(p, root);
+		rc = parse_sizes(p, root);
 	if (!rc)
 		rc = parse_jobs(p, root);
 	if (!rc)

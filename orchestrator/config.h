@@ -109,6 +109,8 @@ struct orch_config {
 	unsigned jobs;          /* recovery points archived at once, >= 1 */
 	unsigned uploads;       /* parts in flight per job, >= 1 */
 	uint64_t part_size;     /* bytes; 0: automatic */
+	uint64_t overlay_limit; /* bytes a journal replay may write; 0: the
+				   archiver's default (overlay.h) */
 	char *state_dir;        /* absolute */
 	enum orch_verify verify;
 	unsigned max_attempts;  /* tries per job, >= 1 */

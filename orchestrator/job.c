@@ -296,8 +296,9 @@ static bool find_res(struct job *jb, enum orch_res_kind kind,
 {
 	for (size_t i = jb->j->nres; i-- > 0;) {
 		const struct orch_resource *r = &jb->j->res[i];
-		const char *p = kind == ORCH_RES_MOUNT ? r->mount_point
-						       : r->device;
+		const char *p = kind == ORCH_RES_MOUNT	 ? r->mount_point
+				: kind == ORCH_RES_TEMPDIR ? r->dir
+							   : r->device;
 
 		if (r->kind == kind && r->status != ORCH_RES_RELEASED && p &&
 		    strcmp(p, path) == 0) {
@@ -310,7 +311,9 @@ static bool find_res(struct job *jb, enum orch_res_kind kind,
 
 static void test_pause(struct job *jb, const char *stage);
 
-/* arc_run's loop devices, mounts and device nodes (blockdev.h). */
+/* arc_run's loop devices, mounts and device nodes (blockdev.h), and the
+ * directories of journal-replay overlays (a tempdir: removed after its
+ * FUSE mount). */
 static int on_resource(void *ctx, enum arc_res_event ev,
 		       enum arc_res_kind kind, const char *path,
 		       const char *detail)
@@ -323,15 +326,18 @@ static int on_resource(void *ctx, enum arc_res_event ev,
 	int rc = 0;
 
 	cm_err_clear(&e);
-	rk = kind == ARC_RES_MOUNT ? ORCH_RES_MOUNT :
-	     kind == ARC_RES_NODE  ? ORCH_RES_NODE :
-				     ORCH_RES_LOOP;
+	rk = kind == ARC_RES_MOUNT   ? ORCH_RES_MOUNT :
+	     kind == ARC_RES_NODE    ? ORCH_RES_NODE :
+	     kind == ARC_RES_OVERLAY ? ORCH_RES_TEMPDIR :
+				       ORCH_RES_LOOP;
 	if (kind == ARC_RES_MOUNT) {
 		ids.mount_point = path;
 		ids.device = detail;
 	} else if (kind == ARC_RES_NODE) {
 		ids.device = path;
 		ids.devnum = detail;
+	} else if (kind == ARC_RES_OVERLAY) {
+		ids.dir = path;
 	} else {
 		ids.device = path;
 		ids.backing_file = detail;
@@ -610,7 +616,7 @@ static int archive(struct job *jb, const struct orch_recovery_point *rp,
 	struct arc_run_opts ro;
 	struct arc_run_result res;
 	struct orch_job *j = jb->j;
-	char *dest, *draft;
+	char *dest, *draft, *overlay_dir;
 	int rc = 0;
 
 	memset(&ro, 0, sizeof(ro));
@@ -621,6 +627,9 @@ static int archive(struct job *jb, const struct orch_recovery_point *rp,
 		rc = cm_mkdirs_durable(dest, 0755, err);
 	}
 	draft = cm_xasprintf("%s/%s.manifest.json", o->tmp_dir, j->id);
+	/* not under tmp/, which is emptied at start before the journal's
+	 * resources (a dead FUSE mount among them) are released */
+	overlay_dir = cm_xasprintf("%s/overlay", cfg->state_dir);
 	if (rc)
 		goto out;
 	ro.src = restored->path;
@@ -646,6 +655,8 @@ static int archive(struct job *jb, const struct orch_recovery_point *rp,
 	ro.object_ctx = jb;
 	ro.on_resource = on_resource;
 	ro.resource_ctx = jb;
+	ro.overlay_dir = overlay_dir;
+	ro.overlay_limit = cfg->overlay_limit;
 
 	pthread_mutex_lock(&jb->lock);
 	jb->archive_ns = cm_now_ns();
@@ -697,6 +708,7 @@ static int archive(struct job *jb, const struct orch_recovery_point *rp,
 out:
 	unlink(draft);
 	free(draft);
+	free(overlay_dir);
 	free(dest);
 	return rc;
 }

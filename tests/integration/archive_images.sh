@@ -4,7 +4,8 @@
 #  - an ext4 image (mkfs.ext4 -d) and an xfs image (populated through a
 #    read-write mount) -> backup.tar.gz whose files equal the filesystem's
 #    (content, modes, owners, mtimes, links, xattrs); an xfs image with a
-#    dirty log -> a tree, without recovery, the image unchanged;
+#    dirty log -> a tree with the log replayed (into a copy-on-write
+#    overlay, archive_replay.sh has more), the image unchanged;
 #  - a GPT disk with an ext4, an xfs and an unformatted partition -> one tar
 #    with p1/, p2/ and p3.img (the raw partition), and disk-head.img;
 #  - an image with no filesystem -> rawbackup.gz, `gunzip | cmp` equal;
@@ -130,10 +131,10 @@ expect_method xfs tree
 [ "$(mjson "$MAN" 'm["volumes"][0]["fstype"]')" = xfs ] || die "xfs: fstype not xfs"
 same_files xfs "$(extract xfs)"
 
-# --- xfs with a dirty log: mounted without recovery, the image untouched ---
+# --- xfs with a dirty log: replayed into an overlay, the image untouched ---
 # Files made before a freeze are in place; the log written after it is left
-# dirty by a shutdown and is not replayed (a plain read-only mount refuses
-# such a filesystem).
+# dirty by a shutdown, and replayed into a copy-on-write overlay (a plain
+# read-only mount of a read-only device refuses such a filesystem).
 truncate -s 300M "$T/dirty.img"
 mkfs.xfs -q -f "$T/dirty.img"
 attach_rw "$T/dirty.img" XDEV
@@ -151,8 +152,10 @@ archive dirty "$T/dirty.img"
 expect_method dirty tree
 tar -tzf "$OBJ" --warning=no-unknown-keyword >"$T/dirty.list" || die "dirty: GNU tar -t failed"
 grep -qx './d/before' "$T/dirty.list" || die "dirty: ./d/before is not in the tar"
-[ "$(sha256sum <"$T/dirty.img")" = "$sha_dirty" ] || die "dirty: the image was modified (log replayed?)"
-log "xfs with a dirty log: archived without recovery, the image unchanged"
+grep -qx './after' "$T/dirty.list" || die "dirty: ./after (in the log only) is not in the tar"
+[ "$(mjson "$MAN" 'm["volumes"][0]["journal"]')" = replayed ] || die "dirty: the log was not replayed"
+[ "$(sha256sum <"$T/dirty.img")" = "$sha_dirty" ] || die "dirty: the image was modified (log replayed in place?)"
+log "xfs with a dirty log: archived with the log replayed, the image unchanged"
 
 # --- GPT: ext4, xfs and an unformatted partition -----------------------------
 # Partitions are made apart and copied in at their offsets (sparse).

@@ -141,6 +141,7 @@ static void test_every_key(void **state)
 		" \"threads\": 3},\n"
 		" \"concurrency\": {\"jobs\": 3, \"uploads\": 8},\n"
 		" \"partSize\": \"64MiB\",\n"
+		" \"overlayLimit\": \"512MiB\",\n"
 		" \"stateDir\": \"state\",\n"
 		" \"verify\": \"full\",\n"
 		" \"maxAttempts\": 5,\n"
@@ -196,6 +197,7 @@ static void test_every_key(void **state)
 	assert_int_equal(cfg.jobs, 3);
 	assert_int_equal(cfg.uploads, 8);
 	assert_int_equal(cfg.part_size, 64ull << 20);
+	assert_int_equal(cfg.overlay_limit, 512ull << 20);
 	assert_string_equal(cfg.state_dir, sd);
 	assert_int_equal(cfg.verify, ORCH_VERIFY_FULL);
 	assert_int_equal(cfg.max_attempts, 5);
@@ -337,6 +339,12 @@ static const struct bad_case bad_cases[] = {
 	{ "{\"partSize\": \"lots\"}",
 	  "config: partSize: must be 0 (automatic) or a size from 5MiB to "
 	  "5GiB (bytes or a string like \"64MiB\"), got \"lots\"" },
+	{ "{\"overlayLimit\": 4095}",
+	  "config: overlayLimit: must be a size of at least 4KiB (bytes or a "
+	  "string like \"2GiB\"), got 4095" },
+	{ "{\"overlayLimit\": \"0\"}",
+	  "config: overlayLimit: must be a size of at least 4KiB (bytes or a "
+	  "string like \"2GiB\"), got \"0\"" },
 	{ "{\"concurrency\": {\"jobs\": 0}}",
 	  "config: concurrency.jobs: must be an integer from 1 to 64, "
 	  "got 0" },
