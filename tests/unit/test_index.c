@@ -217,13 +217,14 @@ static void test_round_trip(void **state)
 		orch_job_free(jobs[i]);
 }
 
-/* A record a newer vaultfs wrote: a state and fields unknown here. */
+/* A record a newer vaultfs wrote: a state ("quarantined") and fields
+ * unknown here. */
 #define FUTURE_RECORD                                                        \
 	"{\"id\":\"20261201T101010.123Z-0badcafe\",\"vault\":\"v\","       \
 	"\"recoveryPoint\":{\"path\":\"/v/x.img\",\"resourceId\":"          \
 	"\"local:v:x.img\",\"size\":7,\"mtime\":1795639516,\"dev\":2049,"  \
 	"\"ino\":1234,\"ctimeNs\":1795639516123456789},"                   \
-	"\"state\":\"incomplete\",\"attempts\":1,\"times\":{\"queued\":"    \
+	"\"state\":\"quarantined\",\"attempts\":1,\"times\":{\"queued\":"    \
 	"\"2026-12-01T10:10:10Z\"},\"incomplete\":{\"reason\":\"1 file "   \
 	"unreadable\"}}\n"
 
@@ -245,7 +246,7 @@ static void test_unknown_kept(void **state)
 	assert_true(orch_index_find_id(ix, "20261201T101010.123Z-0badcafe",
 				       &hit));
 	assert_int_equal(hit.state, -1);
-	assert_string_equal(hit.state_name, "incomplete");
+	assert_string_equal(hit.state_name, "quarantined");
 	orch_index_counts(ix, by_state, &other, NULL);
 	assert_int_equal(other, 1);
 	assert_true(orch_index_find_rp(ix, "v", "/v/x.img", "local:v:x.img",
@@ -255,7 +256,7 @@ static void test_unknown_kept(void **state)
 	assert_int_equal(orch_index_load_record(tmp, hit.where, &back, &err),
 			 0);
 	assert_int_equal(back->state, ORCH_JOB_FAILED);
-	assert_non_null(strstr(back->last_error, "\"incomplete\""));
+	assert_non_null(strstr(back->last_error, "\"quarantined\""));
 	orch_job_free(back);
 
 	/* a new file carries the record over byte for byte */
