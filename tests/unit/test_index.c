@@ -26,28 +26,19 @@
 #include "orchestrator/index.h"
 #include "orchestrator/journal.h"
 
-static char tmp[64]; /* a fresh state dir per test */
+#include "tmpdir.h"
 
-static int rm_one(const char *p, const struct stat *st, int flag,
-		  struct FTW *ftw)
-{
-	(void)st;
-	(void)flag;
-	(void)ftw;
-	return remove(p);
-}
 
 static int setup(void **state)
 {
 	(void)state;
-	snprintf(tmp, sizeof(tmp), "/tmp/vf-index-XXXXXX");
-	return mkdtemp(tmp) ? 0 : -1;
+	return tmpdir_make("index");
 }
 
 static int teardown(void **state)
 {
 	(void)state;
-	return nftw(tmp, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+	return tmpdir_remove();
 }
 
 static char *index_text(void)

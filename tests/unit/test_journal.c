@@ -25,28 +25,19 @@
 #include "orchestrator/journal.h"
 #include "orchestrator/keys.h"
 
-static char tmp[64]; /* a fresh state dir per test */
+#include "tmpdir.h"
 
-static int rm_one(const char *p, const struct stat *st, int flag,
-		  struct FTW *ftw)
-{
-	(void)st;
-	(void)flag;
-	(void)ftw;
-	return remove(p);
-}
 
 static int setup(void **state)
 {
 	(void)state;
-	snprintf(tmp, sizeof(tmp), "/tmp/vf-journal-XXXXXX");
-	return mkdtemp(tmp) ? 0 : -1;
+	return tmpdir_make("journal");
 }
 
 static int teardown(void **state)
 {
 	(void)state;
-	return nftw(tmp, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+	return tmpdir_remove();
 }
 
 /* STATEDIR/jobs/name exists. */

@@ -30,28 +30,19 @@
 #include "orchestrator/provider.h"
 #include "orchestrator/resources.h"
 
-static char tmp[64];
+#include "tmpdir.h"
 
-static int rm_one(const char *p, const struct stat *st, int flag,
-		  struct FTW *ftw)
-{
-	(void)st;
-	(void)flag;
-	(void)ftw;
-	return remove(p);
-}
 
 static int setup(void **state)
 {
 	(void)state;
-	snprintf(tmp, sizeof(tmp), "/tmp/vf-orch-XXXXXX");
-	return mkdtemp(tmp) ? 0 : -1;
+	return tmpdir_make("orch");
 }
 
 static int teardown(void **state)
 {
 	(void)state;
-	return nftw(tmp, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+	return tmpdir_remove();
 }
 
 static void put_file(const char *path, const char *text)

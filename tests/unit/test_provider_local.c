@@ -23,25 +23,16 @@
 
 #include "orchestrator/provider_local.c"
 
-static char tmp[64];
+#include "tmpdir.h"
+
 static struct orch_vault_config vault;
 static struct orch_provider prov;
 static int released;
 
-static int rm_one(const char *p, const struct stat *st, int flag,
-		  struct FTW *ftw)
-{
-	(void)st;
-	(void)flag;
-	(void)ftw;
-	return remove(p);
-}
-
 static int setup(void **state)
 {
 	(void)state;
-	snprintf(tmp, sizeof(tmp), "/tmp/vf-prov-XXXXXX");
-	if (!mkdtemp(tmp))
+	if (tmpdir_make("prov"))
 		return -1;
 	vault.name = (char *)"v";
 	vault.type = ORCH_VAULT_LOCAL;
@@ -54,7 +45,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
 	(void)state;
-	return nftw(tmp, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+	return tmpdir_remove();
 }
 
 static int rj_released(void *ctx, size_t idx, struct cm_err *err)

@@ -25,26 +25,17 @@
 
 #include "orchestrator/vault_local.c"
 
+#include "tmpdir.h"
+
 #define QUIET_MS 150
 
-static char tmp[64];                 /* the vault directory */
 static char vault_name[] = "v";
 static struct orch_vault_config vault;
-
-static int rm_one(const char *p, const struct stat *st, int flag,
-		  struct FTW *ftw)
-{
-	(void)st;
-	(void)flag;
-	(void)ftw;
-	return remove(p);
-}
 
 static int setup(void **state)
 {
 	(void)state;
-	snprintf(tmp, sizeof(tmp), "/tmp/vf-vault-XXXXXX");
-	if (!mkdtemp(tmp))
+	if (tmpdir_make("vault"))
 		return -1;
 	vault.name = vault_name;
 	vault.type = ORCH_VAULT_LOCAL;
@@ -55,7 +46,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
 	(void)state;
-	return nftw(tmp, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+	return tmpdir_remove();
 }
 
 static char *at(const char *name)
