@@ -954,23 +954,25 @@ out:
 
 /* The size at `key` (bytes, or a string like "64MiB"), if present, into
  * *out: 0 where `zero_ok`, else from `lo` to `hi`. */
-static int get_size(struct parser *p, const struct cm_json *root,
-		    const char *key, const char *want, bool zero_ok,
-		    uint64_t lo, uint64_t hi, uint64_t *out)
+static int get_size(struct parser *p, const struct cm_json *obj,
+		    const char *path, const char *key, const char *want,
+		    bool zero_ok, uint64_t lo, uint64_t hi, uint64_t *out)
 {
-	struct cm_json *j = cm_json_get(root, key);
+	struct cm_json *j = cm_json_get(obj, key);
+	char full[KEY_MAX];
 	uint64_t v;
 
 	if (!j)
 		return 0;
+	key_path(full, path, key);
 	if (cm_json_type(j) == CM_JSON_STRING) {
 		if (orch_parse_size(cm_json_str(j), &v) < 0)
-			return bad_value(p, key, want, j);
+			return bad_value(p, full, want, j);
 	} else if (!json_integer(j, 0, 9007199254740992.0, &v)) {
-		return bad_value(p, key, want, j);
+		return bad_value(p, full, want, j);
 	}
 	if (!(v == 0 && zero_ok) && (v < lo || v > hi))
-		return bad_value(p, key, want, j);
+		return bad_value(p, full, want, j);
 	*out = v;
 	return 0;
 }
@@ -978,35 +980,29 @@ static int get_size(struct parser *p, const struct cm_json *root,
 /* "view": options of `vaultfs mount` (docs/view.md) */
 static int parse_view(struct parser *p, const struct cm_json *root)
 {
-	const char *want = "a size from 16MiB to 1TiB (bytes or a string "
-			   "like \"256MiB\")";
-	struct cm_json *obj, *j;
-	uint64_t v = 0;
+	struct cm_json *obj;
 	int rc;
 
 	rc = get_object(p, root, "view", view_keys, false, &obj, NULL);
-	if (rc || !obj || !(j = cm_json_get(obj, "memoryLimit")))
+	if (rc || !obj)
 		return rc;
-	if (cm_json_type(j) == CM_JSON_STRING
-		? orch_parse_size(cm_json_str(j), &v) < 0
-		: !json_integer(j, 0, 9007199254740992.0, &v))
-		return bad_value(p, "view.memoryLimit", want, j);
-	if (v < ORCH_VIEW_MEMORY_MIN || v > ORCH_VIEW_MEMORY_MAX)
-		return bad_value(p, "view.memoryLimit", want, j);
-	p->cfg->view_memory_limit = v;
-	return 0;
+	return get_size(p, obj, "view", "memoryLimit",
+			"a size from 16MiB to 1TiB (bytes or a string like "
+			"\"256MiB\")",
+			false, ORCH_VIEW_MEMORY_MIN, ORCH_VIEW_MEMORY_MAX,
+			&p->cfg->view_memory_limit);
 }
 
 static int parse_sizes(struct parser *p, const struct cm_json *root)
 {
-	int rc = get_size(p, root, "partSize",
+	int rc = get_size(p, root, NULL, "partSize",
 			  "0 (automatic) or a size from 5MiB to 5GiB (bytes "
 			  "or a string like \"64MiB\")",
 			  true, PART_SIZE_MIN, PART_SIZE_MAX,
 			  &p->cfg->part_size);
 
 	if (rc == 0)
-		rc = get_size(p, root, "overlayLimit",
+		rc = get_size(p, root, NULL, "overlayLimit",
 			      "a size of at least 4KiB (bytes or a string "
 			      "like \"2GiB\")",
 			      false, 4096, UINT64_MAX, &p->cfg->overlay_limit);

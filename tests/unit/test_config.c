@@ -345,6 +345,12 @@ static const struct bad_case bad_cases[] = {
 	{ "{\"overlayLimit\": \"0\"}",
 	  "config: overlayLimit: must be a size of at least 4KiB (bytes or a "
 	  "string like \"2GiB\"), got \"0\"" },
+	{ "{\"view\": {\"memoryLimit\": \"1MiB\"}}",
+	  "config: view.memoryLimit: must be a size from 16MiB to 1TiB (bytes "
+	  "or a string like \"256MiB\"), got \"1MiB\"" },
+	{ "{\"view\": {\"memoryLimit\": 0}}",
+	  "config: view.memoryLimit: must be a size from 16MiB to 1TiB (bytes "
+	  "or a string like \"256MiB\"), got 0" },
 	{ "{\"concurrency\": {\"jobs\": 0}}",
 	  "config: concurrency.jobs: must be an integer from 1 to 64, "
 	  "got 0" },
