@@ -21,11 +21,12 @@
  * (view_forget) and no handle or caller holds them. A lookup counts one
  * kernel reference, as the FUSE contract says.
  *
- * Recovery points are listed from the vault directory (cheap: one readdir
- * and one fstatat per entry, no tree walk) together with the engine's jobs
- * of that vault, so that a recovery point whose snapshot was deleted after
- * archiving still shows its status. A refresher thread keeps the listings
- * current (inotify on each vault, a periodic rescan, and a nudge from the
+ * Recovery points are listed by each vault's provider (provider.h: list,
+ * cheap; local: one readdir and one fstatat per entry, no tree walk)
+ * together with the engine's jobs of that vault, so that a recovery point
+ * whose snapshot was deleted after archiving still shows its status. A
+ * refresher thread keeps the listings current (the providers' watches -
+ * inotify on a local vault - a periodic rescan, and a nudge from the
  * engine's notify callback) and reports what the kernel must forget
  * through struct view_notify_ops.
  *
@@ -78,6 +79,7 @@ struct orch;
 struct orch_job_info;
 struct orch_snapshot;
 struct orch_recovery_point;
+struct cm_json;
 struct s3_client;
 
 #define VIEW_ROOT_INO 1
@@ -301,10 +303,11 @@ char *view_metrics_text(const struct orch_snapshot *snap,
  * or "state: new" lines when it has no job (ji NULL). */
 char *view_rp_status_text(const char *vault, const char *name,
 			  const struct orch_job_info *ji, bool auto_start);
-/* info.json of a recovery point from its inspection and/or its job (either
- * may be NULL, not both). */
+/* info.json of a recovery point from its provider's description
+ * (provider.h: describe; NULL when it is gone from its vault) and/or its
+ * job (either may be NULL, not both). */
 char *view_rp_info_json(const char *vault, const char *name,
-			const struct orch_recovery_point *rp,
+			const struct cm_json *described,
 			const struct orch_job_info *ji);
 
 /* ---- the archive's names (view_archive.c) ------------------------------ */

@@ -1,6 +1,7 @@
 /*
- * provider_local.c - the restore provider of local vaults, and the
- * provider-independent helpers of provider.h.
+ * provider_local.c - the provider of local vaults (type "local"):
+ * directories of images and trees (vault_local.h does the reading and
+ * watching; this file puts it behind provider.h's calls).
  *
  * A local recovery point is an image file or a directory tree that the
  * archiver reads in place: restore() opens it once, relative to the vault
@@ -32,99 +33,54 @@
 #include "mem.h"
 #include "resources.h"
 #include "timeutil.h"
+#include "vault_local.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/inotify.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
-/* ---- helpers shared by every provider ---------------------------------- */
-
-int orch_provider_new(const struct orch_config *cfg,
-		      const struct orch_vault_config *vault,
-		      struct orch_provider **out, struct cm_err *err)
-{
-	switch (vault->type) {
-	case ORCH_VAULT_LOCAL:
-		return orch_provider_local_new(cfg, vault, out, err);
-	}
-	return cm_err_set(err, EINVAL, "vault \"%s\": no provider for its "
-			  "type", vault->name);
-}
-
-void orch_provider_free(struct orch_provider *p)
-{
-	if (!p)
-		return;
-	if (p->ops->free)
-		p->ops->free(p);
-	free(p);
-}
-
-void orch_restored_release(struct orch_restored *r)
-{
-	free(r->path);
-	if (r->fd >= 0)
-		close(r->fd);
-	memset(r, 0, sizeof(*r));
-	r->fd = -1;
-}
-
-bool orch_rp_tag_allows_delete(const struct orch_config *cfg,
-			       const struct orch_recovery_point *rp,
-			       char *why, size_t whylen)
-{
-	const struct orch_tag *want = &cfg->security_tag;
-
-	if (!cfg->has_security_tag)
-		return true;
-	for (size_t i = 0; i < rp->ntags; i++) {
-		if (strcmp(rp->tags[i].key, want->key) != 0)
-			continue;
-		if (strcmp(rp->tags[i].value, want->value) == 0)
-			return true;
-		if (why)
-			snprintf(why, whylen, "its tag \"%s\" is not the "
-				 "security tag's value", want->key);
-		return false;
-	}
-	if (why)
-		snprintf(why, whylen, "it does not carry the security tag "
-			 "\"%s\"", want->key);
-	return false;
-}
-
-static char *dup_or_null(const char *s)
-{
-	return s ? cm_xstrdup(s) : NULL;
-}
-
-void orch_rp_copy(struct orch_recovery_point *dst,
-		  const struct orch_recovery_point *src)
-{
-	memset(dst, 0, sizeof(*dst));
-	dst->vault = dup_or_null(src->vault);
-	dst->name = dup_or_null(src->name);
-	dst->path = dup_or_null(src->path);
-	dst->type = src->type;
-	dst->size = src->size;
-	dst->mtime = src->mtime;
-	dst->resource_id = dup_or_null(src->resource_id);
-	dst->created = src->created;
-	dst->tags = cm_xcalloc(src->ntags + 1, sizeof(*dst->tags));
-	for (size_t i = 0; i < src->ntags; i++) {
-		dst->tags[i].key = cm_xstrdup(src->tags[i].key);
-		dst->tags[i].value = cm_xstrdup(src->tags[i].value);
-	}
-	dst->ntags = src->ntags;
-	dst->error = dup_or_null(src->error);
-	dst->id = src->id;
-}
-
 /* ---- the local provider ------------------------------------------------ */
+
+static const char *const local_keys[] = { "name", "type", "path", NULL };
+
+/* "path": an existing directory; relative to the config file's. */
+int orch_local_check_config(const struct cm_json *vault, const char *where,
+			    const char *base_dir,
+			    struct orch_vault_config *out, struct cm_err *err)
+{
+	char *dir = NULL;
+	struct stat st;
+	int rc;
+
+	rc = orch_config_check_keys(vault, where, local_keys, err);
+	if (!rc)
+		rc = orch_config_get_str(vault, where, "path", &dir, NULL,
+					 err);
+	if (rc)
+		goto out;
+	if (!dir || !*dir) {
+		rc = orch_config_bad(err, where, "path",
+				     "missing (the vault's directory)");
+		goto out;
+	}
+	free(out->path);
+	out->path = orch_config_abs_path(base_dir, dir);
+	if (stat(out->path, &st) < 0)
+		rc = orch_config_bad(err, where, "path", "%s: %s", out->path,
+				     strerror(errno));
+	else if (!S_ISDIR(st.st_mode))
+		rc = orch_config_bad(err, where, "path", "%s: not a directory",
+				     out->path);
+out:
+	free(dir);
+	return rc;
+}
 
 static int local_scan(struct orch_provider *p, struct orch_rp_list *out,
 		      struct cm_err *err)
@@ -132,10 +88,23 @@ static int local_scan(struct orch_provider *p, struct orch_rp_list *out,
 	return orch_vault_scan(p->vault, out, err);
 }
 
+static int local_list(struct orch_provider *p, struct orch_rp_list *out,
+		      struct cm_err *err)
+{
+	return orch_vault_list(p->vault, out, err);
+}
+
 static int local_inspect(struct orch_provider *p, const char *name,
 			 struct orch_recovery_point *out, struct cm_err *err)
 {
 	return orch_vault_inspect(p->vault, name, out, err);
+}
+
+static bool local_busy(struct orch_provider *p,
+		       const struct orch_recovery_point *rp)
+{
+	(void)p;
+	return orch_rp_open_for_writing(rp);
 }
 
 static int open_vault_dir(const struct orch_provider *p, struct cm_err *err)
@@ -173,7 +142,7 @@ static int local_restore(struct orch_provider *p,
 	vfd = open_vault_dir(p, err);
 	if (vfd < 0)
 		return vfd;
-	rc = orch_rp_open(vfd, rp->name, rp->path, rp->type == ORCH_RP_TREE,
+	rc = orch_rp_open(vfd, rp->name, rp->path, strcmp(rp->type, ORCH_RP_TREE) == 0,
 			  &rp->id, &fd, err);
 	if (rc) {
 		close(vfd);
@@ -289,7 +258,7 @@ static int check_hidden(const struct orch_provider *p, int vfd,
 {
 	struct orch_rp_identity now;
 	struct stat st;
-	bool tree = rp->type == ORCH_RP_TREE;
+	bool tree = strcmp(rp->type, ORCH_RP_TREE) == 0;
 
 	if (!rp->id.known)
 		return 0;
@@ -386,12 +355,16 @@ static int local_describe(struct orch_provider *p,
 	(void)err;
 	cm_json_add_str(out, "vault", rp->vault);
 	cm_json_add_str(out, "name", rp->name);
-	cm_json_add_str(out, "type", orch_rp_type_name(rp->type));
+	cm_json_add_str(out, "type", rp->type);
 	cm_json_add_str(out, "path", rp->path);
 	cm_json_add_str(out, "resourceId", rp->resource_id);
 	cm_time_iso8601(rp->created, when, sizeof(when));
 	cm_json_add_str(out, "created", when);
 	cm_json_add_u64(out, "size", rp->size);
+	if (rp->mtime) {
+		cm_time_iso8601(rp->mtime, when, sizeof(when));
+		cm_json_add_str(out, "modified", when);
+	}
 	tags = cm_json_add_object(out, "tags");
 	for (size_t i = 0; i < rp->ntags; i++)
 		cm_json_add_str(tags, rp->tags[i].key, rp->tags[i].value);
@@ -400,16 +373,157 @@ static int local_describe(struct orch_provider *p,
 	return 0;
 }
 
+/*
+ * Watching. For the engine (cb->ready set) the watch is vault_local.h's
+ * watcher: inotify, the quiet period, the writers test, periodic rescans.
+ * A recovery point the engine could not record is kept and offered again
+ * at the next poll (within RETRY_MS). For a listing only (cb->ready NULL:
+ * the view) a bare inotify watch on the directory is enough: any event
+ * means the listing may have changed, and nothing is checked for
+ * completeness.
+ */
+#define RETRY_MS 1000
+#define LIST_EVENTS                                                          \
+	(IN_CREATE | IN_DELETE | IN_MOVED_FROM | IN_MOVED_TO |               \
+	 IN_DELETE_SELF | IN_MOVE_SELF | IN_CLOSE_WRITE)
+
+struct orch_watch {
+	struct orch_provider *p;
+	struct orch_watch_cb cb;
+	struct orch_vault_watch *vw; /* the engine's; NULL when listing */
+	int ifd;                     /* listing: inotify, else -1 */
+	struct orch_rp_list pending; /* ready, not yet recorded */
+};
+
+static void local_watch_free(struct orch_watch *w)
+{
+	if (!w)
+		return;
+	orch_vault_watch_free(w->vw);
+	if (w->ifd >= 0)
+		close(w->ifd);
+	orch_rp_list_release(&w->pending);
+	free(w);
+}
+
+static int local_watch_new(struct orch_provider *p,
+			   const struct orch_watch_opts *o,
+			   const struct orch_watch_cb *cb,
+			   struct orch_watch **out, struct cm_err *err)
+{
+	struct orch_watch *w = cm_xcalloc(1, sizeof(*w));
+	struct orch_vault_watch_opts vo = {
+		.quiet_ms = o ? o->quiet_ms : 0,
+		.rescan_ms = o ? o->rescan_ms : 0,
+	};
+	int rc = 0;
+
+	*out = NULL;
+	w->p = p;
+	w->cb = *cb;
+	w->ifd = -1;
+	if (cb->ready) {
+		w->vw = orch_vault_watch_new(p->vault, &vo, err);
+		if (!w->vw)
+			rc = err->code ? -err->code : -EIO;
+	} else {
+		w->ifd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+		if (w->ifd < 0 ||
+		    inotify_add_watch(w->ifd, p->vault->path, LIST_EVENTS) < 0)
+			rc = cm_err_set(err, errno, "vault \"%s\": inotify "
+					"on %s: %s", p->vault->name,
+					p->vault->path, strerror(errno));
+	}
+	if (rc) {
+		local_watch_free(w);
+		return rc;
+	}
+	*out = w;
+	return 0;
+}
+
+static int local_watch_fd(struct orch_watch *w)
+{
+	return w->vw ? orch_vault_watch_fd(w->vw) : w->ifd;
+}
+
+static int local_watch_timeout(struct orch_watch *w)
+{
+	int t = w->vw ? orch_vault_watch_timeout(w->vw) : -1;
+
+	if (w->pending.n && (t < 0 || t > RETRY_MS))
+		t = RETRY_MS;
+	return t;
+}
+
+static bool fd_readable(int fd)
+{
+	struct pollfd pfd = { .fd = fd, .events = POLLIN };
+
+	return fd >= 0 && poll(&pfd, 1, 0) > 0 && (pfd.revents & POLLIN);
+}
+
+/* Offer what is pending to cb->ready; keep what it could not record. */
+static void offer_pending(struct orch_watch *w)
+{
+	struct orch_rp_list keep = { 0 };
+
+	for (size_t i = 0; i < w->pending.n; i++) {
+		struct cm_err e;
+
+		cm_err_clear(&e);
+		if (w->cb.ready(w->cb.ctx, &w->pending.items[i], &e) < 0) {
+			if (e.code != ESHUTDOWN)
+				cm_warn("vault \"%s\": %s not recorded (%s): offered "
+					"again", w->p->vault->name,
+					w->pending.items[i].name, e.msg);
+			orch_rp_list_take(&keep, &w->pending.items[i]);
+		}
+	}
+	orch_rp_list_release(&w->pending);
+	w->pending = keep;
+}
+
+static int local_watch_poll(struct orch_watch *w, struct cm_err *err)
+{
+	char buf[4096]
+	    __attribute__((aligned(__alignof__(struct inotify_event))));
+	bool events;
+	int rc;
+
+	if (!w->vw) {
+		events = false;
+		while (read(w->ifd, buf, sizeof(buf)) > 0)
+			events = true;
+		if (events && w->cb.changed)
+			w->cb.changed(w->cb.ctx);
+		return 0;
+	}
+	events = fd_readable(orch_vault_watch_fd(w->vw));
+	rc = orch_vault_watch_poll(w->vw, 0, &w->pending, err);
+	if (events && w->cb.changed)
+		w->cb.changed(w->cb.ctx);
+	offer_pending(w);
+	return rc < 0 ? rc : 0;
+}
+
 static const struct orch_provider_ops local_ops = {
 	.name = "local",
 	.scan = local_scan,
+	.list = local_list,
 	.inspect = local_inspect,
+	.busy = local_busy,
 	.restore = local_restore,
 	.check = local_check,
 	.release = local_release,
 	.delete_snapshot = local_delete,
 	.describe = local_describe,
 	.release_stale = NULL,
+	.watch_new = local_watch_new,
+	.watch_fd = local_watch_fd,
+	.watch_timeout = local_watch_timeout,
+	.watch_poll = local_watch_poll,
+	.watch_free = local_watch_free,
 	.free = NULL,
 };
 

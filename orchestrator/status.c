@@ -29,21 +29,20 @@ void orch_job_info_release(struct orch_job_info *ji)
 	free(ji->result_url);
 	free(ji->result_sha256);
 	free(ji->error);
+	free(ji->held);
 	memset(ji, 0, sizeof(*ji));
 }
 
 void orch_job_info_from_job(const struct orch_job *job, time_t now,
 			    struct orch_job_info *out)
 {
-	const char *slash = strrchr(job->rp_path, '/');
 	time_t t0 = job->times[ORCH_JOB_ARCHIVING];
 	time_t t1 = job->times[ORCH_JOB_VERIFYING];
 
 	memset(out, 0, sizeof(*out));
 	memcpy(out->id, job->id, sizeof(out->id));
 	out->vault = dup_or_null(job->vault);
-	out->rp_name = cm_xstrdup(slash && slash[1] ? slash + 1
-						    : job->rp_path);
+	out->rp_name = cm_xstrdup(job->rp_name);
 	out->rp_path = dup_or_null(job->rp_path);
 	out->resource_id = dup_or_null(job->resource_id);
 	out->state = job->state;
@@ -57,6 +56,16 @@ void orch_job_info_from_job(const struct orch_job *job, time_t now,
 	out->result_size = job->result_size;
 	out->result_sha256 = dup_or_null(job->result_sha256);
 	out->error = dup_or_null(job->last_error);
+	for (size_t i = 0; i < job->nres; i++) {
+		char *next;
+
+		if (job->res[i].status == ORCH_RES_RELEASED)
+			continue;
+		next = cm_xasprintf("%s%s%s", out->held ? out->held : "",
+				    out->held ? ", " : "", job->res[i].kind);
+		free(out->held);
+		out->held = next;
+	}
 	out->verified = job->verified;
 	out->snapshot_deleted = job->snapshot_deleted;
 	/* the rate of reading: while archiving up to now, after it over
@@ -162,9 +171,12 @@ char *orch_job_info_text(const struct orch_job_info *ji)
 	}
 	if (ji->snapshot_deleted)
 		add_line(&text, "snapshot", "deleted");
+	if (ji->held)
+		add_line(&text, "holds", "%s", ji->held);
 	if (ji->error)
 		add_line(&text, ji->state == ORCH_JOB_SUCCEEDED ? "note" :
 				ji->state == ORCH_JOB_INCOMPLETE ? "left out" :
+				ji->state == ORCH_JOB_WAITING	 ? "waiting" :
 								   "error",
 			 "%s", ji->error);
 	return text;
