@@ -19,6 +19,7 @@
 #include "commands.h"
 
 #include "config.h"
+#include "dest.h"
 #include "mem.h"
 #include "orch.h"
 #include "s3.h"
@@ -82,7 +83,8 @@ static int setup(const struct orch_config *cfg, bool dry_run)
 {
 	struct s3_lifecycle_rule rule;
 	struct s3_lifecycle_merged merged;
-	struct s3_client *s3 = NULL;
+	struct orch_dest *dest = NULL;
+	struct s3_client *s3;
 	struct cm_buf old, doc;
 	struct cm_err err;
 	char *prefix = NULL;
@@ -92,16 +94,16 @@ static int setup(const struct orch_config *cfg, bool dry_run)
 	cm_err_clear(&err);
 	cm_buf_init(&old, 0);
 	cm_buf_init(&doc, 0);
-	if (cfg->dest_kind != ORCH_DEST_S3) {
+	rc = orch_dest_new(cfg, &dest, &err);
+	if (rc)
+		goto out;
+	/* lifecycle rules are a bucket's: other destinations have none */
+	if (!dest->bucket || !dest->s3) {
 		printf("destination %s is a local directory: nothing to set "
-		       "up\n", cfg->store_dir);
-		return 0;
-	}
-	s3 = orch_s3_client_new(cfg, &err);
-	if (!s3) {
-		rc = -EINVAL;
+		       "up\n", dest->where);
 		goto out;
 	}
+	s3 = dest->s3;
 	memset(&rule, 0, sizeof(rule));
 	rule.id = RULE_ID;
 	if (cfg->prefix && *cfg->prefix)
@@ -164,7 +166,7 @@ out:
 	cm_buf_release(&old);
 	cm_buf_release(&doc);
 	free(prefix);
-	s3_client_free(s3);
+	orch_dest_free(dest);
 	return rc ? 1 : 0;
 }
 
