@@ -106,8 +106,8 @@ static int setup(const struct orch_config *cfg, bool dry_run)
 	s3 = dest->s3;
 	memset(&rule, 0, sizeof(rule));
 	rule.id = RULE_ID;
-	if (cfg->prefix && *cfg->prefix)
-		prefix = cm_xasprintf("%s/", cfg->prefix);
+	if (*dest->prefix)
+		prefix = cm_xasprintf("%s/", dest->prefix);
 	rule.prefix = prefix;
 	rule.glacier_days = cfg->lifecycle.glacier;
 	rule.deep_archive_days = cfg->lifecycle.deep_archive;
@@ -119,29 +119,29 @@ static int setup(const struct orch_config *cfg, bool dry_run)
 				"lifecycleRules: transitions and expiration "
 				"would act on every object of s3://%s; give "
 				"the destination a prefix (s3://%s/PREFIX)",
-				cfg->bucket, cfg->bucket);
+				dest->bucket, dest->bucket);
 		goto out;
 	}
-	rc = s3_head_bucket(s3, cfg->bucket, &err);
+	rc = s3_head_bucket(s3, dest->bucket, &err);
 	if (rc) {
-		cm_err_prefix(&err, "bucket %s", cfg->bucket);
+		cm_err_prefix(&err, "bucket %s", dest->bucket);
 		goto out;
 	}
-	printf("bucket %s: reachable%s%s%s\n", cfg->bucket,
+	printf("bucket %s: reachable%s%s%s\n", dest->bucket,
 	       cfg->expected_bucket_owner ? ", owned by " : "",
 	       cfg->expected_bucket_owner ? cfg->expected_bucket_owner : "",
 	       cfg->expected_bucket_owner ? " as expected" : "");
-	rc = s3_get_bucket_lifecycle(s3, cfg->bucket, &old, &found, &err);
+	rc = s3_get_bucket_lifecycle(s3, dest->bucket, &old, &found, &err);
 	if (!rc)
 		rc = s3_lifecycle_merge(old.data, old.len, &rule, &doc,
 					&merged, &err);
 	if (rc) {
-		cm_err_prefix(&err, "bucket %s: lifecycle", cfg->bucket);
+		cm_err_prefix(&err, "bucket %s: lifecycle", dest->bucket);
 		goto out;
 	}
 	if (dry_run) {
 		printf("would apply ");
-		describe(&rule, cfg->bucket);
+		describe(&rule, dest->bucket);
 		printf("%s rule \"%s\", keeping %u other rule%s; the merged "
 		       "configuration:\n%.*s\n",
 		       merged.replaced ? "replacing" : "adding", RULE_ID,
@@ -149,14 +149,14 @@ static int setup(const struct orch_config *cfg, bool dry_run)
 		       doc.data);
 		goto out;
 	}
-	rc = s3_put_bucket_lifecycle_xml(s3, cfg->bucket, doc.data, doc.len,
+	rc = s3_put_bucket_lifecycle_xml(s3, dest->bucket, doc.data, doc.len,
 					 &err);
 	if (rc) {
-		cm_err_prefix(&err, "bucket %s: lifecycle", cfg->bucket);
+		cm_err_prefix(&err, "bucket %s: lifecycle", dest->bucket);
 		goto out;
 	}
 	printf("applied ");
-	describe(&rule, cfg->bucket);
+	describe(&rule, dest->bucket);
 	printf("%s rule \"%s\", kept %u other rule%s of the bucket\n",
 	       merged.replaced ? "replaced" : "added", RULE_ID, merged.kept,
 	       merged.kept == 1 ? "" : "s");
