@@ -22,8 +22,9 @@
  *   leftovers        discard_partial() after a failed run; an S3 upload
  *                    is a journal record (resources.h), released through
  *                    `s3`
- *   browsing         type->kind names the view's store (fs/view_store.h), over
- *                    `bucket` or `dir`; `name` is its folder in the view
+ *   browsing         type->kind names the view's store (fs/view_store.h)
+ *                    over `bucket` or `dir`; `name` is its folder in the
+ *                    view
  *
  * Adding a destination (client-side encryption over another, another
  * object store) is one new dest_*.c defining its struct orch_dest_type,
