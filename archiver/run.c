@@ -8,6 +8,7 @@
 #include "mem.h"
 #include "sink.h"
 #include "timeutil.h"
+#include "url.h"
 #include "verify.h"
 #include "version.h"
 
@@ -45,7 +46,7 @@ char *arc_object_name(enum arc_method m, enum arc_codec c)
 
 static bool is_s3(const char *s)
 {
-	return !strncmp(s, "s3://", 5);
+	return cm_url_kind(s) == CM_URL_S3;
 }
 
 static bool is_local_dir(const char *path)

@@ -23,6 +23,7 @@
 #include "mem.h"
 #include "run.h"
 #include "sink.h"
+#include "url.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -131,7 +132,7 @@ static char *place_url(const struct place *p)
 static int place_parse(const char *url, struct place *p, struct cm_err *err)
 {
 	memset(p, 0, sizeof(*p));
-	if (!strncmp(url, "s3://", 5))
+	if (cm_url_kind(url) == CM_URL_S3)
 		return s3_parse_url(url, &p->bucket, &p->key, err);
 	p->key = cm_xstrdup(url);
 	return 0;

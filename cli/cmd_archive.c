@@ -15,6 +15,7 @@
 
 #include "run.h"
 #include "mem.h"
+#include "url.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -232,8 +233,8 @@ int cmd_archive(int argc, char **argv)
 	vf_cancel_on_signals(&cancel_flag);
 	memset(&res, 0, sizeof(res));
 
-	if (!strncmp(o.dest, "s3://", 5) ||
-	    (o.manifest && !strncmp(o.manifest, "s3://", 5))) {
+	if (cm_url_kind(o.dest) == CM_URL_S3 ||
+	    cm_url_kind(o.manifest) == CM_URL_S3) {
 		client = s3_client_new(&o.s3.client, &err);
 		if (!client) {
 			rc = -EINVAL;

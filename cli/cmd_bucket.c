@@ -19,6 +19,7 @@
 #include "commands.h"
 
 #include "config.h"
+#include "dest.h"
 #include "mem.h"
 #include "orch.h"
 #include "s3.h"
@@ -82,7 +83,8 @@ static int setup(const struct orch_config *cfg, bool dry_run)
 {
 	struct s3_lifecycle_rule rule;
 	struct s3_lifecycle_merged merged;
-	struct s3_client *s3 = NULL;
+	struct orch_dest *dest = NULL;
+	struct s3_client *s3;
 	struct cm_buf old, doc;
 	struct cm_err err;
 	char *prefix = NULL;
@@ -92,20 +94,20 @@ static int setup(const struct orch_config *cfg, bool dry_run)
 	cm_err_clear(&err);
 	cm_buf_init(&old, 0);
 	cm_buf_init(&doc, 0);
-	if (cfg->dest_kind != ORCH_DEST_S3) {
+	rc = orch_dest_new(cfg, &dest, &err);
+	if (rc)
+		goto out;
+	/* lifecycle rules are a bucket's: other destinations have none */
+	if (!dest->bucket || !dest->s3) {
 		printf("destination %s is a local directory: nothing to set "
-		       "up\n", cfg->store_dir);
-		return 0;
-	}
-	s3 = orch_s3_client_new(cfg, &err);
-	if (!s3) {
-		rc = -EINVAL;
+		       "up\n", dest->where);
 		goto out;
 	}
+	s3 = dest->s3;
 	memset(&rule, 0, sizeof(rule));
 	rule.id = RULE_ID;
-	if (cfg->prefix && *cfg->prefix)
-		prefix = cm_xasprintf("%s/", cfg->prefix);
+	if (*dest->prefix)
+		prefix = cm_xasprintf("%s/", dest->prefix);
 	rule.prefix = prefix;
 	rule.glacier_days = cfg->lifecycle.glacier;
 	rule.deep_archive_days = cfg->lifecycle.deep_archive;
@@ -117,29 +119,29 @@ static int setup(const struct orch_config *cfg, bool dry_run)
 				"lifecycleRules: transitions and expiration "
 				"would act on every object of s3://%s; give "
 				"the destination a prefix (s3://%s/PREFIX)",
-				cfg->bucket, cfg->bucket);
+				dest->bucket, dest->bucket);
 		goto out;
 	}
-	rc = s3_head_bucket(s3, cfg->bucket, &err);
+	rc = s3_head_bucket(s3, dest->bucket, &err);
 	if (rc) {
-		cm_err_prefix(&err, "bucket %s", cfg->bucket);
+		cm_err_prefix(&err, "bucket %s", dest->bucket);
 		goto out;
 	}
-	printf("bucket %s: reachable%s%s%s\n", cfg->bucket,
+	printf("bucket %s: reachable%s%s%s\n", dest->bucket,
 	       cfg->expected_bucket_owner ? ", owned by " : "",
 	       cfg->expected_bucket_owner ? cfg->expected_bucket_owner : "",
 	       cfg->expected_bucket_owner ? " as expected" : "");
-	rc = s3_get_bucket_lifecycle(s3, cfg->bucket, &old, &found, &err);
+	rc = s3_get_bucket_lifecycle(s3, dest->bucket, &old, &found, &err);
 	if (!rc)
 		rc = s3_lifecycle_merge(old.data, old.len, &rule, &doc,
 					&merged, &err);
 	if (rc) {
-		cm_err_prefix(&err, "bucket %s: lifecycle", cfg->bucket);
+		cm_err_prefix(&err, "bucket %s: lifecycle", dest->bucket);
 		goto out;
 	}
 	if (dry_run) {
 		printf("would apply ");
-		describe(&rule, cfg->bucket);
+		describe(&rule, dest->bucket);
 		printf("%s rule \"%s\", keeping %u other rule%s; the merged "
 		       "configuration:\n%.*s\n",
 		       merged.replaced ? "replacing" : "adding", RULE_ID,
@@ -147,14 +149,14 @@ static int setup(const struct orch_config *cfg, bool dry_run)
 		       doc.data);
 		goto out;
 	}
-	rc = s3_put_bucket_lifecycle_xml(s3, cfg->bucket, doc.data, doc.len,
+	rc = s3_put_bucket_lifecycle_xml(s3, dest->bucket, doc.data, doc.len,
 					 &err);
 	if (rc) {
-		cm_err_prefix(&err, "bucket %s: lifecycle", cfg->bucket);
+		cm_err_prefix(&err, "bucket %s: lifecycle", dest->bucket);
 		goto out;
 	}
 	printf("applied ");
-	describe(&rule, cfg->bucket);
+	describe(&rule, dest->bucket);
 	printf("%s rule \"%s\", kept %u other rule%s of the bucket\n",
 	       merged.replaced ? "replaced" : "added", RULE_ID, merged.kept,
 	       merged.kept == 1 ? "" : "s");
@@ -164,7 +166,7 @@ out:
 	cm_buf_release(&old);
 	cm_buf_release(&doc);
 	free(prefix);
-	s3_client_free(s3);
+	orch_dest_free(dest);
 	return rc ? 1 : 0;
 }
 

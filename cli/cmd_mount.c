@@ -27,6 +27,7 @@
 #include "commands.h"
 
 #include "config.h"
+#include "dest.h"
 #include "log.h"
 #include "mem.h"
 #include "orch.h"
@@ -493,7 +494,7 @@ int cmd_mount(int argc, char **argv)
 	view_opts_init(&vopts);
 	vopts.cfg = &cfg;
 	vopts.orch = o;
-	vopts.s3 = orch_s3(o);
+	vopts.dest = orch_destination(o);
 	vopts.allow_overwrite = cli.allow_overwrite;
 	vopts.allow_delete = cli.allow_delete;
 	vopts.whole_bucket = cli.whole_bucket;
@@ -527,7 +528,7 @@ int cmd_mount(int argc, char **argv)
 		fprintf(stderr,
 			"vaultfs: mount: %s: %zu vault%s, archive/%s%s\n", mp,
 			cfg.nvaults, cfg.nvaults == 1 ? "" : "s",
-			cfg.dest_kind == ORCH_DEST_S3 ? cfg.bucket : "store",
+			orch_destination(o)->name,
 			cleared ? " (a stale mount was cleared)" : "");
 	rc = view_fuse_run(vf);
 	if (rc)

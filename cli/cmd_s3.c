@@ -28,6 +28,7 @@
 #include "mem.h"
 #include "s3.h"
 #include "s3_upload.h"
+#include "url.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -187,7 +188,7 @@ static struct s3_client *client_or_fail(const struct s3_cli *o)
 
 static bool is_s3(const char *s)
 {
-	return !strncmp(s, "s3://", 5);
+	return cm_url_kind(s) == CM_URL_S3;
 }
 
 static const char *base_name(const char *path)

@@ -12,6 +12,7 @@
 #include "progress.h"
 #include "s3opts.h"
 
+#include "url.h"
 #include "verify.h"
 
 #include <errno.h>
@@ -120,8 +121,8 @@ int cmd_verify(int argc, char **argv)
 	vf_cancel_on_signals(&cancel_flag);
 	vo.url = argv[optind];
 	vo.manifest = manifest;
-	if (!strncmp(vo.url, "s3://", 5) ||
-	    (manifest && !strncmp(manifest, "s3://", 5))) {
+	if (cm_url_kind(vo.url) == CM_URL_S3 ||
+	    cm_url_kind(manifest) == CM_URL_S3) {
 		client = s3_client_new(&s3.client, &err);
 		if (!client) {
 			rc = -EINVAL;

@@ -36,6 +36,7 @@
 #include "log.h"
 #include "mem.h"
 #include "timeutil.h"
+#include "url.h"
 #include "xml.h"
 
 #include <ctype.h>
@@ -214,7 +215,7 @@ int s3_parse_url(const char *url, char **bucket, char **key, struct cm_err *err)
 
 	*bucket = NULL;
 	*key = NULL;
-	if (strncmp(url, "s3://", 5) != 0)
+	if (cm_url_kind(url) != CM_URL_S3)
 		return cm_err_set(err, EINVAL, "not an s3:// URL: %s", url);
 	b = url + 5;
 	slash = strchr(b, '/');

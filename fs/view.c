@@ -716,18 +716,6 @@ void view_orch_notify(void *ctx, const struct orch_job_info *ji)
 
 /* ---- life cycle -------------------------------------------------------- */
 
-static void store_name(struct view *v, char *buf, size_t len)
-{
-	const char *slash;
-
-	if (v->cfg->dest_kind == ORCH_DEST_S3) {
-		snprintf(buf, len, "%s", v->cfg->bucket);
-		return;
-	}
-	slash = strrchr(v->cfg->store_dir, '/');
-	snprintf(buf, len, "%s", slash && slash[1] ? slash + 1 : "store");
-}
-
 void view_opts_init(struct view_opts *o)
 {
 	memset(o, 0, sizeof(*o));
@@ -737,7 +725,6 @@ void view_opts_init(struct view_opts *o)
 struct view *view_new(const struct view_opts *opts, struct cm_err *err)
 {
 	struct view *v = cm_xcalloc(1, sizeof(*v));
-	char name[256];
 	int rc;
 
 	v->opts = *opts;
@@ -769,8 +756,14 @@ struct view *view_new(const struct view_opts *opts, struct cm_err *err)
 	v->metrics = fixed_node(v, v->root, "metrics", VK_METRICS);
 	v->vaults = fixed_node(v, v->root, "vaults", VK_VAULTS);
 	v->archive = fixed_node(v, v->root, "archive", VK_ARCHIVE);
-	store_name(v, name, sizeof(name));
-	v->store_node = fixed_node(v, v->archive, name, VK_STORE);
+	v->dest = opts->dest;
+	if (!v->dest) {
+		rc = orch_dest_new(v->cfg, &v->own_dest, err);
+		if (rc)
+			goto fail;
+		v->dest = v->own_dest;
+	}
+	v->store_node = fixed_node(v, v->archive, v->dest->name, VK_STORE);
 	v->store_node->key = cm_xstrdup("");
 
 	v->nvaults = v->cfg->nvaults;
@@ -840,6 +833,7 @@ void view_free(struct view *v)
 	if (v->have_refresher)
 		pthread_join(v->refresher, NULL);
 	view_arc_release_all(v);
+	orch_dest_free(v->own_dest);
 	cm_budget_free(v->budget);
 	free(v->scope);
 	if (v->wake_fd >= 0)

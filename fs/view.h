@@ -80,7 +80,7 @@ struct orch_job_info;
 struct orch_snapshot;
 struct orch_recovery_point;
 struct cm_json;
-struct s3_client;
+struct orch_dest;
 
 #define VIEW_ROOT_INO 1
 
@@ -99,9 +99,9 @@ struct view_opts {
 	 * -ENOTCONN and status shows no jobs). Set later with view_set_orch
 	 * when the engine needs the view's notify callback first. */
 	struct orch *orch;
-	/* the S3 client of the archive view (borrowed); NULL with an S3
-	 * destination: the view makes its own from cfg */
-	struct s3_client *s3;
+	/* the destination the archive view browses (borrowed, dest.h), the
+	 * engine's; NULL: the view makes its own from cfg */
+	struct orch_dest *dest;
 	bool allow_overwrite;
 	bool allow_delete;
 	/* archive/: the whole bucket, not only the path to the configured

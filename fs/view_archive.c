@@ -113,10 +113,10 @@ const char *view_arc_child_name(const char *dir, const char *key, char *buf,
 /* s3://bucket/key or the local path, for messages */
 static void where(struct view *v, const char *key, char *buf, size_t len)
 {
-	if (v->cfg->dest_kind == ORCH_DEST_S3)
-		snprintf(buf, len, "s3://%s/%s", v->cfg->bucket, key);
-	else
-		snprintf(buf, len, "%s/%s", v->cfg->store_dir, key);
+	char *url = v->dest->ops->url(v->dest, key);
+
+	snprintf(buf, len, "%s", url);
+	free(url);
 }
 
 /* ---- the scope: the configured prefix, or the whole store ------------- */
@@ -1504,28 +1504,19 @@ out:
 int view_arc_init(struct view *v, struct cm_err *err)
 {
 	const struct orch_config *cfg = v->cfg;
-	struct s3_client *c = v->opts.s3;
+	const char *prefix = v->dest->prefix;
 
-	v->scope = cfg->prefix && *cfg->prefix && !v->opts.whole_bucket
-		       ? cm_xasprintf("%s/", cfg->prefix)
+	v->scope = *prefix && !v->opts.whole_bucket
+		       ? cm_xasprintf("%s/", prefix)
 		       : cm_xstrdup("");
-	if (cfg->dest_kind == ORCH_DEST_LOCAL) {
-		v->store = view_store_local_new(cfg->store_dir, err);
-		if (v->store)
-			v->store->exclusive = !v->opts.allow_overwrite;
-		return v->store ? 0 : -EINVAL;
-	}
-	if (!c) {
-		v->own_s3 = orch_s3_client_new(cfg, err);
-		if (!v->own_s3)
-			return -EINVAL;
-		c = v->own_s3;
-	}
-	v->store =
-	    view_store_s3_new(c, cfg->bucket, cfg->part_size, cfg->uploads);
+	v->store = view_store_new(v->dest, cfg->part_size, cfg->uploads, err);
+	if (!v->store)
+		return -EINVAL;
 	v->store->budget = v->budget;
 	v->store->exclusive = !v->opts.allow_overwrite;
-	v->ra_pool = cm_pool_new(RA_THREADS, 64);
+	/* read-ahead pays where a read is a request */
+	if (v->store->remote)
+		v->ra_pool = cm_pool_new(RA_THREADS, 64);
 	return 0;
 }
 
@@ -1555,6 +1546,4 @@ void view_arc_release_all(struct view *v)
 	if (v->store)
 		v->store->ops->free(v->store);
 	v->store = NULL;
-	s3_client_free(v->own_s3);
-	v->own_s3 = NULL;
 }

@@ -27,6 +27,7 @@
 #include <stdint.h>
 
 #include "budget.h"
+#include "dest.h"
 #include "queue.h"
 #include "view.h"
 #include "view_store.h"
@@ -173,7 +174,8 @@ struct view {
 	const struct orch_config *cfg;
 	_Atomic(struct orch *) orch;
 	struct view_store *store; /* owned */
-	struct s3_client *own_s3; /* owned, when opts.s3 was NULL */
+	struct orch_dest *dest;	  /* opts.dest, or own_dest */
+	struct orch_dest *own_dest; /* owned, when opts.dest was NULL */
 	time_t started;
 
 	pthread_mutex_t lock;

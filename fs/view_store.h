@@ -111,6 +111,14 @@ struct view_store {
 	struct cm_budget *budget;
 };
 
+struct orch_dest;
+
+/* The store that browses destination d (dest.h), chosen by its kind
+ * (view_store.c's table); part_size and concurrency as below. NULL with
+ * err set when d's kind has no store or the store cannot be opened. */
+struct view_store *view_store_new(struct orch_dest *d, uint64_t part_size,
+				  unsigned concurrency, struct cm_err *err);
+
 /* client is borrowed; bucket copied. part_size 0 and concurrency 0: the
  * uploader's defaults. */
 struct view_store *view_store_s3_new(struct s3_client *client,

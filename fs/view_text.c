@@ -13,6 +13,7 @@
 
 #include "buf.h"
 #include "json.h"
+#include "dest.h"
 #include "mem.h"
 #include "orch.h"
 #include "timeutil.h"
@@ -93,18 +94,16 @@ char *view_status_text(const struct orch_config *cfg,
 		       const struct view_stats *st, time_t now)
 {
 	struct cm_buf b;
-	char h[32], when[32];
+	char h[32], when[32], *dest;
 
 	cm_buf_init(&b, 0);
 	cm_time_iso8601(st->started, when, sizeof(when));
 	cm_buf_printf(&b, "started: %s\n", when);
 	cm_buf_printf(&b, "uptime: %lld s\n",
 		      (long long)(now > st->started ? now - st->started : 0));
-	if (cfg->dest_kind == ORCH_DEST_S3)
-		cm_buf_printf(&b, "destination: s3://%s/%s\n", cfg->bucket,
-			      cfg->prefix);
-	else
-		cm_buf_printf(&b, "destination: %s\n", cfg->store_dir);
+	dest = orch_dest_describe(cfg);
+	cm_buf_printf(&b, "destination: %s\n", dest);
+	free(dest);
 	cm_buf_printf(&b, "vaults: %zu\n", cfg->nvaults);
 	cm_buf_printf(&b, "auto start: %s\n", cfg->auto_start ? "yes" : "no");
 	cm_buf_printf(&b, "jobs: %zu\n", snap->n + snap->indexed);

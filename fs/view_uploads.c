@@ -134,8 +134,8 @@ int view_upload_save(struct view *v, char id[VIEW_UPLOAD_ID_SIZE],
 		pthread_mutex_unlock(&v->uploads_lock);
 	}
 	cm_json_add_str(o, "key", key);
-	if (v->cfg->dest_kind == ORCH_DEST_S3)
-		cm_json_add_str(o, "bucket", v->cfg->bucket);
+	if (v->dest->bucket)
+		cm_json_add_str(o, "bucket", v->dest->bucket);
 	if (upload_id)
 		cm_json_add_str(o, "uploadId", upload_id);
 	if (tmp_path)
@@ -184,7 +184,7 @@ static int recover_one(struct view *v, const char *name, struct cm_err *err)
 		goto out;
 	}
 	if (key && bucket) {
-		if (v->cfg->dest_kind != ORCH_DEST_S3) {
+		if (!v->dest->bucket) {
 			cm_warn("view: %s: an upload into s3://%s/%s, but "
 				"the destination is local now: left alone",
 				path, bucket, key);

@@ -14,6 +14,7 @@
 #include "keys.h"
 #include "mem.h"
 #include "provider.h"
+#include "url.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -125,7 +126,6 @@ void orch_config_default(struct orch_config *cfg)
 	cfg->vaults[0].type = cm_xstrdup(ORCH_VAULT_LOCAL);
 	cfg->vaults[0].path = cm_xstrdup(ORCH_DEFAULT_VAULT_PATH);
 	cfg->destination = cm_xstrdup(ORCH_DEFAULT_DESTINATION);
-	cfg->dest_kind = ORCH_DEST_LOCAL;
 	cfg->prefix = cm_xstrdup("");
 	cfg->store_dir = cm_xstrdup(ORCH_DEFAULT_DESTINATION);
 	cfg->addressing = ORCH_ADDRESSING_AUTO;
@@ -694,12 +694,11 @@ static int parse_destination(struct parser *p, const struct cm_json *root)
 	free(cfg->prefix);
 	free(cfg->store_dir);
 	cfg->bucket = cfg->prefix = cfg->store_dir = NULL;
-	if (strncmp(d, "s3://", 5) == 0) {
+	if (cm_url_kind(d) == CM_URL_S3) {
 		const char *b = d + 5, *slash = strchrnul(b, '/');
 		const char *pre = *slash ? slash + 1 : slash;
 		size_t plen = strlen(pre);
 
-		cfg->dest_kind = ORCH_DEST_S3;
 		cfg->bucket = cm_xstrndup(b, (size_t)(slash - b));
 		while (plen > 0 && pre[plen - 1] == '/')
 			plen--;
@@ -724,7 +723,6 @@ static int parse_destination(struct parser *p, const struct cm_json *root)
 	} else {
 		struct stat st;
 
-		cfg->dest_kind = ORCH_DEST_LOCAL;
 		cfg->prefix = cm_xstrdup("");
 		cfg->store_dir = normalize_path(p->base_dir, d);
 		set_str(&cfg->destination, cfg->store_dir);

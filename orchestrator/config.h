@@ -54,11 +54,6 @@ struct orch_vault_config {
 				file; NULL for the embedded default */
 };
 
-enum orch_dest_kind {
-	ORCH_DEST_LOCAL = 0, /* a directory laid out like a bucket */
-	ORCH_DEST_S3,
-};
-
 enum orch_addressing {
 	ORCH_ADDRESSING_AUTO = 0, /* path-style when an endpoint is set */
 	ORCH_ADDRESSING_PATH,
@@ -89,8 +84,12 @@ struct orch_config {
 	struct orch_vault_config *vaults; /* nvaults entries, owned */
 	size_t nvaults;
 
-	char *destination;      /* as written (or resolved, when local) */
-	enum orch_dest_kind dest_kind;
+	/* Where archives go, as written (or resolved, when local). Its URL
+	 * kind (url.h) says which destination it is: s3:// an S3 bucket,
+	 * a path a local directory laid out like a bucket. Only the
+	 * destination (orchestrator/dest.h) acts on the kind; everything
+	 * else asks it. */
+	char *destination;
 	char *bucket;           /* S3: the bucket; local: NULL */
 	char *prefix;           /* S3: key prefix without leading or trailing
 				 * '/', may be ""; local: "" */

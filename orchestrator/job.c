@@ -9,20 +9,21 @@
  *               devices, mounts and multipart upload journaled through its
  *               hooks as they appear; then manifest.json, completed with
  *               the job, the recovery point and the configured tags
- *   verifying   S3: HeadObject size and ETag equal what was uploaded, the
- *               manifest is there (verify "full": both downloaded, the
- *               archive's sha256 and the manifest's values checked); local
- *               store: size and sha256 of the file, and the manifest's.
- *               With autoDeleteSnapshot (or verify "decode") the archive
- *               is read back and decoded end to end (archiver/verify.h),
- *               and no snapshot is deleted without that in this run
+ *   verifying   by the destination (dest.h). S3: HeadObject size and
+ *               ETag equal what was uploaded, the manifest is there
+ *               (verify "full": both downloaded, the archive's sha256 and
+ *               the manifest's values checked); local store: size and
+ *               sha256 of the file, and the manifest's. With
+ *               autoDeleteSnapshot (or verify "decode") the archive is
+ *               read back and decoded end to end (archiver/verify.h), and
+ *               no snapshot is deleted without that in this run
  *   cleaning    always, whatever happened before: the provider's release,
  *               then every record of the journal not yet released (an
  *               upload that arc_run could not abort, a mount of a crashed
- *               run), a local store's partial file; then, only if the
- *               archive was verified and is complete, autoDeleteSnapshot
- *               is on and the security tag allows it, the snapshot is
- *               deleted
+ *               run), then what the destination keeps of a failed run (a
+ *               local store's partial file); then, only if the archive
+ *               was verified and is complete, autoDeleteSnapshot is on
+ *               and the security tag allows it, the snapshot is deleted
  *   (a failed or incomplete job starts onFailure, which runs beside the
  *   next jobs: onfailure.h)
  *   succeeded | incomplete | failed | cancelled, or queued again: for a
@@ -47,16 +48,15 @@
 #include "run.h"
 #include "fault.h"
 #include "json.h"
-#include "fsutil.h"
 #include "log.h"
 #include "mem.h"
 #include "resources.h"
 #include "onfailure.h"
 #include "s3.h"
 #include "timeutil.h"
+#include "url.h"
 #include "verify.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -399,8 +399,8 @@ static void on_object(void *ctx, const char *url, enum arc_method m)
 
 	cm_err_clear(&e);
 	cm_info("archiving as %s into %s", arc_method_name(m), url);
-	if (strncmp(url, "s3://", 5) != 0)
-		return;
+	if (cm_url_kind(url) != CM_URL_S3)
+		return; /* nothing to abort after a crash */
 	if (s3_parse_url(url, &bucket, &key, &e) == 0) {
 		ids.bucket = bucket;
 		ids.key = key;
@@ -488,26 +488,6 @@ static int check_cancel(struct job *jb, struct cm_err *err)
 	return cm_err_set(err, ECANCELED, "cancelled");
 }
 
-/* The job's folder key: the date comes from the job id, so that every
- * run of a job writes to the same place. */
-static int job_dir(struct job *jb, char **out, struct cm_err *err)
-{
-	const struct orch_config *cfg = jb->o->cfg;
-	struct tm tm;
-	time_t t = time(NULL);
-
-	memset(&tm, 0, sizeof(tm));
-	if (sscanf(jb->j->id, "%4d%2d%2dT", &tm.tm_year, &tm.tm_mon,
-		   &tm.tm_mday) == 3) {
-		tm.tm_year -= 1900;
-		tm.tm_mon -= 1;
-		t = timegm(&tm);
-	}
-	return orch_key_job_dir(cfg->dest_kind == ORCH_DEST_S3 ? cfg->prefix
-							       : NULL,
-				jb->j->resource_id, t, jb->j->id, out, err);
-}
-
 /* The recovery point, read again, must be the one queued (`since`:
  * "queued" or "archived", for the message). */
 static int refresh_rp(struct job *jb, struct orch_provider *prov,
@@ -559,10 +539,10 @@ static int publish_manifest(struct job *jb, const char *draft,
 			    const struct orch_recovery_point *rp,
 			    struct cm_err *err)
 {
-	const struct orch_config *cfg = jb->o->cfg;
+	struct orch *o = jb->o;
+	const struct orch_config *cfg = o->cfg;
 	struct cm_json *root = NULL, *job;
-	char when[32], *text = NULL, *key = NULL;
-	uint8_t md5[CM_MD5_LEN];
+	char when[32], *text = NULL;
 	int rc;
 
 	rc = cm_json_parse_file(draft, &root, err);
@@ -582,24 +562,11 @@ static int publish_manifest(struct job *jb, const char *draft,
 	add_tags(root, "tags", cfg->tags, cfg->ntags);
 	add_tags(root, "recoveryPointTags", rp->tags, rp->ntags);
 	text = cm_json_print(root);
-	key = cm_xasprintf("%s%s", dir_key, ORCH_MANIFEST_NAME);
-	if (cfg->dest_kind == ORCH_DEST_S3) {
-		cm_md5(text, strlen(text), md5);
-		rc = s3_put_object(jb->o->s3, cfg->bucket, key, text,
-				   strlen(text), md5, NULL, err);
-		if (rc)
-			cm_err_prefix(err, "manifest s3://%s/%s", cfg->bucket,
-				      key);
-	} else {
-		char *path = cm_xasprintf("%s/%s", cfg->store_dir, key);
-
-		rc = cm_write_file_atomic(path, text, strlen(text), err);
-		free(path);
-	}
+	rc = o->dest->ops->publish_manifest(o->dest, dir_key, text,
+					    strlen(text), err);
 out:
 	cm_json_free(root);
 	free(text);
-	free(key);
 	return rc;
 }
 
@@ -618,12 +585,9 @@ static int archive(struct job *jb, const struct orch_recovery_point *rp,
 	int rc = 0;
 
 	memset(&ro, 0, sizeof(ro));
-	if (cfg->dest_kind == ORCH_DEST_S3) {
-		dest = cm_xasprintf("s3://%s/%s", cfg->bucket, dir_key);
-	} else {
-		dest = cm_xasprintf("%s/%s", cfg->store_dir, dir_key);
-		rc = cm_mkdirs_durable(dest, 0755, err);
-	}
+	dest = o->dest->ops->url(o->dest, dir_key);
+	if (o->dest->ops->open_dir)
+		rc = o->dest->ops->open_dir(o->dest, dir_key, err);
 	draft = cm_xasprintf("%s/%s.manifest.json", o->tmp_dir, j->id);
 	/* not under tmp/, which is emptied at start before the journal's
 	 * resources (a dead FUSE mount among them) are released */
@@ -639,7 +603,7 @@ static int archive(struct job *jb, const struct orch_recovery_point *rp,
 	ro.codec.threads = cfg->compression.threads;
 	ro.dest = dest;
 	ro.manifest = draft;
-	ro.client = o->s3;
+	ro.client = o->dest->s3;
 	ro.upload.expected_size = rp->size;
 	ro.upload.part_size = cfg->part_size;
 	ro.upload.concurrency = cfg->uploads;
@@ -679,8 +643,7 @@ static int archive(struct job *jb, const struct orch_recovery_point *rp,
 			rj_released(jb, jb->upload_idx, NULL);
 		pthread_mutex_lock(&jb->lock);
 		orch_job_set_result(j, res.object_url, res.bytes_written,
-				    res.object_url &&
-				    !strncmp(res.object_url, "s3://", 5) ?
+				    cm_url_kind(res.object_url) == CM_URL_S3 ?
 				    res.etag : NULL, res.sha256_hex);
 		j->bytes_written = res.bytes_written;
 		j->bytes_read = res.stats.bytes_read;
@@ -712,42 +675,6 @@ out:
 }
 
 /* ---- verification ------------------------------------------------------ */
-
-struct digest_ctx {
-	struct cm_sha256 *sha;
-	uint64_t bytes;
-	const atomic_int *cancel;
-};
-
-static int digest_sink(void *ctx, const void *p, size_t n,
-		       struct cm_err *err)
-{
-	struct digest_ctx *d = ctx;
-
-	if (atomic_load(d->cancel))
-		return cm_err_set(err, ECANCELED, "cancelled");
-	cm_sha256_update(d->sha, p, n);
-	d->bytes += n;
-	return 0;
-}
-
-static void digest_hex(struct digest_ctx *d, char out[CM_SHA256_HEX_LEN + 1])
-{
-	uint8_t bin[CM_SHA256_LEN];
-
-	cm_sha256_final(d->sha, bin);
-	cm_hex(bin, sizeof(bin), out);
-}
-
-static int digest_file(const char *path, struct digest_ctx *d,
-		       struct cm_err *err)
-{
-	int rc = arc_read_file(path, digest_sink, d, NULL, err);
-
-	if (rc)
-		cm_err_prefix(err, "%s", path);
-	return rc;
-}
 
 /* The manifest's claims must be the job's. */
 static int check_manifest(struct job *jb, const char *text, size_t len,
@@ -784,153 +711,10 @@ static int check_manifest(struct job *jb, const char *text, size_t len,
 	return rc;
 }
 
-struct text_ctx {
-	char *p;
-	size_t n;
-};
-
-static int text_sink(void *ctx, const void *p, size_t n, struct cm_err *err)
+static int check_manifest_cb(void *ctx, const char *text, size_t len,
+			     const char *where, struct cm_err *err)
 {
-	struct text_ctx *t = ctx;
-
-	if (t->n + n > (16u << 20))
-		return cm_err_set(err, EFBIG, "manifest over 16 MiB");
-	t->p = cm_xrealloc(t->p, t->n + n + 1);
-	memcpy(t->p + t->n, p, n);
-	t->n += n;
-	t->p[t->n] = '\0';
-	return 0;
-}
-
-static int verify_s3(struct job *jb, struct cm_err *err)
-{
-	const struct orch_config *cfg = jb->o->cfg;
-	const struct orch_job *j = jb->j;
-	struct s3_object_info info;
-	struct digest_ctx d = { .cancel = &jb->cancel };
-	struct text_ctx t = { 0 };
-	char *bucket = NULL, *key = NULL, *mkey = NULL, *slash;
-	char hex[CM_SHA256_HEX_LEN + 1];
-	int rc;
-
-	rc = s3_parse_url(j->result_url, &bucket, &key, err);
-	if (rc)
-		goto out;
-	rc = s3_head_object(jb->o->s3, bucket, key, &info, err);
-	if (rc) {
-		cm_err_prefix(err, "verify %s", j->result_url);
-		goto out;
-	}
-	if (info.size != j->result_size) {
-		rc = cm_err_set(err, EIO, "verify %s: %llu bytes stored, %llu "
-				"uploaded", j->result_url,
-				(unsigned long long)info.size,
-				(unsigned long long)j->result_size);
-		goto out;
-	}
-	if (j->result_etag && !s3_etag_equal(info.etag, j->result_etag)) {
-		rc = cm_err_set(err, EIO, "verify %s: ETag %s stored, %s "
-				"uploaded", j->result_url, info.etag,
-				j->result_etag);
-		goto out;
-	}
-	slash = strrchr(key, '/');
-	mkey = cm_xasprintf("%.*s%s", slash ? (int)(slash - key + 1) : 0, key,
-			    ORCH_MANIFEST_NAME);
-	if (cfg->verify != ORCH_VERIFY_FULL) {
-		rc = s3_head_object(jb->o->s3, bucket, mkey, &info, err);
-		if (rc)
-			cm_err_prefix(err, "verify the manifest s3://%s/%s",
-				      bucket, mkey);
-		goto out;
-	}
-	rc = s3_get_object(jb->o->s3, bucket, mkey, NULL, text_sink, &t, NULL,
-			   err);
-	if (rc) {
-		cm_err_prefix(err, "verify the manifest s3://%s/%s", bucket,
-			      mkey);
-		goto out;
-	}
-	rc = check_manifest(jb, t.p, t.n, mkey, err);
-	if (rc)
-		goto out;
-	d.sha = cm_sha256_new();
-	rc = s3_get_object(jb->o->s3, bucket, key, NULL, digest_sink, &d,
-			   NULL, err);
-	if (rc) {
-		cm_err_prefix(err, "verify %s", j->result_url);
-		goto out;
-	}
-	digest_hex(&d, hex);
-	if (d.bytes != j->result_size || strcmp(hex, j->result_sha256) != 0)
-		rc = cm_err_set(err, EIO, "verify %s: read back %llu bytes "
-				"with sha256 %s, uploaded %llu with %s",
-				j->result_url, (unsigned long long)d.bytes,
-				hex, (unsigned long long)j->result_size,
-				j->result_sha256);
-out:
-	if (d.sha)
-		cm_sha256_free(d.sha);
-	free(t.p);
-	free(bucket);
-	free(key);
-	free(mkey);
-	return rc;
-}
-
-static int verify_local(struct job *jb, struct cm_err *err)
-{
-	const struct orch_job *j = jb->j;
-	struct digest_ctx d = { .cancel = &jb->cancel };
-	char hex[CM_SHA256_HEX_LEN + 1];
-	char *mpath = NULL, *slash;
-	struct cm_json *m = NULL;
-	char *text = NULL;
-	struct stat st;
-	int rc;
-
-	if (stat(j->result_url, &st) < 0) {
-		rc = cm_err_set(err, errno, "verify %s: %s", j->result_url,
-				strerror(errno));
-		goto out;
-	}
-	if ((uint64_t)st.st_size != j->result_size) {
-		rc = cm_err_set(err, EIO, "verify %s: %llu bytes stored, %llu "
-				"written", j->result_url,
-				(unsigned long long)st.st_size,
-				(unsigned long long)j->result_size);
-		goto out;
-	}
-	slash = strrchr(j->result_url, '/');
-	mpath = cm_xasprintf("%.*s%s",
-			     slash ? (int)(slash - j->result_url + 1) : 0,
-			     j->result_url, ORCH_MANIFEST_NAME);
-	rc = cm_json_parse_file(mpath, &m, err);
-	if (rc) {
-		cm_err_prefix(err, "verify");
-		goto out;
-	}
-	text = cm_json_print(m);
-	rc = check_manifest(jb, text, strlen(text), mpath, err);
-	if (rc)
-		goto out;
-	d.sha = cm_sha256_new();
-	rc = digest_file(j->result_url, &d, err);
-	if (rc) {
-		cm_err_prefix(err, "verify");
-		goto out;
-	}
-	digest_hex(&d, hex);
-	if (strcmp(hex, j->result_sha256) != 0)
-		rc = cm_err_set(err, EIO, "verify %s: sha256 %s, written %s",
-				j->result_url, hex, j->result_sha256);
-out:
-	if (d.sha)
-		cm_sha256_free(d.sha);
-	cm_json_free(m);
-	free(text);
-	free(mpath);
-	return rc;
+	return check_manifest(ctx, text, len, where, err);
 }
 
 /*
@@ -952,7 +736,7 @@ static int verify_decode(struct job *jb, struct cm_err *err)
 
 	vo.url = j->result_url;
 	vo.manifest = murl;
-	vo.client = jb->o->s3;
+	vo.client = jb->o->dest->s3;
 	vo.cancel = &jb->cancel;
 	rc = arc_verify(&vo, &res, err);
 	if (rc == 0)
@@ -980,6 +764,8 @@ static int verify_decode(struct job *jb, struct cm_err *err)
 static int verify(struct job *jb, bool *decoded, struct cm_err *err)
 {
 	const struct orch_config *cfg = jb->o->cfg;
+	struct orch_dest *d = jb->o->dest;
+	struct orch_dest_check c = { 0 };
 	int rc;
 
 	*decoded = false;
@@ -994,16 +780,19 @@ static int verify(struct job *jb, bool *decoded, struct cm_err *err)
 		*decoded = rc == 0;
 		return rc;
 	}
-	rc = cfg->dest_kind == ORCH_DEST_S3 ? verify_s3(jb, err)
-					    : verify_local(jb, err);
+	c.url = jb->j->result_url;
+	c.size = jb->j->result_size;
+	c.etag = jb->j->result_etag;
+	c.sha256 = jb->j->result_sha256;
+	c.full = cfg->verify == ORCH_VERIFY_FULL;
+	c.cancel = &jb->cancel;
+	c.check_manifest = check_manifest_cb;
+	c.ctx = jb;
+	rc = d->ops->verify(d, &c, err);
 	if (rc == 0)
 		cm_info("verified %s (%llu bytes%s)", jb->j->result_url,
 			(unsigned long long)jb->j->result_size,
-			jb->o->cfg->verify == ORCH_VERIFY_FULL ||
-					jb->o->cfg->dest_kind ==
-						ORCH_DEST_LOCAL ?
-				", sha256 read back" :
-				", ETag");
+			c.read_back ? ", sha256 read back" : ", ETag");
 	return rc;
 }
 
@@ -1023,7 +812,7 @@ int job_release_recorded(struct job *jb)
 			continue;
 		cm_err_clear(&e);
 		if (orch_res_kind_engine(r->kind))
-			rc = orch_res_release(jb->o->s3, r, &e);
+			rc = orch_res_release(jb->o->dest->s3, r, &e);
 		else if (!prov)
 			rc = cm_err_set(&e, ENOENT, "vault \"%s\" is no longer"
 					" configured: kept recorded until its "
@@ -1046,30 +835,14 @@ int job_release_recorded(struct job *jb)
 	return failed ? -EBUSY : 0;
 }
 
-/* A failed run into a local store may leave NAME.partial files. */
+/* A failed run may leave what no journal record holds (local:
+ * NAME.partial files). */
 static void remove_partials(struct job *jb, const char *dir_key)
 {
-	const struct orch_config *cfg = jb->o->cfg;
-	char *dir;
-	struct dirent *e;
-	DIR *d;
+	struct orch_dest *d = jb->o->dest;
 
-	if (cfg->dest_kind != ORCH_DEST_LOCAL || !dir_key)
-		return;
-	dir = cm_xasprintf("%s/%s", cfg->store_dir, dir_key);
-	d = opendir(dir);
-	if (d) {
-		while ((e = readdir(d))) {
-			size_t n = strlen(e->d_name);
-
-			if (n > 8 && !strcmp(e->d_name + n - 8, ".partial") &&
-			    unlinkat(dirfd(d), e->d_name, 0) == 0)
-				cm_info("removed %s/%s", dir, e->d_name);
-		}
-		closedir(d);
-		rmdir(dir); /* if nothing else is in it */
-	}
-	free(dir);
+	if (dir_key && d->ops->discard_partial)
+		d->ops->discard_partial(d, dir_key);
 }
 
 /*
@@ -1304,7 +1077,8 @@ enum job_outcome job_run(struct job *jb)
 					      "");
 
 	prov = job_provider(jb);
-	rc = prov ? job_dir(jb, &dir_key, &err)
+	rc = prov ? orch_dest_job_dir(jb->o->dest, jb->j->resource_id,
+				       jb->j->id, &dir_key, &err)
 		  : cm_err_set(&err, ENOENT, "vault \"%s\" is no longer "
 			       "configured", j->vault);
 	/* verified by an earlier run, perhaps without the full decode: a

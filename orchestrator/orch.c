@@ -299,15 +299,12 @@ struct orch *orch_new(const struct orch_config *cfg,
 		if (cfg->vaults[i].path &&
 		    !strcmp(cfg->vaults[i].path, ORCH_DEFAULT_VAULT_PATH))
 			rc = cm_mkdirs(cfg->vaults[i].path, 0755, err);
-	if (rc == 0 && cfg->dest_kind == ORCH_DEST_LOCAL)
-		rc = cm_mkdirs_durable(cfg->store_dir, 0755, err);
+	if (rc == 0)
+		rc = orch_dest_new(cfg, &o->dest, err);
+	if (rc == 0 && o->dest->ops->prepare)
+		rc = o->dest->ops->prepare(o->dest, err);
 	if (rc)
 		goto fail;
-	if (cfg->dest_kind == ORCH_DEST_S3) {
-		o->s3 = orch_s3_client_new(cfg, err);
-		if (!o->s3)
-			goto fail;
-	}
 	o->providers = cm_xcalloc(cfg->nvaults + 1, sizeof(*o->providers));
 	for (size_t i = 0; i < cfg->nvaults; i++)
 		if (orch_provider_new(cfg, &cfg->vaults[i], &o->providers[i],
@@ -1214,7 +1211,7 @@ void orch_free(struct orch *o)
 		for (size_t i = 0; i < o->cfg->nvaults; i++)
 			orch_provider_free(o->providers[i]);
 	free(o->providers);
-	s3_client_free(o->s3);
+	orch_dest_free(o->dest);
 	orch_journal_close(o->journal);
 	if (o->stop_fd >= 0)
 		close(o->stop_fd);
@@ -1430,7 +1427,7 @@ size_t orch_failed_count(struct orch *o)
 	return n;
 }
 
-struct s3_client *orch_s3(struct orch *o)
+struct orch_dest *orch_destination(struct orch *o)
 {
-	return o->s3;
+	return o->dest;
 }

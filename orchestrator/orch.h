@@ -51,6 +51,7 @@
 #include "journal.h"
 #include "keys.h"
 
+struct orch_dest;
 struct s3_client;
 
 /* A copy of one job, made under the engine's lock: owned strings. */
@@ -205,8 +206,8 @@ char *orch_job_log(struct orch *o, const char *job_id);
 /* Jobs of this engine's run that ended failed. */
 size_t orch_failed_count(struct orch *o);
 
-/* The engine's S3 client (NULL for a local destination). Borrowed. */
-struct s3_client *orch_s3(struct orch *o);
+/* The engine's destination (dest.h). Borrowed. */
+struct orch_dest *orch_destination(struct orch *o);
 
 /* An S3 client for the configured destination (endpoint, region,
  * addressing, owner, storage class, SSE). s3_client_free() it. */

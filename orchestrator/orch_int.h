@@ -29,6 +29,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "dest.h"
 #include "index.h"
 #include "orch.h"
 #include "provider.h"
@@ -105,7 +106,7 @@ struct orch_pause {
 struct orch {
 	const struct orch_config *cfg; /* borrowed */
 	struct orch_opts opts;
-	struct s3_client *s3;          /* owned; NULL for a local store */
+	struct orch_dest *dest;        /* owned: where archives go */
 	struct orch_provider **providers; /* one per cfg vault, owned */
 	struct orch_journal *journal;  /* owned once started */
 	char *tmp_dir;                 /* STATEDIR/tmp: manifests in work */

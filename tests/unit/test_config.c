@@ -19,6 +19,7 @@
 #include "core/err.h"
 #include "core/mem.h"
 #include "orchestrator/config.h"
+#include "orchestrator/dest.h"
 
 static char tmp[64]; /* a fresh directory per test */
 
@@ -80,7 +81,7 @@ static void test_default(void **state)
 	assert_int_equal(cfg.nvaults, 1);
 	assert_string_equal(cfg.vaults[0].name, "local");
 	assert_string_equal(cfg.vaults[0].path, "/var/lib/vaultfs/vault");
-	assert_int_equal(cfg.dest_kind, ORCH_DEST_LOCAL);
+	assert_ptr_equal(orch_dest_type_of(&cfg), &orch_dest_local);
 	assert_string_equal(cfg.store_dir, "/var/lib/vaultfs/store");
 	assert_string_equal(cfg.prefix, "");
 	assert_null(cfg.bucket);
@@ -167,7 +168,7 @@ static void test_every_key(void **state)
 	assert_string_equal(cfg.vaults[1].path, v2);
 	assert_ptr_equal(orch_config_vault(&cfg, "b"), &cfg.vaults[1]);
 	assert_null(orch_config_vault(&cfg, "c"));
-	assert_int_equal(cfg.dest_kind, ORCH_DEST_S3);
+	assert_ptr_equal(orch_dest_type_of(&cfg), &orch_dest_s3);
 	assert_string_equal(cfg.bucket, "my-bucket");
 	assert_string_equal(cfg.prefix, "archive/vaultfs");
 	assert_null(cfg.store_dir);
@@ -225,7 +226,7 @@ static void test_small_variants(void **state)
 			       " \"securityTag\": null, \"sse\": null,"
 			       " \"autoDeleteSnapshot\": false}",
 			       &cfg, &err), 0);
-	assert_int_equal(cfg.dest_kind, ORCH_DEST_LOCAL);
+	assert_ptr_equal(orch_dest_type_of(&cfg), &orch_dest_local);
 	assert_true(strncmp(cfg.store_dir, tmp, strlen(tmp)) == 0);
 	assert_string_equal(cfg.store_dir + strlen(tmp), "/store");
 	assert_string_equal(cfg.destination, cfg.store_dir);
