@@ -11,8 +11,9 @@
  * from a script of canned responses, so a test sees the bytes on the wire
  * and the client sees real statuses, headers and broken transfers.
  *
- * The module is included whole (UNITTEST, curl's way) to reach its
- * encoders and error parser.
+ * The modules are included whole (UNITTEST, curl's way) to reach aws.c's
+ * encoders and error parser and aws_creds.c's pause between refreshes;
+ * roles and web identity are asked of the same scripted server.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -32,6 +33,7 @@
 #include <unistd.h>
 
 #include "core/aws.c"
+#include "core/aws_creds.c"
 #include "core/s3.h"
 #include "tests/unit/tmpdir.h"
 
@@ -873,6 +875,140 @@ static void test_anonymous(void **state)
 	aws_client_free(c);
 }
 
+/* ---- credentials through STS ---------------------------------------------- */
+
+static void write_tmp(const char *name, const char *text)
+{
+	char path[128];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/%s", tmp, name);
+	f = fopen(path, "w");
+	assert_non_null(f);
+	fputs(text, f);
+	fclose(f);
+}
+
+/* An STS answer with credentials that expire `in` seconds from now. */
+static char *sts_answer(const char *action, const char *key, long in)
+{
+	char exp[32];
+
+	cm_time_iso8601(time(NULL) + in, exp, sizeof(exp));
+	return cm_xasprintf(
+	    "<%sResponse><%sResult><Credentials><AccessKeyId>%s</AccessKeyId>"
+	    "<SecretAccessKey>rolesecret</SecretAccessKey><SessionToken>"
+	    "roletoken</SessionToken><Expiration>%s</Expiration>"
+	    "</Credentials></%sResult></%sResponse>",
+	    action, action, key, exp, action, action);
+}
+
+/*
+ * AssumeRole: asked with the profile's options, signed with the source
+ * profile's keys, and cached until five minutes before the expiry.
+ */
+static void test_assume_role_cached(void **state)
+{
+	struct aws_creds_opts co = {.profile = "prod"};
+	struct aws_creds_provider *p;
+	struct aws_creds c;
+	struct cm_err err;
+	char *fresh = sts_answer("AssumeRole", "ASIAROLE1", 3600);
+	char *soon = sts_answer("AssumeRole", "ASIAROLE2", 120);
+	char h[512];
+	const struct canned script[] = {A(200, NULL, soon), A(200, NULL, fresh)};
+
+	(void)state;
+	unsetenv("AWS_ACCESS_KEY_ID");
+	unsetenv("AWS_SECRET_ACCESS_KEY");
+	setenv("AWS_ENDPOINT_URL_STS", srv.url, 1);
+	write_tmp("credentials", "[base]\naws_access_key_id = AKIDBASE\n"
+				 "aws_secret_access_key = basesecret\n");
+	write_tmp("config", "[profile prod]\nregion = eu-west-1\n"
+			    "role_arn = arn:aws:iam::123456789012:role/r\n"
+			    "source_profile = base\nrole_session_name = s1\n"
+			    "external_id = e&1\nduration_seconds = 3600\n");
+	mini_script(script, 2);
+	retry_interval_s = 0; /* no pause between refreshes */
+	p = aws_creds_provider_new(&co);
+	cm_err_clear(&err);
+	/* the first answer is already inside the margin: asked again */
+	assert_int_equal(aws_creds_get(p, &c, &err), 0);
+	assert_string_equal(c.access_key_id, "ASIAROLE2");
+	aws_creds_release(&c);
+	assert_int_equal(aws_creds_get(p, &c, &err), 0);
+	assert_string_equal(c.access_key_id, "ASIAROLE1");
+	assert_string_equal(c.session_token, "roletoken");
+	assert_string_equal(c.source, "assume-role");
+	aws_creds_release(&c);
+	/* a fresh one is kept */
+	assert_int_equal(aws_creds_get(p, &c, &err), 0);
+	assert_string_equal(c.access_key_id, "ASIAROLE1");
+	aws_creds_release(&c);
+	assert_int_equal(srv.nseen, 2);
+	assert_string_equal(srv.seen[0].body,
+			    "Action=AssumeRole&Version=2011-06-15&RoleArn=arn%3A"
+			    "aws%3Aiam%3A%3A123456789012%3Arole%2Fr&"
+			    "RoleSessionName=s1&ExternalId=e%261&"
+			    "DurationSeconds=3600");
+	assert_non_null(
+	    seen_header(&srv.seen[0], "Authorization", h, sizeof(h)));
+	assert_substr(h, "Credential=AKIDBASE/");
+	assert_substr(h, "/eu-west-1/sts/aws4_request"); /* profile's region */
+	aws_creds_provider_free(p);
+	retry_interval_s = RETRY_INTERVAL_S;
+
+	/* STS refusing is named */
+	SCRIPT(A(403, NULL,
+		 "<ErrorResponse><Error><Code>AccessDenied</Code><Message>not "
+		 "authorized to perform: sts:AssumeRole</Message></Error>"
+		 "</ErrorResponse>"));
+	p = aws_creds_provider_new(&co);
+	assert_int_equal(aws_creds_get(p, &c, &err), -EACCES);
+	assert_string_equal(err.msg,
+			    "profile prod: role arn:aws:iam::123456789012:role/r: "
+			    "sts: AccessDenied: not authorized to perform: "
+			    "sts:AssumeRole");
+	aws_creds_provider_free(p);
+	free(fresh);
+	free(soon);
+}
+
+/* Web identity: unsigned, with the token file's text. */
+static void test_web_identity(void **state)
+{
+	struct aws_creds_provider *p;
+	struct aws_creds c;
+	struct cm_err err;
+	char *ans = sts_answer("AssumeRoleWithWebIdentity", "ASIAWEB", 3600);
+	char path[128], h[256];
+	const struct canned script[] = {A(200, NULL, ans)};
+
+	(void)state;
+	unsetenv("AWS_ACCESS_KEY_ID");
+	unsetenv("AWS_SECRET_ACCESS_KEY");
+	setenv("AWS_ENDPOINT_URL", srv.url, 1);
+	write_tmp("token", "eyJ.tok\n");
+	snprintf(path, sizeof(path), "%s/token", tmp);
+	setenv("AWS_WEB_IDENTITY_TOKEN_FILE", path, 1);
+	setenv("AWS_ROLE_ARN", "arn:aws:iam::123456789012:role/eks", 1);
+	setenv("AWS_ROLE_SESSION_NAME", "pod", 1);
+	mini_script(script, 1);
+	p = aws_creds_provider_new(NULL);
+	cm_err_clear(&err);
+	assert_int_equal(aws_creds_get(p, &c, &err), 0);
+	assert_string_equal(c.access_key_id, "ASIAWEB");
+	assert_string_equal(c.source, "web-identity");
+	aws_creds_release(&c);
+	assert_string_equal(srv.seen[0].body,
+			    "Action=AssumeRoleWithWebIdentity&Version=2011-06-15"
+			    "&RoleArn=arn%3Aaws%3Aiam%3A%3A123456789012%3Arole%2F"
+			    "eks&RoleSessionName=pod&WebIdentityToken=eyJ.tok");
+	assert_null(seen_header(&srv.seen[0], "Authorization", h, sizeof(h)));
+	aws_creds_provider_free(p);
+	free(ans);
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 
 int main(void)
@@ -884,6 +1020,7 @@ int main(void)
 	    T(test_throttling_retried), T(test_sink_resumed),
 	    T(test_endpoint_order),   T(test_region_order),
 	    T(test_account_id),	      T(test_anonymous),
+	    T(test_assume_role_cached), T(test_web_identity),
 	};
 
 	signal(SIGPIPE, SIG_IGN);
