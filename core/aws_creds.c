@@ -1662,14 +1662,18 @@ static int profile_creds(struct aws_creds_provider *p,
 					  "credential_source and "
 					  "web_identity_token_file",
 					  profile);
-		if (wi)
+		if (wi) {
+			char what[96];
+
+			snprintf(what, sizeof(what), "profile %s", profile);
 			return not_absent(
-			    web_identity(profile, profile,
+			    web_identity(what, profile,
 					 "web_identity_token_file", wi, role,
 					 profile_get(f, profile,
 						     "role_session_name"),
 					 out, err),
 			    err);
+		}
 		if (cs) {
 			rc = from_credential_source(p, profile, cs, &base, err);
 		} else if (depth >= SOURCE_DEPTH_MAX) {

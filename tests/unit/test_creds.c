@@ -606,6 +606,8 @@ static void test_profile_errors(void **state)
 			"source_profile = empty\n[empty]\nregion = x\n"
 			"[cs]\nrole_arn = arn:aws:iam::1:role/r\n"
 			"credential_source = Somewhere\n"
+			"[webp]\nrole_arn = arn:aws:iam::1:role/r\n"
+			"web_identity_token_file = /nonexistent/t\n"
 			"[sso]\nsso_session = corp\n");
 
 	/* a profile asked for by name must exist */
@@ -641,6 +643,11 @@ static void test_profile_errors(void **state)
 	assert_int_equal(get_once(&c, &err), -EINVAL);
 	assert_substr(err.msg, "credential_source \"Somewhere\": use "
 			       "Environment");
+	setenv("AWS_PROFILE", "webp", 1);
+	assert_int_equal(get_once(&c, &err), -EIO);
+	assert_string_equal(err.msg, "profile webp: web_identity_token_file "
+				     "/nonexistent/t: No such file or "
+				     "directory");
 	setenv("AWS_PROFILE", "sso", 1);
 	assert_int_equal(get_once(&c, &err), -EINVAL);
 	assert_substr(err.msg, "IAM Identity Center");
