@@ -28,10 +28,14 @@
 #   - `no_multipart_uploads BUCKET`: fails if an upload is still in progress.
 #   - `start_faultproxy ARGS`: tests/tools/faultproxy.py in front of the
 #     S3 server; sets FP_URL, FP_PID, FP_STATS; `fp_stat KEY` reads a counter.
+#     `start_faultproxy_moto ARGS`: the same in front of moto, where
+#     --throttle N / --5xx N answer AWS throttling and server errors.
 #   - `BUCKET=B py_s3 <<'EOF' ... EOF`: Python with boto3, a ready client `s3`,
 #     and BUCKET, for what awscli cannot do in one call.
 #   - `aws_moto ARGS`: awscli against moto; `py_moto <<'EOF' ... EOF`: Python
-#     with boto3 and `client(SERVICE)`, a client of moto.
+#     with boto3 and `client(SERVICE)`, a client of moto. Recovery points
+#     are made with StartBackupJob (tests/tools/moto_backup.py adds them to
+#     moto); `moto_rp_status VAULT ARN STATUS` sets one's status (test-only).
 #
 # Exit status 77 means skipped; use it only where the machine lacks a
 # facility, never because the server or the binary is missing.
@@ -241,6 +245,19 @@ EOF
 	timeout -k 10 300 "$PY" "$T/py_moto.py" "$@"
 }
 
+# moto_rp_status VAULT RECOVERY-POINT-ARN STATUS: the test-only control of
+# tests/tools/moto_backup.py: sets a recovery point's status (CREATING,
+# COMPLETED, ...; read that file's header)
+moto_rp_status() {
+	local body
+	body=$(python3 -c 'import json,sys; print(json.dumps({"BackupVaultName": sys.argv[1],
+		"RecoveryPointArn": sys.argv[2], "Status": sys.argv[3]}))' "$1" "$2" "$3")
+	curl -fsS -o /dev/null --max-time 10 --aws-sigv4 "aws:amz:${AWS_REGION:-us-east-1}:backup" \
+		--user "$AWS_ACCESS_KEY_ID:$AWS_SECRET_ACCESS_KEY" -H 'Content-Type: application/json' \
+		--data "$body" "${AWS_ENDPOINT_URL:?no moto: call need_moto}/_vaultfs/recovery-point-status" ||
+		die "moto_rp_status $*: refused"
+}
+
 # new_bucket VAR [TAG]: set VAR to a unique, valid bucket name (3-63 chars
 # of a-z0-9-), to be emptied and deleted at exit if it exists then.
 new_bucket() {
@@ -315,13 +332,24 @@ EOF
 # start_faultproxy ARGS...: run tests/tools/faultproxy.py in front of the
 # S3 server with ARGS (--reset-rate, --503-rate, --seed, ...); sets FP_URL,
 # FP_PID and FP_STATS. Stopped at exit.
+# start_faultproxy_moto ARGS...: the same in front of moto (need_moto
+# first), where --throttle N and --5xx N [--5xx-status 503] [--match
+# SUBSTRING] answer the first matching requests with the throttling or
+# server error of their own AWS protocol (counters "throttles", "5xxs"):
+# point a client at FP_URL instead of AWS_ENDPOINT_URL (e.g.
+# AWS_ENDPOINT_URL_EC2=$FP_URL for vaultfs, only the EC2 calls).
 _fp_n=0
-start_faultproxy() {
-	local out i port=
+start_faultproxy() { _start_faultproxy "$AWS_ENDPOINT_URL_S3" "$@"; }
+start_faultproxy_moto() {
+	_start_faultproxy "${AWS_ENDPOINT_URL:?no moto: call need_moto}" "$@"
+}
+_start_faultproxy() {
+	local out i port= target=$1
+	shift
 	_fp_n=$((_fp_n + 1))
 	out=$T/faultproxy$_fp_n
 	FP_STATS=$out.json
-	python3 "$FAULTPROXY" --listen-port 0 --target "${AWS_ENDPOINT_URL_S3#http://}" \
+	python3 "$FAULTPROXY" --listen-port 0 --target "${target#http://}" \
 		--stats "$FP_STATS" "$@" >"$out.out" 2>"$out.err" &
 	FP_PID=$!
 	on_exit "kill $FP_PID; wait $FP_PID"
