@@ -86,8 +86,10 @@ throttled() { # SERVICE VAR CALL...: the call succeeds after 2 throttles
 	local svc=$1 var=$2
 	shift 2
 	start_faultproxy_moto --throttle 2
-	env "$var=$FP_URL" "$VAULTFS" aws call "$svc" "$@" >"$T/throttled.$svc" ||
-		die "$svc: a throttled call was not retried"
+	(
+		export "$var=$FP_URL"
+		vf aws call "$svc" "$@"
+	) >"$T/throttled.$svc" || die "$svc: a throttled call was not retried"
 	[ "$(fp_stat throttles)" = 2 ] || die "$svc: the proxy throttled $(fp_stat throttles), not 2"
 	log "$svc: throttled twice, then served"
 }
