@@ -4,9 +4,12 @@
  *
  * A provider resolves the chain once, on the first aws_creds_get, and keeps
  * what it found in ->cur. Static credentials (environment, shared files)
- * are kept for the provider's life. Temporary ones (ECS, IMDS) carry an
+ * are kept for the provider's life. Temporary ones (ECS, IMDS, roles, web
+ * identity, a credential_process that says when they expire) carry an
  * expiry; once `now` is within REFRESH_MARGIN_S of it, the next
- * aws_creds_get fetches new ones from the same source. When that refresh
+ * aws_creds_get fetches new ones from the same source (ECS and IMDS
+ * directly, the others by walking the chain again, which leads to the same
+ * profile or variables). When that refresh
  * fails while the current credentials are still valid, they are handed out
  * with a warning and the refresh is tried again retry_interval_s later; once
  * they have expired, the failure is the caller's. The same pause follows a
@@ -15,9 +18,10 @@
  *
  * Threads: one mutex, ->lock, guards the cached credentials and the IMDS
  * session token. It is held across a refresh, so at most one request to
- * ECS or IMDS is in flight per provider and the other workers wait for its
- * result (bounded by the short timeouts below) instead of stampeding the
- * endpoint. Every caller gets its own copy of the credentials.
+ * ECS, IMDS or STS (or one credential_process) is in flight per provider
+ * and the other workers wait for its result (bounded by the timeouts
+ * below and by STS's retries) instead of stampeding the endpoint. Every
+ * caller gets its own copy of the credentials.
  *
  * Shared files are INI text: "[section]" lines, "key = value" lines,
  * comments from '#' or ';' at the start of a line (or after whitespace in a
@@ -26,8 +30,20 @@
  * section is named by the profile itself; in the config file it is
  * "[profile NAME]", or "[default]". For one profile the credentials file
  * wins over the config file, and keys are taken from one file as a set,
- * never mixed. Profiles that assume roles, run processes or use SSO are
- * refused with a clear error rather than silently skipped.
+ * never mixed; the keys that say how to get credentials (role_arn,
+ * credential_process, ...) are read from either, the credentials file
+ * first. SSO profiles and mfa_serial are refused with a clear error rather
+ * than silently skipped.
+ *
+ * Roles and web identity are asked of STS through the AWS layer (aws.h):
+ * AssumeRole signed by a static provider holding the source credentials,
+ * AssumeRoleWithWebIdentity unsigned. STS answers are wiped after reading.
+ *
+ * credential_process is run with posix_spawnp, never through a shell: the
+ * line is split into words by split_command (the quoting a POSIX shell
+ * and the AWS CLI's shlex.split understand, no expansion). Its stdout is
+ * read into a buffer reserved up front (no realloc leaves a copy of a
+ * secret) and wiped.
  *
  * IMDS is spoken in version 2 only: PUT /latest/api/token with a TTL of
  * 21600 s, then every GET carries the token. The token is kept and reused
@@ -35,7 +51,7 @@
  * and the request is tried once more with a fresh one.
  *
  * Secrets (keys, session tokens, the ECS authorization token, the IMDS
- * token) are wiped before their memory is freed, and no message or log
+ * token, web identity tokens) are wiped before their memory is freed, and no message or log
  * line built here contains one: errors name sources, files, profiles,
  * endpoints and HTTP statuses only.
  */
