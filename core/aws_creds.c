@@ -128,6 +128,7 @@ struct aws_creds_provider {
 	bool fixed;	       /* static: ->cur as given, never refreshed */
 	char *profile;	       /* owned; fixed at creation */
 	bool profile_explicit; /* named by the options or AWS_PROFILE */
+	bool profile_given;    /* named by the options (--profile) */
 	pthread_mutex_t lock;
 	struct aws_creds cur;	 /* protected by ->lock; valid if have_cur */
 	bool have_cur;		 /* protected by ->lock */
@@ -1757,7 +1758,14 @@ static int resolve_chain(struct aws_creds_provider *p, struct aws_creds *out,
 
 	cm_buf_init(&tried, 0);
 	cm_err_clear(&note);
-	rc = from_env(out, &note);
+	/* a profile named outright means that profile, as in the SDKs (the
+	 * AWS CLI's --profile): the environment's keys are not looked at */
+	if (p->profile_given)
+		rc = cm_err_set(&note, ENOENT,
+				"environment (not used: profile %s named)",
+				p->profile);
+	else
+		rc = from_env(out, &note);
 	if (rc != -ENOENT)
 		goto out;
 	add_note(&tried, &note);
@@ -1821,6 +1829,7 @@ aws_creds_provider_new(const struct aws_creds_opts *opts)
 
 	if (name && !*name)
 		name = NULL;
+	p->profile_given = name != NULL;
 	if (!name)
 		name = env("AWS_PROFILE");
 	p->profile_explicit = name != NULL;

@@ -2,7 +2,9 @@
  * aws_creds.h - where AWS credentials come from, in the order AWS SDKs use:
  *
  *   1. environment: AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY,
- *      AWS_SESSION_TOKEN
+ *      AWS_SESSION_TOKEN; skipped when the options name a profile (as the
+ *      SDKs skip it for a profile given in code or by --profile; one from
+ *      AWS_PROFILE does not skip it)
  *   2. shared files: AWS_SHARED_CREDENTIALS_FILE (~/.aws/credentials) and
  *      AWS_CONFIG_FILE (~/.aws/config, "[profile NAME]" sections), profile
  *      from AWS_PROFILE (or the explicit option), "default" otherwise

@@ -169,6 +169,10 @@ cat "$T/prod" >&2
 expect_grep "^arn          arn:aws:sts::$ACCT:assumed-role/prod/vaultfs-test\$" "$T/prod"
 expect_grep '^credentials  assume-role$' "$T/prod"
 
+# --profile names the profile outright: the environment's keys are not used
+vf aws whoami --profile prod >"$T/prod2"
+expect_grep '^credentials  assume-role$' "$T/prod2"
+
 noenv vf aws whoami --profile web >"$T/web"
 expect_grep "^arn          arn:aws:sts::$ACCT:assumed-role/web/web-session\$" "$T/web"
 expect_grep '^credentials  web-identity$' "$T/web"

@@ -516,6 +516,18 @@ static void test_profile_from_env_and_opts(void **state)
 	assert_string_equal(c.access_key_id, "AKIDOTHER");
 	aws_creds_release(&c);
 	aws_creds_provider_free(p);
+
+	/* and over the environment's keys, which AWS_PROFILE does not */
+	setenv("AWS_ACCESS_KEY_ID", "AKIDENV", 1);
+	setenv("AWS_SECRET_ACCESS_KEY", "envsecret", 1);
+	p = aws_creds_provider_new(&opts);
+	assert_int_equal(aws_creds_get(p, &c, NULL), 0);
+	assert_string_equal(c.access_key_id, "AKIDOTHER");
+	aws_creds_release(&c);
+	aws_creds_provider_free(p);
+	assert_int_equal(get_once(&c, NULL), 0);
+	assert_string_equal(c.access_key_id, "AKIDENV");
+	aws_creds_release(&c);
 }
 
 static void test_config_file_profile(void **state)
