@@ -129,6 +129,8 @@ struct aws_creds_provider {
 	char *profile;	       /* owned; fixed at creation */
 	bool profile_explicit; /* named by the options or AWS_PROFILE */
 	bool profile_given;    /* named by the options (--profile) */
+	char origin[96];       /* protected by ->lock: the chain's step that
+				  gave ->cur ("profile prod"); "" before */
 	pthread_mutex_t lock;
 	struct aws_creds cur;	 /* protected by ->lock; valid if have_cur */
 	bool have_cur;		 /* protected by ->lock */
@@ -1754,6 +1756,7 @@ static int resolve_chain(struct aws_creds_provider *p, struct aws_creds *out,
 {
 	struct cm_buf tried;
 	struct cm_err note;
+	const char *step = "environment";
 	int rc;
 
 	cm_buf_init(&tried, 0);
@@ -1770,16 +1773,19 @@ static int resolve_chain(struct aws_creds_provider *p, struct aws_creds *out,
 		goto out;
 	add_note(&tried, &note);
 
+	step = "profile";
 	rc = from_profile(p, p->profile, p->profile_explicit, out, &note);
 	if (rc != -ENOENT)
 		goto out;
 	add_note(&tried, &note);
 
+	step = "AWS_WEB_IDENTITY_TOKEN_FILE";
 	rc = from_web_identity_env(p->profile, out, &note);
 	if (rc != -ENOENT)
 		goto out;
 	add_note(&tried, &note);
 
+	step = "ECS container endpoint";
 	rc = from_ecs(out, &note);
 	if (rc != -ENOENT)
 		goto out;
@@ -1791,6 +1797,7 @@ static int resolve_chain(struct aws_creds_provider *p, struct aws_creds *out,
 			   "AWS_EC2_METADATA_DISABLED)");
 	} else {
 		/* any failure here is a note: most machines are not EC2 */
+		step = "EC2 instance metadata";
 		rc = from_imds(p, out, &note);
 		if (rc == 0)
 			goto out;
@@ -1799,6 +1806,10 @@ static int resolve_chain(struct aws_creds_provider *p, struct aws_creds *out,
 	rc = cm_err_set(&note, ENOKEY, "no AWS credentials found; tried %s",
 			cm_buf_str(&tried));
 out:
+	if (rc == 0 && step[0] == 'p')
+		snprintf(p->origin, sizeof(p->origin), "profile %s", p->profile);
+	else if (rc == 0)
+		snprintf(p->origin, sizeof(p->origin), "%s", step);
 	if (rc && err)
 		*err = note;
 	cm_buf_release(&tried);
@@ -1836,6 +1847,13 @@ aws_creds_provider_new(const struct aws_creds_opts *opts)
 	p->profile = cm_xstrdup(name ? name : "default");
 	pthread_mutex_init(&p->lock, NULL);
 	return p;
+}
+
+void aws_creds_origin(struct aws_creds_provider *p, char *out, size_t n)
+{
+	pthread_mutex_lock(&p->lock);
+	snprintf(out, n, "%s", p->fixed ? "given" : p->origin);
+	pthread_mutex_unlock(&p->lock);
 }
 
 void aws_creds_provider_free(struct aws_creds_provider *p)

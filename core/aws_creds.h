@@ -76,6 +76,13 @@ struct aws_creds_provider;
 struct aws_creds_provider *aws_creds_provider_new(
 	const struct aws_creds_opts *opts);
 void aws_creds_provider_free(struct aws_creds_provider *p);
+/* Where the current credentials came from, in the chain's terms:
+ * "environment", "profile prod", "AWS_WEB_IDENTITY_TOKEN_FILE", "ECS
+ * container endpoint", "EC2 instance metadata" ("" before the first
+ * aws_creds_get). With aws_creds.source it says how: "profile prod" and
+ * "assume-role" is a role that profile assumes. */
+void aws_creds_origin(struct aws_creds_provider *p, char *out, size_t n);
+
 /* A provider that hands out c (copied) and never refreshes it. */
 struct aws_creds_provider *
 aws_creds_provider_new_static(const struct aws_creds *c);

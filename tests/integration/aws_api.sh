@@ -167,26 +167,26 @@ EOF
 noenv vf aws whoami --profile prod >"$T/prod"
 cat "$T/prod" >&2
 expect_grep "^arn          arn:aws:sts::$ACCT:assumed-role/prod/vaultfs-test\$" "$T/prod"
-expect_grep '^credentials  assume-role$' "$T/prod"
+expect_grep '^credentials  assume-role \(profile prod\)$' "$T/prod"
 
 # --profile names the profile outright: the environment's keys are not used
 vf aws whoami --profile prod >"$T/prod2"
-expect_grep '^credentials  assume-role$' "$T/prod2"
+expect_grep '^credentials  assume-role \(profile prod\)$' "$T/prod2"
 
 noenv vf aws whoami --profile web >"$T/web"
 expect_grep "^arn          arn:aws:sts::$ACCT:assumed-role/web/web-session\$" "$T/web"
-expect_grep '^credentials  web-identity$' "$T/web"
+expect_grep '^credentials  web-identity \(profile web\)$' "$T/web"
 
 noenv AWS_WEB_IDENTITY_TOKEN_FILE="$T/token" AWS_ROLE_ARN="arn:aws:iam::$ACCT:role/eks" \
 	AWS_ROLE_SESSION_NAME=eks-pod vf aws whoami >"$T/webenv"
-expect_grep '^credentials  web-identity$' "$T/webenv"
+expect_grep '^credentials  web-identity \(AWS_WEB_IDENTITY_TOKEN_FILE\)$' "$T/webenv"
 expect_grep "^arn          arn:aws:sts::$ACCT:assumed-role/eks/eks-pod\$" "$T/webenv"
 noenv AWS_WEB_IDENTITY_TOKEN_FILE="$T/no-token" AWS_ROLE_ARN="arn:aws:iam::$ACCT:role/eks" \
 	expect_fail vf aws whoami
 expect_grep "credentials: web identity: AWS_WEB_IDENTITY_TOKEN_FILE $T/no-token: No such file or directory" "$FAIL_OUT"
 
 noenv vf aws whoami --profile proc >"$T/proc"
-expect_grep '^credentials  credential_process$' "$T/proc"
+expect_grep '^credentials  credential_process \(profile proc\)$' "$T/proc"
 expect_grep "^account      $ACCT\$" "$T/proc"
 noenv expect_fail vf aws whoami --profile procfail
 expect_grep "credentials: profile procfail: credential_process exited 1: helper: no session for prod\$" "$FAIL_OUT"
