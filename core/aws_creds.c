@@ -1621,6 +1621,12 @@ static int run_process(const char *profile, const char *cmdline,
 				WTERMSIG(status), line[0] ? ": " : "", line);
 		goto out;
 	}
+	if (WEXITSTATUS(status) == 127 && !line[0]) {
+		/* where spawning forks first, a failed exec shows only so */
+		rc = cm_err_set(err, EIO, "%s exited 127: %s: not found or not "
+				"executable", where, argv[0]);
+		goto out;
+	}
 	if (WEXITSTATUS(status) != 0) {
 		rc = cm_err_set(err, EIO, "%s exited %d%s%s", where,
 				WEXITSTATUS(status), line[0] ? ": " : "", line);
