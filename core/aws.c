@@ -941,7 +941,8 @@ int aws_query(struct aws_client *c, const char *action,
 				      action);
 	}
 	call_release(&k);
-	free(body);
+	/* AssumeRoleWithWebIdentity carries the identity token */
+	cm_free_secret(body);
 	return rc;
 }
 
