@@ -44,7 +44,6 @@
 #define BACKOFF_CAP_MS	   20000
 #define DEFAULT_ATTEMPTS   8
 #define MAX_ATTEMPTS_LIMIT 100
-#define ERROR_BODY_MAX	   (64 * 1024)
 #define ANSWER_MAX	   (32 * 1024 * 1024) /* a page of a listing */
 #define MAX_EXTRA_HEADERS  12
 

@@ -48,10 +48,6 @@
 #include <string.h>
 #include <strings.h>
 
-#define BACKOFF_BASE_MS	   100
-#define BACKOFF_CAP_MS	   20000
-#define DEFAULT_ATTEMPTS   8
-#define MAX_ATTEMPTS_LIMIT 100
 #define ERROR_BODY_MAX	   (64 * 1024)	      /* error documents */
 #define XML_BODY_MAX	   (32 * 1024 * 1024) /* listings */
 #define MAX_OP_HEADERS	   8
