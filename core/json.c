@@ -189,6 +189,17 @@ void cm_json_add(struct cm_json *parent, const char *key,
 		cJSON_AddItemToArray(J(parent), J(child));
 }
 
+struct cm_json *cm_json_copy(const struct cm_json *j)
+{
+	cJSON *c;
+
+	if (!j)
+		return NULL;
+	c = cJSON_Duplicate(J(j), 1);
+	must(c);
+	return W(c);
+}
+
 static struct cm_json *add(struct cm_json *obj, const char *key, cJSON *c)
 {
 	must(c);

@@ -68,6 +68,8 @@ struct cm_json *cm_json_add_array(struct cm_json *obj, const char *key);
 void cm_json_add(struct cm_json *parent, const char *key,
 		 struct cm_json *child);
 struct cm_json *cm_json_new_str(const char *v);
+/* A deep copy of j (any node) as a new root; NULL gives NULL. */
+struct cm_json *cm_json_copy(const struct cm_json *j);
 
 /* Pretty-printed text with a trailing newline; the caller frees it. */
 char *cm_json_print(const struct cm_json *j);

@@ -298,7 +298,7 @@ char *view_rp_info_json(const char *vault, const char *name,
 	cm_json_add_str(o, "vault", vault);
 	cm_json_add_str(o, "name", name);
 	if (rp) {
-		cm_json_add_str(o, "type", orch_rp_type_name(rp->type));
+		cm_json_add_str(o, "type", rp->type);
 		cm_json_add_str(o, "resourceId", rp->resource_id);
 		add_time(o, "created", rp->created);
 		cm_json_add_u64(o, "size", rp->size);

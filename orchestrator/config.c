@@ -13,6 +13,7 @@
 #include "json.h"
 #include "keys.h"
 #include "mem.h"
+#include "provider.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -46,7 +47,6 @@ static const char *const top_keys[] = {
 	"rescanSeconds", "journal", "view", "overlayLimit", NULL
 };
 static const char *const view_keys[] = { "memoryLimit", NULL };
-static const char *const vault_keys[] = { "name", "type", "path", NULL };
 static const char *const security_tag_keys[] = { "key", "value", NULL };
 static const char *const lifecycle_keys[] = { "glacier", "deepArchive",
 					      "expiration", NULL };
@@ -73,7 +73,9 @@ static void free_vaults(struct orch_config *cfg)
 {
 	for (size_t i = 0; i < cfg->nvaults; i++) {
 		free(cfg->vaults[i].name);
+		free(cfg->vaults[i].type);
 		free(cfg->vaults[i].path);
+		cm_json_free(cfg->vaults[i].raw);
 	}
 	free(cfg->vaults);
 	cfg->vaults = NULL;
@@ -120,7 +122,7 @@ void orch_config_default(struct orch_config *cfg)
 	cfg->vaults = cm_xcalloc(1, sizeof(*cfg->vaults));
 	cfg->nvaults = 1;
 	cfg->vaults[0].name = cm_xstrdup(ORCH_DEFAULT_VAULT_NAME);
-	cfg->vaults[0].type = ORCH_VAULT_LOCAL;
+	cfg->vaults[0].type = cm_xstrdup(ORCH_VAULT_LOCAL);
 	cfg->vaults[0].path = cm_xstrdup(ORCH_DEFAULT_VAULT_PATH);
 	cfg->destination = cm_xstrdup(ORCH_DEFAULT_DESTINATION);
 	cfg->dest_kind = ORCH_DEST_LOCAL;
@@ -525,6 +527,52 @@ static bool path_inside(const char *a, const char *b)
 	return strncmp(a, b, n) == 0 && (a[n] == '\0' || a[n] == '/');
 }
 
+/* ---- for the vault types' check_config (config.h) ----------------------- */
+
+int orch_config_check_keys(const struct cm_json *obj, const char *where,
+			   const char *const *known, struct cm_err *err)
+{
+	struct parser p = { .err = err };
+
+	return check_members(&p, obj, where, known);
+}
+
+int orch_config_get_str(const struct cm_json *obj, const char *where,
+			const char *key, char **dst, bool *present,
+			struct cm_err *err)
+{
+	struct parser p = { .err = err };
+
+	return get_str(&p, obj, where, key, false, dst, present);
+}
+
+int orch_config_get_uint(const struct cm_json *obj, const char *where,
+			 const char *key, unsigned lo, unsigned hi,
+			 unsigned *dst, struct cm_err *err)
+{
+	struct parser p = { .err = err };
+
+	return get_uint(&p, obj, where, key, lo, hi, NULL, dst);
+}
+
+int orch_config_bad(struct cm_err *err, const char *where, const char *key,
+		    const char *fmt, ...)
+{
+	char msg[CM_ERR_MSG_MAX], full[KEY_MAX];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	key_path(full, where, key);
+	return cm_err_set(err, EINVAL, "config: %s: %s", full, msg);
+}
+
+char *orch_config_abs_path(const char *base_dir, const char *path)
+{
+	return normalize_path(base_dir, path);
+}
+
 /* ---- the keys ---------------------------------------------------------- */
 
 static bool valid_vault_name(const char *s)
@@ -539,21 +587,22 @@ static bool valid_vault_name(const char *s)
 	return true;
 }
 
+/*
+ * A vault: its name and type here, every other key by its type's
+ * check_config (provider.h), which may fill what it owns (a local vault's
+ * path).
+ */
 static int parse_vault(struct parser *p, const struct cm_json *item,
 		       size_t i, struct orch_vault_config *v)
 {
-	char path[KEY_MAX], full[KEY_MAX];
-	char *type = NULL, *dir = NULL;
-	struct stat st;
+	const struct orch_provider_type *t;
+	char path[KEY_MAX], full[KEY_MAX], known[256];
 	int rc;
 
 	snprintf(path, sizeof(path), "vaults[%zu]", i);
 	if (cm_json_type(item) != CM_JSON_OBJECT)
-		return bad_value(p, path, "an object {name, type, path}",
+		return bad_value(p, path, "an object {name, type, ...}",
 				 item);
-	rc = check_members(p, item, path, vault_keys);
-	if (rc)
-		return rc;
 
 	key_path(full, path, "name");
 	rc = get_str(p, item, path, "name", false, &v->name, NULL);
@@ -567,33 +616,21 @@ static int parse_vault(struct parser *p, const struct cm_json *item,
 			   "\"%.40s\"", v->name);
 
 	key_path(full, path, "type");
-	rc = get_str(p, item, path, "type", false, &type, NULL);
+	v->type = cm_xstrdup(ORCH_VAULT_LOCAL);
+	rc = get_str(p, item, path, "type", false, &v->type, NULL);
 	if (rc)
-		goto out;
-	if (type && strcmp(type, "local") != 0) {
-		rc = bad(p, full, "must be \"local\" (the only vault type so "
-			 "far), got \"%.40s\"", type);
-		goto out;
+		return rc;
+	t = orch_provider_type_find(v->type);
+	if (!t) {
+		orch_provider_type_names(known, sizeof(known));
+		return bad(p, full, "unknown vault type \"%.40s\" (known "
+			   "types: %s)", v->type, known);
 	}
-	v->type = ORCH_VAULT_LOCAL;
-
-	key_path(full, path, "path");
-	rc = get_str(p, item, path, "path", false, &dir, NULL);
+	rc = t->check_config(item, path, p->base_dir, v, p->err);
 	if (rc)
-		goto out;
-	if (!dir || !*dir) {
-		rc = bad(p, full, "missing (the vault's directory)");
-		goto out;
-	}
-	v->path = normalize_path(p->base_dir, dir);
-	if (stat(v->path, &st) < 0)
-		rc = bad(p, full, "%s: %s", v->path, strerror(errno));
-	else if (!S_ISDIR(st.st_mode))
-		rc = bad(p, full, "%s: not a directory", v->path);
-out:
-	free(type);
-	free(dir);
-	return rc;
+		return rc;
+	v->raw = cm_json_copy(item);
+	return 0;
 }
 
 static int parse_vaults(struct parser *p, const struct cm_json *root)

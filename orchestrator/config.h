@@ -37,14 +37,21 @@ struct orch_tag {
 	char *value;
 };
 
-enum orch_vault_type {
-	ORCH_VAULT_LOCAL = 0, /* a directory of images and trees */
-};
+struct cm_json;
 
+#define ORCH_VAULT_LOCAL "local" /* a directory of images and trees */
+
+/*
+ * A vault. Its "type" names a provider type (provider.h, providers.c),
+ * whose check_config reads every other key at load.
+ */
 struct orch_vault_config {
 	char *name;  /* unique; [A-Za-z0-9._-], not starting with '.' */
-	enum orch_vault_type type;
-	char *path;  /* absolute (relative ones are resolved at load) */
+	char *type;  /* "local" (the default), "aws-backup", ... */
+	char *path;  /* local: the directory, absolute (relative ones are
+			resolved at load); other types: NULL */
+	struct cm_json *raw; /* owned copy of the vault's object in the
+				file; NULL for the embedded default */
 };
 
 enum orch_dest_kind {
@@ -152,6 +159,30 @@ int orch_config_parse(const char *text, size_t len, const char *base_dir,
 
 /* Free everything the config owns; the struct is zeroed. */
 void orch_config_release(struct orch_config *cfg);
+
+/*
+ * Helpers for a vault type's check_config (provider.h), so that its
+ * errors read like the rest: "config: vaults[1].path: missing ...".
+ * `where` is the object's key path ("vaults[1]").
+ */
+/* Every member of obj is in `known` (NULL-terminated) and appears once. */
+int orch_config_check_keys(const struct cm_json *obj, const char *where,
+			   const char *const *known, struct cm_err *err);
+/* obj.key as a string into *dst (replacing it; absent: left as is).
+ * *present (may be NULL) says whether the key was there. */
+int orch_config_get_str(const struct cm_json *obj, const char *where,
+			const char *key, char **dst, bool *present,
+			struct cm_err *err);
+/* obj.key as an integer from lo to hi (absent: left as is). */
+int orch_config_get_uint(const struct cm_json *obj, const char *where,
+			 const char *key, unsigned lo, unsigned hi,
+			 unsigned *dst, struct cm_err *err);
+/* -EINVAL with "config: WHERE.KEY: <message>". */
+int orch_config_bad(struct cm_err *err, const char *where, const char *key,
+		    const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+/* path made absolute from base_dir and lexically normalised; freed by
+ * the caller. */
+char *orch_config_abs_path(const char *base_dir, const char *path);
 
 /* The vault named `name`, or NULL. Borrowed from cfg. */
 const struct orch_vault_config *orch_config_vault(const struct orch_config *cfg,

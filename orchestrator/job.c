@@ -106,9 +106,7 @@ void job_free(struct job *jb)
 
 const char *job_rp_name(const struct orch_job *j)
 {
-	const char *slash = strrchr(j->rp_path, '/');
-
-	return slash && slash[1] ? slash + 1 : j->rp_path;
+	return j->rp_name;
 }
 
 struct orch_provider *job_provider(struct job *jb)
@@ -234,7 +232,7 @@ static void log_close(struct job *jb)
 
 /* ---- journal hooks ----------------------------------------------------- */
 
-static int rj_add(void *ctx, enum orch_res_kind kind,
+static int rj_add(void *ctx, const char *kind,
 		  const struct orch_res_ids *ids, size_t *idx,
 		  struct cm_err *err)
 {
@@ -291,16 +289,16 @@ static int hook_failed(struct job *jb, int rc, const struct cm_err *e)
 }
 
 /* The newest record of `kind` at `path` that is not released. */
-static bool find_res(struct job *jb, enum orch_res_kind kind,
-		     const char *path, size_t *idx)
+static bool find_res(struct job *jb, const char *kind, const char *path,
+		     size_t *idx)
 {
 	for (size_t i = jb->j->nres; i-- > 0;) {
 		const struct orch_resource *r = &jb->j->res[i];
-		const char *p = kind == ORCH_RES_MOUNT	 ? r->mount_point
-				: kind == ORCH_RES_TEMPDIR ? r->dir
-							   : r->device;
+		const char *p = !strcmp(kind, ORCH_RES_MOUNT)	? r->mount_point
+				: !strcmp(kind, ORCH_RES_TEMPDIR) ? r->dir
+								  : r->device;
 
-		if (r->kind == kind && r->status != ORCH_RES_RELEASED && p &&
+		if (strcmp(r->kind, kind) == 0 && r->status != ORCH_RES_RELEASED && p &&
 		    strcmp(p, path) == 0) {
 			*idx = i;
 			return true;
@@ -320,7 +318,7 @@ static int on_resource(void *ctx, enum arc_res_event ev,
 {
 	struct job *jb = ctx;
 	struct orch_res_ids ids = { 0 };
-	enum orch_res_kind rk;
+	const char *rk;
 	struct cm_err e;
 	size_t idx;
 	int rc = 0;
@@ -576,7 +574,7 @@ static int publish_manifest(struct job *jb, const char *draft,
 	cm_json_add_str(job, "vault", rp->vault);
 	cm_json_add_str(job, "recoveryPoint", rp->name);
 	cm_json_add_str(job, "path", rp->path);
-	cm_json_add_str(job, "type", orch_rp_type_name(rp->type));
+	cm_json_add_str(job, "type", rp->type);
 	cm_json_add_str(job, "resourceId", rp->resource_id);
 	cm_time_iso8601(rp->created, when, sizeof(when));
 	cm_json_add_str(job, "created", when);
@@ -1024,17 +1022,23 @@ int job_release_recorded(struct job *jb)
 		if (r->status == ORCH_RES_RELEASED)
 			continue;
 		cm_err_clear(&e);
-		if ((unsigned)r->kind < ORCH_RES_NKINDS)
+		if (orch_res_kind_engine(r->kind))
 			rc = orch_res_release(jb->o->s3, r, &e);
-		else if (prov && prov->ops->release_stale)
+		else if (!prov)
+			rc = cm_err_set(&e, ENOENT, "vault \"%s\" is no longer"
+					" configured: kept recorded until its "
+					"provider can release it",
+					jb->j->vault);
+		else if (prov->ops->release_stale)
 			rc = prov->ops->release_stale(prov, r, &e);
 		else
-			rc = cm_err_set(&e, EINVAL, "no way to release it");
+			rc = cm_err_set(&e, EINVAL, "the %s provider does not "
+					"know this kind", prov->ops->name);
 		if (rc == 0)
 			rc = rj_released(jb, i, &e);
 		if (rc) {
 			cm_warn("job %s: %s record %zu not released: %s",
-				jb->j->id, orch_res_kind_name(r->kind), i,
+				jb->j->id, r->kind, i,
 				e.msg);
 			failed++;
 		}

@@ -28,6 +28,7 @@
 #include "fsutil.h"
 #include "log.h"
 #include "mem.h"
+#include "rp.h"
 #include "timeutil.h"
 
 #include <dirent.h>
@@ -57,11 +58,14 @@ struct orch_journal {
 
 static const char *const state_names[ORCH_JOB_NSTATES] = {
 	"queued", "restoring", "archiving", "verifying", "cleaning",
-	"succeeded", "failed", "cancelled", "incomplete",
+	"succeeded", "failed", "cancelled", "incomplete", "waiting",
 };
-static const char *const kind_names[ORCH_RES_NKINDS] = {
-	"loop", "mount", "upload", "tempdir", "node",
+static const char *const engine_kinds[] = {
+	ORCH_RES_LOOP, ORCH_RES_MOUNT, ORCH_RES_UPLOAD, ORCH_RES_TEMPDIR,
+	ORCH_RES_NODE,
 };
+#define NENGINE_KINDS (sizeof(engine_kinds) / sizeof(engine_kinds[0]))
+#define KIND_MAX 64
 static const char *const status_names[] = {
 	"intended", "created", "released",
 };
@@ -125,9 +129,25 @@ bool orch_job_state_final(enum orch_job_state s)
 	       s == ORCH_JOB_CANCELLED || s == ORCH_JOB_INCOMPLETE;
 }
 
-const char *orch_res_kind_name(enum orch_res_kind k)
+bool orch_res_kind_engine(const char *kind)
 {
-	return (unsigned)k < ORCH_RES_NKINDS ? kind_names[k] : "unknown";
+	for (size_t i = 0; kind && i < NENGINE_KINDS; i++)
+		if (strcmp(kind, engine_kinds[i]) == 0)
+			return true;
+	return false;
+}
+
+bool orch_res_kind_valid(const char *kind)
+{
+	size_t n = kind ? strlen(kind) : 0;
+
+	if (n == 0 || n > KIND_MAX)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (!(kind[i] >= 'a' && kind[i] <= 'z') &&
+		    !(kind[i] >= '0' && kind[i] <= '9') && kind[i] != '-')
+			return false;
+	return true;
 }
 
 const char *orch_res_status_name(enum orch_res_status s)
@@ -156,13 +176,14 @@ static struct orch_job *job_alloc(void)
 	return cm_xcalloc(1, sizeof(struct orch_job));
 }
 
-struct orch_job *orch_job_new(const char *vault, const char *rp_path,
-			      const char *resource_id)
+struct orch_job *orch_job_new(const char *vault, const char *rp_name,
+			      const char *rp_path, const char *resource_id)
 {
 	struct orch_job *job = job_alloc();
 
 	orch_job_id_new(job->id);
 	job->vault = cm_xstrdup(vault);
+	job->rp_name = cm_xstrdup(rp_name);
 	job->rp_path = cm_xstrdup(rp_path);
 	job->resource_id = cm_xstrdup(resource_id);
 	orch_job_set_state(job, ORCH_JOB_QUEUED);
@@ -171,8 +192,10 @@ struct orch_job *orch_job_new(const char *vault, const char *rp_path,
 
 static void res_release(struct orch_resource *r)
 {
+	free(r->kind);
 	for (size_t f = 0; f < NID_FIELDS; f++)
 		free(*res_field(r, &id_fields[f]));
+	cm_json_free(r->ids);
 }
 
 void orch_job_free(struct orch_job *job)
@@ -183,6 +206,7 @@ void orch_job_free(struct orch_job *job)
 		res_release(&job->res[i]);
 	free(job->res);
 	free(job->vault);
+	free(job->rp_name);
 	free(job->rp_path);
 	free(job->resource_id);
 	free(job->result_url);
@@ -308,6 +332,7 @@ static char *job_to_text(const struct orch_job *job, bool as_record)
 	cm_json_add_str(root, "id", job->id);
 	cm_json_add_str(root, "vault", job->vault);
 	o = cm_json_add_object(root, "recoveryPoint");
+	cm_json_add_str(o, "name", job->rp_name);
 	cm_json_add_str(o, "path", job->rp_path);
 	cm_json_add_str(o, "resourceId", job->resource_id);
 	if (job->rp_size)
@@ -354,7 +379,7 @@ static char *job_to_text(const struct orch_job *job, bool as_record)
 		struct orch_resource *r = &job->res[i];
 
 		o = cm_json_new_object();
-		cm_json_add_str(o, "kind", orch_res_kind_name(r->kind));
+		cm_json_add_str(o, "kind", r->kind);
 		cm_json_add_str(o, "status", orch_res_status_name(r->status));
 		add_time(o, "changed", r->changed);
 		for (size_t f = 0; f < NID_FIELDS; f++) {
@@ -363,6 +388,8 @@ static char *job_to_text(const struct orch_job *job, bool as_record)
 			if (v)
 				cm_json_add_str(o, id_fields[f].json, v);
 		}
+		if (r->ids)
+			cm_json_add(o, "ids", cm_json_copy(r->ids));
 		cm_json_add(arr, NULL, o);
 	}
 	text = cm_json_print(root);
@@ -443,19 +470,26 @@ static bool get_time(const struct cm_json *obj, const char *key,
 static int res_from_json(const struct cm_json *o, struct orch_job *job,
 			 size_t i, char *why, size_t n)
 {
+	const char *kind = cm_json_get_str(o, "kind");
+	struct cm_json *ids = cm_json_get(o, "ids");
 	struct orch_resource *r;
-	int kind, status;
+	int status;
 
 	if (cm_json_type(o) != CM_JSON_OBJECT)
 		return reject(why, n, "resources[%zu]: not an object", i);
-	kind = lookup(kind_names, ORCH_RES_NKINDS, cm_json_get_str(o, "kind"));
 	status = lookup(status_names, 3, cm_json_get_str(o, "status"));
-	if (kind < 0)
-		return reject(why, n, "resources[%zu].kind: unknown", i);
+	/* any well-formed kind loads: one the engine does not know is a
+	 * provider's, released by it (provider.h) */
+	if (!orch_res_kind_valid(kind))
+		return reject(why, n, "resources[%zu].kind: not a kind name",
+			      i);
 	if (status < 0)
 		return reject(why, n, "resources[%zu].status: unknown", i);
+	if (ids && cm_json_type(ids) != CM_JSON_OBJECT)
+		return reject(why, n, "resources[%zu].ids: not an object", i);
 	r = res_append(job);
-	r->kind = (enum orch_res_kind)kind;
+	r->kind = cm_xstrdup(kind);
+	r->ids = cm_json_copy(ids);
 	r->status = (enum orch_res_status)status;
 	if (!get_time(o, "changed", &r->changed))
 		return reject(why, n, "resources[%zu].changed: bad time", i);
@@ -505,6 +539,18 @@ static int job_from_json(const struct cm_json *root, const char *want_id,
 	}
 	job->vault = cm_xstrdup(cm_json_get_str(root, "vault"));
 	job->rp_path = cm_xstrdup(cm_json_get_str(rp, "path"));
+	s = cm_json_get_str(rp, "name");
+	if (!s) {
+		/* written before names were recorded: only local vaults,
+		 * whose name was the path's last component */
+		s = strrchr(job->rp_path, '/');
+		s = s ? s + 1 : job->rp_path;
+	}
+	if (!orch_rp_name_valid(s)) {
+		reject(why, n, "recoveryPoint.name: not a name");
+		goto out;
+	}
+	job->rp_name = cm_xstrdup(s);
 	job->resource_id = cm_xstrdup(cm_json_get_str(rp, "resourceId"));
 	v = 0;
 	if (!get_u64(rp, "size", false, &job->rp_size) ||
@@ -1026,6 +1072,24 @@ void orch_job_list_release(struct orch_job_list *list)
 
 /* ---- resources --------------------------------------------------------- */
 
+/* A provider's ids: those of `add` replace or add to what r has. */
+static void take_json(struct orch_resource *r, const struct cm_json *add)
+{
+	struct cm_json *merged;
+
+	if (!add)
+		return;
+	merged = cm_json_new_object();
+	for (struct cm_json *m = cm_json_first(r->ids); m;
+	     m = cm_json_next(m))
+		if (!cm_json_get(add, cm_json_key(m)))
+			cm_json_add(merged, cm_json_key(m), cm_json_copy(m));
+	for (struct cm_json *m = cm_json_first(add); m; m = cm_json_next(m))
+		cm_json_add(merged, cm_json_key(m), cm_json_copy(m));
+	cm_json_free(r->ids);
+	r->ids = merged;
+}
+
 static void take_ids(struct orch_resource *r, const struct orch_res_ids *ids)
 {
 	if (!ids)
@@ -1036,17 +1100,26 @@ static void take_ids(struct orch_resource *r, const struct orch_res_ids *ids)
 		if (v)
 			set_str(res_field(r, &id_fields[f]), v);
 	}
+	take_json(r, ids->json);
 }
 
 int orch_journal_res_add(struct orch_journal *j, struct orch_job *job,
-			 enum orch_res_kind kind,
+			 const char *kind,
 			 const struct orch_res_ids *ids, size_t *idx,
 			 struct cm_err *err)
 {
-	struct orch_resource *r = res_append(job);
+	struct orch_resource *r;
 	int rc;
 
-	r->kind = kind;
+	if (!orch_res_kind_valid(kind))
+		return cm_err_set(err, EINVAL, "job %s: resource kind \"%s\":"
+				  " not 1 to 64 of [a-z0-9-]", job->id,
+				  kind ? kind : "");
+	if (ids && ids->json && cm_json_type(ids->json) != CM_JSON_OBJECT)
+		return cm_err_set(err, EINVAL, "job %s: resource %s: its ids "
+				  "are not a JSON object", job->id, kind);
+	r = res_append(job);
+	r->kind = cm_xstrdup(kind);
 	r->status = ORCH_RES_INTENDED;
 	r->changed = time(NULL);
 	take_ids(r, ids);

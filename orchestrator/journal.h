@@ -49,6 +49,8 @@
 
 #include "err.h"
 #include "keys.h"
+
+struct cm_json;
 #include "rp_identity.h"
 
 enum orch_job_state {
@@ -64,23 +66,35 @@ enum orch_job_state {
 	 * recovery point (result_incomplete says what is missing); the
 	 * snapshot is always kept */
 	ORCH_JOB_INCOMPLETE,
+	/* not final: no restorer handles the recovery point yet
+	 * (ORCH_RESTORE_WAITING, provider.h); last_error says why. Tried
+	 * again at the next start, `run --retry-failed` or `touch export`;
+	 * its attempts are not counted */
+	ORCH_JOB_WAITING,
 };
-#define ORCH_JOB_NSTATES 9
+#define ORCH_JOB_NSTATES 10
 
 /* "queued", "restoring", ... */
 const char *orch_job_state_name(enum orch_job_state s);
 int orch_job_state_parse(const char *name, enum orch_job_state *out);
 bool orch_job_state_final(enum orch_job_state s);
 
-enum orch_res_kind {
-	ORCH_RES_LOOP = 0, /* a loop device: device, backing_file */
-	ORCH_RES_MOUNT,    /* a mount: mount_point, device */
-	ORCH_RES_UPLOAD,   /* a multipart upload: bucket, key, upload_id */
-	ORCH_RES_TEMPDIR,  /* a temporary directory: dir */
-	ORCH_RES_NODE,     /* a block device node we made: device (its
-			      path), devnum ("major:minor") */
-};
-#define ORCH_RES_NKINDS 5
+/*
+ * Resource kinds are names. The engine's own (released by resources.h):
+ */
+#define ORCH_RES_LOOP    "loop"    /* a loop device: device, backing_file */
+#define ORCH_RES_MOUNT   "mount"   /* a mount: mount_point, device */
+#define ORCH_RES_UPLOAD  "upload"  /* a multipart upload: bucket, key,
+				      upload_id */
+#define ORCH_RES_TEMPDIR "tempdir" /* a temporary directory: dir */
+#define ORCH_RES_NODE    "node"    /* a block device node we made: device
+				      (its path), devnum ("major:minor") */
+/* Any other name ("ebs-volume") belongs to the provider of the job's
+ * vault, which records its ids in `json` and releases it after a crash
+ * (provider.h, release_stale). A kind name is 1 to 64 bytes of
+ * [a-z0-9-]. */
+bool orch_res_kind_engine(const char *kind); /* one of the five above */
+bool orch_res_kind_valid(const char *kind);
 
 enum orch_res_status {
 	ORCH_RES_INTENDED = 0, /* recorded, creation may not have happened */
@@ -88,7 +102,6 @@ enum orch_res_status {
 	ORCH_RES_RELEASED,
 };
 
-const char *orch_res_kind_name(enum orch_res_kind k);     /* "loop", ... */
 const char *orch_res_status_name(enum orch_res_status s); /* "created" */
 
 /* What identifies a resource; borrowed strings, NULL: not known. */
@@ -103,10 +116,13 @@ struct orch_res_ids {
 	const char *devnum;       /* node: "major:minor" */
 	const char *inode;        /* tempdir: "dev:ino" of what it must be
 				     (a recovery point being deleted) */
+	/* a provider's kind: its own ids, a JSON object (copied); for
+	 * `created`, its members replace or add to those recorded */
+	const struct cm_json *json;
 };
 
 struct orch_resource {
-	enum orch_res_kind kind;
+	char *kind;          /* owned: ORCH_RES_LOOP ... or a provider's */
 	enum orch_res_status status;
 	time_t changed;      /* when the status was last set */
 	/* owned; NULL when not known (same meaning as struct orch_res_ids) */
@@ -119,12 +135,17 @@ struct orch_resource {
 	char *dir;
 	char *devnum;
 	char *inode;
+	struct cm_json *ids; /* owned or NULL: a provider's ids (object) */
 };
 
 struct orch_job {
 	char id[ORCH_JOB_ID_SIZE];
 	char *vault;         /* owned: the vault's name */
-	char *rp_path;       /* owned: the recovery point's path */
+	char *rp_name;       /* owned: the recovery point's name in its
+				vault (rp.h; may hold ':'); journals written
+				before it was recorded: the last component
+				of rp_path */
+	char *rp_path;       /* owned: the recovery point's path or ARN */
 	char *resource_id;   /* owned: e.g. "local:VAULT:NAME" or an ARN */
 	uint64_t rp_size;    /* the recovery point's size when queued; 0:
 				unknown (it tells a replaced one apart) */
@@ -155,8 +176,8 @@ struct orch_job {
 
 /* A new job for a recovery point, state queued, with a fresh id. All
  * strings are copied. Free with orch_job_free(). */
-struct orch_job *orch_job_new(const char *vault, const char *rp_path,
-			      const char *resource_id);
+struct orch_job *orch_job_new(const char *vault, const char *rp_name,
+			      const char *rp_path, const char *resource_id);
 void orch_job_free(struct orch_job *job); /* NULL is a no-op */
 
 /* Move to state s and stamp times[s] with now (in memory only). */
@@ -231,7 +252,6 @@ int orch_journal_load_job(const char *state_dir, const char *id,
  * finished job holds nothing). The caller frees the text.
  */
 char *orch_job_record_text(const struct orch_job *job);
-struct cm_json;
 /* Back from a parsed record; a state this version does not know reads as
  * failed, with a note naming it in last_error. -EINVAL with why set. */
 int orch_job_from_record(const struct cm_json *record, struct orch_job **out,
@@ -260,7 +280,7 @@ const char *orch_journal_state_dir(const struct orch_journal *j);
  * the save fails (it is the truth; the caller decides what to do).
  */
 int orch_journal_res_add(struct orch_journal *j, struct orch_job *job,
-			 enum orch_res_kind kind,
+			 const char *kind,
 			 const struct orch_res_ids *ids, size_t *idx,
 			 struct cm_err *err);
 int orch_journal_res_created(struct orch_journal *j, struct orch_job *job,

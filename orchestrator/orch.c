@@ -730,7 +730,7 @@ static int submit_rp(struct orch *o, const struct orch_recovery_point *rp,
 	}
 	pthread_mutex_unlock(&o->lock);
 
-	j = orch_job_new(rp->vault, rp->path, rp->resource_id);
+	j = orch_job_new(rp->vault, rp->name, rp->path, rp->resource_id);
 	j->rp_size = rp->size;
 	j->rp_mtime = rp->mtime;
 	j->rp_id = rp->id;
@@ -1022,8 +1022,8 @@ static void *watcher_main(void *arg)
 			for (size_t i = 0; i < n; i++) {
 				struct cm_err e;
 
-				if (w[i] || cfg->vaults[i].type !=
-						    ORCH_VAULT_LOCAL)
+				if (w[i] || strcmp(cfg->vaults[i].type,
+						   ORCH_VAULT_LOCAL) != 0)
 					continue;
 				cm_err_clear(&e);
 				w[i] = orch_vault_watch_new(&cfg->vaults[i],
@@ -1050,7 +1050,8 @@ static void *watcher_main(void *arg)
 				timeout = t;
 		}
 		for (size_t i = 0; i < n; i++) {
-			if (!w[i] && cfg->vaults[i].type == ORCH_VAULT_LOCAL &&
+			if (!w[i] &&
+			    !strcmp(cfg->vaults[i].type, ORCH_VAULT_LOCAL) &&
 			    timeout > WATCH_RETRY_MS)
 				timeout = WATCH_RETRY_MS;
 		}

@@ -1,40 +1,46 @@
 /*
- * provider.h - restore providers: what turns a recovery point of one kind
- * of vault into something the archiver can read, and deletes the snapshot
- * once its archive is verified.
+ * provider.h - vault providers: everything the engine and the view know
+ * of a vault goes through these calls. A provider lists a vault's
+ * recovery points (scan, inspect, describe), watches it for new ones,
+ * turns one into something the archiver can read (restore), and deletes
+ * the snapshot once its archive is verified.
  *
- * One provider per vault type. The local one (provider_local.c) is the
- * only one so far: a local vault's recovery points are image files and
- * directory trees, which the archiver reads directly (it attaches images
- * to read-only loop devices itself and reports them to the job's journal
- * through arc_run's hooks), so restoring opens the recovery point once
- * (checking that it is still the one that was queued, rp_identity.h) and
- * hands the descriptor to the archiver; release closes what it kept.
- * The next ones fit the same calls:
+ * One provider type per vault type, registered in ONE table
+ * (providers.c): adding a vault type is one new file that defines a
+ * `struct orch_provider_type` and its ops, plus one line there
+ * (docs/design.md, "Adding a vault type"). The local one
+ * (provider_local.c) serves directories of image files and trees: the
+ * archiver reads them directly (it attaches images to read-only loop
+ * devices itself and reports them to the job's journal through arc_run's
+ * hooks), so restoring opens the recovery point once (checking that it
+ * is still the one that was queued, rp_identity.h) and hands the
+ * descriptor to the archiver; release closes what it kept. Others fit
+ * the same calls:
  *
  *   AWS EBS      restore: CreateVolume (gp3) from the snapshot, attach it,
  *                find the NVMe device by volume id -> "/dev/nvme2n1";
  *                release: detach and delete the volume; resources: volume
  *   RDS/Aurora,  restore: StartExportTask / ExportTableToPointInTime and
- *   DynamoDB     poll -> an S3 prefix that is already the archive (the
- *                restored result says "no archiving needed")
- *   temp DB      restore: start a server on the restored data directory
- *                with a random password -> a dump command's output
+ *   DynamoDB     poll -> an S3 prefix that is already the archive
+ *   anything not restorable yet: restore returns ORCH_RESTORE_WAITING
  *
- * Every resource a provider creates goes through the journal hooks it is
- * given (struct orch_res_journal) BEFORE it is created, and is marked
- * created and released as it goes, so that the engine finds and releases
- * it after a crash. Resource kinds the engine does not know how to release
- * (an EBS volume, say) are released by the provider's release_stale().
+ * Resources. Every resource a provider creates goes through the journal
+ * hooks it is given (struct orch_res_journal) BEFORE it is created, and
+ * is marked created and released as it goes, so that the engine finds
+ * and releases it after a crash. A provider's own resources have a kind
+ * name of its own ("ebs-volume") and their ids as a JSON object
+ * (orch_res_ids.json); after a crash the engine hands them to the job's
+ * vault's provider's release_stale().
  *
- * A recovery point is described by struct orch_recovery_point
- * (vault_local.h): vault, name, path (a file, directory or ARN), type,
- * size, mtime, resource id, creation time, tags, a sidecar error and, for
- * local ones, its identity (rp_identity.h).
+ * A recovery point is a struct orch_recovery_point (rp.h).
  *
- * Threads: a provider is created once per vault and then used from any
- * number of job threads at once; its calls must be thread-safe (the
- * local one keeps no state). Strings handed in are borrowed for the call.
+ * Threads: a provider is created once per vault per process (the engine
+ * and the view each make their own) and then used from any number of
+ * threads at once: scan, inspect, restore, check, release,
+ * delete_snapshot, describe and release_stale must be thread-safe. A
+ * watch (watch_new ... watch_free) is driven by ONE thread, its owner,
+ * which calls watch_fd/watch_timeout/watch_poll and receives the
+ * callbacks on that thread. Strings handed in are borrowed for the call.
  */
 #ifndef VAULTFS_ORCH_PROVIDER_H
 #define VAULTFS_ORCH_PROVIDER_H
@@ -46,7 +52,7 @@
 #include "err.h"
 #include "journal.h"
 #include "source.h"
-#include "vault_local.h"
+#include "rp.h"
 
 struct cm_json;
 
@@ -56,7 +62,7 @@ struct cm_json;
  * the resource is created.
  */
 struct orch_res_journal {
-	int (*add)(void *ctx, enum orch_res_kind kind,
+	int (*add)(void *ctx, const char *kind,
 		   const struct orch_res_ids *ids, size_t *idx,
 		   struct cm_err *err);
 	int (*created)(void *ctx, size_t idx,
@@ -75,10 +81,44 @@ struct orch_restored {
 	void *priv;         /* the provider's, for release() */
 };
 
+/*
+ * restore() returns this (> 0) when no restorer handles the recovery point
+ * yet (an EBS snapshot before its restorer exists): err says why ("no
+ * provider for EBS yet"), nothing is held, and the job waits (state
+ * `waiting`, its attempts not counted) to be tried again at the next
+ * start, `run --retry-failed` or `touch export`.
+ */
+#define ORCH_RESTORE_WAITING 1
+
 struct orch_provider;
+struct orch_watch; /* the provider's */
+
+/* What a watch reports, on its owner's thread (see watch_poll). */
+struct orch_watch_cb {
+	/* rp is complete and should be archived. Return 0 once the engine
+	 * has recorded it durably (a job in the journal, or an existing job
+	 * for the same recovery point found): only then may the provider
+	 * acknowledge the event behind it (delete an SQS message). <0: not
+	 * recorded; the provider must report it again later. NULL: the
+	 * owner only lists (the view). */
+	int (*ready)(void *ctx, const struct orch_recovery_point *rp,
+		     struct cm_err *err);
+	/* The vault's listing may have changed (the view rescans). NULL:
+	 * not wanted. */
+	void (*changed)(void *ctx);
+	void *ctx;
+};
+
+struct orch_watch_opts {
+	unsigned quiet_ms;  /* local: completeness quiet period; 0: the
+			       default (ORCH_VAULT_QUIET_MS) */
+	unsigned rescan_ms; /* local: full rescan period (0: events only);
+			       others: poll period override (0: their own
+			       default) */
+};
 
 struct orch_provider_ops {
-	const char *name; /* "local" */
+	const char *name; /* the vault type: "local" */
 	/* Every recovery point of the vault now (complete or not). */
 	int (*scan)(struct orch_provider *p, struct orch_rp_list *out,
 		    struct cm_err *err);
@@ -113,10 +153,33 @@ struct orch_provider_ops {
 			const struct orch_recovery_point *rp,
 			struct cm_json *out, struct cm_err *err);
 	/* After a crash: release a resource of a kind only this provider
-	 * knows. NULL: it has none. */
+	 * knows (res->kind is its own name, res->ids its ids). 0: gone now.
+	 * NULL: it has none. */
 	int (*release_stale)(struct orch_provider *p,
 			     const struct orch_resource *res,
 			     struct cm_err *err);
+
+	/*
+	 * Watching. watch_new starts watching (recovery points already there
+	 * are candidates like new ones; cb is copied). The owner then loops:
+	 * poll() watch_fd for POLLIN (-1: no descriptor) with watch_timeout
+	 * (ms until watch_poll is due; -1: only when the fd is readable),
+	 * and calls watch_poll, which processes what is pending and calls
+	 * cb->ready / cb->changed from the calling thread. watch_poll
+	 * returns -errno when the vault is unusable (the owner logs it, frees
+	 * the watch and tries again later). A provider that blocks (SQS long
+	 * polling) does so in a thread of its own and wakes the owner
+	 * through its fd (an eventfd).
+	 */
+	int (*watch_new)(struct orch_provider *p,
+			 const struct orch_watch_opts *o,
+			 const struct orch_watch_cb *cb,
+			 struct orch_watch **out, struct cm_err *err);
+	int (*watch_fd)(struct orch_watch *w);
+	int (*watch_timeout)(struct orch_watch *w);
+	int (*watch_poll)(struct orch_watch *w, struct cm_err *err);
+	void (*watch_free)(struct orch_watch *w); /* NULL: no-op */
+
 	void (*free)(struct orch_provider *p);
 };
 
@@ -128,15 +191,48 @@ struct orch_provider {
 };
 
 /*
- * The provider for `vault` (a vault of cfg, which must outlive it).
- * Free with orch_provider_free().
+ * A vault type: one entry of the table in providers.c.
+ */
+struct orch_provider_type {
+	const char *type; /* the config's vault "type": "local" */
+	/*
+	 * Check the vault's JSON object from the config file at load.
+	 * Every key other than "name" and "type" is the type's: unknown keys
+	 * (orch_config_check_keys, with "name" and "type" in the list) and
+	 * bad values are errors naming "WHERE.key" like the rest of config.c
+	 * (the helpers in config.h). `where` is "vaults[N]", base_dir the
+	 * directory relative paths start from; `out` is the vault being
+	 * built (name and type set, raw not yet): the check may fill the
+	 * fields it owns (the local type: path).
+	 */
+	int (*check_config)(const struct cm_json *vault, const char *where,
+			    const char *base_dir,
+			    struct orch_vault_config *out, struct cm_err *err);
+	/* The provider for `vault` (of cfg, which outlives it; its raw
+	 * JSON was checked by check_config). */
+	int (*create)(const struct orch_config *cfg,
+		      const struct orch_vault_config *vault,
+		      struct orch_provider **out, struct cm_err *err);
+};
+
+/* The type named `type`, or NULL. */
+const struct orch_provider_type *orch_provider_type_find(const char *type);
+/* The known type names for messages: "\"local\", \"aws-backup\"". */
+void orch_provider_type_names(char *buf, size_t n);
+
+/*
+ * The provider for `vault` (a vault of cfg, which must outlive it), made
+ * by its type's create(). Free with orch_provider_free().
  */
 int orch_provider_new(const struct orch_config *cfg,
 		      const struct orch_vault_config *vault,
 		      struct orch_provider **out, struct cm_err *err);
 void orch_provider_free(struct orch_provider *p); /* NULL is a no-op */
 
-/* The local provider's constructor (provider_local.c). */
+/* The vault types (one line each in providers.c's table). */
+int orch_local_check_config(const struct cm_json *vault, const char *where,
+			    const char *base_dir,
+			    struct orch_vault_config *out, struct cm_err *err);
 int orch_provider_local_new(const struct orch_config *cfg,
 			    const struct orch_vault_config *vault,
 			    struct orch_provider **out, struct cm_err *err);
@@ -152,9 +248,5 @@ void orch_restored_release(struct orch_restored *r);
 bool orch_rp_tag_allows_delete(const struct orch_config *cfg,
 			       const struct orch_recovery_point *rp,
 			       char *why, size_t whylen);
-
-/* A deep copy of a recovery point (dst is overwritten, not released). */
-void orch_rp_copy(struct orch_recovery_point *dst,
-		  const struct orch_recovery_point *src);
 
 #endif

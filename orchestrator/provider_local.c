@@ -1,6 +1,7 @@
 /*
- * provider_local.c - the restore provider of local vaults, and the
- * provider-independent helpers of provider.h.
+ * provider_local.c - the provider of local vaults (type "local"):
+ * directories of images and trees (vault_local.h does the reading and
+ * watching; this file puts it behind provider.h's calls).
  *
  * A local recovery point is an image file or a directory tree that the
  * archiver reads in place: restore() opens it once, relative to the vault
@@ -32,6 +33,7 @@
 #include "mem.h"
 #include "resources.h"
 #include "timeutil.h"
+#include "vault_local.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -41,90 +43,42 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-/* ---- helpers shared by every provider ---------------------------------- */
-
-int orch_provider_new(const struct orch_config *cfg,
-		      const struct orch_vault_config *vault,
-		      struct orch_provider **out, struct cm_err *err)
-{
-	switch (vault->type) {
-	case ORCH_VAULT_LOCAL:
-		return orch_provider_local_new(cfg, vault, out, err);
-	}
-	return cm_err_set(err, EINVAL, "vault \"%s\": no provider for its "
-			  "type", vault->name);
-}
-
-void orch_provider_free(struct orch_provider *p)
-{
-	if (!p)
-		return;
-	if (p->ops->free)
-		p->ops->free(p);
-	free(p);
-}
-
-void orch_restored_release(struct orch_restored *r)
-{
-	free(r->path);
-	if (r->fd >= 0)
-		close(r->fd);
-	memset(r, 0, sizeof(*r));
-	r->fd = -1;
-}
-
-bool orch_rp_tag_allows_delete(const struct orch_config *cfg,
-			       const struct orch_recovery_point *rp,
-			       char *why, size_t whylen)
-{
-	const struct orch_tag *want = &cfg->security_tag;
-
-	if (!cfg->has_security_tag)
-		return true;
-	for (size_t i = 0; i < rp->ntags; i++) {
-		if (strcmp(rp->tags[i].key, want->key) != 0)
-			continue;
-		if (strcmp(rp->tags[i].value, want->value) == 0)
-			return true;
-		if (why)
-			snprintf(why, whylen, "its tag \"%s\" is not the "
-				 "security tag's value", want->key);
-		return false;
-	}
-	if (why)
-		snprintf(why, whylen, "it does not carry the security tag "
-			 "\"%s\"", want->key);
-	return false;
-}
-
-static char *dup_or_null(const char *s)
-{
-	return s ? cm_xstrdup(s) : NULL;
-}
-
-void orch_rp_copy(struct orch_recovery_point *dst,
-		  const struct orch_recovery_point *src)
-{
-	memset(dst, 0, sizeof(*dst));
-	dst->vault = dup_or_null(src->vault);
-	dst->name = dup_or_null(src->name);
-	dst->path = dup_or_null(src->path);
-	dst->type = src->type;
-	dst->size = src->size;
-	dst->mtime = src->mtime;
-	dst->resource_id = dup_or_null(src->resource_id);
-	dst->created = src->created;
-	dst->tags = cm_xcalloc(src->ntags + 1, sizeof(*dst->tags));
-	for (size_t i = 0; i < src->ntags; i++) {
-		dst->tags[i].key = cm_xstrdup(src->tags[i].key);
-		dst->tags[i].value = cm_xstrdup(src->tags[i].value);
-	}
-	dst->ntags = src->ntags;
-	dst->error = dup_or_null(src->error);
-	dst->id = src->id;
-}
-
 /* ---- the local provider ------------------------------------------------ */
+
+static const char *const local_keys[] = { "name", "type", "path", NULL };
+
+/* "path": an existing directory; relative to the config file's. */
+int orch_local_check_config(const struct cm_json *vault, const char *where,
+			    const char *base_dir,
+			    struct orch_vault_config *out, struct cm_err *err)
+{
+	char *dir = NULL;
+	struct stat st;
+	int rc;
+
+	rc = orch_config_check_keys(vault, where, local_keys, err);
+	if (!rc)
+		rc = orch_config_get_str(vault, where, "path", &dir, NULL,
+					 err);
+	if (rc)
+		goto out;
+	if (!dir || !*dir) {
+		rc = orch_config_bad(err, where, "path",
+				     "missing (the vault's directory)");
+		goto out;
+	}
+	free(out->path);
+	out->path = orch_config_abs_path(base_dir, dir);
+	if (stat(out->path, &st) < 0)
+		rc = orch_config_bad(err, where, "path", "%s: %s", out->path,
+				     strerror(errno));
+	else if (!S_ISDIR(st.st_mode))
+		rc = orch_config_bad(err, where, "path", "%s: not a directory",
+				     out->path);
+out:
+	free(dir);
+	return rc;
+}
 
 static int local_scan(struct orch_provider *p, struct orch_rp_list *out,
 		      struct cm_err *err)
@@ -173,7 +127,7 @@ static int local_restore(struct orch_provider *p,
 	vfd = open_vault_dir(p, err);
 	if (vfd < 0)
 		return vfd;
-	rc = orch_rp_open(vfd, rp->name, rp->path, rp->type == ORCH_RP_TREE,
+	rc = orch_rp_open(vfd, rp->name, rp->path, strcmp(rp->type, ORCH_RP_TREE) == 0,
 			  &rp->id, &fd, err);
 	if (rc) {
 		close(vfd);
@@ -289,7 +243,7 @@ static int check_hidden(const struct orch_provider *p, int vfd,
 {
 	struct orch_rp_identity now;
 	struct stat st;
-	bool tree = rp->type == ORCH_RP_TREE;
+	bool tree = strcmp(rp->type, ORCH_RP_TREE) == 0;
 
 	if (!rp->id.known)
 		return 0;
@@ -386,7 +340,7 @@ static int local_describe(struct orch_provider *p,
 	(void)err;
 	cm_json_add_str(out, "vault", rp->vault);
 	cm_json_add_str(out, "name", rp->name);
-	cm_json_add_str(out, "type", orch_rp_type_name(rp->type));
+	cm_json_add_str(out, "type", rp->type);
 	cm_json_add_str(out, "path", rp->path);
 	cm_json_add_str(out, "resourceId", rp->resource_id);
 	cm_time_iso8601(rp->created, when, sizeof(when));

@@ -305,18 +305,19 @@ static int release_tempdir(const struct orch_resource *r, struct cm_err *err)
 int orch_res_release(struct s3_client *s3, const struct orch_resource *res,
 		     struct cm_err *err)
 {
-	switch (res->kind) {
-	case ORCH_RES_MOUNT:
+	const char *k = res->kind;
+
+	if (strcmp(k, ORCH_RES_MOUNT) == 0)
 		return release_mount(res, err);
-	case ORCH_RES_LOOP:
+	if (strcmp(k, ORCH_RES_LOOP) == 0)
 		return release_loop(res, err);
-	case ORCH_RES_UPLOAD:
+	if (strcmp(k, ORCH_RES_UPLOAD) == 0)
 		return release_upload(s3, res, err);
-	case ORCH_RES_TEMPDIR:
+	if (strcmp(k, ORCH_RES_TEMPDIR) == 0)
 		return release_tempdir(res, err);
-	case ORCH_RES_NODE:
+	if (strcmp(k, ORCH_RES_NODE) == 0)
 		return release_node(res, err);
-	}
-	return cm_err_set(err, EINVAL, "unknown resource kind %d",
-			  (int)res->kind);
+	/* a provider's kind: its release_stale (job.c) */
+	return cm_err_set(err, EINVAL, "resource kind \"%s\" is not the "
+			  "engine's", k);
 }

@@ -36,7 +36,7 @@
 
 /* What must stay the same over the quiet period. */
 struct sig {
-	enum orch_rp_type type;
+	bool tree;           /* a directory, else an image */
 	uint64_t ino;
 	uint64_t size;     /* image: st_size; tree: sum of its files */
 	uint64_t files;    /* tree: number of entries below */
@@ -71,54 +71,6 @@ bool orch_vault_name_ignored(const char *name)
 {
 	return name[0] == '.' || has_suffix(name, ".partial") ||
 	       has_suffix(name, ".json") || strcmp(name, "lost+found") == 0;
-}
-
-const char *orch_rp_type_name(enum orch_rp_type t)
-{
-	return t == ORCH_RP_TREE ? "tree" : "image";
-}
-
-static void free_tags(struct orch_tag *tags, size_t n)
-{
-	for (size_t i = 0; i < n; i++) {
-		free(tags[i].key);
-		free(tags[i].value);
-	}
-	free(tags);
-}
-
-void orch_rp_release(struct orch_recovery_point *rp)
-{
-	if (!rp)
-		return;
-	free(rp->vault);
-	free(rp->name);
-	free(rp->path);
-	free(rp->resource_id);
-	free_tags(rp->tags, rp->ntags);
-	free(rp->error);
-	memset(rp, 0, sizeof(*rp));
-}
-
-void orch_rp_list_release(struct orch_rp_list *list)
-{
-	if (!list)
-		return;
-	for (size_t i = 0; i < list->n; i++)
-		orch_rp_release(&list->items[i]);
-	free(list->items);
-	memset(list, 0, sizeof(*list));
-}
-
-/* Move *rp into the list (rp is left zeroed). */
-static void list_take(struct orch_rp_list *l, struct orch_recovery_point *rp)
-{
-	if (l->n == l->cap) {
-		l->cap = l->cap ? l->cap * 2 : 8;
-		l->items = cm_xrealloc(l->items, l->cap * sizeof(*l->items));
-	}
-	l->items[l->n++] = *rp;
-	memset(rp, 0, sizeof(*rp));
 }
 
 static int64_t ts_ns(const struct timespec *ts)
@@ -393,9 +345,9 @@ static int examine(const struct orch_vault_config *vault, int vfd,
 	if (fstatat(vfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
 		return errno == ENOENT ? -ENOENT : -errno;
 	if (S_ISREG(st.st_mode))
-		sig->type = ORCH_RP_IMAGE;
+		sig->tree = false;
 	else if (S_ISDIR(st.st_mode))
-		sig->type = ORCH_RP_TREE;
+		sig->tree = true;
 	else
 		return -ENOENT;
 	sig->ino = st.st_ino;
@@ -404,7 +356,7 @@ static int examine(const struct orch_vault_config *vault, int vfd,
 	sig->size = (uint64_t)st.st_size;
 	sig->mtime_ns = ts_ns(&st.st_mtim);
 	sig->ctime_ns = ts_ns(&st.st_ctim);
-	if (sig->type == ORCH_RP_TREE) {
+	if (sig->tree) {
 		memset(&t, 0, sizeof(t));
 		t.dev = st.st_dev;
 		t.mtime_ns = sig->mtime_ns;
@@ -430,7 +382,7 @@ static int examine(const struct orch_vault_config *vault, int vfd,
 	rp->vault = cm_xstrdup(vault->name);
 	rp->name = cm_xstrdup(name);
 	rp->path = cm_xasprintf("%s/%s", vault->path, name);
-	rp->type = sig->type;
+	rp->type = cm_xstrdup(sig->tree ? ORCH_RP_TREE : ORCH_RP_IMAGE);
 	rp->size = sig->size;
 	rp->mtime = (time_t)(sig->mtime_ns / 1000000000);
 	rp->created = rp->mtime;
@@ -509,7 +461,7 @@ int orch_vault_scan(const struct orch_vault_config *vault,
 
 		if (examine(vault, dirfd(d), e->d_name, false, &sig, &rp))
 			continue;
-		list_take(out, &rp);
+		orch_rp_list_take(out, &rp);
 	}
 	closedir(d);
 	if (out->n > 1)
@@ -587,7 +539,7 @@ struct orch_vault_watch {
 
 static bool sig_equal(const struct sig *a, const struct sig *b)
 {
-	return a->type == b->type && a->ino == b->ino && a->size == b->size &&
+	return a->tree == b->tree && a->ino == b->ino && a->size == b->size &&
 	       a->files == b->files && a->mtime_ns == b->mtime_ns &&
 	       a->ctime_ns == b->ctime_ns && a->side_size == b->side_size &&
 	       a->side_mtime_ns == b->side_mtime_ns;
@@ -652,7 +604,7 @@ static void touch(struct orch_vault_watch *w, int vfd, const char *name,
 		return; /* transient: the next rescan looks again */
 	if (e && e->reported) {
 		e->seen = true;
-		if (sig.type == e->sig.type && sig.ino == e->sig.ino)
+		if (sig.tree == e->sig.tree && sig.ino == e->sig.ino)
 			return;
 		/* another file under the same name: a new appearance */
 		cm_debug("vault \"%s\": %s was replaced", w->vault.name,
@@ -832,9 +784,9 @@ static void check_due(struct orch_vault_watch *w, uint64_t now,
 		}
 		e->reported = true;
 		cm_info("vault \"%s\": %s %s is complete (%llu bytes)",
-			w->vault.name, orch_rp_type_name(rp.type), rp.name,
+			w->vault.name, rp.type, rp.name,
 			(unsigned long long)rp.size);
-		list_take(ready, &rp);
+		orch_rp_list_take(ready, &rp);
 	}
 	if (vfd >= 0)
 		close(vfd);
@@ -877,7 +829,6 @@ orch_vault_watch_new(const struct orch_vault_config *vault,
 						: ORCH_VAULT_QUIET_MS;
 
 	w->vault.name = cm_xstrdup(vault->name);
-	w->vault.type = vault->type;
 	w->vault.path = cm_xstrdup(vault->path);
 	w->quiet_ns = (uint64_t)quiet * 1000000;
 	w->rescan_ns = opts ? (uint64_t)opts->rescan_ms * 1000000 : 0;

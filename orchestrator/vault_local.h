@@ -57,43 +57,10 @@
 
 #include "config.h"
 #include "err.h"
+#include "rp.h"
 #include "rp_identity.h"
 
 #define ORCH_VAULT_QUIET_MS 2000
-
-enum orch_rp_type {
-	ORCH_RP_IMAGE = 0, /* a regular file holding a disk image */
-	ORCH_RP_TREE,      /* a directory tree */
-};
-
-struct orch_recovery_point {
-	char *vault;         /* owned: the vault's name */
-	char *name;          /* owned: the entry's name in the vault */
-	char *path;          /* owned: vault path + "/" + name */
-	enum orch_rp_type type;
-	uint64_t size;       /* image: st_size; tree: sum of its files */
-	time_t mtime;        /* image: its mtime; tree: the newest inside */
-	char *resource_id;   /* owned: the sidecar's or "local:VAULT:NAME" */
-	time_t created;      /* the sidecar's creationTime, else mtime */
-	struct orch_tag *tags; /* ntags entries from the sidecar, owned */
-	size_t ntags;
-	char *error;         /* owned: NULL, or why the sidecar is unusable */
-	/* the entry itself as the scan saw it (rp_identity.h) */
-	struct orch_rp_identity id;
-};
-
-void orch_rp_release(struct orch_recovery_point *rp);
-
-struct orch_rp_list {
-	struct orch_recovery_point *items; /* n entries, owned */
-	size_t n;
-	size_t cap;
-};
-
-void orch_rp_list_release(struct orch_rp_list *list);
-
-/* "image" or "tree". */
-const char *orch_rp_type_name(enum orch_rp_type t);
 
 /* The names a vault never treats as recovery points (see above). */
 bool orch_vault_name_ignored(const char *name);

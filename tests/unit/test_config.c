@@ -307,12 +307,12 @@ static const struct bad_case bad_cases[] = {
 	  "[A-Za-z0-9._-], not starting with '.', got \"../x\"" },
 	{ "{\"vaults\": [{\"name\": \"a\", \"type\": \"aws\", "
 	  "\"path\": \"vault\"}]}",
-	  "config: vaults[0].type: must be \"local\" (the only vault type "
-	  "so far), got \"aws\"" },
+	  "config: vaults[0].type: unknown vault type \"aws\" (known types: "
+	  "\"local\")" },
 	{ "{\"vaults\": {}}", "config: vaults: must be an array, got an "
 	  "object" },
 	{ "{\"vaults\": [3]}", "config: vaults[0]: must be an object {name, "
-	  "type, path}, got 3" },
+	  "type, ...}, got 3" },
 	{ "{\"lifecycleRules\": {\"glacier\": 30, \"deepArchive\": 20}}",
 	  "config: lifecycleRules.deepArchive: must be greater than "
 	  "lifecycleRules.glacier (30), got 20" },

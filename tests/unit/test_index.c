@@ -81,7 +81,7 @@ static struct orch_job *finished(const char *name, enum orch_job_state st,
 
 	snprintf(path, sizeof(path), "/v/%s", name);
 	snprintf(res, sizeof(res), "local:v:%s", name);
-	j = orch_job_new("v", path, res);
+	j = orch_job_new("v", name, path, res);
 	j->rp_size = size;
 	j->rp_mtime = 1795639516;
 	j->attempts = 1;

@@ -78,7 +78,7 @@ static int fault_scenario(const char *rule, const char *step, bool res)
 	setenv("VAULTFS_FAULT", rule, 1);
 	if (orch_journal_open(tmp, &j, &err))
 		return 10;
-	job = orch_job_new("local", "/v/disk.img", "local:local:disk.img");
+	job = orch_job_new("local", "disk.img", "/v/disk.img", "local:local:disk.img");
 	orch_job_set_state(job, ORCH_JOB_RESTORING);
 	if (orch_journal_save(j, job, &err))
 		return 11;
@@ -234,7 +234,11 @@ static void test_every_state(void **state)
 	struct orch_journal *j = NULL;
 	static const char *const names[ORCH_JOB_NSTATES] = {
 		"queued", "restoring", "archiving", "verifying", "cleaning",
-		"succeeded", "failed", "cancelled", "incomplete",
+		"succeeded", "failed", "cancelled", "incomplete", "waiting",
+	};
+	static const enum orch_job_state unfinished[] = {
+		ORCH_JOB_QUEUED, ORCH_JOB_RESTORING, ORCH_JOB_ARCHIVING,
+		ORCH_JOB_VERIFYING, ORCH_JOB_CLEANING, ORCH_JOB_WAITING,
 	};
 	struct orch_job *jobs[ORCH_JOB_NSTATES];
 	struct orch_job_list l;
@@ -248,7 +252,7 @@ static void test_every_state(void **state)
 
 		snprintf(path, sizeof(path), "/v/rp%d", i);
 		snprintf(rid, sizeof(rid), "local:v:rp%d", i);
-		jobs[i] = orch_job_new("v", path, rid);
+		jobs[i] = orch_job_new("v", path + 3, path, rid);
 		for (int k = 1; k <= i; k++)
 			orch_job_set_state(jobs[i], (enum orch_job_state)k);
 		jobs[i]->attempts = (unsigned)i;
@@ -275,13 +279,14 @@ static void test_every_state(void **state)
 	}
 	assert_int_equal(orch_job_state_parse("done", &s), -EINVAL);
 
-	/* recovery sees the five unfinished ones, in id (creation) order */
+	/* recovery sees the six unfinished ones (waiting too), in id
+	 * (creation) order */
 	assert_int_equal(orch_journal_load_all(j, 0, &l, &err), 0);
-	assert_int_equal(l.n, 5);
+	assert_int_equal(l.n, 6);
 	assert_int_equal(l.ncorrupt, 0);
 	for (size_t i = 0; i < l.n; i++) {
-		assert_string_equal(l.jobs[i]->id, jobs[i]->id);
-		assert_int_equal(l.jobs[i]->state, i);
+		assert_string_equal(l.jobs[i]->id, jobs[unfinished[i]]->id);
+		assert_int_equal(l.jobs[i]->state, unfinished[i]);
 		assert_false(orch_job_state_final(l.jobs[i]->state));
 	}
 	orch_job_list_release(&l);
@@ -294,6 +299,7 @@ static void test_every_state(void **state)
 
 		assert_string_equal(a->id, b->id);
 		assert_string_equal(a->vault, b->vault);
+		assert_string_equal(a->rp_name, b->rp_name);
 		assert_string_equal(a->rp_path, b->rp_path);
 		assert_string_equal(a->resource_id, b->resource_id);
 		assert_int_equal(a->state, b->state);
@@ -342,7 +348,7 @@ static void test_resources(void **state)
 
 	(void)state;
 	assert_int_equal(orch_journal_open(tmp, &j, &err), 0);
-	job = orch_job_new("v", "/v/disk.img", "local:v:disk.img");
+	job = orch_job_new("v", "disk.img", "/v/disk.img", "local:v:disk.img");
 	orch_job_set_state(job, ORCH_JOB_RESTORING);
 	assert_int_equal(orch_journal_save(j, job, &err), 0);
 
@@ -378,26 +384,26 @@ static void test_resources(void **state)
 	assert_int_equal(l.jobs[0]->state, ORCH_JOB_ARCHIVING);
 	assert_int_equal(l.jobs[0]->nres, 4);
 	r = l.jobs[0]->res;
-	assert_int_equal(r[0].kind, ORCH_RES_LOOP);
+	assert_string_equal(r[0].kind, ORCH_RES_LOOP);
 	assert_int_equal(r[0].status, ORCH_RES_CREATED);
 	assert_string_equal(r[0].device, "/dev/loop7");
 	assert_string_equal(r[0].backing_file, "/v/disk.img");
 	assert_null(r[0].mount_point);
-	assert_int_equal(r[1].kind, ORCH_RES_MOUNT);
+	assert_string_equal(r[1].kind, ORCH_RES_MOUNT);
 	assert_int_equal(r[1].status, ORCH_RES_CREATED);
 	assert_string_equal(r[1].mount_point, "/run/vaultfs/m1");
 	assert_string_equal(r[1].device, "/dev/loop7p1");
-	assert_int_equal(r[2].kind, ORCH_RES_UPLOAD);
+	assert_string_equal(r[2].kind, ORCH_RES_UPLOAD);
 	assert_int_equal(r[2].status, ORCH_RES_INTENDED);
 	assert_string_equal(r[2].bucket, "b");
 	assert_string_equal(r[2].key, "k/backup.tar.gz");
 	assert_null(r[2].upload_id);
-	assert_int_equal(r[3].kind, ORCH_RES_TEMPDIR);
+	assert_string_equal(r[3].kind, ORCH_RES_TEMPDIR);
 	assert_int_equal(r[3].status, ORCH_RES_RELEASED);
 	assert_string_equal(r[3].dir, "/var/lib/vaultfs/state/tmp/x");
 	for (int i = 0; i < 4; i++)
 		assert_true(r[i].changed > 0);
-	assert_string_equal(orch_res_kind_name(r[2].kind), "upload");
+	assert_string_equal(r[2].kind, "upload");
 	assert_string_equal(orch_res_status_name(r[2].status), "intended");
 	orch_job_list_release(&l);
 
@@ -443,7 +449,7 @@ static void test_identity_and_node(void **state)
 
 	(void)state;
 	assert_int_equal(orch_journal_open(tmp, &j, &err), 0);
-	job = orch_job_new("v", "/v/disk.img", "local:v:disk.img");
+	job = orch_job_new("v", "disk.img", "/v/disk.img", "local:v:disk.img");
 	job->rp_id = (struct orch_rp_identity){
 		.known = true, .dev = 2049, .ino = 18446744073709551557ull,
 		.size = 8388608, .ctime_ns = 1764700000123456789,
@@ -465,8 +471,7 @@ static void test_identity_and_node(void **state)
 	assert_true(orch_rp_identity_equal(&l.jobs[0]->rp_id, &job->rp_id));
 	assert_int_equal(l.jobs[0]->nres, 2);
 	assert_string_equal(l.jobs[0]->res[1].inode, "2049:12");
-	assert_int_equal(l.jobs[0]->res[0].kind, ORCH_RES_NODE);
-	assert_string_equal(orch_res_kind_name(ORCH_RES_NODE), "node");
+	assert_string_equal(l.jobs[0]->res[0].kind, ORCH_RES_NODE);
 	assert_string_equal(l.jobs[0]->res[0].device, "/dev/vaultfs-7-3");
 	assert_string_equal(l.jobs[0]->res[0].devnum, "7:3");
 	orch_job_list_release(&l);
@@ -488,7 +493,7 @@ static void test_corrupt_and_partial(void **state)
 
 	(void)state;
 	assert_int_equal(orch_journal_open(tmp, &j, &err), 0);
-	good = orch_job_new("v", "/v/a", "local:v:a");
+	good = orch_job_new("v", "a", "/v/a", "local:v:a");
 	assert_int_equal(orch_journal_save(j, good, &err), 0);
 	orch_journal_close(j);
 

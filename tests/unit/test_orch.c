@@ -65,7 +65,7 @@ static void test_journal_fields(void **state)
 
 	(void)state;
 	assert_int_equal(orch_journal_open(tmp, &j, &err), 0);
-	job = orch_job_new("v", "/v/a.img", "local:v:a.img");
+	job = orch_job_new("v", "a.img", "/v/a.img", "local:v:a.img");
 	job->rp_size = 123456789;
 	job->rp_mtime = 1795728088;
 	job->verified = true;
@@ -95,7 +95,7 @@ static void test_journal_fields(void **state)
 
 static void test_info_text(void **state)
 {
-	struct orch_job *job = orch_job_new("v", "/v/disk.img", "arn:x");
+	struct orch_job *job = orch_job_new("v", "disk.img", "/v/disk.img", "arn:x");
 	struct orch_job_info ji;
 	char buf[32];
 	char *text;
@@ -194,7 +194,7 @@ static void test_remove_all(void **state)
 	assert_int_equal(symlink(outside, p), 0);
 	/* a tempdir record: removed without following the symlink */
 	memset(&r, 0, sizeof(r));
-	r.kind = ORCH_RES_TEMPDIR;
+	r.kind = (char *)ORCH_RES_TEMPDIR;
 	snprintf(p, sizeof(p), "%s/a", tmp);
 	r.dir = p;
 	assert_int_equal(orch_res_release(NULL, &r, &err), 0);
@@ -216,7 +216,7 @@ static void test_stale_records(void **state)
 	(void)state;
 	/* a loop record whose device is bound to nothing of ours */
 	memset(&r, 0, sizeof(r));
-	r.kind = ORCH_RES_LOOP;
+	r.kind = (char *)ORCH_RES_LOOP;
 	r.device = (char *)"/dev/loop-vaultfs-none";
 	r.backing_file = (char *)"/nonexistent/disk.img";
 	assert_int_equal(orch_res_release(NULL, &r, &err), 0);
@@ -226,13 +226,13 @@ static void test_stale_records(void **state)
 	assert_false(orch_is_mounted(mp));
 	assert_true(orch_is_mounted("/"));
 	memset(&r, 0, sizeof(r));
-	r.kind = ORCH_RES_MOUNT;
+	r.kind = (char *)ORCH_RES_MOUNT;
 	r.mount_point = mp;
 	assert_int_equal(orch_res_release(NULL, &r, &err), 0);
 	assert_int_equal(access(mp, F_OK), -1); /* its directory removed */
 	/* an upload record with no S3 destination cannot be released */
 	memset(&r, 0, sizeof(r));
-	r.kind = ORCH_RES_UPLOAD;
+	r.kind = (char *)ORCH_RES_UPLOAD;
 	r.bucket = (char *)"b";
 	r.key = (char *)"k";
 	assert_int_equal(orch_res_release(NULL, &r, &err), -EINVAL);

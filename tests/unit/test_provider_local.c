@@ -35,7 +35,7 @@ static int setup(void **state)
 	if (tmpdir_make("prov"))
 		return -1;
 	vault.name = (char *)"v";
-	vault.type = ORCH_VAULT_LOCAL;
+	vault.type = (char *)ORCH_VAULT_LOCAL;
 	vault.path = tmp;
 	prov.vault = &vault;
 	released = 0;
@@ -78,7 +78,7 @@ static void rp_of(int vfd, const char *name, struct orch_recovery_point *rp)
 	assert_int_equal(fstatat(vfd, name, &st, AT_SYMLINK_NOFOLLOW), 0);
 	rp->name = (char *)"disk.img";
 	rp->path = (char *)"/vault/disk.img";
-	rp->type = ORCH_RP_IMAGE;
+	rp->type = (char *)ORCH_RP_IMAGE;
 	orch_rp_identity_from_stat(&rp->id, &st);
 }
 
@@ -140,7 +140,7 @@ static void test_hidden_is_another_file(void **state)
  * that was renamed there. */
 static void test_hidden_after_crash(void **state)
 {
-	struct orch_resource r = { .kind = ORCH_RES_TEMPDIR };
+	struct orch_resource r = { .kind = (char *)ORCH_RES_TEMPDIR };
 	struct cm_err err;
 	struct stat st;
 	char inode[48], *path = cm_xasprintf("%s/.h", tmp);

@@ -38,7 +38,7 @@ static int setup(void **state)
 	if (tmpdir_make("vault"))
 		return -1;
 	vault.name = vault_name;
-	vault.type = ORCH_VAULT_LOCAL;
+	vault.type = (char *)ORCH_VAULT_LOCAL;
 	vault.path = tmp;
 	return 0;
 }
@@ -179,7 +179,7 @@ static void test_scan(void **state)
 	p = at("disk.img");
 	assert_string_equal(l.items[0].path, p);
 	free(p);
-	assert_int_equal(l.items[0].type, ORCH_RP_IMAGE);
+	assert_string_equal(l.items[0].type, ORCH_RP_IMAGE);
 	assert_int_equal(l.items[0].size, 1000);
 	assert_string_equal(l.items[0].resource_id,
 			    "arn:aws:ec2:eu-west-1:123456789012:"
@@ -197,8 +197,8 @@ static void test_scan(void **state)
 	assert_int_equal(l.items[1].created, l.items[1].mtime);
 	assert_int_equal(l.items[1].ntags, 0);
 
-	assert_int_equal(l.items[2].type, ORCH_RP_TREE);
-	assert_string_equal(orch_rp_type_name(l.items[2].type), "tree");
+	assert_string_equal(l.items[2].type, ORCH_RP_TREE);
+	assert_string_equal(l.items[2].type, "tree");
 	assert_int_equal(l.items[2].size, 30);
 	assert_string_equal(l.items[2].resource_id, "local:v:tree");
 	orch_rp_list_release(&l);
@@ -612,7 +612,7 @@ static void test_watch_tree(void **state)
 	close(fd);
 	poll_for(w, 5000, got, sizeof(got), &keep);
 	assert_string_equal(got, "t");
-	assert_int_equal(keep.items[0].type, ORCH_RP_TREE);
+	assert_string_equal(keep.items[0].type, ORCH_RP_TREE);
 	assert_int_equal(keep.items[0].size, 105);
 	orch_rp_list_release(&keep);
 	orch_vault_watch_free(w);

@@ -419,7 +419,7 @@ static void test_info_json(void **state)
 	char *text;
 
 	memset(&rp, 0, sizeof(rp));
-	rp.type = ORCH_RP_IMAGE;
+	rp.type = (char *)ORCH_RP_IMAGE;
 	rp.resource_id = (char *)"arn:aws:ec2:eu-west-1:1:snapshot/snap-1";
 	rp.created = 1795000000;
 	rp.size = 4096;
