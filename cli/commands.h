@@ -37,6 +37,9 @@ int cmd_mount(int argc, char **argv);
 /* `vaultfs verify URL` (cmd_verify.c). */
 int cmd_verify(int argc, char **argv);
 
+/* `vaultfs aws whoami [--config F] [--profile P] [--json]` (cmd_aws.c). */
+int cmd_aws(int argc, char **argv);
+
 struct orch_config;
 /*
  * Load the --config file (NULL: the embedded default) into cfg for command

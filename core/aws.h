@@ -54,8 +54,10 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 #include "aws_creds.h"
+#include "aws_sigv4.h"
 #include "err.h"
 #include "http.h"
 
@@ -160,11 +162,131 @@ char *aws_uri_encode(const char *s);
 
 /* Is this error code a throttling one (retried)? */
 bool aws_code_is_throttling(const char *code);
+/* Throttling, or another failure that may pass (RequestTimeout,
+ * InternalError, ServiceUnavailable, IDPCommunicationError...). */
+bool aws_code_is_retryable(const char *code);
 
 /*
  * STS GetCallerIdentity through `sts` (a client of aws_sts): the account
  * id into out (13 bytes). Used to build ARNs and for expectedBucketOwner.
  */
 int aws_account_id(struct aws_client *sts, char out[13], struct cm_err *err);
+
+/* The whole GetCallerIdentity answer (strings owned; aws_identity_release). */
+struct aws_identity {
+	char *account;
+	char *arn;
+	char *user_id;
+};
+int aws_caller_identity(struct aws_client *sts, struct aws_identity *out,
+			struct cm_err *err);
+void aws_identity_release(struct aws_identity *id);
+
+/* Where the client's endpoint came from: "AWS_ENDPOINT_URL_EC2",
+ * "AWS_ENDPOINT_URL", "config endpoints.ec2" or "default". */
+const char *aws_client_endpoint_source(const struct aws_client *c);
+/* Where the region came from: "config", "AWS_REGION", ..., "imds". */
+const char *aws_client_region_source(const struct aws_client *c);
+struct aws_creds_provider *aws_client_creds(const struct aws_client *c);
+
+/* Every service above, NULL-terminated; and one by name ("ec2"), or NULL. */
+extern const struct aws_service *const aws_services[];
+const struct aws_service *aws_service_find(const char *name);
+
+/* ---- parts shared with the S3 client (s3.c) --------------------------- */
+
+/* An endpoint URL split for requests: "https://host:port/base". */
+struct aws_url {
+	bool https;
+	char *authority; /* "host[:port]", a default port dropped (as the
+			    Host header the server sees) */
+	char *base_path; /* "" or "/base", no trailing '/' */
+	char *endpoint;	 /* the whole, normalised, for messages */
+};
+
+/* -EINVAL naming the URL unless it is http(s)://host[:port][/path]. */
+int aws_url_parse(const char *url, struct aws_url *out, struct cm_err *err);
+void aws_url_release(struct aws_url *u);
+
+/*
+ * The endpoint of a service, in the order above: AWS_ENDPOINT_URL_<env>,
+ * AWS_ENDPOINT_URL, the endpoints map's entry for `service`, then
+ * https://<host>.<region>.amazonaws.com[.cn]. Returns a heap string; `from`
+ * (fromlen bytes) receives where it came from.
+ */
+char *aws_endpoint_resolve(const char *service, const char *env,
+			   const char *host, const char *region,
+			   const struct aws_endpoint *endpoints, size_t n,
+			   char *from, size_t fromlen);
+
+/*
+ * What every client here holds, whatever its service: endpoint, region,
+ * signer, credentials and the pool of HTTP handles. aws_base_init sets the
+ * pool and the credentials (`creds` borrowed, or NULL: a provider of its
+ * own for `profile`); the client then sets region, url, signer and
+ * max_attempts. aws_base_release frees what is set.
+ */
+struct aws_base {
+	char *region;
+	struct aws_url url;
+	unsigned max_attempts;
+	struct aws_sigv4_signer *signer;
+	struct aws_creds_provider *creds;
+	bool own_creds;
+	struct cm_http_pool pool;
+};
+
+void aws_base_init(struct aws_base *b, const struct cm_http_opts *http,
+		   struct aws_creds_provider *creds, const char *profile);
+void aws_base_release(struct aws_base *b);
+
+/* Attempts from the environment variable `var` (1..100), else 8. */
+unsigned aws_max_attempts(const char *var);
+/* Full jitter: uniform in [0, min(20 s, 100 ms * 2^(attempt-1))]. */
+unsigned aws_backoff_ms(unsigned attempt);
+
+/*
+ * Run fn until it succeeds, fails with an error not marked retryable, or
+ * max_attempts have failed, sleeping aws_backoff_ms between attempts and
+ * logging each retry as "<what>: attempt i of n failed, retrying...". The
+ * last error gets "[gave up after N attempts]" when retries ran out.
+ */
+typedef int (*aws_attempt_fn)(void *ctx, struct cm_err *err);
+int aws_retry(const char *what, unsigned max_attempts, aws_attempt_fn fn,
+	      void *ctx, struct cm_err *err);
+
+/* The request of one attempt as it goes on the wire. All owned. */
+#define AWS_WIRE_MAX_HEADERS 24
+struct aws_wire {
+	char *url;
+	char *path;  /* as signed and sent */
+	char *query; /* canonical: sorted, "k=v"; NULL: none */
+	size_t n;
+	char *name[AWS_WIRE_MAX_HEADERS];
+	char *value[AWS_WIRE_MAX_HEADERS];
+	char *line[AWS_WIRE_MAX_HEADERS]; /* "Name: value", by aws_wire_sign */
+	size_t nlines;
+};
+
+void aws_wire_header(struct aws_wire *w, const char *name, const char *value);
+/* Wipes the values (Authorization, the session token) before freeing. */
+void aws_wire_release(struct aws_wire *w);
+/*
+ * Add X-Amz-Date (for `now`), X-Amz-Content-Sha256 when hash_header (S3
+ * wants it, other services do without), X-Amz-Security-Token for
+ * temporary credentials, sign them all with the rest, add Authorization
+ * and build the header lines.
+ */
+int aws_wire_sign(struct aws_sigv4_signer *s, const char *method,
+		  struct aws_wire *w, const char *payload_hash,
+		  bool hash_header, time_t now, const struct aws_creds *cr,
+		  struct cm_err *err);
+
+/* Reason phrase ("Not Found", "" if unknown) and the code an error answer
+ * without a body is given ("NotFound", "ServerError"...). */
+const char *aws_status_text(long status);
+const char *aws_status_code(long status);
+/* Copy server text into a message: printable, one line, bounded. */
+void aws_clean_copy(char *out, size_t n, const char *in);
 
 #endif

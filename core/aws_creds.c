@@ -562,17 +562,20 @@ out:
 	return rc;
 }
 
-char *aws_region_resolve(const char *profile)
+char *aws_region_find(const char *profile, char *from, size_t fromlen)
 {
-	const char *v = env("AWS_REGION");
+	static const char *const vars[] = {"AWS_REGION", "AWS_DEFAULT_REGION"};
 	struct ini conf = {0};
 	char *path, *region = NULL;
+	const char *v;
 
-	if (!v)
-		v = env("AWS_DEFAULT_REGION");
-	if (v)
-		return cm_xstrdup(v);
-	if (!profile)
+	for (size_t i = 0; i < sizeof(vars) / sizeof(vars[0]); i++) {
+		if ((v = env(vars[i]))) {
+			snprintf(from, fromlen, "%s", vars[i]);
+			return cm_xstrdup(v);
+		}
+	}
+	if (!profile || !*profile)
 		profile = env("AWS_PROFILE");
 	if (!profile)
 		profile = "default";
@@ -581,12 +584,21 @@ char *aws_region_resolve(const char *profile)
 		return NULL;
 	if (ini_load(&conf, path, INI_CONFIG, NULL) == 0) {
 		v = ini_get(&conf, profile, "region");
-		if (v && *v)
+		if (v && *v) {
 			region = cm_xstrdup(v);
+			snprintf(from, fromlen, "profile %s", profile);
+		}
 	}
 	ini_release(&conf);
 	free(path);
 	return region;
+}
+
+char *aws_region_resolve(const char *profile)
+{
+	char from[64];
+
+	return aws_region_find(profile, from, sizeof(from));
 }
 
 /* ---- HTTP sources: shared parts --------------------------------------- */
@@ -1100,6 +1112,50 @@ out:
 	free(path);
 	free(enc);
 	free(role);
+	free(base);
+	return rc;
+}
+
+int aws_imds_region(struct aws_creds_provider *p, char **out,
+		    struct cm_err *err)
+{
+	struct cm_http_opts hopts = {
+	    .connect_timeout_ms = IMDS_CONNECT_TIMEOUT_MS,
+	    .total_timeout_ms = IMDS_TOTAL_TIMEOUT_MS,
+	};
+	struct cm_http_response resp;
+	struct cm_http *h;
+	char *base, *region;
+	int rc;
+
+	*out = NULL;
+	if (imds_disabled())
+		return cm_err_set(err, ENOENT,
+				  "disabled by AWS_EC2_METADATA_DISABLED");
+	base = imds_base();
+	response_init(&resp);
+	h = cm_http_new(&hopts);
+	pthread_mutex_lock(&p->lock);
+	rc = imds_get(p, h, base, "/latest/meta-data/placement/region", &resp,
+		      err);
+	pthread_mutex_unlock(&p->lock);
+	if (rc == 0) {
+		char *text = cm_xstrdup(cm_buf_str(&resp.body));
+
+		region = cm_xstrdup(trim(text));
+		free(text);
+		if (!*region || strpbrk(region, " \r\n/")) {
+			free(region);
+			rc = cm_err_set(err, EIO,
+					"EC2 instance metadata %s: malformed "
+					"region",
+					base);
+		} else {
+			*out = region;
+		}
+	}
+	cm_http_free(h);
+	response_release(&resp);
 	free(base);
 	return rc;
 }

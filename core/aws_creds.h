@@ -24,6 +24,7 @@
 #define VAULTFS_AWS_CREDS_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <time.h>
 
 #include "err.h"
@@ -61,5 +62,17 @@ int aws_creds_get(struct aws_creds_provider *p, struct aws_creds *out,
 /* Region: AWS_REGION, AWS_DEFAULT_REGION, then the profile's `region` in
  * the config file; NULL if none. The caller frees the result. */
 char *aws_region_resolve(const char *profile);
+/* The same, and where it came from into `from` ("AWS_REGION", "profile
+ * prod"). */
+char *aws_region_find(const char *profile, char *from, size_t fromlen);
+
+/*
+ * The region of the EC2 instance this runs on, from IMDSv2
+ * (/latest/meta-data/placement/region), with p's IMDS session. -ENOENT
+ * when AWS_EC2_METADATA_DISABLED is true; otherwise a failure names the
+ * endpoint. The caller frees *out.
+ */
+int aws_imds_region(struct aws_creds_provider *p, char **out,
+		    struct cm_err *err);
 
 #endif

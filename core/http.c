@@ -216,6 +216,21 @@ static bool retryable(CURLcode rc)
 	}
 }
 
+/* The CA file to verify peers with, or NULL: VAULTFS_CA_BUNDLE first (it
+ * names vaultfs's own choice), then AWS_CA_BUNDLE. */
+static const char *ca_bundle(void)
+{
+	static const char *const vars[] = {"VAULTFS_CA_BUNDLE", "AWS_CA_BUNDLE"};
+
+	for (size_t i = 0; i < sizeof(vars) / sizeof(vars[0]); i++) {
+		const char *v = getenv(vars[i]);
+
+		if (v && *v)
+			return v;
+	}
+	return NULL;
+}
+
 /* Host and path of the URL, without query, for messages. */
 static void url_for_message(const char *url, char *out, size_t n)
 {
@@ -235,7 +250,7 @@ int cm_http_perform(struct cm_http *h, const struct cm_http_request *req,
 	const char *method = req->method ? req->method : "GET";
 	bool has_body = req->body || req->source;
 	bool has_ctype = false;
-	const char *ca = getenv("VAULTFS_CA_BUNDLE");
+	const char *ca = ca_bundle();
 	char where[256];
 	CURLcode rc;
 	int ret = 0;
@@ -362,4 +377,43 @@ char *cm_http_uri_encode(const char *s, size_t n, bool keep_slash)
 	}
 	*o = '\0';
 	return out;
+}
+
+void cm_http_pool_init(struct cm_http_pool *p, const struct cm_http_opts *opts)
+{
+	memset(p, 0, sizeof(*p));
+	if (opts)
+		p->opts = *opts;
+	pthread_mutex_init(&p->lock, NULL);
+}
+
+void cm_http_pool_release(struct cm_http_pool *p)
+{
+	for (size_t i = 0; i < p->nidle; i++)
+		cm_http_free(p->idle[i]);
+	free(p->idle);
+	pthread_mutex_destroy(&p->lock);
+	memset(p, 0, sizeof(*p));
+}
+
+struct cm_http *cm_http_pool_get(struct cm_http_pool *p)
+{
+	struct cm_http *h = NULL;
+
+	pthread_mutex_lock(&p->lock);
+	if (p->nidle)
+		h = p->idle[--p->nidle];
+	pthread_mutex_unlock(&p->lock);
+	return h ? h : cm_http_new(&p->opts);
+}
+
+void cm_http_pool_put(struct cm_http_pool *p, struct cm_http *h)
+{
+	pthread_mutex_lock(&p->lock);
+	if (p->nidle == p->cap) {
+		p->cap = p->cap ? 2 * p->cap : 8;
+		p->idle = cm_xrealloc(p->idle, p->cap * sizeof(*p->idle));
+	}
+	p->idle[p->nidle++] = h;
+	pthread_mutex_unlock(&p->lock);
 }

@@ -9,12 +9,15 @@
  * status (the caller classifies statuses), and a negative errno for
  * transport failures: those are marked retryable in `err` when they may pass
  * (connect failures, timeouts, resets, partial transfers) and fatal otherwise
- * (bad URL, TLS verification failure). TLS peers are always verified;
- * VAULTFS_CA_BUNDLE names an extra CA file for private endpoints.
+ * (bad URL, TLS verification failure). TLS peers are always verified
+ * against the system's CAs, or against the CA file named by
+ * VAULTFS_CA_BUNDLE, else AWS_CA_BUNDLE (the AWS CLI's and SDKs' variable),
+ * for private endpoints.
  */
 #ifndef VAULTFS_HTTP_H
 #define VAULTFS_HTTP_H
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -73,6 +76,25 @@ bool cm_http_response_header(const struct cm_http_response *r,
 
 int cm_http_perform(struct cm_http *h, const struct cm_http_request *req,
 		    struct cm_http_response *resp, struct cm_err *err);
+
+/*
+ * A free list of handles for a client used by many threads (s3.c, aws.c):
+ * an operation takes one for its request and puts it back, so N threads
+ * at once use N connections, each kept alive for later calls. Only the
+ * push and pop are locked.
+ */
+struct cm_http_pool {
+	struct cm_http_opts opts;
+	pthread_mutex_t lock;
+	struct cm_http **idle; /* protected by ->lock */
+	size_t nidle, cap;     /* protected by ->lock */
+};
+
+void cm_http_pool_init(struct cm_http_pool *p, const struct cm_http_opts *opts);
+void cm_http_pool_release(struct cm_http_pool *p); /* frees idle handles */
+/* An idle handle, or a new one. Never NULL. */
+struct cm_http *cm_http_pool_get(struct cm_http_pool *p);
+void cm_http_pool_put(struct cm_http_pool *p, struct cm_http *h);
 
 /* Percent-encode per RFC 3986 (unreserved kept); '/' kept when keep_slash. */
 char *cm_http_uri_encode(const char *s, size_t n, bool keep_slash);

@@ -30,6 +30,7 @@
  * header. Messages name the op and the s3:// resource, never a header.
  */
 #include "s3.h"
+#include "aws.h"
 #include "aws_sigv4.h"
 #include "buf.h"
 #include "fault.h"
@@ -53,35 +54,20 @@
 #define MAX_ATTEMPTS_LIMIT 100
 #define ERROR_BODY_MAX	   (64 * 1024)	      /* error documents */
 #define XML_BODY_MAX	   (32 * 1024 * 1024) /* listings */
-#define MAX_WIRE_HEADERS   24
 #define MAX_OP_HEADERS	   8
 
 static const char EMPTY_SHA256[] =
     "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
 
 struct s3_client {
-	bool https;
-	char *authority; /* "host[:port]" of the endpoint */
-	char *base_path; /* "" or "/base", no trailing '/' */
-	char *endpoint;	 /* for messages */
-	char *region;
+	struct aws_base b; /* endpoint, region, signer, credentials, pool */
 	bool path_style;
 	bool unsigned_payload;
 	char *expected_bucket_owner; /* NULL: none */
 	char *storage_class;
 	char *sse;
 	char *sse_kms_key_id;
-	unsigned max_attempts;
 	bool opaque_etags; /* test: VAULTFS_TEST_OPAQUE_ETAGS, as SSE-KMS */
-	struct cm_http_opts http_opts;
-	struct aws_sigv4_signer *signer;
-	struct aws_creds_provider *creds;
-	bool own_creds;
-
-	pthread_mutex_t lock;
-	struct cm_http **idle; /* protected by ->lock */
-	size_t nidle;	       /* protected by ->lock */
-	size_t idle_cap;       /* protected by ->lock */
 };
 
 /* One query parameter; value NULL is a bare flag ("?uploads"). */
@@ -130,17 +116,6 @@ struct s3_op {
 	struct get_state *get;	   /* GetObject, or NULL */
 };
 
-/* The request of one attempt as it goes on the wire. All owned. */
-struct wire {
-	char *url;
-	char *path;  /* as signed and sent */
-	char *query; /* canonical: sorted, "k=v"; NULL: none */
-	size_t n;
-	char *name[MAX_WIRE_HEADERS];
-	char *value[MAX_WIRE_HEADERS];
-	char *line[MAX_WIRE_HEADERS]; /* "Name: value", by wire_sign */
-	size_t nlines;
-};
 
 /* ---- small helpers ---------------------------------------------------- */
 
@@ -285,62 +260,11 @@ static time_t parse_iso_date(const char *s)
 	return t;
 }
 
-/* Reason phrases, and the S3 code an error without a body (a HEAD
- * answer) is given. */
-static const struct {
-	long status;
-	const char *text;
-	const char *code;
-} statuses[] = {
-    {301, "Moved Permanently", "PermanentRedirect"},
-    {307, "Temporary Redirect", "TemporaryRedirect"},
-    {400, "Bad Request", "BadRequest"},
-    {401, "Unauthorized", "Unauthorized"},
-    {403, "Forbidden", "AccessDenied"},
-    {404, "Not Found", "NotFound"},
-    {405, "Method Not Allowed", "MethodNotAllowed"},
-    {409, "Conflict", "Conflict"},
-    {411, "Length Required", "MissingContentLength"},
-    {412, "Precondition Failed", "PreconditionFailed"},
-    {416, "Range Not Satisfiable", "InvalidRange"},
-    {429, "Too Many Requests", "TooManyRequests"},
-    {500, "Internal Server Error", "InternalError"},
-    {501, "Not Implemented", "NotImplemented"},
-    {502, "Bad Gateway", "BadGateway"},
-    {503, "Service Unavailable", "ServiceUnavailable"},
-    {504, "Gateway Timeout", "GatewayTimeout"},
-};
-
-static const char *status_text(long st)
-{
-	for (size_t i = 0; i < sizeof(statuses) / sizeof(statuses[0]); i++)
-		if (statuses[i].status == st)
-			return statuses[i].text;
-	return "";
-}
-
 static const char *status_code_name(const struct s3_op *op, long st)
 {
 	if (st == 404 && op->bucket)
 		return op->key ? "NoSuchKey" : "NoSuchBucket";
-	for (size_t i = 0; i < sizeof(statuses) / sizeof(statuses[0]); i++)
-		if (statuses[i].status == st)
-			return statuses[i].code;
-	return st >= 500 ? "ServerError" : "ClientError";
-}
-
-static bool code_is_retryable(const char *code)
-{
-	static const char *const codes[] = {
-	    "RequestTimeout",	    "SlowDown",	       "InternalError",
-	    "ServiceUnavailable",   "Throttling",      "ThrottlingException",
-	    "RequestLimitExceeded", "TooManyRequests",
-	};
-
-	for (size_t i = 0; i < sizeof(codes) / sizeof(codes[0]); i++)
-		if (!strcmp(code, codes[i]))
-			return true;
-	return false;
+	return aws_status_code(st);
 }
 
 static int status_errno(long st, const char *code)
@@ -367,27 +291,6 @@ static int status_errno(long st, const char *code)
 	return EIO;
 }
 
-/* Copy server text into a message: printable, one line, bounded. */
-static void clean_copy(char *out, size_t n, const char *in)
-{
-	size_t o = 0;
-
-	for (; in && *in && o + 1 < n; in++) {
-		unsigned char ch = (unsigned char)*in;
-
-		if (ch == '\n' || ch == '\r' || ch == '\t')
-			ch = ' ';
-		if (ch < 0x20 || ch == 0x7f)
-			continue;
-		if (ch == ' ' && (o == 0 || out[o - 1] == ' '))
-			continue;
-		out[o++] = (char)ch;
-	}
-	while (o && out[o - 1] == ' ')
-		o--;
-	out[o] = '\0';
-}
-
 /* ---- XML answers -------------------------------------------------------- */
 
 struct s3_error_doc {
@@ -407,11 +310,11 @@ static bool parse_error_doc(const char *body, size_t len,
 	if (!len || cm_xml_parse(body, len, &root, NULL) != 0)
 		return false;
 	if (!strcmp(cm_xml_name(root), "Error")) {
-		clean_copy(out->code, sizeof(out->code),
+		aws_clean_copy(out->code, sizeof(out->code),
 			   cm_xml_child_text(root, "Code"));
-		clean_copy(out->message, sizeof(out->message),
+		aws_clean_copy(out->message, sizeof(out->message),
 			   cm_xml_child_text(root, "Message"));
-		clean_copy(out->request_id, sizeof(out->request_id),
+		aws_clean_copy(out->request_id, sizeof(out->request_id),
 			   cm_xml_child_text(root, "RequestId"));
 		found = out->code[0] != '\0';
 	}
@@ -643,49 +546,6 @@ static int parse_buckets(const struct cm_xml *root, s3_bucket_fn fn, void *ctx,
 /* ---- the client -----------------------------------------------------------
  */
 
-static int parse_endpoint(struct s3_client *c, const char *url,
-			  struct cm_err *err)
-{
-	const char *p, *rest;
-	size_t n;
-	char *auth;
-
-	if (!strncmp(url, "https://", 8)) {
-		c->https = true;
-		p = url + 8;
-	} else if (!strncmp(url, "http://", 7)) {
-		c->https = false;
-		p = url + 7;
-	} else {
-		return cm_err_set(err, EINVAL,
-				  "endpoint %s: must start with "
-				  "http:// or https://",
-				  url);
-	}
-	n = strcspn(p, "/?#");
-	rest = p + n;
-	if (n == 0 || memchr(p, '@', n) || *rest == '?' || *rest == '#' ||
-	    strpbrk(url, " \t\r\n"))
-		return cm_err_set(err, EINVAL,
-				  "endpoint %s: expected "
-				  "scheme://host[:port][/path]",
-				  url);
-	auth = cm_xstrndup(p, n);
-	/* the Host header S3 sees omits a default port: sign the same */
-	if (c->https && n > 4 && !strcmp(auth + n - 4, ":443"))
-		auth[n - 4] = '\0';
-	else if (!c->https && n > 3 && !strcmp(auth + n - 3, ":80"))
-		auth[n - 3] = '\0';
-	c->authority = auth;
-	n = strlen(rest);
-	while (n && rest[n - 1] == '/')
-		n--;
-	c->base_path = cm_xstrndup(rest, n);
-	c->endpoint = cm_xasprintf("%s://%s%s", c->https ? "https" : "http",
-				   c->authority, c->base_path);
-	return 0;
-}
-
 static const char *env_nonempty(const char *name)
 {
 	const char *v = getenv(name);
@@ -703,23 +563,6 @@ static bool name_ok(const char *s)
 	return true;
 }
 
-static unsigned attempts_from_env(void)
-{
-	const char *v = env_nonempty("VAULTFS_S3_MAX_ATTEMPTS");
-	char *end;
-	unsigned long n;
-
-	if (!v)
-		return DEFAULT_ATTEMPTS;
-	n = strtoul(v, &end, 10);
-	if (*end || n < 1 || n > MAX_ATTEMPTS_LIMIT) {
-		cm_warn("VAULTFS_S3_MAX_ATTEMPTS=%s: not in 1..%d, using %d", v,
-			MAX_ATTEMPTS_LIMIT, DEFAULT_ATTEMPTS);
-		return DEFAULT_ATTEMPTS;
-	}
-	return (unsigned)n;
-}
-
 static char *dup_or_null(const char *s)
 {
 	return s && *s ? cm_xstrdup(s) : NULL;
@@ -730,39 +573,40 @@ struct s3_client *s3_client_new(const struct s3_client_opts *opts,
 {
 	static const struct s3_client_opts none;
 	struct s3_client *c = cm_xcalloc(1, sizeof(*c));
-	const char *endpoint;
 	bool override = true;
+	char from[64];
 	char *resolved = NULL;
 	int rc = 0;
 
 	if (!opts)
 		opts = &none;
-	pthread_mutex_init(&c->lock, NULL);
+	aws_base_init(&c->b, &opts->http, opts->creds, opts->profile);
 
-	c->region = dup_or_null(opts->region);
-	if (!c->region)
-		c->region = aws_region_resolve(opts->profile);
-	if (!c->region || !*c->region) {
-		free(c->region);
-		c->region = cm_xstrdup("us-east-1");
+	c->b.region = dup_or_null(opts->region);
+	if (!c->b.region)
+		c->b.region = aws_region_resolve(opts->profile);
+	if (!c->b.region || !*c->b.region) {
+		free(c->b.region);
+		c->b.region = cm_xstrdup("us-east-1");
 	}
-	if (!name_ok(c->region)) {
-		rc = cm_err_set(err, EINVAL, "bad region '%s'", c->region);
+	if (!name_ok(c->b.region)) {
+		rc = cm_err_set(err, EINVAL, "bad region '%s'", c->b.region);
 		goto out;
 	}
 
-	endpoint = opts->endpoint && *opts->endpoint ? opts->endpoint : NULL;
-	if (!endpoint)
-		endpoint = env_nonempty("AWS_ENDPOINT_URL_S3");
-	if (!endpoint)
-		endpoint = env_nonempty("AWS_ENDPOINT_URL");
-	if (!endpoint) {
-		override = false;
-		resolved =
-		    cm_xasprintf("https://s3.%s.amazonaws.com", c->region);
-		endpoint = resolved;
+	/* an endpoint given outright (--endpoint-url, the config's
+	 * "endpoint") wins, as endpoint_url in code does in the SDKs; then
+	 * the order every AWS client here shares */
+	if (opts->endpoint && *opts->endpoint) {
+		resolved = cm_xstrdup(opts->endpoint);
+	} else {
+		resolved = aws_endpoint_resolve("s3", "S3", "s3", c->b.region,
+						opts->endpoints,
+						opts->nendpoints, from,
+						sizeof(from));
+		override = strcmp(from, "default") != 0;
 	}
-	rc = parse_endpoint(c, endpoint, err);
+	rc = aws_url_parse(resolved, &c->b.url, err);
 	if (rc)
 		goto out;
 	c->path_style = opts->addressing == S3_ADDRESSING_PATH ||
@@ -801,22 +645,13 @@ struct s3_client *s3_client_new(const struct s3_client_opts *opts,
 				"bucket owner (control characters)");
 		goto out;
 	}
-	c->max_attempts =
-	    opts->max_attempts ? opts->max_attempts : attempts_from_env();
+	c->b.max_attempts =
+	    opts->max_attempts ? opts->max_attempts : aws_max_attempts("VAULTFS_S3_MAX_ATTEMPTS");
 	/* test-only: behave as under SSE-KMS without a KMS (docs/s3.md) */
 	c->opaque_etags = env_nonempty("VAULTFS_TEST_OPAQUE_ETAGS") != NULL;
-	c->http_opts = opts->http;
-	c->signer = aws_sigv4_signer_new(c->region, "s3", true);
-	if (opts->creds) {
-		c->creds = opts->creds;
-	} else {
-		struct aws_creds_opts co = {.profile = opts->profile};
-
-		c->creds = aws_creds_provider_new(&co);
-		c->own_creds = true;
-	}
-	cm_debug("s3: endpoint %s, region %s, %s addressing", c->endpoint,
-		 c->region, c->path_style ? "path-style" : "virtual-host");
+	c->b.signer = aws_sigv4_signer_new(c->b.region, "s3", true);
+	cm_debug("s3: endpoint %s, region %s, %s addressing", c->b.url.endpoint,
+		 c->b.region, c->path_style ? "path-style" : "virtual-host");
 out:
 	free(resolved);
 	if (rc) {
@@ -830,17 +665,7 @@ void s3_client_free(struct s3_client *c)
 {
 	if (!c)
 		return;
-	for (size_t i = 0; i < c->nidle; i++)
-		cm_http_free(c->idle[i]);
-	free(c->idle);
-	if (c->own_creds)
-		aws_creds_provider_free(c->creds);
-	aws_sigv4_signer_free(c->signer);
-	pthread_mutex_destroy(&c->lock);
-	free(c->authority);
-	free(c->base_path);
-	free(c->endpoint);
-	free(c->region);
+	aws_base_release(&c->b);
 	free(c->expected_bucket_owner);
 	free(c->storage_class);
 	free(c->sse);
@@ -850,12 +675,12 @@ void s3_client_free(struct s3_client *c)
 
 const char *s3_client_region(const struct s3_client *c)
 {
-	return c->region;
+	return c->b.region;
 }
 
 const char *s3_client_endpoint(const struct s3_client *c)
 {
-	return c->endpoint;
+	return c->b.url.endpoint;
 }
 
 bool s3_client_etag_is_md5(const struct s3_client *c)
@@ -868,54 +693,8 @@ bool s3_client_unsigned_payload(const struct s3_client *c)
 	return c->unsigned_payload;
 }
 
-static struct cm_http *http_borrow(struct s3_client *c)
-{
-	struct cm_http *h = NULL;
-
-	pthread_mutex_lock(&c->lock);
-	if (c->nidle)
-		h = c->idle[--c->nidle];
-	pthread_mutex_unlock(&c->lock);
-	return h ? h : cm_http_new(&c->http_opts);
-}
-
-static void http_give_back(struct s3_client *c, struct cm_http *h)
-{
-	pthread_mutex_lock(&c->lock);
-	if (c->nidle == c->idle_cap) {
-		c->idle_cap = c->idle_cap ? 2 * c->idle_cap : 8;
-		c->idle = cm_xrealloc(c->idle, c->idle_cap * sizeof(*c->idle));
-	}
-	c->idle[c->nidle++] = h;
-	pthread_mutex_unlock(&c->lock);
-}
-
 /* ---- the wire form ---------------------------------------------------------
  */
-
-static void wire_header(struct wire *w, const char *name, const char *value)
-{
-	if (w->n == MAX_WIRE_HEADERS)
-		abort(); /* a bug: raise MAX_WIRE_HEADERS */
-	w->name[w->n] = cm_xstrdup(name);
-	w->value[w->n] = cm_xstrdup(value);
-	w->n++;
-}
-
-static void wire_release(struct wire *w)
-{
-	for (size_t i = 0; i < w->n; i++) {
-		/* Authorization and the session token: wipe */
-		cm_free_secret(w->value[i]);
-		free(w->name[i]);
-	}
-	for (size_t i = 0; i < w->nlines; i++)
-		cm_free_secret(w->line[i]);
-	free(w->url);
-	free(w->path);
-	free(w->query);
-	memset(w, 0, sizeof(*w));
-}
 
 /* Bucket names usable as a DNS label of the endpoint's host. */
 static bool virtual_host_ok(const char *b, bool https)
@@ -994,17 +773,17 @@ static void build_query(const struct s3_op *op, struct cm_buf *url_q,
 /* URL, path, query and the headers that do not depend on time or
  * credentials. */
 static void wire_build(const struct s3_client *c, const struct s3_op *op,
-		       struct wire *w)
+		       struct aws_wire *w)
 {
 	bool path_style =
 	    c->path_style ||
-	    (op->bucket && !virtual_host_ok(op->bucket, c->https));
+	    (op->bucket && !virtual_host_ok(op->bucket, c->b.url.https));
 	struct cm_buf path, q;
 	char *host;
 
 	cm_buf_init(&path, 0);
 	cm_buf_init(&q, 0);
-	cm_buf_puts(&path, c->base_path);
+	cm_buf_puts(&path, c->b.url.base_path);
 	if (op->bucket && path_style) {
 		char *b =
 		    cm_http_uri_encode(op->bucket, strlen(op->bucket), false);
@@ -1023,19 +802,19 @@ static void wire_build(const struct s3_client *c, const struct s3_op *op,
 	build_query(op, &q, &w->query);
 
 	host = op->bucket && !path_style
-		   ? cm_xasprintf("%s.%s", op->bucket, c->authority)
-		   : cm_xstrdup(c->authority);
-	w->url = cm_xasprintf("%s://%s%s%s", c->https ? "https" : "http", host,
+		   ? cm_xasprintf("%s.%s", op->bucket, c->b.url.authority)
+		   : cm_xstrdup(c->b.url.authority);
+	w->url = cm_xasprintf("%s://%s%s%s", c->b.url.https ? "https" : "http", host,
 			      cm_buf_str(&path), cm_buf_str(&q));
 	w->path = cm_buf_detach(&path);
 	cm_buf_release(&q);
 
-	wire_header(w, "Host", host);
+	aws_wire_header(w, "Host", host);
 	free(host);
 	for (size_t i = 0; i < op->nh; i++)
-		wire_header(w, op->hname[i], op->hvalue[i]);
+		aws_wire_header(w, op->hname[i], op->hvalue[i]);
 	if (op->bucket && c->expected_bucket_owner)
-		wire_header(w, "x-amz-expected-bucket-owner",
+		aws_wire_header(w, "x-amz-expected-bucket-owner",
 			    c->expected_bucket_owner);
 	if (op->get) {
 		const struct get_state *g = op->get;
@@ -1050,60 +829,15 @@ static void wire_build(const struct s3_client *c, const struct s3_op *op,
 			else
 				snprintf(range, sizeof(range),
 					 "bytes=%" PRIu64 "-", from);
-			wire_header(w, "Range", range);
+			aws_wire_header(w, "Range", range);
 		}
 		if (g->have_info && g->info.etag[0]) {
 			char im[S3_ETAG_MAX + 2];
 
 			snprintf(im, sizeof(im), "\"%s\"", g->info.etag);
-			wire_header(w, "If-Match", im);
+			aws_wire_header(w, "If-Match", im);
 		}
 	}
-}
-
-/* Date, payload hash, token, then the signature over all of them. */
-static int wire_sign(struct s3_client *c, const char *method, struct wire *w,
-		     const char *payload_hash, time_t now,
-		     const struct aws_creds *cr, struct cm_err *err)
-{
-	struct aws_sigv4_header hs[MAX_WIRE_HEADERS];
-	struct aws_sigv4_result res = {0};
-	struct aws_sigv4_request req;
-	struct aws_sigv4_creds sc;
-	char date[17];
-	int rc;
-
-	aws_sigv4_amz_date(now, date);
-	wire_header(w, "X-Amz-Date", date);
-	wire_header(w, "X-Amz-Content-Sha256", payload_hash);
-	if (cr->session_token && *cr->session_token)
-		wire_header(w, "X-Amz-Security-Token", cr->session_token);
-	for (size_t i = 0; i < w->n; i++) {
-		hs[i].name = w->name[i];
-		hs[i].value = w->value[i];
-	}
-	req = (struct aws_sigv4_request){
-	    .method = method,
-	    .path = w->path,
-	    .query = w->query,
-	    .headers = hs,
-	    .nheaders = w->n,
-	    .payload_hash = payload_hash,
-	};
-	sc = (struct aws_sigv4_creds){
-	    .access_key_id = cr->access_key_id,
-	    .secret_access_key = cr->secret_access_key,
-	    .session_token = cr->session_token,
-	};
-	rc = aws_sigv4_sign(c->signer, &req, &sc, &res, err);
-	if (rc)
-		return rc;
-	wire_header(w, "Authorization", res.authorization);
-	aws_sigv4_result_release(&res);
-	for (size_t i = 0; i < w->n; i++)
-		w->line[w->nlines++] =
-		    cm_xasprintf("%s: %s", w->name[i], w->value[i]);
-	return 0;
 }
 
 /* ---- one attempt, and the retry loop ----------------------------------- */
@@ -1124,13 +858,13 @@ static int s3_error(const struct s3_op *op, const struct cm_http_response *r,
 	if (doc.message[0])
 		snprintf(msg, sizeof(msg), "%s", doc.message);
 	else
-		snprintf(msg, sizeof(msg), "%ld %s", st, status_text(st));
+		snprintf(msg, sizeof(msg), "%ld %s", st, aws_status_text(st));
 	if ((st == 301 || st == 400) &&
 	    cm_http_response_header(r, "x-amz-bucket-region", region,
 				    sizeof(region)) &&
 	    region[0])
 		snprintf(hint, sizeof(hint), ", bucket region %s", region);
-	retry = st >= 500 || st == 429 || code_is_retryable(code);
+	retry = st >= 500 || st == 429 || aws_code_is_retryable(code);
 	if (doc.request_id[0])
 		snprintf(rid, sizeof(rid), ", request id %s", doc.request_id);
 	if (retry)
@@ -1258,7 +992,7 @@ static int attempt_once(struct s3_client *c, const struct s3_op *op,
 			struct cm_http_response *resp, struct cm_err *err)
 {
 	struct aws_creds cr = {0};
-	struct wire w = {0};
+	struct aws_wire w = {0};
 	struct src_state src = {.b = op->src};
 	struct cm_http_request req;
 	struct cm_http *h;
@@ -1275,15 +1009,16 @@ static int attempt_once(struct s3_client *c, const struct s3_op *op,
 	if (op->fault_site && cm_fault(op->fault_site))
 		return cm_err_set(err, EIO, "%s %s: injected fault at %s",
 				  op->name, where, op->fault_site);
-	rc = aws_creds_get(c->creds, &cr, err);
+	rc = aws_creds_get(c->b.creds, &cr, err);
 	if (rc) {
 		cm_err_prefix(err, "%s %s: credentials", op->name, where);
 		goto out;
 	}
 	wire_build(c, op, &w);
 	if (md5_b64)
-		wire_header(&w, "Content-MD5", md5_b64);
-	rc = wire_sign(c, op->method, &w, payload_hash, time(NULL), &cr, err);
+		aws_wire_header(&w, "Content-MD5", md5_b64);
+	rc = aws_wire_sign(c->b.signer, op->method, &w, payload_hash, true,
+			   time(NULL), &cr, err);
 	if (rc) {
 		cm_err_prefix(err, "%s %s: signing", op->name, where);
 		goto out;
@@ -1307,9 +1042,9 @@ static int attempt_once(struct s3_client *c, const struct s3_op *op,
 		op->get->checked = false;
 	}
 	t0 = cm_now_ns();
-	h = http_borrow(c);
+	h = cm_http_pool_get(&c->b.pool);
 	rc = cm_http_perform(h, &req, resp, err);
-	http_give_back(c, h);
+	cm_http_pool_put(&c->b.pool, h);
 	cm_debug("s3: %s %s -> %ld%s (%.1f ms)", op->name, where, resp->status,
 		 rc ? " (transport failure)" : "",
 		 (double)(cm_now_ns() - t0) / 1e6);
@@ -1352,7 +1087,7 @@ static int attempt_once(struct s3_client *c, const struct s3_op *op,
 
 		if (parse_error_doc(resp->body.data, resp->body.len, &doc))
 			/* a failure after "200 OK" went out: S3 says retry */
-			rc = err_classified(err, code_is_retryable(doc.code),
+			rc = err_classified(err, aws_code_is_retryable(doc.code),
 					    "%s: %s (%s %s, HTTP 200 "
 					    "with an error)",
 					    doc.code,
@@ -1368,71 +1103,49 @@ static int attempt_once(struct s3_client *c, const struct s3_op *op,
 				  op->name, where);
 	}
 out:
-	wire_release(&w);
+	aws_wire_release(&w);
 	aws_creds_release(&cr);
 	return rc;
 }
 
-/* Full jitter: uniform in [0, min(cap, base * 2^(attempt-1))]. */
-static unsigned backoff_ms(unsigned attempt)
-{
-	uint64_t ceiling = BACKOFF_BASE_MS;
+/* One op, for aws_retry. */
+struct s3_run {
+	struct s3_client *c;
+	const struct s3_op *op;
+	const char *hash;
+	const char *md5_b64;
+	struct cm_http_response *resp;
+};
 
-	for (unsigned i = 1; i < attempt && ceiling < BACKOFF_CAP_MS; i++)
-		ceiling *= 2;
-	if (ceiling > BACKOFF_CAP_MS)
-		ceiling = BACKOFF_CAP_MS;
-	return (unsigned)cm_random(ceiling + 1);
+static int s3_attempt(void *ctx, struct cm_err *err)
+{
+	struct s3_run *r = ctx;
+
+	return attempt_once(r->c, r->op, r->hash, r->md5_b64, r->resp, err);
 }
 
 static int s3_request(struct s3_client *c, const struct s3_op *op,
 		      struct cm_http_response *resp, struct cm_err *err)
 {
 	char sha[CM_SHA256_HEX_LEN + 1], md5_b64[32];
-	const char *hash;
-	struct cm_err e;
-	unsigned attempt;
-	int rc;
+	struct s3_run run = {.c = c, .op = op, .resp = resp};
 
 	if (op->object_data && c->unsigned_payload) {
-		hash = AWS_UNSIGNED_PAYLOAD;
+		run.hash = AWS_UNSIGNED_PAYLOAD;
 	} else if (!op->body_len) {
-		hash = EMPTY_SHA256;
+		run.hash = EMPTY_SHA256;
 	} else if (op->sha256) {
 		cm_hex(op->sha256, CM_SHA256_LEN, sha);
-		hash = sha;
+		run.hash = sha;
 	} else {
 		cm_sha256_hex(op->body, op->body_len, sha);
-		hash = sha;
+		run.hash = sha;
 	}
-	if (op->md5)
+	if (op->md5) {
 		cm_base64(op->md5, CM_MD5_LEN, md5_b64);
-	for (attempt = 1;; attempt++) {
-		unsigned delay;
-
-		cm_err_clear(&e);
-		rc = attempt_once(c, op, hash, op->md5 ? md5_b64 : NULL, resp,
-				  &e);
-		if (!rc)
-			return 0;
-		if (!e.retryable || attempt >= c->max_attempts)
-			break;
-		delay = backoff_ms(attempt);
-		cm_info("s3: attempt %u of %u failed, retrying in %u ms: %s",
-			attempt, c->max_attempts, delay, e.msg);
-		cm_sleep_ms(delay);
+		run.md5_b64 = md5_b64;
 	}
-	if (e.retryable && attempt > 1) {
-		size_t l = strlen(e.msg);
-
-		snprintf(e.msg + l, sizeof(e.msg) - l,
-			 " [gave up after %u "
-			 "attempts]",
-			 attempt);
-	}
-	if (err)
-		*err = e;
-	return rc;
+	return aws_retry("s3", c->b.max_attempts, s3_attempt, &run, err);
 }
 
 /* ---- operations ------------------------------------------------------------
@@ -2033,13 +1746,13 @@ int s3_create_bucket(struct s3_client *c, const char *bucket,
 		return rc;
 	cm_buf_init(&body, 0);
 	op_init(&op, "CreateBucket", "PUT", bucket, NULL);
-	if (strcmp(c->region, "us-east-1") != 0) {
+	if (strcmp(c->b.region, "us-east-1") != 0) {
 		cm_buf_printf(&body,
 			      "<CreateBucketConfiguration xmlns=\"" S3_XMLNS
 			      "\"><LocationConstraint>%s"
 			      "</LocationConstraint>"
 			      "</CreateBucketConfiguration>",
-			      c->region);
+			      c->b.region);
 		op_header(&op, "Content-Type", "application/xml");
 		op.body = body.data;
 		op.body_len = body.len;

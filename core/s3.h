@@ -43,6 +43,7 @@
 #include <stdint.h>
 #include <time.h>
 
+#include "aws.h"
 #include "aws_creds.h"
 #include "buf.h"
 #include "crypto.h"
@@ -65,8 +66,11 @@ enum s3_addressing {
 
 struct s3_client_opts {
 	/* "http[s]://host[:port][/base]"; NULL: AWS_ENDPOINT_URL_S3, then
-	 * AWS_ENDPOINT_URL, then https://s3.REGION.amazonaws.com */
+	 * AWS_ENDPOINT_URL, then endpoints' "s3", then
+	 * https://s3.REGION.amazonaws.com (aws_endpoint_resolve) */
 	const char *endpoint;
+	const struct aws_endpoint *endpoints; /* the config's map, borrowed */
+	size_t nendpoints;
 	const char *region;  /* NULL: aws_region_resolve(), else us-east-1 */
 	const char *profile; /* NULL: AWS_PROFILE, else "default" */
 	enum s3_addressing addressing;

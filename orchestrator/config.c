@@ -39,7 +39,7 @@ struct parser {
 };
 
 static const char *const top_keys[] = {
-	"vaults", "destination", "endpoint", "region", "pathStyle",
+	"vaults", "destination", "endpoint", "endpoints", "region", "pathStyle",
 	"expectedBucketOwner", "tags", "securityTag", "autoDeleteSnapshot",
 	"autoStart", "lifecycleRules", "storageClass", "sse", "kmsKeyId",
 	"compression", "concurrency", "partSize", "stateDir", "verify",
@@ -82,6 +82,17 @@ static void free_vaults(struct orch_config *cfg)
 	cfg->nvaults = 0;
 }
 
+static void free_endpoints(struct orch_config *cfg)
+{
+	for (size_t i = 0; i < cfg->nendpoints; i++) {
+		free((char *)cfg->endpoints[i].service);
+		free((char *)cfg->endpoints[i].url);
+	}
+	free(cfg->endpoints);
+	cfg->endpoints = NULL;
+	cfg->nendpoints = 0;
+}
+
 static void free_tags(struct orch_config *cfg)
 {
 	for (size_t i = 0; i < cfg->ntags; i++) {
@@ -99,6 +110,7 @@ void orch_config_release(struct orch_config *cfg)
 		return;
 	free_vaults(cfg);
 	free_tags(cfg);
+	free_endpoints(cfg);
 	free(cfg->destination);
 	free(cfg->bucket);
 	free(cfg->prefix);
@@ -739,6 +751,52 @@ out:
 	return rc;
 }
 
+/*
+ * "endpoints": {"ec2": "http://...", "s3": "..."}: for each AWS service a
+ * URL that comes after AWS_ENDPOINT_URL_<SERVICE> and AWS_ENDPOINT_URL
+ * (core/aws.h). Services are those vaultfs speaks to; a misspelt one is
+ * an error, not an endpoint silently unused.
+ */
+static int parse_endpoints(struct parser *p, const struct cm_json *root)
+{
+	const char *known[16];
+	struct cm_json *obj, *m;
+	size_t n = 0;
+	bool is_null;
+	int rc;
+
+	for (size_t i = 0; aws_services[i]; i++)
+		known[n++] = aws_services[i]->name;
+	known[n++] = "s3";
+	known[n] = NULL;
+	rc = get_object(p, root, "endpoints", known, true, &obj, &is_null);
+	if (rc || (!obj && !is_null))
+		return rc;
+	free_endpoints(p->cfg);
+	if (is_null)
+		return 0;
+	p->cfg->endpoints =
+	    cm_xcalloc(cm_json_size(obj) + 1, sizeof(*p->cfg->endpoints));
+	for (m = cm_json_first(obj); m; m = cm_json_next(m)) {
+		struct aws_endpoint *e =
+		    &p->cfg->endpoints[p->cfg->nendpoints];
+		char full[KEY_MAX];
+		struct aws_url u;
+		struct cm_err uerr;
+
+		key_path(full, "endpoints", cm_json_key(m));
+		if (cm_json_type(m) != CM_JSON_STRING)
+			return bad_value(p, full, "a URL string", m);
+		if (aws_url_parse(cm_json_str(m), &u, &uerr) != 0)
+			return bad(p, full, "%s", uerr.msg);
+		aws_url_release(&u);
+		e->service = cm_xstrdup(cm_json_key(m));
+		e->url = cm_xstrdup(cm_json_str(m));
+		p->cfg->nendpoints++;
+	}
+	return 0;
+}
+
 static int parse_s3_options(struct parser *p, const struct cm_json *root)
 {
 	struct orch_config *cfg = p->cfg;
@@ -1167,6 +1225,8 @@ static int apply(struct parser *p, const struct cm_json *root)
 		rc = parse_destination(p, root);
 	if (!rc)
 		rc = parse_s3_options(p, root);
+	if (!rc)
+		rc = parse_endpoints(p, root);
 	if (!rc)
 		rc = parse_tags(p, root);
 	if (!rc)

@@ -24,6 +24,7 @@
 #include <stdint.h>
 
 #include "arc.h"
+#include "aws.h"
 #include "err.h"
 
 #define ORCH_DEFAULT_VAULT_NAME "local"
@@ -97,6 +98,11 @@ struct orch_config {
 	char *store_dir;        /* local: the absolute directory; S3: NULL */
 
 	char *endpoint;         /* NULL: the AWS endpoint for the region */
+	/* "endpoints": service ("ec2", "s3", as aws_service_find knows them)
+	 * -> URL, checked; strings owned. Passed to aws_client_opts and
+	 * s3_client_opts as they are. */
+	struct aws_endpoint *endpoints;
+	size_t nendpoints;
 	char *region;           /* NULL: AWS_REGION etc., else us-east-1 */
 	enum orch_addressing addressing;
 	char *expected_bucket_owner; /* 12-digit account id or NULL */

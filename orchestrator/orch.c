@@ -244,6 +244,8 @@ struct s3_client *orch_s3_client_new(const struct orch_config *cfg,
 
 	memset(&so, 0, sizeof(so));
 	so.endpoint = cfg->endpoint;
+	so.endpoints = cfg->endpoints;
+	so.nendpoints = cfg->nendpoints;
 	so.region = cfg->region;
 	so.addressing = cfg->addressing == ORCH_ADDRESSING_PATH ?
 				S3_ADDRESSING_PATH :

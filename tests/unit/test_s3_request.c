@@ -53,7 +53,7 @@ static struct s3_client *client(const struct s3_client_opts *o)
 	return c;
 }
 
-static const char *header(const struct wire *w, const char *name)
+static const char *header(const struct aws_wire *w, const char *name)
 {
 	for (size_t i = 0; i < w->n; i++)
 		if (!strcasecmp(w->name[i], name))
@@ -103,8 +103,8 @@ static void test_resolution(void **state)
 	o.endpoint = "https://opt.example:443/base/";
 	c = client(&o);
 	assert_string_equal(s3_client_endpoint(c), "https://opt.example/base");
-	assert_string_equal(c->authority, "opt.example"); /* :443 implied */
-	assert_string_equal(c->base_path, "/base");
+	assert_string_equal(c->b.url.authority, "opt.example"); /* :443 implied */
+	assert_string_equal(c->b.url.base_path, "/base");
 	s3_client_free(c);
 	o.addressing = S3_ADDRESSING_VIRTUAL;
 	c = client(&o);
@@ -116,15 +116,15 @@ static void test_resolution(void **state)
 
 	/* attempts */
 	c = client(&o);
-	assert_int_equal(c->max_attempts, 8);
+	assert_int_equal(c->b.max_attempts, 8);
 	s3_client_free(c);
 	setenv("VAULTFS_S3_MAX_ATTEMPTS", "3", 1);
 	c = client(&o);
-	assert_int_equal(c->max_attempts, 3);
+	assert_int_equal(c->b.max_attempts, 3);
 	s3_client_free(c);
 	setenv("VAULTFS_S3_MAX_ATTEMPTS", "zero", 1);
 	c = client(&o);
-	assert_int_equal(c->max_attempts, 8);
+	assert_int_equal(c->b.max_attempts, 8);
 	s3_client_free(c);
 	unsetenv("VAULTFS_S3_MAX_ATTEMPTS");
 
@@ -181,7 +181,7 @@ static void test_bad_options(void **state)
 /* ---- URLs
  * -------------------------------------------------------------------- */
 
-static void build(struct s3_client *c, struct s3_op *op, struct wire *w)
+static void build(struct s3_client *c, struct s3_op *op, struct aws_wire *w)
 {
 	memset(w, 0, sizeof(*w));
 	wire_build(c, op, w);
@@ -205,7 +205,7 @@ static void test_path_style_keys(void **state)
 	struct s3_client_opts o = {.endpoint = "http://127.0.0.1:7490"};
 	struct s3_client *c;
 	struct s3_op op;
-	struct wire w;
+	struct aws_wire w;
 	char url[512];
 
 	(void)state;
@@ -220,18 +220,18 @@ static void test_path_style_keys(void **state)
 		assert_string_equal(w.url, url);
 		assert_null(w.query);
 		assert_string_equal(header(&w, "Host"), "127.0.0.1:7490");
-		wire_release(&w);
+		aws_wire_release(&w);
 	}
 	/* bucket level and service level */
 	op_init(&op, "ListObjectsV2", "GET", "b", NULL);
 	build(c, &op, &w);
 	assert_string_equal(w.url, "http://127.0.0.1:7490/b");
-	wire_release(&w);
+	aws_wire_release(&w);
 	op_init(&op, "ListBuckets", "GET", NULL, NULL);
 	build(c, &op, &w);
 	assert_string_equal(w.url, "http://127.0.0.1:7490/");
 	assert_string_equal(w.path, "/");
-	wire_release(&w);
+	aws_wire_release(&w);
 	s3_client_free(c);
 
 	/* an endpoint with a base path keeps it in front */
@@ -242,7 +242,7 @@ static void test_path_style_keys(void **state)
 	assert_string_equal(w.url, "http://gw.example:8080/s3/b/k");
 	assert_string_equal(w.path, "/s3/b/k");
 	assert_string_equal(header(&w, "Host"), "gw.example:8080");
-	wire_release(&w);
+	aws_wire_release(&w);
 	s3_client_free(c);
 }
 
@@ -251,7 +251,7 @@ static void test_virtual_host(void **state)
 	struct s3_client_opts o = {.region = "us-west-2"};
 	struct s3_client *c;
 	struct s3_op op;
-	struct wire w;
+	struct aws_wire w;
 
 	(void)state;
 	clean_env();
@@ -263,35 +263,35 @@ static void test_virtual_host(void **state)
 	assert_string_equal(w.path, "/a%20b/c");
 	assert_string_equal(header(&w, "Host"),
 			    "my-bucket.s3.us-west-2.amazonaws.com");
-	wire_release(&w);
+	aws_wire_release(&w);
 
 	op_init(&op, "HeadBucket", "HEAD", "my-bucket", NULL);
 	build(c, &op, &w);
 	assert_string_equal(w.url, "https://my-bucket.s3.us-west-2."
 				   "amazonaws.com/");
 	assert_string_equal(w.path, "/");
-	wire_release(&w);
+	aws_wire_release(&w);
 
 	/* names that are no DNS label for TLS: path-style instead */
 	op_init(&op, "GetObject", "GET", "my.dotted.bucket", "k");
 	build(c, &op, &w);
 	assert_string_equal(w.url, "https://s3.us-west-2.amazonaws.com/"
 				   "my.dotted.bucket/k");
-	wire_release(&w);
+	aws_wire_release(&w);
 	op_init(&op, "GetObject", "GET", "Upper_Case", "k");
 	build(c, &op, &w);
 	assert_string_equal(w.path, "/Upper_Case/k");
-	wire_release(&w);
+	aws_wire_release(&w);
 	op_init(&op, "GetObject", "GET", "192.168.1.1", "k");
 	build(c, &op, &w);
 	assert_string_equal(w.path, "/192.168.1.1/k");
-	wire_release(&w);
+	aws_wire_release(&w);
 
 	/* the service itself */
 	op_init(&op, "ListBuckets", "GET", NULL, NULL);
 	build(c, &op, &w);
 	assert_string_equal(w.url, "https://s3.us-west-2.amazonaws.com/");
-	wire_release(&w);
+	aws_wire_release(&w);
 	s3_client_free(c);
 
 	assert_true(virtual_host_ok("a.b-c", false));
@@ -315,7 +315,7 @@ static void test_queries(void **state)
 				  {"continuation-token", "1ueGcxLPRx1T+Y="}};
 	struct s3_client *c;
 	struct s3_op op;
-	struct wire w;
+	struct aws_wire w;
 
 	(void)state;
 	clean_env();
@@ -326,7 +326,7 @@ static void test_queries(void **state)
 	build(c, &op, &w);
 	assert_string_equal(w.url, "http://h:1/b/k?uploads");
 	assert_string_equal(w.query, "uploads=");
-	wire_release(&w);
+	aws_wire_release(&w);
 
 	op_init(&op, "UploadPart", "PUT", "b", "k");
 	op.params = part;
@@ -335,7 +335,7 @@ static void test_queries(void **state)
 	assert_string_equal(w.url, "http://h:1/b/k?partNumber=1&uploadId="
 				   "2~a%2Fb%2Bc%3Dd");
 	assert_string_equal(w.query, "partNumber=1&uploadId=2~a%2Fb%2Bc%3Dd");
-	wire_release(&w);
+	aws_wire_release(&w);
 
 	op_init(&op, "ListObjectsV2", "GET", "b", NULL);
 	op.params = list;
@@ -348,7 +348,7 @@ static void test_queries(void **state)
 	assert_string_equal(w.query, "continuation-token=1ueGcxLPRx1T%2BY%3D"
 				     "&delimiter=%2F&encoding-type=url"
 				     "&list-type=2&prefix=a%20b%2F%C3%BC");
-	wire_release(&w);
+	aws_wire_release(&w);
 	s3_client_free(c);
 }
 
@@ -363,7 +363,7 @@ static void test_headers(void **state)
 	struct s3_client *c;
 	struct get_state g = {0};
 	struct s3_op op;
-	struct wire w;
+	struct aws_wire w;
 
 	(void)state;
 	clean_env();
@@ -380,7 +380,7 @@ static void test_headers(void **state)
 			    "alias/backup");
 	assert_string_equal(header(&w, "x-amz-expected-bucket-owner"),
 			    "111122223333");
-	wire_release(&w);
+	aws_wire_release(&w);
 
 	/* UploadPart: the owner only (class and SSE belong to the upload) */
 	op_init(&op, "UploadPart", "PUT", "b", "k");
@@ -389,13 +389,13 @@ static void test_headers(void **state)
 	assert_null(header(&w, "x-amz-server-side-encryption"));
 	assert_string_equal(header(&w, "x-amz-expected-bucket-owner"),
 			    "111122223333");
-	wire_release(&w);
+	aws_wire_release(&w);
 
 	/* ListBuckets names no bucket: no owner */
 	op_init(&op, "ListBuckets", "GET", NULL, NULL);
 	build(c, &op, &w);
 	assert_null(header(&w, "x-amz-expected-bucket-owner"));
-	wire_release(&w);
+	aws_wire_release(&w);
 
 	/* GetObject: a range, and a resume pinned to the first ETag */
 	op_init(&op, "GetObject", "GET", "b", "k");
@@ -403,27 +403,27 @@ static void test_headers(void **state)
 	build(c, &op, &w);
 	assert_null(header(&w, "Range"));
 	assert_null(header(&w, "If-Match"));
-	wire_release(&w);
+	aws_wire_release(&w);
 	g.ranged = true;
 	g.start = 100;
 	g.len = 50;
 	build(c, &op, &w);
 	assert_string_equal(header(&w, "Range"), "bytes=100-149");
-	wire_release(&w);
+	aws_wire_release(&w);
 	g.delivered = 20;
 	g.have_info = true;
 	strcpy(g.info.etag, "abc");
 	build(c, &op, &w);
 	assert_string_equal(header(&w, "Range"), "bytes=120-149");
 	assert_string_equal(header(&w, "If-Match"), "\"abc\"");
-	wire_release(&w);
+	aws_wire_release(&w);
 	g.ranged = false;
 	g.start = 0;
 	g.len = 0;
 	g.delivered = 7;
 	build(c, &op, &w);
 	assert_string_equal(header(&w, "Range"), "bytes=7-");
-	wire_release(&w);
+	aws_wire_release(&w);
 	s3_client_free(c);
 }
 
@@ -440,15 +440,16 @@ static void sign_and_check(struct s3_client *c, struct s3_op *op,
 	    .session_token = (char *)"TOKEN/with+chars=",
 	};
 	struct cm_err err;
-	struct wire w;
+	struct aws_wire w;
 	bool found = false;
 
 	build(c, op, &w);
 	if (md5_b64)
-		wire_header(&w, "Content-MD5", md5_b64);
+		aws_wire_header(&w, "Content-MD5", md5_b64);
 	cm_err_clear(&err);
 	assert_int_equal(
-	    wire_sign(c, op->method, &w, payload_hash, T_2015, &cr, &err), 0);
+	    aws_wire_sign(c->b.signer, op->method, &w, payload_hash, true, T_2015,
+			  &cr, &err), 0);
 	assert_string_equal(header(&w, "X-Amz-Date"), "20150830T123600Z");
 	assert_string_equal(header(&w, "X-Amz-Content-Sha256"), payload_hash);
 	assert_string_equal(header(&w, "X-Amz-Security-Token"),
@@ -460,7 +461,7 @@ static void sign_and_check(struct s3_client *c, struct s3_op *op,
 			found = true;
 	assert_true(found);
 	assert_int_equal(w.nlines, w.n);
-	wire_release(&w);
+	aws_wire_release(&w);
 }
 
 static void test_signatures(void **state)
@@ -513,11 +514,11 @@ static void test_backoff(void **state)
 {
 	(void)state;
 	for (int i = 0; i < 200; i++) {
-		assert_true(backoff_ms(1) <= 100);
-		assert_true(backoff_ms(2) <= 200);
-		assert_true(backoff_ms(8) <= 12800);
-		assert_true(backoff_ms(9) <= 20000);
-		assert_true(backoff_ms(60) <= 20000);
+		assert_true(aws_backoff_ms(1) <= 100);
+		assert_true(aws_backoff_ms(2) <= 200);
+		assert_true(aws_backoff_ms(8) <= 12800);
+		assert_true(aws_backoff_ms(9) <= 20000);
+		assert_true(aws_backoff_ms(60) <= 20000);
 	}
 }
 
@@ -578,14 +579,14 @@ static void test_http_handles(void **state)
 	(void)state;
 	clean_env();
 	c = client(&o);
-	a = http_borrow(c);
-	b = http_borrow(c);
+	a = cm_http_pool_get(&c->b.pool);
+	b = cm_http_pool_get(&c->b.pool);
 	assert_ptr_not_equal(a, b);
-	http_give_back(c, a);
-	assert_ptr_equal(http_borrow(c), a); /* reused: its connections too */
-	http_give_back(c, a);
-	http_give_back(c, b);
-	assert_int_equal(c->nidle, 2);
+	cm_http_pool_put(&c->b.pool, a);
+	assert_ptr_equal(cm_http_pool_get(&c->b.pool), a); /* reused: its connections too */
+	cm_http_pool_put(&c->b.pool, a);
+	cm_http_pool_put(&c->b.pool, b);
+	assert_int_equal(c->b.pool.nidle, 2);
 	s3_client_free(c);
 }
 
