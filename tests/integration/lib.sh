@@ -3,10 +3,17 @@
 #   . "$(dirname "$0")/lib.sh"
 #
 # What a test gets:
-#   - `set -euo pipefail`; the S3 test server's environment (AWS_ENDPOINT_URL,
-#     keys, region) from the file named by VAULTFS_S3_ENV, which scripts/test
-#     exports. A test run without it FAILS: a missing server is a broken
-#     set-up, not a reason to skip.
+#   - `set -euo pipefail`; the S3 test server's environment
+#     (AWS_ENDPOINT_URL_S3, keys, region) from the file named by
+#     VAULTFS_S3_ENV, which scripts/test exports. A test run without it
+#     FAILS: a missing server is a broken set-up, not a reason to skip.
+#   - the moto server's environment (AWS_ENDPOINT_URL: every AWS service but
+#     S3) from the file named by VAULTFS_MOTO_ENV (scripts/moto-server,
+#     exported by scripts/test), when it is set. A test that talks to a
+#     control plane calls `need_moto` first: without moto it FAILS. Without
+#     VAULTFS_MOTO_ENV, AWS_ENDPOINT_URL is unset. One moto serves every test
+#     (ctest runs two at once): give what you create unique names, and never
+#     reset it.
 #   - $VAULTFS, the binary under test (ctest passes it; by hand it defaults to
 #     build/vaultfs), and `vf ARGS`, which runs it under a timeout.
 #   - $T, a temp dir of its own, removed at exit (kept with VAULTFS_KEEP_TMP=1).
@@ -20,9 +27,11 @@
 #   - `aws_ ARGS`: awscli against the test server (path-style, 8 MiB parts).
 #   - `no_multipart_uploads BUCKET`: fails if an upload is still in progress.
 #   - `start_faultproxy ARGS`: tests/tools/faultproxy.py in front of the
-#     server; sets FP_URL, FP_PID, FP_STATS; `fp_stat KEY` reads a counter.
+#     S3 server; sets FP_URL, FP_PID, FP_STATS; `fp_stat KEY` reads a counter.
 #   - `BUCKET=B py_s3 <<'EOF' ... EOF`: Python with boto3, a ready client `s3`,
 #     and BUCKET, for what awscli cannot do in one call.
+#   - `aws_moto ARGS`: awscli against moto; `py_moto <<'EOF' ... EOF`: Python
+#     with boto3 and `client(SERVICE)`, a client of moto.
 #
 # Exit status 77 means skipped; use it only where the machine lacks a
 # facility, never because the server or the binary is missing.
@@ -81,18 +90,46 @@ fi
 [ -n "${VAULTFS_S3_ENV:-}" ] ||
 	die "VAULTFS_S3_ENV is not set: run scripts/test, or 'scripts/s3-server start DIR' and export VAULTFS_S3_ENV=DIR/s3.env"
 [ -r "$VAULTFS_S3_ENV" ] || die "VAULTFS_S3_ENV=$VAULTFS_S3_ENV: no such file"
+# No endpoint from the caller's environment may send a test elsewhere.
+for _v in $(compgen -e | grep '^AWS_ENDPOINT_URL' || true); do unset "$_v"; done
+unset _v AWS_IGNORE_CONFIGURED_ENDPOINT_URLS
 # shellcheck disable=SC1090
 . "$VAULTFS_S3_ENV"
-[ -n "${AWS_ENDPOINT_URL:-}" ] || die "$VAULTFS_S3_ENV sets no AWS_ENDPOINT_URL"
-case $AWS_ENDPOINT_URL in
+# An s3.env written before moto joined the tests named S3 in AWS_ENDPOINT_URL.
+if [ -z "${AWS_ENDPOINT_URL_S3:-}" ] && [ -n "${AWS_ENDPOINT_URL:-}" ]; then
+	AWS_ENDPOINT_URL_S3=$AWS_ENDPOINT_URL
+fi
+unset AWS_ENDPOINT_URL
+[ -n "${AWS_ENDPOINT_URL_S3:-}" ] || die "$VAULTFS_S3_ENV sets no AWS_ENDPOINT_URL_S3"
+export AWS_ENDPOINT_URL_S3
+case $AWS_ENDPOINT_URL_S3 in
 http://127.0.0.1:*) ;;
-*) die "the test server must be on 127.0.0.1, not $AWS_ENDPOINT_URL" ;;
+*) die "the S3 test server must be on 127.0.0.1, not $AWS_ENDPOINT_URL_S3" ;;
 esac
+if [ -n "${VAULTFS_MOTO_ENV:-}" ]; then
+	[ -r "$VAULTFS_MOTO_ENV" ] || die "VAULTFS_MOTO_ENV=$VAULTFS_MOTO_ENV: no such file"
+	# shellcheck disable=SC1090
+	. "$VAULTFS_MOTO_ENV"
+	case ${AWS_ENDPOINT_URL:-} in
+	http://127.0.0.1:*) ;;
+	*) die "$VAULTFS_MOTO_ENV: moto must be on 127.0.0.1, not '${AWS_ENDPOINT_URL:-}'" ;;
+	esac
+fi
 # The tests must not depend on, nor touch, the machine's own AWS files.
 export AWS_SHARED_CREDENTIALS_FILE=$T/no-credentials
 export AWS_CONFIG_FILE=$T/no-config
 export AWS_EC2_METADATA_DISABLED=true
-unset AWS_PROFILE AWS_SESSION_TOKEN AWS_ENDPOINT_URL_S3 AWS_CA_BUNDLE || true
+unset AWS_PROFILE AWS_SESSION_TOKEN AWS_CA_BUNDLE || true
+
+# need_moto: the test talks to moto; without it the test fails (a missing
+# server is a broken set-up, not a reason to skip).
+need_moto() {
+	[ -n "${VAULTFS_MOTO_ENV:-}" ] ||
+		die "VAULTFS_MOTO_ENV is not set: run scripts/test, or 'scripts/moto-server start DIR' and export VAULTFS_MOTO_ENV=DIR/moto.env"
+	curl -fsS -o /dev/null --max-time 10 --aws-sigv4 "aws:amz:${AWS_REGION:-us-east-1}:backup" \
+		--user "$AWS_ACCESS_KEY_ID:$AWS_SECRET_ACCESS_KEY" "$AWS_ENDPOINT_URL/backup-vaults/" ||
+		die "moto at $AWS_ENDPOINT_URL does not answer"
+}
 
 # vf ARGS: the binary under test, bounded in time (a hang fails the test
 # with exit 124 long before ctest's own timeout).
@@ -144,7 +181,12 @@ s3 =
 EOF
 aws_() {
 	AWS_CONFIG_FILE=$T/aws.conf AWS_PAGER='' \
-		timeout -k 10 300 aws --endpoint-url "$AWS_ENDPOINT_URL" "$@"
+		timeout -k 10 300 aws --endpoint-url "$AWS_ENDPOINT_URL_S3" "$@"
+}
+# aws_moto ARGS: awscli against moto (need_moto first)
+aws_moto() {
+	AWS_CONFIG_FILE=$T/aws.conf AWS_PAGER='' \
+		timeout -k 10 300 aws --endpoint-url "${AWS_ENDPOINT_URL:?no moto: call need_moto}" "$@"
 }
 
 # A python3 that has boto3 (this machine's, or Debian's python3-boto3).
@@ -165,7 +207,7 @@ py_s3() {
 		cat <<'EOF'
 import os, sys
 import boto3, botocore.config
-s3 = boto3.client("s3", endpoint_url=os.environ["AWS_ENDPOINT_URL"],
+s3 = boto3.client("s3", endpoint_url=os.environ["AWS_ENDPOINT_URL_S3"],
                   region_name=os.environ.get("AWS_REGION", "us-east-1"),
                   config=botocore.config.Config(s3={"addressing_style": "path"},
                                                 max_pool_connections=16,
@@ -176,6 +218,27 @@ EOF
 		cat
 	} >"$T/py_s3.py"
 	timeout -k 10 300 "$PY" "$T/py_s3.py" "$@"
+}
+
+# py_moto [ARGS]: run the Python on stdin with `client(SERVICE)`, a boto3
+# client of moto (need_moto first), and `sys.argv[1:]` set. The endpoint is
+# passed explicitly: Debian 12's boto3 predates AWS_ENDPOINT_URL.
+py_moto() {
+	[ -n "$PY" ] || die "no python3 with boto3: run scripts/setup"
+	[ -n "${AWS_ENDPOINT_URL:-}" ] || die "py_moto: no moto: call need_moto"
+	{
+		cat <<'EOF'
+import os, sys
+import boto3, botocore.config
+def client(service):
+    return boto3.client(service, endpoint_url=os.environ["AWS_ENDPOINT_URL"],
+                        region_name=os.environ.get("AWS_REGION", "us-east-1"),
+                        config=botocore.config.Config(connect_timeout=5,
+                                                      retries={"max_attempts": 1}))
+EOF
+		cat
+	} >"$T/py_moto.py"
+	timeout -k 10 300 "$PY" "$T/py_moto.py" "$@"
 }
 
 # new_bucket VAR [TAG]: set VAR to a unique, valid bucket name (3-63 chars
@@ -250,7 +313,7 @@ EOF
 
 # --- the fault proxy --------------------------------------------------------
 # start_faultproxy ARGS...: run tests/tools/faultproxy.py in front of the
-# server with ARGS (--reset-rate, --503-rate, --seed, ...); sets FP_URL,
+# S3 server with ARGS (--reset-rate, --503-rate, --seed, ...); sets FP_URL,
 # FP_PID and FP_STATS. Stopped at exit.
 _fp_n=0
 start_faultproxy() {
@@ -258,7 +321,7 @@ start_faultproxy() {
 	_fp_n=$((_fp_n + 1))
 	out=$T/faultproxy$_fp_n
 	FP_STATS=$out.json
-	python3 "$FAULTPROXY" --listen-port 0 --target "${AWS_ENDPOINT_URL#http://}" \
+	python3 "$FAULTPROXY" --listen-port 0 --target "${AWS_ENDPOINT_URL_S3#http://}" \
 		--stats "$FP_STATS" "$@" >"$out.out" 2>"$out.err" &
 	FP_PID=$!
 	on_exit "kill $FP_PID; wait $FP_PID"

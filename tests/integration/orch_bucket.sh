@@ -17,7 +17,7 @@ make_bucket B
 config() {
 	write_config "$T/$1.json" "{
   \"vaults\": [], \"destination\": \"$2\",
-  \"endpoint\": \"$AWS_ENDPOINT_URL\", \"stateDir\": \"$T/state-$1\",
+  \"endpoint\": \"$AWS_ENDPOINT_URL_S3\", \"stateDir\": \"$T/state-$1\",
   \"lifecycleRules\": { \"glacier\": $3, \"expiration\": $4 } }"
 }
 config first "s3://$B/archive" 10 400

@@ -24,7 +24,7 @@ make_bucket B
 write_config "$T/cfg.json" "{
   \"vaults\": [ { \"name\": \"v\", \"path\": \"$V\" } ],
   \"destination\": \"s3://$B\",
-  \"endpoint\": \"$AWS_ENDPOINT_URL\",
+  \"endpoint\": \"$AWS_ENDPOINT_URL_S3\",
   \"stateDir\": \"$T/state\",
   \"autoDeleteSnapshot\": true,
   \"concurrency\": { \"jobs\": 2 },
@@ -114,7 +114,7 @@ mkdir -p "$T/rv"
 make_tree "$T/rv/t" 1
 write_config "$T/retry.json" "{
   \"vaults\": [ { \"name\": \"r\", \"path\": \"$T/rv\" } ],
-  \"destination\": \"s3://$B/retry\", \"endpoint\": \"$AWS_ENDPOINT_URL\",
+  \"destination\": \"s3://$B/retry\", \"endpoint\": \"$AWS_ENDPOINT_URL_S3\",
   \"stateDir\": \"$T/retry-state\", \"maxAttempts\": 2
 }"
 VAULTFS_S3_MAX_ATTEMPTS=1 VAULTFS_FAULT=s3.request@1 vf_run --config "$T/retry.json" --once

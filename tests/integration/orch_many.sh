@@ -31,7 +31,7 @@ make_bucket B
 write_config "$T/s3.json" "{
   \"vaults\": [ { \"name\": \"prod\", \"path\": \"$V\" } ],
   \"destination\": \"s3://$B/archive\",
-  \"endpoint\": \"$AWS_ENDPOINT_URL\",
+  \"endpoint\": \"$AWS_ENDPOINT_URL_S3\",
   \"stateDir\": \"$T/state-s3\",
   \"concurrency\": { \"jobs\": 3, \"uploads\": 2 },
   \"tags\": { \"project\": \"vaultfs-test\" },
@@ -127,7 +127,7 @@ vf bucket setup --config "$T/local.json" >"$T/bucket-local.out"
 expect_grep 'local directory: nothing to set up' "$T/bucket-local.out"
 write_config "$T/nobucket.json" "{
   \"vaults\": [], \"destination\": \"s3://vft-no-such-bucket-$$\",
-  \"endpoint\": \"$AWS_ENDPOINT_URL\", \"stateDir\": \"$T/state-nb\" }"
+  \"endpoint\": \"$AWS_ENDPOINT_URL_S3\", \"stateDir\": \"$T/state-nb\" }"
 expect_fail vf bucket setup --config "$T/nobucket.json"
 expect_grep 'NoSuchBucket|Not Found' "$FAIL_OUT"
 

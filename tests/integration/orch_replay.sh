@@ -29,7 +29,7 @@ config() {
 	write_config "$T/$1.json" "{
   \"vaults\": [ { \"name\": \"$1\", \"path\": \"$T/$1/vault\" } ],
   \"destination\": \"s3://$B/$1\",
-  \"endpoint\": \"$AWS_ENDPOINT_URL\",
+  \"endpoint\": \"$AWS_ENDPOINT_URL_S3\",
   \"stateDir\": \"$T/$1/state\",
   \"overlayLimit\": \"256MiB\"
 }"

@@ -109,7 +109,7 @@ kill -KILL "$RPID"
 wait "$RPID" 2>/dev/null || true
 ! grep -qE 'Sanitizer|runtime error:' "$T/restart/run.err" || die "sanitizer report before the kill"
 kill "$FP_PID"
-setup_endpoint=$AWS_ENDPOINT_URL
+setup_endpoint=$AWS_ENDPOINT_URL_S3
 sed -i "s|\"endpoint\": \"[^\"]*\"|\"endpoint\": \"$setup_endpoint\"|" "$T/restart.json"
 vf_run --config "$T/restart.json" --once
 succeeded_once restart

@@ -27,7 +27,7 @@ setup() {
 	write_config "$T/$name.json" "{
   \"vaults\": [ { \"name\": \"$name\", \"path\": \"$T/$name/vault\" } ],
   \"destination\": \"$dest\",
-  \"endpoint\": \"$AWS_ENDPOINT_URL\",
+  \"endpoint\": \"$AWS_ENDPOINT_URL_S3\",
   \"stateDir\": \"$T/$name/state\",
   \"maxAttempts\": 1 $extra
 }"

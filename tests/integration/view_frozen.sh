@@ -94,7 +94,7 @@ unmount_view
 write_config "$T/mem.json" "{
   \"vaults\": [ { \"name\": \"prod\", \"path\": \"$V\" } ],
   \"destination\": \"s3://$B/backups\",
-  \"endpoint\": \"$AWS_ENDPOINT_URL\",
+  \"endpoint\": \"$AWS_ENDPOINT_URL_S3\",
   \"stateDir\": \"$T/state\",
   \"autoStart\": false,
   \"view\": { \"memoryLimit\": \"32MiB\" }

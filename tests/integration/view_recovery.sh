@@ -26,7 +26,7 @@ make_bucket B
 write_config "$T/cfg.json" "{
   \"vaults\": [ { \"name\": \"prod\", \"path\": \"$V\" } ],
   \"destination\": \"s3://$B/archive\",
-  \"endpoint\": \"$AWS_ENDPOINT_URL\",
+  \"endpoint\": \"$AWS_ENDPOINT_URL_S3\",
   \"stateDir\": \"$T/state\",
   \"autoStart\": true
 }"
