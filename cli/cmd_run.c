@@ -158,7 +158,9 @@ static void on_event(void *ctx, const struct orch_job_info *ji)
 	struct run_counts *rc = ctx;
 	char size[32];
 
-	if (!orch_job_state_final(ji->state) || ji->running)
+	/* waiting: no restorer for it yet; listed, never a failure */
+	if ((!orch_job_state_final(ji->state) &&
+	     ji->state != ORCH_JOB_WAITING) || ji->running)
 		return;
 	pthread_mutex_lock(&rc->lock);
 	rc->by_state[ji->state]++;
@@ -228,9 +230,11 @@ static int run_once(struct orch *o, const struct run_cli *cli,
 	incomplete = counts->by_state[ORCH_JOB_INCOMPLETE];
 	if (!cli->quiet)
 		printf("this run: %zu succeeded, %zu failed, %zu cancelled, "
-		       "%zu incomplete; journal: %zu jobs, %zu succeeded\n",
+		       "%zu incomplete, %zu waiting; journal: %zu jobs, %zu "
+		       "succeeded\n",
 		       counts->by_state[ORCH_JOB_SUCCEEDED], failed,
 		       counts->by_state[ORCH_JOB_CANCELLED], incomplete,
+		       counts->by_state[ORCH_JOB_WAITING],
 		       snap.n + snap.indexed, done);
 	pthread_mutex_unlock(&counts->lock);
 	orch_snapshot_release(&snap);

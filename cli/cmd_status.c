@@ -103,6 +103,9 @@ static void fill_row(const struct orch_job_info *ji, struct row *r)
 						 " (snapshot deleted)" : "",
 					 ji->error ? " - " : "",
 					 ji->error ? ji->error : "");
+	else if (ji->state == ORCH_JOB_WAITING)
+		r->col[5] = cm_xasprintf("waiting: %s",
+					 ji->error ? ji->error : "");
 	else
 		r->col[5] = cm_xstrdup(ji->error ? ji->error : "");
 }

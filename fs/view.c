@@ -15,12 +15,16 @@
  * its inode (requests then answer from what is known, or ENOENT), but a
  * new lookup makes a new node.
  *
- * The refresher thread: poll() on an inotify descriptor watching every
- * vault directory and on an eventfd (a nudge: the engine's notify callback
- * or view_free), with the periodic rescan as timeout. A vault marked dirty
- * is rescanned; the new listing is compared with the old, and the kernel
- * is told to drop the vault's cached listing and the names that came or
- * went (view_inval_*), after view->lock is released.
+ * Vaults are seen only through their providers (provider.h): the view
+ * makes its own provider per vault, lists with scan, reads info.json from
+ * inspect and describe, and learns of changes from a listing watch (its
+ * `changed` callback; the local provider's is inotify on the directory).
+ * The refresher thread drives those watches, poll()ing their descriptors
+ * and an eventfd (a nudge: the engine's notify callback or view_free),
+ * with the periodic rescan as timeout. A vault marked dirty is rescanned;
+ * the new listing is compared with the old, and the kernel is told to
+ * drop the vault's cached listing and the names that came or went
+ * (view_inval_*), after view->lock is released.
  */
 #include "view_int.h"
 
@@ -28,7 +32,8 @@
 #include "mem.h"
 #include "orch.h"
 #include "timeutil.h"
-#include "vault_local.h"
+#include "json.h"
+#include "provider.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -38,7 +43,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
-#include <sys/inotify.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -382,45 +386,23 @@ static void ent_push(struct ent_vec *ev, const char *name, time_t mtime)
 	ev->n++;
 }
 
-/* The recovery points in the directory now (names, mtimes), plus those of
- * the engine's jobs for this vault that are gone from it. */
+/* The vault's recovery points now (names, mtimes: the provider's scan),
+ * plus those of the engine's jobs for this vault that are gone from it. */
 static int scan_vault(struct view *v, struct vault_state *vs,
-		      struct ent_vec *out, time_t *dir_mtime,
-		      struct cm_err *err)
+		      struct ent_vec *out, struct cm_err *err)
 {
 	struct orch *o = engine(v);
 	struct orch_snapshot snap;
-	struct dirent *de;
-	struct stat st;
+	struct orch_rp_list list = {0};
 	size_t nscanned;
-	DIR *d;
-	int fd;
+	int rc;
 
-	fd = open(vs->cfg->path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd < 0)
-		return cm_err_set(err, errno, "vault %s: %s: %s", vs->cfg->name,
-				  vs->cfg->path, strerror(errno));
-	if (fstat(fd, &st) == 0)
-		*dir_mtime = st.st_mtime;
-	d = fdopendir(fd);
-	if (!d) {
-		close(fd);
-		return cm_err_set(err, errno, "vault %s: %s", vs->cfg->name,
-				  strerror(errno));
-	}
-	while ((de = readdir(d))) {
-		if (orch_vault_name_ignored(de->d_name))
-			continue;
-		if (de->d_type != DT_REG && de->d_type != DT_DIR &&
-		    de->d_type != DT_UNKNOWN)
-			continue;
-		if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
-			continue;
-		if (!S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode))
-			continue;
-		ent_push(out, de->d_name, st.st_mtime);
-	}
-	closedir(d);
+	rc = vs->prov->ops->scan(vs->prov, &list, err);
+	if (rc)
+		return rc;
+	for (size_t i = 0; i < list.n; i++)
+		ent_push(out, list.items[i].name, list.items[i].mtime);
+	orch_rp_list_release(&list);
 	nscanned = out->n;
 	if (nscanned)
 		qsort(out->e, nscanned, sizeof(*out->e), ent_cmp);
@@ -496,7 +478,6 @@ static int vault_refresh(struct view *v, struct vault_state *vs, bool force,
 	struct name_list gone = {0}, came = {0};
 	struct vault_ent *old;
 	size_t nold, i, j;
-	time_t dir_mtime = 0;
 	bool first, changed;
 	uint64_t now;
 	int rc;
@@ -513,7 +494,7 @@ static int vault_refresh(struct view *v, struct vault_state *vs, bool force,
 	vs->dirty = false;
 	pthread_mutex_unlock(&v->lock);
 
-	rc = scan_vault(v, vs, &ev, &dir_mtime, err);
+	rc = scan_vault(v, vs, &ev, err);
 	if (rc) {
 		ents_free(ev.e, ev.n);
 		pthread_mutex_unlock(&vs->scan_lock);
@@ -554,11 +535,17 @@ static int vault_refresh(struct view *v, struct vault_state *vs, bool force,
 			j++;
 		}
 	}
-	changed =
-	    gone.n || came.n || nold != ev.n || dir_mtime != vs->dir_mtime;
+	changed = gone.n || came.n || nold != ev.n;
 	vs->ents = ev.e;
 	vs->n = ev.n;
-	vs->dir_mtime = dir_mtime;
+	/* the vault directory's mtime: when its listing was seen to change
+	 * (the newest recovery point's at first) */
+	if (first)
+		for (i = 0; i < ev.n; i++)
+			if (ev.e[i].mtime > vs->dir_mtime)
+				vs->dir_mtime = ev.e[i].mtime;
+	if (changed && !first)
+		vs->dir_mtime = time(NULL);
 	vs->scanned_ns = cm_now_ns();
 	pthread_mutex_unlock(&v->lock);
 	pthread_mutex_unlock(&vs->scan_lock);
@@ -577,47 +564,95 @@ static int vault_refresh(struct view *v, struct vault_state *vs, bool force,
 
 /* ---- the refresher ----------------------------------------------------- */
 
+/* A vault watch's `changed`: rescan that vault soon. Called on the
+ * refresher's thread, no lock held. */
+static void vault_changed(void *ctx)
+{
+	struct vault_state *vs = ctx;
+
+	pthread_mutex_lock(&vs->view->lock);
+	vs->dirty = true;
+	pthread_mutex_unlock(&vs->view->lock);
+}
+
+/* Start the vaults' watches that are not running (provider.h: listing
+ * only, cb->ready NULL). A vault without one relies on rescans. */
+static void start_watches(struct view *v)
+{
+	for (size_t i = 0; i < v->nvaults; i++) {
+		struct vault_state *vs = &v->vs[i];
+		const struct orch_provider_ops *ops = vs->prov->ops;
+		struct orch_watch_opts wo = {.rescan_ms = v->opts.rescan_ms};
+		struct orch_watch_cb cb = {.changed = vault_changed, .ctx = vs};
+		struct cm_err err;
+
+		if (vs->watch || !ops->watch_new || vs->watch_failed)
+			continue;
+		cm_err_clear(&err);
+		if (ops->watch_new(vs->prov, &wo, &cb, &vs->watch, &err)) {
+			cm_warn("view: vault %s: not watched (%s): relying on "
+				"rescans", vs->cfg->name, err.msg);
+			vs->watch_failed = true;
+		}
+	}
+}
+
 static void *refresher_main(void *arg)
 {
 	struct view *v = arg;
-	char buf[8192]
-	    __attribute__((aligned(__alignof__(struct inotify_event))));
+	struct pollfd *pfd = cm_xcalloc(v->nvaults + 1, sizeof(*pfd));
 
+	start_watches(v);
 	while (!atomic_load(&v->stopping)) {
-		struct pollfd pfd[2] = {
-		    {.fd = v->inotify_fd, .events = POLLIN},
-		    {.fd = v->wake_fd, .events = POLLIN},
-		};
-		int r = poll(pfd, 2, (int)v->opts.rescan_ms);
-		bool all = r == 0;
+		int timeout = (int)v->opts.rescan_ms, r;
+		uint64_t started = cm_now_ns();
+		bool all;
 
+		pfd[0].fd = v->wake_fd;
+		pfd[0].events = POLLIN;
+		for (size_t i = 0; i < v->nvaults; i++) {
+			struct vault_state *vs = &v->vs[i];
+			int t;
+
+			pfd[i + 1].fd =
+			    vs->watch ? vs->prov->ops->watch_fd(vs->watch) : -1;
+			pfd[i + 1].events = POLLIN;
+			t = vs->watch ? vs->prov->ops->watch_timeout(vs->watch)
+				      : -1;
+			if (t >= 0 && t < timeout)
+				timeout = t;
+		}
+		r = poll(pfd, v->nvaults + 1, timeout);
+		/* a full rescan when the period passed with nothing else */
+		all = r == 0 && cm_now_ns() - started >=
+				    (uint64_t)v->opts.rescan_ms * 1000000ull;
 		if (atomic_load(&v->stopping))
 			break;
 		if (r < 0 && errno != EINTR) {
 			cm_warn("view: refresher: poll: %s", strerror(errno));
 			cm_sleep_ms(100);
 		}
-		if (r > 0 && (pfd[1].revents & POLLIN)) {
+		if (r > 0 && (pfd[0].revents & POLLIN)) {
 			uint64_t cnt;
 
 			if (read(v->wake_fd, &cnt, sizeof(cnt)) < 0) {
 				/* nothing pending after all */
 			}
 		}
-		if (r > 0 && (pfd[0].revents & POLLIN)) {
-			ssize_t len = read(v->inotify_fd, buf, sizeof(buf));
+		for (size_t i = 0; i < v->nvaults; i++) {
+			struct vault_state *vs = &v->vs[i];
+			struct cm_err err;
 
-			for (char *p = buf; len > 0 && p < buf + len;) {
-				struct inotify_event *ev = (void *)p;
-
-				if (ev->mask & IN_Q_OVERFLOW)
-					all = true;
-				pthread_mutex_lock(&v->lock);
-				for (size_t i = 0; i < v->nvaults; i++)
-					if (v->vs[i].wd == ev->wd)
-						v->vs[i].dirty = true;
-				pthread_mutex_unlock(&v->lock);
-				p += sizeof(*ev) + ev->len;
+			if (!vs->watch)
+				continue;
+			cm_err_clear(&err);
+			if (vs->prov->ops->watch_poll(vs->watch, &err) < 0) {
+				cm_warn("view: vault %s: %s: relying on "
+					"rescans", vs->cfg->name, err.msg);
+				vs->prov->ops->watch_free(vs->watch);
+				vs->watch = NULL;
+				vs->watch_failed = true;
+				all = true;
 			}
 		}
 		for (size_t i = 0; i < v->nvaults; i++) {
@@ -628,6 +663,14 @@ static void *refresher_main(void *arg)
 				cm_debug("view: %s", err.msg);
 		}
 	}
+	for (size_t i = 0; i < v->nvaults; i++) {
+		struct vault_state *vs = &v->vs[i];
+
+		if (vs->watch)
+			vs->prov->ops->watch_free(vs->watch);
+		vs->watch = NULL;
+	}
+	free(pfd);
 	return NULL;
 }
 
@@ -710,7 +753,6 @@ struct view *view_new(const struct view_opts *opts, struct cm_err *err)
 					   : ORCH_VIEW_MEMORY_LIMIT;
 	v->budget = cm_budget_new(v->opts.memory_limit);
 	v->started = time(NULL);
-	v->inotify_fd = -1;
 	v->wake_fd = -1;
 	pthread_mutex_init(&v->lock, NULL);
 	pthread_mutex_init(&v->uploads_lock, NULL);
@@ -735,12 +777,18 @@ struct view *view_new(const struct view_opts *opts, struct cm_err *err)
 		struct vault_state *vs = &v->vs[i];
 
 		vs->cfg = &v->cfg->vaults[i];
-		vs->wd = -1;
+		vs->view = v;
 		pthread_mutex_init(&vs->scan_lock, NULL);
 		vs->node = fixed_node(v, v->vaults, vs->cfg->name, VK_VAULT);
 		vs->node->vault = i;
 	}
 
+	for (size_t i = 0; i < v->nvaults; i++) {
+		rc = orch_provider_new(v->cfg, v->vs[i].cfg, &v->vs[i].prov,
+				       err);
+		if (rc)
+			goto fail;
+	}
 	rc = view_arc_init(v, err);
 	if (rc)
 		goto fail;
@@ -748,24 +796,11 @@ struct view *view_new(const struct view_opts *opts, struct cm_err *err)
 	if (rc)
 		goto fail;
 
-	v->inotify_fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
 	v->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-	if (v->inotify_fd < 0 || v->wake_fd < 0) {
-		rc = cm_err_set(err, errno, "view: inotify/eventfd: %s",
+	if (v->wake_fd < 0) {
+		rc = cm_err_set(err, errno, "view: eventfd: %s",
 				strerror(errno));
 		goto fail;
-	}
-	for (size_t i = 0; i < v->nvaults; i++) {
-		struct vault_state *vs = &v->vs[i];
-
-		vs->wd = inotify_add_watch(
-		    v->inotify_fd, vs->cfg->path,
-		    IN_CREATE | IN_DELETE | IN_MOVED_FROM | IN_MOVED_TO |
-			IN_DELETE_SELF | IN_MOVE_SELF | IN_CLOSE_WRITE);
-		if (vs->wd < 0)
-			cm_warn("view: vault %s: no inotify watch on %s (%s): "
-				"relying on rescans",
-				vs->cfg->name, vs->cfg->path, strerror(errno));
 	}
 	if (pthread_create(&v->refresher, NULL, refresher_main, v) != 0) {
 		rc = cm_err_set(err, EAGAIN, "view: cannot start a thread");
@@ -805,8 +840,6 @@ void view_free(struct view *v)
 	view_arc_release_all(v);
 	cm_budget_free(v->budget);
 	free(v->scope);
-	if (v->inotify_fd >= 0)
-		close(v->inotify_fd);
 	if (v->wake_fd >= 0)
 		close(v->wake_fd);
 	/* every node, whatever the kernel still holds */
@@ -822,6 +855,7 @@ void view_free(struct view *v)
 	}
 	for (size_t i = 0; i < v->nvaults; i++) {
 		ents_free(v->vs[i].ents, v->vs[i].n);
+		orch_provider_free(v->vs[i].prov);
 		pthread_mutex_destroy(&v->vs[i].scan_lock);
 	}
 	free(v->vs);
@@ -873,6 +907,8 @@ static char *render(struct view *v, const struct view_node *n,
 	struct orch_snapshot snap;
 	struct orch_job_info ji;
 	struct orch_recovery_point rp;
+	struct orch_provider *prov;
+	struct cm_json *desc = NULL;
 	struct view_stats st;
 	bool have_job = false, have_rp = false;
 	char *text = NULL;
@@ -915,12 +951,20 @@ static char *render(struct view *v, const struct view_node *n,
 			text = cm_xstrdup("");
 		break;
 	case VK_RP_INFO:
-		have_rp = orch_vault_inspect(&v->cfg->vaults[n->vault], rp_name,
-					     &rp, &err) == 0;
-		if (have_rp || have_job)
+		prov = v->vs[n->vault].prov;
+		have_rp = prov->ops->inspect(prov, rp_name, &rp, &err) == 0;
+		if (have_rp) {
+			desc = cm_json_new_object();
+			if (prov->ops->describe(prov, &rp, desc, &err)) {
+				cm_debug("view: %s", err.msg);
+				cm_json_free(desc);
+				desc = NULL;
+			}
+		}
+		if (desc || have_job)
 			text = view_rp_info_json(vault_name(v, n), rp_name,
-						 have_rp ? &rp : NULL,
-						 have_job ? &ji : NULL);
+						 desc, have_job ? &ji : NULL);
+		cm_json_free(desc);
 		break;
 	default:
 		break;

@@ -78,6 +78,7 @@ struct orch;
 struct orch_job_info;
 struct orch_snapshot;
 struct orch_recovery_point;
+struct cm_json;
 struct s3_client;
 
 #define VIEW_ROOT_INO 1
@@ -301,10 +302,11 @@ char *view_metrics_text(const struct orch_snapshot *snap,
  * or "state: new" lines when it has no job (ji NULL). */
 char *view_rp_status_text(const char *vault, const char *name,
 			  const struct orch_job_info *ji, bool auto_start);
-/* info.json of a recovery point from its inspection and/or its job (either
- * may be NULL, not both). */
+/* info.json of a recovery point from its provider's description
+ * (provider.h: describe; NULL when it is gone from its vault) and/or its
+ * job (either may be NULL, not both). */
 char *view_rp_info_json(const char *vault, const char *name,
-			const struct orch_recovery_point *rp,
+			const struct cm_json *described,
 			const struct orch_job_info *ji);
 
 /* ---- the archive's names (view_archive.c) ------------------------------ */

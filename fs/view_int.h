@@ -105,10 +105,14 @@ struct vault_state {
 	/* protected by view->lock: the last scan, sorted by name */
 	struct vault_ent *ents;
 	size_t n;
-	time_t dir_mtime;    /* protected by view->lock */
+	time_t dir_mtime;    /* protected by view->lock: the listing last
+				changed (the vault directory's mtime) */
 	uint64_t scanned_ns; /* protected by view->lock; 0: never */
 	bool dirty;	     /* protected by view->lock: rescan soon */
-	int wd;		     /* the refresher's inotify watch */
+	struct view *view;
+	struct orch_provider *prov;  /* owned: the view's own (provider.h) */
+	struct orch_watch *watch;    /* the refresher's; NULL: none */
+	bool watch_failed;	     /* the refresher's: rescans only */
 };
 
 /* A cached listing of an archive prefix (immutable once made). */
@@ -194,7 +198,6 @@ struct view {
 	/* the refresher */
 	pthread_t refresher;
 	bool have_refresher;
-	int inotify_fd;
 	int wake_fd; /* eventfd */
 	atomic_bool stopping;
 

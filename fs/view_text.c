@@ -278,41 +278,30 @@ char *view_rp_status_text(const char *vault, const char *name,
 					 "(autoStart is false)");
 }
 
-static void add_time(struct cm_json *o, const char *key, time_t t)
-{
-	char when[32];
-
-	if (!t)
-		return;
-	cm_time_iso8601(t, when, sizeof(when));
-	cm_json_add_str(o, key, when);
-}
-
 char *view_rp_info_json(const char *vault, const char *name,
-			const struct orch_recovery_point *rp,
+			const struct cm_json *described,
 			const struct orch_job_info *ji)
 {
-	struct cm_json *o = cm_json_new_object(), *tags, *job;
+	struct cm_json *o, *job;
 	char *text;
 
-	cm_json_add_str(o, "vault", vault);
-	cm_json_add_str(o, "name", name);
-	if (rp) {
-		cm_json_add_str(o, "type", rp->type);
-		cm_json_add_str(o, "resourceId", rp->resource_id);
-		add_time(o, "created", rp->created);
-		cm_json_add_u64(o, "size", rp->size);
-		add_time(o, "modified", rp->mtime);
-		cm_json_add_str(o, "path", rp->path);
-		tags = cm_json_add_object(o, "tags");
-		for (size_t i = 0; i < rp->ntags; i++)
-			cm_json_add_str(tags, rp->tags[i].key,
-					rp->tags[i].value);
-		if (rp->error)
-			cm_json_add_str(o, "error", rp->error);
+	if (described) {
+		/* the provider's words (describe), vault and name first */
+		o = cm_json_new_object();
+		cm_json_add_str(o, "vault", vault);
+		cm_json_add_str(o, "name", name);
+		for (struct cm_json *m = cm_json_first(described); m;
+		     m = cm_json_next(m))
+			if (strcmp(cm_json_key(m), "vault") != 0 &&
+			    strcmp(cm_json_key(m), "name") != 0)
+				cm_json_add(o, cm_json_key(m),
+					    cm_json_copy(m));
 	} else {
 		/* gone from the vault (deleted after archiving): what the
 		 * job remembers */
+		o = cm_json_new_object();
+		cm_json_add_str(o, "vault", vault);
+		cm_json_add_str(o, "name", name);
 		cm_json_add_str(o, "resourceId", ji->resource_id);
 		cm_json_add_u64(o, "size", ji->rp_size);
 		cm_json_add_str(o, "path", ji->rp_path);

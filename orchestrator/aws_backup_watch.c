@@ -18,6 +18,9 @@
  * not wait for it; the reader sees `stop` when its call returns and frees
  * what is left if it is the last one.
  *
+ * A watch without a ready callback (the view, which only lists) polls
+ * the listing for changed() and leaves the queue to the engine's watch.
+ *
  * Test hook: VAULTFS_TEST_AWS_RECEIVED_PAUSE_MS=N makes the reader pause N
  * ms after receiving an accepted message and before handing it over (and
  * say so in the log), for a test to kill the daemon in between.
@@ -346,7 +349,9 @@ int awsb_watch_new(struct orch_provider *p, const struct orch_watch_opts *o,
 	w->poll_ms = o && o->rescan_ms ? o->rescan_ms
 				       : w->ab->poll_seconds * 1000u;
 	w->next_poll_ns = 0; /* the first poll_ (at start) is due now */
-	if (w->ab->queue_url) {
+	/* a listing-only owner (the view: no ready) must not take messages
+	 * from the queue: it could not acknowledge them */
+	if (w->ab->queue_url && cb->ready) {
 		rc = reader_start(w, err);
 		if (rc) {
 			free(w);
@@ -413,7 +418,7 @@ static int poll_listing(struct orch_watch *w, struct cm_err *err)
 	w->nlisted = l.n;
 	if (moved && w->cb.changed)
 		w->cb.changed(w->cb.ctx);
-	for (size_t i = 0; i < l.n; i++)
+	for (size_t i = 0; i < l.n && w->cb.ready; i++)
 		if (!set_has(w->reported, w->nreported, l.items[i].path))
 			report(w, &l.items[i], &first, err);
 	orch_rp_list_release(&l);

@@ -311,7 +311,8 @@ void orch_index_add(struct orch_index *ix, const struct orch_index_rec *rec,
 	e->ended = rec->ended;
 	ident_digest(rec->vault, rec->path, rec->resource_id, rec->size,
 		     rec->mtime, e->ident);
-	name_digest(rec->vault, base_name(rec->path), e->name);
+	name_digest(rec->vault, rec->name ? rec->name : base_name(rec->path),
+		    e->name);
 	ix->count[e->state]++;
 	if (orch_job_state_parse(rec->state, &st) == 0 &&
 	    st == ORCH_JOB_SUCCEEDED)
@@ -437,6 +438,7 @@ void orch_index_rec_from_job(const struct orch_job *job,
 	out->id = job->id;
 	out->vault = job->vault;
 	out->path = job->rp_path;
+	out->name = job->rp_name;
 	out->resource_id = job->resource_id;
 	out->size = job->rp_size;
 	out->mtime = (int64_t)job->rp_mtime;
@@ -475,6 +477,7 @@ int orch_index_rec_from_json(const struct cm_json *record,
 	out->id = cm_json_get_str(record, "id");
 	out->vault = cm_json_get_str(record, "vault");
 	out->path = cm_json_get_str(rp, "path");
+	out->name = cm_json_get_str(rp, "name");
 	out->resource_id = cm_json_get_str(rp, "resourceId");
 	out->state = cm_json_get_str(record, "state");
 	if (!orch_job_id_valid(out->id)) {

@@ -64,6 +64,8 @@ struct orch_index_rec {
 	const char *id;
 	const char *vault;
 	const char *path;        /* the recovery point's */
+	const char *name;        /* its name in the vault; NULL (records of
+				    older versions): path's last component */
 	const char *resource_id;
 	uint64_t size;           /* the recovery point's; 0: unknown */
 	int64_t mtime;           /* 0: unknown */

@@ -1219,6 +1219,11 @@ static enum job_outcome finish(struct job *jb, int rc, struct cm_err *err,
 	} else if (jb->superseded) {
 		s = ORCH_JOB_CANCELLED; /* the job for what is there now runs */
 		msg = err->msg;
+	} else if (rc == ORCH_RESTORE_WAITING) {
+		/* no restorer for it yet: not a failure, tried again at the
+		 * next start (orch.c) */
+		s = ORCH_JOB_WAITING;
+		msg = err->msg[0] ? err->msg : "no restorer for it yet";
 	} else if (err->retryable && j->attempts < cfg->max_attempts) {
 		s = ORCH_JOB_QUEUED;
 		msg = err->msg;
@@ -1229,7 +1234,8 @@ static enum job_outcome finish(struct job *jb, int rc, struct cm_err *err,
 		msg = err->msg[0] ? err->msg : "failed";
 	}
 	pthread_mutex_lock(&jb->lock);
-	if (out == OUTCOME_INTERRUPTED && j->attempts > 0)
+	if ((out == OUTCOME_INTERRUPTED || s == ORCH_JOB_WAITING) &&
+	    j->attempts > 0)
 		j->attempts--; /* not the job's fault */
 	orch_job_set_state(j, s);
 	orch_job_set_error(j, msg);
@@ -1245,6 +1251,9 @@ static enum job_outcome finish(struct job *jb, int rc, struct cm_err *err,
 	case ORCH_JOB_INCOMPLETE:
 		cm_warn("job %s (%s) incomplete: %s: %s", j->id, j->rp_path,
 			j->result_url, msg);
+		break;
+	case ORCH_JOB_WAITING:
+		cm_info("job %s (%s) waiting: %s", j->id, j->rp_path, msg);
 		break;
 	case ORCH_JOB_QUEUED:
 		if (out == OUTCOME_RETRY)
@@ -1320,7 +1329,7 @@ enum job_outcome job_run(struct job *jb)
 	have_rp = true;
 	rc = prov->ops->restore(prov, &rp, res_journal(jb, &rj), &restored,
 				&err);
-	if (rc)
+	if (rc) /* < 0, or ORCH_RESTORE_WAITING */
 		goto clean;
 	have_restored = true;
 

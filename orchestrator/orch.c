@@ -7,9 +7,11 @@
  *               retry time has come and runs it to the end (job.c), then
  *               puts it back in the queue if it is to be retried.
  *   watcher     unless opts.once or autoStart is false: one thread that
- *               polls every local vault's inotify watcher (vault_local.h)
- *               and an eventfd that orch_stop() writes, and queues the
- *               recovery points that became complete.
+ *               drives every vault's provider watch (provider.h: watch_fd,
+ *               watch_timeout, watch_poll) and an eventfd that
+ *               orch_stop() writes; a watch's ready callback queues the
+ *               recovery points that became complete (journaled before
+ *               it returns, so a provider may then acknowledge them).
  *   callers     orch_scan / orch_export / orch_cancel / orch_snapshot ...
  *               from any thread (the CLI's main thread, FUSE handlers).
  *
@@ -343,6 +345,16 @@ static void recover_one(struct orch *o, struct job *jb)
 	}
 	if (orch_job_state_final(was))
 		return;
+	if (was == ORCH_JOB_WAITING) {
+		/* perhaps this version has its restorer: try again, its
+		 * attempts untouched */
+		cm_info("job %s (%s): waiting; trying again", j->id,
+			j->rp_path);
+		pthread_mutex_lock(&o->lock);
+		enqueue(o, jb, 0);
+		pthread_mutex_unlock(&o->lock);
+		return;
+	}
 	if (j->verified)
 		jb->resume = RESUME_CLEAN;
 	else if (was == ORCH_JOB_VERIFYING && j->result_url)
@@ -712,6 +724,13 @@ static int submit_rp(struct orch *o, const struct orch_recovery_point *rp,
 	if (jb) {
 		enum orch_job_state s = job_state(jb);
 
+		if (s == ORCH_JOB_WAITING && retry && !jb->queued &&
+		    !jb->running) {
+			/* asked for again (export, --retry-failed) */
+			enqueue(o, jb, 0);
+			if (queued)
+				*queued = true;
+		}
 		if (!orch_job_state_final(s) || s == ORCH_JOB_SUCCEEDED ||
 		    !retry) {
 			if (id_out)
@@ -790,7 +809,7 @@ int orch_scan(struct orch *o, unsigned flags, size_t *queued,
 			const struct orch_recovery_point *rp = &list.items[i];
 			bool q = false;
 
-			if (orch_rp_open_for_writing(rp)) {
+			if (p->ops->busy && p->ops->busy(p, rp)) {
 				cm_warn("%s: still being written, left for "
 					"later", rp->path);
 				continue;
@@ -822,7 +841,7 @@ int orch_export(struct orch *o, const char *vault, const char *name,
 	rc = p->ops->inspect(p, name, &rp, err);
 	if (rc)
 		return rc;
-	if (orch_rp_open_for_writing(&rp))
+	if (p->ops->busy && p->ops->busy(p, &rp))
 		rc = cm_err_set(err, EBUSY, "%s is still being written",
 				rp.path);
 	else
@@ -996,22 +1015,31 @@ static void *worker_main(void *arg)
 
 /* ---- the vault watcher ------------------------------------------------- */
 
+/* A watch's cb->ready: queue rp, or find its job; 0 once journaled. */
+static int watch_ready(void *ctx, const struct orch_recovery_point *rp,
+		       struct cm_err *err)
+{
+	return submit_rp(ctx, rp, false, NULL, NULL, err);
+}
+
 static void *watcher_main(void *arg)
 {
 	struct orch *o = arg;
 	const struct orch_config *cfg = o->cfg;
 	size_t n = cfg->nvaults;
-	struct orch_vault_watch **w = cm_xcalloc(n + 1, sizeof(*w));
+	struct orch_watch **w = cm_xcalloc(n + 1, sizeof(*w));
 	struct pollfd *pfd = cm_xcalloc(n + 1, sizeof(*pfd));
-	struct orch_vault_watch_opts wo = {
+	struct orch_watch_opts wo = {
 		.quiet_ms = 0,
 		.rescan_ms = cfg->rescan_seconds * 1000,
 	};
+	struct orch_watch_cb cb = { .ready = watch_ready, .ctx = o };
 	uint64_t retry_at = 0, fold_at = now_ms() + o->fold_every_ms;
 
 	for (;;) {
 		int timeout = -1, nfd = 1;
 		uint64_t now = now_ms();
+		bool missing = false;
 
 		if (now >= fold_at) {
 			fold_due(o);
@@ -1019,74 +1047,66 @@ static void *watcher_main(void *arg)
 			fold_at = now + o->fold_every_ms;
 		}
 		timeout = (int)(fold_at - now);
-		if (now >= retry_at) {
-			retry_at = now + WATCH_RETRY_MS;
-			for (size_t i = 0; i < n; i++) {
-				struct cm_err e;
+		for (size_t i = 0; i < n; i++) {
+			const struct orch_provider_ops *ops =
+			    o->providers[i]->ops;
+			struct cm_err e;
 
-				if (w[i] || strcmp(cfg->vaults[i].type,
-						   ORCH_VAULT_LOCAL) != 0)
-					continue;
-				cm_err_clear(&e);
-				w[i] = orch_vault_watch_new(&cfg->vaults[i],
-							    &wo, &e);
-				if (!w[i])
-					cm_warn("vault \"%s\": %s (trying "
-						"again in %d s)",
-						cfg->vaults[i].name, e.msg,
-						WATCH_RETRY_MS / 1000);
-			}
+			if (w[i] || !ops->watch_new)
+				continue;
+			missing = true;
+			if (now < retry_at)
+				continue;
+			cm_err_clear(&e);
+			if (ops->watch_new(o->providers[i], &wo, &cb, &w[i],
+					   &e))
+				cm_warn("vault \"%s\": %s (trying again in "
+					"%d s)", cfg->vaults[i].name, e.msg,
+					WATCH_RETRY_MS / 1000);
 		}
+		if (now >= retry_at)
+			retry_at = now + WATCH_RETRY_MS;
+		if (missing && timeout > WATCH_RETRY_MS)
+			timeout = WATCH_RETRY_MS;
 		pfd[0].fd = o->stop_fd;
 		pfd[0].events = POLLIN;
 		for (size_t i = 0; i < n; i++) {
+			const struct orch_provider_ops *ops =
+			    o->providers[i]->ops;
 			int t;
 
-			if (!w[i])
-				continue;
-			pfd[nfd].fd = orch_vault_watch_fd(w[i]);
-			pfd[nfd].events = POLLIN;
+			pfd[i + 1].fd = w[i] ? ops->watch_fd(w[i]) : -1;
+			pfd[i + 1].events = POLLIN;
 			nfd++;
-			t = orch_vault_watch_timeout(w[i]);
+			t = w[i] ? ops->watch_timeout(w[i]) : -1;
 			if (t >= 0 && t < timeout)
 				timeout = t;
-		}
-		for (size_t i = 0; i < n; i++) {
-			if (!w[i] &&
-			    !strcmp(cfg->vaults[i].type, ORCH_VAULT_LOCAL) &&
-			    timeout > WATCH_RETRY_MS)
-				timeout = WATCH_RETRY_MS;
 		}
 		if (poll(pfd, (nfds_t)nfd, timeout) < 0 && errno != EINTR)
 			cm_warn("vault watcher: poll: %s", strerror(errno));
 		if (pfd[0].revents & POLLIN)
 			break;
 		for (size_t i = 0; i < n; i++) {
-			struct orch_rp_list ready = { 0 };
+			const struct orch_provider_ops *ops =
+			    o->providers[i]->ops;
 			struct cm_err e;
 
 			if (!w[i])
 				continue;
 			cm_err_clear(&e);
-			if (orch_vault_watch_poll(w[i], 0, &ready, &e) < 0) {
+			if (ops->watch_poll(w[i], &e) < 0) {
 				cm_warn("vault \"%s\": %s (watching again in "
 					"%d s)", cfg->vaults[i].name, e.msg,
 					WATCH_RETRY_MS / 1000);
-				orch_vault_watch_free(w[i]);
+				ops->watch_free(w[i]);
 				w[i] = NULL;
+				retry_at = now_ms() + WATCH_RETRY_MS;
 			}
-			for (size_t k = 0; k < ready.n; k++) {
-				cm_err_clear(&e);
-				if (submit_rp(o, &ready.items[k], false, NULL,
-					      NULL, &e) &&
-				    e.code != ESHUTDOWN)
-					cm_error("%s", e.msg);
-			}
-			orch_rp_list_release(&ready);
 		}
 	}
 	for (size_t i = 0; i < n; i++)
-		orch_vault_watch_free(w[i]);
+		if (w[i])
+			o->providers[i]->ops->watch_free(w[i]);
 	free(w);
 	free(pfd);
 	return NULL;

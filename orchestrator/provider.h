@@ -125,6 +125,11 @@ struct orch_provider_ops {
 	/* One recovery point by name, freshly read; -ENOENT: gone. */
 	int (*inspect)(struct orch_provider *p, const char *name,
 		       struct orch_recovery_point *out, struct cm_err *err);
+	/* rp (from scan or inspect) is not complete yet (local: a process
+	 * has one of its files open for writing): a scan or an export
+	 * leaves it for later. NULL: always complete. */
+	bool (*busy)(struct orch_provider *p,
+		     const struct orch_recovery_point *rp);
 	/* Make rp readable; on failure nothing is left held. */
 	int (*restore)(struct orch_provider *p,
 		       const struct orch_recovery_point *rp,
@@ -238,7 +243,8 @@ int orch_provider_local_new(const struct orch_config *cfg,
 			    struct orch_provider **out, struct cm_err *err);
 /*
  * What every recovery point shows in info.json, into `out` (an object):
- * vault, name, type, path, resourceId, created, size, tags, error (when
+ * vault, name, type, path, resourceId, created, size, modified (when
+ * known), tags, error (when
  * set) and every member of rp->extra. A provider's describe adds its own.
  */
 void orch_rp_describe(const struct orch_recovery_point *rp,

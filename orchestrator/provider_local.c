@@ -37,9 +37,11 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/inotify.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -90,6 +92,13 @@ static int local_inspect(struct orch_provider *p, const char *name,
 			 struct orch_recovery_point *out, struct cm_err *err)
 {
 	return orch_vault_inspect(p->vault, name, out, err);
+}
+
+static bool local_busy(struct orch_provider *p,
+		       const struct orch_recovery_point *rp)
+{
+	(void)p;
+	return orch_rp_open_for_writing(rp);
 }
 
 static int open_vault_dir(const struct orch_provider *p, struct cm_err *err)
@@ -339,16 +348,156 @@ static int local_describe(struct orch_provider *p,
 	return 0;
 }
 
+/*
+ * Watching. For the engine (cb->ready set) the watch is vault_local.h's
+ * watcher: inotify, the quiet period, the writers test, periodic rescans.
+ * A recovery point the engine could not record is kept and offered again
+ * at the next poll (within RETRY_MS). For a listing only (cb->ready NULL:
+ * the view) a bare inotify watch on the directory is enough: any event
+ * means the listing may have changed, and nothing is checked for
+ * completeness.
+ */
+#define RETRY_MS 1000
+#define LIST_EVENTS                                                          \
+	(IN_CREATE | IN_DELETE | IN_MOVED_FROM | IN_MOVED_TO |               \
+	 IN_DELETE_SELF | IN_MOVE_SELF | IN_CLOSE_WRITE)
+
+struct orch_watch {
+	struct orch_provider *p;
+	struct orch_watch_cb cb;
+	struct orch_vault_watch *vw; /* the engine's; NULL when listing */
+	int ifd;                     /* listing: inotify, else -1 */
+	struct orch_rp_list pending; /* ready, not yet recorded */
+};
+
+static void local_watch_free(struct orch_watch *w)
+{
+	if (!w)
+		return;
+	orch_vault_watch_free(w->vw);
+	if (w->ifd >= 0)
+		close(w->ifd);
+	orch_rp_list_release(&w->pending);
+	free(w);
+}
+
+static int local_watch_new(struct orch_provider *p,
+			   const struct orch_watch_opts *o,
+			   const struct orch_watch_cb *cb,
+			   struct orch_watch **out, struct cm_err *err)
+{
+	struct orch_watch *w = cm_xcalloc(1, sizeof(*w));
+	struct orch_vault_watch_opts vo = {
+		.quiet_ms = o ? o->quiet_ms : 0,
+		.rescan_ms = o ? o->rescan_ms : 0,
+	};
+	int rc = 0;
+
+	*out = NULL;
+	w->p = p;
+	w->cb = *cb;
+	w->ifd = -1;
+	if (cb->ready) {
+		w->vw = orch_vault_watch_new(p->vault, &vo, err);
+		if (!w->vw)
+			rc = err->code ? -err->code : -EIO;
+	} else {
+		w->ifd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+		if (w->ifd < 0 ||
+		    inotify_add_watch(w->ifd, p->vault->path, LIST_EVENTS) < 0)
+			rc = cm_err_set(err, errno, "vault \"%s\": inotify "
+					"on %s: %s", p->vault->name,
+					p->vault->path, strerror(errno));
+	}
+	if (rc) {
+		local_watch_free(w);
+		return rc;
+	}
+	*out = w;
+	return 0;
+}
+
+static int local_watch_fd(struct orch_watch *w)
+{
+	return w->vw ? orch_vault_watch_fd(w->vw) : w->ifd;
+}
+
+static int local_watch_timeout(struct orch_watch *w)
+{
+	int t = w->vw ? orch_vault_watch_timeout(w->vw) : -1;
+
+	if (w->pending.n && (t < 0 || t > RETRY_MS))
+		t = RETRY_MS;
+	return t;
+}
+
+static bool fd_readable(int fd)
+{
+	struct pollfd pfd = { .fd = fd, .events = POLLIN };
+
+	return fd >= 0 && poll(&pfd, 1, 0) > 0 && (pfd.revents & POLLIN);
+}
+
+/* Offer what is pending to cb->ready; keep what it could not record. */
+static void offer_pending(struct orch_watch *w)
+{
+	struct orch_rp_list keep = { 0 };
+
+	for (size_t i = 0; i < w->pending.n; i++) {
+		struct cm_err e;
+
+		cm_err_clear(&e);
+		if (w->cb.ready(w->cb.ctx, &w->pending.items[i], &e) < 0) {
+			if (e.code != ESHUTDOWN)
+				cm_warn("vault \"%s\": %s not recorded (%s): offered "
+					"again", w->p->vault->name,
+					w->pending.items[i].name, e.msg);
+			orch_rp_list_take(&keep, &w->pending.items[i]);
+		}
+	}
+	orch_rp_list_release(&w->pending);
+	w->pending = keep;
+}
+
+static int local_watch_poll(struct orch_watch *w, struct cm_err *err)
+{
+	char buf[4096]
+	    __attribute__((aligned(__alignof__(struct inotify_event))));
+	bool events;
+	int rc;
+
+	if (!w->vw) {
+		events = false;
+		while (read(w->ifd, buf, sizeof(buf)) > 0)
+			events = true;
+		if (events && w->cb.changed)
+			w->cb.changed(w->cb.ctx);
+		return 0;
+	}
+	events = fd_readable(orch_vault_watch_fd(w->vw));
+	rc = orch_vault_watch_poll(w->vw, 0, &w->pending, err);
+	if (events && w->cb.changed)
+		w->cb.changed(w->cb.ctx);
+	offer_pending(w);
+	return rc < 0 ? rc : 0;
+}
+
 static const struct orch_provider_ops local_ops = {
 	.name = "local",
 	.scan = local_scan,
 	.inspect = local_inspect,
+	.busy = local_busy,
 	.restore = local_restore,
 	.check = local_check,
 	.release = local_release,
 	.delete_snapshot = local_delete,
 	.describe = local_describe,
 	.release_stale = NULL,
+	.watch_new = local_watch_new,
+	.watch_fd = local_watch_fd,
+	.watch_timeout = local_watch_timeout,
+	.watch_poll = local_watch_poll,
+	.watch_free = local_watch_free,
 	.free = NULL,
 };
 

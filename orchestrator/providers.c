@@ -92,6 +92,10 @@ void orch_rp_describe(const struct orch_recovery_point *rp,
 	cm_time_iso8601(rp->created, when, sizeof(when));
 	cm_json_add_str(out, "created", when);
 	cm_json_add_u64(out, "size", rp->size);
+	if (rp->mtime) {
+		cm_time_iso8601(rp->mtime, when, sizeof(when));
+		cm_json_add_str(out, "modified", when);
+	}
 	tags = cm_json_add_object(out, "tags");
 	for (size_t i = 0; i < rp->ntags; i++)
 		cm_json_add_str(tags, rp->tags[i].key, rp->tags[i].value);

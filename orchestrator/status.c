@@ -35,15 +35,13 @@ void orch_job_info_release(struct orch_job_info *ji)
 void orch_job_info_from_job(const struct orch_job *job, time_t now,
 			    struct orch_job_info *out)
 {
-	const char *slash = strrchr(job->rp_path, '/');
 	time_t t0 = job->times[ORCH_JOB_ARCHIVING];
 	time_t t1 = job->times[ORCH_JOB_VERIFYING];
 
 	memset(out, 0, sizeof(*out));
 	memcpy(out->id, job->id, sizeof(out->id));
 	out->vault = dup_or_null(job->vault);
-	out->rp_name = cm_xstrdup(slash && slash[1] ? slash + 1
-						    : job->rp_path);
+	out->rp_name = cm_xstrdup(job->rp_name);
 	out->rp_path = dup_or_null(job->rp_path);
 	out->resource_id = dup_or_null(job->resource_id);
 	out->state = job->state;
@@ -165,6 +163,7 @@ char *orch_job_info_text(const struct orch_job_info *ji)
 	if (ji->error)
 		add_line(&text, ji->state == ORCH_JOB_SUCCEEDED ? "note" :
 				ji->state == ORCH_JOB_INCOMPLETE ? "left out" :
+				ji->state == ORCH_JOB_WAITING	 ? "waiting" :
 								   "error",
 			 "%s", ji->error);
 	return text;

@@ -22,8 +22,11 @@
 
 #include "core/err.h"
 #include "core/mem.h"
+#include "core/json.h"
+#include "orchestrator/index.h"
 #include "orchestrator/journal.h"
 #include "orchestrator/keys.h"
+#include "orchestrator/orch.h"
 
 #include "tmpdir.h"
 
@@ -479,6 +482,149 @@ static void test_identity_and_node(void **state)
 	orch_journal_close(j);
 }
 
+
+/* ---- names and kinds of other providers -------------------------------- */
+
+/*
+ * A recovery point named after an ARN (':' in its name, '/' and ':' in
+ * its path and resource id) keeps its name through the journal, the
+ * index record, the index's lookup by name and the status of its job.
+ */
+static void test_rp_name_with_colon(void **state)
+{
+	static const char name[] = "snap-0abc:2026-12-03";
+	static const char path[] =
+	    "arn:aws:ec2:eu-west-1::snapshot/snap-0abc";
+	struct orch_journal *j = NULL;
+	struct orch_index *ix = orch_index_new();
+	struct orch_index_rec rec;
+	struct orch_index_hit hit;
+	struct orch_job *job, *back;
+	struct orch_job_info ji;
+	struct orch_job_list l;
+	struct cm_json *record;
+	struct cm_err err;
+	char *text, why[128];
+
+	(void)state;
+	assert_int_equal(orch_journal_open(tmp, &j, &err), 0);
+	job = orch_job_new("aws", name, path,
+			   "arn:aws:ec2:eu-west-1:123456789012:volume/vol-1");
+	orch_job_set_state(job, ORCH_JOB_SUCCEEDED);
+	assert_int_equal(orch_journal_save(j, job, &err), 0);
+	assert_int_equal(orch_journal_load_all(j, ORCH_LOAD_ALL, &l, &err), 0);
+	assert_int_equal(l.n, 1);
+	assert_string_equal(l.jobs[0]->rp_name, name);
+	assert_string_equal(l.jobs[0]->rp_path, path);
+	orch_job_info_from_job(l.jobs[0], time(NULL), &ji);
+	assert_string_equal(ji.rp_name, name);
+	text = orch_job_info_text(&ji);
+	assert_non_null(strstr(text, "recovery point: aws/snap-0abc:"
+				     "2026-12-03\n"));
+	free(text);
+	orch_job_info_release(&ji);
+	orch_job_list_release(&l);
+
+	/* the index's one-line record, and its lookup by name */
+	text = orch_job_record_text(job);
+	assert_int_equal(cm_json_parse(text, strlen(text), &record, &err), 0);
+	assert_int_equal(orch_job_from_record(record, &back, why,
+					      sizeof(why)), 0);
+	assert_string_equal(back->rp_name, name);
+	assert_int_equal(orch_index_rec_from_json(record, &rec, why,
+						  sizeof(why)), 0);
+	orch_index_add(ix, &rec, ORCH_INDEX_IN_JOURNAL);
+	assert_true(orch_index_find_name(ix, "aws", name, &hit));
+	assert_string_equal(hit.id, job->id);
+	assert_false(orch_index_find_name(ix, "aws", "snap-0abc", &hit));
+	orch_job_free(back);
+	cm_json_free(record);
+	free(text);
+	orch_index_free(ix);
+	orch_job_free(job);
+	orch_journal_close(j);
+}
+
+/* A journal written before names were recorded (users' disks): the name
+ * is its path's last component. */
+static void test_rp_name_of_old_journal(void **state)
+{
+	struct orch_journal *j = NULL;
+	struct orch_job_list l;
+	struct cm_err err;
+	char id[ORCH_JOB_ID_SIZE], name[64];
+	char *text;
+
+	(void)state;
+	assert_int_equal(orch_journal_open(tmp, &j, &err), 0); /* jobs/ */
+	orch_journal_close(j);
+	orch_job_id_new(id);
+	snprintf(name, sizeof(name), "%s.json", id);
+	text = cm_xasprintf("{\"version\": 1, \"id\": \"%s\", \"vault\": "
+			    "\"v\", \"recoveryPoint\": {\"path\": "
+			    "\"/vault/disk.img\", \"resourceId\": "
+			    "\"local:v:disk.img\"}, \"state\": \"queued\", "
+			    "\"attempts\": 0, \"resources\": []}", id);
+	write_text(name, text);
+	free(text);
+	assert_int_equal(orch_journal_read(tmp, 0, &l, &err), 0);
+	assert_int_equal(l.n, 1);
+	assert_int_equal(l.ncorrupt, 0);
+	assert_string_equal(l.jobs[0]->rp_name, "disk.img");
+	orch_job_list_release(&l);
+}
+
+/*
+ * A provider's resource: any kind name, its ids a JSON object merged by
+ * `created`, written and read back; a kind that is not a name is refused
+ * before anything is recorded.
+ */
+static void test_provider_resource(void **state)
+{
+	struct orch_journal *j = NULL;
+	struct cm_json *ids = cm_json_new_object();
+	struct cm_json *learned = cm_json_new_object();
+	struct orch_res_ids a = {.json = ids}, b = {.json = learned};
+	struct orch_job_list l;
+	struct orch_job *job;
+	struct cm_err err;
+	size_t idx;
+
+	(void)state;
+	cm_json_add_str(ids, "volumeId", "vol-0abc");
+	cm_json_add_str(ids, "state", "creating");
+	cm_json_add_str(learned, "state", "attached");
+	cm_json_add_str(learned, "instanceId", "i-1");
+	assert_int_equal(orch_journal_open(tmp, &j, &err), 0);
+	job = orch_job_new("aws", "snap-1", "arn:aws:ec2:r::snapshot/snap-1",
+			   "arn:aws:ec2:r:1:volume/vol-1");
+	assert_int_equal(orch_journal_res_add(j, job, "ebs-volume", &a, &idx,
+					      &err), 0);
+	assert_int_equal(orch_journal_res_created(j, job, idx, &b, &err), 0);
+	assert_int_equal(orch_journal_res_add(j, job, "EBS volume", &a, &idx,
+					      &err), -EINVAL);
+	assert_non_null(strstr(err.msg, "EBS volume"));
+	assert_int_equal(job->nres, 1);
+	assert_int_equal(orch_journal_load_all(j, 0, &l, &err), 0);
+	assert_int_equal(l.n, 1);
+	assert_int_equal(l.jobs[0]->nres, 1);
+	assert_string_equal(l.jobs[0]->res[0].kind, "ebs-volume");
+	assert_false(orch_res_kind_engine(l.jobs[0]->res[0].kind));
+	assert_true(orch_res_kind_engine(ORCH_RES_UPLOAD));
+	assert_int_equal(l.jobs[0]->res[0].status, ORCH_RES_CREATED);
+	assert_string_equal(cm_json_get_str(l.jobs[0]->res[0].ids,
+					    "volumeId"), "vol-0abc");
+	assert_string_equal(cm_json_get_str(l.jobs[0]->res[0].ids, "state"),
+			    "attached");
+	assert_string_equal(cm_json_get_str(l.jobs[0]->res[0].ids,
+					    "instanceId"), "i-1");
+	orch_job_list_release(&l);
+	cm_json_free(ids);
+	cm_json_free(learned);
+	orch_job_free(job);
+	orch_journal_close(j);
+}
+
 /* ---- crashes and corruption -------------------------------------------- */
 
 static void test_corrupt_and_partial(void **state)
@@ -785,6 +931,12 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_hostile_resource_ids,
 						setup, teardown),
 		cmocka_unit_test(test_key_is_safe),
+		cmocka_unit_test_setup_teardown(test_rp_name_with_colon, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_rp_name_of_old_journal,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_provider_resource, setup,
+						teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -24,9 +24,11 @@
 #include "core/err.h"
 #include "core/mem.h"
 #include "core/fsutil.h"
+#include "core/json.h"
 #include "orchestrator/config.h"
 #include "orchestrator/journal.h"
 #include "orchestrator/orch.h"
+#include "orchestrator/orch_int.h"
 #include "orchestrator/provider.h"
 #include "orchestrator/resources.h"
 
@@ -451,6 +453,205 @@ static void test_retired(void **state)
 	orch_config_release(&cfg);
 }
 
+/* ---- engine paths only another provider reaches ------------------------ */
+
+/*
+ * A test provider: the local one, except that restore() says no restorer
+ * handles the recovery point yet and release_stale() records what it is
+ * handed. It exists because the local provider never waits and has no
+ * resource kind of its own, so the engine's paths for those - the
+ * `waiting` state, a provider's resource after a crash - cannot be reached
+ * through it. It replaces the ops of the engine's provider for vault "v"
+ * between orch_new and orch_start.
+ */
+static struct orch_provider_ops test_ops;
+static char stale_seen[256];
+static int stale_rc;
+
+static int test_restore(struct orch_provider *p,
+			const struct orch_recovery_point *rp,
+			const struct orch_res_journal *rj,
+			struct orch_restored *out, struct cm_err *err)
+{
+	(void)p;
+	(void)rp;
+	(void)rj;
+	memset(out, 0, sizeof(*out));
+	out->fd = -1;
+	cm_err_set(err, EAGAIN, "no provider for EBS yet");
+	return ORCH_RESTORE_WAITING;
+}
+
+static int test_release_stale(struct orch_provider *p,
+			      const struct orch_resource *res,
+			      struct cm_err *err)
+{
+	(void)p;
+	snprintf(stale_seen, sizeof(stale_seen), "%s %s", res->kind,
+		 cm_json_get_str(res->ids, "volumeId"));
+	if (stale_rc)
+		return cm_err_set(err, -stale_rc, "volume busy");
+	return 0;
+}
+
+static void use_test_provider(struct orch *o)
+{
+	test_ops = *o->providers[0]->ops;
+	test_ops.name = "test";
+	test_ops.restore = test_restore;
+	test_ops.release_stale = test_release_stale;
+	o->providers[0]->ops = &test_ops;
+}
+
+static void test_waiting(void **state)
+{
+	struct orch_config cfg;
+	struct orch_opts opts = { .once = true };
+	struct orch_snapshot snap;
+	char vault[PATH_MAX], id[ORCH_JOB_ID_SIZE];
+	struct cm_err err;
+	struct orch *o;
+	size_t queued = 0;
+	bool q = false;
+	char *text;
+
+	(void)state;
+	engine_config(vault, 1, &cfg);
+	make_rp(vault, "t1");
+	o = orch_new(&cfg, &opts, &err);
+	assert_non_null(o);
+	use_test_provider(o);
+	assert_int_equal(orch_start(o, &err), 0);
+	assert_int_equal(orch_scan(o, 0, &queued, &err), 0);
+	assert_int_equal(queued, 1);
+	assert_true(orch_wait_idle(o, 60000));
+	/* waiting is no failure, and its attempt is not counted */
+	assert_int_equal(orch_failed_count(o), 0);
+	orch_snapshot(o, &snap);
+	assert_int_equal(snap.n, 1);
+	assert_int_equal(snap.jobs[0].state, ORCH_JOB_WAITING);
+	assert_false(orch_job_state_final(snap.jobs[0].state));
+	assert_int_equal(snap.jobs[0].attempts, 0);
+	assert_string_equal(snap.jobs[0].error, "no provider for EBS yet");
+	text = orch_job_info_text(&snap.jobs[0]);
+	assert_non_null(strstr(text, "state: waiting\n"));
+	assert_non_null(strstr(text, "waiting: no provider for EBS yet\n"));
+	free(text);
+	memcpy(id, snap.jobs[0].id, sizeof(id));
+	orch_snapshot_release(&snap);
+	/* a scan leaves it; an export tries it again (the same job) */
+	assert_int_equal(orch_scan(o, 0, &queued, &err), 0);
+	assert_int_equal(queued, 0);
+	assert_int_equal(orch_export(o, "v", "t1", id, &q, &err), 0);
+	assert_true(q);
+	assert_true(orch_wait_idle(o, 60000));
+	orch_snapshot(o, &snap);
+	assert_int_equal(snap.n, 1);
+	assert_string_equal(snap.jobs[0].id, id);
+	assert_int_equal(snap.jobs[0].state, ORCH_JOB_WAITING);
+	orch_snapshot_release(&snap);
+	orch_free(o);
+
+	/* the next start, with a restorer (the local one): it runs */
+	o = orch_new(&cfg, &opts, &err);
+	assert_non_null(o);
+	assert_int_equal(orch_start(o, &err), 0);
+	assert_true(orch_wait_idle(o, 60000));
+	orch_snapshot(o, &snap);
+	assert_int_equal(snap.n, 1);
+	assert_string_equal(snap.jobs[0].id, id);
+	assert_int_equal(snap.jobs[0].state, ORCH_JOB_SUCCEEDED);
+	assert_int_equal(snap.jobs[0].attempts, 1);
+	orch_snapshot_release(&snap);
+	orch_free(o);
+	orch_config_release(&cfg);
+}
+
+/* A failed job holding a resource of kind `kind` in `vault`, as a crash
+ * would leave it. */
+static void stale_job(const struct orch_config *cfg, const char *vault,
+		      const char *volume, char id[ORCH_JOB_ID_SIZE])
+{
+	struct orch_journal *j = NULL;
+	struct cm_json *ids = cm_json_new_object();
+	struct orch_res_ids ri = { .json = ids };
+	struct orch_job *job;
+	struct cm_err err;
+	size_t idx;
+
+	cm_json_add_str(ids, "volumeId", volume);
+	assert_int_equal(orch_journal_open(cfg->state_dir, &j, &err), 0);
+	job = orch_job_new(vault, "snap-1", "arn:aws:ec2:r::snapshot/snap-1",
+			   "arn:aws:ec2:r:1:volume/vol-1");
+	orch_job_set_state(job, ORCH_JOB_FAILED);
+	assert_int_equal(orch_journal_res_add(j, job, "ebs-volume", &ri, &idx,
+					      &err), 0);
+	assert_int_equal(orch_journal_res_created(j, job, idx, NULL, &err),
+			 0);
+	memcpy(id, job->id, ORCH_JOB_ID_SIZE);
+	orch_job_free(job);
+	orch_journal_close(j);
+	cm_json_free(ids);
+}
+
+static enum orch_res_status stale_status(const struct orch_config *cfg,
+					 const char *id)
+{
+	struct orch_job *job;
+	struct cm_err err;
+	enum orch_res_status st;
+
+	assert_int_equal(orch_journal_load_job(cfg->state_dir, id, &job,
+					       &err), 0);
+	assert_int_equal(job->nres, 1);
+	st = job->res[0].status;
+	orch_job_free(job);
+	return st;
+}
+
+/*
+ * After a crash, a resource of a kind the engine does not know goes to the
+ * release_stale of its job's vault's provider; while that fails, or the
+ * vault is gone from the config, it stays recorded.
+ */
+static void test_stale_provider_resource(void **state)
+{
+	struct orch_config cfg;
+	struct orch_opts opts = { .once = true };
+	char vault[PATH_MAX], id[ORCH_JOB_ID_SIZE], gone[ORCH_JOB_ID_SIZE];
+	struct cm_err err;
+	struct orch *o;
+
+	(void)state;
+	engine_config(vault, 1, &cfg);
+	stale_job(&cfg, "v", "vol-0abc", id);
+	stale_job(&cfg, "gone", "vol-0def", gone);
+
+	stale_seen[0] = '\0';
+	stale_rc = -EBUSY;
+	o = orch_new(&cfg, &opts, &err);
+	assert_non_null(o);
+	use_test_provider(o);
+	assert_int_equal(orch_start(o, &err), 0);
+	assert_string_equal(stale_seen, "ebs-volume vol-0abc");
+	orch_free(o);
+	assert_int_equal(stale_status(&cfg, id), ORCH_RES_CREATED);
+	assert_int_equal(stale_status(&cfg, gone), ORCH_RES_CREATED);
+
+	stale_seen[0] = '\0';
+	stale_rc = 0;
+	o = orch_new(&cfg, &opts, &err);
+	assert_non_null(o);
+	use_test_provider(o);
+	assert_int_equal(orch_start(o, &err), 0);
+	assert_string_equal(stale_seen, "ebs-volume vol-0abc");
+	orch_free(o);
+	assert_int_equal(stale_status(&cfg, id), ORCH_RES_RELEASED);
+	/* no provider for vault "gone": kept for when there is one */
+	assert_int_equal(stale_status(&cfg, gone), ORCH_RES_CREATED);
+	orch_config_release(&cfg);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -464,6 +665,9 @@ int main(void)
 						teardown),
 		cmocka_unit_test_setup_teardown(test_engine, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_retired, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_waiting, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_stale_provider_resource,
+						setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -29,6 +29,7 @@
 #include "core/timeutil.h"
 #include "orchestrator/config.h"
 #include "orchestrator/orch.h"
+#include "orchestrator/provider.h"
 
 #include "fs/view_text.c"
 
@@ -414,8 +415,13 @@ static void test_info_json(void **state)
 {
 	struct orch_recovery_point rp;
 	struct orch_job_info ji;
-	struct cm_json *j = NULL, *tags;
+	struct cm_json *j = NULL, *tags, *desc = cm_json_new_object();
 	struct orch_tag tag = {(char *)"k", (char *)"v"};
+	struct orch_vault_config vault = {.name = (char *)"v1",
+					  .type = (char *)ORCH_VAULT_LOCAL,
+					  .path = (char *)"/vault"};
+	struct orch_config one = {.vaults = &vault, .nvaults = 1};
+	struct orch_provider *prov;
 	char *text;
 
 	memset(&rp, 0, sizeof(rp));
@@ -426,8 +432,15 @@ static void test_info_json(void **state)
 	rp.path = (char *)"/vault/disk.img";
 	rp.tags = &tag;
 	rp.ntags = 1;
+	rp.vault = (char *)"v1";
+	rp.name = (char *)"disk.img";
 	fake_job(&ji, "d", ORCH_JOB_SUCCEEDED, 1795000000, 3);
-	text = view_rp_info_json("v1", "disk.img", &rp, &ji);
+	/* what the view shows is the provider's description, and the job */
+	assert_int_equal(orch_provider_new(&one, &vault, &prov, NULL), 0);
+	assert_int_equal(prov->ops->describe(prov, &rp, desc, NULL), 0);
+	orch_provider_free(prov);
+	text = view_rp_info_json("v1", "disk.img", desc, &ji);
+	cm_json_free(desc);
 	assert_int_equal(cm_json_parse(text, strlen(text), &j, NULL), 0);
 	assert_string_equal(cm_json_get_str(j, "type"), "image");
 	assert_string_equal(cm_json_get_str(j, "resourceId"), rp.resource_id);
