@@ -298,7 +298,8 @@ struct orch *orch_new(const struct orch_config *cfg,
 
 	/* the embedded default's directories are ours to create */
 	for (size_t i = 0; i < cfg->nvaults && rc == 0; i++)
-		if (!strcmp(cfg->vaults[i].path, ORCH_DEFAULT_VAULT_PATH))
+		if (cfg->vaults[i].path &&
+		    !strcmp(cfg->vaults[i].path, ORCH_DEFAULT_VAULT_PATH))
 			rc = cm_mkdirs(cfg->vaults[i].path, 0755, err);
 	if (rc == 0 && cfg->dest_kind == ORCH_DEST_LOCAL)
 		rc = cm_mkdirs_durable(cfg->store_dir, 0755, err);
