@@ -44,6 +44,7 @@
 #define BACKOFF_MIN_MS 1000
 #define BACKOFF_MAX_MS 60000
 #define SLICE_MS 200        /* how often a backing-off reader looks at stop */
+#define RELIST_MS 30000     /* a failed listing is tried again this soon */
 
 /* An accepted message, waiting for the owner. */
 struct pending {
@@ -80,6 +81,7 @@ struct orch_watch {
 	char **reported;         /* ARNs the engine took (ready() == 0) */
 	size_t nreported;
 	struct sqs_reader *rd;   /* NULL: no queue */
+	char list_err[CM_ERR_MSG_MAX]; /* the last listing's error, or "" */
 };
 
 static void pending_free(struct pending *q)
@@ -151,6 +153,8 @@ static void take_message(struct sqs_reader *rd, const struct cm_json *m)
 	const char *id = cm_json_get_str(m, "MessageId");
 	const char *receipt = cm_json_get_str(m, "ReceiptHandle");
 	const char *body = cm_json_get_str(m, "Body");
+	const char *count = cm_json_get_str(cm_json_get(m, "Attributes"),
+					    "ApproximateReceiveCount");
 	struct orch_aws_event_filter f = { rd->backup_vault, rd->types,
 					   rd->ntypes };
 	struct orch_aws_event ev;
@@ -167,9 +171,10 @@ static void take_message(struct sqs_reader *rd, const struct cm_json *m)
 	}
 	switch (orch_aws_event_parse(body, strlen(body), &f, &ev)) {
 	case ORCH_AWS_EVENT_MALFORMED:
-		cm_warn("vault \"%s\": queue message %s is not an AWS Backup "
-			"event vaultfs can read (%s): left for the queue's "
-			"redrive policy", rd->vault, id, ev.why);
+		cm_warn("vault \"%s\": queue message %s (received %s times) "
+			"is not an AWS Backup event vaultfs can read (%s): left "
+			"for the queue's redrive policy", rd->vault, id,
+			count ? count : "?", ev.why);
 		break;
 	case ORCH_AWS_EVENT_IGNORE:
 		cm_info("vault \"%s\": queue message %s is not for it (%s): "
@@ -468,18 +473,42 @@ static void handle_pending(struct orch_watch *w, const struct pending *q)
 			 q->msg_id);
 }
 
+/*
+ * A listing that fails (the Backup API unreachable, throttled past its
+ * retries, the vault missing) is logged - once until it changes - and
+ * tried again within RELIST_MS; it does not fail the watch, whose queue
+ * reader goes on: events still find recovery points meanwhile.
+ */
+static void poll_due(struct orch_watch *w)
+{
+	unsigned next = w->poll_ms;
+	struct cm_err e;
+
+	cm_err_clear(&e);
+	if (poll_listing(w, &e) == 0) {
+		if (w->list_err[0])
+			cm_info("vault \"%s\": listed again", w->ab->vault->name);
+		w->list_err[0] = '\0';
+	} else {
+		if (strcmp(e.msg, w->list_err) != 0)
+			cm_error("%s", e.msg);
+		snprintf(w->list_err, sizeof(w->list_err), "%s", e.msg);
+		if (next > RELIST_MS)
+			next = RELIST_MS;
+	}
+	w->next_poll_ns = cm_now_ns() + (uint64_t)next * 1000000;
+}
+
 int awsb_watch_poll(struct orch_watch *w, struct cm_err *err)
 {
 	struct pending *q = NULL, *rev = NULL;
 	uint64_t n;
-	int rc = 0;
 
-	if (w->next_poll_ns <= cm_now_ns()) {
-		w->next_poll_ns = cm_now_ns() + (uint64_t)w->poll_ms * 1000000;
-		rc = poll_listing(w, err);
-	}
+	(void)err;
+	if (w->next_poll_ns <= cm_now_ns())
+		poll_due(w);
 	if (!w->rd)
-		return rc;
+		return 0;
 	if (read(w->rd->efd, &n, sizeof(n)) < 0 && errno != EAGAIN)
 		cm_warn("eventfd: %s", strerror(errno));
 	pthread_mutex_lock(&w->rd->lock);
@@ -497,7 +526,7 @@ int awsb_watch_poll(struct orch_watch *w, struct cm_err *err)
 	for (q = rev; q; q = q->next)
 		handle_pending(w, q);
 	pending_free(rev);
-	return rc;
+	return 0;
 }
 
 void awsb_watch_free(struct orch_watch *w)
