@@ -31,7 +31,9 @@
 #   - `BUCKET=B py_s3 <<'EOF' ... EOF`: Python with boto3, a ready client `s3`,
 #     and BUCKET, for what awscli cannot do in one call.
 #   - `aws_moto ARGS`: awscli against moto; `py_moto <<'EOF' ... EOF`: Python
-#     with boto3 and `client(SERVICE)`, a client of moto.
+#     with boto3 and `client(SERVICE)`, a client of moto. Recovery points
+#     are made with StartBackupJob (tests/tools/moto_backup.py adds them to
+#     moto); `moto_rp_status VAULT ARN STATUS` sets one's status (test-only).
 #
 # Exit status 77 means skipped; use it only where the machine lacks a
 # facility, never because the server or the binary is missing.
@@ -239,6 +241,19 @@ EOF
 		cat
 	} >"$T/py_moto.py"
 	timeout -k 10 300 "$PY" "$T/py_moto.py" "$@"
+}
+
+# moto_rp_status VAULT RECOVERY-POINT-ARN STATUS: the test-only control of
+# tests/tools/moto_backup.py: sets a recovery point's status (CREATING,
+# COMPLETED, ...; read that file's header)
+moto_rp_status() {
+	local body
+	body=$(python3 -c 'import json,sys; print(json.dumps({"BackupVaultName": sys.argv[1],
+		"RecoveryPointArn": sys.argv[2], "Status": sys.argv[3]}))' "$1" "$2" "$3")
+	curl -fsS -o /dev/null --max-time 10 --aws-sigv4 "aws:amz:${AWS_REGION:-us-east-1}:backup" \
+		--user "$AWS_ACCESS_KEY_ID:$AWS_SECRET_ACCESS_KEY" -H 'Content-Type: application/json' \
+		--data "$body" "${AWS_ENDPOINT_URL:?no moto: call need_moto}/_vaultfs/recovery-point-status" ||
+		die "moto_rp_status $*: refused"
 }
 
 # new_bucket VAR [TAG]: set VAR to a unique, valid bucket name (3-63 chars
