@@ -16,9 +16,10 @@
  * new lookup makes a new node.
  *
  * Vaults are seen only through their providers (provider.h): the view
- * makes its own provider per vault, lists with scan, reads info.json from
- * inspect and describe, and learns of changes from a listing watch (its
- * `changed` callback; the local provider's is inotify on the directory).
+ * makes its own provider per vault, lists with list (or scan), reads
+ * info.json from inspect and describe, and learns of changes from a
+ * listing watch (its `changed` callback; the local provider's is inotify
+ * on the directory).
  * The refresher thread drives those watches, poll()ing their descriptors
  * and an eventfd (a nudge: the engine's notify callback or view_free),
  * with the periodic rescan as timeout. A vault marked dirty is rescanned;
@@ -386,7 +387,7 @@ static void ent_push(struct ent_vec *ev, const char *name, time_t mtime)
 	ev->n++;
 }
 
-/* The vault's recovery points now (names, mtimes: the provider's scan),
+/* The vault's recovery points now (names, mtimes: the provider's list),
  * plus those of the engine's jobs for this vault that are gone from it. */
 static int scan_vault(struct view *v, struct vault_state *vs,
 		      struct ent_vec *out, struct cm_err *err)
@@ -397,7 +398,8 @@ static int scan_vault(struct view *v, struct vault_state *vs,
 	size_t nscanned;
 	int rc;
 
-	rc = vs->prov->ops->scan(vs->prov, &list, err);
+	rc = vs->prov->ops->list ? vs->prov->ops->list(vs->prov, &list, err)
+				 : vs->prov->ops->scan(vs->prov, &list, err);
 	if (rc)
 		return rc;
 	for (size_t i = 0; i < list.n; i++)

@@ -21,11 +21,12 @@
  * (view_forget) and no handle or caller holds them. A lookup counts one
  * kernel reference, as the FUSE contract says.
  *
- * Recovery points are listed from the vault directory (cheap: one readdir
- * and one fstatat per entry, no tree walk) together with the engine's jobs
- * of that vault, so that a recovery point whose snapshot was deleted after
- * archiving still shows its status. A refresher thread keeps the listings
- * current (inotify on each vault, a periodic rescan, and a nudge from the
+ * Recovery points are listed by each vault's provider (provider.h: list,
+ * cheap; local: one readdir and one fstatat per entry, no tree walk)
+ * together with the engine's jobs of that vault, so that a recovery point
+ * whose snapshot was deleted after archiving still shows its status. A
+ * refresher thread keeps the listings current (the providers' watches -
+ * inotify on a local vault - a periodic rescan, and a nudge from the
  * engine's notify callback) and reports what the kernel must forget
  * through struct view_notify_ops.
  *

@@ -122,6 +122,11 @@ struct orch_provider_ops {
 	/* Every recovery point of the vault now (complete or not). */
 	int (*scan)(struct orch_provider *p, struct orch_rp_list *out,
 		    struct cm_err *err);
+	/* The same for a listing (the view, every few seconds): only vault,
+	 * name, path, type and mtime need be filled, as cheaply as the
+	 * provider can (local: no tree walk, no sidecar). NULL: scan. */
+	int (*list)(struct orch_provider *p, struct orch_rp_list *out,
+		    struct cm_err *err);
 	/* One recovery point by name, freshly read; -ENOENT: gone. */
 	int (*inspect)(struct orch_provider *p, const char *name,
 		       struct orch_recovery_point *out, struct cm_err *err);

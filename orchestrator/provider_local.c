@@ -88,6 +88,12 @@ static int local_scan(struct orch_provider *p, struct orch_rp_list *out,
 	return orch_vault_scan(p->vault, out, err);
 }
 
+static int local_list(struct orch_provider *p, struct orch_rp_list *out,
+		      struct cm_err *err)
+{
+	return orch_vault_list(p->vault, out, err);
+}
+
 static int local_inspect(struct orch_provider *p, const char *name,
 			 struct orch_recovery_point *out, struct cm_err *err)
 {
@@ -485,6 +491,7 @@ static int local_watch_poll(struct orch_watch *w, struct cm_err *err)
 static const struct orch_provider_ops local_ops = {
 	.name = "local",
 	.scan = local_scan,
+	.list = local_list,
 	.inspect = local_inspect,
 	.busy = local_busy,
 	.restore = local_restore,

@@ -351,10 +351,10 @@ static int examine(const struct orch_vault_config *vault, int vfd,
 	else
 		return -ENOENT;
 	sig->ino = st.st_ino;
+	sig->mtime_ns = ts_ns(&st.st_mtim);
 	if (shallow)
 		return 0;
 	sig->size = (uint64_t)st.st_size;
-	sig->mtime_ns = ts_ns(&st.st_mtim);
 	sig->ctime_ns = ts_ns(&st.st_ctim);
 	if (sig->tree) {
 		memset(&t, 0, sizeof(t));
@@ -439,7 +439,9 @@ static int by_name(const void *a, const void *b)
 	return strcmp(x->name, y->name);
 }
 
-int orch_vault_scan(const struct orch_vault_config *vault,
+/* Every entry: examined whole, or (listing) only its name, type and
+ * mtime. */
+static int scan_dir(const struct orch_vault_config *vault, bool listing,
 		    struct orch_rp_list *out, struct cm_err *err)
 {
 	int vfd = open_vault(vault, err);
@@ -459,14 +461,36 @@ int orch_vault_scan(const struct orch_vault_config *vault,
 		struct orch_recovery_point rp;
 		struct sig sig;
 
-		if (examine(vault, dirfd(d), e->d_name, false, &sig, &rp))
+		if (examine(vault, dirfd(d), e->d_name, listing, &sig,
+			    listing ? NULL : &rp))
 			continue;
+		if (listing) {
+			memset(&rp, 0, sizeof(rp));
+			rp.vault = cm_xstrdup(vault->name);
+			rp.name = cm_xstrdup(e->d_name);
+			rp.path = cm_xasprintf("%s/%s", vault->path, e->d_name);
+			rp.type = cm_xstrdup(sig.tree ? ORCH_RP_TREE
+						      : ORCH_RP_IMAGE);
+			rp.mtime = (time_t)(sig.mtime_ns / 1000000000);
+		}
 		orch_rp_list_take(out, &rp);
 	}
 	closedir(d);
 	if (out->n > 1)
 		qsort(out->items, out->n, sizeof(*out->items), by_name);
 	return 0;
+}
+
+int orch_vault_scan(const struct orch_vault_config *vault,
+		    struct orch_rp_list *out, struct cm_err *err)
+{
+	return scan_dir(vault, false, out, err);
+}
+
+int orch_vault_list(const struct orch_vault_config *vault,
+		    struct orch_rp_list *out, struct cm_err *err)
+{
+	return scan_dir(vault, true, out, err);
 }
 
 int orch_vault_inspect(const struct orch_vault_config *vault,

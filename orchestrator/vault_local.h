@@ -73,6 +73,11 @@ bool orch_vault_name_ignored(const char *name);
 int orch_vault_scan(const struct orch_vault_config *vault,
 		    struct orch_rp_list *out, struct cm_err *err);
 
+/* The same, cheaply, for a listing: only vault, name, path, type and
+ * mtime (the entry's own) are filled; no tree walk, no sidecar. */
+int orch_vault_list(const struct orch_vault_config *vault,
+		    struct orch_rp_list *out, struct cm_err *err);
+
 /* One recovery point by name; -ENOENT if there is none by that name. */
 int orch_vault_inspect(const struct orch_vault_config *vault,
 		       const char *name, struct orch_recovery_point *out,
