@@ -421,6 +421,9 @@ static int poll_listing(struct orch_watch *w, struct cm_err *err)
 	set_free(w->listed, w->nlisted);
 	w->listed = arns;
 	w->nlisted = l.n;
+	if (moved)
+		cm_info("vault \"%s\": %zu recovery point%s listed",
+			w->ab->vault->name, l.n, l.n == 1 ? "" : "s");
 	if (moved && w->cb.changed)
 		w->cb.changed(w->cb.ctx);
 	for (size_t i = 0; i < l.n && w->cb.ready; i++)

@@ -167,6 +167,76 @@ static void test_names(void **state)
 	expect_name("arn:aws:ec2:us-east-1", NULL);
 }
 
+/*
+ * The delete path against moto: run by tests/integration/aws_backup.sh,
+ * which makes the recovery points and names them in AWSB_TEST_* (without
+ * them, as a unit test, there is nothing to talk to). The security tag
+ * is checked on the recovery point's tags before DeleteRecoveryPoint,
+ * whatever the caller checked before.
+ */
+static void expect_delete(struct orch_provider *p, const char *arn, int want,
+			  const char *msg_part)
+{
+	char name[ORCH_RP_NAME_MAX + 1];
+	struct orch_recovery_point rp;
+	struct orch_res_journal rj = { 0 };
+	struct cm_err err;
+	int rc;
+
+	assert_non_null(arn);
+	assert_int_equal(orch_aws_rp_name(arn, name, sizeof(name)), 0);
+	cm_err_clear(&err);
+	rc = p->ops->inspect(p, name, &rp, &err);
+	if (rc)
+		fail_msg("inspect %s: %s", name, err.msg);
+	assert_string_equal(rp.path, arn);
+	rc = p->ops->delete_snapshot(p, &rp, &rj, &err);
+	orch_rp_release(&rp);
+	if (rc != want || (msg_part && !strstr(err.msg, msg_part)))
+		fail_msg("delete %s: %d \"%s\", want %d \"%s\"", arn, rc,
+			 rc ? err.msg : "", want, msg_part ? msg_part : "");
+	/* refused: still there; deleted: gone */
+	cm_err_clear(&err);
+	rc = p->ops->inspect(p, name, &rp, &err);
+	if (rc == 0)
+		orch_rp_release(&rp);
+	assert_int_equal(rc, want ? 0 : -ENOENT);
+}
+
+static void test_delete_moto(void **state)
+{
+	const char *vault = getenv("AWSB_TEST_VAULT");
+	struct orch_provider *p = NULL;
+	struct orch_config cfg;
+	struct cm_err err;
+	char *text;
+
+	(void)state;
+	if (!vault || !getenv("AWS_ENDPOINT_URL"))
+		skip(); /* the unit run: aws_backup.sh runs it against moto */
+	text = cm_xasprintf("{\"vaults\": [{\"name\": \"prod\", \"type\": "
+			    "\"aws-backup\", \"backupVault\": \"%s\"}], "
+			    "\"destination\": \"s3://vaultfs-test/p\", "
+			    "\"stateDir\": \"/tmp/vf-state\", \"securityTag\": "
+			    "{\"key\": \"vaultfs-archive\", \"value\": "
+			    "\"yes\"}}", vault);
+	cm_err_clear(&err);
+	if (orch_config_parse(text, strlen(text), "/tmp", &cfg, &err))
+		fail_msg("%s", err.msg);
+	free(text);
+	assert_int_equal(orch_provider_new(&cfg, &cfg.vaults[0], &p, &err),
+			 0);
+	expect_delete(p, getenv("AWSB_TEST_RP_NOTAG"), -EPERM,
+		      "does not carry the security tag \"vaultfs-archive\"");
+	expect_delete(p, getenv("AWSB_TEST_RP_WRONG"), -EPERM,
+		      "its tag \"vaultfs-archive\" is not the security tag's "
+		      "value");
+	expect_delete(p, getenv("AWSB_TEST_RP_OK"), 0, NULL);
+	printf("aws_backup delete path: checked against moto\n");
+	orch_provider_free(p);
+	orch_config_release(&cfg);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -174,6 +244,7 @@ int main(void)
 		cmocka_unit_test(test_config_errors),
 		cmocka_unit_test(test_provider_new),
 		cmocka_unit_test(test_names),
+		cmocka_unit_test(test_delete_moto),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
