@@ -28,6 +28,8 @@
 #   - `no_multipart_uploads BUCKET`: fails if an upload is still in progress.
 #   - `start_faultproxy ARGS`: tests/tools/faultproxy.py in front of the
 #     S3 server; sets FP_URL, FP_PID, FP_STATS; `fp_stat KEY` reads a counter.
+#     `start_faultproxy_moto ARGS`: the same in front of moto, where
+#     --throttle N / --5xx N answer AWS throttling and server errors.
 #   - `BUCKET=B py_s3 <<'EOF' ... EOF`: Python with boto3, a ready client `s3`,
 #     and BUCKET, for what awscli cannot do in one call.
 #   - `aws_moto ARGS`: awscli against moto; `py_moto <<'EOF' ... EOF`: Python
@@ -330,13 +332,24 @@ EOF
 # start_faultproxy ARGS...: run tests/tools/faultproxy.py in front of the
 # S3 server with ARGS (--reset-rate, --503-rate, --seed, ...); sets FP_URL,
 # FP_PID and FP_STATS. Stopped at exit.
+# start_faultproxy_moto ARGS...: the same in front of moto (need_moto
+# first), where --throttle N and --5xx N [--5xx-status 503] [--match
+# SUBSTRING] answer the first matching requests with the throttling or
+# server error of their own AWS protocol (counters "throttles", "5xxs"):
+# point a client at FP_URL instead of AWS_ENDPOINT_URL (e.g.
+# AWS_ENDPOINT_URL_EC2=$FP_URL for vaultfs, only the EC2 calls).
 _fp_n=0
-start_faultproxy() {
-	local out i port=
+start_faultproxy() { _start_faultproxy "$AWS_ENDPOINT_URL_S3" "$@"; }
+start_faultproxy_moto() {
+	_start_faultproxy "${AWS_ENDPOINT_URL:?no moto: call need_moto}" "$@"
+}
+_start_faultproxy() {
+	local out i port= target=$1
+	shift
 	_fp_n=$((_fp_n + 1))
 	out=$T/faultproxy$_fp_n
 	FP_STATS=$out.json
-	python3 "$FAULTPROXY" --listen-port 0 --target "${AWS_ENDPOINT_URL_S3#http://}" \
+	python3 "$FAULTPROXY" --listen-port 0 --target "${target#http://}" \
 		--stats "$FP_STATS" "$@" >"$out.out" 2>"$out.err" &
 	FP_PID=$!
 	on_exit "kill $FP_PID; wait $FP_PID"

@@ -32,6 +32,37 @@ A third fault is asked for by name rather than drawn (--drop-answer):
          CompleteMultipartUpload whose answer was lost). An interim
          "100 Continue" still reaches the client.
 
+Two more, for the AWS control planes (moto, behind the proxy), answer the
+first N requests that match (--only-method, --match) with an error in the
+request's own protocol, then let every request through:
+
+  throttle  (--throttle N) the service's throttling error:
+              EC2 (Query)            503 <Response><Errors><Error>
+                                     <Code>RequestLimitExceeded</Code>...
+              other Query (STS, RDS, SQS's Query form)
+                                     400 <ErrorResponse><Error><Type>Sender
+                                     </Type><Code>Throttling</Code>...
+              JSON 1.0/1.1 (X-Amz-Target: DynamoDB, SQS, SSM)
+                                     400 {"__type": "ThrottlingException",
+                                     "message": ...}, Content-Type as asked
+              REST-JSON (Backup, EBS direct APIs)
+                                     400 the same JSON, X-Amzn-ErrorType
+              S3 (REST-XML)          503 SlowDown, as the 503 fault
+  5xx       (--5xx N, after the throttles) a server error: EC2 and S3 500
+            InternalError, other Query 500 <Type>Receiver</Type>
+            InternalFailure, JSON and REST-JSON 500 InternalFailure.
+            --5xx-status 503 makes it 503 ServiceUnavailable instead
+            (EC2: Unavailable).
+
+The protocol is read off the request: the SigV4 credential scope names the
+service, X-Amz-Target means JSON, a form body with Action= means Query, and
+anything else REST-JSON. --match SUBSTRING restricts these errors to
+requests whose "METHOD PATH", X-Amz-Target or body contains SUBSTRING (a
+Query action such as "Action=DescribeSnapshots", a Backup path such as
+"/recovery-points"). With either option set, request bodies up to 1 MiB
+are read whole before the decision. The answer closes the connection, as
+the 503 fault's does. Counters: "throttles", "5xxs" (and "faulted").
+
 Chunked request bodies are not parsed: such a connection is forwarded as is
 and counted as `unparsed`. Responses are never parsed, only copied.
 
@@ -48,6 +79,7 @@ import argparse
 import json
 import os
 import random
+import re
 import signal
 import socket
 import struct
@@ -75,6 +107,8 @@ class Stats:
             "resets": 0,
             "503s": 0,
             "dropped": 0,
+            "throttles": 0,
+            "5xxs": 0,
             "unparsed": 0,
             "methods": {},
             "faulted": [],  # "N METHOD PATH -> kind", for the test's log
@@ -151,6 +185,103 @@ class Faults:
                 return None
             self.injected += 1
             return kind
+
+
+# the errors of --throttle and --5xx, by protocol: (status, code) for a
+# throttle, a 500 and a 503
+AWS_ERRORS = {
+    "ec2": {"throttle": (503, "RequestLimitExceeded"),
+            500: (500, "InternalError"), 503: (503, "Unavailable")},
+    "query": {"throttle": (400, "Throttling"),
+              500: (500, "InternalFailure"), 503: (503, "ServiceUnavailable")},
+    "json": {"throttle": (400, "ThrottlingException"),
+             500: (500, "InternalFailure"), 503: (503, "ServiceUnavailable")},
+    "rest-json": {"throttle": (400, "ThrottlingException"),
+                  500: (500, "InternalFailure"), 503: (503, "ServiceUnavailable")},
+    "s3": {"throttle": (503, "SlowDown"),
+           500: (500, "InternalError"), 503: (503, "SlowDown")},
+}
+REASONS = {400: b"Bad Request", 500: b"Internal Server Error", 503: b"Service Unavailable"}
+SCOPE = re.compile(r"Credential=[^/,]+/[0-9]{8}/[^/,]+/([^/,]+)/aws4_request")
+BODY_MAX = 1 << 20  # read whole before deciding, with --throttle/--5xx
+
+
+def aws_protocol(hdrs, body):
+    """The AWS protocol of a request: ec2, query, json, rest-json or s3."""
+    m = SCOPE.search(hdrs.get("authorization", ""))
+    service = m.group(1) if m else ""
+    if service == "s3":
+        return "s3"
+    if hdrs.get("x-amz-target"):
+        return "json"
+    if "x-www-form-urlencoded" in hdrs.get("content-type", "") or \
+            body.startswith(b"Action="):
+        return "ec2" if service == "ec2" else "query"
+    return "rest-json"
+
+
+def aws_error(hdrs, body, kind, status_5xx):
+    """The whole HTTP answer (bytes) of a throttle or 5xx for this request."""
+    proto = aws_protocol(hdrs, body)
+    status, code = AWS_ERRORS[proto]["throttle" if kind == "throttles" else status_5xx]
+    msg = "Rate exceeded (faultproxy)" if kind == "throttles" else \
+        "The service is unavailable or failed (faultproxy)"
+    extra = b""
+    if proto == "ec2":
+        ctype = b"text/xml;charset=UTF-8"
+        out = ("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Response><Errors><Error>"
+               "<Code>%s</Code><Message>%s</Message></Error></Errors>"
+               "<RequestID>faultproxy</RequestID></Response>\n" % (code, msg))
+    elif proto == "query":
+        ctype = b"text/xml"
+        out = ("<ErrorResponse><Error><Type>%s</Type><Code>%s</Code>"
+               "<Message>%s</Message></Error><RequestId>faultproxy</RequestId>"
+               "</ErrorResponse>\n" % ("Sender" if status < 500 else "Receiver", code, msg))
+    elif proto == "s3":
+        ctype = b"application/xml"
+        out = ("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>%s</Code>"
+               "<Message>%s</Message><RequestId>faultproxy</RequestId></Error>\n"
+               % (code, msg))
+    else:
+        ctype = (hdrs.get("content-type") or "application/json").encode("latin-1") \
+            if proto == "json" else b"application/json"
+        out = json.dumps({"__type": code, "message": msg}) + "\n"
+        extra = b"X-Amzn-ErrorType: %s\r\nX-Amzn-RequestId: faultproxy\r\n" % code.encode()
+    out = out.encode()
+    return (b"HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %d\r\n%s"
+            b"Connection: close\r\n\r\n" % (status, REASONS[status], ctype, len(out), extra)) + out
+
+
+class AwsErrors:
+    """--throttle N, then --5xx M: the first N+M matching requests."""
+
+    def __init__(self, args):
+        self.lock = threading.Lock()
+        self.throttle = args.throttle
+        self.n5xx = args.n5xx
+        self.status = args.status_5xx
+        self.only_method = args.only_method.upper() if args.only_method else None
+        self.match = args.match.encode() if args.match else None
+        self.matched = 0
+
+    def active(self):
+        return self.throttle + self.n5xx > 0
+
+    def decide(self, method, path, hdrs, body):
+        """None, "throttles" or "5xxs"."""
+        if not self.active() or (self.only_method and method != self.only_method):
+            return None
+        if self.match is not None:
+            seen = ("%s %s %s " % (method, path, hdrs.get("x-amz-target", ""))).encode()
+            if self.match not in seen + body:
+                return None
+        with self.lock:
+            self.matched += 1
+            if self.matched <= self.throttle:
+                return "throttles"
+            if self.matched <= self.throttle + self.n5xx:
+                return "5xxs"
+            return None
 
 
 class DropAnswer:
@@ -282,6 +413,14 @@ class Conn:
                     raise ValueError("connection closed inside a request header")
                 return None
 
+    def read_body(self, n):
+        """The next n body bytes from the client, taken out of the stream."""
+        while len(self.buf) < n:
+            if not self.recv_more():
+                raise ValueError("connection closed inside a request body")
+        body, self.buf = self.buf[:n], self.buf[n:]
+        return body
+
     def pipe_body(self, n, forward):
         """Pass (or with forward False, drop) n body bytes from the client."""
         while n > 0:
@@ -359,6 +498,21 @@ class Conn:
                         self.buf = b""
                     break
                 length = int(hdrs.get("content-length", "0") or 0)
+                if self.p.aws.active() and length <= BODY_MAX:
+                    # a client that waits for "100 Continue" sends no body
+                    # before it: then the path and headers decide alone
+                    waits = "100-continue" in hdrs.get("expect", "").lower()
+                    body = b"" if waits else self.read_body(length)
+                    err = self.p.aws.decide(method, path, hdrs, body)
+                    if err:
+                        st.fault(err, "%d %s %s" % (n, method, path))
+                        self.closed.set()
+                        shut(self.server)
+                        self.client.sendall(aws_error(hdrs, body, err, self.p.aws.status))
+                        self.linger_close()
+                        return
+                    # put it back: what follows forwards it as it came
+                    self.buf = body + self.buf
                 if method in self.p.hold and not self.p.released.is_set():
                     st.held()
                     self.p.released.wait()
@@ -430,6 +584,7 @@ class Proxy:
         self.hold = [m.upper() for m in args.hold]
         self.released = threading.Event()
         self.drop = DropAnswer(args)
+        self.aws = AwsErrors(args)
         self.lsock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.lsock.bind(("127.0.0.1", args.listen_port))
@@ -456,6 +611,16 @@ def main():
                     help="let the first N matching requests through")
     ap.add_argument("--max-faults", type=int, default=None,
                     help="inject at most N faults in all")
+    ap.add_argument("--throttle", type=int, default=0, metavar="N",
+                    help="answer the first N matching requests with the "
+                    "throttling error of their AWS protocol")
+    ap.add_argument("--5xx", dest="n5xx", type=int, default=0, metavar="N",
+                    help="then the next N with a server error")
+    ap.add_argument("--5xx-status", dest="status_5xx", type=int, default=500,
+                    choices=(500, 503), help="the --5xx status (500)")
+    ap.add_argument("--match", metavar="SUBSTRING",
+                    help="--throttle/--5xx only requests whose method and "
+                    "path, X-Amz-Target or body contain SUBSTRING")
     ap.add_argument("--stats", help="keep counters as JSON in this file")
     ap.add_argument("--hold", action="append", default=[], metavar="METHOD",
                     help="hold requests of METHOD unanswered until SIGUSR1")

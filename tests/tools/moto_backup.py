@@ -60,6 +60,8 @@ LIMITS AND TEST-ONLY PARTS (what this is not):
     status (CompletionDate is set when it becomes COMPLETED and cleared
     otherwise): how tests make a point that is not COMPLETED, or complete it
     later. Answers 200 {} or the errors above. No AWS API has this path.
+  - IamRoleArn is required but not checked against IAM. DeleteBackupVault
+    is moto's: it does not refuse a vault that still holds points.
   - The state lives in this process only, like the rest of moto's.
 """
 
