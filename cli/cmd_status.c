@@ -187,6 +187,8 @@ static void print_json(const struct orch_job_info *jobs, size_t n)
 		cm_json_add_bool(o, "snapshotDeleted", ji->snapshot_deleted);
 		if (ji->error)
 			cm_json_add_str(o, "error", ji->error);
+		if (ji->held)
+			cm_json_add_str(o, "holds", ji->held);
 		t = cm_json_add_object(o, "times");
 		for (int s = 0; s < ORCH_JOB_NSTATES; s++) {
 			if (!ji->times[s])
@@ -316,6 +318,14 @@ int cmd_status(int argc, char **argv)
 		printf("no jobs yet in %s\n", cfg.state_dir);
 	else
 		print_table(jobs, in.n);
+	/* a provider's resources wait for their vault's provider */
+	for (size_t i = 0; i < in.n; i++)
+		if (jobs[i].held && !orch_config_vault(&cfg, jobs[i].vault))
+			fprintf(stderr, "vaultfs: status: job %s holds %s of "
+				"vault \"%s\", which is not configured: "
+				"released at a start with that vault in the "
+				"config\n", jobs[i].id, jobs[i].held,
+				jobs[i].vault);
 	if (list.ncorrupt)
 		fprintf(stderr, "vaultfs: status: %zu corrupt journal file%s "
 			"skipped\n", list.ncorrupt,

@@ -16,7 +16,7 @@
 #include "mem.h"
 #include "orch.h"
 #include "timeutil.h"
-#include "vault_local.h"
+#include "rp.h"
 
 #include <ctype.h>
 #include <errno.h>

@@ -74,6 +74,10 @@ struct orch_job_info {
 	uint64_t result_size;
 	char *result_sha256;
 	char *error;          /* the last error, or NULL */
+	char *held;           /* NULL, or the kinds of the resources it still
+				 holds ("ebs-volume, loop"): released at
+				 the next start, by the engine or the job's
+				 vault's provider */
 	bool verified;
 	bool snapshot_deleted;
 };

@@ -32,7 +32,6 @@
 #include "index.h"
 #include "orch.h"
 #include "provider.h"
-#include "vault_local.h"
 
 enum job_cancel {
 	JOB_RUN = 0,

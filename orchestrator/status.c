@@ -29,6 +29,7 @@ void orch_job_info_release(struct orch_job_info *ji)
 	free(ji->result_url);
 	free(ji->result_sha256);
 	free(ji->error);
+	free(ji->held);
 	memset(ji, 0, sizeof(*ji));
 }
 
@@ -55,6 +56,16 @@ void orch_job_info_from_job(const struct orch_job *job, time_t now,
 	out->result_size = job->result_size;
 	out->result_sha256 = dup_or_null(job->result_sha256);
 	out->error = dup_or_null(job->last_error);
+	for (size_t i = 0; i < job->nres; i++) {
+		char *next;
+
+		if (job->res[i].status == ORCH_RES_RELEASED)
+			continue;
+		next = cm_xasprintf("%s%s%s", out->held ? out->held : "",
+				    out->held ? ", " : "", job->res[i].kind);
+		free(out->held);
+		out->held = next;
+	}
 	out->verified = job->verified;
 	out->snapshot_deleted = job->snapshot_deleted;
 	/* the rate of reading: while archiving up to now, after it over
@@ -160,6 +171,8 @@ char *orch_job_info_text(const struct orch_job_info *ji)
 	}
 	if (ji->snapshot_deleted)
 		add_line(&text, "snapshot", "deleted");
+	if (ji->held)
+		add_line(&text, "holds", "%s", ji->held);
 	if (ji->error)
 		add_line(&text, ji->state == ORCH_JOB_SUCCEEDED ? "note" :
 				ji->state == ORCH_JOB_INCOMPLETE ? "left out" :

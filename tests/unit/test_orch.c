@@ -619,8 +619,11 @@ static void test_stale_provider_resource(void **state)
 	struct orch_config cfg;
 	struct orch_opts opts = { .once = true };
 	char vault[PATH_MAX], id[ORCH_JOB_ID_SIZE], gone[ORCH_JOB_ID_SIZE];
+	struct orch_job_info ji;
+	struct orch_job *job;
 	struct cm_err err;
 	struct orch *o;
+	char *text;
 
 	(void)state;
 	engine_config(vault, 1, &cfg);
@@ -637,6 +640,16 @@ static void test_stale_provider_resource(void **state)
 	orch_free(o);
 	assert_int_equal(stale_status(&cfg, id), ORCH_RES_CREATED);
 	assert_int_equal(stale_status(&cfg, gone), ORCH_RES_CREATED);
+	/* and its status says what it holds */
+	assert_int_equal(orch_journal_load_job(cfg.state_dir, gone, &job,
+					       &err), 0);
+	orch_job_info_from_job(job, time(NULL), &ji);
+	assert_string_equal(ji.held, "ebs-volume");
+	text = orch_job_info_text(&ji);
+	assert_non_null(strstr(text, "holds: ebs-volume\n"));
+	free(text);
+	orch_job_info_release(&ji);
+	orch_job_free(job);
 
 	stale_seen[0] = '\0';
 	stale_rc = 0;
