@@ -104,6 +104,7 @@ const struct aws_service *aws_service_find(const char *name)
 
 struct aws_client {
 	const struct aws_service *svc;
+	bool anonymous;
 	struct aws_base b;
 	char region_from[48];
 	char endpoint_from[64];
@@ -296,6 +297,7 @@ struct aws_client *aws_client_new(const struct aws_service *svc,
 	if (!opts)
 		opts = &none;
 	c->svc = svc;
+	c->anonymous = opts->anonymous;
 	aws_base_init(&c->b, &opts->http, opts->creds, opts->profile);
 	rc = resolve_region(c, opts, err);
 	if (!rc) {
@@ -422,10 +424,15 @@ int aws_wire_sign(struct aws_sigv4_signer *s, const char *method,
 		return rc;
 	aws_wire_header(w, "Authorization", res.authorization);
 	aws_sigv4_result_release(&res);
-	for (size_t i = 0; i < w->n; i++)
+	aws_wire_lines(w);
+	return 0;
+}
+
+void aws_wire_lines(struct aws_wire *w)
+{
+	for (size_t i = w->nlines; i < w->n; i++)
 		w->line[w->nlines++] =
 		    cm_xasprintf("%s: %s", w->name[i], w->value[i]);
-	return 0;
 }
 
 /* ---- retries (shared with s3.c) ------------------------------------------ */
@@ -796,17 +803,23 @@ static int call_attempt(void *ctx, struct cm_err *err)
 		return cm_err_retry(err, ECONNRESET,
 				    "%s: %s: connection reset (injected fault)",
 				    c->svc->name, k->op);
-	rc = aws_creds_get(c->b.creds, &cr, err);
-	if (rc) {
-		cm_err_prefix(err, "%s: %s: credentials", c->svc->name, k->op);
-		goto out;
-	}
 	call_wire(k, &w);
-	rc = aws_wire_sign(c->b.signer, k->method, &w, k->payload_hash, false,
-			   time(NULL), &cr, err);
-	if (rc) {
-		cm_err_prefix(err, "%s: %s: signing", c->svc->name, k->op);
-		goto out;
+	if (c->anonymous) {
+		aws_wire_lines(&w);
+	} else {
+		rc = aws_creds_get(c->b.creds, &cr, err);
+		if (rc) {
+			cm_err_prefix(err, "%s: %s: credentials", c->svc->name,
+				      k->op);
+			goto out;
+		}
+		rc = aws_wire_sign(c->b.signer, k->method, &w, k->payload_hash,
+				   false, time(NULL), &cr, err);
+		if (rc) {
+			cm_err_prefix(err, "%s: %s: signing", c->svc->name,
+				      k->op);
+			goto out;
+		}
 	}
 	req = (struct cm_http_request){
 	    .method = k->method,
@@ -872,6 +885,9 @@ static int call_run(struct call *k, struct cm_err *err)
 
 static void call_release(struct call *k)
 {
+	/* STS answers carry credentials */
+	if (k->c->svc == &aws_sts && k->resp.body.data)
+		explicit_bzero(k->resp.body.data, k->resp.body.cap);
 	cm_http_response_release(&k->resp);
 }
 

@@ -101,6 +101,8 @@ struct aws_client_opts {
 	 * for `profile` */
 	struct aws_creds_provider *creds;
 	unsigned max_attempts; /* 0: VAULTFS_AWS_MAX_ATTEMPTS or 8 */
+	bool anonymous;        /* send unsigned (STS
+				  AssumeRoleWithWebIdentity) */
 	struct cm_http_opts http;
 };
 
@@ -277,6 +279,9 @@ void aws_wire_release(struct aws_wire *w);
  * temporary credentials, sign them all with the rest, add Authorization
  * and build the header lines.
  */
+/* "Name: value" lines for the headers that have none yet (unsigned
+ * requests; aws_wire_sign calls it). */
+void aws_wire_lines(struct aws_wire *w);
 int aws_wire_sign(struct aws_sigv4_signer *s, const char *method,
 		  struct aws_wire *w, const char *payload_hash,
 		  bool hash_header, time_t now, const struct aws_creds *cr,

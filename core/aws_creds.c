@@ -40,6 +40,7 @@
  * endpoints and HTTP statuses only.
  */
 #include "aws_creds.h"
+#include "aws.h"
 #include "buf.h"
 #include "http.h"
 #include "json.h"
@@ -47,17 +48,24 @@
 #include "mem.h"
 #include "timeutil.h"
 #include "fault.h"
+#include "xml.h"
 
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <pthread.h>
+#include <signal.h>
+#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
+
+extern char **environ;
 
 /* Refresh temporary credentials this long before they expire. */
 #define REFRESH_MARGIN_S (5 * 60)
@@ -74,6 +82,8 @@
 #define IMDS_TOTAL_TIMEOUT_MS	3000
 #define ECS_CONNECT_TIMEOUT_MS	2000
 #define ECS_TOTAL_TIMEOUT_MS	5000
+/* A credential_process that has not finished by then is killed. */
+#define PROCESS_TIMEOUT_S	60
 
 /* Shared files and token files larger than this are refused. */
 #define FILE_MAX       (1u << 20)
@@ -88,13 +98,18 @@
 static const char *imds_default_endpoint = "http://169.254.169.254";
 static const char *ecs_relative_host = "http://169.254.170.2";
 static time_t retry_interval_s = RETRY_INTERVAL_S;
+static time_t process_timeout_s = PROCESS_TIMEOUT_S;
 
 static const char SRC_ENV[] = "environment";
 static const char SRC_PROFILE[] = "profile";
 static const char SRC_ECS[] = "ecs";
 static const char SRC_IMDS[] = "imds";
+static const char SRC_ROLE[] = "assume-role";
+static const char SRC_WEB[] = "web-identity";
+static const char SRC_PROCESS[] = "credential_process";
 
 struct aws_creds_provider {
+	bool fixed;	       /* static: ->cur as given, never refreshed */
 	char *profile;	       /* owned; fixed at creation */
 	bool profile_explicit; /* named by the options or AWS_PROFILE */
 	pthread_mutex_t lock;
@@ -452,15 +467,9 @@ static char *shared_file_path(const char *var, const char *name)
 	return cm_xasprintf("%s/.aws/%s", home, name);
 }
 
-/* Keys that name a way to get credentials this module does not speak. */
-static const char *const unsupported_keys[] = {
-    "role_arn",	     "credential_process",	"sso_session",
-    "sso_start_url", "web_identity_token_file",
-};
-
 /*
- * Credentials from one file's section. 0: found; -ENOENT: the section has
- * no keys; -EINVAL: half a key pair, or an unsupported kind of profile.
+ * Credentials from one file's section's keys. 0: found; -ENOENT: the
+ * section has no keys; -EINVAL: half a key pair.
  */
 static int creds_from_section(const struct ini *ini, const char *profile,
 			      const char *path, struct aws_creds *out,
@@ -473,21 +482,8 @@ static int creds_from_section(const struct ini *ini, const char *profile,
 		id = NULL;
 	if (secret && !*secret)
 		secret = NULL;
-	if (!id && !secret) {
-		for (size_t i = 0;
-		     i < sizeof(unsupported_keys) / sizeof(unsupported_keys[0]);
-		     i++) {
-			if (ini_get(ini, profile, unsupported_keys[i]))
-				return cm_err_set(
-				    err, EINVAL,
-				    "profile \"%s\" in %s uses %s, which "
-				    "vaultfs does not support; give the "
-				    "profile aws_access_key_id and "
-				    "aws_secret_access_key",
-				    profile, path, unsupported_keys[i]);
-		}
+	if (!id && !secret)
 		return -ENOENT;
-	}
 	if (!id || !secret)
 		return cm_err_set(
 		    err, EINVAL, "profile \"%s\" in %s has %s but no %s",
@@ -499,48 +495,82 @@ static int creds_from_section(const struct ini *ini, const char *profile,
 	return 0;
 }
 
+struct profile_files {
+	char *cpath, *fpath; /* NULL: cannot be named (no HOME) */
+	struct ini cred, conf;
+	bool cred_missing, conf_missing;
+};
+
+static void files_release(struct profile_files *f)
+{
+	ini_release(&f->cred);
+	ini_release(&f->conf);
+	free(f->cpath);
+	free(f->fpath);
+}
+
+/* Both shared files; a missing one is noted, an unreadable one fails. */
+static int files_load(struct profile_files *f, struct cm_err *err)
+{
+	int rc;
+
+	memset(f, 0, sizeof(*f));
+	f->cred_missing = f->conf_missing = true;
+	f->cpath = shared_file_path("AWS_SHARED_CREDENTIALS_FILE", "credentials");
+	f->fpath = shared_file_path("AWS_CONFIG_FILE", "config");
+	if (!f->cpath && !f->fpath)
+		return cm_err_set(err, ENOENT, "shared files (HOME not set)");
+	if (f->cpath) {
+		rc = ini_load(&f->cred, f->cpath, INI_CREDENTIALS, err);
+		if (rc && rc != -ENOENT)
+			return rc;
+		f->cred_missing = rc == -ENOENT;
+	}
+	if (f->fpath) {
+		rc = ini_load(&f->conf, f->fpath, INI_CONFIG, err);
+		if (rc && rc != -ENOENT)
+			return rc;
+		f->conf_missing = rc == -ENOENT;
+	}
+	return 0;
+}
+
+/* A profile's key, from the credentials file first, as the SDKs read it. */
+static const char *profile_get(const struct profile_files *f,
+			       const char *profile, const char *key)
+{
+	const char *v = ini_get(&f->cred, profile, key);
+
+	if (!v || !*v)
+		v = ini_get(&f->conf, profile, key);
+	return v && *v ? v : NULL;
+}
+
+static int profile_creds(struct aws_creds_provider *p,
+			 const struct profile_files *f, const char *profile,
+			 unsigned depth, bool keys_only, struct aws_creds *out,
+			 struct cm_err *err);
+
 /*
  * 0: found; -ENOENT: no credentials for this profile (err holds a note);
  * other: a broken setup (unreadable file, half a key pair, a profile asked
- * for by name that does not exist).
+ * for by name that does not exist, a role that cannot be assumed).
  */
-static int from_profile(const char *profile, bool explicit,
-			struct aws_creds *out, struct cm_err *err)
+static int from_profile(struct aws_creds_provider *p, const char *profile,
+			bool explicit, struct aws_creds *out,
+			struct cm_err *err)
 {
-	char *cpath =
-	    shared_file_path("AWS_SHARED_CREDENTIALS_FILE", "credentials");
-	char *fpath = shared_file_path("AWS_CONFIG_FILE", "config");
-	struct ini cred = {0}, conf = {0};
-	bool cred_missing = true, conf_missing = true;
+	struct profile_files f;
 	int rc;
 
-	if (!cpath && !fpath) {
-		rc = cm_err_set(err, ENOENT, "shared files (HOME not set)");
+	rc = files_load(&f, err);
+	if (rc)
 		goto out;
-	}
-	if (cpath) {
-		rc = ini_load(&cred, cpath, INI_CREDENTIALS, err);
-		if (rc && rc != -ENOENT)
-			goto out;
-		cred_missing = rc == -ENOENT;
-	}
-	if (fpath) {
-		rc = ini_load(&conf, fpath, INI_CONFIG, err);
-		if (rc && rc != -ENOENT)
-			goto out;
-		conf_missing = rc == -ENOENT;
-	}
-	if (cpath) {
-		rc = creds_from_section(&cred, profile, cpath, out, err);
-		if (rc != -ENOENT)
-			goto out;
-	}
-	if (fpath) {
-		rc = creds_from_section(&conf, profile, fpath, out, err);
-		if (rc != -ENOENT)
-			goto out;
-	}
-	if (ini_has_section(&cred, profile) || ini_has_section(&conf, profile))
+	rc = profile_creds(p, &f, profile, 0, false, out, err);
+	if (rc != -ENOENT)
+		goto out;
+	if (ini_has_section(&f.cred, profile) ||
+	    ini_has_section(&f.conf, profile))
 		rc = cm_err_set(
 		    err, ENOENT,
 		    "shared files (profile \"%s\" has no aws_access_key_id)",
@@ -549,16 +579,13 @@ static int from_profile(const char *profile, bool explicit,
 		rc = cm_err_set(err, explicit ? EINVAL : ENOENT,
 				"%sprofile \"%s\" not found in %s%s, %s%s%s",
 				explicit ? "" : "shared files (", profile,
-				cpath ? cpath : "(no credentials file)",
-				cred_missing ? " (missing)" : "",
-				fpath ? fpath : "(no config file)",
-				conf_missing ? " (missing)" : "",
+				f.cpath ? f.cpath : "(no credentials file)",
+				f.cred_missing ? " (missing)" : "",
+				f.fpath ? f.fpath : "(no config file)",
+				f.conf_missing ? " (missing)" : "",
 				explicit ? "" : ")");
 out:
-	ini_release(&cred);
-	ini_release(&conf);
-	free(cpath);
-	free(fpath);
+	files_release(&f);
 	return rc;
 }
 
@@ -677,10 +704,25 @@ static void wipe_json_str(const char *s)
 		explicit_bzero((char *)s, strlen(s));
 }
 
+/* ISO 8601 in UTC: "...Z", or "...+00:00" as some credential_process
+ * helpers write it. */
+static int parse_expiration(const char *s, time_t *out)
+{
+	size_t n = strlen(s);
+	char tmp[48];
+
+	if (n > 6 && n < sizeof(tmp) && !strcmp(s + n - 6, "+00:00")) {
+		snprintf(tmp, sizeof(tmp), "%.*sZ", (int)(n - 6), s);
+		return cm_time_parse_iso8601(tmp, out);
+	}
+	return cm_time_parse_iso8601(s, out);
+}
+
 /*
- * Credentials from an ECS or IMDS JSON answer: AccessKeyId,
- * SecretAccessKey, Token, Expiration (and Code, which IMDS sends and
- * which must then be "Success").
+ * Credentials from an ECS or IMDS JSON answer, or a credential_process
+ * output: AccessKeyId, SecretAccessKey, Token (SessionToken from a
+ * process, which must also say Version 1), Expiration (and Code, which
+ * IMDS sends and which must then be "Success").
  */
 static int creds_from_json(const struct cm_buf *body, const char *what,
 			   const char *where, bool expiry_required,
@@ -703,7 +745,16 @@ static int creds_from_json(const struct cm_buf *body, const char *what,
 	id = cm_json_get_str(root, "AccessKeyId");
 	secret = cm_json_get_str(root, "SecretAccessKey");
 	token = cm_json_get_str(root, "Token");
+	if (!token) /* credential_process names it as STS does */
+		token = cm_json_get_str(root, "SessionToken");
 	exp = cm_json_get_str(root, "Expiration");
+	if (source == SRC_PROCESS &&
+	    (cm_json_type(cm_json_get(root, "Version")) != CM_JSON_NUMBER ||
+	     cm_json_num(cm_json_get(root, "Version")) != 1)) {
+		rc = cm_err_set(err, EIO, "%s %s: the output's Version is not 1",
+				what, where);
+		goto out;
+	}
 	if (code && strcmp(code, "Success") != 0) {
 		rc = cm_err_set(err, EIO, "%s %s: Code is \"%.64s\"", what,
 				where, code);
@@ -716,7 +767,7 @@ static int creds_from_json(const struct cm_buf *body, const char *what,
 		    what, where);
 		goto out;
 	}
-	if (exp && cm_time_parse_iso8601(exp, &expires) != 0) {
+	if (exp && parse_expiration(exp, &expires) != 0) {
 		rc = cm_err_set(err, EIO,
 				"%s %s: Expiration \"%.40s\" is not ISO 8601",
 				what, where, exp);
@@ -1160,6 +1211,513 @@ int aws_imds_region(struct aws_creds_provider *p, char **out,
 	return rc;
 }
 
+/* ---- roles, web identity and processes -------------------------------- */
+
+/*
+ * A static provider: hands out the credentials it was made with, never
+ * refreshes them. The source credentials of an AssumeRole are signed with
+ * through one.
+ */
+struct aws_creds_provider *
+aws_creds_provider_new_static(const struct aws_creds *c)
+{
+	struct aws_creds_provider *p = aws_creds_provider_new(NULL);
+
+	aws_creds_copy(&p->cur, c);
+	p->have_cur = true;
+	p->fixed = true;
+	return p;
+}
+
+/* A session name for the role: "vaultfs-<unix time>" unless one is set. */
+static void session_name(const char *given, char *out, size_t n)
+{
+	if (given && *given)
+		snprintf(out, n, "%s", given);
+	else
+		snprintf(out, n, "vaultfs-%lld", (long long)time(NULL));
+}
+
+/*
+ * One STS call that answers credentials (AssumeRole,
+ * AssumeRoleWithWebIdentity): signed with `base`, or unsigned when base is
+ * NULL (web identity needs no credentials). The region is the profile's,
+ * else the environment's, else us-east-1, as the SDKs pick STS's; the
+ * endpoint resolves as any service's (AWS_ENDPOINT_URL_STS...).
+ */
+static int sts_credentials(const char *profile, const struct aws_creds *base,
+			   const char *action, const char *const *params,
+			   size_t n, const char *source, struct aws_creds *out,
+			   struct cm_err *err)
+{
+	struct aws_client_opts o = {.anonymous = base == NULL};
+	struct aws_creds_provider *sp = NULL;
+	struct aws_client *sts = NULL;
+	struct cm_xml *root = NULL, *res, *cr;
+	char from[64], result[64];
+	char *region = aws_region_find(profile, from, sizeof(from));
+	const char *id, *secret, *token, *exp;
+	time_t expires;
+	int rc;
+
+	o.region = region ? region : "us-east-1";
+	if (base) {
+		sp = aws_creds_provider_new_static(base);
+		o.creds = sp;
+	}
+	sts = aws_client_new(&aws_sts, &o, err);
+	if (!sts) {
+		rc = err ? -err->code : -EINVAL;
+		goto out;
+	}
+	rc = aws_query(sts, action, params, n, &root, err);
+	if (rc)
+		goto out;
+	snprintf(result, sizeof(result), "%sResult", action);
+	res = cm_xml_child(root, result);
+	cr = res ? cm_xml_child(res, "Credentials") : NULL;
+	id = cr ? cm_xml_child_text(cr, "AccessKeyId") : NULL;
+	secret = cr ? cm_xml_child_text(cr, "SecretAccessKey") : NULL;
+	token = cr ? cm_xml_child_text(cr, "SessionToken") : NULL;
+	exp = cr ? cm_xml_child_text(cr, "Expiration") : NULL;
+	if (!id || !*id || !secret || !*secret || !exp ||
+	    parse_expiration(exp, &expires) != 0) {
+		rc = cm_err_set(err, EPROTO,
+				"sts: %s: the answer lacks Credentials "
+				"(AccessKeyId, SecretAccessKey, Expiration)",
+				action);
+		goto out;
+	}
+	creds_set(out, id, secret, token, expires, source);
+out:
+	cm_xml_free_secret(root);
+	aws_client_free(sts);
+	aws_creds_provider_free(sp);
+	free(region);
+	return rc;
+}
+
+/* AssumeRole with the profile's options, signed with base. */
+static int assume_role(const struct profile_files *f, const char *profile,
+		       const char *role_arn, const struct aws_creds *base,
+		       struct aws_creds *out, struct cm_err *err)
+{
+	const char *ext = profile_get(f, profile, "external_id");
+	const char *dur = profile_get(f, profile, "duration_seconds");
+	const char *params[8];
+	char name[80];
+	size_t n = 0;
+	int rc;
+
+	if (dur && (strspn(dur, "0123456789") != strlen(dur) ||
+		    atol(dur) < 900 || atol(dur) > 43200))
+		return cm_err_set(err, EINVAL,
+				  "profile %s: duration_seconds \"%.20s\" is "
+				  "not a number of seconds from 900 to 43200",
+				  profile, dur);
+	session_name(profile_get(f, profile, "role_session_name"), name,
+		     sizeof(name));
+	params[n++] = "RoleArn";
+	params[n++] = role_arn;
+	params[n++] = "RoleSessionName";
+	params[n++] = name;
+	if (ext) {
+		params[n++] = "ExternalId";
+		params[n++] = ext;
+	}
+	if (dur) {
+		params[n++] = "DurationSeconds";
+		params[n++] = dur;
+	}
+	rc = sts_credentials(profile, base, "AssumeRole", params, n / 2,
+			     SRC_ROLE, out, err);
+	if (rc)
+		cm_err_prefix(err, "profile %s: role %s", profile, role_arn);
+	else
+		cm_debug("credentials: profile %s: assumed role %s", profile,
+			 role_arn);
+	return rc;
+}
+
+/*
+ * AssumeRoleWithWebIdentity with the token in token_file (read each time:
+ * EKS rotates it). `what` names the set-up in messages: "web identity"
+ * (the environment) or "profile NAME".
+ */
+static int web_identity(const char *what, const char *profile,
+			const char *token_var, const char *token_file,
+			const char *role_arn, const char *session,
+			struct aws_creds *out, struct cm_err *err)
+{
+	const char *params[6];
+	char name[80];
+	char *text = NULL, *token;
+	size_t len = 0;
+	struct cm_err ferr;
+	int rc;
+
+	cm_err_clear(&ferr);
+	rc = slurp(token_file, TOKEN_FILE_MAX, &text, &len, &ferr);
+	if (rc)
+		return cm_err_set(err, -rc == ENOENT ? EIO : -rc,
+				  "%s: %s %s: %s", what, token_var, token_file,
+				  strerror(-rc));
+	token = trim(text);
+	if (!*token) {
+		free_text(text, len);
+		return cm_err_set(err, EINVAL, "%s: %s %s: empty", what,
+				  token_var, token_file);
+	}
+	session_name(session, name, sizeof(name));
+	params[0] = "RoleArn";
+	params[1] = role_arn;
+	params[2] = "RoleSessionName";
+	params[3] = name;
+	params[4] = "WebIdentityToken";
+	params[5] = token;
+	rc = sts_credentials(profile, NULL, "AssumeRoleWithWebIdentity", params,
+			     3, SRC_WEB, out, err);
+	free_text(text, len);
+	if (rc)
+		cm_err_prefix(err, "%s: role %s", what, role_arn);
+	else
+		cm_debug("credentials: %s: assumed role %s", what, role_arn);
+	return rc;
+}
+
+/* AWS_WEB_IDENTITY_TOKEN_FILE with AWS_ROLE_ARN (EKS service accounts).
+ * -ENOENT when neither is set. */
+static int from_web_identity_env(const char *profile, struct aws_creds *out,
+				 struct cm_err *err)
+{
+	const char *file = env("AWS_WEB_IDENTITY_TOKEN_FILE");
+	const char *role = env("AWS_ROLE_ARN");
+
+	if (!file && !role)
+		return cm_err_set(err, ENOENT,
+				  "web identity (AWS_WEB_IDENTITY_TOKEN_FILE "
+				  "not set)");
+	if (!file || !role)
+		return cm_err_set(err, EINVAL, "web identity: %s is set but %s "
+				  "is not",
+				  file ? "AWS_WEB_IDENTITY_TOKEN_FILE"
+				       : "AWS_ROLE_ARN",
+				  file ? "AWS_ROLE_ARN"
+				       : "AWS_WEB_IDENTITY_TOKEN_FILE");
+	return not_absent(web_identity("web identity", profile,
+				       "AWS_WEB_IDENTITY_TOKEN_FILE", file,
+				       role, env("AWS_ROLE_SESSION_NAME"), out,
+				       err),
+			  err);
+}
+
+/* credential_source: where a role profile's base credentials come from. */
+static int from_credential_source(struct aws_creds_provider *p,
+				  const char *profile, const char *src,
+				  struct aws_creds *out, struct cm_err *err)
+{
+	int rc;
+
+	if (!strcmp(src, "Environment"))
+		rc = from_env(out, err);
+	else if (!strcmp(src, "Ec2InstanceMetadata"))
+		rc = from_imds(p, out, err);
+	else if (!strcmp(src, "EcsContainer"))
+		rc = from_ecs(out, err);
+	else
+		return cm_err_set(err, EINVAL,
+				  "profile %s: credential_source \"%.40s\": "
+				  "use Environment, Ec2InstanceMetadata or "
+				  "EcsContainer",
+				  profile, src);
+	if (rc)
+		cm_err_prefix(err, "profile %s: credential_source %s", profile,
+			      src);
+	return rc == -ENOENT ? -EINVAL : rc;
+}
+
+/*
+ * Split a command line as the AWS CLI does (a POSIX shell's words, without
+ * the shell): blanks separate words, '...' is literal, "..." keeps $ ` and
+ * newlines literal but lets \\ \" \$ \` escape, a backslash outside quotes
+ * escapes the next character. No expansion of any kind. NULL-terminated
+ * array into *argv (free each, then it); -EINVAL on an unterminated quote.
+ */
+static int split_command(const char *s, char ***argv, size_t *argc)
+{
+	struct cm_buf word;
+	char **v = NULL;
+	size_t n = 0;
+	bool in_word = false;
+	int rc = 0;
+
+	cm_buf_init(&word, 0);
+	for (;; s++) {
+		if (*s == '\0' || *s == ' ' || *s == '\t' || *s == '\n') {
+			if (in_word) {
+				v = cm_xrealloc(v, (n + 2) * sizeof(*v));
+				v[n++] = cm_xstrdup(cm_buf_str(&word));
+				cm_buf_reset(&word);
+				in_word = false;
+			}
+			if (*s == '\0')
+				break;
+			continue;
+		}
+		in_word = true;
+		if (*s == '\\' && s[1]) {
+			cm_buf_append(&word, ++s, 1);
+		} else if (*s == '\'') {
+			const char *end = strchr(s + 1, '\'');
+
+			if (!end) {
+				rc = -EINVAL;
+				break;
+			}
+			cm_buf_append(&word, s + 1, (size_t)(end - s - 1));
+			s = end;
+		} else if (*s == '"') {
+			for (s++; *s && *s != '"'; s++) {
+				if (*s == '\\' && s[1] && strchr("\\\"$`", s[1]))
+					s++;
+				cm_buf_append(&word, s, 1);
+			}
+			if (!*s) {
+				rc = -EINVAL;
+				break;
+			}
+		} else {
+			cm_buf_append(&word, s, 1);
+		}
+	}
+	cm_buf_release(&word);
+	if (rc || !n) {
+		for (size_t i = 0; i < n; i++)
+			free(v[i]);
+		free(v);
+		return rc ? rc : -ENOENT;
+	}
+	v[n] = NULL;
+	*argv = v;
+	*argc = n;
+	return 0;
+}
+
+/* Read what is there from fd into b (up to its cap); false at EOF. */
+static bool drain(int fd, struct cm_buf *b)
+{
+	char chunk[4096];
+	ssize_t r = read(fd, chunk, sizeof(chunk));
+
+	if (r < 0 && (errno == EINTR || errno == EAGAIN))
+		return true;
+	if (r <= 0)
+		return false;
+	(void)cm_buf_append(b, chunk, (size_t)r); /* past the cap: dropped */
+	explicit_bzero(chunk, sizeof(chunk));
+	return true;
+}
+
+/*
+ * Run a credential_process command: no shell (the line is split as
+ * split_command says), stdin /dev/null, stdout read as the credentials,
+ * the first line of stderr kept for the message; killed after
+ * process_timeout_s.
+ */
+static int run_process(const char *profile, const char *cmdline,
+		       struct aws_creds *out, struct cm_err *err)
+{
+	posix_spawn_file_actions_t fa;
+	struct cm_buf o, e;
+	char **argv = NULL, where[96], line[256];
+	size_t argc = 0;
+	int po[2] = {-1, -1}, pe[2] = {-1, -1}, status = 0, rc;
+	bool open_o = true, open_e = true;
+	double deadline = cm_now_s() + process_timeout_s;
+	pid_t pid;
+
+	snprintf(where, sizeof(where), "profile %s: credential_process",
+		 profile);
+	rc = split_command(cmdline, &argv, &argc);
+	if (rc)
+		return cm_err_set(err, EINVAL, "%s: %s", where,
+				  rc == -ENOENT ? "empty command"
+						: "unterminated quote");
+	cm_buf_init(&o, BODY_MAX);
+	cm_buf_init(&e, 4096);
+	if (cm_buf_reserve(&o, BODY_RESERVE) != 0)
+		abort(); /* the cap is larger than the reserve */
+	if (pipe2(po, O_CLOEXEC) || pipe2(pe, O_CLOEXEC)) {
+		rc = cm_err_set(err, errno, "%s: pipe: %s", where,
+				strerror(errno));
+		goto out;
+	}
+	posix_spawn_file_actions_init(&fa);
+	posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+	posix_spawn_file_actions_adddup2(&fa, po[1], 1);
+	posix_spawn_file_actions_adddup2(&fa, pe[1], 2);
+	rc = posix_spawnp(&pid, argv[0], &fa, NULL, argv, environ);
+	posix_spawn_file_actions_destroy(&fa);
+	close(po[1]);
+	close(pe[1]);
+	po[1] = pe[1] = -1;
+	if (rc) {
+		rc = cm_err_set(err, rc, "%s: %s: %s", where, argv[0],
+				strerror(rc));
+		goto out;
+	}
+	while (open_o || open_e) {
+		struct pollfd fds[2] = {{.fd = open_o ? po[0] : -1,
+					 .events = POLLIN},
+					{.fd = open_e ? pe[0] : -1,
+					 .events = POLLIN}};
+		double left = deadline - cm_now_s();
+		int r;
+
+		if (left <= 0)
+			break;
+		r = poll(fds, 2, (int)(left * 1000) + 1);
+		if (r < 0 && errno != EINTR)
+			break;
+		if (r <= 0)
+			continue;
+		if (fds[0].revents)
+			open_o = drain(po[0], &o);
+		if (fds[1].revents)
+			open_e = drain(pe[0], &e);
+	}
+	if (open_o || open_e) {
+		kill(pid, SIGKILL);
+		waitpid(pid, &status, 0);
+		rc = cm_err_set(err, ETIMEDOUT, "%s: %s did not finish in %lld s",
+				where, argv[0], (long long)process_timeout_s);
+		goto out;
+	}
+	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+		;
+	snprintf(line, sizeof(line), "%.*s",
+		 (int)strcspn(cm_buf_str(&e), "\n"), cm_buf_str(&e));
+	if (WIFSIGNALED(status)) {
+		rc = cm_err_set(err, EIO, "%s killed by signal %d%s%s", where,
+				WTERMSIG(status), line[0] ? ": " : "", line);
+		goto out;
+	}
+	if (WEXITSTATUS(status) != 0) {
+		rc = cm_err_set(err, EIO, "%s exited %d%s%s", where,
+				WEXITSTATUS(status), line[0] ? ": " : "", line);
+		goto out;
+	}
+	rc = creds_from_json(&o, where, "output", false, SRC_PROCESS, out, err);
+out:
+	for (int i = 0; i < 2; i++) {
+		if (po[i] >= 0)
+			close(po[i]);
+		if (pe[i] >= 0)
+			close(pe[i]);
+	}
+	wipe(o.data, o.cap);
+	cm_buf_release(&o);
+	cm_buf_release(&e);
+	for (size_t i = 0; i < argc; i++)
+		free(argv[i]);
+	free(argv);
+	return rc;
+}
+
+/* Most roles a profile may chain through source_profile. */
+#define SOURCE_DEPTH_MAX 5
+
+/*
+ * One profile's credentials, in the SDKs' order: a role (role_arn, with
+ * source_profile, credential_source or web_identity_token_file), static
+ * keys, credential_process. keys_only: static keys alone (a profile that
+ * names itself as its source_profile). -ENOENT: the profile has none.
+ */
+static int profile_creds(struct aws_creds_provider *p,
+			 const struct profile_files *f, const char *profile,
+			 unsigned depth, bool keys_only, struct aws_creds *out,
+			 struct cm_err *err)
+{
+	const char *role = profile_get(f, profile, "role_arn");
+	const char *proc = profile_get(f, profile, "credential_process");
+	int rc;
+
+	if (role && !keys_only) {
+		const char *sp = profile_get(f, profile, "source_profile");
+		const char *cs = profile_get(f, profile, "credential_source");
+		const char *wi =
+		    profile_get(f, profile, "web_identity_token_file");
+		struct aws_creds base = {0};
+
+		if (profile_get(f, profile, "mfa_serial"))
+			return cm_err_set(err, EINVAL,
+					  "profile %s: mfa_serial needs a code "
+					  "typed in, which vaultfs cannot ask "
+					  "for",
+					  profile);
+		if (!!sp + !!cs + !!wi != 1)
+			return cm_err_set(err, EINVAL,
+					  "profile %s: role_arn needs exactly "
+					  "one of source_profile, "
+					  "credential_source and "
+					  "web_identity_token_file",
+					  profile);
+		if (wi) {
+			char what[96];
+
+			snprintf(what, sizeof(what), "profile %s", profile);
+			return not_absent(
+			    web_identity(what, profile,
+					 "web_identity_token_file", wi, role,
+					 profile_get(f, profile,
+						     "role_session_name"),
+					 out, err),
+			    err);
+		}
+		if (cs) {
+			rc = from_credential_source(p, profile, cs, &base, err);
+		} else if (depth >= SOURCE_DEPTH_MAX) {
+			rc = cm_err_set(err, EINVAL,
+					"profile %s: source_profile chain "
+					"longer than %d profiles (a loop?)",
+					profile, SOURCE_DEPTH_MAX);
+		} else {
+			rc = profile_creds(p, f, sp, depth + 1,
+					   !strcmp(sp, profile), &base, err);
+			if (rc == -ENOENT)
+				rc = cm_err_set(err, EINVAL,
+						"profile %s: source_profile "
+						"%s has no credentials",
+						profile, sp);
+		}
+		if (!rc)
+			rc = assume_role(f, profile, role, &base, out, err);
+		aws_creds_release(&base);
+		return not_absent(rc, err);
+	}
+	if (f->cpath) {
+		rc = creds_from_section(&f->cred, profile, f->cpath, out, err);
+		if (rc != -ENOENT)
+			return rc;
+	}
+	if (f->fpath) {
+		rc = creds_from_section(&f->conf, profile, f->fpath, out, err);
+		if (rc != -ENOENT)
+			return rc;
+	}
+	if (proc && !keys_only)
+		return not_absent(run_process(profile, proc, out, err), err);
+	if (profile_get(f, profile, "sso_session") ||
+	    profile_get(f, profile, "sso_start_url"))
+		return cm_err_set(err, EINVAL,
+				  "profile %s uses AWS IAM Identity Center "
+				  "(sso_session), which vaultfs does not "
+				  "support: give it a role_arn, "
+				  "credential_process or keys",
+				  profile);
+	return -ENOENT;
+}
+
 /* ---- the chain and the provider --------------------------------------- */
 
 static void add_note(struct cm_buf *tried, const struct cm_err *note)
@@ -1188,7 +1746,12 @@ static int resolve_chain(struct aws_creds_provider *p, struct aws_creds *out,
 		goto out;
 	add_note(&tried, &note);
 
-	rc = from_profile(p->profile, p->profile_explicit, out, &note);
+	rc = from_profile(p, p->profile, p->profile_explicit, out, &note);
+	if (rc != -ENOENT)
+		goto out;
+	add_note(&tried, &note);
+
+	rc = from_web_identity_env(p->profile, out, &note);
 	if (rc != -ENOENT)
 		goto out;
 	add_note(&tried, &note);
@@ -1274,7 +1837,7 @@ int aws_creds_get(struct aws_creds_provider *p, struct aws_creds *out,
 	cm_err_clear(&ferr);
 	pthread_mutex_lock(&p->lock);
 	now = time(NULL);
-	if (p->have_cur && !needs_refresh(&p->cur, now))
+	if (p->have_cur && (p->fixed || !needs_refresh(&p->cur, now)))
 		goto copy;
 	if (p->have_cur && now < p->cur.expires && now < p->retry_after)
 		goto copy; /* refreshed or failed a moment ago */

@@ -14,8 +14,31 @@
  *      role's credentials; AWS_EC2_METADATA_SERVICE_ENDPOINT overrides
  *      http://169.254.169.254, AWS_EC2_METADATA_DISABLED=true skips it.
  *
- * Temporary credentials (ECS, IMDS) are refreshed a few minutes before they
- * expire. A provider is shared by every worker: aws_creds_get is
+ * A profile (step 2) gives, in the SDKs' order:
+ *   - a role: role_arn with source_profile (another profile's credentials,
+ *     or its own keys when it names itself; chains up to 5 deep) or
+ *     credential_source (Environment, Ec2InstanceMetadata, EcsContainer):
+ *     STS AssumeRole, with role_session_name, external_id and
+ *     duration_seconds when set; mfa_serial is refused (no one to type
+ *     the code);
+ *   - role_arn with web_identity_token_file: AssumeRoleWithWebIdentity;
+ *   - static keys (credentials file, then config file);
+ *   - credential_process: the command is split into words as a POSIX
+ *     shell would (quotes, backslashes) but run without a shell (no
+ *     expansion, no pipes), stdin /dev/null, killed after 60 s; its
+ *     stdout must be {"Version": 1, "AccessKeyId", "SecretAccessKey",
+ *     "SessionToken"?, "Expiration"?}; a failure names the exit status and
+ *     the first line of its stderr.
+ * Between steps 2 and 3: web identity from the environment,
+ * AWS_WEB_IDENTITY_TOKEN_FILE with AWS_ROLE_ARN (and AWS_ROLE_SESSION_NAME),
+ * as on EKS. The token file is read again at each refresh.
+ * STS is asked in the profile's (else the environment's, else us-east-1)
+ * region, at the endpoint aws.h resolves for "sts" (AWS_ENDPOINT_URL_STS,
+ * AWS_ENDPOINT_URL, default); web identity requests are not signed.
+ * SSO profiles are refused with a message that says so.
+ *
+ * Temporary credentials (ECS, IMDS, roles, processes with an Expiration)
+ * are refreshed a few minutes before they expire. A provider is shared by every worker: aws_creds_get is
  * thread-safe and hands out a copy.
  *
  * Secrets never appear in log lines or error messages.
@@ -35,7 +58,8 @@ struct aws_creds {
 	char *session_token;      /* owned; NULL when none */
 	time_t expires;           /* 0: does not expire */
 	const char *source;       /* static: "environment", "profile",
-				   * "ecs", "imds" */
+				   * "ecs", "imds", "assume-role",
+				   * "web-identity", "credential_process" */
 };
 
 void aws_creds_release(struct aws_creds *c);
@@ -50,12 +74,15 @@ struct aws_creds_provider;
 struct aws_creds_provider *aws_creds_provider_new(
 	const struct aws_creds_opts *opts);
 void aws_creds_provider_free(struct aws_creds_provider *p);
+/* A provider that hands out c (copied) and never refreshes it. */
+struct aws_creds_provider *
+aws_creds_provider_new_static(const struct aws_creds *c);
 
 /* Current credentials into *out (caller releases). Fails with a message
  * that lists the sources tried: -ENOKEY when no source has credentials,
- * -EINVAL for a broken setup (a profile that names role_arn,
- * credential_process or SSO, a malformed file), -EACCES when the ECS
- * endpoint refuses its token. Fault sites "creds.ecs" and "creds.imds". */
+ * -EINVAL for a broken setup (an SSO profile, a role without a source, a
+ * malformed file), -EACCES when the ECS endpoint or STS refuses, -EIO when
+ * a credential_process fails. Fault sites "creds.ecs" and "creds.imds". */
 int aws_creds_get(struct aws_creds_provider *p, struct aws_creds *out,
 		  struct cm_err *err);
 

@@ -133,6 +133,8 @@ static void on_doctype(void *ctx, const XML_Char *name, const XML_Char *sysid,
 	stop(ctx, "DOCTYPE not allowed");
 }
 
+static void free_tree(struct cm_xml *root, bool wipe);
+
 int cm_xml_parse(const char *text, size_t len, struct cm_xml **out,
 		 struct cm_err *err)
 {
@@ -172,7 +174,17 @@ out:
 	return rc;
 }
 
+void cm_xml_free_secret(struct cm_xml *root)
+{
+	free_tree(root, true);
+}
+
 void cm_xml_free(struct cm_xml *root)
+{
+	free_tree(root, false);
+}
+
+static void free_tree(struct cm_xml *root, bool wipe)
 {
 	struct cm_xml *n = root;
 
@@ -188,6 +200,8 @@ void cm_xml_free(struct cm_xml *root)
 		if (up)
 			up->first = n->next;
 		free(n->name);
+		if (wipe && n->text)
+			explicit_bzero(n->text, n->text_cap);
 		free(n->text);
 		free(n);
 		n = up;

@@ -31,6 +31,8 @@ struct cm_xml;
 int cm_xml_parse(const char *text, size_t len, struct cm_xml **out,
 		 struct cm_err *err);
 void cm_xml_free(struct cm_xml *root); /* NULL is a no-op */
+/* The same, wiping every text first (answers that carry credentials). */
+void cm_xml_free_secret(struct cm_xml *root);
 
 /* Local name of an element ("ListBucketResult"). */
 const char *cm_xml_name(const struct cm_xml *n);

@@ -10,6 +10,8 @@ IMDSv2:
   PUT /latest/api/token            needs X-aws-ec2-metadata-token-ttl-seconds
                                    (1..21600); answers a fresh token
   GET /latest/meta-data/iam/security-credentials/        the role name
+  GET /latest/meta-data/placement/region                 --region, when
+                                   given (else 404, as off EC2)
   GET /latest/meta-data/iam/security-credentials/ROLE    the credentials:
       {Code, LastUpdated, Type, AccessKeyId, SecretAccessKey, Token,
        Expiration}
@@ -45,6 +47,7 @@ STATS = (
     "imds_token_bad_ttl",  # PUT without a valid TTL header (400)
     "imds_role_list",      # GET .../security-credentials/ (200)
     "imds_creds",          # GET .../security-credentials/ROLE (200)
+    "imds_region",         # GET .../placement/region (200)
     "imds_unauthorized",   # GET without a valid token (401)
     "ecs",                 # ECS credentials answered (200)
     "ecs_unauthorized",    # ECS request with a missing or wrong token (401)
@@ -194,6 +197,9 @@ class Handler(BaseHTTPRequestHandler):
             if path == ROLE_PATH + a.role:
                 st.count("imds_creds")
                 return self.reply_json(self.creds(True))
+            if path == "/latest/meta-data/placement/region" and a.region:
+                st.count("imds_region")
+                return self.reply(200, a.region)
         st.count("not_found")
         self.reply(404, "not found")
 
@@ -209,6 +215,8 @@ def main():
     ap.add_argument("--expires-in", type=int, default=3600,
                     help="seconds from each answer to Expiration")
     ap.add_argument("--role", default="vaultfs-test-role")
+    ap.add_argument("--region", default=None,
+                    help="the instance's region (placement/region)")
     ap.add_argument("--ecs-path", default="/v2/credentials/test")
     ap.add_argument("--ecs-auth", default=None,
                     help="required Authorization header for ECS")

@@ -385,6 +385,16 @@ static const struct bad_case bad_cases[] = {
 	{ "{\"endpoint\": \"ftp://x\"}",
 	  "config: endpoint: must start with http:// or https://, got "
 	  "\"ftp://x\"" },
+	{ "{\"endpoints\": {\"ec3\": \"http://x\"}}",
+	  "config: unknown key \"endpoints.ec3\" (did you mean "
+	  "\"endpoints.ec2\"?)" },
+	{ "{\"endpoints\": {\"backup\": \"backup.local\"}}",
+	  "config: endpoints.backup: endpoint backup.local: must start with "
+	  "http:// or https://" },
+	{ "{\"endpoints\": {\"sts\": 1}}",
+	  "config: endpoints.sts: must be a URL string, got 1" },
+	{ "{\"endpoints\": [\"http://x\"]}",
+	  "config: endpoints: must be an object or null, got an array" },
 	{ "{\"pathStyle\": \"yes\"}",
 	  "config: pathStyle: must be true, false or null, got \"yes\"" },
 	{ "{\"expectedBucketOwner\": \"12345\"}",
@@ -447,6 +457,28 @@ static void test_bad_values(void **state)
 		orch_config_release(&cfg);
 	}
 	free(f);
+}
+
+/* "endpoints": each known service to its URL, in the file's order. */
+static void test_endpoints(void **state)
+{
+	struct orch_config cfg;
+	struct cm_err err;
+
+	(void)state;
+	assert_int_equal(parse("{\"endpoints\": {\"ec2\": \"http://h:1\", "
+			       "\"s3\": \"https://s3.local/base\"}}",
+			       &cfg, &err),
+			 0);
+	assert_int_equal(cfg.nendpoints, 2);
+	assert_string_equal(cfg.endpoints[0].service, "ec2");
+	assert_string_equal(cfg.endpoints[0].url, "http://h:1");
+	assert_string_equal(cfg.endpoints[1].service, "s3");
+	assert_string_equal(cfg.endpoints[1].url, "https://s3.local/base");
+	orch_config_release(&cfg);
+	assert_int_equal(parse("{\"endpoints\": null}", &cfg, &err), 0);
+	assert_int_equal(cfg.nendpoints, 0);
+	orch_config_release(&cfg);
 }
 
 static void test_load_errors(void **state)
@@ -518,6 +550,7 @@ int main(void)
 						teardown),
 		cmocka_unit_test_setup_teardown(test_bad_values, setup,
 						teardown),
+		cmocka_unit_test_setup_teardown(test_endpoints, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_load_errors, setup,
 						teardown),
 		cmocka_unit_test(test_parse_size),

@@ -69,6 +69,11 @@ static const char *const aws_vars[] = {
     "AWS_EC2_METADATA_DISABLED",
     "AWS_REGION",
     "AWS_DEFAULT_REGION",
+    "AWS_WEB_IDENTITY_TOKEN_FILE",
+    "AWS_ROLE_ARN",
+    "AWS_ROLE_SESSION_NAME",
+    "AWS_ENDPOINT_URL",
+    "AWS_ENDPOINT_URL_STS",
 };
 
 /* ---- fixture ----------------------------------------------------------- */
@@ -591,7 +596,19 @@ static void test_profile_errors(void **state)
 			"aws_secret_access_key = xsecret\n"
 			"[half]\naws_secret_access_key = halfsecret\n"
 			"[role]\nrole_arn = arn:aws:iam::1:role/r\n"
-			"source_profile = default\n");
+			"[mfa]\nrole_arn = arn:aws:iam::1:role/r\n"
+			"source_profile = default\nmfa_serial = x\n"
+			"[loop]\nrole_arn = arn:aws:iam::1:role/r\n"
+			"source_profile = loop2\n"
+			"[loop2]\nrole_arn = arn:aws:iam::1:role/r\n"
+			"source_profile = loop\n"
+			"[nosrc]\nrole_arn = arn:aws:iam::1:role/r\n"
+			"source_profile = empty\n[empty]\nregion = x\n"
+			"[cs]\nrole_arn = arn:aws:iam::1:role/r\n"
+			"credential_source = Somewhere\n"
+			"[webp]\nrole_arn = arn:aws:iam::1:role/r\n"
+			"web_identity_token_file = /nonexistent/t\n"
+			"[sso]\nsso_session = corp\n");
 
 	/* a profile asked for by name must exist */
 	setenv("AWS_PROFILE", "missing", 1);
@@ -607,10 +624,143 @@ static void test_profile_errors(void **state)
 	assert_substr(err.msg, "no aws_access_key_id");
 	assert_no_substr(err.msg, "halfsecret");
 
+	/* roles that cannot be assumed fail before any request */
 	setenv("AWS_PROFILE", "role", 1);
 	assert_int_equal(get_once(&c, &err), -EINVAL);
-	assert_substr(err.msg, "role_arn");
+	assert_substr(err.msg, "role_arn needs exactly one of source_profile");
 	assert_no_substr(err.msg, "xsecret");
+	setenv("AWS_PROFILE", "mfa", 1);
+	assert_int_equal(get_once(&c, &err), -EINVAL);
+	assert_substr(err.msg, "profile mfa: mfa_serial");
+	setenv("AWS_PROFILE", "loop", 1);
+	assert_int_equal(get_once(&c, &err), -EINVAL);
+	assert_substr(err.msg, "source_profile chain longer than 5");
+	setenv("AWS_PROFILE", "nosrc", 1);
+	assert_int_equal(get_once(&c, &err), -EINVAL);
+	assert_substr(err.msg, "profile nosrc: source_profile empty has no "
+			       "credentials");
+	setenv("AWS_PROFILE", "cs", 1);
+	assert_int_equal(get_once(&c, &err), -EINVAL);
+	assert_substr(err.msg, "credential_source \"Somewhere\": use "
+			       "Environment");
+	setenv("AWS_PROFILE", "webp", 1);
+	assert_int_equal(get_once(&c, &err), -EIO);
+	assert_string_equal(err.msg, "profile webp: web_identity_token_file "
+				     "/nonexistent/t: No such file or "
+				     "directory");
+	setenv("AWS_PROFILE", "sso", 1);
+	assert_int_equal(get_once(&c, &err), -EINVAL);
+	assert_substr(err.msg, "IAM Identity Center");
+	/* web identity from the environment names the missing half */
+	setenv("AWS_PROFILE", "empty", 1);
+	setenv("AWS_ROLE_ARN", "arn:aws:iam::1:role/r", 1);
+	assert_int_equal(get_once(&c, &err), -EINVAL);
+	assert_substr(err.msg, "web identity: AWS_ROLE_ARN is set but "
+			       "AWS_WEB_IDENTITY_TOKEN_FILE is not");
+	setenv("AWS_WEB_IDENTITY_TOKEN_FILE", "/nonexistent/token", 1);
+	assert_int_equal(get_once(&c, &err), -EIO);
+	assert_substr(err.msg, "web identity: AWS_WEB_IDENTITY_TOKEN_FILE "
+			       "/nonexistent/token: No such file or directory");
+}
+
+/* credential_process: split without a shell, run, read, time out. */
+static void test_split_command(void **state)
+{
+	char **v;
+	size_t n;
+
+	(void)state;
+	assert_int_equal(split_command("  a 'b c'  \"d \\\" $e\" f\\ g h'i'\"j\"",
+				       &v, &n), 0);
+	assert_int_equal(n, 5);
+	assert_string_equal(v[4], "hij");
+	assert_string_equal(v[0], "a");
+	assert_string_equal(v[1], "b c");
+	assert_string_equal(v[2], "d \" $e");
+	assert_string_equal(v[3], "f g");
+	for (size_t i = 0; i < n; i++)
+		free(v[i]);
+	free(v);
+	assert_int_equal(split_command("x 'open", &v, &n), -EINVAL);
+	assert_int_equal(split_command("x \"open", &v, &n), -EINVAL);
+	assert_int_equal(split_command("   ", &v, &n), -ENOENT);
+}
+
+static void test_process(void **state)
+{
+	struct fixture *f = *state;
+	struct aws_creds c;
+	struct cm_err err;
+	time_t t;
+	char text[2048];
+
+	snprintf(text, sizeof(text),
+		 "[profile good]\ncredential_process = sh -c 'echo "
+		 "\"{\\\"Version\\\": 1, \\\"AccessKeyId\\\": \\\"AKPROC\\\", "
+		 "\\\"SecretAccessKey\\\": \\\"procsecret\\\", "
+		 "\\\"SessionToken\\\": \\\"tok\\\", \\\"Expiration\\\": "
+		 "\\\"2099-01-02T03:04:05+00:00\\\"}\"'\n"
+		 "[profile fails]\ncredential_process = sh -c "
+		 "'echo first line >&2; echo second >&2; exit 3'\n"
+		 "[profile notjson]\ncredential_process = echo procsecret\n"
+		 "[profile v2]\ncredential_process = echo "
+		 "'{\"Version\":2,\"AccessKeyId\":\"a\",\"SecretAccessKey\":\"b\"}'\n"
+		 "[profile missing]\ncredential_process = /nonexistent/helper\n"
+		 "[profile slow]\ncredential_process = sleep 30\n");
+	write_home_file(f, "config", text);
+
+	setenv("AWS_PROFILE", "good", 1);
+	cm_err_clear(&err);
+	assert_int_equal(get_once(&c, &err), 0);
+	assert_string_equal(c.access_key_id, "AKPROC");
+	assert_string_equal(c.secret_access_key, "procsecret");
+	assert_string_equal(c.session_token, "tok");
+	assert_string_equal(c.source, "credential_process");
+	assert_int_equal(cm_time_parse_iso8601("2099-01-02T03:04:05Z", &t), 0);
+	assert_int_equal(c.expires, t);
+	aws_creds_release(&c);
+
+	setenv("AWS_PROFILE", "fails", 1);
+	assert_int_equal(get_once(&c, &err), -EIO);
+	assert_string_equal(err.msg, "profile fails: credential_process "
+				     "exited 3: first line");
+	setenv("AWS_PROFILE", "notjson", 1);
+	assert_int_equal(get_once(&c, &err), -EIO);
+	assert_substr(err.msg, "profile notjson: credential_process");
+	assert_substr(err.msg, "not JSON");
+	assert_no_substr(err.msg, "procsecret");
+	setenv("AWS_PROFILE", "v2", 1);
+	assert_int_equal(get_once(&c, &err), -EIO);
+	assert_substr(err.msg, "Version is not 1");
+	setenv("AWS_PROFILE", "missing", 1);
+	assert_true(get_once(&c, &err) < 0);
+	assert_substr(err.msg, "/nonexistent/helper: No such file");
+	setenv("AWS_PROFILE", "slow", 1);
+	process_timeout_s = 1;
+	assert_int_equal(get_once(&c, &err), -ETIMEDOUT);
+	process_timeout_s = PROCESS_TIMEOUT_S;
+	assert_substr(err.msg, "sleep did not finish in 1 s");
+}
+
+/* The region of the instance, from IMDSv2, when nothing names one. */
+static void test_imds_region(void **state)
+{
+	struct fixture *f = *state;
+	struct aws_creds_provider *p = aws_creds_provider_new(NULL);
+	struct cm_err err;
+	char *r = NULL;
+
+	cm_err_clear(&err);
+	assert_int_equal(aws_imds_region(p, &r, &err), -ENOENT);
+	assert_substr(err.msg, "AWS_EC2_METADATA_DISABLED");
+	server_start(&f->srv, "--region", "eu-central-2", NULL);
+	unsetenv("AWS_EC2_METADATA_DISABLED");
+	setenv("AWS_EC2_METADATA_SERVICE_ENDPOINT", f->srv.base, 1);
+	assert_int_equal(aws_imds_region(p, &r, &err), 0);
+	assert_string_equal(r, "eu-central-2");
+	free(r);
+	assert_int_equal(server_stat(&f->srv, "imds_region"), 1);
+	aws_creds_provider_free(p);
 }
 
 static void test_nothing_found(void **state)
@@ -1063,6 +1213,9 @@ int main(void)
 	    T(test_config_file_profile),
 	    T(test_file_overrides),
 	    T(test_profile_errors),
+	    T(test_split_command),
+	    T(test_process),
+	    T(test_imds_region),
 	    T(test_nothing_found),
 	    T(test_region),
 	    T(test_ecs_full_uri_with_token),
