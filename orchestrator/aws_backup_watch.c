@@ -351,8 +351,11 @@ int awsb_watch_new(struct orch_provider *p, const struct orch_watch_opts *o,
 	w->p = p;
 	w->ab = awsb_of(p);
 	w->cb = *cb;
-	w->poll_ms = o && o->rescan_ms ? o->rescan_ms
-				       : w->ab->poll_seconds * 1000u;
+	/* the vault's pollSeconds: the owners' rescan_ms is the period of
+	 * local rescans (rescanSeconds, the view's few seconds), far too
+	 * often for a paged API listing */
+	(void)o;
+	w->poll_ms = w->ab->poll_seconds * 1000u;
 	w->next_poll_ns = 0; /* the first poll_ (at start) is due now */
 	/* a listing-only owner (the view: no ready) must not take messages
 	 * from the queue: it could not acknowledge them */

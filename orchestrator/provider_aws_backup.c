@@ -389,29 +389,31 @@ static int by_name(const void *a, const void *b)
 	return strcmp(x->name, y->name);
 }
 
-/* The name cache from a sorted listing: inspect(name) needs the ARN. */
-static void remember_names(struct aws_backup *ab,
-			   const struct orch_rp_list *l)
+static void list_copy(struct orch_rp_list *dst,
+		      const struct orch_rp_list *src)
 {
-	struct awsb_name *names = cm_xcalloc(l->n + 1, sizeof(*names));
-	struct awsb_name *old;
-	size_t nold;
+	memset(dst, 0, sizeof(*dst));
+	for (size_t i = 0; i < src->n; i++) {
+		struct orch_recovery_point rp;
 
-	for (size_t i = 0; i < l->n; i++) {
-		names[i].name = cm_xstrdup(l->items[i].name);
-		names[i].arn = cm_xstrdup(l->items[i].path);
+		orch_rp_copy(&rp, &src->items[i]);
+		orch_rp_list_take(dst, &rp);
 	}
+}
+
+/* Keep a copy of a sorted listing: inspect(name) needs the ARN, and
+ * list() may answer from it. */
+static void remember(struct aws_backup *ab, const struct orch_rp_list *l)
+{
+	struct orch_rp_list copy, old;
+
+	list_copy(&copy, l);
 	pthread_mutex_lock(&ab->lock);
-	old = ab->names;
-	nold = ab->nnames;
-	ab->names = names;
-	ab->nnames = l->n;
+	old = ab->last;
+	ab->last = copy;
+	ab->last_ns = cm_now_ns();
 	pthread_mutex_unlock(&ab->lock);
-	for (size_t i = 0; i < nold; i++) {
-		free(old[i].name);
-		free(old[i].arn);
-	}
-	free(old);
+	orch_rp_list_release(&old);
 }
 
 static char *arn_of_name(struct aws_backup *ab, const char *name)
@@ -419,11 +421,26 @@ static char *arn_of_name(struct aws_backup *ab, const char *name)
 	char *arn = NULL;
 
 	pthread_mutex_lock(&ab->lock);
-	for (size_t i = 0; i < ab->nnames && !arn; i++)
-		if (strcmp(ab->names[i].name, name) == 0)
-			arn = cm_xstrdup(ab->names[i].arn);
+	for (size_t i = 0; i < ab->last.n && !arn; i++)
+		if (strcmp(ab->last.items[i].name, name) == 0)
+			arn = cm_xstrdup(ab->last.items[i].path);
 	pthread_mutex_unlock(&ab->lock);
 	return arn;
+}
+
+int awsb_list_cached(struct aws_backup *ab, struct orch_rp_list *out,
+		     struct cm_err *err)
+{
+	uint64_t period = (uint64_t)ab->poll_seconds * 1000000000ull;
+
+	pthread_mutex_lock(&ab->lock);
+	if (ab->last_ns && cm_now_ns() - ab->last_ns < period) {
+		list_copy(out, &ab->last);
+		pthread_mutex_unlock(&ab->lock);
+		return 0;
+	}
+	pthread_mutex_unlock(&ab->lock);
+	return awsb_list(ab, out, err);
 }
 
 /* Two ARNs of one vault that make the same name: the second is left out
@@ -506,7 +523,7 @@ int awsb_list(struct aws_backup *ab, struct orch_rp_list *out,
 	if (out->n)
 		qsort(out->items, out->n, sizeof(*out->items), by_name);
 	drop_same_names(out);
-	remember_names(ab, out);
+	remember(ab, out);
 	return 0;
 }
 
@@ -745,6 +762,12 @@ static int awsb_scan(struct orch_provider *p, struct orch_rp_list *out,
 	return awsb_list(awsb_of(p), out, err);
 }
 
+static int awsb_list_op(struct orch_provider *p, struct orch_rp_list *out,
+			struct cm_err *err)
+{
+	return awsb_list_cached(awsb_of(p), out, err);
+}
+
 static int awsb_inspect(struct orch_provider *p, const char *name,
 			struct orch_recovery_point *out, struct cm_err *err)
 {
@@ -969,11 +992,7 @@ static void awsb_free(struct orch_provider *p)
 	aws_client_free(ab->backup);
 	for (size_t i = 0; i < AWSB_NTYPES; i++)
 		aws_client_free(ab->tag_clients[i]);
-	for (size_t i = 0; i < ab->nnames; i++) {
-		free(ab->names[i].name);
-		free(ab->names[i].arn);
-	}
-	free(ab->names);
+	orch_rp_list_release(&ab->last);
 	pthread_mutex_destroy(&ab->lock);
 	free(ab->backup_vault);
 	free(ab->region);
@@ -985,6 +1004,7 @@ static void awsb_free(struct orch_provider *p)
 static const struct orch_provider_ops awsb_ops = {
 	.name = "aws-backup",
 	.scan = awsb_scan,
+	.list = awsb_list_op,
 	.inspect = awsb_inspect,
 	.restore = awsb_restore,
 	.check = awsb_check,
