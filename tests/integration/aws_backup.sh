@@ -7,6 +7,9 @@
 #     recovery point ARN as path and the volume ARN as resourceId; the job
 #     waits ("no provider for EBS yet"), exit 0, and with autoDeleteSnapshot
 #     on nothing is deleted (nothing was archived, let alone verified)
+#   - throttling and 5xx on the listing (the fault proxy in front of
+#     moto) are retried; past the last attempt the run fails with AWS's
+#     error and the vault's name
 #   - discovery by event: a Backup Job State Change in the queue makes the
 #     job; a duplicate, an event for a recovery point the poll found, and
 #     foreign events (another vault, state FAILED, resource type EFS) make
@@ -141,6 +144,22 @@ vf_run --config "$CFG" --once
 [ "$(jobs_for "$RPC")" = 1 ] || die "$RPC, completed now, has no job"
 [ "$(jobs_for "$RP1")" = 1 ] || die "$RP1 has more than one job"
 log "poll: COMPLETED points queued and waiting, a CREATING one only once done"
+
+# throttling and server errors on the listing: retried; past the last
+# attempt, the run fails naming the vault and AWS's error
+start_faultproxy_moto --throttle 2 --5xx 1 --match recovery-points
+AWS_ENDPOINT_URL_BACKUP=$FP_URL vf_run --config "$CFG" --once
+[ "$(fp_stat throttles)" = 2 ] && [ "$(fp_stat 5xxs)" = 1 ] ||
+	die "the proxy's faults did not happen: $(cat "$FP_STATS")"
+# (a journal of its own: the waiting jobs above would be tried again, and
+# their inspect needs the listing too)
+sed "s|$T/state|$T/state-throttled|" "$CFG" >"$T/throttled.json"
+start_faultproxy_moto --throttle 100 --match "recovery-points/?maxResults"
+AWS_ENDPOINT_URL_BACKUP=$FP_URL VAULTFS_AWS_MAX_ATTEMPTS=2 \
+	vf_run_fails --config "$T/throttled.json" --once
+expect_grep "vault \"prod\": backup: ThrottlingException" "$RUN_ERR"
+[ -z "$(job_files "$T/state-throttled")" ] || die "the faults made jobs"
+log "poll: throttling and 5xx retried, then a clear error"
 
 # --- discovery by event ----------------------------------------------------
 start_daemon "$CFG" VAULTFS_LOG=info
