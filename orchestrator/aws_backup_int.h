@@ -41,6 +41,10 @@ struct aws_backup {
 	const char *type_names[AWSB_NTYPES]; /* types[i]->aws */
 	size_t ntypes;
 
+	/* one credential chain for the clients below (an AssumeRole once,
+	 * not once per service); the queue reader has its own, since it
+	 * may outlive the provider */
+	struct aws_creds_provider *creds;
 	struct aws_client *backup;
 	struct aws_client *tag_clients[AWSB_NTYPES]; /* by types[i] */
 

@@ -992,6 +992,7 @@ static void awsb_free(struct orch_provider *p)
 	aws_client_free(ab->backup);
 	for (size_t i = 0; i < AWSB_NTYPES; i++)
 		aws_client_free(ab->tag_clients[i]);
+	aws_creds_provider_free(ab->creds);
 	orch_rp_list_release(&ab->last);
 	pthread_mutex_destroy(&ab->lock);
 	free(ab->backup_vault);
@@ -1028,6 +1029,7 @@ static struct aws_client *client(struct aws_backup *ab,
 	struct aws_client *c;
 
 	o.region = ab->region;
+	o.creds = ab->creds;
 	o.endpoints = ab->cfg->endpoints;
 	o.nendpoints = ab->cfg->nendpoints;
 	c = aws_client_new(svc, &o, err);
@@ -1069,6 +1071,7 @@ int orch_provider_aws_backup_new(const struct orch_config *cfg,
 		ab->type_names[i] = s.types[i]->aws;
 	}
 	/* the clients make no request until used: no network here */
+	ab->creds = aws_creds_provider_new(NULL);
 	ab->backup = client(ab, &aws_backup, err);
 	if (!ab->backup)
 		goto fail_rc;
