@@ -323,13 +323,40 @@ static bool set_has(char **set, size_t n, const char *s)
 	return n && bsearch(&s, set, n, sizeof(*set), cmp_str);
 }
 
+/* Insert s in its place (a vault lists thousands: no re-sort per add). */
 static void set_add(char ***set, size_t *n, const char *s)
 {
-	if (set_has(*set, *n, s))
-		return;
+	size_t lo = 0, hi = *n;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		int c = strcmp((*set)[mid], s);
+
+		if (c == 0)
+			return;
+		if (c < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
 	*set = cm_xrealloc(*set, (*n + 1) * sizeof(**set));
-	(*set)[(*n)++] = cm_xstrdup(s);
-	qsort(*set, *n, sizeof(**set), cmp_str);
+	memmove(*set + lo + 1, *set + lo, (*n - lo) * sizeof(**set));
+	(*set)[lo] = cm_xstrdup(s);
+	(*n)++;
+}
+
+/* Keep in *set only what `keep` (sorted) has too. */
+static void set_keep(char **set, size_t *n, char **keep, size_t nkeep)
+{
+	size_t k = 0;
+
+	for (size_t i = 0; i < *n; i++) {
+		if (set_has(keep, nkeep, set[i]))
+			set[k++] = set[i];
+		else
+			free(set[i]);
+	}
+	*n = k;
 }
 
 static void set_free(char **set, size_t n)
@@ -429,6 +456,9 @@ static int poll_listing(struct orch_watch *w, struct cm_err *err)
 			w->ab->vault->name, l.n, l.n == 1 ? "" : "s");
 	if (moved && w->cb.changed)
 		w->cb.changed(w->cb.ctx);
+	/* what left the vault (deleted once archived) is forgotten: the set
+	 * stays the size of the vault */
+	set_keep(w->reported, &w->nreported, w->listed, w->nlisted);
 	for (size_t i = 0; i < l.n && w->cb.ready; i++)
 		if (!set_has(w->reported, w->nreported, l.items[i].path))
 			report(w, &l.items[i], &first, err);
