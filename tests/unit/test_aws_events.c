@@ -159,6 +159,24 @@ static void test_foreign(void **state)
 		       ORCH_AWS_EVENT_IGNORE, "Copy Job State Change");
 }
 
+/* Without resourceType the event is taken, and the recovery point's
+ * description decides its type. */
+static void test_no_resource_type(void **state)
+{
+	static const char body[] =
+		"{\"source\": \"aws.backup\", \"detail-type\": \"Recovery "
+		"Point State Change\", \"resources\": [\"" SNAP_ARN "\"], "
+		"\"detail\": {\"backupVaultName\": \"prod-vault\", "
+		"\"status\": \"COMPLETED\"}}";
+	struct orch_aws_event ev;
+
+	(void)state;
+	assert_int_equal(parse(body, &ev), ORCH_AWS_EVENT_ACCEPT);
+	assert_null(ev.resource_type);
+	assert_string_equal(ev.recovery_point_arn, SNAP_ARN);
+	orch_aws_event_release(&ev);
+}
+
 /* A vault that ignores resource types narrows the filter. */
 static void test_resource_type_filter(void **state)
 {
@@ -250,6 +268,7 @@ int main(void)
 		cmocka_unit_test(test_sns_wrapped),
 		cmocka_unit_test(test_foreign),
 		cmocka_unit_test(test_resource_type_filter),
+		cmocka_unit_test(test_no_resource_type),
 		cmocka_unit_test(test_malformed),
 		cmocka_unit_test(test_duplicate),
 		cmocka_unit_test(test_vault_of_arn),
