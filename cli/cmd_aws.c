@@ -100,6 +100,7 @@ static int whoami(const struct orch_config *cfg, const char *profile,
 		rc = aws_creds_get(aws_client_creds(sts), &cr, &err);
 	if (rc) {
 		fprintf(stderr, "vaultfs: aws: %s\n", err.msg);
+		aws_identity_release(&id);
 		aws_client_free(sts);
 		return 1;
 	}

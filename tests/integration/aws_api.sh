@@ -25,6 +25,20 @@ vf aws whoami --json >"$T/who.json"
 [ "$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["account"])' "$T/who.json")" = "$ACCT" ] ||
 	die "whoami --json: wrong account"
 
+# the config's endpoints come after the environment's
+cat >"$T/endpoints.json" <<EOF
+{"endpoints": {"sts": "$AWS_ENDPOINT_URL", "backup": "http://127.0.0.1:9/b"}}
+EOF
+(
+	unset AWS_ENDPOINT_URL
+	vf aws whoami --config "$T/endpoints.json"
+) >"$T/who.config"
+expect_grep "^  sts        $AWS_ENDPOINT_URL \(config endpoints.sts\)\$" "$T/who.config"
+expect_grep '^  backup     http://127.0.0.1:9/b \(config endpoints.backup\)$' "$T/who.config"
+expect_grep '^  ec2        https://ec2.us-east-1.amazonaws.com \(default\)$' "$T/who.config"
+AWS_ENDPOINT_URL_BACKUP=http://127.0.0.1:8/x vf aws whoami --config "$T/endpoints.json" >"$T/who.env"
+expect_grep '^  backup     http://127.0.0.1:8/x \(AWS_ENDPOINT_URL_BACKUP\)$' "$T/who.env"
+
 # --- Query: EC2 ------------------------------------------------------------
 vf aws call ec2 CreateVolume AvailabilityZone=us-east-1a Size=1 >"$T/vol"
 VOL=$(sed -n 's/^volumeId=//p' "$T/vol")
