@@ -251,6 +251,58 @@ static void test_duplicate(void **state)
 	free(b);
 }
 
+/*
+ * Whatever a queue holds, the parser answers: every byte of a good event
+ * replaced, truncated at every length. No crash (the sanitizer builds
+ * catch reads out of bounds), a verdict, and an ACCEPT only with an ARN.
+ */
+static void test_mangled(void **state)
+{
+	char *good = job_event("prod-vault", "COMPLETED", "EBS", SNAP_ARN);
+	static const char subst[] = "\"{}[]:,\\0a \x01\xff";
+	size_t n = strlen(good), accepted = 0;
+	char *buf = cm_xmalloc(n + 1);
+
+	(void)state;
+	for (size_t i = 0; i < n; i++) {
+		for (size_t k = 0; k < sizeof(subst) - 1; k++) {
+			struct orch_aws_event ev;
+			enum orch_aws_verdict v;
+
+			memcpy(buf, good, n + 1);
+			buf[i] = subst[k];
+			v = orch_aws_event_parse(buf, n, &filter, &ev);
+			assert_true(v == ORCH_AWS_EVENT_ACCEPT ||
+				    v == ORCH_AWS_EVENT_IGNORE ||
+				    v == ORCH_AWS_EVENT_MALFORMED);
+			if (v == ORCH_AWS_EVENT_ACCEPT) {
+				assert_non_null(ev.recovery_point_arn);
+				assert_memory_equal(ev.recovery_point_arn,
+						    "arn:", 4);
+				accepted++;
+			} else {
+				assert_true(ev.why[0] != '\0');
+			}
+			orch_aws_event_release(&ev);
+		}
+		{
+			struct orch_aws_event ev;
+
+			/* the first i bytes only, not NUL-terminated */
+			memcpy(buf, good, i);
+			assert_int_not_equal(orch_aws_event_parse(buf, i,
+								  &filter,
+								  &ev),
+					     ORCH_AWS_EVENT_ACCEPT);
+			orch_aws_event_release(&ev);
+		}
+	}
+	/* many changes (in values nobody reads) leave it ours */
+	assert_true(accepted > 0);
+	free(buf);
+	free(good);
+}
+
 static void test_vault_of_arn(void **state)
 {
 	(void)state;
@@ -271,6 +323,7 @@ int main(void)
 		cmocka_unit_test(test_no_resource_type),
 		cmocka_unit_test(test_malformed),
 		cmocka_unit_test(test_duplicate),
+		cmocka_unit_test(test_mangled),
 		cmocka_unit_test(test_vault_of_arn),
 	};
 
