@@ -320,7 +320,6 @@ static int rp_from_json(struct aws_backup *ab, const struct cm_json *it,
 	const char *res = cm_json_get_str(it, "ResourceArn");
 	const struct awsb_type *t = type_by_aws(rtype);
 	char name[ORCH_RP_NAME_MAX + 1];
-	time_t done;
 	double size;
 
 	if (!arn || !res) {
@@ -351,8 +350,10 @@ static int rp_from_json(struct aws_backup *ab, const struct cm_json *it,
 	size = cm_json_num(cm_json_get(it, "BackupSizeInBytes"));
 	rp->size = size > 0 ? (uint64_t)size : 0;
 	rp->created = json_time(cm_json_get(it, "CreationDate"));
-	done = json_time(cm_json_get(it, "CompletionDate"));
-	rp->mtime = done ? done : rp->created;
+	/* not CompletionDate: a listing and a description of the same point
+	 * must agree on (size, mtime), or the engine would take them for
+	 * two, and CreationDate is the one every answer carries */
+	rp->mtime = rp->created;
 	rp->tags = cm_xcalloc(1, sizeof(*rp->tags));
 
 	rp->extra = cm_json_new_object();

@@ -18,8 +18,9 @@
  *   resource_id  the protected resource's ARN (the archive's key is that
  *                ARN split on ':' into folders, keys.h)
  *   type         ORCH_RP_EBS, _RDS, _AURORA or _DYNAMODB
- *   size, mtime  BackupSizeInBytes, CompletionDate (the engine knows a
- *                recovery point by them: they never change once COMPLETED)
+ *   size, mtime  BackupSizeInBytes, CreationDate (the engine knows a
+ *                recovery point by them: they never change, and every
+ *                answer carries them; the completion date is in extra)
  *   created      CreationDate
  *   tags         the recovery point's tags (ListTags): the security tag is
  *                looked for there
