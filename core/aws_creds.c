@@ -137,6 +137,7 @@ struct aws_creds_provider {
 	time_t retry_after;	 /* protected by ->lock: no refresh before,
 				  * while ->cur is valid */
 	char *imds_token;	 /* protected by ->lock; secret */
+	char *imds_region;	 /* protected by ->lock: asked once, kept */
 	double imds_token_until; /* protected by ->lock; cm_now_s() clock */
 };
 
@@ -1202,13 +1203,18 @@ int aws_imds_region(struct aws_creds_provider *p, char **out,
 	if (imds_disabled())
 		return cm_err_set(err, ENOENT,
 				  "disabled by AWS_EC2_METADATA_DISABLED");
+	pthread_mutex_lock(&p->lock);
+	if (p->imds_region) {
+		/* an instance does not move: every client asks once */
+		*out = cm_xstrdup(p->imds_region);
+		pthread_mutex_unlock(&p->lock);
+		return 0;
+	}
 	base = imds_base();
 	response_init(&resp);
 	h = cm_http_new(&hopts);
-	pthread_mutex_lock(&p->lock);
 	rc = imds_get(p, h, base, "/latest/meta-data/placement/region", &resp,
 		      err);
-	pthread_mutex_unlock(&p->lock);
 	if (rc == 0) {
 		char *text = cm_xstrdup(cm_buf_str(&resp.body));
 
@@ -1222,8 +1228,10 @@ int aws_imds_region(struct aws_creds_provider *p, char **out,
 					base);
 		} else {
 			*out = region;
+			p->imds_region = cm_xstrdup(region);
 		}
 	}
+	pthread_mutex_unlock(&p->lock);
 	cm_http_free(h);
 	response_release(&resp);
 	free(base);
@@ -1868,6 +1876,7 @@ void aws_creds_provider_free(struct aws_creds_provider *p)
 		return;
 	aws_creds_release(&p->cur);
 	imds_drop_token(p);
+	free(p->imds_region);
 	pthread_mutex_destroy(&p->lock);
 	free(p->profile);
 	free(p);

@@ -104,7 +104,8 @@ char *aws_region_find(const char *profile, char *from, size_t fromlen);
 
 /*
  * The region of the EC2 instance this runs on, from IMDSv2
- * (/latest/meta-data/placement/region), with p's IMDS session. -ENOENT
+ * (/latest/meta-data/placement/region), with p's IMDS session, asked
+ * once per provider and kept. -ENOENT
  * when AWS_EC2_METADATA_DISABLED is true; otherwise a failure names the
  * endpoint. The caller frees *out.
  */

@@ -774,6 +774,10 @@ static void test_imds_region(void **state)
 	assert_int_equal(aws_imds_region(p, &r, &err), 0);
 	assert_string_equal(r, "eu-central-2");
 	free(r);
+	/* kept: a second client asks nothing */
+	assert_int_equal(aws_imds_region(p, &r, &err), 0);
+	assert_string_equal(r, "eu-central-2");
+	free(r);
 	assert_int_equal(server_stat(&f->srv, "imds_region"), 1);
 	aws_creds_provider_free(p);
 }
