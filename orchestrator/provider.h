@@ -247,6 +247,24 @@ int orch_local_check_config(const struct cm_json *vault, const char *where,
 int orch_provider_local_new(const struct orch_config *cfg,
 			    const struct orch_vault_config *vault,
 			    struct orch_provider **out, struct cm_err *err);
+/*
+ * What every recovery point shows in info.json, into `out` (an object):
+ * vault, name, type, path, resourceId, created, size, modified (when
+ * known), tags, error (when
+ * set) and every member of rp->extra. A provider's describe adds its own.
+ */
+void orch_rp_describe(const struct orch_recovery_point *rp,
+		      struct cm_json *out);
+
+/* provider_aws_backup.c */
+int orch_aws_backup_check_config(const struct cm_json *vault,
+				 const char *where, const char *base_dir,
+				 struct orch_vault_config *out,
+				 struct cm_err *err);
+int orch_provider_aws_backup_new(const struct orch_config *cfg,
+				 const struct orch_vault_config *vault,
+				 struct orch_provider **out,
+				 struct cm_err *err);
 
 /* Release what a struct orch_restored owns (after ops->release). */
 void orch_restored_release(struct orch_restored *r);

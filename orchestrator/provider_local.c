@@ -348,28 +348,9 @@ static int local_describe(struct orch_provider *p,
 			  const struct orch_recovery_point *rp,
 			  struct cm_json *out, struct cm_err *err)
 {
-	struct cm_json *tags;
-	char when[32];
-
 	(void)p;
 	(void)err;
-	cm_json_add_str(out, "vault", rp->vault);
-	cm_json_add_str(out, "name", rp->name);
-	cm_json_add_str(out, "type", rp->type);
-	cm_json_add_str(out, "path", rp->path);
-	cm_json_add_str(out, "resourceId", rp->resource_id);
-	cm_time_iso8601(rp->created, when, sizeof(when));
-	cm_json_add_str(out, "created", when);
-	cm_json_add_u64(out, "size", rp->size);
-	if (rp->mtime) {
-		cm_time_iso8601(rp->mtime, when, sizeof(when));
-		cm_json_add_str(out, "modified", when);
-	}
-	tags = cm_json_add_object(out, "tags");
-	for (size_t i = 0; i < rp->ntags; i++)
-		cm_json_add_str(tags, rp->tags[i].key, rp->tags[i].value);
-	if (rp->error)
-		cm_json_add_str(out, "error", rp->error);
+	orch_rp_describe(rp, out);
 	return 0;
 }
 

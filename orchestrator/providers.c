@@ -7,7 +7,9 @@
  * line in `types` below (docs/design.md, "Adding a vault type").
  */
 #include "provider.h"
+#include "json.h"
 #include "mem.h"
+#include "timeutil.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -18,6 +20,8 @@
 /* The one table. */
 static const struct orch_provider_type types[] = {
 	{ ORCH_VAULT_LOCAL, orch_local_check_config, orch_provider_local_new },
+	{ "aws-backup", orch_aws_backup_check_config,
+	  orch_provider_aws_backup_new },
 };
 
 #define NTYPES (sizeof(types) / sizeof(types[0]))
@@ -72,6 +76,34 @@ void orch_restored_release(struct orch_restored *r)
 		close(r->fd);
 	memset(r, 0, sizeof(*r));
 	r->fd = -1;
+}
+
+void orch_rp_describe(const struct orch_recovery_point *rp,
+		      struct cm_json *out)
+{
+	struct cm_json *tags;
+	char when[32];
+
+	cm_json_add_str(out, "vault", rp->vault);
+	cm_json_add_str(out, "name", rp->name);
+	cm_json_add_str(out, "type", rp->type);
+	cm_json_add_str(out, "path", rp->path);
+	cm_json_add_str(out, "resourceId", rp->resource_id);
+	cm_time_iso8601(rp->created, when, sizeof(when));
+	cm_json_add_str(out, "created", when);
+	cm_json_add_u64(out, "size", rp->size);
+	if (rp->mtime) {
+		cm_time_iso8601(rp->mtime, when, sizeof(when));
+		cm_json_add_str(out, "modified", when);
+	}
+	tags = cm_json_add_object(out, "tags");
+	for (size_t i = 0; i < rp->ntags; i++)
+		cm_json_add_str(tags, rp->tags[i].key, rp->tags[i].value);
+	if (rp->error)
+		cm_json_add_str(out, "error", rp->error);
+	for (const struct cm_json *m = cm_json_first(rp->extra); m;
+	     m = cm_json_next(m))
+		cm_json_add(out, cm_json_key(m), cm_json_copy(m));
 }
 
 bool orch_rp_tag_allows_delete(const struct orch_config *cfg,

@@ -309,7 +309,7 @@ static const struct bad_case bad_cases[] = {
 	{ "{\"vaults\": [{\"name\": \"a\", \"type\": \"aws\", "
 	  "\"path\": \"vault\"}]}",
 	  "config: vaults[0].type: unknown vault type \"aws\" (known types: "
-	  "\"local\")" },
+	  "\"local\", \"aws-backup\")" },
 	{ "{\"vaults\": {}}", "config: vaults: must be an array, got an "
 	  "object" },
 	{ "{\"vaults\": [3]}", "config: vaults[0]: must be an object {name, "
