@@ -1911,71 +1911,80 @@ int s3_get_object(struct s3_client *c, const char *bucket, const char *key,
 	return rc;
 }
 
-int s3_list_objects(struct s3_client *c, const char *bucket,
-		    const struct s3_list_opts *opts, s3_list_fn fn, void *ctx,
-		    struct cm_err *err)
+int s3_list_objects_page(struct s3_client *c, const char *bucket,
+			 const struct s3_list_opts *opts, const char *token,
+			 s3_list_fn fn, void *ctx, char **next,
+			 struct cm_err *err)
 {
 	static const struct s3_list_opts none;
 	struct cm_http_response resp;
-	char *token = NULL;
+	struct s3_param params[7];
+	struct cm_xml *root = NULL;
+	bool truncated = false;
+	struct s3_op op;
 	char maxk[16];
+	size_t n = 0;
 	int rc = check_names("ListObjectsV2", bucket, NULL, false, err);
 
+	*next = NULL;
 	if (rc)
 		return rc;
 	if (!opts)
 		opts = &none;
 	snprintf(maxk, sizeof(maxk), "%u", opts->max_keys);
+	params[n++] = (struct s3_param){"list-type", "2"};
+	params[n++] = (struct s3_param){"encoding-type", "url"};
+	if (opts->prefix && *opts->prefix)
+		params[n++] = (struct s3_param){"prefix", opts->prefix};
+	if (opts->delimiter && *opts->delimiter)
+		params[n++] = (struct s3_param){"delimiter", opts->delimiter};
+	if (opts->start_after && *opts->start_after)
+		params[n++] = (struct s3_param){"start-after", opts->start_after};
+	if (opts->max_keys)
+		params[n++] = (struct s3_param){"max-keys", maxk};
+	if (token && *token)
+		params[n++] = (struct s3_param){"continuation-token", token};
+	op_init(&op, "ListObjectsV2", "GET", bucket, NULL);
+	op.params = params;
+	op.nparams = n;
 	cm_http_response_init(&resp, XML_BODY_MAX);
-	for (;;) {
-		struct s3_param params[7];
-		struct cm_xml *root = NULL;
-		bool truncated = false;
-		struct s3_op op;
-		size_t n = 0;
-
-		params[n++] = (struct s3_param){"list-type", "2"};
-		params[n++] = (struct s3_param){"encoding-type", "url"};
-		if (opts->prefix && *opts->prefix)
-			params[n++] = (struct s3_param){"prefix", opts->prefix};
-		if (opts->delimiter && *opts->delimiter)
-			params[n++] =
-			    (struct s3_param){"delimiter", opts->delimiter};
-		if (opts->start_after && *opts->start_after)
-			params[n++] =
-			    (struct s3_param){"start-after", opts->start_after};
-		if (opts->max_keys)
-			params[n++] = (struct s3_param){"max-keys", maxk};
-		if (token)
-			params[n++] =
-			    (struct s3_param){"continuation-token", token};
-		op_init(&op, "ListObjectsV2", "GET", bucket, NULL);
-		op.params = params;
-		op.nparams = n;
-		rc = s3_request(c, &op, &resp, err);
-		if (!rc)
-			rc = cm_xml_parse(resp.body.data ? resp.body.data : "",
-					  resp.body.len, &root, err);
-		free(token);
-		token = NULL;
-		if (!rc)
-			rc = parse_list_page(root, fn, ctx, &truncated, &token,
-					     err);
-		cm_xml_free(root);
-		if (rc || !truncated)
-			break;
-		if (!token) {
-			rc = cm_err_set(err, EPROTO,
-					"ListObjectsV2 s3://%s: "
-					"truncated answer without "
-					"NextContinuationToken",
-					bucket);
-			break;
-		}
-	}
-	free(token);
+	rc = s3_request(c, &op, &resp, err);
+	if (!rc)
+		rc = cm_xml_parse(resp.body.data ? resp.body.data : "",
+				  resp.body.len, &root, err);
+	if (!rc)
+		rc = parse_list_page(root, fn, ctx, &truncated, next, err);
+	cm_xml_free(root);
 	cm_http_response_release(&resp);
-	return rc > 0 ? 0 : rc;
+	if (rc || !truncated) {
+		/* fn stopped it, it failed, or this was the last page */
+		free(*next);
+		*next = NULL;
+		return rc > 0 ? 0 : rc;
+	}
+	if (!*next)
+		return cm_err_set(err, EPROTO,
+				  "ListObjectsV2 s3://%s: truncated answer "
+				  "without NextContinuationToken",
+				  bucket);
+	return 0;
+}
+
+int s3_list_objects(struct s3_client *c, const char *bucket,
+		    const struct s3_list_opts *opts, s3_list_fn fn, void *ctx,
+		    struct cm_err *err)
+{
+	char *token = NULL, *next = NULL;
+	int rc;
+
+	do {
+		rc = s3_list_objects_page(c, bucket, opts, token, fn, ctx,
+					  &next, err);
+		free(token);
+		token = next;
+	} while (!rc && token);
+	free(token);
+	return rc;
 }
 
 int s3_list_buckets(struct s3_client *c, s3_bucket_fn fn, void *ctx,
