@@ -508,6 +508,19 @@ static char *index_path(const char *state_dir, const char *name)
 	return cm_xasprintf("%s/%s", state_dir, name);
 }
 
+/* A checked record to the caller; its error names the file and line. */
+static int deliver(orch_index_fn fn, void *ctx, const struct orch_job *job,
+		   const struct cm_json *record,
+		   const struct orch_index_rec *rec, uint64_t off,
+		   const char *path, size_t lineno, struct cm_err *err)
+{
+	int rc = fn ? fn(ctx, job, record, rec, off) : 0;
+
+	if (rc && err)
+		cm_err_prefix(err, "index %s: line %zu", path, lineno);
+	return rc;
+}
+
 int orch_index_read(const char *state_dir, orch_index_fn fn, void *ctx,
 		    struct orch_index_pos *pos, struct cm_err *err)
 {
@@ -534,6 +547,7 @@ int orch_index_read(const char *state_dir, orch_index_fn fn, void *ctx,
 	why[0] = '\0';
 	while ((len = getline(&line, &cap, f)) > 0) {
 		struct orch_index_rec rec;
+		struct orch_job *job = NULL;
 		struct cm_json *j = NULL;
 		struct cm_err pe;
 		uint64_t v;
@@ -548,6 +562,20 @@ int orch_index_read(const char *state_dir, orch_index_fn fn, void *ctx,
 			snprintf(why, sizeof(why), "torn (the line does not "
 				 "end)");
 			break;
+		}
+		/* a record as this version writes it: read by hand */
+		if (lineno > 1 &&
+		    orch_job_scan_record(line, (size_t)len, &job) == 0) {
+			orch_index_rec_from_job(job, &rec);
+			rec.ended = 0; /* as from the JSON: not needed */
+			here.count++;
+			rc = deliver(fn, ctx, job, NULL, &rec, off, path,
+				     lineno, err);
+			orch_job_free(job);
+			if (rc)
+				break;
+			off += (uint64_t)len;
+			continue;
 		}
 		if (cm_json_parse(line, (size_t)len, &j, &pe)) {
 			snprintf(why, sizeof(why), "%s", pe.msg);
@@ -576,10 +604,8 @@ int orch_index_read(const char *state_dir, orch_index_fn fn, void *ctx,
 		} else if (orch_index_rec_from_json(j, &rec, why,
 						    sizeof(why)) == 0) {
 			here.count++;
-			rc = fn ? fn(ctx, j, &rec, off) : 0;
-			if (rc && err)
-				cm_err_prefix(err, "index %s: line %zu", path,
-					      lineno);
+			rc = deliver(fn, ctx, NULL, j, &rec, off, path, lineno,
+				     err);
 		}
 		cm_json_free(j);
 		if (why[0] || rc)
@@ -610,11 +636,13 @@ struct load_ctx {
 	struct orch_index *ix;
 };
 
-static int load_record(void *ctx, const struct cm_json *record,
+static int load_record(void *ctx, const struct orch_job *job,
+		       const struct cm_json *record,
 		       const struct orch_index_rec *rec, uint64_t off)
 {
 	struct load_ctx *lc = ctx;
 
+	(void)job;
 	(void)record;
 	orch_index_add(lc->ix, rec, off);
 	return 0;
@@ -632,7 +660,6 @@ int orch_index_load_record(const char *state_dir, uint64_t off,
 			   struct orch_job **out, struct cm_err *err)
 {
 	char *path = index_path(state_dir, ORCH_INDEX_NAME);
-	struct cm_json *j = NULL;
 	char *line = NULL, why[256];
 	size_t cap = 0;
 	ssize_t len;
@@ -652,17 +679,14 @@ int orch_index_load_record(const char *state_dir, uint64_t off,
 				(unsigned long long)off);
 		goto out;
 	}
-	rc = cm_json_parse(line, (size_t)len, &j, err);
-	if (rc == 0) {
-		rc = orch_job_from_record(j, out, why, sizeof(why));
-		if (rc)
-			cm_err_set(err, -rc, "index %s: at %llu: %s", path,
-				   (unsigned long long)off, why);
-	}
+	rc = orch_job_from_record_line(line, (size_t)len, out, why,
+				       sizeof(why));
+	if (rc)
+		cm_err_set(err, -rc, "index %s: at %llu: %s", path,
+			   (unsigned long long)off, why);
 out:
 	if (f)
 		fclose(f);
-	cm_json_free(j);
 	free(line);
 	free(path);
 	return rc;

@@ -138,10 +138,13 @@ struct orch_index_pos {
 	size_t count;
 };
 
-/* Called for each record (checked: rec is what the table needs of it,
- * borrowed from record), with its offset; nonzero stops the read and is
- * returned. */
-typedef int (*orch_index_fn)(void *ctx, const struct cm_json *record,
+/* Called for each record (checked: rec is what the table needs of it),
+ * with its offset; nonzero stops the read and is returned. A record in
+ * the form this version writes comes read (job, by orch_job_scan_record;
+ * record NULL), any other parsed (record; job NULL: orch_job_from_record
+ * makes one). Both borrowed for the call. */
+typedef int (*orch_index_fn)(void *ctx, const struct orch_job *job,
+			     const struct cm_json *record,
 			     const struct orch_index_rec *rec, uint64_t off);
 
 /*
