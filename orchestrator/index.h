@@ -67,6 +67,7 @@ struct orch_index_rec {
 	const char *resource_id;
 	uint64_t size;           /* the recovery point's; 0: unknown */
 	int64_t mtime;           /* 0: unknown */
+	struct orch_rp_identity file; /* dev and ino count (known or not) */
 	const char *state;       /* its name, known to this version or not */
 	uint64_t result_size;    /* the archive's */
 	time_t ended;            /* its last state change; 0: not needed
@@ -108,10 +109,13 @@ struct orch_index_hit {
 /* By job id. The finders take a NULL table (none loaded yet) as empty. */
 bool orch_index_find_id(const struct orch_index *ix, const char *id,
 			struct orch_index_hit *out);
-/* The newest job for this recovery point identity. */
+/* The newest job for this recovery point: vault, path, resource id, size
+ * and mtime equal, and the same file (orch_rp_identity_same_file: id may
+ * be NULL or not known), as the engine matches the jobs in memory. */
 bool orch_index_find_rp(const struct orch_index *ix, const char *vault,
 			const char *path, const char *resource_id,
 			uint64_t size, int64_t mtime,
+			const struct orch_rp_identity *id,
 			struct orch_index_hit *out);
 /* The newest job for the recovery point `name` of `vault`. */
 bool orch_index_find_name(const struct orch_index *ix, const char *vault,

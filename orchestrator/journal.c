@@ -276,8 +276,8 @@ static bool get_dec(const struct cm_json *obj, const char *key,
 	return errno == 0 && *end == '\0';
 }
 
-/* recoveryPoint.identity: absent (an older journal) or whole. */
-static bool get_identity(const struct cm_json *rp, struct orch_rp_identity *id)
+bool orch_rp_identity_from_record(const struct cm_json *rp,
+				  struct orch_rp_identity *id)
 {
 	const struct cm_json *o = cm_json_get(rp, "identity");
 	uint64_t c, m;
@@ -513,7 +513,7 @@ static int job_from_json(const struct cm_json *root, const char *want_id,
 		goto out;
 	}
 	job->rp_mtime = (time_t)v;
-	if (!get_identity(rp, &job->rp_id)) {
+	if (!orch_rp_identity_from_record(rp, &job->rp_id)) {
 		reject(why, n, "recoveryPoint.identity: bad");
 		goto out;
 	}

@@ -236,6 +236,11 @@ struct cm_json;
  * failed, with a note naming it in last_error. -EINVAL with why set. */
 int orch_job_from_record(const struct cm_json *record, struct orch_job **out,
 			 char *why, size_t n);
+/* recoveryPoint.identity of a record or journal file (rp: the
+ * recoveryPoint object): absent (an older vaultfs: id->known false) or
+ * whole; false when malformed. */
+bool orch_rp_identity_from_record(const struct cm_json *rp,
+				  struct orch_rp_identity *id);
 /* The same from the record's line (with or without its '\n'): read by a
  * scanner made for exactly what orch_job_record_text writes, else through
  * the JSON parser (a record of another version, or edited by hand). The
