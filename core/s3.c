@@ -128,6 +128,10 @@ struct s3_op {
 	bool error_in_200;	   /* a 200 may carry an <Error> */
 	const char *fault_site;	   /* asked per attempt; fails fatally */
 	struct get_state *get;	   /* GetObject, or NULL */
+	bool *resent; /* out (may be NULL): set when the request went out more
+			 than once (a retry, or curl's resend on a new
+			 connection): the server may have acted on an earlier
+			 one, its answer lost */
 };
 
 /* The request of one attempt as it goes on the wire. All owned. */
@@ -1413,6 +1417,8 @@ static int s3_request(struct s3_client *c, const struct s3_op *op,
 		cm_err_clear(&e);
 		rc = attempt_once(c, op, hash, op->md5 ? md5_b64 : NULL, resp,
 				  &e);
+		if (op->resent && (attempt > 1 || resp->resent))
+			*op->resent = true;
 		if (!rc)
 			return 0;
 		if (!e.retryable || attempt >= c->max_attempts)
@@ -1535,21 +1541,70 @@ static int if_none_match_rc(int rc, const struct s3_op *op, struct cm_err *err)
 			  op->name, op->bucket, op->key);
 }
 
+/*
+ * A PutObject with If-None-Match: * that got 412 after going out more than
+ * once (our retry, or curl's own resend when a reused connection dies
+ * before an answer): the earlier one may have made the object and lost
+ * its answer (the server acts on a request whose answer never arrives). Ours when it has our size and
+ * our MD5 as its ETag (a PutObject's ETag, unless SSE-KMS makes it
+ * opaque: then nothing proves it, and the key counts as taken). Identical
+ * bytes put there by someone else in between would pass as ours too:
+ * nothing is lost either way.
+ */
+static int put_reconcile(struct s3_client *c, const struct s3_op *op,
+			 const struct s3_body *body, char *etag,
+			 struct cm_err *err)
+{
+	char hex[2 * CM_MD5_LEN + 1];
+	struct s3_object_info info;
+	uint8_t md5[CM_MD5_LEN];
+	const uint8_t *m = body->md5;
+	struct cm_err he;
+
+	if (!m && body->data) {
+		cm_md5(body->data, body->len, md5);
+		m = md5;
+	}
+	cm_err_clear(&he);
+	if (m && s3_head_object(c, op->bucket, op->key, &info, &he) == 0 &&
+	    info.size == body->len) {
+		cm_hex(m, CM_MD5_LEN, hex);
+		if (s3_etag_equal(info.etag, hex)) {
+			cm_info("PutObject s3://%s/%s: the answer to an earlier "
+				"attempt was lost; the object there is ours "
+				"(%llu bytes, ETag %s)",
+				op->bucket, op->key,
+				(unsigned long long)info.size, info.etag);
+			if (err)
+				cm_err_clear(err);
+			if (etag)
+				snprintf(etag, S3_ETAG_MAX, "%s", info.etag);
+			return 0;
+		}
+	}
+	return if_none_match_rc(-ESTALE, op, err);
+}
+
 int s3_put_object_body(struct s3_client *c, const char *bucket, const char *key,
 		       const struct s3_body *body, char *etag,
 		       struct cm_err *err)
 {
 	struct s3_op op;
+	bool resent = false;
 	int rc = check_names("PutObject", bucket, key, true, err);
 
 	if (rc)
 		return rc;
 	op_init(&op, "PutObject", "PUT", bucket, key);
 	op_put_headers(c, &op);
-	if (body->if_none_match)
-		op_header(&op, "If-None-Match", "*");
+	if (!body->if_none_match)
+		return put_data(c, &op, body, etag, err);
+	op_header(&op, "If-None-Match", "*");
+	op.resent = &resent;
 	rc = put_data(c, &op, body, etag, err);
-	return body->if_none_match ? if_none_match_rc(rc, &op, err) : rc;
+	if (rc == -ESTALE && resent)
+		return put_reconcile(c, &op, body, etag, err);
+	return if_none_match_rc(rc, &op, err);
 }
 
 int s3_put_object(struct s3_client *c, const char *bucket, const char *key,

@@ -150,7 +150,9 @@ struct s3_body {
 	const uint8_t *md5;
 	/* PutObject only: send If-None-Match: *, so that the object is made
 	 * only where the key does not exist (-EEXIST otherwise, on servers
-	 * that honour it: AWS, Ceph RGW) */
+	 * that honour it: AWS, Ceph RGW). A 412 to a retry is checked with
+	 * HeadObject first: an object of our size and MD5 ETag is ours, made
+	 * by the attempt whose answer was lost. */
 	bool if_none_match;
 };
 
