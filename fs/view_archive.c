@@ -538,6 +538,7 @@ static int page_fetch(struct view *v, struct view_dir *d, struct cm_err *err)
 	view_dir_clear(d);
 	free(d->next);
 	d->next = NULL;
+	d->loaded = false;
 	d->base = pg->start;
 	if (d->cur == 0)
 		page_head(v, d, &a.cap);
@@ -572,6 +573,7 @@ static int page_fetch(struct view *v, struct view_dir *d, struct cm_err *err)
 	}
 	d->n = w;
 	d->next = next;
+	d->loaded = true;
 	cm_debug("view: archive/%s/%s: page %zu at offset %llu: %zu entries "
 		 "(max-keys %u, %u request%s)%s",
 		 st->name, d->node->key, d->cur, (unsigned long long)d->base,
@@ -607,7 +609,12 @@ int view_arc_seek(struct view *v, struct view_dir *d, uint64_t off,
 		/* rewinddir: the directory as it is now */
 		d->cur = 0;
 		rc = page_fetch(v, d, err);
-	} else if (off < d->base || off - d->base > d->n) {
+	} else if (!d->loaded) {
+		/* the last fetch failed (that readdir got its error): the
+		 * same page again, never an early end */
+		rc = page_fetch(v, d, err);
+	}
+	if (!rc && (off < d->base || off - d->base > d->n)) {
 		/* a seekdir: the last page known to start at or before off
 		 * (forward from the one loaded, if that is it) */
 		size_t p = d->npages;

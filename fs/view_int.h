@@ -162,6 +162,7 @@ struct view_dir {
 	 */
 	bool paged;
 	bool served; /* a readdir was answered: offset 0 again rewinds */
+	bool loaded; /* items hold page cur (else its fetch failed: again) */
 	pthread_mutex_t lock;
 	uint64_t base;
 	char *next;
