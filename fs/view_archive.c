@@ -51,8 +51,10 @@
  * only with room to spare, a miss keeps its window when there is none, and
  * waits only when it has none.
  *
- * Locks: file->lock is held across store calls of that file; view->lock
- * only for nodes and the listing cache, never across a store call. A
+ * Locks: file->lock is held across store calls of that file, and a
+ * directory handle's lock (view_dir->lock) across its page fetch; both are
+ * taken before view->lock, which guards only nodes and the listing cache
+ * and is never held across a store call. A
  * reader's windows have their own lock (rd->lock), taken under file->lock
  * or alone by the read-ahead task.
  */
