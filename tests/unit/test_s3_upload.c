@@ -42,7 +42,7 @@
 #include "core/s3_upload.h"
 #include "core/timeutil.h"
 
-#define MAX_CONNS 64
+#define MAX_CONNS 256 /* every connection of the whole run: slots are not reused */
 #define MAX_PARTS 64
 
 struct fake {
