@@ -17,6 +17,7 @@
  */
 #include "view_store.h"
 
+#include "fault.h"
 #include "mem.h"
 #include "timeutil.h"
 
@@ -80,6 +81,12 @@ static int ls_list(struct view_store *s, const char *prefix,
 	*next = NULL;
 	if (!max)
 		max = LS_PAGE_DEFAULT;
+	if (cm_fault("view.list")) {
+		rc = cm_err_set(err, EIO, "%s/%s: listing: injected fault",
+				L(s)->dir, rel);
+		free(rel);
+		return rc;
+	}
 	if (cursor) {
 		errno = 0;
 		pos = strtol(cursor, &end, 10);

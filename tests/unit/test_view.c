@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "core/err.h"
@@ -932,6 +933,71 @@ static void test_archive_paged(void **state)
 	view_free(v);
 }
 
+/* In a child (the fault switch reads VAULTFS_FAULT once per process, so
+ * this test runs before any other has asked it): the third
+ * listing page fails, as a readdir; the next readdir asks for it again
+ * and the directory goes on, each name once. An exit code says what
+ * went wrong. */
+static int page_retry_child(void)
+{
+	unsigned seen[100] = {0};
+	unsigned fails = 0, i;
+	struct view *v;
+	struct view_attr a;
+	struct view_dir *d;
+	size_t off = 0;
+	bool cacheable;
+
+	setenv("VAULTFS_FAULT", "view.list@3", 1);
+	v = new_view_paged(false, false, PAGED_MAX);
+	if (walk(v, "archive/store/big", &a) ||
+	    view_opendir(v, a.ino, &d, &cacheable, NULL))
+		return 10;
+	for (;;) {
+		const struct view_dirent *de;
+
+		if (view_dir_seek(v, d, off, NULL)) {
+			if (++fails > 1)
+				return 11;
+			continue;
+		}
+		de = view_dir_entry(d, off);
+		if (!de)
+			break;
+		if (sscanf(de->name, "f%u", &i) == 1 && i < 100)
+			seen[i]++;
+		off++;
+	}
+	if (fails != 1)
+		return 12; /* no fault: the test proves nothing */
+	for (i = 0; i < 100; i++)
+		if (seen[i] != 1)
+			return 13; /* the directory ended early, or repeated */
+	view_releasedir(v, d);
+	view_free(v);
+	return 0;
+}
+
+static void test_archive_page_retry(void **state)
+{
+	char name[PATH_MAX];
+	int status;
+	pid_t pid;
+
+	mkdir_at("store/big");
+	for (int i = 0; i < 100; i++) {
+		snprintf(name, sizeof(name), "store/big/f%03d", i);
+		put(name, "x");
+	}
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0)
+		_exit(page_retry_child());
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 0);
+}
+
 static void test_archive_dirs(void **state)
 {
 	struct view *v = new_view(false, false);
@@ -1204,6 +1270,8 @@ int main(void)
 {
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
 	const struct CMUnitTest tests[] = {
+	    /* first: its child must be the first to ask the fault switch */
+	    T(test_archive_page_retry),
 	    cmocka_unit_test(test_control_words),
 	    cmocka_unit_test(test_control_quote),
 	    T(test_status_text),
