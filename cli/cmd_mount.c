@@ -63,6 +63,7 @@ enum {
 	OPT_GID,
 	OPT_UMASK,
 	OPT_WHOLE_BUCKET,
+	OPT_LIST_MAX_KEYS,
 };
 
 static const struct option long_opts[] = {
@@ -78,6 +79,7 @@ static const struct option long_opts[] = {
     {"gid", required_argument, NULL, OPT_GID},
     {"umask", required_argument, NULL, OPT_UMASK},
     {"whole-bucket", no_argument, NULL, OPT_WHOLE_BUCKET},
+    {"list-max-keys", required_argument, NULL, OPT_LIST_MAX_KEYS},
     {"verbose", no_argument, NULL, 'v'},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
@@ -96,6 +98,7 @@ struct mount_cli {
 	uid_t uid; /* the owner shown: --uid, else the mounting user */
 	gid_t gid;
 	mode_t umask; /* --umask, else VIEW_DEFAULT_UMASK */
+	unsigned list_max_keys; /* 0: the view's default */
 	int ready_fd; /* -1: none */
 	const char *log;
 };
@@ -137,6 +140,10 @@ static void usage(FILE *f)
 		"                        files 0640, directories 0750)\n"
 		"      --whole-bucket    archive/ shows the whole bucket, not "
 		"only the prefix\n"
+		"      --list-max-keys N entries a listing page of archive/ "
+		"(1-1000,\n"
+		"                        default 1000): what a directory "
+		"holds in memory\n"
 		"      --allow-overwrite writing may replace an archive "
 		"object\n"
 		"      --allow-delete    rm may delete an archive object\n"
@@ -254,6 +261,24 @@ static int parse_args(int argc, char **argv, struct mount_cli *o)
 		case OPT_WHOLE_BUCKET:
 			o->whole_bucket = true;
 			break;
+		case OPT_LIST_MAX_KEYS: {
+			unsigned long n;
+
+			errno = 0;
+			n = strtoul(optarg, &end, 10);
+			if (errno || *end || end == optarg || n < 1 ||
+			    n > 1000) {
+				fprintf(stderr,
+					"vaultfs: mount: --list-max-keys: "
+					"'%s' is not a number from 1 to "
+					"1000 (S3 answers at most 1000 keys "
+					"a page)\n",
+					optarg);
+				return 2;
+			}
+			o->list_max_keys = (unsigned)n;
+			break;
+		}
 		case 'v':
 			o->verbose = true;
 			break;
@@ -501,6 +526,7 @@ int cmd_mount(int argc, char **argv)
 	vopts.uid = cli.uid;
 	vopts.gid = cli.gid;
 	vopts.umask = cli.umask;
+	vopts.list_max_keys = cli.list_max_keys;
 	vopts.notify = view_fuse_notify_ops();
 	vopts.notify_ctx = vf;
 	v = view_new(&vopts, &err);

@@ -230,11 +230,12 @@ static int by_job_id(const void *key, const void *elem)
 }
 
 /* One record of the index (orch_index_read), unless the journal has it. */
-static int add_record(void *ctx, const struct cm_json *record,
+static int add_record(void *ctx, const struct orch_job *job,
+		      const struct cm_json *record,
 		      const struct orch_index_rec *rec, uint64_t off)
 {
 	struct infos *in = ctx;
-	struct orch_job *job = NULL;
+	struct orch_job *parsed = NULL;
 	char why[256];
 
 	(void)off;
@@ -242,10 +243,13 @@ static int add_record(void *ctx, const struct cm_json *record,
 	    bsearch(rec->id, in->journal->jobs, in->journal->n,
 		    sizeof(*in->journal->jobs), by_job_id))
 		return 0;
-	if (orch_job_from_record(record, &job, why, sizeof(why)))
-		return cm_err_set(in->err, EINVAL, "%s", why);
+	if (!job) {
+		if (orch_job_from_record(record, &parsed, why, sizeof(why)))
+			return cm_err_set(in->err, EINVAL, "%s", why);
+		job = parsed;
+	}
 	infos_push(in, job);
-	orch_job_free(job);
+	orch_job_free(parsed);
 	return 0;
 }
 

@@ -82,6 +82,7 @@ void cm_http_free(struct cm_http *h)
 void cm_http_response_init(struct cm_http_response *r, size_t body_max)
 {
 	r->status = 0;
+	r->resent = false;
 	cm_buf_init(&r->headers, 64 * 1024);
 	cm_buf_init(&r->body, body_max);
 }
@@ -194,6 +195,7 @@ static int on_seek(void *ctx, curl_off_t off, int origin)
 	    off < 0 || (size_t)off > x->req->body_len)
 		return CURL_SEEKFUNC_CANTSEEK;
 	x->body_off = (size_t)off;
+	x->resp->resent = true;
 	return CURL_SEEKFUNC_OK;
 }
 
@@ -247,6 +249,8 @@ int cm_http_perform(struct cm_http *h, const struct cm_http_request *req,
 {
 	struct xfer x = { .curl = h->curl, .req = req, .resp = resp };
 	struct curl_slist *hdrs = NULL, *tmp;
+
+	resp->resent = false;
 	const char *method = req->method ? req->method : "GET";
 	bool has_body = req->body || req->source;
 	bool has_ctype = false;

@@ -65,6 +65,10 @@ struct cm_http_response {
 	struct cm_buf headers;        /* raw "Name: value\r\n" lines of the
 				       * final response */
 	struct cm_buf body;           /* capped by the caller via cm_buf max */
+	/* curl sent the request again, on a new connection, because the
+	 * reused one died before an answer: the server may have acted on
+	 * the first (its answer lost). Set by each cm_http_perform. */
+	bool resent;
 };
 
 void cm_http_response_init(struct cm_http_response *r, size_t body_max);

@@ -108,6 +108,10 @@ struct s3_op {
 	bool error_in_200;	   /* a 200 may carry an <Error> */
 	const char *fault_site;	   /* asked per attempt; fails fatally */
 	struct get_state *get;	   /* GetObject, or NULL */
+	bool *resent; /* out (may be NULL): set when the request went out more
+			 than once (a retry, or curl's resend on a new
+			 connection): the server may have acted on an earlier
+			 one, its answer lost */
 };
 
 
@@ -1109,13 +1113,19 @@ struct s3_run {
 	const char *hash;
 	const char *md5_b64;
 	struct cm_http_response *resp;
+	unsigned attempts;
 };
 
 static int s3_attempt(void *ctx, struct cm_err *err)
 {
 	struct s3_run *r = ctx;
+	int rc;
 
-	return attempt_once(r->c, r->op, r->hash, r->md5_b64, r->resp, err);
+	r->attempts++;
+	rc = attempt_once(r->c, r->op, r->hash, r->md5_b64, r->resp, err);
+	if (r->op->resent && (r->attempts > 1 || r->resp->resent))
+		*r->op->resent = true;
+	return rc;
 }
 
 static int s3_request(struct s3_client *c, const struct s3_op *op,
@@ -1242,21 +1252,70 @@ static int if_none_match_rc(int rc, const struct s3_op *op, struct cm_err *err)
 			  op->name, op->bucket, op->key);
 }
 
+/*
+ * A PutObject with If-None-Match: * that got 412 after going out more than
+ * once (our retry, or curl's own resend when a reused connection dies
+ * before an answer): the earlier one may have made the object and lost
+ * its answer (the server acts on a request whose answer never arrives). Ours when it has our size and
+ * our MD5 as its ETag (a PutObject's ETag, unless SSE-KMS makes it
+ * opaque: then nothing proves it, and the key counts as taken). Identical
+ * bytes put there by someone else in between would pass as ours too:
+ * nothing is lost either way.
+ */
+static int put_reconcile(struct s3_client *c, const struct s3_op *op,
+			 const struct s3_body *body, char *etag,
+			 struct cm_err *err)
+{
+	char hex[2 * CM_MD5_LEN + 1];
+	struct s3_object_info info;
+	uint8_t md5[CM_MD5_LEN];
+	const uint8_t *m = body->md5;
+	struct cm_err he;
+
+	if (!m && body->data) {
+		cm_md5(body->data, body->len, md5);
+		m = md5;
+	}
+	cm_err_clear(&he);
+	if (m && s3_head_object(c, op->bucket, op->key, &info, &he) == 0 &&
+	    info.size == body->len) {
+		cm_hex(m, CM_MD5_LEN, hex);
+		if (s3_etag_equal(info.etag, hex)) {
+			cm_info("PutObject s3://%s/%s: the answer to an earlier "
+				"attempt was lost; the object there is ours "
+				"(%llu bytes, ETag %s)",
+				op->bucket, op->key,
+				(unsigned long long)info.size, info.etag);
+			if (err)
+				cm_err_clear(err);
+			if (etag)
+				snprintf(etag, S3_ETAG_MAX, "%s", info.etag);
+			return 0;
+		}
+	}
+	return if_none_match_rc(-ESTALE, op, err);
+}
+
 int s3_put_object_body(struct s3_client *c, const char *bucket, const char *key,
 		       const struct s3_body *body, char *etag,
 		       struct cm_err *err)
 {
 	struct s3_op op;
+	bool resent = false;
 	int rc = check_names("PutObject", bucket, key, true, err);
 
 	if (rc)
 		return rc;
 	op_init(&op, "PutObject", "PUT", bucket, key);
 	op_put_headers(c, &op);
-	if (body->if_none_match)
-		op_header(&op, "If-None-Match", "*");
+	if (!body->if_none_match)
+		return put_data(c, &op, body, etag, err);
+	op_header(&op, "If-None-Match", "*");
+	op.resent = &resent;
 	rc = put_data(c, &op, body, etag, err);
-	return body->if_none_match ? if_none_match_rc(rc, &op, err) : rc;
+	if (rc == -ESTALE && resent)
+		return put_reconcile(c, &op, body, etag, err);
+	return if_none_match_rc(rc, &op, err);
 }
 
 int s3_put_object(struct s3_client *c, const char *bucket, const char *key,
@@ -1618,71 +1677,80 @@ int s3_get_object(struct s3_client *c, const char *bucket, const char *key,
 	return rc;
 }
 
-int s3_list_objects(struct s3_client *c, const char *bucket,
-		    const struct s3_list_opts *opts, s3_list_fn fn, void *ctx,
-		    struct cm_err *err)
+int s3_list_objects_page(struct s3_client *c, const char *bucket,
+			 const struct s3_list_opts *opts, const char *token,
+			 s3_list_fn fn, void *ctx, char **next,
+			 struct cm_err *err)
 {
 	static const struct s3_list_opts none;
 	struct cm_http_response resp;
-	char *token = NULL;
+	struct s3_param params[7];
+	struct cm_xml *root = NULL;
+	bool truncated = false;
+	struct s3_op op;
 	char maxk[16];
+	size_t n = 0;
 	int rc = check_names("ListObjectsV2", bucket, NULL, false, err);
 
+	*next = NULL;
 	if (rc)
 		return rc;
 	if (!opts)
 		opts = &none;
 	snprintf(maxk, sizeof(maxk), "%u", opts->max_keys);
+	params[n++] = (struct s3_param){"list-type", "2"};
+	params[n++] = (struct s3_param){"encoding-type", "url"};
+	if (opts->prefix && *opts->prefix)
+		params[n++] = (struct s3_param){"prefix", opts->prefix};
+	if (opts->delimiter && *opts->delimiter)
+		params[n++] = (struct s3_param){"delimiter", opts->delimiter};
+	if (opts->start_after && *opts->start_after)
+		params[n++] = (struct s3_param){"start-after", opts->start_after};
+	if (opts->max_keys)
+		params[n++] = (struct s3_param){"max-keys", maxk};
+	if (token && *token)
+		params[n++] = (struct s3_param){"continuation-token", token};
+	op_init(&op, "ListObjectsV2", "GET", bucket, NULL);
+	op.params = params;
+	op.nparams = n;
 	cm_http_response_init(&resp, XML_BODY_MAX);
-	for (;;) {
-		struct s3_param params[7];
-		struct cm_xml *root = NULL;
-		bool truncated = false;
-		struct s3_op op;
-		size_t n = 0;
-
-		params[n++] = (struct s3_param){"list-type", "2"};
-		params[n++] = (struct s3_param){"encoding-type", "url"};
-		if (opts->prefix && *opts->prefix)
-			params[n++] = (struct s3_param){"prefix", opts->prefix};
-		if (opts->delimiter && *opts->delimiter)
-			params[n++] =
-			    (struct s3_param){"delimiter", opts->delimiter};
-		if (opts->start_after && *opts->start_after)
-			params[n++] =
-			    (struct s3_param){"start-after", opts->start_after};
-		if (opts->max_keys)
-			params[n++] = (struct s3_param){"max-keys", maxk};
-		if (token)
-			params[n++] =
-			    (struct s3_param){"continuation-token", token};
-		op_init(&op, "ListObjectsV2", "GET", bucket, NULL);
-		op.params = params;
-		op.nparams = n;
-		rc = s3_request(c, &op, &resp, err);
-		if (!rc)
-			rc = cm_xml_parse(resp.body.data ? resp.body.data : "",
-					  resp.body.len, &root, err);
-		free(token);
-		token = NULL;
-		if (!rc)
-			rc = parse_list_page(root, fn, ctx, &truncated, &token,
-					     err);
-		cm_xml_free(root);
-		if (rc || !truncated)
-			break;
-		if (!token) {
-			rc = cm_err_set(err, EPROTO,
-					"ListObjectsV2 s3://%s: "
-					"truncated answer without "
-					"NextContinuationToken",
-					bucket);
-			break;
-		}
-	}
-	free(token);
+	rc = s3_request(c, &op, &resp, err);
+	if (!rc)
+		rc = cm_xml_parse(resp.body.data ? resp.body.data : "",
+				  resp.body.len, &root, err);
+	if (!rc)
+		rc = parse_list_page(root, fn, ctx, &truncated, next, err);
+	cm_xml_free(root);
 	cm_http_response_release(&resp);
-	return rc > 0 ? 0 : rc;
+	if (rc || !truncated) {
+		/* fn stopped it, it failed, or this was the last page */
+		free(*next);
+		*next = NULL;
+		return rc > 0 ? 0 : rc;
+	}
+	if (!*next)
+		return cm_err_set(err, EPROTO,
+				  "ListObjectsV2 s3://%s: truncated answer "
+				  "without NextContinuationToken",
+				  bucket);
+	return 0;
+}
+
+int s3_list_objects(struct s3_client *c, const char *bucket,
+		    const struct s3_list_opts *opts, s3_list_fn fn, void *ctx,
+		    struct cm_err *err)
+{
+	char *token = NULL, *next = NULL;
+	int rc;
+
+	do {
+		rc = s3_list_objects_page(c, bucket, opts, token, fn, ctx,
+					  &next, err);
+		free(token);
+		token = next;
+	} while (!rc && token);
+	free(token);
+	return rc;
 }
 
 int s3_list_buckets(struct s3_client *c, s3_bucket_fn fn, void *ctx,

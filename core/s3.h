@@ -154,7 +154,9 @@ struct s3_body {
 	const uint8_t *md5;
 	/* PutObject only: send If-None-Match: *, so that the object is made
 	 * only where the key does not exist (-EEXIST otherwise, on servers
-	 * that honour it: AWS, Ceph RGW) */
+	 * that honour it: AWS, Ceph RGW). A 412 to a retry is checked with
+	 * HeadObject first: an object of our size and MD5 ETag is ours, made
+	 * by the attempt whose answer was lost. */
 	bool if_none_match;
 };
 
@@ -267,10 +269,19 @@ struct s3_list_opts {
 	unsigned max_keys; /* per page; 0: the server's (1000) */
 };
 /* ListObjectsV2, following continuation tokens until the end. Entries of
- * one page come in the server's order, objects before prefixes. */
+ * one page come in the server's order, prefixes before objects. */
 int s3_list_objects(struct s3_client *c, const char *bucket,
 		    const struct s3_list_opts *opts, s3_list_fn fn, void *ctx,
 		    struct cm_err *err);
+/* One page of it: at most opts->max_keys entries from `token` (a
+ * NextContinuationToken of an earlier page; NULL or "": the first page).
+ * *next is the token of the page after this one (malloc'd), NULL after
+ * the last page, when fn stopped the page, or on failure. A truncated
+ * answer without a token is an error (EPROTO), never an endless loop. */
+int s3_list_objects_page(struct s3_client *c, const char *bucket,
+			 const struct s3_list_opts *opts, const char *token,
+			 s3_list_fn fn, void *ctx, char **next,
+			 struct cm_err *err);
 
 struct s3_bucket_entry {
 	const char *name;

@@ -131,6 +131,7 @@ static void reply_err(fuse_req_t req, int rc, const struct cm_err *err)
 enum op {
 	OP_LOOKUP,
 	OP_OPENDIR,
+	OP_READDIR,
 	OP_OPEN,
 	OP_CREATE,
 	OP_READ,
@@ -177,6 +178,10 @@ static void set_open(struct fuse_file_info *fi, struct view_file *f,
 	fi->nonseekable = oo->nonseekable;
 }
 
+static size_t fill_dir(struct view *v, fuse_req_t req, fuse_ino_t ino,
+		       struct view_dir *d, char *buf, size_t size, off_t off,
+		       bool plus);
+
 static void run(struct task *t)
 {
 	struct view *v = t->vf->v;
@@ -204,6 +209,15 @@ static void run(struct task *t)
 		break;
 	case OP_OPENDIR:
 		rc = view_opendir(v, t->ino, &d, &cacheable, &err);
+		break;
+	case OP_READDIR:
+		d = (struct view_dir *)(uintptr_t)t->fi.fh;
+		rc = view_dir_seek(v, d, (uint64_t)t->off, &err);
+		if (rc)
+			break;
+		buf = cm_xcalloc(1, t->size ? t->size : 1);
+		got = fill_dir(v, t->req, t->ino, d, buf, t->size, t->off,
+			       t->what != 0);
 		break;
 	case OP_OPEN:
 		rc = view_open(v, t->ino, t->fi.flags, &f, &oo, &err);
@@ -282,6 +296,7 @@ static void run(struct task *t)
 			undo = fuse_reply_create(t->req, &e, &t->fi) == -ENOENT;
 			break;
 		case OP_READ:
+		case OP_READDIR:
 			fuse_reply_buf(t->req, buf, got);
 			break;
 		case OP_WRITE:
@@ -449,13 +464,12 @@ static void ll_opendir(fuse_req_t req, fuse_ino_t ino,
 	dispatch(&t, ino);
 }
 
-/* readdir and readdirplus: from the snapshot opendir took */
-static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
-		       struct fuse_file_info *fi, bool plus)
+/* readdir and readdirplus: from the page of the handle that holds off
+ * (view_dir_seek has brought it), into buf; the bytes filled. */
+static size_t fill_dir(struct view *v, fuse_req_t req, fuse_ino_t ino,
+		       struct view_dir *d, char *buf, size_t size, off_t off,
+		       bool plus)
 {
-	struct view *v = VF(req)->v;
-	struct view_dir *d = (struct view_dir *)(uintptr_t)fi->fh;
-	char *buf = cm_xcalloc(1, size ? size : 1);
 	size_t pos = 0;
 
 	for (size_t i = (size_t)off;; i++) {
@@ -498,8 +512,21 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		pos += fuse_add_direntry_plus(req, buf + pos, size - pos,
 					      de->name, &e, (off_t)(i + 1));
 	}
-	fuse_reply_buf(req, buf, pos);
-	free(buf);
+	return pos;
+}
+
+/* A paged archive directory may have to ask the store for the page:
+ * then on a worker, like any request that may wait on the network. */
+static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		       struct fuse_file_info *fi, bool plus)
+{
+	struct task t;
+
+	task_init(&t, req, OP_READDIR, ino, fi);
+	t.size = size;
+	t.off = off;
+	t.what = plus;
+	dispatch(&t, ino);
 }
 
 static void ll_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,

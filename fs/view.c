@@ -732,6 +732,8 @@ struct view *view_new(const struct view_opts *opts, struct cm_err *err)
 	atomic_store(&v->orch, opts->orch);
 	if (!v->opts.list_cache_ms)
 		v->opts.list_cache_ms = 2000;
+	if (!v->opts.list_max_keys)
+		v->opts.list_max_keys = 1000;
 	if (!v->opts.rescan_ms)
 		v->opts.rescan_ms = 5000;
 	if (!v->opts.readahead_max)
@@ -1229,7 +1231,7 @@ struct dir_item *view_dir_add(struct view_dir *d, size_t *cap, const char *name,
 	return it;
 }
 
-static void dir_clear(struct view_dir *d)
+void view_dir_clear(struct view_dir *d)
 {
 	for (size_t i = 0; i < d->n; i++)
 		free(d->items[i].name);
@@ -1296,6 +1298,7 @@ int view_opendir(struct view *v, uint64_t ino, struct view_dir **out,
 	int rc;
 
 	*cacheable = false;
+	pthread_mutex_init(&d->lock, NULL);
 	d->node = view_node_get(v, ino);
 	if (!d->node) {
 		free(d);
@@ -1320,15 +1323,25 @@ fail:
 
 int view_dir_refresh(struct view *v, struct view_dir *d, struct cm_err *err)
 {
-	dir_clear(d);
+	view_dir_clear(d);
 	if (vk_is_archive(d->node->kind))
 		return view_arc_opendir(v, d, err);
 	return tree_fill(v, d, err);
 }
 
+int view_dir_seek(struct view *v, struct view_dir *d, uint64_t off,
+		  struct cm_err *err)
+{
+	if (!d->paged)
+		return 0;
+	return view_arc_seek(v, d, off, err);
+}
+
 const struct view_dirent *view_dir_entry(struct view_dir *d, size_t off)
 {
-	return off < d->n ? &d->items[off].de : NULL;
+	if (off < d->base || off - d->base >= d->n)
+		return NULL;
+	return &d->items[off - d->base].de;
 }
 
 int view_dir_lookup(struct view *v, struct view_dir *d, size_t off,
@@ -1337,9 +1350,9 @@ int view_dir_lookup(struct view *v, struct view_dir *d, size_t off,
 	struct dir_item *it;
 	struct view_node *n, *p = d->node;
 
-	if (off >= d->n)
+	if (off < d->base || off - d->base >= d->n)
 		return -ENOENT;
-	it = &d->items[off];
+	it = &d->items[off - d->base];
 	memset(out, 0, sizeof(*out));
 	if (off < 2) {
 		out->mode = S_IFDIR;
@@ -1382,7 +1395,9 @@ void view_releasedir(struct view *v, struct view_dir *d)
 {
 	if (!d)
 		return;
-	dir_clear(d);
+	view_dir_clear(d);
+	view_arc_dir_free(d);
+	pthread_mutex_destroy(&d->lock);
 	view_node_put(v, d->node);
 	free(d);
 }

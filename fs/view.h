@@ -119,6 +119,7 @@ struct view_opts {
 	 * config's view.memoryLimit */
 	uint64_t memory_limit;
 	unsigned list_cache_ms;		      /* listings; 0: 2000 */
+	unsigned list_max_keys; /* entries a listing page; 0: 1000 */
 	unsigned rescan_ms;		      /* vault listings; 0: 5000 */
 	unsigned readahead_max;		      /* bytes; 0: 8 MiB */
 	const struct view_notify_ops *notify; /* may be NULL */
@@ -191,10 +192,22 @@ struct view_dirent {
 	struct view_attr attr; /* attr.ino: 0 until looked up */
 };
 
-/* A snapshot of the directory's entries ("." and ".." first). */
+/* A snapshot of the directory's entries ("." and ".." first). An archive
+ * directory (of the store, below the scope) is read page by page instead:
+ * the handle holds one page of it (opts.list_max_keys entries), and
+ * view_dir_seek brings the page of an offset. */
 int view_opendir(struct view *v, uint64_t ino, struct view_dir **out,
 		 bool *cacheable, struct cm_err *err);
-/* Entries from index `off`; NULL past the end. Borrowed from the handle. */
+/* Before view_dir_entry(d, off ...): make the entries from offset off
+ * available (may ask the store: on a worker where view_may_block says
+ * so). Offset 0 again, after a readdir, lists afresh (rewinddir); an
+ * earlier offset (seekdir to a telldir) lists its page again. A no-op
+ * for snapshots. */
+int view_dir_seek(struct view *v, struct view_dir *d, uint64_t off,
+		  struct cm_err *err);
+/* Entries from index `off`; NULL past the end (of the page loaded, for a
+ * paged directory: view_dir_seek the next offset then). Borrowed from the
+ * handle. */
 const struct view_dirent *view_dir_entry(struct view_dir *d, size_t off);
 /* Refresh the snapshot (a rewinddir: a read at offset 0 again). */
 int view_dir_refresh(struct view *v, struct view_dir *d, struct cm_err *err);

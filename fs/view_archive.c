@@ -6,10 +6,11 @@
  * as the directory. Keys with empty components ("a//b") or a component
  * "." or ".." cannot be reached, and are left out of listings.
  *
- * Listings come from the store (S3: ListObjectsV2, delimiter '/') and are
- * cached for opts.list_cache_ms, shared by readdir and lookups. A lookup
- * without a fresh listing asks for the one name (HeadObject, then a
- * one-key listing of "name/"). Nodes the store does not show yet - files
+ * Listings come from the store (S3: ListObjectsV2, delimiter '/') page by
+ * page: readdir holds one page of opts.list_max_keys entries (see
+ * "directories" below). A directory that fits in one page is also cached
+ * for opts.list_cache_ms for lookups. A lookup without a fresh listing
+ * asks for the one name (HeadObject, then a one-key listing of "name/"). Nodes the store does not show yet - files
  * being written, directories made by mkdir - are "pinned": they hold a
  * reference, lookups find them first and listings include them.
  *
@@ -50,8 +51,10 @@
  * only with room to spare, a miss keeps its window when there is none, and
  * waits only when it has none.
  *
- * Locks: file->lock is held across store calls of that file; view->lock
- * only for nodes and the listing cache, never across a store call. A
+ * Locks: file->lock is held across store calls of that file, and a
+ * directory handle's lock (view_dir->lock) across its page fetch; both are
+ * taken before view->lock, which guards only nodes and the listing cache
+ * and is never held across a store call. A
  * reader's windows have their own lock (rd->lock), taken under file->lock
  * or alone by the read-ahead task.
  */
@@ -258,75 +261,21 @@ static void listing_drop(struct view *v, const char *prefix)
 	pthread_mutex_unlock(&v->lock);
 }
 
-struct list_acc {
-	struct view_lentry *e;
-	size_t n, cap;
-};
-
-static int list_add(void *ctx, const char *name, const struct view_obj *obj)
+/* A complete listing (one page was all of it) for lookups: it, n sorted
+ * by name, one entry a name. */
+static void cache_put(struct view *v, const char *prefix,
+		      const struct dir_item *it, size_t n)
 {
-	struct list_acc *a = ctx;
+	struct view_listing *l = cm_xcalloc(1, sizeof(*l));
 
-	if (!strncmp(name, VIEW_LOCAL_TMP_PREFIX,
-		     strlen(VIEW_LOCAL_TMP_PREFIX)))
-		return 0;
-	if (a->n == a->cap) {
-		a->cap = a->cap ? a->cap * 2 : 64;
-		a->e = cm_xrealloc(a->e, a->cap * sizeof(*a->e));
-	}
-	a->e[a->n].name = cm_xstrdup(name);
-	a->e[a->n].obj = *obj;
-	a->n++;
-	return 0;
-}
-
-static int arc_ent_cmp(const void *x, const void *y)
-{
-	const struct view_lentry *a = x, *b = y;
-	int c = strcmp(a->name, b->name);
-
-	/* directories first among equal names: they win */
-	return c ? c : (int)b->obj.is_dir - (int)a->obj.is_dir;
-}
-
-/* The listing of prefix: cached if fresh, else from the store. */
-static int listing_get(struct view *v, const char *prefix,
-		       struct view_listing **out, struct cm_err *err)
-{
-	struct list_acc a = {0};
-	struct view_listing *l;
-	size_t w = 0;
-	int rc;
-
-	pthread_mutex_lock(&v->lock);
-	l = cached_locked(v, prefix);
-	pthread_mutex_unlock(&v->lock);
-	if (l) {
-		*out = l;
-		return 0;
-	}
-	rc = v->store->ops->list(v->store, prefix, list_add, &a, err);
-	if (rc) {
-		for (size_t i = 0; i < a.n; i++)
-			free(a.e[i].name);
-		free(a.e);
-		return rc;
-	}
-	if (a.n)
-		qsort(a.e, a.n, sizeof(*a.e), arc_ent_cmp);
-	for (size_t i = 0; i < a.n; i++) {
-		if (w && !strcmp(a.e[w - 1].name, a.e[i].name)) {
-			free(a.e[i].name);
-			continue;
-		}
-		a.e[w++] = a.e[i];
-	}
-	l = cm_xcalloc(1, sizeof(*l));
 	l->prefix = cm_xstrdup(prefix);
-	l->ents = a.e;
-	l->n = w;
+	l->ents = cm_xcalloc(n ? n : 1, sizeof(*l->ents));
+	for (size_t i = 0; i < n; i++) {
+		l->ents[i].name = cm_xstrdup(it[i].name);
+		l->ents[i].obj = it[i].obj;
+	}
+	l->n = n;
 	l->fetched_ns = cm_now_ns();
-	l->refs = 1;
 	l->cached = true;
 	pthread_mutex_lock(&v->lock);
 	for (struct view_listing *o = v->listings; o; o = o->next) {
@@ -346,8 +295,6 @@ static int listing_get(struct view *v, const char *prefix,
 		uncache_locked(v, last);
 	}
 	pthread_mutex_unlock(&v->lock);
-	*out = l;
-	return 0;
 }
 
 static const struct view_lentry *listing_find(const struct view_listing *l,
@@ -479,6 +426,22 @@ out:
 
 /* ---- directories ------------------------------------------------------- */
 
+/*
+ * A directory of the store is read page by page (view_dir in view_int.h):
+ * the handle holds one page, opts.list_max_keys entries at most, however
+ * large the directory. Offsets count entries from the start of this
+ * reading; a page is known by its first offset and the store's cursor, so
+ * a readdir that goes on where the last ended asks for the next page, and
+ * a seekdir back (or telldir's offset reused) lists that page again and
+ * skips to the offset. S3 lists in key order from a cursor, so names that
+ * stay put are listed once even while others come and go between pages;
+ * entries added or removed meanwhile may or may not show, and a page that
+ * changed before a seekdir back into it can shift its offsets (POSIX
+ * leaves both unspecified). A name that is both an object "a" and a
+ * prefix "a/" shows once when both fall on one page, as the directory; on
+ * two pages it shows twice (a layout vaultfs never writes).
+ */
+
 static void item_push(struct view_dir *d, size_t *cap, const char *name,
 		      enum view_kind kind, const struct view_obj *obj)
 {
@@ -491,59 +454,224 @@ static void item_push(struct view_dir *d, size_t *cap, const char *name,
 	it->de.attr.mtime = it->obj.mtime;
 }
 
-static int item_cmp(const void *a, const void *b)
+/* by name; directories first among equal names: they win */
+static int item_cmp(const void *x, const void *y)
 {
-	return strcmp(((const struct dir_item *)a)->name,
-		      ((const struct dir_item *)b)->name);
+	const struct dir_item *a = x, *b = y;
+	int c = strcmp(a->name, b->name);
+
+	return c ? c : (int)b->obj.is_dir - (int)a->obj.is_dir;
+}
+
+static int str_cmp(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+struct page_acc {
+	struct view_dir *d;
+	size_t cap;
+};
+
+static int page_add(void *ctx, const char *name, const struct view_obj *obj)
+{
+	struct page_acc *a = ctx;
+	struct view_dir *d = a->d;
+
+	if (!strncmp(name, VIEW_LOCAL_TMP_PREFIX,
+		     strlen(VIEW_LOCAL_TMP_PREFIX)))
+		return 0;
+	/* page 0 lists it from the view already */
+	if (d->npinned && bsearch(&name, d->pinned, d->npinned,
+				  sizeof(*d->pinned), str_cmp))
+		return 0;
+	item_push(d, &a->cap, name, obj->is_dir ? VK_ARC_DIR : VK_ARC_FILE,
+		  obj);
+	return 0;
+}
+
+/* Page 0 opens with ".", ".." and what the store does not show yet (the
+ * pinned children), remembered to be left out of the store's pages. */
+static void page_head(struct view *v, struct view_dir *d, size_t *cap)
+{
+	struct view_node *n = d->node;
+
+	for (size_t i = 0; i < d->npinned; i++)
+		free(d->pinned[i]);
+	d->npinned = 0;
+	item_push(d, cap, ".", n->kind, NULL);
+	item_push(d, cap, "..", VK_ARC_DIR, NULL);
+	pthread_mutex_lock(&v->lock);
+	for (size_t i = 0; i < v->npinned; i++) {
+		struct view_node *p = v->pinned[i];
+		struct view_obj obj = {0};
+
+		if (p->parent != n || !p->hashed)
+			continue;
+		obj.is_dir = p->kind == VK_ARC_DIR;
+		obj.size = p->size;
+		obj.mtime = p->mtime;
+		item_push(d, cap, p->name, p->kind, &obj);
+		d->pinned = cm_xrealloc(d->pinned, (d->npinned + 1) *
+						       sizeof(*d->pinned));
+		d->pinned[d->npinned++] = cm_xstrdup(p->name);
+	}
+	pthread_mutex_unlock(&v->lock);
+	if (d->npinned) {
+		qsort(d->items + 2, d->n - 2, sizeof(*d->items), item_cmp);
+		qsort(d->pinned, d->npinned, sizeof(*d->pinned), str_cmp);
+	}
+}
+
+/* Fill d with page d->cur, from the store. An empty page that has a next
+ * (S3 may answer so; names the view cannot show) goes on to it, so a page
+ * holds at least one entry unless it is the last. */
+static int page_fetch(struct view *v, struct view_dir *d, struct cm_err *err)
+{
+	struct view_store *st = v->store;
+	const struct dir_page *pg = &d->pages[d->cur];
+	struct page_acc a = {d, 0};
+	char *cursor = pg->cursor ? cm_xstrdup(pg->cursor) : NULL;
+	char *next = NULL;
+	unsigned requests = 0;
+	size_t first, w;
+	int rc;
+
+	view_dir_clear(d);
+	free(d->next);
+	d->next = NULL;
+	d->loaded = false;
+	d->base = pg->start;
+	if (d->cur == 0)
+		page_head(v, d, &a.cap);
+	first = d->n;
+	for (;;) {
+		rc = st->ops->list(st, d->node->key, cursor,
+				   v->opts.list_max_keys, page_add, &a, &next,
+				   err);
+		free(cursor);
+		cursor = NULL;
+		requests++;
+		if (rc) {
+			free(next);
+			view_dir_clear(d);
+			return rc;
+		}
+		if (d->n > first || !next)
+			break;
+		cursor = next;
+		next = NULL;
+	}
+	/* one entry a name, the directory winning */
+	if (d->n - first > 1)
+		qsort(d->items + first, d->n - first, sizeof(*d->items),
+		      item_cmp);
+	for (size_t i = w = first; i < d->n; i++) {
+		if (w > first && !strcmp(d->items[w - 1].name, d->items[i].name)) {
+			free(d->items[i].name);
+			continue;
+		}
+		d->items[w++] = d->items[i];
+	}
+	d->n = w;
+	d->next = next;
+	d->loaded = true;
+	cm_debug("view: archive/%s/%s: page %zu at offset %llu: %zu entries "
+		 "(max-keys %u, %u request%s)%s",
+		 st->name, d->node->key, d->cur, (unsigned long long)d->base,
+		 d->n - first, v->opts.list_max_keys, requests,
+		 requests == 1 ? "" : "s", next ? "" : ", the last");
+	if (d->cur == 0 && !next)
+		cache_put(v, d->node->key, d->items + first, d->n - first);
+	return 0;
+}
+
+/* The page after the one loaded: pages beyond it (from before a seekdir
+ * back) started where the directory then was, so they go. */
+static int page_next(struct view *v, struct view_dir *d, struct cm_err *err)
+{
+	for (size_t i = d->cur + 1; i < d->npages; i++)
+		free(d->pages[i].cursor);
+	d->npages = d->cur + 1;
+	d->pages = cm_xrealloc(d->pages, (d->npages + 1) * sizeof(*d->pages));
+	d->pages[d->npages].start = d->base + d->n;
+	d->pages[d->npages].cursor = d->next;
+	d->next = NULL;
+	d->cur = d->npages++;
+	return page_fetch(v, d, err);
+}
+
+int view_arc_seek(struct view *v, struct view_dir *d, uint64_t off,
+		  struct cm_err *err)
+{
+	int rc = 0;
+
+	pthread_mutex_lock(&d->lock);
+	if (off == 0 && d->served) {
+		/* rewinddir: the directory as it is now */
+		d->cur = 0;
+		rc = page_fetch(v, d, err);
+	} else if (!d->loaded) {
+		/* the last fetch failed (that readdir got its error): the
+		 * same page again, never an early end */
+		rc = page_fetch(v, d, err);
+	}
+	if (!rc && (off < d->base || off - d->base > d->n)) {
+		/* a seekdir: the last page known to start at or before off
+		 * (forward from the one loaded, if that is it) */
+		size_t p = d->npages;
+
+		while (p > 1 && d->pages[p - 1].start > off)
+			p--;
+		if (p - 1 != d->cur || off < d->base) {
+			d->cur = p - 1;
+			rc = page_fetch(v, d, err);
+		}
+	}
+	while (!rc && off >= d->base + d->n && d->next)
+		rc = page_next(v, d, err);
+	d->served = true;
+	pthread_mutex_unlock(&d->lock);
+	return rc;
+}
+
+void view_arc_dir_free(struct view_dir *d)
+{
+	for (size_t i = 0; i < d->npages; i++)
+		free(d->pages[i].cursor);
+	free(d->pages);
+	for (size_t i = 0; i < d->npinned; i++)
+		free(d->pinned[i]);
+	free(d->pinned);
+	free(d->next);
+	d->pages = NULL;
+	d->pinned = NULL;
+	d->next = NULL;
+	d->npages = d->npinned = d->cur = 0;
+	d->base = 0;
 }
 
 int view_arc_opendir(struct view *v, struct view_dir *d, struct cm_err *err)
 {
 	struct view_node *n = d->node;
-	struct view_listing *l;
-	size_t cap = 0, pinned = 0;
+	size_t cap = 0;
 	char step[256];
-	int rc;
 
 	if (scope_step(v, n->key, step, sizeof(step))) {
 		/* on the way to the scope: only the next step of it */
 		item_push(d, &cap, ".", n->kind, NULL);
 		item_push(d, &cap, "..", VK_ARC_DIR, NULL);
 		item_push(d, &cap, step, VK_ARC_DIR, NULL);
-		for (size_t i = 0; i < d->n; i++)
-			d->items[i].de.name = d->items[i].name;
 		return 0;
 	}
-	rc = listing_get(v, n->key, &l, err);
-	if (rc)
-		return rc;
-	item_push(d, &cap, ".", n->kind, NULL);
-	item_push(d, &cap, "..", VK_ARC_DIR, NULL);
-	for (size_t i = 0; i < l->n; i++)
-		item_push(d, &cap, l->ents[i].name,
-			  l->ents[i].obj.is_dir ? VK_ARC_DIR : VK_ARC_FILE,
-			  &l->ents[i].obj);
-	/* what the store does not show yet */
-	pthread_mutex_lock(&v->lock);
-	for (size_t i = 0; i < v->npinned; i++) {
-		struct view_node *p = v->pinned[i];
-		struct view_obj obj = {0};
-
-		if (p->parent != n || !p->hashed || listing_find(l, p->name))
-			continue;
-		obj.is_dir = p->kind == VK_ARC_DIR;
-		obj.size = p->size;
-		obj.mtime = p->mtime;
-		item_push(d, &cap, p->name, p->kind, &obj);
-		pinned++;
-	}
-	listing_put_locked(l);
-	pthread_mutex_unlock(&v->lock);
-	if (pinned)
-		qsort(d->items + 2, d->n - 2, sizeof(*d->items), item_cmp);
-	for (size_t i = 0; i < d->n; i++)
-		d->items[i].de.name = d->items[i].name;
-	return 0;
+	/* the first page now, so a directory that cannot be listed fails
+	 * its opendir */
+	view_arc_dir_free(d);
+	d->paged = true;
+	d->pages = cm_xcalloc(1, sizeof(*d->pages));
+	d->npages = 1;
+	d->cur = 0;
+	return page_fetch(v, d, err);
 }
 
 /* ---- open files -------------------------------------------------------- */

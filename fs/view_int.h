@@ -144,16 +144,45 @@ struct dir_item {
 	char *name;	     /* owned (de.name points here) */
 };
 
+/* Where a page of a paged directory starts: its first entry's offset and
+ * the store's cursor of it (NULL: the first page). */
+struct dir_page {
+	uint64_t start;
+	char *cursor;
+};
+
 struct view_dir {
 	struct view_node *node; /* a reference */
-	struct dir_item *items;
+	struct dir_item *items; /* paged: the page loaded */
 	size_t n;
+	/*
+	 * An archive directory below the scope is read page by page
+	 * (view_arc_seek): items hold the entries at offsets base ..
+	 * base + n - 1, next is the store's cursor after them (NULL: the
+	 * last page) and pages[] where every page seen so far starts, for a
+	 * seekdir back. "." and ".." and the pinned names (pinned[], sorted,
+	 * what the store does not show yet) open page 0; later pages leave
+	 * those names out. The kernel sends one readdir of a handle at a
+	 * time, but ->lock makes that no one's assumption.
+	 */
+	bool paged;
+	bool served; /* a readdir was answered: offset 0 again rewinds */
+	bool loaded; /* items hold page cur (else its fetch failed: again) */
+	pthread_mutex_t lock;
+	uint64_t base;
+	char *next;
+	struct dir_page *pages;
+	size_t npages, cur; /* cur: the page loaded */
+	char **pinned;
+	size_t npinned;
 };
 
 /* Append an entry named `name` to d->items (capacity *cap, grown as
  * needed); the rest of the entry is zero. */
 struct dir_item *view_dir_add(struct view_dir *d, size_t *cap, const char *name,
 			      enum view_kind kind, mode_t mode);
+/* Free d's items (not its pages). */
+void view_dir_clear(struct view_dir *d);
 
 struct view_reader;
 struct view_writer;
@@ -250,6 +279,11 @@ void view_arc_release_all(struct view *v);
 int view_arc_lookup(struct view *v, struct view_node *parent, const char *name,
 		    struct view_attr *out, struct cm_err *err);
 int view_arc_opendir(struct view *v, struct view_dir *d, struct cm_err *err);
+/* Load the page of a paged directory that holds offset off (or the end). */
+int view_arc_seek(struct view *v, struct view_dir *d, uint64_t off,
+		  struct cm_err *err);
+/* Free what paging holds (view_releasedir). */
+void view_arc_dir_free(struct view_dir *d);
 int view_arc_open(struct view *v, struct view_file *f, int flags,
 		  struct view_open_out *oo, struct cm_err *err);
 int view_arc_create(struct view *v, struct view_node *parent, const char *name,

@@ -1,7 +1,7 @@
 /*
  * view_store.h - where the archive view's objects live: a small interface
  * with two implementations, S3 (view_store_s3.c: ListObjectsV2 with
- * delimiter '/', HeadObject, ranged GetObject, the streaming multipart
+ * delimiter '/', page by page, HeadObject, ranged GetObject, the streaming multipart
  * uploader, DeleteObject) and a local directory laid out like a bucket
  * (view_store_local.c: readdir, pread, a hidden temporary file renamed
  * into place).
@@ -47,9 +47,18 @@ typedef int (*view_wr_record_fn)(void *ctx, const char *upload_id,
 				 const char *tmp_path, struct cm_err *err);
 
 struct view_store_ops {
-	/* the children of prefix ("" or ending in '/') */
-	int (*list)(struct view_store *s, const char *prefix, view_list_fn fn,
-		    void *ctx, struct cm_err *err);
+	/* One page of the children of prefix ("" or ending in '/'), in the
+	 * store's order (S3: by key; local: the directory's own): at most
+	 * max entries (0: the store's default) from `cursor` (NULL: the
+	 * first page). *next is where the page after it starts (malloc'd,
+	 * opaque: S3's continuation token, the local directory's telldir
+	 * offset, which local filesystems keep stable across opens), NULL
+	 * after the last page. A page may hold fewer than max entries, even
+	 * none, and still have a next. Entries added or removed between two
+	 * pages may or may not be listed; the others are listed once. */
+	int (*list)(struct view_store *s, const char *prefix,
+		    const char *cursor, unsigned max, view_list_fn fn,
+		    void *ctx, char **next, struct cm_err *err);
 	/* the object `key` (-ENOENT when there is none) */
 	int (*stat)(struct view_store *s, const char *key, struct view_obj *out,
 		    struct cm_err *err);

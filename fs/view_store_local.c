@@ -17,6 +17,7 @@
  */
 #include "view_store.h"
 
+#include "fault.h"
 #include "mem.h"
 #include "timeutil.h"
 
@@ -63,15 +64,40 @@ static char *rel_dir(const char *prefix)
 	return cm_xstrndup(prefix, prefix[n - 1] == '/' ? n - 1 : n);
 }
 
-static int ls_list(struct view_store *s, const char *prefix, view_list_fn fn,
-		   void *ctx, struct cm_err *err)
+#define LS_PAGE_DEFAULT 1000
+
+static int ls_list(struct view_store *s, const char *prefix,
+		   const char *cursor, unsigned max, view_list_fn fn,
+		   void *ctx, char **next, struct cm_err *err)
 {
-	char *rel = rel_dir(prefix);
+	char *rel = rel_dir(prefix), *end;
 	struct dirent *de;
 	struct stat st;
+	unsigned seen = 0;
+	long pos = 0;
 	DIR *d;
 	int fd, rc = 0;
 
+	*next = NULL;
+	if (!max)
+		max = LS_PAGE_DEFAULT;
+	if (cm_fault("view.list")) {
+		rc = cm_err_set(err, EIO, "%s/%s: listing: injected fault",
+				L(s)->dir, rel);
+		free(rel);
+		return rc;
+	}
+	if (cursor) {
+		errno = 0;
+		pos = strtol(cursor, &end, 10);
+		if (errno || end == cursor || *end) {
+			rc = cm_err_set(err, EINVAL,
+					"%s/%s: bad listing position '%s'",
+					L(s)->dir, rel, cursor);
+			free(rel);
+			return rc;
+		}
+	}
 	fd = openat(L(s)->dirfd, rel,
 		    O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	if (fd < 0) {
@@ -90,9 +116,28 @@ static int ls_list(struct view_store *s, const char *prefix, view_list_fn fn,
 		free(rel);
 		return rc;
 	}
-	while (rc == 0 && (de = readdir(d))) {
+	if (cursor)
+		seekdir(d, pos);
+	/* max directory entries a page, counted as read (hidden ones too),
+	 * so a page's work is bounded whatever the directory holds */
+	for (;;) {
 		struct view_obj obj;
 
+		pos = telldir(d);
+		errno = 0;
+		de = readdir(d);
+		if (!de) {
+			if (errno)
+				rc = cm_err_set(err, errno, "%s/%s: %s",
+						L(s)->dir, rel,
+						strerror(errno));
+			break;
+		}
+		if (seen++ == max) {
+			/* more to come: the next page starts with it */
+			*next = cm_xasprintf("%ld", pos);
+			break;
+		}
 		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, "..") ||
 		    !strncmp(de->d_name, VIEW_LOCAL_TMP_PREFIX,
 			     strlen(VIEW_LOCAL_TMP_PREFIX)))
@@ -106,6 +151,12 @@ static int ls_list(struct view_store *s, const char *prefix, view_list_fn fn,
 		obj.size = obj.is_dir ? 0 : (uint64_t)st.st_size;
 		obj.mtime = st.st_mtime;
 		rc = fn(ctx, de->d_name, &obj);
+		if (rc)
+			break;
+	}
+	if (rc) {
+		free(*next);
+		*next = NULL;
 	}
 	closedir(d);
 	free(rel);

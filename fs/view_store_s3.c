@@ -94,15 +94,18 @@ static int list_one(void *ctx, const struct s3_list_entry *e)
 	return lc->fn(lc->ctx, name, &obj);
 }
 
-static int s3s_list(struct view_store *s, const char *prefix, view_list_fn fn,
-		    void *ctx, struct cm_err *err)
+static int s3s_list(struct view_store *s, const char *prefix,
+		    const char *cursor, unsigned max, view_list_fn fn,
+		    void *ctx, char **next, struct cm_err *err)
 {
 	struct s3_list_opts lo = {0};
 	struct list_ctx lc = {prefix, fn, ctx};
 
 	lo.prefix = *prefix ? prefix : NULL;
 	lo.delimiter = "/";
-	return s3_list_objects(S(s)->c, S(s)->bucket, &lo, list_one, &lc, err);
+	lo.max_keys = max;
+	return s3_list_objects_page(S(s)->c, S(s)->bucket, &lo, cursor,
+				    list_one, &lc, next, err);
 }
 
 static int s3s_stat(struct view_store *s, const char *key, struct view_obj *out,

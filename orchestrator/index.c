@@ -6,6 +6,11 @@
  * hash tables of entry numbers (plus one; 0 is empty) by id, by identity
  * digest and by name digest. The last two keep, for one key, the entry
  * with the greatest id (ids begin with their creation time: the newest).
+ * The identity digest covers vault, path, resource id, size and mtime;
+ * device and inode are compared as the engine compares the jobs in
+ * memory (orch_rp_identity_same_file: only where both are known), which a
+ * digest cannot, so every entry of one digest is kept, chained from the
+ * newest, and a lookup takes the newest of the same file.
  * State names are interned: an entry holds a byte.
  */
 #include "index.h"
@@ -29,10 +34,14 @@
 struct entry {
 	char id[ORCH_JOB_ID_SIZE];
 	uint8_t state;            /* into ix->states */
+	bool file_known;          /* dev and ino recorded */
 	uint8_t ident[DIGEST_LEN];
 	uint8_t name[DIGEST_LEN];
 	uint64_t where;
 	uint64_t result_size;
+	uint64_t dev, ino;
+	uint32_t same_ident;      /* the next entry (number + 1) with this
+				     ident digest; 0: none */
 	time_t ended;
 };
 
@@ -219,7 +228,7 @@ static uint32_t *table_slot(const struct orch_index *ix,
 static void table_put(struct orch_index *ix, enum key_kind k, uint32_t num)
 {
 	struct table *t = table_of(ix, k);
-	const struct entry *e = &ix->e[num - 1];
+	struct entry *e = &ix->e[num - 1];
 	uint32_t *slot;
 
 	if (!t->slot || (ix->n + 1) * 2 > t->cap) {
@@ -239,6 +248,20 @@ static void table_put(struct orch_index *ix, enum key_kind k, uint32_t num)
 		free(old.slot);
 	}
 	slot = table_slot(ix, t, k, entry_key(e, k), entry_hash(e, k));
+	if (k == KEY_IDENT && *slot) {
+		/* one identity, several jobs (a retry, another file of the
+		 * same name, size and mtime): all chained, the newest first */
+		struct entry *head = &ix->e[*slot - 1];
+
+		if (strcmp(head->id, e->id) < 0) {
+			e->same_ident = *slot;
+			*slot = num;
+		} else {
+			e->same_ident = head->same_ident;
+			head->same_ident = num;
+		}
+		return;
+	}
 	/* one key, several jobs (a retry, a replaced file): the newest */
 	if (!*slot || strcmp(ix->e[*slot - 1].id, e->id) < 0)
 		*slot = num;
@@ -309,6 +332,9 @@ void orch_index_add(struct orch_index *ix, const struct orch_index_rec *rec,
 	e->where = where;
 	e->result_size = rec->result_size;
 	e->ended = rec->ended;
+	e->file_known = rec->file.known;
+	e->dev = rec->file.dev;
+	e->ino = rec->file.ino;
 	ident_digest(rec->vault, rec->path, rec->resource_id, rec->size,
 		     rec->mtime, e->ident);
 	name_digest(rec->vault, rec->name ? rec->name : base_name(rec->path),
@@ -361,18 +387,28 @@ bool orch_index_find_id(const struct orch_index *ix, const char *id,
 bool orch_index_find_rp(const struct orch_index *ix, const char *vault,
 			const char *path, const char *resource_id,
 			uint64_t size, int64_t mtime,
+			const struct orch_rp_identity *id,
 			struct orch_index_hit *out)
 {
 	uint8_t d[DIGEST_LEN];
-	const struct entry *e;
+	const struct entry *e, *best = NULL;
 
 	if (!ix || !ix->n)
 		return false;
 	ident_digest(vault, path, resource_id, size, mtime, d);
-	e = table_get(ix, KEY_IDENT, d, digest_hash(d));
-	if (e)
-		fill_hit(ix, e, out);
-	return e != NULL;
+	for (e = table_get(ix, KEY_IDENT, d, digest_hash(d)); e;
+	     e = e->same_ident ? &ix->e[e->same_ident - 1] : NULL) {
+		struct orch_rp_identity f = { .known = e->file_known,
+					      .dev = e->dev,
+					      .ino = e->ino };
+
+		if (orch_rp_identity_same_file(&f, id) &&
+		    (!best || strcmp(best->id, e->id) < 0))
+			best = e;
+	}
+	if (best)
+		fill_hit(ix, best, out);
+	return best != NULL;
 }
 
 bool orch_index_find_name(const struct orch_index *ix, const char *vault,
@@ -442,6 +478,7 @@ void orch_index_rec_from_job(const struct orch_job *job,
 	out->resource_id = job->resource_id;
 	out->size = job->rp_size;
 	out->mtime = (int64_t)job->rp_mtime;
+	out->file = job->rp_id;
 	out->state = orch_job_state_name(job->state);
 	out->result_size = job->result_size;
 	for (int st = 0; st < ORCH_JOB_NSTATES; st++)
@@ -501,6 +538,11 @@ int orch_index_rec_from_json(const struct cm_json *record,
 		return -EINVAL;
 	}
 	out->mtime = (int64_t)mtime;
+	if (!orch_rp_identity_from_record(rp, &out->file)) {
+		snprintf(why, n, "job %s: recoveryPoint.identity: bad",
+			 out->id);
+		return -EINVAL;
+	}
 	return 0;
 }
 
@@ -509,6 +551,19 @@ int orch_index_rec_from_json(const struct cm_json *record,
 static char *index_path(const char *state_dir, const char *name)
 {
 	return cm_xasprintf("%s/%s", state_dir, name);
+}
+
+/* A checked record to the caller; its error names the file and line. */
+static int deliver(orch_index_fn fn, void *ctx, const struct orch_job *job,
+		   const struct cm_json *record,
+		   const struct orch_index_rec *rec, uint64_t off,
+		   const char *path, size_t lineno, struct cm_err *err)
+{
+	int rc = fn ? fn(ctx, job, record, rec, off) : 0;
+
+	if (rc && err)
+		cm_err_prefix(err, "index %s: line %zu", path, lineno);
+	return rc;
 }
 
 int orch_index_read(const char *state_dir, orch_index_fn fn, void *ctx,
@@ -537,6 +592,7 @@ int orch_index_read(const char *state_dir, orch_index_fn fn, void *ctx,
 	why[0] = '\0';
 	while ((len = getline(&line, &cap, f)) > 0) {
 		struct orch_index_rec rec;
+		struct orch_job *job = NULL;
 		struct cm_json *j = NULL;
 		struct cm_err pe;
 		uint64_t v;
@@ -551,6 +607,20 @@ int orch_index_read(const char *state_dir, orch_index_fn fn, void *ctx,
 			snprintf(why, sizeof(why), "torn (the line does not "
 				 "end)");
 			break;
+		}
+		/* a record as this version writes it: read by hand */
+		if (lineno > 1 &&
+		    orch_job_scan_record(line, (size_t)len, &job) == 0) {
+			orch_index_rec_from_job(job, &rec);
+			rec.ended = 0; /* as from the JSON: not needed */
+			here.count++;
+			rc = deliver(fn, ctx, job, NULL, &rec, off, path,
+				     lineno, err);
+			orch_job_free(job);
+			if (rc)
+				break;
+			off += (uint64_t)len;
+			continue;
 		}
 		if (cm_json_parse(line, (size_t)len, &j, &pe)) {
 			snprintf(why, sizeof(why), "%s", pe.msg);
@@ -579,10 +649,8 @@ int orch_index_read(const char *state_dir, orch_index_fn fn, void *ctx,
 		} else if (orch_index_rec_from_json(j, &rec, why,
 						    sizeof(why)) == 0) {
 			here.count++;
-			rc = fn ? fn(ctx, j, &rec, off) : 0;
-			if (rc && err)
-				cm_err_prefix(err, "index %s: line %zu", path,
-					      lineno);
+			rc = deliver(fn, ctx, NULL, j, &rec, off, path, lineno,
+				     err);
 		}
 		cm_json_free(j);
 		if (why[0] || rc)
@@ -613,11 +681,13 @@ struct load_ctx {
 	struct orch_index *ix;
 };
 
-static int load_record(void *ctx, const struct cm_json *record,
+static int load_record(void *ctx, const struct orch_job *job,
+		       const struct cm_json *record,
 		       const struct orch_index_rec *rec, uint64_t off)
 {
 	struct load_ctx *lc = ctx;
 
+	(void)job;
 	(void)record;
 	orch_index_add(lc->ix, rec, off);
 	return 0;
@@ -635,7 +705,6 @@ int orch_index_load_record(const char *state_dir, uint64_t off,
 			   struct orch_job **out, struct cm_err *err)
 {
 	char *path = index_path(state_dir, ORCH_INDEX_NAME);
-	struct cm_json *j = NULL;
 	char *line = NULL, why[256];
 	size_t cap = 0;
 	ssize_t len;
@@ -655,17 +724,14 @@ int orch_index_load_record(const char *state_dir, uint64_t off,
 				(unsigned long long)off);
 		goto out;
 	}
-	rc = cm_json_parse(line, (size_t)len, &j, err);
-	if (rc == 0) {
-		rc = orch_job_from_record(j, out, why, sizeof(why));
-		if (rc)
-			cm_err_set(err, -rc, "index %s: at %llu: %s", path,
-				   (unsigned long long)off, why);
-	}
+	rc = orch_job_from_record_line(line, (size_t)len, out, why,
+				       sizeof(why));
+	if (rc)
+		cm_err_set(err, -rc, "index %s: at %llu: %s", path,
+			   (unsigned long long)off, why);
 out:
 	if (f)
 		fclose(f);
-	cm_json_free(j);
 	free(line);
 	free(path);
 	return rc;

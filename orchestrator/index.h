@@ -69,6 +69,7 @@ struct orch_index_rec {
 	const char *resource_id;
 	uint64_t size;           /* the recovery point's; 0: unknown */
 	int64_t mtime;           /* 0: unknown */
+	struct orch_rp_identity file; /* dev and ino count (known or not) */
 	const char *state;       /* its name, known to this version or not */
 	uint64_t result_size;    /* the archive's */
 	time_t ended;            /* its last state change; 0: not needed
@@ -110,10 +111,13 @@ struct orch_index_hit {
 /* By job id. The finders take a NULL table (none loaded yet) as empty. */
 bool orch_index_find_id(const struct orch_index *ix, const char *id,
 			struct orch_index_hit *out);
-/* The newest job for this recovery point identity. */
+/* The newest job for this recovery point: vault, path, resource id, size
+ * and mtime equal, and the same file (orch_rp_identity_same_file: id may
+ * be NULL or not known), as the engine matches the jobs in memory. */
 bool orch_index_find_rp(const struct orch_index *ix, const char *vault,
 			const char *path, const char *resource_id,
 			uint64_t size, int64_t mtime,
+			const struct orch_rp_identity *id,
 			struct orch_index_hit *out);
 /* The newest job for the recovery point `name` of `vault`. */
 bool orch_index_find_name(const struct orch_index *ix, const char *vault,
@@ -140,10 +144,13 @@ struct orch_index_pos {
 	size_t count;
 };
 
-/* Called for each record (checked: rec is what the table needs of it,
- * borrowed from record), with its offset; nonzero stops the read and is
- * returned. */
-typedef int (*orch_index_fn)(void *ctx, const struct cm_json *record,
+/* Called for each record (checked: rec is what the table needs of it),
+ * with its offset; nonzero stops the read and is returned. A record in
+ * the form this version writes comes read (job, by orch_job_scan_record;
+ * record NULL), any other parsed (record; job NULL: orch_job_from_record
+ * makes one). Both borrowed for the call. */
+typedef int (*orch_index_fn)(void *ctx, const struct orch_job *job,
+			     const struct cm_json *record,
 			     const struct orch_index_rec *rec, uint64_t off);
 
 /*

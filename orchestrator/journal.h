@@ -256,6 +256,20 @@ char *orch_job_record_text(const struct orch_job *job);
  * failed, with a note naming it in last_error. -EINVAL with why set. */
 int orch_job_from_record(const struct cm_json *record, struct orch_job **out,
 			 char *why, size_t n);
+/* recoveryPoint.identity of a record or journal file (rp: the
+ * recoveryPoint object): absent (an older vaultfs: id->known false) or
+ * whole; false when malformed. */
+bool orch_rp_identity_from_record(const struct cm_json *rp,
+				  struct orch_rp_identity *id);
+/* The same from the record's line (with or without its '\n'): read by a
+ * scanner made for exactly what orch_job_record_text writes, else through
+ * the JSON parser (a record of another version, or edited by hand). The
+ * two accept the same records. */
+int orch_job_from_record_line(const char *line, size_t len,
+			      struct orch_job **out, char *why, size_t n);
+/* The scanner alone: 0 and *out, or 1 when it does not recognise the line
+ * (nothing said about whether the JSON parser would take it). */
+int orch_job_scan_record(const char *line, size_t len, struct orch_job **out);
 
 /*
  * Remove a job's files (ID.json, ID.log) once its record is elsewhere

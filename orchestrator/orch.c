@@ -191,9 +191,7 @@ static struct job *find_job_for(struct orch *o,
 		    strcmp(j->rp_path, rp->path) == 0 &&
 		    strcmp(j->resource_id, rp->resource_id) == 0 &&
 		    j->rp_size == rp->size && j->rp_mtime == rp->mtime &&
-		    (!j->rp_id.known || !rp->id.known ||
-		     (j->rp_id.dev == rp->id.dev &&
-		      j->rp_id.ino == rp->id.ino)))
+		    orch_rp_identity_same_file(&j->rp_id, &rp->id))
 			return o->jobs[i];
 	}
 	return NULL;
@@ -738,7 +736,7 @@ static int submit_rp(struct orch *o, const struct orch_recovery_point *rp,
 		}
 	} else if (orch_index_find_rp(o->index, rp->vault, rp->path,
 				      rp->resource_id, rp->size,
-				      (int64_t)rp->mtime, &hit) &&
+				      (int64_t)rp->mtime, &rp->id, &hit) &&
 		   (hit.state == ORCH_JOB_SUCCEEDED || !retry)) {
 		/* finished, out of memory: a state unknown here is
 		 * retried as a failed one would be */

@@ -35,6 +35,13 @@ bool orch_rp_identity_equal(const struct orch_rp_identity *a,
 	       a->mtime_ns == b->mtime_ns;
 }
 
+bool orch_rp_identity_same_file(const struct orch_rp_identity *a,
+				const struct orch_rp_identity *b)
+{
+	return !a || !b || !a->known || !b->known ||
+	       (a->dev == b->dev && a->ino == b->ino);
+}
+
 const char *orch_file_kind(mode_t mode)
 {
 	switch (mode & S_IFMT) {

@@ -44,6 +44,12 @@ void orch_rp_identity_from_stat(struct orch_rp_identity *id,
 /* Every field equal (both known). */
 bool orch_rp_identity_equal(const struct orch_rp_identity *a,
 			    const struct orch_rp_identity *b);
+/* The same file, for "was this recovery point archived already": device
+ * and inode equal where both are known (a or b NULL or not known: a
+ * journal or index record of an older vaultfs, nothing to tell). The
+ * one definition for the jobs in memory and the index's. */
+bool orch_rp_identity_same_file(const struct orch_rp_identity *a,
+				const struct orch_rp_identity *b);
 
 /* "a symlink", "a FIFO", "a directory", ... for messages. */
 const char *orch_file_kind(mode_t mode);

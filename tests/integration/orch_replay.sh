@@ -8,6 +8,8 @@
 # SIGKILL while paused at `writing` with the overlay mounted (its FUSE
 # mount is then dead); the next `run --once` unmounts it, detaches the
 # loop devices, removes the overlay's directory, and archives the job.
+# And an overlayLimit too small for the journal, with autoDeleteSnapshot:
+# the job ends incomplete and the snapshot stays.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/archive.inc"
 . "$(dirname "$0")/orch.inc"
@@ -22,16 +24,18 @@ make_bucket B
 head -c $((200 * 1024 + 3)) /dev/urandom >"$T/data.bin"
 printf 'committed, in the journal only\n' >"$T/note.txt"
 
-# config NAME: a vault $T/NAME/vault into s3://$B/NAME, state in
-# $T/NAME/state; the recovery points are kept
+# config NAME [LIMIT [AUTODELETE]]: a vault $T/NAME/vault into
+# s3://$B/NAME, state in $T/NAME/state, overlayLimit LIMIT (256MiB); the
+# recovery points are kept unless AUTODELETE is true
 config() {
 	mkdir -p "$T/$1/vault"
 	write_config "$T/$1.json" "{
   \"vaults\": [ { \"name\": \"$1\", \"path\": \"$T/$1/vault\" } ],
+  \"autoDeleteSnapshot\": ${3:-false},
   \"destination\": \"s3://$B/$1\",
   \"endpoint\": \"$AWS_ENDPOINT_URL_S3\",
   \"stateDir\": \"$T/$1/state\",
-  \"overlayLimit\": \"256MiB\"
+  \"overlayLimit\": \"${2:-256MiB}\"
 }"
 }
 
@@ -80,6 +84,28 @@ jstate "$T/live/state" '" ".join(sorted(set("%s:%s" % (r["kind"], r["status"]) f
 grep -q 'tempdir:released' "$T/live.res" || die "live: no overlay directory in the journal: $(cat "$T/live.res")"
 ! grep -qE ':(intended|created)' "$T/live.res" || die "live: resources not released: $(cat "$T/live.res")"
 log "run --once into S3: ext4 and xfs replayed, archived whole, recovery points unchanged, nothing left"
+
+# --- overlayLimit too small: not replayed, incomplete, the snapshot kept ---
+config small 8KiB true
+snapshot_live ext4 "$T/s.img" "$T/note.txt"
+mv "$T/s.img.snap" "$T/small/vault/s.img"
+sha=$(sha256sum <"$T/small/vault/s.img")
+vf_run_fails --config "$T/small.json" --once
+[ "$(jstate "$T/small/state" 'j["state"]')" = incomplete ] ||
+	die "small: the job is $(jstate "$T/small/state" 'j["state"]' 'j.get("lastError")'), not incomplete"
+jstate "$T/small/state" 'j["result"].get("incomplete", "")' | grep -q 'journal not replayed: the overlay is full' ||
+	die "small: the job does not say why: $(jstate "$T/small/state" 'j["result"]')"
+[ "$(jstate "$T/small/state" 'j.get("snapshotDeleted", False)')" = False ] || die "small: snapshotDeleted"
+[ -f "$T/small/vault/s.img" ] || die "small: the snapshot of an incomplete job was deleted (autoDeleteSnapshot: true)"
+[ "$(sha256sum <"$T/small/vault/s.img")" = "$sha" ] || die "small: the recovery point was modified"
+url=$(jstate "$T/small/state" 'j["result"]["url"]')
+check_s3_archive "$B" "${url#s3://$B/}"
+case $(mjson "$CHECKED_MAN" 'm["volumes"][0].get("journal")') in
+"not replayed: the overlay is full"*) ;;
+*) die "small: journal is '$(mjson "$CHECKED_MAN" 'm["volumes"][0].get("journal")')'" ;;
+esac
+nothing_left small
+log "overlayLimit 8KiB with autoDeleteSnapshot: not replayed, the job incomplete, the snapshot kept"
 
 # --- kill -9 while writing, the overlay mounted ---------------------------
 config crash

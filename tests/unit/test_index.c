@@ -155,12 +155,12 @@ static void test_round_trip(void **state)
 	assert_int_equal(hit.state, ORCH_JOB_FAILED);
 	assert_int_equal(hit.where, offs[1]);
 	assert_true(orch_index_find_rp(ix, "v", "/v/c.img", "local:v:c.img",
-				       3000, 1795639516, &hit));
+				       3000, 1795639516, NULL, &hit));
 	assert_string_equal(hit.id, jobs[2]->id);
 	assert_false(orch_index_find_rp(ix, "v", "/v/c.img", "local:v:c.img",
-					3001, 1795639516, &hit));
+					3001, 1795639516, NULL, &hit));
 	assert_false(orch_index_find_rp(ix, "v", "/v/c.img", "local:v:c.img",
-					3000, 1795639517, &hit));
+					3000, 1795639517, NULL, &hit));
 	assert_true(orch_index_find_name(ix, "v", "a.img", &hit));
 	assert_string_equal(hit.id, jobs[0]->id);
 	assert_false(orch_index_find_name(ix, "w", "a.img", &hit));
@@ -241,7 +241,7 @@ static void test_unknown_kept(void **state)
 	orch_index_counts(ix, by_state, &other, NULL);
 	assert_int_equal(other, 1);
 	assert_true(orch_index_find_rp(ix, "v", "/v/x.img", "local:v:x.img",
-				       7, 1795639516, &hit));
+				       7, 1795639516, NULL, &hit));
 
 	/* read back here: final, and says what it was */
 	assert_int_equal(orch_index_load_record(tmp, hit.where, &back, &err),
@@ -367,6 +367,62 @@ static void test_faults(void **state)
 }
 
 /* Many jobs of one recovery point: the newest answers. */
+/* The index matches a recovery point as the engine matches the jobs in
+ * memory (orch_rp_identity_same_file): another file - device and inode -
+ * of the same name, size and mtime is not the one archived; a record
+ * that knows no file (an older vaultfs) matches any. */
+static void test_same_file(void **state)
+{
+	struct orch_rp_identity a = { .known = true, .dev = 8, .ino = 100 };
+	struct orch_rp_identity b = a, c = a, unknown = { 0 };
+	struct orch_index *ix = orch_index_new();
+	struct orch_job *jobs[3];
+	struct orch_index_pos pos;
+	struct orch_index_hit hit;
+	struct cm_err err;
+	uint64_t offs[3];
+
+	(void)state;
+	b.ino = 200;
+	c.ino = 300;
+	assert_true(orch_rp_identity_same_file(&a, &a));
+	assert_false(orch_rp_identity_same_file(&a, &b));
+	assert_false(orch_rp_identity_same_file(&b, &a));
+	assert_true(orch_rp_identity_same_file(&a, &unknown));
+	assert_true(orch_rp_identity_same_file(NULL, &a));
+	jobs[0] = finished("d.img", ORCH_JOB_SUCCEEDED, 4096);
+	jobs[1] = finished("d.img", ORCH_JOB_FAILED, 4096);
+	jobs[2] = finished("e.img", ORCH_JOB_SUCCEEDED, 4096);
+	for (int i = 0; i < 3; i++)
+		orch_job_id_format(1795639516000ULL + (uint64_t)i * 1000,
+				   (unsigned)i, jobs[i]->id);
+	jobs[0]->rp_id = a;
+	jobs[1]->rp_id = b; /* newer: the file was replaced */
+	write_jobs(jobs, 3, NULL, offs);
+	cm_err_clear(&err);
+	assert_int_equal(orch_index_load(tmp, ix, &pos, &err), 0);
+
+	assert_true(orch_index_find_rp(ix, "v", "/v/d.img", "local:v:d.img",
+				       4096, 1795639516, &a, &hit));
+	assert_string_equal(hit.id, jobs[0]->id);
+	assert_true(orch_index_find_rp(ix, "v", "/v/d.img", "local:v:d.img",
+				       4096, 1795639516, &b, &hit));
+	assert_string_equal(hit.id, jobs[1]->id);
+	/* a third file: never archived, whatever its name says */
+	assert_false(orch_index_find_rp(ix, "v", "/v/d.img", "local:v:d.img",
+					4096, 1795639516, &c, &hit));
+	/* no identity to tell: the newest */
+	assert_true(orch_index_find_rp(ix, "v", "/v/d.img", "local:v:d.img",
+				       4096, 1795639516, &unknown, &hit));
+	assert_string_equal(hit.id, jobs[1]->id);
+	assert_true(orch_index_find_rp(ix, "v", "/v/e.img", "local:v:e.img",
+				       4096, 1795639516, &c, &hit));
+	assert_string_equal(hit.id, jobs[2]->id);
+	for (int i = 0; i < 3; i++)
+		orch_job_free(jobs[i]);
+	orch_index_free(ix);
+}
+
 static void test_newest_wins(void **state)
 {
 	struct orch_index *ix = orch_index_new();
@@ -391,7 +447,7 @@ static void test_newest_wins(void **state)
 	rec.state = "failed";
 	orch_index_add(ix, &rec, 10);
 	assert_true(orch_index_find_rp(ix, "v", "/v/a.img", "local:v:a.img",
-				       5, 0, &hit));
+				       5, 0, NULL, &hit));
 	assert_string_equal(hit.id, ids[1]);
 	rec.id = ids[2];
 	rec.state = "cancelled";
@@ -429,6 +485,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_torn_and_corrupt, setup,
 						teardown),
 		cmocka_unit_test(test_newest_wins),
+		cmocka_unit_test_setup_teardown(test_same_file, setup,
+						teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -21,8 +21,8 @@
 #include <unistd.h>
 
 #include "core/err.h"
-#include "core/mem.h"
 #include "core/json.h"
+#include "core/mem.h"
 #include "orchestrator/index.h"
 #include "orchestrator/journal.h"
 #include "orchestrator/keys.h"
@@ -232,6 +232,41 @@ static void test_open_creates_dirs(void **state)
 
 /* ---- states ------------------------------------------------------------ */
 
+static void same_str(const char *a, const char *b)
+{
+	if (!a || !b)
+		assert_ptr_equal(a, b);
+	else
+		assert_string_equal(a, b);
+}
+
+/* Every field the journal keeps (resources aside) agrees. */
+static void same_job(const struct orch_job *a, const struct orch_job *b)
+{
+	assert_string_equal(a->id, b->id);
+	same_str(a->vault, b->vault);
+	same_str(a->rp_name, b->rp_name);
+	same_str(a->rp_path, b->rp_path);
+	same_str(a->resource_id, b->resource_id);
+	assert_int_equal(a->rp_size, b->rp_size);
+	assert_int_equal(a->rp_mtime, b->rp_mtime);
+	assert_memory_equal(&a->rp_id, &b->rp_id, sizeof(a->rp_id));
+	assert_int_equal(a->state, b->state);
+	assert_int_equal(a->attempts, b->attempts);
+	assert_memory_equal(a->times, b->times, sizeof(a->times));
+	assert_int_equal(a->bytes_read, b->bytes_read);
+	assert_int_equal(a->bytes_total, b->bytes_total);
+	assert_int_equal(a->bytes_written, b->bytes_written);
+	same_str(a->result_url, b->result_url);
+	assert_int_equal(a->result_size, b->result_size);
+	same_str(a->result_etag, b->result_etag);
+	same_str(a->result_sha256, b->result_sha256);
+	same_str(a->result_incomplete, b->result_incomplete);
+	same_str(a->last_error, b->last_error);
+	assert_int_equal(a->verified, b->verified);
+	assert_int_equal(a->snapshot_deleted, b->snapshot_deleted);
+}
+
 static void test_every_state(void **state)
 {
 	struct orch_journal *j = NULL;
@@ -298,17 +333,9 @@ static void test_every_state(void **state)
 	assert_int_equal(orch_journal_load_all(j, ORCH_LOAD_ALL, &l, &err), 0);
 	assert_int_equal(l.n, ORCH_JOB_NSTATES);
 	for (size_t i = 0; i < l.n; i++) {
-		struct orch_job *a = jobs[i], *b = l.jobs[i];
+		struct orch_job *b = l.jobs[i];
 
-		assert_string_equal(a->id, b->id);
-		assert_string_equal(a->vault, b->vault);
-		assert_string_equal(a->rp_name, b->rp_name);
-		assert_string_equal(a->rp_path, b->rp_path);
-		assert_string_equal(a->resource_id, b->resource_id);
-		assert_int_equal(a->state, b->state);
-		assert_int_equal(a->attempts, b->attempts);
-		for (int k = 0; k < ORCH_JOB_NSTATES; k++)
-			assert_int_equal(a->times[k], b->times[k]);
+		same_job(jobs[i], b);
 		assert_true(b->times[ORCH_JOB_QUEUED] > 0);
 		assert_int_equal(b->bytes_read, 1000 + i);
 		assert_int_equal(b->bytes_total, 1ull << 40);
@@ -874,6 +901,107 @@ static void test_hostile_resource_ids(void **state)
 	}
 }
 
+/* line: 0 the scanner must take it, 1 leave it to the JSON parser */
+static void check_line(const char *line, int want_scan)
+{
+	struct orch_job *a = NULL, *b = NULL, *c = NULL;
+	struct cm_json *j = NULL;
+	struct cm_err err;
+	char why[256];
+
+	cm_err_clear(&err);
+	if (orch_job_scan_record(line, strlen(line), &a) != want_scan)
+		fail_msg("the scanner %s %s", want_scan ? "takes" : "refuses",
+			 line);
+	assert_int_equal(cm_json_parse(line, strlen(line), &j, &err), 0);
+	if (orch_job_from_record(j, &b, why, sizeof(why)) != 0)
+		fail_msg("the JSON parser refuses %s: %s", line, why);
+	assert_int_equal(orch_job_from_record_line(line, strlen(line), &c,
+						   why, sizeof(why)),
+			 0);
+	same_job(b, c);
+	if (a)
+		same_job(a, b);
+	orch_job_free(a);
+	orch_job_free(b);
+	orch_job_free(c);
+	cm_json_free(j);
+}
+
+/* The index's hand-written record reader takes every record the writer
+ * makes (hostile strings included) and reads it as the JSON parser does;
+ * what it does not know it leaves to the parser. */
+static void test_record_scanner(void **state)
+{
+	static const char *const paths[] = {
+		"/v/plain.img", "/v/quote\"back\\slash/",
+		"/v/ctl\x01\x1f\ttab\nnl\rcr\b\f", "/v/utf8-\xc3\xa9\xe2\x82\xac",
+	};
+	struct orch_job *job;
+	char *text;
+
+	(void)state;
+	for (int i = 0; i < ORCH_JOB_NSTATES; i++) {
+		for (size_t p = 0; p < sizeof(paths) / sizeof(*paths); p++) {
+			job = orch_job_new("v\"1", "snap:1\"x", paths[p],
+					   "local:v:x");
+			for (int k = 1; k <= i; k++)
+				orch_job_set_state(job,
+						   (enum orch_job_state)k);
+			job->attempts = (unsigned)i;
+			job->bytes_read = (uint64_t)i << 40;
+			job->bytes_total = (1ull << 49) + p; /* 15 digits */
+			if (p % 2) {
+				struct stat st;
+
+				assert_int_equal(stat("/", &st), 0);
+				orch_rp_identity_from_stat(&job->rp_id, &st);
+				job->rp_size = 1048576 + p;
+				job->rp_mtime = 1795639516;
+			}
+			if (i >= ORCH_JOB_SUCCEEDED)
+				orch_job_set_result(job, paths[p], 12345,
+						    p ? "abc-2" : NULL,
+						    p > 1 ? "00ff" : NULL);
+			if (i == ORCH_JOB_INCOMPLETE)
+				job->result_incomplete =
+				    cm_xstrdup("2 items: \"a\"");
+			if (i == ORCH_JOB_FAILED)
+				orch_job_set_error(job, paths[p]);
+			job->verified = p & 1;
+			job->snapshot_deleted = p & 2;
+			text = orch_job_record_text(job);
+			check_line(text, 0);
+			free(text);
+			orch_job_free(job);
+		}
+	}
+	/* members in another order, a state of a newer vaultfs, a count
+	 * printed with an exponent, a \u escape past ASCII: the parser's */
+	check_line("{\"vault\":\"v\",\"id\":\"20261126T204516.123Z-3f9a1c0b\","
+		   "\"recoveryPoint\":{\"path\":\"/v/a\",\"resourceId\":\"r\"},"
+		   "\"state\":\"failed\",\"attempts\":1}",
+		   1);
+	check_line("{\"id\":\"20261126T204516.123Z-3f9a1c0b\",\"vault\":\"v\","
+		   "\"recoveryPoint\":{\"path\":\"/v/a\",\"resourceId\":\"r\"},"
+		   "\"state\":\"frozen\",\"attempts\":1,\"times\":{},"
+		   "\"progress\":{\"bytesRead\":0,\"bytesTotal\":0,"
+		   "\"bytesWritten\":0}}\n",
+		   1);
+	check_line("{\"id\":\"20261126T204516.123Z-3f9a1c0b\",\"vault\":\"v\","
+		   "\"recoveryPoint\":{\"path\":\"/v/a\",\"resourceId\":\"r\","
+		   "\"size\":1e+15},\"state\":\"failed\",\"attempts\":1,"
+		   "\"times\":{},\"progress\":{\"bytesRead\":0,\"bytesTotal\":0,"
+		   "\"bytesWritten\":0}}\n",
+		   1);
+	check_line("{\"id\":\"20261126T204516.123Z-3f9a1c0b\",\"vault\":\"\\u00e9\","
+		   "\"recoveryPoint\":{\"path\":\"/v/a\",\"resourceId\":\"r\"},"
+		   "\"state\":\"failed\",\"attempts\":1,\"times\":{},"
+		   "\"progress\":{\"bytesRead\":0,\"bytesTotal\":0,"
+		   "\"bytesWritten\":0}}\n",
+		   1);
+}
+
 static void test_key_is_safe(void **state)
 {
 	struct cm_err err;
@@ -937,6 +1065,7 @@ int main(void)
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_provider_resource, setup,
 						teardown),
+		cmocka_unit_test(test_record_scanner),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

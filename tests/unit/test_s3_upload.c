@@ -42,7 +42,7 @@
 #include "core/s3_upload.h"
 #include "core/timeutil.h"
 
-#define MAX_CONNS 64
+#define MAX_CONNS 256 /* every connection of the whole run: slots are not reused */
 #define MAX_PARTS 64
 
 struct fake {
@@ -77,6 +77,13 @@ struct fake {
 	bool complete_lost;
 	bool upload_remains;	/* ListParts still finds it */
 	int head_size_delta;	/* HeadObject's size is off by this */
+	/* a lost PutObject answer: the next PutObject makes the object (of
+	 * other bytes with put_other: another client's) and its connection
+	 * closes unanswered; from then on the key exists */
+	bool put_lost, put_other;
+	bool has_object; /* HeadObject answers put_len and put_md5 */
+	uint64_t put_len;
+	uint8_t put_md5[CM_MD5_LEN];
 	int list_parts;		/* ListParts requests */
 	unsigned part_delay_ms;
 	int want_parallel; /* parts 1..N wait (5 s at most) until N
@@ -285,6 +292,31 @@ static void handle(int fd, const char *head, const char *method,
 		F.aborts++;
 		pthread_mutex_unlock(&F.lock);
 		reply(fd, 204, NULL, NULL);
+	} else if (!strcmp(method, "HEAD") && F.has_object) {
+		char h[256];
+		int hn;
+
+		pthread_mutex_lock(&F.lock);
+		F.heads++;
+		cm_hex(F.put_md5, CM_MD5_LEN, hex);
+		hn = snprintf(h, sizeof(h),
+			      "HTTP/1.1 200 X\r\nContent-Length: %llu\r\n"
+			      "ETag: \"%s\"\r\n\r\n",
+			      (unsigned long long)F.put_len, hex);
+		pthread_mutex_unlock(&F.lock);
+		if (write(fd, h, (size_t)hn) < 0)
+			return;
+	} else if (!strcmp(method, "PUT") && F.put_lost) {
+		pthread_mutex_lock(&F.lock);
+		F.puts++;
+		F.put_lost = false;
+		F.has_object = F.key_exists = true;
+		F.put_len = blen;
+		cm_md5(body, blen, F.put_md5);
+		if (F.put_other)
+			F.put_md5[0] ^= 1;
+		pthread_mutex_unlock(&F.lock);
+		shutdown(fd, SHUT_RDWR); /* the answer is lost */
 	} else if (!strcmp(method, "HEAD")) {
 		uint8_t all[MAX_PARTS * CM_MD5_LEN], md5[CM_MD5_LEN];
 		int n;
@@ -735,6 +767,50 @@ static void test_if_none_match(void **state)
 	s3_client_free(c);
 }
 
+/* A PutObject with If-None-Match: * whose answer was lost: the resend
+ * gets 412, and the object there is ours (our size, our MD5 as ETag), so
+ * the upload succeeds; when it is not ours, EEXIST. */
+static void test_put_answer_lost(void **state)
+{
+	struct s3_upload_opts o = {
+	    .part_size = 5 * S3_MIB, .concurrency = 2, .if_none_match = true};
+	struct s3_client *c = client();
+	struct s3_upload_result res;
+	struct cm_err err;
+	struct s3_upload *u;
+	uint8_t buf[1000], md5[CM_MD5_LEN];
+	char want[2 * CM_MD5_LEN + 1];
+
+	(void)state;
+	cm_err_clear(&err);
+	F.heads = F.precondition_failures = 0;
+	F.put_lost = true;
+	u = s3_upload_new(c, "b", "k", &o, &err);
+	assert_int_equal(stream(u, 1000, &err), 0);
+	assert_int_equal(s3_upload_finish(u, &res, &err), 0);
+	s3_upload_free(u);
+	assert_int_equal(F.precondition_failures, 1);
+	assert_int_equal(F.heads, 1);
+	fill(buf, sizeof(buf), 0);
+	cm_md5(buf, sizeof(buf), md5);
+	cm_hex(md5, CM_MD5_LEN, want);
+	assert_string_equal(res.etag, want);
+
+	/* another client's bytes at the key: taken */
+	F.heads = F.precondition_failures = 0;
+	F.has_object = F.key_exists = false;
+	F.put_lost = F.put_other = true;
+	u = s3_upload_new(c, "b", "k", &o, &err);
+	assert_int_equal(stream(u, 1000, &err), 0);
+	assert_int_equal(s3_upload_finish(u, &res, &err), -EEXIST);
+	assert_non_null(strstr(err.msg, "exists"));
+	s3_upload_free(u);
+	assert_int_equal(F.heads, 1);
+	F.has_object = F.key_exists = F.put_other = false;
+	F.heads = F.precondition_failures = 0;
+	s3_client_free(c);
+}
+
 /* The upload fails with msg_part in its message, and is aborted once:
  * from a stream of `size` bytes, or from the file at path when not NULL. */
 static void expect_abort_of(struct s3_upload_opts *o, uint64_t size,
@@ -1147,6 +1223,7 @@ int main(void)
 	    cmocka_unit_test(test_multipart),
 	    cmocka_unit_test(test_budget),
 	    cmocka_unit_test(test_if_none_match),
+	    cmocka_unit_test(test_put_answer_lost),
 	    cmocka_unit_test(test_failures),
 	    cmocka_unit_test(test_lost_complete),
 	    cmocka_unit_test(test_abort_by_caller),

@@ -16,11 +16,13 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "core/err.h"
@@ -159,13 +161,15 @@ static int teardown(void **state)
 	return nftw(top, rm_one, 16, FTW_DEPTH | FTW_PHYS);
 }
 
-static struct view *new_view(bool overwrite, bool del)
+static struct view *new_view_paged(bool overwrite, bool del,
+				   unsigned max_keys)
 {
 	struct view_opts o = {0};
 	struct cm_err err;
 	struct view *v;
 
 	o.cfg = &cfg;
+	o.list_max_keys = max_keys;
 	o.allow_overwrite = overwrite;
 	o.allow_delete = del;
 	o.uid = getuid();
@@ -178,6 +182,11 @@ static struct view *new_view(bool overwrite, bool del)
 		fprintf(stderr, "%s\n", err.msg);
 	assert_non_null(v);
 	return v;
+}
+
+static struct view *new_view(bool overwrite, bool del)
+{
+	return new_view_paged(overwrite, del, 0);
 }
 
 /* the inode of a path from the root, each step a lookup */
@@ -825,6 +834,183 @@ static void test_archive_overwrite_delete(void **state)
 	view_free(v);
 }
 
+#define PAGED_FILES 300
+#define PAGED_MAX   16
+
+/* Read d from offset *off as readdir does: seek, then the entries the
+ * page holds (at most the page, "." "..": never the whole directory), up
+ * to offset stop. Counts each name of "f%03d"/"g%03d" into seen. */
+static void paged_read(struct view *v, struct view_dir *d, size_t *off,
+		       size_t stop, unsigned *seen_f, unsigned *seen_g,
+		       unsigned *dots)
+{
+	while (*off < stop) {
+		const struct view_dirent *de;
+		size_t got = 0;
+
+		assert_int_equal(view_dir_seek(v, d, *off, NULL), 0);
+		while (*off < stop && (de = view_dir_entry(d, *off))) {
+			unsigned i;
+
+			if (!strcmp(de->name, ".") || !strcmp(de->name, ".."))
+				(*dots)++;
+			else if (sscanf(de->name, "f%u", &i) == 1 &&
+				 i < PAGED_FILES)
+				seen_f[i]++;
+			else if (sscanf(de->name, "g%u", &i) == 1 &&
+				 i < PAGED_FILES)
+				seen_g[i]++;
+			else
+				fail_msg("unexpected entry %s", de->name);
+			(*off)++;
+			got++;
+		}
+		assert_true(got <= PAGED_MAX + 2);
+		if (!got)
+			break; /* the end */
+	}
+}
+
+/* A directory larger than a page: every name once, bounded pages,
+ * seekdir back, names added and removed between pages, rewinddir. */
+static void test_archive_paged(void **state)
+{
+	struct view *v = new_view_paged(false, false, PAGED_MAX);
+	unsigned seen_f[PAGED_FILES] = {0}, seen_g[PAGED_FILES] = {0};
+	unsigned dots = 0;
+	struct view_attr a;
+	struct view_dir *d;
+	char name[PATH_MAX], at50[256], at120[256];
+	size_t off = 0, removed = 0;
+	bool cacheable;
+
+	mkdir_at("store/big");
+	for (int i = 0; i < PAGED_FILES; i++) {
+		snprintf(name, sizeof(name), "store/big/f%03d", i);
+		put(name, "x");
+	}
+	assert_int_equal(walk(v, "archive/store/big", &a), 0);
+	assert_int_equal(view_opendir(v, a.ino, &d, &cacheable, NULL), 0);
+	assert_false(cacheable);
+	paged_read(v, d, &off, 130, seen_f, seen_g, &dots);
+	assert_int_equal(off, 130);
+
+	/* seekdir back to a telldir, then forward again: the same names */
+	assert_int_equal(view_dir_seek(v, d, 120, NULL), 0);
+	snprintf(at120, sizeof(at120), "%s", view_dir_entry(d, 120)->name);
+	assert_int_equal(view_dir_seek(v, d, 50, NULL), 0);
+	assert_non_null(view_dir_entry(d, 50));
+	snprintf(at50, sizeof(at50), "%s", view_dir_entry(d, 50)->name);
+	assert_null(view_dir_entry(d, 50 + PAGED_MAX + 2));
+	assert_int_equal(view_dir_seek(v, d, 120, NULL), 0);
+	assert_string_equal(view_dir_entry(d, 120)->name, at120);
+	assert_int_equal(view_dir_seek(v, d, 50, NULL), 0);
+	assert_string_equal(view_dir_entry(d, 50)->name, at50);
+
+	/* between pages: names already read go, new ones come */
+	for (int i = 0; i < PAGED_FILES; i++) {
+		if (seen_f[i] && i % 2) {
+			snprintf(name, sizeof(name), "%s/store/big/f%03d", top,
+				 i);
+			assert_int_equal(unlink(name), 0);
+			removed++;
+		}
+		if (i < 40) {
+			snprintf(name, sizeof(name), "store/big/g%03d", i);
+			put(name, "y");
+		}
+	}
+	paged_read(v, d, &off, SIZE_MAX, seen_f, seen_g, &dots);
+	assert_int_equal(dots, 2);
+	for (int i = 0; i < PAGED_FILES; i++)
+		if (seen_f[i] != 1)
+			fail_msg("f%03d listed %u times", i, seen_f[i]);
+	for (int i = 0; i < PAGED_FILES; i++)
+		assert_true(seen_g[i] <= 1);
+
+	/* rewinddir: the directory as it is now, each name once */
+	memset(seen_f, 0, sizeof(seen_f));
+	memset(seen_g, 0, sizeof(seen_g));
+	dots = 0;
+	off = 0;
+	paged_read(v, d, &off, SIZE_MAX, seen_f, seen_g, &dots);
+	assert_int_equal(dots, 2);
+	for (int i = 0; i < PAGED_FILES; i++) {
+		snprintf(name, sizeof(name), "store/big/f%03d", i);
+		assert_int_equal(seen_f[i], exists(name) ? 1 : 0);
+		assert_int_equal(seen_g[i], i < 40 ? 1 : 0);
+	}
+	assert_true(removed > 0);
+	assert_int_equal(off, 2 + PAGED_FILES - removed + 40);
+	view_releasedir(v, d);
+	view_free(v);
+}
+
+/* In a child (the fault switch reads VAULTFS_FAULT once per process, so
+ * this test runs before any other has asked it): the third
+ * listing page fails, as a readdir; the next readdir asks for it again
+ * and the directory goes on, each name once. An exit code says what
+ * went wrong. */
+static int page_retry_child(void)
+{
+	unsigned seen[100] = {0};
+	unsigned fails = 0, i;
+	struct view *v;
+	struct view_attr a;
+	struct view_dir *d;
+	size_t off = 0;
+	bool cacheable;
+
+	setenv("VAULTFS_FAULT", "view.list@3", 1);
+	v = new_view_paged(false, false, PAGED_MAX);
+	if (walk(v, "archive/store/big", &a) ||
+	    view_opendir(v, a.ino, &d, &cacheable, NULL))
+		return 10;
+	for (;;) {
+		const struct view_dirent *de;
+
+		if (view_dir_seek(v, d, off, NULL)) {
+			if (++fails > 1)
+				return 11;
+			continue;
+		}
+		de = view_dir_entry(d, off);
+		if (!de)
+			break;
+		if (sscanf(de->name, "f%u", &i) == 1 && i < 100)
+			seen[i]++;
+		off++;
+	}
+	if (fails != 1)
+		return 12; /* no fault: the test proves nothing */
+	for (i = 0; i < 100; i++)
+		if (seen[i] != 1)
+			return 13; /* the directory ended early, or repeated */
+	view_releasedir(v, d);
+	view_free(v);
+	return 0;
+}
+
+static void test_archive_page_retry(void **state)
+{
+	char name[PATH_MAX];
+	int status;
+	pid_t pid;
+
+	mkdir_at("store/big");
+	for (int i = 0; i < 100; i++) {
+		snprintf(name, sizeof(name), "store/big/f%03d", i);
+		put(name, "x");
+	}
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0)
+		_exit(page_retry_child());
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 0);
+}
+
 static void test_archive_dirs(void **state)
 {
 	struct view *v = new_view(false, false);
@@ -1097,6 +1283,8 @@ int main(void)
 {
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
 	const struct CMUnitTest tests[] = {
+	    /* first: its child must be the first to ask the fault switch */
+	    T(test_archive_page_retry),
 	    cmocka_unit_test(test_control_words),
 	    cmocka_unit_test(test_control_quote),
 	    T(test_status_text),
@@ -1108,6 +1296,7 @@ int main(void)
 	    T(test_tree_new_rp_appears),
 	    T(test_rp_files),
 	    cmocka_unit_test(test_archive_names),
+	    T(test_archive_paged),
 	    T(test_archive_write_in_order),
 	    T(test_archive_out_of_order),
 	    T(test_archive_overwrite_delete),
