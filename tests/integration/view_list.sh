@@ -37,7 +37,7 @@ log "$NOBJ objects and $NPFX prefixes under archive/many/"
 write_config "$T/cfg.json" "{
   \"vaults\": [ { \"name\": \"prod\", \"path\": \"$V\" } ],
   \"destination\": \"s3://$B/archive\",
-  \"endpoint\": \"$AWS_ENDPOINT_URL\",
+  \"endpoint\": \"$AWS_ENDPOINT_URL_S3\",
   \"stateDir\": \"$T/state\"
 }"
 VAULTFS_LOG=debug mount_view "$M" "$T/cfg.json" --list-max-keys $PAGE
