@@ -115,24 +115,33 @@ static void *serve_conn(void *arg)
 	struct seen s;
 
 	while (read_request(fd, &s)) {
-		const struct canned *c;
-		char head[1024];
+		struct canned c = {500, NULL, NULL, 0};
+		char head[1024], *body = NULL;
 		size_t blen, send_len;
+		bool stop;
 
+		/* The script and its strings belong to the running test,
+		 * which may end (and free them) while a detached connection
+		 * thread still answers a late request: copy the answer here. */
 		pthread_mutex_lock(&srv.lock);
 		if (srv.nseen < SEEN_MAX)
 			srv.seen[srv.nseen++] = s;
-		c = &srv.script[srv.next < srv.nscript ? srv.next
-						       : srv.nscript - 1];
+		if (srv.nscript)
+			c = srv.script[srv.next < srv.nscript ? srv.next
+							      : srv.nscript - 1];
 		srv.next++;
-		pthread_mutex_unlock(&srv.lock);
-		blen = c->body ? strlen(c->body) : 0;
-		send_len = c->cut ? c->cut : blen;
 		snprintf(head, sizeof(head),
 			 "HTTP/1.1 %d X\r\nContent-Length: %zu\r\n%s\r\n",
-			 c->status, blen, c->headers ? c->headers : "");
-		if (write(fd, head, strlen(head)) < 0 ||
-		    (send_len && write(fd, c->body, send_len) < 0) || c->cut)
+			 c.status, c.body ? strlen(c.body) : 0,
+			 c.headers ? c.headers : "");
+		body = c.body ? strdup(c.body) : NULL;
+		pthread_mutex_unlock(&srv.lock);
+		blen = body ? strlen(body) : 0;
+		send_len = c.cut ? c.cut : blen;
+		stop = write(fd, head, strlen(head)) < 0 ||
+		       (send_len && write(fd, body, send_len) < 0) || c.cut;
+		free(body);
+		if (stop)
 			break;
 	}
 	close(fd);
@@ -239,6 +248,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
 	(void)state;
+	mini_script(NULL, 0); /* the test's script is gone: answer 500 */
 	return tmpdir_remove();
 }
 
