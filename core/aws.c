@@ -101,6 +101,7 @@ const struct aws_service *aws_service_find(const char *name)
 struct aws_client {
 	const struct aws_service *svc;
 	bool anonymous;
+	const atomic_bool *cancel; /* aws_client_set_cancel */
 	struct aws_base b;
 	char region_from[48];
 	char endpoint_from[64];
@@ -319,6 +320,11 @@ struct aws_client *aws_client_new(const struct aws_service *svc,
 		 c->b.url.endpoint, c->endpoint_from, c->b.region,
 		 c->region_from);
 	return c;
+}
+
+void aws_client_set_cancel(struct aws_client *c, const atomic_bool *flag)
+{
+	c->cancel = flag;
 }
 
 void aws_client_free(struct aws_client *c)
@@ -826,6 +832,7 @@ static int call_attempt(void *ctx, struct cm_err *err)
 	    .body_len = k->body_len,
 	    .sink = k->sink ? call_sink : NULL,
 	    .sink_ctx = k,
+	    .cancel = c->cancel,
 	};
 	k->skip = k->delivered;
 	h = cm_http_pool_get(&c->b.pool);

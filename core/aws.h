@@ -56,6 +56,7 @@
 #ifndef VAULTFS_AWS_H
 #define VAULTFS_AWS_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -119,6 +120,11 @@ struct aws_client *aws_client_new(const struct aws_service *svc,
 				  const struct aws_client_opts *opts,
 				  struct cm_err *err);
 void aws_client_free(struct aws_client *c); /* NULL is a no-op */
+/* From now on, every call of c stops (fails with -ECANCELED, not retried)
+ * within about a second of *flag becoming true, even in a long poll: how a
+ * thread blocked in SQS ReceiveMessage is stopped. Set it before other
+ * threads use c; the flag must outlive c. */
+void aws_client_set_cancel(struct aws_client *c, const atomic_bool *flag);
 const char *aws_client_region(const struct aws_client *c);
 const char *aws_client_endpoint(const struct aws_client *c);
 

@@ -244,6 +244,20 @@ static void url_for_message(const char *url, char *out, size_t n)
 	out[len] = '\0';
 }
 
+/* libcurl calls this about once a second while a transfer waits, and
+ * more often while it moves: the cancel flag's only reader. */
+static int on_progress(void *ctx, curl_off_t dltotal, curl_off_t dlnow,
+		       curl_off_t ultotal, curl_off_t ulnow)
+{
+	const atomic_bool *cancel = ctx;
+
+	(void)dltotal;
+	(void)dlnow;
+	(void)ultotal;
+	(void)ulnow;
+	return atomic_load(cancel) ? 1 : 0;
+}
+
 int cm_http_perform(struct cm_http *h, const struct cm_http_request *req,
 		    struct cm_http_response *resp, struct cm_err *err)
 {
@@ -296,6 +310,12 @@ int cm_http_perform(struct cm_http *h, const struct cm_http_request *req,
 	curl_easy_setopt(h->curl, CURLOPT_HEADERDATA, &x);
 	curl_easy_setopt(h->curl, CURLOPT_WRITEFUNCTION, on_body);
 	curl_easy_setopt(h->curl, CURLOPT_WRITEDATA, &x);
+	if (req->cancel) {
+		curl_easy_setopt(h->curl, CURLOPT_XFERINFOFUNCTION, on_progress);
+		curl_easy_setopt(h->curl, CURLOPT_XFERINFODATA,
+				 (void *)req->cancel);
+		curl_easy_setopt(h->curl, CURLOPT_NOPROGRESS, 0L);
+	}
 
 	for (size_t i = 0; i < req->nheaders; i++) {
 		if (!strncasecmp(req->headers[i], "content-type:", 13))
@@ -336,7 +356,10 @@ int cm_http_perform(struct cm_http *h, const struct cm_http_request *req,
 	rc = curl_easy_perform(h->curl);
 	curl_easy_getinfo(h->curl, CURLINFO_RESPONSE_CODE, &resp->status);
 
-	if (x.sink_failed) {
+	if (req->cancel && atomic_load(req->cancel)) {
+		ret = cm_err_set(err, ECANCELED, "%s %s: cancelled", method,
+				 where);
+	} else if (x.sink_failed) {
 		ret = cm_err_set(err, ECANCELED, "%s %s: download aborted",
 				 method, where);
 	} else if (rc == CURLE_ABORTED_BY_CALLBACK ||

@@ -18,6 +18,7 @@
 #define VAULTFS_HTTP_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -58,6 +59,10 @@ struct cm_http_request {
 	void *source_ctx;
 	cm_http_sink_fn sink;         /* NULL: body collected in resp->body */
 	void *sink_ctx;
+	/* NULL, or a flag another thread may set: the transfer then stops
+	 * within about a second, even while it waits for an answer (a long
+	 * poll), and the perform fails with -ECANCELED */
+	const atomic_bool *cancel;
 };
 
 struct cm_http_response {

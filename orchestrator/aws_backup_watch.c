@@ -12,11 +12,13 @@
  * message in the queue: it comes back after its visibility timeout, and
  * the engine's own idempotence makes one job of it however many times.
  *
- * The reader is detached and shares only its own state (its SQS client,
- * the queue, the filter, the list) with the watch, reference-counted: a
- * long poll (up to 20 s) cannot be interrupted, so stopping a watch does
- * not wait for it; the reader sees `stop` when its call returns and frees
- * what is left if it is the last one.
+ * The reader shares only its own state (its SQS client, the queue, the
+ * filter, the list) with the watch, reference-counted. Stopping a watch
+ * sets `stop` and the SQS client's cancel flag, which ends a long poll
+ * (up to 20 s) within about a second (aws_client_set_cancel), and joins
+ * the thread: no call of ours is still running when the watch is gone,
+ * nor when the process exits (OpenSSL's exit handlers free what a
+ * signing thread would still read).
  *
  * A watch without a ready callback (the view, which only lists) polls
  * the listing for changed() and leaves the queue to the engine's watch.
@@ -58,6 +60,8 @@ struct sqs_reader {
 	pthread_mutex_t lock; /* guards refs, stop, head */
 	int refs;             /* the watch and the thread */
 	bool stop;
+	atomic_bool cancel;   /* the SQS client's: set with stop */
+	pthread_t thread;
 	struct pending *head;
 	int efd;              /* the owner's wakeup */
 
@@ -148,6 +152,8 @@ static int delete_message(struct sqs_reader *rd, const char *receipt,
 	return rc;
 }
 
+static void backoff(struct sqs_reader *rd, unsigned ms);
+
 static void take_message(struct sqs_reader *rd, const struct cm_json *m)
 {
 	const char *id = cm_json_get_str(m, "MessageId");
@@ -190,7 +196,7 @@ static void take_message(struct sqs_reader *rd, const struct cm_json *m)
 		if (rd->pause_ms) {
 			cm_warn("test: message %s received, pausing %u ms",
 				id, rd->pause_ms);
-			cm_sleep_ms(rd->pause_ms);
+			backoff(rd, rd->pause_ms);
 		}
 		q = cm_xcalloc(1, sizeof(*q));
 		q->msg_id = cm_xstrdup(id);
@@ -231,6 +237,8 @@ static void *reader_main(void *arg)
 		cm_err_clear(&e);
 		rc = aws_json(rd->sqs, "ReceiveMessage", req, &ans, &e);
 		cm_json_free(req);
+		if (rc && reader_stopping(rd))
+			break; /* cancelled by awsb_watch_free: no error */
 		if (rc) {
 			/* said once, until it changes; the poll goes on */
 			if (strcmp(e.msg, last_err) != 0)
@@ -265,8 +273,6 @@ static int reader_start(struct orch_watch *w, struct cm_err *err)
 	const char *pause = getenv("VAULTFS_TEST_AWS_RECEIVED_PAUSE_MS");
 	struct sqs_reader *rd;
 	struct aws_client *sqs;
-	pthread_attr_t attr;
-	pthread_t t;
 	int efd, rc;
 
 	o.region = ab->region;
@@ -294,10 +300,9 @@ static int reader_start(struct orch_watch *w, struct cm_err *err)
 	rd->ntypes = ab->ntypes;
 	if (pause)
 		rd->pause_ms = (unsigned)strtoul(pause, NULL, 10);
-	pthread_attr_init(&attr);
-	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-	rc = pthread_create(&t, &attr, reader_main, rd);
-	pthread_attr_destroy(&attr);
+	atomic_init(&rd->cancel, false);
+	aws_client_set_cancel(sqs, &rd->cancel);
+	rc = pthread_create(&rd->thread, NULL, reader_main, rd);
 	if (rc) {
 		rd->refs = 1;
 		reader_put(rd);
@@ -573,6 +578,8 @@ void awsb_watch_free(struct orch_watch *w)
 		pthread_mutex_lock(&w->rd->lock);
 		w->rd->stop = true;
 		pthread_mutex_unlock(&w->rd->lock);
+		atomic_store(&w->rd->cancel, true);
+		pthread_join(w->rd->thread, NULL);
 		reader_put(w->rd);
 	}
 	set_free(w->listed, w->nlisted);

@@ -9,7 +9,13 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -95,6 +101,61 @@ static void test_transport_errors(void **state)
 	cm_http_free(h);
 }
 
+static void *set_after(void *arg)
+{
+	atomic_bool *flag = arg;
+
+	usleep(300 * 1000);
+	atomic_store(flag, true);
+	return NULL;
+}
+
+/* A request the server never answers (it listens, the kernel accepts,
+ * nobody reads): the cancel flag ends it within about a second, as it ends
+ * an SQS long poll when a watch stops. Without it this waits out the
+ * 60 s low-speed limit. */
+static void test_cancel(void **state)
+{
+	struct sockaddr_in a = {.sin_family = AF_INET};
+	socklen_t len = sizeof(a);
+	int lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	char url[64];
+	atomic_bool cancel;
+	struct cm_http *h = cm_http_new(NULL);
+	struct cm_http_response resp;
+	struct cm_http_request req = {.method = "GET", .cancel = &cancel};
+	struct cm_err err;
+	struct timespec t0, t1;
+	pthread_t th;
+	double took;
+
+	(void)state;
+	atomic_init(&cancel, false);
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	assert_true(lfd >= 0);
+	assert_int_equal(bind(lfd, (struct sockaddr *)&a, sizeof(a)), 0);
+	assert_int_equal(listen(lfd, 4), 0);
+	assert_int_equal(getsockname(lfd, (struct sockaddr *)&a, &len), 0);
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d/poll",
+		 ntohs(a.sin_port));
+	req.url = url;
+	cm_http_response_init(&resp, 1 << 16);
+	assert_int_equal(pthread_create(&th, NULL, set_after, &cancel), 0);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	cm_err_clear(&err);
+	assert_int_equal(cm_http_perform(h, &req, &resp, &err), -ECANCELED);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	pthread_join(th, NULL);
+	took = (double)(t1.tv_sec - t0.tv_sec) +
+	       (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+	assert_true(took < 30.0); /* the low-speed limit would take 60 s */
+	assert_false(err.retryable);
+	assert_non_null(strstr(err.msg, "cancelled"));
+	cm_http_response_release(&resp);
+	cm_http_free(h);
+	close(lfd);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -102,6 +163,7 @@ int main(void)
 		cmocka_unit_test(test_header_lookup),
 		cmocka_unit_test(test_uri_encode),
 		cmocka_unit_test(test_transport_errors),
+		cmocka_unit_test(test_cancel),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
