@@ -1,0 +1,343 @@
+/*
+ * fuse_file.c - see fuse_file.h: one read-only file over FUSE. With
+ * overlay.c and fs/fuse_ll.c, the only files that include FUSE headers.
+ *
+ * As in overlay.c, the mount is made with mount(2) on a /dev/fuse
+ * descriptor opened here and handed to libfuse as "/dev/fd/N", so the
+ * caller decides where the mount is recorded, and libfuse only decodes
+ * requests and encodes replies.
+ */
+#define FUSE_USE_VERSION 314
+
+#include "fuse_file.h"
+
+#include "log.h"
+#include "mem.h"
+#include "timeutil.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <fuse_lowlevel.h>
+#include <limits.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define ROOT_INO 1
+#define FILE_INO 2
+#define ATTR_TIMEOUT 86400.0 /* nothing ever changes */
+
+struct arc_fuse_file {
+	char *mnt, *name, *path;
+	uint64_t size;
+	arc_fuse_read_fn read;
+	void *ctx;
+	int dev_fd;   /* /dev/fuse; the session closes it */
+	int stop_fd;  /* eventfd: stops the server */
+	bool mounted;
+	struct fuse_session *se;
+	pthread_t thread;
+	bool have_thread;
+	char *buf;    /* the server's: read replies */
+	size_t bufcap;
+};
+
+static struct arc_fuse_file *FF(fuse_req_t req)
+{
+	return fuse_req_userdata(req);
+}
+
+static void stat_of(const struct arc_fuse_file *f, fuse_ino_t ino,
+		    struct stat *st)
+{
+	memset(st, 0, sizeof(*st));
+	st->st_ino = ino;
+	if (ino == ROOT_INO) {
+		st->st_mode = S_IFDIR | 0500;
+		st->st_nlink = 2;
+	} else {
+		st->st_mode = S_IFREG | 0400;
+		st->st_nlink = 1;
+		st->st_size = (off_t)f->size;
+		st->st_blksize = 1 << 17;
+		st->st_blocks = (blkcnt_t)((f->size + 511) / 512);
+	}
+}
+
+static void ll_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	struct fuse_entry_param e;
+
+	if (parent != ROOT_INO || strcmp(name, FF(req)->name) != 0) {
+		fuse_reply_err(req, ENOENT);
+		return;
+	}
+	memset(&e, 0, sizeof(e));
+	e.ino = FILE_INO;
+	e.attr_timeout = ATTR_TIMEOUT;
+	e.entry_timeout = ATTR_TIMEOUT;
+	stat_of(FF(req), FILE_INO, &e.attr);
+	fuse_reply_entry(req, &e);
+}
+
+static void ll_getattr(fuse_req_t req, fuse_ino_t ino,
+		       struct fuse_file_info *fi)
+{
+	struct stat st;
+
+	(void)fi;
+	if (ino != ROOT_INO && ino != FILE_INO) {
+		fuse_reply_err(req, ENOENT);
+		return;
+	}
+	stat_of(FF(req), ino, &st);
+	fuse_reply_attr(req, &st, ATTR_TIMEOUT);
+}
+
+static void ll_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	if (ino != FILE_INO) {
+		fuse_reply_err(req, ino == ROOT_INO ? EISDIR : ENOENT);
+		return;
+	}
+	if ((fi->flags & O_ACCMODE) != O_RDONLY) {
+		fuse_reply_err(req, EROFS);
+		return;
+	}
+	fi->keep_cache = 1; /* the bytes never change */
+	/* No FLUSH on close: a process killed with the file open closes it
+	 * while exiting, after its server thread is gone and before the
+	 * kernel lets go of /dev/fuse; a FLUSH then waits for ever (the
+	 * process stays a zombie, its mount alive). Nothing is ever written,
+	 * so there is nothing to flush; .flush is left out too, so a kernel
+	 * without FOPEN_NOFLUSH stops asking after the first ENOSYS. */
+	fi->noflush = 1;
+	fuse_reply_open(req, fi);
+}
+
+static void ll_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		    struct fuse_file_info *fi)
+{
+	struct arc_fuse_file *f = FF(req);
+	uint64_t o = (uint64_t)off;
+	int rc;
+
+	(void)ino;
+	(void)fi;
+	if (o >= f->size) {
+		fuse_reply_buf(req, NULL, 0);
+		return;
+	}
+	if (size > f->size - o)
+		size = (size_t)(f->size - o);
+	if (size > f->bufcap) {
+		free(f->buf);
+		f->buf = cm_xmalloc(size);
+		f->bufcap = size;
+	}
+	rc = f->read(f->ctx, f->buf, size, o);
+	if (rc) {
+		fuse_reply_err(req, -rc);
+		return;
+	}
+	fuse_reply_buf(req, f->buf, size);
+}
+
+static void ll_ok(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	(void)ino;
+	(void)fi;
+	fuse_reply_err(req, 0);
+}
+
+static const struct fuse_lowlevel_ops ops = {
+    .lookup = ll_lookup,
+    .getattr = ll_getattr,
+    .open = ll_open,
+    .read = ll_read,
+    .release = ll_ok,
+};
+
+static void *serve(void *arg)
+{
+	struct arc_fuse_file *f = arg;
+	struct fuse_buf fbuf;
+	struct pollfd pf[2];
+
+	memset(&fbuf, 0, sizeof(fbuf));
+	pf[0].fd = f->dev_fd;
+	pf[0].events = POLLIN;
+	pf[1].fd = f->stop_fd;
+	pf[1].events = POLLIN;
+	while (!fuse_session_exited(f->se)) {
+		int rc;
+
+		if (poll(pf, 2, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			break;
+		}
+		if (pf[1].revents)
+			break;
+		rc = fuse_session_receive_buf(f->se, &fbuf);
+		if (rc == 0)
+			break; /* unmounted, or the connection aborted */
+		if (rc < 0) {
+			/* a request left unanswered would hang its reader */
+			if (rc != -EINTR && rc != -EAGAIN && rc != -ENOENT)
+				poll(NULL, 0, 100);
+			continue;
+		}
+		fuse_session_process_buf(f->se, &fbuf);
+	}
+	free(fbuf.mem);
+	return NULL;
+}
+
+static int start(struct arc_fuse_file *f, const char *fsname,
+		 struct cm_err *err)
+{
+	const unsigned long flags = MS_NOSUID | MS_NODEV | MS_NOEXEC |
+				    MS_RDONLY;
+	char *argv[] = { (char *)fsname, NULL };
+	struct fuse_args args = FUSE_ARGS_INIT(1, argv);
+	char opts[128], fdname[32], type[64];
+	sigset_t all, old;
+	int rc;
+
+	f->dev_fd = open("/dev/fuse", O_RDWR | O_CLOEXEC | O_NONBLOCK);
+	if (f->dev_fd < 0)
+		return cm_err_set(err, errno, "/dev/fuse: %s",
+				  strerror(errno));
+	f->se = fuse_session_new(&args, &ops, sizeof(ops), f);
+	fuse_opt_free_args(&args);
+	if (!f->se)
+		return cm_err_set(err, ENOMEM, "cannot make a FUSE session");
+	snprintf(fdname, sizeof(fdname), "/dev/fd/%d", f->dev_fd);
+	if (fuse_session_mount(f->se, fdname) != 0)
+		return cm_err_set(err, EIO, "FUSE session: cannot take %s",
+				  fdname);
+	snprintf(opts, sizeof(opts), "fd=%d,rootmode=40000,user_id=0,"
+		 "group_id=0,default_permissions", f->dev_fd);
+	snprintf(type, sizeof(type), "fuse.%s", fsname);
+	if (mount(fsname, f->mnt, type, flags, opts) != 0)
+		return cm_err_set(err, errno, "mount FUSE on %s: %s", f->mnt,
+				  strerror(errno));
+	f->mounted = true;
+	f->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (f->stop_fd < 0)
+		return cm_err_set(err, errno, "eventfd: %s", strerror(errno));
+	/* signals are for the caller's threads */
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	rc = pthread_create(&f->thread, NULL, serve, f);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (rc)
+		return cm_err_set(err, rc, "cannot start the FUSE server: %s",
+				  strerror(rc));
+	f->have_thread = true;
+	return 0;
+}
+
+int arc_fuse_file_mount(const char *mnt, const char *fsname,
+			const char *name, uint64_t size, arc_fuse_read_fn read,
+			void *ctx, struct arc_fuse_file **out,
+			struct cm_err *err)
+{
+	struct arc_fuse_file *f = cm_xcalloc(1, sizeof(*f));
+	int rc;
+
+	*out = NULL;
+	f->mnt = cm_xstrdup(mnt);
+	f->name = cm_xstrdup(name);
+	f->path = cm_xasprintf("%s/%s", mnt, name);
+	f->size = size;
+	f->read = read;
+	f->ctx = ctx;
+	f->dev_fd = f->stop_fd = -1;
+	rc = start(f, fsname, err);
+	if (rc) {
+		cm_err_prefix(err, "serving %s", f->path);
+		arc_fuse_file_free(f);
+		return rc;
+	}
+	*out = f;
+	return 0;
+}
+
+const char *arc_fuse_file_path(const struct arc_fuse_file *f)
+{
+	return f->path;
+}
+
+void arc_fuse_file_free(struct arc_fuse_file *f)
+{
+	if (!f)
+		return;
+	/* while the server still answers: an unmount may need it */
+	for (int i = 0; f->mounted && umount2(f->mnt, 0) != 0; i++) {
+		if (errno == EINVAL || errno == ENOENT)
+			break;
+		if (errno != EBUSY || i == 20) {
+			cm_warn("unmount %s: %s; detaching lazily", f->mnt,
+				strerror(errno));
+			umount2(f->mnt, MNT_DETACH);
+			break;
+		}
+		cm_sleep_ms(100);
+	}
+	if (f->have_thread) {
+		uint64_t one = 1;
+
+		if (write(f->stop_fd, &one, sizeof(one)) < 0)
+			cm_debug("fuse file: eventfd: %s", strerror(errno));
+		pthread_join(f->thread, NULL);
+	}
+	/* closes /dev/fuse: a connection still up is aborted */
+	if (f->se)
+		fuse_session_destroy(f->se);
+	else if (f->dev_fd >= 0)
+		close(f->dev_fd);
+	if (f->stop_fd >= 0)
+		close(f->stop_fd);
+	free(f->buf);
+	free(f->mnt);
+	free(f->name);
+	free(f->path);
+	free(f);
+}
+
+/* `path` is a mount point: its device differs from its parent's, or it
+ * cannot be looked at (a dead FUSE mount answers ENOTCONN). */
+static bool mounted_here(const char *path)
+{
+	char parent[PATH_MAX];
+	struct stat a, b;
+
+	if (stat(path, &a) != 0)
+		return errno == ENOTCONN || errno == EIO;
+	if (snprintf(parent, sizeof(parent), "%s/..", path) >=
+	    (int)sizeof(parent))
+		return false;
+	return stat(parent, &b) == 0 && a.st_dev != b.st_dev;
+}
+
+int arc_fuse_unmount_stale(const char *mnt, struct cm_err *err)
+{
+	for (int i = 0; i < 8 && mounted_here(mnt); i++) {
+		if (umount2(mnt, MNT_DETACH) != 0 && errno != EINVAL &&
+		    errno != ENOENT)
+			return cm_err_set(err, errno, "umount %s: %s", mnt,
+					  strerror(errno));
+		cm_info("unmounted %s (left by an earlier run)", mnt);
+	}
+	return 0;
+}
