@@ -78,6 +78,10 @@ struct orch_restored {
 			       archiver opens path); the archiver reads
 			       through it and never resolves path again */
 	enum arc_mode mode; /* how to archive it (auto for local) */
+	/* owned, NULL or a JSON object: what the provider knows of the
+	 * source (an EBS snapshot's block size, volume size and block
+	 * count), recorded as the manifest's "source" */
+	struct cm_json *manifest;
 	void *priv;         /* the provider's, for release() */
 };
 

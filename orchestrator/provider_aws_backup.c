@@ -41,7 +41,8 @@ static int ddb_tags(struct aws_client *c, const char *arn,
  * exports); until then that type's jobs wait.
  */
 static const struct awsb_type types[AWSB_NTYPES] = {
-	{ "EBS", ORCH_RP_EBS, "EBS", ec2_tags, &aws_ec2, NULL },
+	{ "EBS", ORCH_RP_EBS, "EBS", ec2_tags, &aws_ec2,
+	  &orch_ebs_direct_restorer },
 	{ "RDS", ORCH_RP_RDS, "RDS", rds_tags, &aws_rds, NULL },
 	{ "Aurora", ORCH_RP_AURORA, "Aurora", rds_tags, &aws_rds, NULL },
 	{ "DynamoDB", ORCH_RP_DYNAMODB, "DynamoDB", ddb_tags, &aws_dynamodb,
