@@ -86,6 +86,7 @@ static int whoami(const struct orch_config *cfg, const char *profile,
 	struct aws_creds cr = { 0 };
 	struct cm_json *root = NULL, *eps = NULL;
 	struct cm_err err;
+	char origin[96], creds[160];
 	int rc;
 
 	cm_err_clear(&err);
@@ -99,15 +100,23 @@ static int whoami(const struct orch_config *cfg, const char *profile,
 		rc = aws_creds_get(aws_client_creds(sts), &cr, &err);
 	if (rc) {
 		fprintf(stderr, "vaultfs: aws: %s\n", err.msg);
+		aws_identity_release(&id);
 		aws_client_free(sts);
 		return 1;
 	}
+	aws_creds_origin(aws_client_creds(sts), origin, sizeof(origin));
+	/* "assume-role (profile prod)", "environment" */
+	if (strcmp(origin, cr.source) != 0)
+		snprintf(creds, sizeof(creds), "%s (%s)", cr.source, origin);
+	else
+		snprintf(creds, sizeof(creds), "%s", cr.source);
 	if (json) {
 		root = cm_json_new_object();
 		cm_json_add_str(root, "account", id.account);
 		cm_json_add_str(root, "arn", id.arn);
 		cm_json_add_str(root, "userId", id.user_id);
 		cm_json_add_str(root, "credentials", cr.source);
+		cm_json_add_str(root, "credentialsFrom", origin);
 		cm_json_add_str(root, "region", aws_client_region(sts));
 		cm_json_add_str(root, "regionSource",
 				aws_client_region_source(sts));
@@ -116,7 +125,7 @@ static int whoami(const struct orch_config *cfg, const char *profile,
 		printf("account      %s\n", id.account);
 		printf("arn          %s\n", id.arn);
 		printf("user id      %s\n", id.user_id);
-		printf("credentials  %s\n", cr.source);
+		printf("credentials  %s\n", creds);
 		printf("region       %s (%s)\n", aws_client_region(sts),
 		       aws_client_region_source(sts));
 		printf("endpoints\n");

@@ -44,12 +44,8 @@
 #define BACKOFF_CAP_MS	   20000
 #define DEFAULT_ATTEMPTS   8
 #define MAX_ATTEMPTS_LIMIT 100
-#define ERROR_BODY_MAX	   (64 * 1024)
 #define ANSWER_MAX	   (32 * 1024 * 1024) /* a page of a listing */
 #define MAX_EXTRA_HEADERS  12
-
-static const char EMPTY_SHA256[] =
-    "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
 
 /* ---- services ------------------------------------------------------------ */
 
@@ -877,7 +873,7 @@ static int call_run(struct call *k, struct cm_err *err)
 		cm_sha256_hex(k->body, k->body_len, sha);
 		k->payload_hash = sha;
 	} else {
-		k->payload_hash = EMPTY_SHA256;
+		k->payload_hash = AWS_EMPTY_SHA256;
 	}
 	snprintf(what, sizeof(what), "%s: %s", k->c->svc->name, k->op);
 	return aws_retry(what, k->c->b.max_attempts, call_attempt, k, err);
@@ -941,7 +937,8 @@ int aws_query(struct aws_client *c, const char *action,
 				      action);
 	}
 	call_release(&k);
-	free(body);
+	/* AssumeRoleWithWebIdentity carries the identity token */
+	cm_free_secret(body);
 	return rc;
 }
 

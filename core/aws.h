@@ -40,8 +40,13 @@
  *   2. AWS_ENDPOINT_URL
  *   3. opts->endpoints (the config's "endpoints" map, service -> URL)
  *   4. https://<prefix>.<region>.amazonaws.com (amazonaws.com.cn in cn-*)
+ *   The S3 client (s3.c) puts its explicit endpoint first, then the same.
  * Region: opts->region (config), AWS_REGION, AWS_DEFAULT_REGION, the
  * profile's region, IMDS (placement/region); else an error naming them.
+ *
+ * A raw answer given to a sink (REST-JSON) that breaks off is asked for
+ * again whole, and the bytes the sink already took are skipped: the
+ * answer must be the same each time (a snapshot block is).
  *
  * Fault sites: "aws.request" fails one attempt as a retryable reset.
  *

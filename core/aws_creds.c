@@ -4,9 +4,12 @@
  *
  * A provider resolves the chain once, on the first aws_creds_get, and keeps
  * what it found in ->cur. Static credentials (environment, shared files)
- * are kept for the provider's life. Temporary ones (ECS, IMDS) carry an
+ * are kept for the provider's life. Temporary ones (ECS, IMDS, roles, web
+ * identity, a credential_process that says when they expire) carry an
  * expiry; once `now` is within REFRESH_MARGIN_S of it, the next
- * aws_creds_get fetches new ones from the same source. When that refresh
+ * aws_creds_get fetches new ones from the same source (ECS and IMDS
+ * directly, the others by walking the chain again, which leads to the same
+ * profile or variables). When that refresh
  * fails while the current credentials are still valid, they are handed out
  * with a warning and the refresh is tried again retry_interval_s later; once
  * they have expired, the failure is the caller's. The same pause follows a
@@ -15,9 +18,10 @@
  *
  * Threads: one mutex, ->lock, guards the cached credentials and the IMDS
  * session token. It is held across a refresh, so at most one request to
- * ECS or IMDS is in flight per provider and the other workers wait for its
- * result (bounded by the short timeouts below) instead of stampeding the
- * endpoint. Every caller gets its own copy of the credentials.
+ * ECS, IMDS or STS (or one credential_process) is in flight per provider
+ * and the other workers wait for its result (bounded by the timeouts
+ * below and by STS's retries) instead of stampeding the endpoint. Every
+ * caller gets its own copy of the credentials.
  *
  * Shared files are INI text: "[section]" lines, "key = value" lines,
  * comments from '#' or ';' at the start of a line (or after whitespace in a
@@ -26,8 +30,20 @@
  * section is named by the profile itself; in the config file it is
  * "[profile NAME]", or "[default]". For one profile the credentials file
  * wins over the config file, and keys are taken from one file as a set,
- * never mixed. Profiles that assume roles, run processes or use SSO are
- * refused with a clear error rather than silently skipped.
+ * never mixed; the keys that say how to get credentials (role_arn,
+ * credential_process, ...) are read from either, the credentials file
+ * first. SSO profiles and mfa_serial are refused with a clear error rather
+ * than silently skipped.
+ *
+ * Roles and web identity are asked of STS through the AWS layer (aws.h):
+ * AssumeRole signed by a static provider holding the source credentials,
+ * AssumeRoleWithWebIdentity unsigned. STS answers are wiped after reading.
+ *
+ * credential_process is run with posix_spawnp, never through a shell: the
+ * line is split into words by split_command (the quoting a POSIX shell
+ * and the AWS CLI's shlex.split understand, no expansion). Its stdout is
+ * read into a buffer reserved up front (no realloc leaves a copy of a
+ * secret) and wiped.
  *
  * IMDS is spoken in version 2 only: PUT /latest/api/token with a TTL of
  * 21600 s, then every GET carries the token. The token is kept and reused
@@ -35,7 +51,7 @@
  * and the request is tried once more with a fresh one.
  *
  * Secrets (keys, session tokens, the ECS authorization token, the IMDS
- * token) are wiped before their memory is freed, and no message or log
+ * token, web identity tokens) are wiped before their memory is freed, and no message or log
  * line built here contains one: errors name sources, files, profiles,
  * endpoints and HTTP statuses only.
  */
@@ -112,12 +128,16 @@ struct aws_creds_provider {
 	bool fixed;	       /* static: ->cur as given, never refreshed */
 	char *profile;	       /* owned; fixed at creation */
 	bool profile_explicit; /* named by the options or AWS_PROFILE */
+	bool profile_given;    /* named by the options (--profile) */
+	char origin[96];       /* protected by ->lock: the chain's step that
+				  gave ->cur ("profile prod"); "" before */
 	pthread_mutex_t lock;
 	struct aws_creds cur;	 /* protected by ->lock; valid if have_cur */
 	bool have_cur;		 /* protected by ->lock */
 	time_t retry_after;	 /* protected by ->lock: no refresh before,
 				  * while ->cur is valid */
 	char *imds_token;	 /* protected by ->lock; secret */
+	char *imds_region;	 /* protected by ->lock: asked once, kept */
 	double imds_token_until; /* protected by ->lock; cm_now_s() clock */
 };
 
@@ -1183,13 +1203,18 @@ int aws_imds_region(struct aws_creds_provider *p, char **out,
 	if (imds_disabled())
 		return cm_err_set(err, ENOENT,
 				  "disabled by AWS_EC2_METADATA_DISABLED");
+	pthread_mutex_lock(&p->lock);
+	if (p->imds_region) {
+		/* an instance does not move: every client asks once */
+		*out = cm_xstrdup(p->imds_region);
+		pthread_mutex_unlock(&p->lock);
+		return 0;
+	}
 	base = imds_base();
 	response_init(&resp);
 	h = cm_http_new(&hopts);
-	pthread_mutex_lock(&p->lock);
 	rc = imds_get(p, h, base, "/latest/meta-data/placement/region", &resp,
 		      err);
-	pthread_mutex_unlock(&p->lock);
 	if (rc == 0) {
 		char *text = cm_xstrdup(cm_buf_str(&resp.body));
 
@@ -1203,8 +1228,10 @@ int aws_imds_region(struct aws_creds_provider *p, char **out,
 					base);
 		} else {
 			*out = region;
+			p->imds_region = cm_xstrdup(region);
 		}
 	}
+	pthread_mutex_unlock(&p->lock);
 	cm_http_free(h);
 	response_release(&resp);
 	free(base);
@@ -1602,6 +1629,12 @@ static int run_process(const char *profile, const char *cmdline,
 				WTERMSIG(status), line[0] ? ": " : "", line);
 		goto out;
 	}
+	if (WEXITSTATUS(status) == 127 && !line[0]) {
+		/* where spawning forks first, a failed exec shows only so */
+		rc = cm_err_set(err, EIO, "%s exited 127: %s: not found or not "
+				"executable", where, argv[0]);
+		goto out;
+	}
 	if (WEXITSTATUS(status) != 0) {
 		rc = cm_err_set(err, EIO, "%s exited %d%s%s", where,
 				WEXITSTATUS(status), line[0] ? ": " : "", line);
@@ -1737,25 +1770,36 @@ static int resolve_chain(struct aws_creds_provider *p, struct aws_creds *out,
 {
 	struct cm_buf tried;
 	struct cm_err note;
+	const char *step = "environment";
 	int rc;
 
 	cm_buf_init(&tried, 0);
 	cm_err_clear(&note);
-	rc = from_env(out, &note);
+	/* a profile named outright means that profile, as in the SDKs (the
+	 * AWS CLI's --profile): the environment's keys are not looked at */
+	if (p->profile_given)
+		rc = cm_err_set(&note, ENOENT,
+				"environment (not used: profile %s named)",
+				p->profile);
+	else
+		rc = from_env(out, &note);
 	if (rc != -ENOENT)
 		goto out;
 	add_note(&tried, &note);
 
+	step = "profile";
 	rc = from_profile(p, p->profile, p->profile_explicit, out, &note);
 	if (rc != -ENOENT)
 		goto out;
 	add_note(&tried, &note);
 
+	step = "AWS_WEB_IDENTITY_TOKEN_FILE";
 	rc = from_web_identity_env(p->profile, out, &note);
 	if (rc != -ENOENT)
 		goto out;
 	add_note(&tried, &note);
 
+	step = "ECS container endpoint";
 	rc = from_ecs(out, &note);
 	if (rc != -ENOENT)
 		goto out;
@@ -1767,6 +1811,7 @@ static int resolve_chain(struct aws_creds_provider *p, struct aws_creds *out,
 			   "AWS_EC2_METADATA_DISABLED)");
 	} else {
 		/* any failure here is a note: most machines are not EC2 */
+		step = "EC2 instance metadata";
 		rc = from_imds(p, out, &note);
 		if (rc == 0)
 			goto out;
@@ -1775,6 +1820,10 @@ static int resolve_chain(struct aws_creds_provider *p, struct aws_creds *out,
 	rc = cm_err_set(&note, ENOKEY, "no AWS credentials found; tried %s",
 			cm_buf_str(&tried));
 out:
+	if (rc == 0 && step[0] == 'p')
+		snprintf(p->origin, sizeof(p->origin), "profile %s", p->profile);
+	else if (rc == 0)
+		snprintf(p->origin, sizeof(p->origin), "%s", step);
 	if (rc && err)
 		*err = note;
 	cm_buf_release(&tried);
@@ -1805,6 +1854,7 @@ aws_creds_provider_new(const struct aws_creds_opts *opts)
 
 	if (name && !*name)
 		name = NULL;
+	p->profile_given = name != NULL;
 	if (!name)
 		name = env("AWS_PROFILE");
 	p->profile_explicit = name != NULL;
@@ -1813,12 +1863,20 @@ aws_creds_provider_new(const struct aws_creds_opts *opts)
 	return p;
 }
 
+void aws_creds_origin(struct aws_creds_provider *p, char *out, size_t n)
+{
+	pthread_mutex_lock(&p->lock);
+	snprintf(out, n, "%s", p->fixed ? "given" : p->origin);
+	pthread_mutex_unlock(&p->lock);
+}
+
 void aws_creds_provider_free(struct aws_creds_provider *p)
 {
 	if (!p)
 		return;
 	aws_creds_release(&p->cur);
 	imds_drop_token(p);
+	free(p->imds_region);
 	pthread_mutex_destroy(&p->lock);
 	free(p->profile);
 	free(p);

@@ -2,7 +2,9 @@
  * aws_creds.h - where AWS credentials come from, in the order AWS SDKs use:
  *
  *   1. environment: AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY,
- *      AWS_SESSION_TOKEN
+ *      AWS_SESSION_TOKEN; skipped when the options name a profile (as the
+ *      SDKs skip it for a profile given in code or by --profile; one from
+ *      AWS_PROFILE does not skip it)
  *   2. shared files: AWS_SHARED_CREDENTIALS_FILE (~/.aws/credentials) and
  *      AWS_CONFIG_FILE (~/.aws/config, "[profile NAME]" sections), profile
  *      from AWS_PROFILE (or the explicit option), "default" otherwise
@@ -74,6 +76,13 @@ struct aws_creds_provider;
 struct aws_creds_provider *aws_creds_provider_new(
 	const struct aws_creds_opts *opts);
 void aws_creds_provider_free(struct aws_creds_provider *p);
+/* Where the current credentials came from, in the chain's terms:
+ * "environment", "profile prod", "AWS_WEB_IDENTITY_TOKEN_FILE", "ECS
+ * container endpoint", "EC2 instance metadata" ("" before the first
+ * aws_creds_get). With aws_creds.source it says how: "profile prod" and
+ * "assume-role" is a role that profile assumes. */
+void aws_creds_origin(struct aws_creds_provider *p, char *out, size_t n);
+
 /* A provider that hands out c (copied) and never refreshes it. */
 struct aws_creds_provider *
 aws_creds_provider_new_static(const struct aws_creds *c);
@@ -95,7 +104,8 @@ char *aws_region_find(const char *profile, char *from, size_t fromlen);
 
 /*
  * The region of the EC2 instance this runs on, from IMDSv2
- * (/latest/meta-data/placement/region), with p's IMDS session. -ENOENT
+ * (/latest/meta-data/placement/region), with p's IMDS session, asked
+ * once per provider and kept. -ENOENT
  * when AWS_EC2_METADATA_DISABLED is true; otherwise a failure names the
  * endpoint. The caller frees *out.
  */

@@ -26,6 +26,9 @@
 #include "err.h"
 
 #define AWS_UNSIGNED_PAYLOAD "UNSIGNED-PAYLOAD"
+/* The payload hash of an empty body: hex SHA-256 of "". */
+#define AWS_EMPTY_SHA256                                                       \
+	"e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
 
 struct aws_sigv4_header {
 	const char *name;   /* any case; canonicalised to lowercase; no

@@ -48,16 +48,9 @@
 #include <string.h>
 #include <strings.h>
 
-#define BACKOFF_BASE_MS	   100
-#define BACKOFF_CAP_MS	   20000
-#define DEFAULT_ATTEMPTS   8
-#define MAX_ATTEMPTS_LIMIT 100
 #define ERROR_BODY_MAX	   (64 * 1024)	      /* error documents */
 #define XML_BODY_MAX	   (32 * 1024 * 1024) /* listings */
 #define MAX_OP_HEADERS	   8
-
-static const char EMPTY_SHA256[] =
-    "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
 
 struct s3_client {
 	struct aws_base b; /* endpoint, region, signer, credentials, pool */
@@ -1133,7 +1126,7 @@ static int s3_request(struct s3_client *c, const struct s3_op *op,
 	if (op->object_data && c->unsigned_payload) {
 		run.hash = AWS_UNSIGNED_PAYLOAD;
 	} else if (!op->body_len) {
-		run.hash = EMPTY_SHA256;
+		run.hash = AWS_EMPTY_SHA256;
 	} else if (op->sha256) {
 		cm_hex(op->sha256, CM_SHA256_LEN, sha);
 		run.hash = sha;

@@ -30,11 +30,6 @@ struct awsb_type {
 
 #define AWSB_NTYPES 4
 
-struct awsb_name {
-	char *name;
-	char *arn;
-};
-
 struct aws_backup {
 	const struct orch_config *cfg;         /* borrowed */
 	const struct orch_vault_config *vault; /* borrowed */
@@ -46,12 +41,17 @@ struct aws_backup {
 	const char *type_names[AWSB_NTYPES]; /* types[i]->aws */
 	size_t ntypes;
 
+	/* one credential chain for the clients below (an AssumeRole once,
+	 * not once per service); the queue reader has its own, since it
+	 * may outlive the provider */
+	struct aws_creds_provider *creds;
 	struct aws_client *backup;
 	struct aws_client *tag_clients[AWSB_NTYPES]; /* by types[i] */
 
-	pthread_mutex_t lock;   /* guards names */
-	struct awsb_name *names; /* the last listing's name -> ARN */
-	size_t nnames;
+	pthread_mutex_t lock;     /* guards last, last_ns */
+	struct orch_rp_list last; /* the last listing: inspect(name) finds
+				     the ARN there, list() answers from it */
+	uint64_t last_ns;         /* when it was made; 0: never */
 };
 
 static inline struct aws_backup *awsb_of(struct orch_provider *p)
@@ -64,6 +64,12 @@ static inline struct aws_backup *awsb_of(struct orch_provider *p)
  * cache. */
 int awsb_list(struct aws_backup *ab, struct orch_rp_list *out,
 	      struct cm_err *err);
+
+/* The same, from the last listing while it is younger than the poll
+ * period (the view asks every few seconds; a new recovery point reaches
+ * it through the watch's changed()). */
+int awsb_list_cached(struct aws_backup *ab, struct orch_rp_list *out,
+		     struct cm_err *err);
 
 /* One recovery point by ARN, described and with its tags. -ENOENT when
  * it is gone, not COMPLETED (-EAGAIN, with the status in err) or not of a

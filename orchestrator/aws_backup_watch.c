@@ -323,13 +323,40 @@ static bool set_has(char **set, size_t n, const char *s)
 	return n && bsearch(&s, set, n, sizeof(*set), cmp_str);
 }
 
+/* Insert s in its place (a vault lists thousands: no re-sort per add). */
 static void set_add(char ***set, size_t *n, const char *s)
 {
-	if (set_has(*set, *n, s))
-		return;
+	size_t lo = 0, hi = *n;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		int c = strcmp((*set)[mid], s);
+
+		if (c == 0)
+			return;
+		if (c < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
 	*set = cm_xrealloc(*set, (*n + 1) * sizeof(**set));
-	(*set)[(*n)++] = cm_xstrdup(s);
-	qsort(*set, *n, sizeof(**set), cmp_str);
+	memmove(*set + lo + 1, *set + lo, (*n - lo) * sizeof(**set));
+	(*set)[lo] = cm_xstrdup(s);
+	(*n)++;
+}
+
+/* Keep in *set only what `keep` (sorted) has too. */
+static void set_keep(char **set, size_t *n, char **keep, size_t nkeep)
+{
+	size_t k = 0;
+
+	for (size_t i = 0; i < *n; i++) {
+		if (set_has(keep, nkeep, set[i]))
+			set[k++] = set[i];
+		else
+			free(set[i]);
+	}
+	*n = k;
 }
 
 static void set_free(char **set, size_t n)
@@ -351,8 +378,11 @@ int awsb_watch_new(struct orch_provider *p, const struct orch_watch_opts *o,
 	w->p = p;
 	w->ab = awsb_of(p);
 	w->cb = *cb;
-	w->poll_ms = o && o->rescan_ms ? o->rescan_ms
-				       : w->ab->poll_seconds * 1000u;
+	/* the vault's pollSeconds: the owners' rescan_ms is the period of
+	 * local rescans (rescanSeconds, the view's few seconds), far too
+	 * often for a paged API listing */
+	(void)o;
+	w->poll_ms = w->ab->poll_seconds * 1000u;
 	w->next_poll_ns = 0; /* the first poll_ (at start) is due now */
 	/* a listing-only owner (the view: no ready) must not take messages
 	 * from the queue: it could not acknowledge them */
@@ -426,6 +456,9 @@ static int poll_listing(struct orch_watch *w, struct cm_err *err)
 			w->ab->vault->name, l.n, l.n == 1 ? "" : "s");
 	if (moved && w->cb.changed)
 		w->cb.changed(w->cb.ctx);
+	/* what left the vault (deleted once archived) is forgotten: the set
+	 * stays the size of the vault */
+	set_keep(w->reported, &w->nreported, w->listed, w->nlisted);
 	for (size_t i = 0; i < l.n && w->cb.ready; i++)
 		if (!set_has(w->reported, w->nreported, l.items[i].path))
 			report(w, &l.items[i], &first, err);

@@ -156,10 +156,9 @@ static enum orch_aws_verdict read_event(const struct cm_json *root,
 	ev->vault = cm_xstrdup(vault);
 	ev->resource_arn = dup_str(detail, "resourceArn");
 
-	type = need_str(detail, "resourceType", ev);
-	if (!type)
-		return ORCH_AWS_EVENT_MALFORMED;
-	ev->resource_type = cm_xstrdup(type);
+	/* optional: without it, DescribeRecoveryPoint's type decides */
+	type = cm_json_get_str(detail, "resourceType");
+	ev->resource_type = type ? cm_xstrdup(type) : NULL;
 
 	if (strcmp(vault, f->vault) != 0)
 		return verdict(ev, ORCH_AWS_EVENT_IGNORE,
@@ -169,7 +168,7 @@ static enum orch_aws_verdict read_event(const struct cm_json *root,
 		return verdict(ev, ORCH_AWS_EVENT_IGNORE, "%s %.32s, not %s",
 			       rp_event ? "status" : "state", state,
 			       STATE_COMPLETED);
-	if (!wanted_type(f, type))
+	if (type && !wanted_type(f, type))
 		return verdict(ev, ORCH_AWS_EVENT_IGNORE,
 			       "resource type \"%.32s\" is not archived from "
 			       "this vault", type);

@@ -11,7 +11,8 @@
  *
  * with, in detail: backupVaultName (or backupVaultArn, ending in
  * ":backup-vault:NAME"), resourceType ("EBS", "RDS", "Aurora",
- * "DynamoDB", ...), resourceArn, and recoveryPointArn (a Recovery Point
+ * "DynamoDB", ...; when absent, the provider's DescribeRecoveryPoint
+ * decides), resourceArn, and recoveryPointArn (a Recovery Point
  * State Change may carry the recovery point only as the single entry of
  * the event's "resources"). An EventBridge rule may deliver the event as
  * the message body itself, or wrapped in an SNS notification when the

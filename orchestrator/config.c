@@ -1230,7 +1230,7 @@ static int check_overlaps(struct parser *p)
 	for (size_t i = 0; i < cfg->nvaults; i++) {
 		const char *v = cfg->vaults[i].path;
 
-		if (!v) /* not a directory (an aws-backup vault) */
+		if (!v) /* not a directory (another vault type) */
 			continue;
 		if (cfg->store_dir && (path_inside(cfg->store_dir, v) ||
 				       path_inside(v, cfg->store_dir)))

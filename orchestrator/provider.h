@@ -183,7 +183,8 @@ struct orch_provider_ops {
 	 * returns -errno when the vault is unusable (the owner logs it, frees
 	 * the watch and tries again later). A provider that blocks (SQS long
 	 * polling) does so in a thread of its own and wakes the owner
-	 * through its fd (an eventfd).
+	 * through its fd (an eventfd). watch_new NULL: the vault is not
+	 * watched (the engine only scans; the view rescans periodically).
 	 */
 	int (*watch_new)(struct orch_provider *p,
 			 const struct orch_watch_opts *o,

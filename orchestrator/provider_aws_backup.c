@@ -321,7 +321,6 @@ static int rp_from_json(struct aws_backup *ab, const struct cm_json *it,
 	const char *res = cm_json_get_str(it, "ResourceArn");
 	const struct awsb_type *t = type_by_aws(rtype);
 	char name[ORCH_RP_NAME_MAX + 1];
-	time_t done;
 	double size;
 
 	if (!arn || !res) {
@@ -352,8 +351,10 @@ static int rp_from_json(struct aws_backup *ab, const struct cm_json *it,
 	size = cm_json_num(cm_json_get(it, "BackupSizeInBytes"));
 	rp->size = size > 0 ? (uint64_t)size : 0;
 	rp->created = json_time(cm_json_get(it, "CreationDate"));
-	done = json_time(cm_json_get(it, "CompletionDate"));
-	rp->mtime = done ? done : rp->created;
+	/* not CompletionDate: a listing and a description of the same point
+	 * must agree on (size, mtime), or the engine would take them for
+	 * two, and CreationDate is the one every answer carries */
+	rp->mtime = rp->created;
 	rp->tags = cm_xcalloc(1, sizeof(*rp->tags));
 
 	rp->extra = cm_json_new_object();
@@ -390,29 +391,31 @@ static int by_name(const void *a, const void *b)
 	return strcmp(x->name, y->name);
 }
 
-/* The name cache from a sorted listing: inspect(name) needs the ARN. */
-static void remember_names(struct aws_backup *ab,
-			   const struct orch_rp_list *l)
+static void list_copy(struct orch_rp_list *dst,
+		      const struct orch_rp_list *src)
 {
-	struct awsb_name *names = cm_xcalloc(l->n + 1, sizeof(*names));
-	struct awsb_name *old;
-	size_t nold;
+	memset(dst, 0, sizeof(*dst));
+	for (size_t i = 0; i < src->n; i++) {
+		struct orch_recovery_point rp;
 
-	for (size_t i = 0; i < l->n; i++) {
-		names[i].name = cm_xstrdup(l->items[i].name);
-		names[i].arn = cm_xstrdup(l->items[i].path);
+		orch_rp_copy(&rp, &src->items[i]);
+		orch_rp_list_take(dst, &rp);
 	}
+}
+
+/* Keep a copy of a sorted listing: inspect(name) needs the ARN, and
+ * list() may answer from it. */
+static void remember(struct aws_backup *ab, const struct orch_rp_list *l)
+{
+	struct orch_rp_list copy, old;
+
+	list_copy(&copy, l);
 	pthread_mutex_lock(&ab->lock);
-	old = ab->names;
-	nold = ab->nnames;
-	ab->names = names;
-	ab->nnames = l->n;
+	old = ab->last;
+	ab->last = copy;
+	ab->last_ns = cm_now_ns();
 	pthread_mutex_unlock(&ab->lock);
-	for (size_t i = 0; i < nold; i++) {
-		free(old[i].name);
-		free(old[i].arn);
-	}
-	free(old);
+	orch_rp_list_release(&old);
 }
 
 static char *arn_of_name(struct aws_backup *ab, const char *name)
@@ -420,11 +423,26 @@ static char *arn_of_name(struct aws_backup *ab, const char *name)
 	char *arn = NULL;
 
 	pthread_mutex_lock(&ab->lock);
-	for (size_t i = 0; i < ab->nnames && !arn; i++)
-		if (strcmp(ab->names[i].name, name) == 0)
-			arn = cm_xstrdup(ab->names[i].arn);
+	for (size_t i = 0; i < ab->last.n && !arn; i++)
+		if (strcmp(ab->last.items[i].name, name) == 0)
+			arn = cm_xstrdup(ab->last.items[i].path);
 	pthread_mutex_unlock(&ab->lock);
 	return arn;
+}
+
+int awsb_list_cached(struct aws_backup *ab, struct orch_rp_list *out,
+		     struct cm_err *err)
+{
+	uint64_t period = (uint64_t)ab->poll_seconds * 1000000000ull;
+
+	pthread_mutex_lock(&ab->lock);
+	if (ab->last_ns && cm_now_ns() - ab->last_ns < period) {
+		list_copy(out, &ab->last);
+		pthread_mutex_unlock(&ab->lock);
+		return 0;
+	}
+	pthread_mutex_unlock(&ab->lock);
+	return awsb_list(ab, out, err);
 }
 
 /* Two ARNs of one vault that make the same name: the second is left out
@@ -507,7 +525,7 @@ int awsb_list(struct aws_backup *ab, struct orch_rp_list *out,
 	if (out->n)
 		qsort(out->items, out->n, sizeof(*out->items), by_name);
 	drop_same_names(out);
-	remember_names(ab, out);
+	remember(ab, out);
 	return 0;
 }
 
@@ -746,6 +764,12 @@ static int awsb_scan(struct orch_provider *p, struct orch_rp_list *out,
 	return awsb_list(awsb_of(p), out, err);
 }
 
+static int awsb_list_op(struct orch_provider *p, struct orch_rp_list *out,
+			struct cm_err *err)
+{
+	return awsb_list_cached(awsb_of(p), out, err);
+}
+
 static int awsb_inspect(struct orch_provider *p, const char *name,
 			struct orch_recovery_point *out, struct cm_err *err)
 {
@@ -970,11 +994,8 @@ static void awsb_free(struct orch_provider *p)
 	aws_client_free(ab->backup);
 	for (size_t i = 0; i < AWSB_NTYPES; i++)
 		aws_client_free(ab->tag_clients[i]);
-	for (size_t i = 0; i < ab->nnames; i++) {
-		free(ab->names[i].name);
-		free(ab->names[i].arn);
-	}
-	free(ab->names);
+	aws_creds_provider_free(ab->creds);
+	orch_rp_list_release(&ab->last);
 	pthread_mutex_destroy(&ab->lock);
 	free(ab->backup_vault);
 	free(ab->region);
@@ -986,6 +1007,7 @@ static void awsb_free(struct orch_provider *p)
 static const struct orch_provider_ops awsb_ops = {
 	.name = "aws-backup",
 	.scan = awsb_scan,
+	.list = awsb_list_op,
 	.inspect = awsb_inspect,
 	.restore = awsb_restore,
 	.check = awsb_check,
@@ -1009,6 +1031,7 @@ static struct aws_client *client(struct aws_backup *ab,
 	struct aws_client *c;
 
 	o.region = ab->region;
+	o.creds = ab->creds;
 	o.endpoints = ab->cfg->endpoints;
 	o.nendpoints = ab->cfg->nendpoints;
 	c = aws_client_new(svc, &o, err);
@@ -1050,6 +1073,7 @@ int orch_provider_aws_backup_new(const struct orch_config *cfg,
 		ab->type_names[i] = s.types[i]->aws;
 	}
 	/* the clients make no request until used: no network here */
+	ab->creds = aws_creds_provider_new(NULL);
 	ab->backup = client(ab, &aws_backup, err);
 	if (!ab->backup)
 		goto fail_rc;

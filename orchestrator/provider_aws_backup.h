@@ -18,8 +18,9 @@
  *   resource_id  the protected resource's ARN (the archive's key is that
  *                ARN split on ':' into folders, keys.h)
  *   type         ORCH_RP_EBS, _RDS, _AURORA or _DYNAMODB
- *   size, mtime  BackupSizeInBytes, CompletionDate (the engine knows a
- *                recovery point by them: they never change once COMPLETED)
+ *   size, mtime  BackupSizeInBytes, CreationDate (the engine knows a
+ *                recovery point by them: they never change, and every
+ *                answer carries them; the completion date is in extra)
  *   created      CreationDate
  *   tags         the recovery point's tags (ListTags): the security tag is
  *                looked for there
@@ -28,13 +29,16 @@
  *                DescribeTags, RDS ListTagsForResource, DynamoDB
  *                ListTagsOfResource), for info.json
  * A listing (scan, the poll) reads ListRecoveryPointsByBackupVault only;
- * inspect (what the engine does before restoring and before deleting, and
- * what the view's info.json shows) adds DescribeRecoveryPoint and the tags.
+ * list (the view's, every few seconds) answers from the last listing while
+ * it is younger than pollSeconds; inspect (what the engine does before
+ * restoring and before deleting, and what the view's info.json shows)
+ * adds DescribeRecoveryPoint and the tags.
  *
  * Discovery, both ways and idempotent (the engine makes one job of a
  * recovery point however often it is reported):
  *   - every page of ListRecoveryPointsByBackupVault when the watch starts
- *     and every pollSeconds;
+ *     and every pollSeconds (a failed listing is logged and retried within
+ *     30 s; the watch and its queue reader go on);
  *   - with queueUrl, the SQS queue an EventBridge rule feeds with AWS
  *     Backup's events (aws_events.h), long-polled by a thread of the
  *     watch. A message is deleted only once the engine has the job in its
@@ -52,12 +56,15 @@
  * table.
  *
  * Deleting: DeleteRecoveryPoint, after the security tag has been checked
- * once more on the recovery point's tags read right then.
+ * once more on the recovery point's tags read right then; the recovery
+ * point is read back, since the call succeeds and leaves it EXPIRED when
+ * the role may not delete the snapshot underneath.
  *
  * Threads: the provider's calls are thread-safe (the AWS clients are; the
- * name -> ARN cache has a lock). A watch is driven by its owner's thread;
- * its SQS reader is a thread of its own that wakes the owner through the
- * watch's eventfd.
+ * last listing, which also maps names to ARNs, has a lock). A watch is
+ * driven by its owner's thread; its SQS reader is a thread of its own that
+ * wakes the owner through the watch's eventfd. A watch without a ready
+ * callback (the view) starts no reader: it could not acknowledge.
  */
 #ifndef VAULTFS_ORCH_PROVIDER_AWS_BACKUP_H
 #define VAULTFS_ORCH_PROVIDER_AWS_BACKUP_H

@@ -2,8 +2,8 @@
 # aws_api: the AWS API layer against moto, through `vaultfs aws whoami` and
 # `vaultfs aws call`: STS GetCallerIdentity, a Query call (EC2), a JSON 1.0
 # call (DynamoDB), a REST-JSON call (Backup), each checked from boto3's
-# side; errors named "<service>: <Code>: <Message>"; throttling answers
-# retried through the fault proxy; and the credentials users have: a role
+# side; errors named "<service>: <Code>: <Message>"; throttling and server
+# errors (the fault proxy's, in each protocol) retried; and the credentials users have: a role
 # assumed through source_profile and through credential_source
 # Ec2InstanceMetadata, web identity from the environment and from a
 # profile, credential_process (good, failing, malformed), and the region
@@ -24,6 +24,20 @@ expect_grep "^  s3         $AWS_ENDPOINT_URL_S3 \\(AWS_ENDPOINT_URL_S3\\)\$" "$T
 vf aws whoami --json >"$T/who.json"
 [ "$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["account"])' "$T/who.json")" = "$ACCT" ] ||
 	die "whoami --json: wrong account"
+
+# the config's endpoints come after the environment's
+cat >"$T/endpoints.json" <<EOF
+{"endpoints": {"sts": "$AWS_ENDPOINT_URL", "backup": "http://127.0.0.1:9/b"}}
+EOF
+(
+	unset AWS_ENDPOINT_URL
+	vf aws whoami --config "$T/endpoints.json"
+) >"$T/who.config"
+expect_grep "^  sts        $AWS_ENDPOINT_URL \(config endpoints.sts\)\$" "$T/who.config"
+expect_grep '^  backup     http://127.0.0.1:9/b \(config endpoints.backup\)$' "$T/who.config"
+expect_grep '^  ec2        https://ec2.us-east-1.amazonaws.com \(default\)$' "$T/who.config"
+AWS_ENDPOINT_URL_BACKUP=http://127.0.0.1:8/x vf aws whoami --config "$T/endpoints.json" >"$T/who.env"
+expect_grep '^  backup     http://127.0.0.1:8/x \(AWS_ENDPOINT_URL_BACKUP\)$' "$T/who.env"
 
 # --- Query: EC2 ------------------------------------------------------------
 vf aws call ec2 CreateVolume AvailabilityZone=us-east-1a Size=1 >"$T/vol"
@@ -79,18 +93,35 @@ expect_fail vf aws call ec2 DeleteSnapshot SnapshotId=snap-00000000
 expect_grep '^vaultfs: aws: ec2: InvalidSnapshot.NotFound: ' "$FAIL_OUT"
 
 # --- throttling answers are retried ----------------------------------------
-# Half the requests are answered 503 SlowDown before they reach moto.
-AWS_ENDPOINT_URL_S3=$AWS_ENDPOINT_URL start_faultproxy --503-rate 0.5 --seed 7
-for i in 1 2 3 4 5 6; do
-	AWS_ENDPOINT_URL_STS=$FP_URL VAULTFS_AWS_MAX_ATTEMPTS=20 vf aws call sts GetCallerIdentity >"$T/sts$i"
-	expect_grep "^GetCallerIdentityResult.Account=$ACCT\$" "$T/sts$i"
-done
-[ "$(fp_stat 503s)" -gt 0 ] || die "the proxy injected no 503: nothing was retried"
-log "$(fp_stat 503s) throttled answers retried"
-# and with one attempt only, the throttling reaches the user by name
-AWS_ENDPOINT_URL_S3=$AWS_ENDPOINT_URL start_faultproxy --503-rate 1
-AWS_ENDPOINT_URL_STS=$FP_URL VAULTFS_AWS_MAX_ATTEMPTS=2 expect_fail vf aws call sts GetCallerIdentity
-expect_grep '^vaultfs: aws: sts: SlowDown: .*\[gave up after 2 attempts\]$' "$FAIL_OUT"
+# The fault proxy answers the first requests with the throttling error of
+# each protocol, as AWS does (EC2's RequestLimitExceeded, STS's Throttling,
+# the JSON and REST-JSON ThrottlingException), then lets requests through.
+throttled() { # SERVICE VAR CALL...: the call succeeds after 2 throttles
+	local svc=$1 var=$2
+	shift 2
+	start_faultproxy_moto --throttle 2
+	(
+		export "$var=$FP_URL"
+		vf aws call "$svc" "$@"
+	) >"$T/throttled.$svc" || die "$svc: a throttled call was not retried"
+	[ "$(fp_stat throttles)" = 2 ] || die "$svc: the proxy throttled $(fp_stat throttles), not 2"
+	log "$svc: throttled twice, then served"
+}
+throttled ec2 AWS_ENDPOINT_URL_EC2 DescribeVolumes
+throttled sts AWS_ENDPOINT_URL_STS GetCallerIdentity
+throttled dynamodb AWS_ENDPOINT_URL_DYNAMODB ListTables '{}'
+throttled backup AWS_ENDPOINT_URL_BACKUP ListBackupVaults GET /backup-vaults/
+expect_grep "^GetCallerIdentityResult.Account=$ACCT\$" "$T/throttled.sts"
+# server errors are retried too
+start_faultproxy_moto --5xx 2 --5xx-status 503
+AWS_ENDPOINT_URL_DYNAMODB=$FP_URL vf aws call dynamodb ListTables '{}' >/dev/null
+[ "$(fp_stat 5xxs)" = 2 ] || die "dynamodb: 503s not retried"
+# a throttle that outlasts the attempts reaches the user by name
+start_faultproxy_moto --throttle 10
+AWS_ENDPOINT_URL_DYNAMODB=$FP_URL VAULTFS_AWS_MAX_ATTEMPTS=3 \
+	expect_fail vf aws call dynamodb ListTables '{}'
+expect_grep '^vaultfs: aws: dynamodb: ThrottlingException: .*\[gave up after 3 attempts\]$' "$FAIL_OUT"
+[ "$(fp_stat throttles)" = 3 ] || die "dynamodb: $(fp_stat throttles) attempts, not 3"
 
 # --- credentials from profiles ---------------------------------------------
 # The environment's keys would win over any profile: the profile tests
@@ -150,22 +181,26 @@ EOF
 noenv vf aws whoami --profile prod >"$T/prod"
 cat "$T/prod" >&2
 expect_grep "^arn          arn:aws:sts::$ACCT:assumed-role/prod/vaultfs-test\$" "$T/prod"
-expect_grep '^credentials  assume-role$' "$T/prod"
+expect_grep '^credentials  assume-role \(profile prod\)$' "$T/prod"
+
+# --profile names the profile outright: the environment's keys are not used
+vf aws whoami --profile prod >"$T/prod2"
+expect_grep '^credentials  assume-role \(profile prod\)$' "$T/prod2"
 
 noenv vf aws whoami --profile web >"$T/web"
 expect_grep "^arn          arn:aws:sts::$ACCT:assumed-role/web/web-session\$" "$T/web"
-expect_grep '^credentials  web-identity$' "$T/web"
+expect_grep '^credentials  web-identity \(profile web\)$' "$T/web"
 
 noenv AWS_WEB_IDENTITY_TOKEN_FILE="$T/token" AWS_ROLE_ARN="arn:aws:iam::$ACCT:role/eks" \
 	AWS_ROLE_SESSION_NAME=eks-pod vf aws whoami >"$T/webenv"
-expect_grep '^credentials  web-identity$' "$T/webenv"
+expect_grep '^credentials  web-identity \(AWS_WEB_IDENTITY_TOKEN_FILE\)$' "$T/webenv"
 expect_grep "^arn          arn:aws:sts::$ACCT:assumed-role/eks/eks-pod\$" "$T/webenv"
 noenv AWS_WEB_IDENTITY_TOKEN_FILE="$T/no-token" AWS_ROLE_ARN="arn:aws:iam::$ACCT:role/eks" \
 	expect_fail vf aws whoami
 expect_grep "credentials: web identity: AWS_WEB_IDENTITY_TOKEN_FILE $T/no-token: No such file or directory" "$FAIL_OUT"
 
 noenv vf aws whoami --profile proc >"$T/proc"
-expect_grep '^credentials  credential_process$' "$T/proc"
+expect_grep '^credentials  credential_process \(profile proc\)$' "$T/proc"
 expect_grep "^account      $ACCT\$" "$T/proc"
 noenv expect_fail vf aws whoami --profile procfail
 expect_grep "credentials: profile procfail: credential_process exited 1: helper: no session for prod\$" "$FAIL_OUT"

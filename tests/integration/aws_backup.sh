@@ -7,6 +7,9 @@
 #     recovery point ARN as path and the volume ARN as resourceId; the job
 #     waits ("no provider for EBS yet"), exit 0, and with autoDeleteSnapshot
 #     on nothing is deleted (nothing was archived, let alone verified)
+#   - throttling and 5xx on the listing (the fault proxy in front of
+#     moto) are retried; past the last attempt the run fails with AWS's
+#     error and the vault's name
 #   - discovery by event: a Backup Job State Change in the queue makes the
 #     job; a duplicate, an event for a recovery point the poll found, and
 #     foreign events (another vault, state FAILED, resource type EFS) make
@@ -20,6 +23,8 @@
 #     job reaches a verified archive before the EBS restorer exists
 #   - `vaultfs mount`: the recovery points in vaults/prod, info.json with
 #     their tags and the volume's
+#   - RDS and DynamoDB recovery points: waiting for their restorers, with
+#     the database's and the table's tags (RDS's Query, DynamoDB's JSON)
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/archive.inc"
 . "$(dirname "$0")/orch.inc"
@@ -64,6 +69,20 @@ elif cmd == "rp":             # VAULT TAGS-JSON... -> "RP-ARN VOLUME-ARN" each
                                IamRoleArn="arn:aws:iam::%s:role/backup" % acct,
                                RecoveryPointTags=json.loads(tags))
         print(j["RecoveryPointArn"], vol)
+elif cmd == "db":             # VAULT NAME -> "RP-ARN RESOURCE-ARN" for an RDS
+    rds, ddb = client("rds"), client("dynamodb")   # instance and a table
+    db = rds.create_db_instance(DBInstanceIdentifier=args[1], DBInstanceClass="db.t3.micro",
+                                Engine="postgres", AllocatedStorage=5, MasterUsername="u",
+                                MasterUserPassword="password1",
+                                Tags=[{"Key": "team", "Value": "db"}])["DBInstance"]["DBInstanceArn"]
+    tb = ddb.create_table(TableName=args[1], BillingMode="PAY_PER_REQUEST",
+                          AttributeDefinitions=[{"AttributeName": "k", "AttributeType": "S"}],
+                          KeySchema=[{"AttributeName": "k", "KeyType": "HASH"}],
+                          Tags=[{"Key": "team", "Value": "ddb"}])["TableDescription"]["TableArn"]
+    for res in (db, tb):
+        j = b.start_backup_job(BackupVaultName=args[0], ResourceArn=res,
+                               IamRoleArn="arn:aws:iam::%s:role/backup" % acct)
+        print(j["RecoveryPointArn"], res)
 elif cmd == "send":           # QUEUE-URL "VAULT STATE RP [TYPE]"|"raw BODY"...
     for spec in args[1:]:     # -> one message id each
         kind, rest = spec.split(" ", 1)
@@ -141,6 +160,22 @@ vf_run --config "$CFG" --once
 [ "$(jobs_for "$RPC")" = 1 ] || die "$RPC, completed now, has no job"
 [ "$(jobs_for "$RP1")" = 1 ] || die "$RP1 has more than one job"
 log "poll: COMPLETED points queued and waiting, a CREATING one only once done"
+
+# throttling and server errors on the listing: retried; past the last
+# attempt, the run fails naming the vault and AWS's error
+start_faultproxy_moto --throttle 2 --5xx 1 --match recovery-points
+AWS_ENDPOINT_URL_BACKUP=$FP_URL vf_run --config "$CFG" --once
+[ "$(fp_stat throttles)" = 2 ] && [ "$(fp_stat 5xxs)" = 1 ] ||
+	die "the proxy's faults did not happen: $(cat "$FP_STATS")"
+# (a journal of its own: the waiting jobs above would be tried again, and
+# their inspect needs the listing too)
+sed "s|$T/state|$T/state-throttled|" "$CFG" >"$T/throttled.json"
+start_faultproxy_moto --throttle 100 --match "recovery-points/?maxResults"
+AWS_ENDPOINT_URL_BACKUP=$FP_URL VAULTFS_AWS_MAX_ATTEMPTS=2 \
+	vf_run_fails --config "$T/throttled.json" --once
+expect_grep "vault \"prod\": backup: ThrottlingException" "$RUN_ERR"
+[ -z "$(job_files "$T/state-throttled")" ] || die "the faults made jobs"
+log "poll: throttling and 5xx retried, then a clear error"
 
 # --- discovery by event ----------------------------------------------------
 start_daemon "$CFG" VAULTFS_LOG=info
@@ -226,3 +261,28 @@ moto status "$VAULT" "$RPN" "$RPW" "$RPOK" >"$T/after"
 printf '%s\n' "COMPLETED there" "COMPLETED there" "gone gone" | diff - "$T/after" ||
 	die "after the deletes: untagged, other value, tagged (recovery point, EBS snapshot)"
 log "security tag: refused without it or with another value, deleted with it"
+# --- RDS and DynamoDB recovery points --------------------------------------
+VAULT_DB=vft-ab-db-$SUFFIX
+moto setup "$VAULT_DB" "$QUEUE-db" >/dev/null
+{ read -r RPDB DB; read -r RPTB TB; } < <(moto db "$VAULT_DB" "vft-ab-$SUFFIX")
+CFG_DB=$T/db.json
+write_config "$CFG_DB" "{
+  \"vaults\": [{\"name\": \"db\", \"type\": \"aws-backup\",
+               \"backupVault\": \"$VAULT_DB\", \"resourceTypes\": [\"RDS\", \"DynamoDB\"]}],
+  \"destination\": \"s3://$BUCKET/arch\", \"stateDir\": \"$T/state-db\"}"
+vf_run --config "$CFG_DB" --once
+expect_grep "waiting   db/${RPDB#*:snapshot:}: no provider for RDS yet" "$RUN_OUT"
+expect_grep "waiting   db/${RPTB##*/}: no provider for DynamoDB yet" "$RUN_OUT"
+mount_view "$MP" "$CFG_DB"
+python3 - "$MP/vaults/db" "$RPDB" "$DB" "$RPTB" "$TB" <<'EOF'
+import json, sys
+d = sys.argv[1]
+for rp, res, rtype, team in ((sys.argv[2], sys.argv[3], "rds-snapshot", "db"),
+                             (sys.argv[4], sys.argv[5], "dynamodb-backup", "ddb")):
+    name = rp.rsplit("/", 1)[1] if "/" in rp else rp.split(":", 6)[6]
+    i = json.load(open("%s/%s/info.json" % (d, name)))
+    assert i["path"] == rp and i["resourceId"] == res and i["type"] == rtype, i
+    assert i["resourceTags"] == {"team": team}, i
+EOF
+unmount_view
+log "RDS and DynamoDB: waiting for their restorers, their resources' tags shown"

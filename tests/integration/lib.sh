@@ -349,6 +349,7 @@ _start_faultproxy() {
 	_fp_n=$((_fp_n + 1))
 	out=$T/faultproxy$_fp_n
 	FP_STATS=$out.json
+	: >"$out.out" # read below, maybe before the child has opened it
 	python3 "$FAULTPROXY" --listen-port 0 --target "${target#http://}" \
 		--stats "$FP_STATS" "$@" >"$out.out" 2>"$out.err" &
 	FP_PID=$!

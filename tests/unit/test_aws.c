@@ -431,6 +431,27 @@ static void test_rest_paths(void **state)
 			    "application/json");
 	cm_json_free(body);
 
+	/* a raw body (EBS PutSnapshotBlock) goes as it is */
+	SCRIPT(A(201, NULL, "{\"Checksum\":\"c\"}"));
+	r = (struct aws_rest_request){.op = "PutSnapshotBlock",
+				      .method = "PUT",
+				      .path = "/snapshots/snap-1/blocks/7",
+				      .headers = extra,
+				      .nheaders = 1,
+				      .body = "raw\0block",
+				      .body_len = 9};
+	assert_int_equal(aws_rest(c, &r, &out, NULL, &err), 0);
+	assert_string_equal(cm_json_get_str(out, "Checksum"), "c");
+	cm_json_free(out);
+	assert_string_equal(srv.seen[0].method, "PUT");
+	assert_string_equal(seen_header(&srv.seen[0], "Content-Type", h,
+					sizeof(h)),
+			    "application/octet-stream");
+	assert_string_equal(seen_header(&srv.seen[0], "Content-Length", h,
+					sizeof(h)),
+			    "9");
+	assert_memory_equal(srv.seen[0].body, "raw", 4); /* up to the NUL */
+
 	r.path = "no-slash";
 	assert_int_equal(aws_rest(c, &r, &out, NULL, &err), -EINVAL);
 	assert_substr(err.msg, "path must start with /");

@@ -159,6 +159,24 @@ static void test_foreign(void **state)
 		       ORCH_AWS_EVENT_IGNORE, "Copy Job State Change");
 }
 
+/* Without resourceType the event is taken, and the recovery point's
+ * description decides its type. */
+static void test_no_resource_type(void **state)
+{
+	static const char body[] =
+		"{\"source\": \"aws.backup\", \"detail-type\": \"Recovery "
+		"Point State Change\", \"resources\": [\"" SNAP_ARN "\"], "
+		"\"detail\": {\"backupVaultName\": \"prod-vault\", "
+		"\"status\": \"COMPLETED\"}}";
+	struct orch_aws_event ev;
+
+	(void)state;
+	assert_int_equal(parse(body, &ev), ORCH_AWS_EVENT_ACCEPT);
+	assert_null(ev.resource_type);
+	assert_string_equal(ev.recovery_point_arn, SNAP_ARN);
+	orch_aws_event_release(&ev);
+}
+
 /* A vault that ignores resource types narrows the filter. */
 static void test_resource_type_filter(void **state)
 {
@@ -233,6 +251,58 @@ static void test_duplicate(void **state)
 	free(b);
 }
 
+/*
+ * Whatever a queue holds, the parser answers: every byte of a good event
+ * replaced, truncated at every length. No crash (the sanitizer builds
+ * catch reads out of bounds), a verdict, and an ACCEPT only with an ARN.
+ */
+static void test_mangled(void **state)
+{
+	char *good = job_event("prod-vault", "COMPLETED", "EBS", SNAP_ARN);
+	static const char subst[] = "\"{}[]:,\\0a \x01\xff";
+	size_t n = strlen(good), accepted = 0;
+	char *buf = cm_xmalloc(n + 1);
+
+	(void)state;
+	for (size_t i = 0; i < n; i++) {
+		for (size_t k = 0; k < sizeof(subst) - 1; k++) {
+			struct orch_aws_event ev;
+			enum orch_aws_verdict v;
+
+			memcpy(buf, good, n + 1);
+			buf[i] = subst[k];
+			v = orch_aws_event_parse(buf, n, &filter, &ev);
+			assert_true(v == ORCH_AWS_EVENT_ACCEPT ||
+				    v == ORCH_AWS_EVENT_IGNORE ||
+				    v == ORCH_AWS_EVENT_MALFORMED);
+			if (v == ORCH_AWS_EVENT_ACCEPT) {
+				assert_non_null(ev.recovery_point_arn);
+				assert_memory_equal(ev.recovery_point_arn,
+						    "arn:", 4);
+				accepted++;
+			} else {
+				assert_true(ev.why[0] != '\0');
+			}
+			orch_aws_event_release(&ev);
+		}
+		{
+			struct orch_aws_event ev;
+
+			/* the first i bytes only, not NUL-terminated */
+			memcpy(buf, good, i);
+			assert_int_not_equal(orch_aws_event_parse(buf, i,
+								  &filter,
+								  &ev),
+					     ORCH_AWS_EVENT_ACCEPT);
+			orch_aws_event_release(&ev);
+		}
+	}
+	/* many changes (in values nobody reads) leave it ours */
+	assert_true(accepted > 0);
+	free(buf);
+	free(good);
+}
+
 static void test_vault_of_arn(void **state)
 {
 	(void)state;
@@ -250,8 +320,10 @@ int main(void)
 		cmocka_unit_test(test_sns_wrapped),
 		cmocka_unit_test(test_foreign),
 		cmocka_unit_test(test_resource_type_filter),
+		cmocka_unit_test(test_no_resource_type),
 		cmocka_unit_test(test_malformed),
 		cmocka_unit_test(test_duplicate),
+		cmocka_unit_test(test_mangled),
 		cmocka_unit_test(test_vault_of_arn),
 	};
 

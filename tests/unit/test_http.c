@@ -13,7 +13,25 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/http.h"
+/* included whole (UNITTEST, curl's way) to reach ca_bundle() */
+#include "core/http.c"
+
+/* The CA file: vaultfs's own variable first, then the AWS SDKs'. */
+static void test_ca_bundle(void **state)
+{
+	(void)state;
+	unsetenv("VAULTFS_CA_BUNDLE");
+	unsetenv("AWS_CA_BUNDLE");
+	assert_null(ca_bundle());
+	setenv("AWS_CA_BUNDLE", "/etc/aws-ca.pem", 1);
+	assert_string_equal(ca_bundle(), "/etc/aws-ca.pem");
+	setenv("VAULTFS_CA_BUNDLE", "", 1); /* empty: not set */
+	assert_string_equal(ca_bundle(), "/etc/aws-ca.pem");
+	setenv("VAULTFS_CA_BUNDLE", "/etc/vaultfs-ca.pem", 1);
+	assert_string_equal(ca_bundle(), "/etc/vaultfs-ca.pem");
+	unsetenv("VAULTFS_CA_BUNDLE");
+	unsetenv("AWS_CA_BUNDLE");
+}
 
 static void test_header_lookup(void **state)
 {
@@ -80,6 +98,7 @@ static void test_transport_errors(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_ca_bundle),
 		cmocka_unit_test(test_header_lookup),
 		cmocka_unit_test(test_uri_encode),
 		cmocka_unit_test(test_transport_errors),

@@ -499,7 +499,7 @@ static void test_signatures(void **state)
 	op_init(&op, "CreateMultipartUpload", "POST", "b", "k");
 	op.params = uploads;
 	op.nparams = 1;
-	sign_and_check(c, &op, NULL, EMPTY_SHA256,
+	sign_and_check(c, &op, NULL, AWS_EMPTY_SHA256,
 		       "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20150830/"
 		       "us-east-1/s3/aws4_request, SignedHeaders=host;"
 		       "x-amz-content-sha256;x-amz-date;x-amz-security-token, "
