@@ -1,11 +1,16 @@
 /*
- * fuse_file.c - see fuse_file.h: one read-only file over FUSE. With
- * overlay.c and fs/fuse_ll.c, the only files that include FUSE headers.
+ * fuse_file.c - see fuse_file.h: one file over FUSE. With fs/fuse_ll.c,
+ * the only file that includes FUSE headers.
  *
- * As in overlay.c, the mount is made with mount(2) on a /dev/fuse
- * descriptor opened here and handed to libfuse as "/dev/fd/N", so the
- * caller decides where the mount is recorded, and libfuse only decodes
- * requests and encodes replies.
+ * The mount is made with mount(2) on a /dev/fuse descriptor opened here
+ * and handed to libfuse as "/dev/fd/N" (libfuse's way for a mount made by
+ * the caller), so the caller decides where the mount is recorded, and
+ * libfuse only decodes requests and encodes replies.
+ *
+ * The server thread polls the (non-blocking) descriptor and an eventfd
+ * that stops it, and answers each request at once. When the mount goes
+ * (unmounted, or its connection aborted) reads of the descriptor fail
+ * with ENODEV and the thread ends by itself.
  */
 #define FUSE_USE_VERSION 314
 
@@ -28,8 +33,13 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/mount.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+#ifndef PR_SET_IO_FLUSHER
+#define PR_SET_IO_FLUSHER 57
+#endif
 
 #define ROOT_INO 1
 #define FILE_INO 2
@@ -39,6 +49,7 @@ struct arc_fuse_file {
 	char *mnt, *name, *path;
 	uint64_t size;
 	arc_fuse_read_fn read;
+	arc_fuse_write_fn write;
 	void *ctx;
 	int dev_fd;   /* /dev/fuse; the session closes it */
 	int stop_fd;  /* eventfd: stops the server */
@@ -61,10 +72,10 @@ static void stat_of(const struct arc_fuse_file *f, fuse_ino_t ino,
 	memset(st, 0, sizeof(*st));
 	st->st_ino = ino;
 	if (ino == ROOT_INO) {
-		st->st_mode = S_IFDIR | 0500;
+		st->st_mode = S_IFDIR | (f->write ? 0700 : 0500);
 		st->st_nlink = 2;
 	} else {
-		st->st_mode = S_IFREG | 0400;
+		st->st_mode = S_IFREG | (f->write ? 0600 : 0400);
 		st->st_nlink = 1;
 		st->st_size = (off_t)f->size;
 		st->st_blksize = 1 << 17;
@@ -108,17 +119,18 @@ static void ll_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		fuse_reply_err(req, ino == ROOT_INO ? EISDIR : ENOENT);
 		return;
 	}
-	if ((fi->flags & O_ACCMODE) != O_RDONLY) {
+	if ((fi->flags & O_ACCMODE) != O_RDONLY && !FF(req)->write) {
 		fuse_reply_err(req, EROFS);
 		return;
 	}
-	fi->keep_cache = 1; /* the bytes never change */
+	fi->keep_cache = 1; /* only the kernel's own writes change it */
 	/* No FLUSH on close: a process killed with the file open closes it
 	 * while exiting, after its server thread is gone and before the
 	 * kernel lets go of /dev/fuse; a FLUSH then waits for ever (the
 	 * process stays a zombie, its mount alive). Nothing is ever written,
-	 * so there is nothing to flush; .flush is left out too, so a kernel
-	 * without FOPEN_NOFLUSH stops asking after the first ENOSYS. */
+	 * or only scratch (an overlay), so there is nothing to flush; .flush
+	 * is left out too, so a kernel without FOPEN_NOFLUSH stops asking
+	 * after the first ENOSYS. */
 	fi->noflush = 1;
 	fuse_reply_open(req, fi);
 }
@@ -151,6 +163,53 @@ static void ll_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	fuse_reply_buf(req, f->buf, size);
 }
 
+static void ll_write(fuse_req_t req, fuse_ino_t ino, const char *buf,
+		     size_t size, off_t off, struct fuse_file_info *fi)
+{
+	struct arc_fuse_file *f = FF(req);
+	int rc;
+
+	(void)ino;
+	(void)fi;
+	if (!f->write) {
+		fuse_reply_err(req, EROFS);
+		return;
+	}
+	if (size == 0) {
+		fuse_reply_write(req, 0);
+		return;
+	}
+	if ((uint64_t)off > f->size || size > f->size - (uint64_t)off) {
+		fuse_reply_err(req, ENOSPC); /* the file does not grow */
+		return;
+	}
+	rc = f->write(f->ctx, buf, size, (uint64_t)off);
+	if (rc) {
+		fuse_reply_err(req, -rc);
+		return;
+	}
+	fuse_reply_write(req, size);
+}
+
+/* Times and modes are not kept; the size never changes. */
+static void ll_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
+		       int to_set, struct fuse_file_info *fi)
+{
+	struct arc_fuse_file *f = FF(req);
+
+	if (!f->write) {
+		fuse_reply_err(req, EROFS);
+		return;
+	}
+	if ((to_set & FUSE_SET_ATTR_SIZE) &&
+	    (uint64_t)attr->st_size != f->size) {
+		fuse_reply_err(req, EPERM);
+		return;
+	}
+	ll_getattr(req, ino, fi);
+}
+
+/* Nothing to make durable: a writable file is scratch (an overlay). */
 static void ll_ok(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	(void)ino;
@@ -158,12 +217,22 @@ static void ll_ok(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	fuse_reply_err(req, 0);
 }
 
+static void ll_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
+		     struct fuse_file_info *fi)
+{
+	(void)datasync;
+	ll_ok(req, ino, fi);
+}
+
 static const struct fuse_lowlevel_ops ops = {
     .lookup = ll_lookup,
     .getattr = ll_getattr,
     .open = ll_open,
+    .setattr = ll_setattr,
     .read = ll_read,
+    .write = ll_write,
     .release = ll_ok,
+    .fsync = ll_fsync,
 };
 
 static void *serve(void *arg)
@@ -172,6 +241,8 @@ static void *serve(void *arg)
 	struct fuse_buf fbuf;
 	struct pollfd pf[2];
 
+	if (f->write && prctl(PR_SET_IO_FLUSHER, 1, 0, 0, 0) != 0)
+		cm_debug("fuse file: PR_SET_IO_FLUSHER: %s", strerror(errno));
 	memset(&fbuf, 0, sizeof(fbuf));
 	pf[0].fd = f->dev_fd;
 	pf[0].events = POLLIN;
@@ -206,7 +277,7 @@ static int start(struct arc_fuse_file *f, const char *fsname,
 		 struct cm_err *err)
 {
 	const unsigned long flags = MS_NOSUID | MS_NODEV | MS_NOEXEC |
-				    MS_RDONLY;
+				    (f->write ? 0 : MS_RDONLY);
 	char *argv[] = { (char *)fsname, NULL };
 	struct fuse_args args = FUSE_ARGS_INIT(1, argv);
 	char opts[128], fdname[32], type[64];
@@ -247,23 +318,22 @@ static int start(struct arc_fuse_file *f, const char *fsname,
 	return 0;
 }
 
-int arc_fuse_file_mount(const char *mnt, const char *fsname,
-			const char *name, uint64_t size, arc_fuse_read_fn read,
-			void *ctx, struct arc_fuse_file **out,
-			struct cm_err *err)
+int arc_fuse_file_mount(const char *mnt, const struct arc_fuse_file_opts *o,
+			struct arc_fuse_file **out, struct cm_err *err)
 {
 	struct arc_fuse_file *f = cm_xcalloc(1, sizeof(*f));
 	int rc;
 
 	*out = NULL;
 	f->mnt = cm_xstrdup(mnt);
-	f->name = cm_xstrdup(name);
-	f->path = cm_xasprintf("%s/%s", mnt, name);
-	f->size = size;
-	f->read = read;
-	f->ctx = ctx;
+	f->name = cm_xstrdup(o->name);
+	f->path = cm_xasprintf("%s/%s", mnt, o->name);
+	f->size = o->size;
+	f->read = o->read;
+	f->write = o->write;
+	f->ctx = o->ctx;
 	f->dev_fd = f->stop_fd = -1;
-	rc = start(f, fsname, err);
+	rc = start(f, o->fsname, err);
 	if (rc) {
 		cm_err_prefix(err, "serving %s", f->path);
 		arc_fuse_file_free(f);

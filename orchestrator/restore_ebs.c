@@ -485,6 +485,7 @@ static int ebs_restore(struct orch_provider *p,
 	struct aws_client_opts o = { 0 };
 	struct ebs_restored *er = NULL;
 	struct orch_res_ids ids = { 0 };
+	struct arc_fuse_file_opts fo = { 0 };
 	struct cm_json *j = NULL;
 	struct aws_client *c;
 	struct image *im = NULL;
@@ -534,8 +535,12 @@ static int ebs_restore(struct orch_provider *p,
 		er->mnt = NULL;
 		goto fail;
 	}
-	rc = arc_fuse_file_mount(er->mnt, "vaultfs-ebs", FILE_NAME, im->size,
-				 image_read, im, &er->ff, err);
+	fo.fsname = "vaultfs-ebs";
+	fo.name = FILE_NAME;
+	fo.size = im->size;
+	fo.read = image_read;
+	fo.ctx = im;
+	rc = arc_fuse_file_mount(er->mnt, &fo, &er->ff, err);
 	if (rc == 0)
 		rc = rj->created(rj->ctx, er->idx, NULL, err);
 	if (rc)
