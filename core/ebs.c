@@ -76,17 +76,6 @@ static bool json_uint(const struct cm_json *j, uint64_t *out)
 	return true;
 }
 
-static time_t json_time(const struct cm_json *j)
-{
-	time_t t = 0;
-
-	if (cm_json_type(j) == CM_JSON_NUMBER)
-		return (time_t)cm_json_num(j);
-	if (cm_json_str(j) && cm_time_parse_iso8601(cm_json_str(j), &t) == 0)
-		return t;
-	return 0;
-}
-
 static int by_index(const void *a, const void *b)
 {
 	const struct ebs_block *x = a, *y = b;
@@ -117,7 +106,7 @@ static int take_page(const char *snapshot, const struct cm_json *ans,
 				  snapshot);
 	l->block_size = (uint32_t)bs;
 	l->volume_bytes = vs << 30;
-	exp = json_time(cm_json_get(ans, "ExpiryTime"));
+	exp = cm_json_time(cm_json_get(ans, "ExpiryTime"));
 	if (exp && (!l->expiry || exp < l->expiry))
 		l->expiry = exp;
 	for (const struct cm_json *it = cm_json_first(blocks); it;
