@@ -14,6 +14,8 @@
 #     the decode verification of its archive
 #   - kill -9 while a snapshot is being read: the next start unmounts the
 #     private FUSE mount and archives it; nothing is left mounted
+#   - GetSnapshotBlock throttled and failing with 5xx (the fault proxy in
+#     front of moto) during that run: retried, the archives unchanged
 #   - config: ebs.method "volume" is refused with a clear error
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/archive.inc"
@@ -143,7 +145,12 @@ log "killed while reading; the FUSE mount is left dead"
 
 # --- run --once: both archived, verified, deleted ----------------------------
 config ', "ebs": {"concurrency": 8, "cacheSize": "8MiB"}'
-VAULTFS_LOG=info vf_run --config "$CFG" --once
+# "blocks/": GetSnapshotBlock only (ListSnapshotBlocks is "blocks?")
+start_faultproxy_moto --throttle 3 --5xx 2 --match "blocks/"
+AWS_ENDPOINT_URL_EBS=$FP_URL VAULTFS_LOG=info vf_run --config "$CFG" --once
+[ "$(fp_stat throttles)" = 3 ] && [ "$(fp_stat 5xxs)" = 2 ] ||
+	die "the proxy injected $(fp_stat throttles) throttles and $(fp_stat 5xxs) 5xx, not 3 and 2"
+expect_grep 'GetSnapshotBlock.*attempt 1 of [0-9]* failed, retrying' "$RUN_ERR"
 grep -q "$T/state/ebs/" /proc/self/mountinfo && die "a private EBS mount is left"
 [ -z "$(ls -A "$T/state/ebs")" ] || die "left in state/ebs: $(ls -A "$T/state/ebs")"
 expect_grep 'unmounted .*/state/ebs/snap-.* \(left by an earlier run\)' "$RUN_ERR"
