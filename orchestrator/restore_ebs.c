@@ -270,8 +270,16 @@ static int read_block(struct image *im, uint64_t index, char *buf,
 	int rc;
 
 	pthread_mutex_lock(&im->lock);
-	while (!(s = find_slot(im, index)) && !(s = load(im, index, false)))
+	for (;;) {
+		s = find_slot(im, index);
+		if (s && s->state == SLOT_FAILED && !s->refs)
+			s->state = SLOT_FREE; /* fetched ahead and failed: again */
+		else if (s)
+			break;
+		if ((s = load(im, index, false)))
+			break;
 		pthread_cond_wait(&im->cond, &im->lock);
+	}
 	s->refs++;
 	read_ahead(im, index);
 	while (s->state == SLOT_LOADING)
@@ -397,10 +405,13 @@ static int image_open(struct aws_client *c, const char *snapshot,
 			goto fail;
 		}
 	}
-	im->nworkers = cfg->ebs_concurrency;
+	/* nothing written: every read is zeros, no cache, no worker */
+	im->nworkers = im->list.n ? cfg->ebs_concurrency : 0;
 	im->nslots = (size_t)(cfg->ebs_cache_size / im->block);
 	if (im->nslots < 2 * (size_t)im->nworkers + 2)
 		im->nslots = 2 * (size_t)im->nworkers + 2;
+	if (!im->list.n)
+		im->nslots = 0;
 	im->slots = cm_xcalloc(im->nslots, sizeof(*im->slots));
 	for (size_t i = 0; i < im->nslots; i++)
 		im->slots[i].data = cm_xmalloc(im->block);
@@ -411,10 +422,10 @@ static int image_open(struct aws_client *c, const char *snapshot,
 		im->slots[0].state = SLOT_READY;
 		im->slots[0].unread = true;
 	}
-	im->workers = cm_xcalloc(im->nworkers, sizeof(*im->workers));
+	im->workers = cm_xcalloc(im->nworkers + 1, sizeof(*im->workers));
 	sigfillset(&all);
 	pthread_sigmask(SIG_SETMASK, &all, &old);
-	for (unsigned i = 0; i < cfg->ebs_concurrency; i++) {
+	for (unsigned i = 0; i < im->nworkers; i++) {
 		rc = pthread_create(&im->workers[i], NULL, worker, im);
 		if (rc) {
 			im->nworkers = i;
