@@ -385,24 +385,92 @@ void arc_fuse_file_free(struct arc_fuse_file *f)
 	free(f);
 }
 
-/* `path` is a mount point: its device differs from its parent's, or it
- * cannot be looked at (a dead FUSE mount answers ENOTCONN). */
-static bool mounted_here(const char *path)
+/* mountinfo's octal escapes (\040 for ' ') undone in place. */
+static void unescape(char *s)
 {
-	char parent[PATH_MAX];
-	struct stat a, b;
+	char *o = s;
 
-	if (stat(path, &a) != 0)
-		return errno == ENOTCONN || errno == EIO;
-	if (snprintf(parent, sizeof(parent), "%s/..", path) >=
-	    (int)sizeof(parent))
-		return false;
-	return stat(parent, &b) == 0 && a.st_dev != b.st_dev;
+	for (; *s; s++, o++) {
+		if (s[0] == '\\' && s[1] >= '0' && s[1] <= '3' && s[2] && s[3]) {
+			*o = (char)((s[1] - '0') << 6 | (s[2] - '0') << 3 |
+				    (s[3] - '0'));
+			s += 3;
+		} else {
+			*o = *s;
+		}
+	}
+	*o = '\0';
+}
+
+/* The minor device number of the mount on `path` (FUSE's connection
+ * number), from /proc/self/mountinfo: no system call on the mount itself,
+ * which may hang. -1: nothing mounted there. */
+static long mount_minor(const char *path)
+{
+	FILE *f = fopen("/proc/self/mountinfo", "re");
+	char *line = NULL;
+	size_t cap = 0;
+	long minor = -1;
+
+	if (!f)
+		return -1;
+	while (getline(&line, &cap, f) > 0) {
+		char *save = NULL, *dev, *mp;
+		unsigned maj, min;
+
+		/* id parent major:minor root MOUNT-POINT ... */
+		if (!strtok_r(line, " ", &save) || !strtok_r(NULL, " ", &save))
+			continue;
+		dev = strtok_r(NULL, " ", &save);
+		if (!dev || !strtok_r(NULL, " ", &save) ||
+		    !(mp = strtok_r(NULL, " ", &save)))
+			continue;
+		unescape(mp);
+		if (strcmp(mp, path) == 0 &&
+		    sscanf(dev, "%u:%u", &maj, &min) == 2)
+			minor = (long)min; /* the last one mounted there */
+	}
+	free(line);
+	fclose(f);
+	return minor;
+}
+
+/*
+ * A FUSE mount whose server was a thread of a process killed while other
+ * threads of it waited on the mount (a loop device's reads under a
+ * filesystem, uninterruptible) is not dead: the process cannot finish
+ * exiting, so /dev/fuse stays open and the waits never end. Aborting the
+ * connection (fusectl, mounted here if it is not) ends them.
+ */
+static void abort_connection(long minor)
+{
+	const char *ctl = "/sys/fs/fuse/connections";
+	char path[96];
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/%ld/abort", ctl, minor);
+	if (access(path, F_OK) != 0 &&
+	    mount("fusectl", ctl, "fusectl", 0, NULL) != 0)
+		cm_debug("mount fusectl on %s: %s", ctl, strerror(errno));
+	fd = open(path, O_WRONLY | O_CLOEXEC);
+	if (fd < 0) {
+		cm_debug("%s: %s", path, strerror(errno));
+		return;
+	}
+	if (write(fd, "1", 1) != 1)
+		cm_debug("%s: %s", path, strerror(errno));
+	else
+		cm_info("aborted FUSE connection %ld (left by an earlier run)",
+			minor);
+	close(fd);
 }
 
 int arc_fuse_unmount_stale(const char *mnt, struct cm_err *err)
 {
-	for (int i = 0; i < 8 && mounted_here(mnt); i++) {
+	long minor;
+
+	for (int i = 0; i < 8 && (minor = mount_minor(mnt)) >= 0; i++) {
+		abort_connection(minor);
 		if (umount2(mnt, MNT_DETACH) != 0 && errno != EINVAL &&
 		    errno != ENOENT)
 			return cm_err_set(err, errno, "umount %s: %s", mnt,

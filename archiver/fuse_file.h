@@ -62,9 +62,10 @@ const char *arc_fuse_file_path(const struct arc_fuse_file *f);
  * problems are logged. NULL is a no-op. */
 void arc_fuse_file_free(struct arc_fuse_file *f);
 
-/* After a crash: unmount `mnt` if something is mounted there (a dead FUSE
- * mount answers ENOTCONN: it is detached lazily). 0 when nothing is
- * mounted there any more. */
+/* After a crash: unmount `mnt` if something is mounted there, its FUSE
+ * connection aborted first (threads of the dead process may still wait
+ * on it: see fuse_file.c), detached lazily. 0 when nothing is mounted
+ * there any more. */
 int arc_fuse_unmount_stale(const char *mnt, struct cm_err *err);
 
 #endif

@@ -34,22 +34,11 @@ MiB=$((1 << 20))
 
 # --- the source tree and its images ----------------------------------------
 F=$T/files
-mkdir -p "$F/sub/deeper" "$F/empty-dir"
-printf 'hello\n' >"$F/hello"
-head -c $((3 * MiB)) /dev/urandom >"$F/random"
-seq 1 100000 >"$F/sub/numbers"
-ln "$F/random" "$F/sub/random-link"
-ln -s ../hello "$F/sub/hello-link"
-printf 'owned\n' >"$F/owned"
-chown 1234:5678 "$F/owned"
-chmod 0640 "$F/owned"
-printf 'x\n' >"$F/sub/deeper/setuid"
-chmod 4755 "$F/sub/deeper/setuid"
+make_files "$F"
+# and a sparse file: its holes come back as zeros
 truncate -s 20M "$F/sparse"
 printf 'tail' | dd of="$F/sparse" bs=1 seek=$((15 * MiB)) conv=notrunc status=none
-setfattr -n user.colour -v blue "$F/hello"
-find "$F" -mindepth 1 -exec touch -h -d '2019-06-01 12:00:00' {} +
-touch -d '2001-02-03 04:05:06' "$F/owned" "$F/sub"
+touch -d '2019-06-01 12:00:00' "$F/sparse"
 
 # a 1 GiB volume (EBS's smallest) holding a 64 MiB ext4
 truncate -s 1G "$T/ext4.img"
