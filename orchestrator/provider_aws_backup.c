@@ -586,6 +586,22 @@ static void tags_from_json(struct orch_recovery_point *rp,
 }
 
 /* EC2 DescribeTags for the volume (or instance) the snapshot is of. */
+/* The tags of a Query answer's tag list into `tags`: every `item` child of
+ * `list` with a `key` child (EC2 "item"/"key"/"value", RDS "Tag"/"Key"/
+ * "Value"); a missing value is "". */
+static void xml_tags(const struct cm_xml *list, const char *item,
+		     const char *key, const char *value, struct cm_json *tags)
+{
+	for (struct cm_xml *it = cm_xml_child(list, item); it;
+	     it = cm_xml_next(it, item)) {
+		const char *k = cm_xml_child_text(it, key);
+
+		if (k)
+			cm_json_add_str(tags, k,
+					cm_xml_child_text(it, value) ?: "");
+	}
+}
+
 static int ec2_tags(struct aws_client *c, const char *arn,
 		    struct cm_json *tags, struct cm_err *err)
 {
@@ -598,15 +614,7 @@ static int ec2_tags(struct aws_client *c, const char *arn,
 	rc = aws_query(c, "DescribeTags", params, 2, &ans, err);
 	if (rc)
 		return rc;
-	for (struct cm_xml *it = cm_xml_child(cm_xml_child(ans, "tagSet"),
-					      "item");
-	     it; it = cm_xml_next(it, "item")) {
-		const char *k = cm_xml_child_text(it, "key");
-
-		if (k)
-			cm_json_add_str(tags, k, cm_xml_child_text(it, "value")
-							 ?: "");
-	}
+	xml_tags(cm_xml_child(ans, "tagSet"), "item", "key", "value", tags);
 	cm_xml_free(ans);
 	return 0;
 }
@@ -623,14 +631,7 @@ static int rds_tags(struct aws_client *c, const char *arn,
 		return rc;
 	list = cm_xml_child(cm_xml_child(ans, "ListTagsForResourceResult"),
 			    "TagList");
-	for (struct cm_xml *it = cm_xml_child(list, "Tag"); it;
-	     it = cm_xml_next(it, "Tag")) {
-		const char *k = cm_xml_child_text(it, "Key");
-
-		if (k)
-			cm_json_add_str(tags, k, cm_xml_child_text(it, "Value")
-							 ?: "");
-	}
+	xml_tags(list, "Tag", "Key", "Value", tags);
 	cm_xml_free(ans);
 	return 0;
 }
