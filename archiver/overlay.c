@@ -1,62 +1,37 @@
 /*
- * overlay.c - see overlay.h: one file served over FUSE, reads from the
- * image, writes into a bounded copy-on-write overlay. With fs/fuse_ll.c,
- * the only file that includes FUSE headers.
+ * overlay.c - see overlay.h: one file served over FUSE (fuse_file.h, a
+ * writable one), reads from the image, writes into a bounded
+ * copy-on-write overlay.
  *
- * The FUSE mount is made here with mount(2) on a /dev/fuse descriptor we
- * open ourselves, and handed to libfuse as "/dev/fd/N" (libfuse's way for
- * a mount made by the caller): so the mount is a plain ARC_RES_MOUNT of
- * struct arc_devs, recorded before mount(2) and unmounted like any other,
- * and libfuse only decodes requests and encodes replies.
- *
- * The server thread polls the (non-blocking) descriptor and an eventfd
- * that stops it, and answers each request at once: lookup and getattr of
- * the one file, open, read, write, fsync and flush (nothing to make
- * durable: the overlay is thrown away). When the mount goes (unmounted,
- * or its connection aborted) reads of the descriptor fail with ENODEV and
- * the thread ends by itself.
+ * The FUSE mount is a plain ARC_RES_MOUNT of struct arc_devs, recorded
+ * before mount(2) and unmounted like any other.
  *
  * The map of written blocks is a bitmap per 128 MiB of image, allocated
  * on the first write there: the server thread's alone. The counters are
  * atomics that the caller reads.
  */
-#define FUSE_USE_VERSION 314
-
 #include "overlay.h"
 
 #include "blockdev.h"
+#include "fuse_file.h"
 #include "log.h"
 #include "mem.h"
 
 #include <errno.h>
 #include <fcntl.h>
-#include <fuse_lowlevel.h>
 #include <limits.h>
-#include <poll.h>
-#include <pthread.h>
-#include <signal.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/eventfd.h>
-#include <sys/mount.h>
-#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
-
-#ifndef PR_SET_IO_FLUSHER
-#define PR_SET_IO_FLUSHER 57
-#endif
 
 #define BLOCK 4096u
 #define CHUNK_BLOCKS 32768u /* one bitmap: 128 MiB of image */
 #define CHUNK_WORDS (CHUNK_BLOCKS / 64)
-#define ROOT_INO 1
-#define FILE_INO 2
 #define FILE_NAME "image"
-#define ATTR_TIMEOUT 86400.0 /* nothing changes but through us */
 
 struct arc_overlay {
 	struct arc_devs *devs;       /* borrowed */
@@ -68,18 +43,12 @@ struct arc_overlay {
 	char path[255];              /* DIR/mnt/image */
 	int img_fd;                  /* owned: the image, read-only */
 	int cow_fd;                  /* owned: the overlay file, unlinked */
-	int dev_fd;                  /* /dev/fuse; the session closes it */
-	int stop_fd;                 /* owned: eventfd, stops the server */
 	uint64_t offset, size, limit;
-	struct fuse_session *se;
-	pthread_t thread;
-	bool have_thread;
+	struct arc_fuse_file *ff;    /* the mount's server */
 
-	/* the server thread's alone (and the freeing thread's after join) */
+	/* the server thread's alone (and the freeing thread's after it) */
 	uint64_t **map;              /* nchunks bitmaps, NULL until written */
 	size_t nchunks;
-	char *buf;                   /* read replies */
-	size_t bufcap;
 
 	_Atomic uint64_t used;       /* bytes in whole blocks */
 	_Atomic uint64_t refused;    /* writes refused: the overlay full */
@@ -227,202 +196,19 @@ static int write_range(struct arc_overlay *ov, const char *p, size_t n,
 	return 0;
 }
 
-/* ---- FUSE requests ----------------------------------------------------- */
+/* ---- the served file -------------------------------------------------- */
 
-static struct arc_overlay *OV(fuse_req_t req)
+static int ov_read(void *ctx, void *buf, size_t n, uint64_t off)
 {
-	return fuse_req_userdata(req);
+	struct arc_overlay *ov = ctx;
+	int rc = read_range(ov, buf, n, off);
+
+	return rc ? failed(ov, rc) : 0;
 }
 
-static void stat_of(const struct arc_overlay *ov, fuse_ino_t ino,
-		    struct stat *st)
+static int ov_write(void *ctx, const void *buf, size_t n, uint64_t off)
 {
-	memset(st, 0, sizeof(*st));
-	st->st_ino = ino;
-	if (ino == ROOT_INO) {
-		st->st_mode = S_IFDIR | 0700;
-		st->st_nlink = 2;
-	} else {
-		st->st_mode = S_IFREG | 0600;
-		st->st_nlink = 1;
-		st->st_size = (off_t)ov->size;
-		st->st_blksize = BLOCK;
-		st->st_blocks = (blkcnt_t)((ov->size + 511) / 512);
-	}
-}
-
-static void ll_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
-{
-	struct fuse_entry_param e;
-
-	if (parent != ROOT_INO || strcmp(name, FILE_NAME) != 0) {
-		fuse_reply_err(req, ENOENT);
-		return;
-	}
-	memset(&e, 0, sizeof(e));
-	e.ino = FILE_INO;
-	e.attr_timeout = ATTR_TIMEOUT;
-	e.entry_timeout = ATTR_TIMEOUT;
-	stat_of(OV(req), FILE_INO, &e.attr);
-	fuse_reply_entry(req, &e);
-}
-
-static void ll_getattr(fuse_req_t req, fuse_ino_t ino,
-		       struct fuse_file_info *fi)
-{
-	struct stat st;
-
-	(void)fi;
-	if (ino != ROOT_INO && ino != FILE_INO) {
-		fuse_reply_err(req, ENOENT);
-		return;
-	}
-	stat_of(OV(req), ino, &st);
-	fuse_reply_attr(req, &st, ATTR_TIMEOUT);
-}
-
-/* Times and modes are not kept; the size never changes. */
-static void ll_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
-		       int to_set, struct fuse_file_info *fi)
-{
-	struct arc_overlay *ov = OV(req);
-
-	if ((to_set & FUSE_SET_ATTR_SIZE) && (uint64_t)attr->st_size != ov->size) {
-		fuse_reply_err(req, EPERM);
-		return;
-	}
-	ll_getattr(req, ino, fi);
-}
-
-static void ll_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
-{
-	if (ino != FILE_INO) {
-		fuse_reply_err(req, ino == ROOT_INO ? EISDIR : ENOENT);
-		return;
-	}
-	fi->keep_cache = 1; /* only the kernel's own writes change it */
-	fuse_reply_open(req, fi);
-}
-
-static void ll_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
-		    struct fuse_file_info *fi)
-{
-	struct arc_overlay *ov = OV(req);
-	uint64_t o = (uint64_t)off;
-	int rc;
-
-	(void)ino;
-	(void)fi;
-	if (o >= ov->size) {
-		fuse_reply_buf(req, NULL, 0);
-		return;
-	}
-	if (size > ov->size - o)
-		size = (size_t)(ov->size - o);
-	if (size > ov->bufcap) {
-		free(ov->buf);
-		ov->buf = cm_xmalloc(size);
-		ov->bufcap = size;
-	}
-	rc = read_range(ov, ov->buf, size, o);
-	if (rc) {
-		failed(ov, rc);
-		fuse_reply_err(req, -rc);
-		return;
-	}
-	fuse_reply_buf(req, ov->buf, size);
-}
-
-static void ll_write(fuse_req_t req, fuse_ino_t ino, const char *buf,
-		     size_t size, off_t off, struct fuse_file_info *fi)
-{
-	struct arc_overlay *ov = OV(req);
-	int rc;
-
-	(void)ino;
-	(void)fi;
-	if (size == 0) {
-		fuse_reply_write(req, 0);
-		return;
-	}
-	rc = write_range(ov, buf, size, (uint64_t)off);
-	if (rc) {
-		fuse_reply_err(req, -rc);
-		return;
-	}
-	fuse_reply_write(req, size);
-}
-
-/* Nothing to make durable: the overlay is thrown away. */
-static void ll_ok(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
-{
-	(void)ino;
-	(void)fi;
-	fuse_reply_err(req, 0);
-}
-
-static void ll_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
-		     struct fuse_file_info *fi)
-{
-	(void)datasync;
-	ll_ok(req, ino, fi);
-}
-
-static const struct fuse_lowlevel_ops ops = {
-    .lookup = ll_lookup,
-    .getattr = ll_getattr,
-    .setattr = ll_setattr,
-    .open = ll_open,
-    .read = ll_read,
-    .write = ll_write,
-    .flush = ll_ok,
-    .release = ll_ok,
-    .fsync = ll_fsync,
-};
-
-/* ---- the server thread ------------------------------------------------- */
-
-static void *serve(void *arg)
-{
-	struct arc_overlay *ov = arg;
-	struct fuse_buf fbuf;
-	struct pollfd pf[2];
-
-	/* its allocations never wait for the writeback it is there to do */
-	if (prctl(PR_SET_IO_FLUSHER, 1, 0, 0, 0) != 0)
-		cm_debug("overlay: PR_SET_IO_FLUSHER: %s", strerror(errno));
-	memset(&fbuf, 0, sizeof(fbuf));
-	pf[0].fd = ov->dev_fd;
-	pf[0].events = POLLIN;
-	pf[1].fd = ov->stop_fd;
-	pf[1].events = POLLIN;
-	while (!fuse_session_exited(ov->se)) {
-		int rc;
-
-		if (poll(pf, 2, -1) < 0) {
-			if (errno == EINTR)
-				continue;
-			break;
-		}
-		if (pf[1].revents)
-			break;
-		rc = fuse_session_receive_buf(ov->se, &fbuf);
-		if (rc == 0)
-			break; /* unmounted, or the connection aborted (ENODEV) */
-		if (rc < 0) {
-			/* never give up while mounted: a request left
-			 * unanswered would hang the loop device and whoever
-			 * waits on it (mount(2), the tar) */
-			if (rc != -EINTR && rc != -EAGAIN && rc != -ENOENT) {
-				failed(ov, rc);
-				poll(NULL, 0, 100);
-			}
-			continue;
-		}
-		fuse_session_process_buf(ov->se, &fbuf);
-	}
-	free(fbuf.mem);
-	return NULL;
+	return write_range(ctx, buf, n, off);
 }
 
 /* ---- life cycle -------------------------------------------------------- */
@@ -444,75 +230,29 @@ static int base_dir(const char *dir, char *out, size_t outlen,
 	return 0;
 }
 
-/* The FUSE mount on ov->mnt, recorded first; the session takes the
- * descriptor. */
+/* The FUSE mount on ov->mnt, recorded first (fuse_file.h). */
 static int mount_fuse(struct arc_overlay *ov, struct cm_err *err)
 {
-	const unsigned long flags = MS_NOSUID | MS_NODEV | MS_NOEXEC;
-	char opts[128], fdname[32];
-	struct fuse_args args;
-	char *argv[] = { (char *)"vaultfs-overlay", NULL };
+	struct arc_fuse_file_opts o = {
+		.fsname = "vaultfs-overlay",
+		.name = FILE_NAME,
+		.size = ov->size,
+		.read = ov_read,
+		.write = ov_write,
+		.ctx = ov,
+	};
 	int id, rc;
 
-	ov->dev_fd = open("/dev/fuse", O_RDWR | O_CLOEXEC | O_NONBLOCK);
-	if (ov->dev_fd < 0)
-		return cm_err_set(err, errno, "/dev/fuse: %s",
-				  strerror(errno));
-	args = (struct fuse_args)FUSE_ARGS_INIT(1, argv);
-	ov->se = fuse_session_new(&args, &ops, sizeof(ops), ov);
-	fuse_opt_free_args(&args);
-	if (!ov->se) {
-		close(ov->dev_fd);
-		ov->dev_fd = -1;
-		return cm_err_set(err, ENOMEM, "cannot make a FUSE session");
-	}
-	/* libfuse takes a descriptor mounted by the caller as /dev/fd/N */
-	snprintf(fdname, sizeof(fdname), "/dev/fd/%d", ov->dev_fd);
-	if (fuse_session_mount(ov->se, fdname) != 0) {
-		close(ov->dev_fd);
-		ov->dev_fd = -1;
-		return cm_err_set(err, EIO, "FUSE session: cannot take %s",
-				  fdname);
-	}
 	rc = arc_devs_begin(ov->devs, ARC_RES_MOUNT, ov->mnt, "vaultfs-overlay",
 			    &id, err);
 	if (rc)
 		return rc;
-	snprintf(opts, sizeof(opts),
-		 "fd=%d,rootmode=40000,user_id=0,group_id=0,"
-		 "default_permissions",
-		 ov->dev_fd);
-	if (mount("vaultfs-overlay", ov->mnt, "fuse.vaultfs-overlay", flags,
-		  opts) != 0) {
-		rc = cm_err_set(err, errno, "mount FUSE on %s: %s", ov->mnt,
-				strerror(errno));
-		arc_devs_release(ov->devs, id);
-		return rc;
-	}
-	rc = arc_devs_done(ov->devs, id, err);
+	rc = arc_fuse_file_mount(ov->mnt, &o, &ov->ff, err);
+	if (rc == 0)
+		rc = arc_devs_done(ov->devs, id, err);
 	if (rc)
 		arc_devs_release(ov->devs, id);
 	return rc;
-}
-
-static int start_server(struct arc_overlay *ov, struct cm_err *err)
-{
-	sigset_t all, old;
-	int rc;
-
-	ov->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	if (ov->stop_fd < 0)
-		return cm_err_set(err, errno, "eventfd: %s", strerror(errno));
-	/* signals are for the caller's threads */
-	sigfillset(&all);
-	pthread_sigmask(SIG_SETMASK, &all, &old);
-	rc = pthread_create(&ov->thread, NULL, serve, ov);
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
-	if (rc)
-		return cm_err_set(err, rc, "cannot start the overlay's "
-				  "server: %s", strerror(rc));
-	ov->have_thread = true;
-	return 0;
 }
 
 int arc_overlay_new(struct arc_devs *d, int fd, const char *name,
@@ -528,7 +268,7 @@ int arc_overlay_new(struct arc_devs *d, int fd, const char *name,
 	ov->devs = d;
 	ov->mark = arc_devs_mark(d);
 	ov->name = cm_xstrdup(name);
-	ov->img_fd = ov->cow_fd = ov->dev_fd = ov->stop_fd = -1;
+	ov->img_fd = ov->cow_fd = -1;
 	ov->offset = offset;
 	ov->size = size;
 	ov->limit = limit ? limit : ARC_OVERLAY_DEFAULT_LIMIT;
@@ -586,8 +326,6 @@ int arc_overlay_new(struct arc_devs *d, int fd, const char *name,
 		goto fail;
 	}
 	rc = mount_fuse(ov, err);
-	if (rc == 0)
-		rc = start_server(ov, err);
 	if (rc)
 		goto fail;
 	cm_info("serving %s through a copy-on-write overlay on %s (at most "
@@ -635,21 +373,9 @@ void arc_overlay_free(struct arc_overlay *ov)
 	/* what is stacked on it, the FUSE mount, the directory: while the
 	 * server still answers (an unmount may flush through it) */
 	arc_devs_rollback(ov->devs, ov->mark);
-	if (ov->have_thread) {
-		uint64_t one = 1;
-
-		if (write(ov->stop_fd, &one, sizeof(one)) < 0)
-			cm_debug("overlay: eventfd: %s", strerror(errno));
-		pthread_join(ov->thread, NULL);
-	}
-	/* closes /dev/fuse: a connection still up (a lazy unmount) is
+	/* stops the server; a connection still up (a lazy unmount) is
 	 * aborted, its requests fail */
-	if (ov->se)
-		fuse_session_destroy(ov->se);
-	else if (ov->dev_fd >= 0)
-		close(ov->dev_fd);
-	if (ov->stop_fd >= 0)
-		close(ov->stop_fd);
+	arc_fuse_file_free(ov->ff);
 	if (ov->img_fd >= 0)
 		close(ov->img_fd);
 	if (ov->cow_fd >= 0)
@@ -657,7 +383,6 @@ void arc_overlay_free(struct arc_overlay *ov)
 	for (size_t i = 0; i < ov->nchunks; i++)
 		free(ov->map[i]);
 	free(ov->map);
-	free(ov->buf);
 	free(ov->name);
 	free(ov);
 }

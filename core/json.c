@@ -4,6 +4,7 @@
  */
 #include "json.h"
 #include "mem.h"
+#include "timeutil.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -151,6 +152,17 @@ const char *cm_json_str(const struct cm_json *j)
 double cm_json_num(const struct cm_json *j)
 {
 	return cJSON_IsNumber(CJ(j)) ? CJ(j)->valuedouble : 0;
+}
+
+time_t cm_json_time(const struct cm_json *j)
+{
+	time_t t = 0;
+
+	if (cm_json_type(j) == CM_JSON_NUMBER)
+		return (time_t)cm_json_num(j);
+	if (cm_json_str(j) && cm_time_parse_iso8601(cm_json_str(j), &t) == 0)
+		return t;
+	return 0;
 }
 
 bool cm_json_bool(const struct cm_json *j)

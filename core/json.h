@@ -12,6 +12,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 #include "err.h"
 
@@ -50,6 +51,9 @@ size_t cm_json_size(const struct cm_json *j);
 
 const char *cm_json_str(const struct cm_json *j);  /* NULL unless string */
 double cm_json_num(const struct cm_json *j);       /* 0 unless number */
+/* A timestamp as AWS's JSON protocols send one: epoch seconds (a number),
+ * or an ISO 8601 string; 0 when it is neither. */
+time_t cm_json_time(const struct cm_json *j);
 bool cm_json_bool(const struct cm_json *j);        /* false unless bool */
 
 /* Building. Each add returns the new node (owned by the parent). */

@@ -45,8 +45,10 @@ static const char *const top_keys[] = {
 	"autoStart", "lifecycleRules", "storageClass", "sse", "kmsKeyId",
 	"compression", "concurrency", "partSize", "stateDir", "verify",
 	"maxAttempts", "onFailure", "onFailureTimeoutSeconds",
-	"rescanSeconds", "journal", "view", "overlayLimit", NULL
+	"rescanSeconds", "journal", "view", "overlayLimit", "ebs", NULL
 };
+static const char *const ebs_keys[] = { "method", "concurrency",
+					"cacheSize", NULL };
 static const char *const view_keys[] = { "memoryLimit", NULL };
 static const char *const security_tag_keys[] = { "key", "value", NULL };
 static const char *const lifecycle_keys[] = { "glacier", "deepArchive",
@@ -157,6 +159,8 @@ void orch_config_default(struct orch_config *cfg)
 	cfg->rescan_seconds = 60;
 	cfg->on_failure_timeout_seconds = 300;
 	cfg->keep_days = 90;
+	cfg->ebs_concurrency = ORCH_EBS_CONCURRENCY;
+	cfg->ebs_cache_size = ORCH_EBS_CACHE_SIZE;
 }
 
 const struct orch_vault_config *orch_config_vault(const struct orch_config *cfg,
@@ -1185,6 +1189,36 @@ static int parse_journal(struct parser *p, const struct cm_json *root)
 	return rc;
 }
 
+/* "ebs": how EBS snapshots of aws-backup vaults are read (docs/aws.md) */
+static int parse_ebs(struct parser *p, const struct cm_json *root)
+{
+	struct cm_json *obj;
+	char *method = NULL;
+	int rc;
+
+	rc = get_object(p, root, "ebs", ebs_keys, false, &obj, NULL);
+	if (rc || !obj)
+		return rc;
+	rc = get_str(p, obj, "ebs", "method", false, &method, NULL);
+	if (!rc && method && strcmp(method, "direct") != 0)
+		rc = strcmp(method, "volume") == 0
+			? bad(p, "ebs.method", "method volume is not built "
+			      "yet (\"direct\" is)")
+			: bad(p, "ebs.method", "must be \"direct\", got "
+			      "\"%.40s\"", method);
+	free(method);
+	if (!rc)
+		rc = get_uint(p, obj, "ebs", "concurrency", 1, 256, NULL,
+			      &p->cfg->ebs_concurrency);
+	if (!rc)
+		rc = get_size(p, obj, "ebs", "cacheSize",
+			      "a size from 1MiB to 64GiB (bytes or a string "
+			      "like \"64MiB\")",
+			      false, 1ull << 20, 64ull << 30,
+			      &p->cfg->ebs_cache_size);
+	return rc;
+}
+
 /* Checks across keys: the store and state must not sit inside a vault
  * (they would be taken for recovery points), nor a vault inside them. */
 static int check_overlaps(struct parser *p)
@@ -1243,6 +1277,8 @@ static int apply(struct parser *p, const struct cm_json *root)
 		rc = parse_journal(p, root);
 	if (!rc)
 		rc = parse_view(p, root);
+	if (!rc)
+		rc = parse_ebs(p, root);
 	if (!rc)
 		rc = check_overlaps(p);
 	return rc;

@@ -134,7 +134,15 @@ struct orch_config {
 				   this fold into the index */
 	uint64_t view_memory_limit; /* view.memoryLimit: bytes of read-ahead
 				     * and part buffers of `vaultfs mount` */
+	/* "ebs" (docs/aws.md): EBS snapshots are read with the EBS direct
+	 * APIs (method "direct", the only one yet) */
+	unsigned ebs_concurrency;   /* ebs.concurrency: blocks in flight */
+	uint64_t ebs_cache_size;    /* ebs.cacheSize: bytes of blocks kept
+				       (at least 2 per reader) */
 };
+
+#define ORCH_EBS_CONCURRENCY 32
+#define ORCH_EBS_CACHE_SIZE (64ull << 20)
 
 #define ORCH_VIEW_MEMORY_LIMIT (256ull << 20)
 #define ORCH_VIEW_MEMORY_MIN   (16ull << 20)

@@ -532,12 +532,12 @@ static void add_tags(struct cm_json *obj, const char *key,
 		cm_json_add_str(t, tags[i].key, tags[i].value);
 }
 
-/* arc_run wrote its manifest to `draft`; add the job and the tags and put
- * it beside the archive. */
+/* arc_run wrote its manifest to `draft`; add the job, the tags and what
+ * the provider knows of the source, and put it beside the archive. */
 static int publish_manifest(struct job *jb, const char *draft,
 			    const char *dir_key,
 			    const struct orch_recovery_point *rp,
-			    struct cm_err *err)
+			    const struct cm_json *source, struct cm_err *err)
 {
 	struct orch *o = jb->o;
 	const struct orch_config *cfg = o->cfg;
@@ -561,6 +561,8 @@ static int publish_manifest(struct job *jb, const char *draft,
 	cm_json_add_u64(job, "size", rp->size);
 	add_tags(root, "tags", cfg->tags, cfg->ntags);
 	add_tags(root, "recoveryPointTags", rp->tags, rp->ntags);
+	if (source)
+		cm_json_add(root, "source", cm_json_copy(source));
 	text = cm_json_print(root);
 	rc = o->dest->ops->publish_manifest(o->dest, dir_key, text,
 					    strlen(text), err);
@@ -664,7 +666,8 @@ static int archive(struct job *jb, const struct orch_recovery_point *rp,
 				j->id, j->result_incomplete);
 	}
 	if (rc == 0)
-		rc = publish_manifest(jb, draft, dir_key, rp, err);
+		rc = publish_manifest(jb, draft, dir_key, rp,
+				      restored->manifest, err);
 	arc_run_result_release(&res);
 out:
 	unlink(draft);

@@ -17,9 +17,12 @@
  * descriptor to the archiver; release closes what it kept. Others fit
  * the same calls:
  *
- *   AWS EBS      restore: CreateVolume (gp3) from the snapshot, attach it,
- *                find the NVMe device by volume id -> "/dev/nvme2n1";
- *                release: detach and delete the volume; resources: volume
+ *   AWS EBS      restore (direct, restore_ebs.c): the snapshot read with
+ *                the EBS direct APIs, served as a file by a private FUSE
+ *                mount -> "STATE/ebs/snap-...-XXXXXX/disk.img"; release:
+ *                unmount; resources: the mount ("ebs-mount"). (volume,
+ *                to come: CreateVolume, attach, the NVMe device by volume
+ *                id -> "/dev/nvme2n1"; resources: the volume)
  *   RDS/Aurora,  restore: StartExportTask / ExportTableToPointInTime and
  *   DynamoDB     poll -> an S3 prefix that is already the archive
  *   anything not restorable yet: restore returns ORCH_RESTORE_WAITING
@@ -78,6 +81,10 @@ struct orch_restored {
 			       archiver opens path); the archiver reads
 			       through it and never resolves path again */
 	enum arc_mode mode; /* how to archive it (auto for local) */
+	/* owned, NULL or a JSON object: what the provider knows of the
+	 * source (an EBS snapshot's block size, volume size and block
+	 * count), recorded as the manifest's "source" */
+	struct cm_json *manifest;
 	void *priv;         /* the provider's, for release() */
 };
 

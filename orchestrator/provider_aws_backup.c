@@ -41,7 +41,8 @@ static int ddb_tags(struct aws_client *c, const char *arn,
  * exports); until then that type's jobs wait.
  */
 static const struct awsb_type types[AWSB_NTYPES] = {
-	{ "EBS", ORCH_RP_EBS, "EBS", ec2_tags, &aws_ec2, NULL },
+	{ "EBS", ORCH_RP_EBS, "EBS", ec2_tags, &aws_ec2,
+	  &orch_ebs_direct_restorer },
 	{ "RDS", ORCH_RP_RDS, "RDS", rds_tags, &aws_rds, NULL },
 	{ "Aurora", ORCH_RP_AURORA, "Aurora", rds_tags, &aws_rds, NULL },
 	{ "DynamoDB", ORCH_RP_DYNAMODB, "DynamoDB", ddb_tags, &aws_dynamodb,
@@ -272,18 +273,6 @@ int orch_aws_rp_name(const char *arn, char *out, size_t n)
 
 /* ---- recovery points from the Backup API -------------------------------- */
 
-/* REST-JSON timestamps are epoch seconds; ISO 8601 is read too. */
-static time_t json_time(const struct cm_json *j)
-{
-	time_t t = 0;
-
-	if (cm_json_type(j) == CM_JSON_NUMBER)
-		return (time_t)cm_json_num(j);
-	if (cm_json_str(j) && cm_time_parse_iso8601(cm_json_str(j), &t) == 0)
-		return t;
-	return 0;
-}
-
 static void copy_member(struct cm_json *dst, const char *dkey,
 			const struct cm_json *src, const char *skey)
 {
@@ -296,7 +285,7 @@ static void copy_member(struct cm_json *dst, const char *dkey,
 static void add_time(struct cm_json *dst, const char *key,
 		     const struct cm_json *src, const char *skey)
 {
-	time_t t = json_time(cm_json_get(src, skey));
+	time_t t = cm_json_time(cm_json_get(src, skey));
 	char buf[32];
 
 	if (!t)
@@ -349,7 +338,7 @@ static int rp_from_json(struct aws_backup *ab, const struct cm_json *it,
 	rp->resource_id = cm_xstrdup(res);
 	size = cm_json_num(cm_json_get(it, "BackupSizeInBytes"));
 	rp->size = size > 0 ? (uint64_t)size : 0;
-	rp->created = json_time(cm_json_get(it, "CreationDate"));
+	rp->created = cm_json_time(cm_json_get(it, "CreationDate"));
 	/* not CompletionDate: a listing and a description of the same point
 	 * must agree on (size, mtime), or the engine would take them for
 	 * two, and CreationDate is the one every answer carries */

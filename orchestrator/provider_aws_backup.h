@@ -88,6 +88,9 @@ struct orch_aws_restorer {
 	const char *const *kinds;
 };
 
+/* restore_ebs.c: EBS snapshots read with the EBS direct APIs */
+extern const struct orch_aws_restorer orch_ebs_direct_restorer;
+
 /*
  * The name a recovery point ARN gets in its vault (see above) into out,
  * or -EINVAL when the ARN yields no usable name (a file name: no '/', not

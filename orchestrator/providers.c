@@ -72,6 +72,7 @@ void orch_provider_free(struct orch_provider *p)
 void orch_restored_release(struct orch_restored *r)
 {
 	free(r->path);
+	cm_json_free(r->manifest);
 	if (r->fd >= 0)
 		close(r->fd);
 	memset(r, 0, sizeof(*r));

@@ -79,24 +79,8 @@ expect_raw_warning() {
 }
 
 # --- what goes into the filesystems ---------------------------------------
-# whole-second mtimes: mkfs.ext4 -d copies seconds only
 F=$T/files
-mkdir -p "$F/sub/deeper" "$F/empty-dir"
-printf 'hello\n' >"$F/hello"
-head -c $((2 * MiB)) /dev/urandom >"$F/random"
-seq 1 200000 >"$F/sub/numbers"
-ln "$F/random" "$F/sub/random-link"
-ln -s ../hello "$F/sub/hello-link"
-printf 'owned\n' >"$F/owned"
-chown 1234:5678 "$F/owned"
-chmod 0640 "$F/owned"
-printf 'x\n' >"$F/sub/deeper/setuid"
-chmod 4755 "$F/sub/deeper/setuid"
-printf 'n\n' >"$F/"$'new\nline'
-setfattr -n user.colour -v blue "$F/hello"
-mkfifo "$F/fifo"
-find "$F" -mindepth 1 -exec touch -h -d '2019-06-01 12:00:00' {} +
-touch -d '2001-02-03 04:05:06' "$F/owned" "$F/sub"
+make_files "$F"
 
 # same_files NAME DIR: DIR (an extraction) holds what $F holds
 same_files() {

@@ -5,8 +5,9 @@
 #   - discovery by poll: `run --once` queues every COMPLETED recovery point
 #     (not a CREATING one, until it completes); status --json shows the
 #     recovery point ARN as path and the volume ARN as resourceId; the job
-#     waits ("no provider for EBS yet"), exit 0, and with autoDeleteSnapshot
-#     on nothing is deleted (nothing was archived, let alone verified)
+#     archives the snapshot (an empty volume: rawbackup.gz, the EBS
+#     restorer's own test is aws_ebs), and with autoDeleteSnapshot on the
+#     point, whose security tag has another value, is kept
 #   - throttling and 5xx on the listing (the fault proxy in front of
 #     moto) are retried; past the last attempt the run fails with AWS's
 #     error and the vault's name
@@ -122,7 +123,7 @@ jobs_for() {
 }
 
 QURL=$(moto setup "$VAULT" "$QUEUE")
-{ read -r RP1 VOL1; read -r RPC _; } < <(moto rp "$VAULT" '{"vaultfs-archive": "yes"}' '{}')
+{ read -r RP1 VOL1; read -r RPC _; } < <(moto rp "$VAULT" '{"vaultfs-archive": "no"}' '{}')
 moto_rp_status "$VAULT" "$RPC" CREATING
 log "vault $VAULT: $RP1 (of $VOL1), $RPC (CREATING); queue $QURL"
 
@@ -137,7 +138,7 @@ write_config "$CFG" "{
 
 # --- discovery by poll ---------------------------------------------------
 vf_run --config "$CFG" --once
-expect_grep 'waiting   prod/snap-.*: no provider for EBS yet' "$RUN_OUT"
+expect_grep 'succeeded prod/snap-.*rawbackup.gz' "$RUN_OUT"
 vf status --config "$CFG" --json >"$T/status.json"
 python3 - "$T/status.json" "$RP1" "$VOL1" <<'EOF'
 import json, sys
@@ -147,19 +148,19 @@ j = jobs[0]
 assert j["path"] == sys.argv[2], j
 assert j["resourceId"] == sys.argv[3], j
 assert j["recoveryPoint"] == sys.argv[2].rsplit("/", 1)[1], j
-assert j["state"] == "waiting" and j["error"] == "no provider for EBS yet", j
+assert j["state"] == "succeeded", j
 assert j["snapshotDeleted"] is False, j
 EOF
 vf status --config "$CFG" >"$T/status.txt"
-expect_grep 'waiting: no provider for EBS yet' "$T/status.txt"
+expect_grep 'snapshot kept: .*vaultfs-archive' "$T/status.txt"
 [ "$(moto status "$VAULT" "$RP1")" = "COMPLETED there" ] ||
-	die "$RP1 was deleted without an archive"
+	die "$RP1 was deleted with another security tag value"
 
 moto_rp_status "$VAULT" "$RPC" COMPLETED
 vf_run --config "$CFG" --once
 [ "$(jobs_for "$RPC")" = 1 ] || die "$RPC, completed now, has no job"
 [ "$(jobs_for "$RP1")" = 1 ] || die "$RP1 has more than one job"
-log "poll: COMPLETED points queued and waiting, a CREATING one only once done"
+log "poll: COMPLETED points queued and archived, a CREATING one only once done"
 
 # throttling and server errors on the listing: retried; past the last
 # attempt, the run fails naming the vault and AWS's error
@@ -241,11 +242,11 @@ import json, sys
 i = json.load(open(sys.argv[1]))
 assert i["path"] == sys.argv[2] and i["resourceId"] == sys.argv[3], i
 assert i["type"] == "ebs-snapshot" and i["status"] == "COMPLETED", i
-assert i["tags"] == {"vaultfs-archive": "yes"}, i["tags"]
+assert i["tags"] == {"vaultfs-archive": "no"}, i["tags"]
 assert i["resourceTags"] == {"team": "ops"}, i.get("resourceTags")
-assert i["waiting"] == "no provider for EBS yet", i
+assert "waiting" not in i, i
 EOF
-expect_grep '^state: waiting' "$MP/vaults/prod/$NAME1/status"
+expect_grep '^state: succeeded' "$MP/vaults/prod/$NAME1/status"
 unmount_view
 log "view: recovery points listed, info.json with both kinds of tags"
 

@@ -34,6 +34,16 @@ the caller's account and Region and deleted by DeleteRecoveryPoint:
 
 so that an EBS recovery point is a snapshot the EC2 API describes.
 
+EBS data (TEST-ONLY shortcut): moto's EBS direct APIs (StartSnapshot,
+PutSnapshotBlock, CompleteSnapshot) make a volume and a snapshot of it
+that holds the blocks written. StartBackupJob of such a volume, once its
+snapshot is completed, makes the recovery point of THAT snapshot instead
+of a new, empty one: how a test gives a recovery point data that
+ListSnapshotBlocks and GetSnapshotBlock serve. AWS would snapshot the
+volume anew (the same data). The snapshot of any other volume is readable
+with the EBS direct APIs too, with no block written. DeleteRecoveryPoint
+deletes it from both.
+
 LIMITS AND TEST-ONLY PARTS (what this is not):
   - A backup job completes inside StartBackupJob: its recovery point is
     COMPLETED at once. There is no job API (DescribeBackupJob, ListBackupJobs,
@@ -81,6 +91,7 @@ from moto.backup.models import backup_backends
 from moto.backup.responses import BackupResponse
 from moto.core.exceptions import JsonRESTError
 from moto.dynamodb.models import dynamodb_backends
+from moto.ebs.models import EBSSnapshot, ebs_backends
 from moto.ec2.models import ec2_backends
 from moto.rds.models import rds_backends
 
@@ -187,8 +198,16 @@ def make_backing(backend, resource_arn, job):
         vol_id = res[len("volume/"):]
         if vol_id not in ec2.volumes:
             raise not_found("Volume %s does not exist" % vol_id)
-        snap = ec2.create_snapshot(vol_id, "This snapshot is created by the "
-                                   "AWS Backup service (job %s)" % job)
+        snap = direct_snapshot(acct, here, vol_id)
+        if not snap:
+            snap = ec2.create_snapshot(vol_id, "This snapshot is created by "
+                                       "the AWS Backup service (job %s)" % job)
+            # readable with the EBS direct APIs, as every AWS snapshot is:
+            # no block written (moto's volumes hold no data)
+            s = EBSSnapshot(account_id=acct, snapshot=snap)
+            s.status = "completed"
+            ebs_backends[acct][here].snapshots[snap.id] = s
+            BACKUP_MADE.add(snap.id)
         size = ec2.volumes[vol_id].size << 30
         return ("EBS", vol_id, "arn:%s:ec2:%s::snapshot/%s" %
                 (parts[1], here, snap.id), size, ("ebs", snap.id))
@@ -226,11 +245,29 @@ def make_backing(backend, resource_arn, job):
                   "and DynamoDB tables" % resource_arn)
 
 
+# EBS direct API snapshots this file made (of volumes without data), not
+# StartSnapshot: a later backup of the same volume makes a new one
+BACKUP_MADE = set()
+
+
+def direct_snapshot(acct, region, vol_id):
+    """The completed snapshot the EBS direct APIs wrote of vol_id (see
+    "EBS data" above), or None."""
+    ec2 = ec2_backends[acct][region]
+    for sid, s in ebs_backends[acct][region].snapshots.items():
+        snap = ec2.snapshots.get(sid)
+        if s.status == "completed" and snap and snap.volume.id == vol_id \
+                and sid not in BACKUP_MADE:
+            return snap
+    return None
+
+
 def drop_backing(backend, moto_ref):
     kind, ident = moto_ref
     acct, here = backend.account_id, backend.region_name
     if kind == "ebs":
         ec2_backends[acct][here].snapshots.pop(ident, None)
+        ebs_backends[acct][here].snapshots.pop(ident, None)
     elif kind == "rds":
         rds_backends[acct][here].database_snapshots.pop(ident, None)
     elif kind == "aurora":

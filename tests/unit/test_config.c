@@ -101,6 +101,8 @@ static void test_default(void **state)
 	assert_false(cfg.has_security_tag);
 	assert_int_equal(cfg.rescan_seconds, 60);
 	assert_int_equal(cfg.lifecycle.glacier, 0);
+	assert_int_equal(cfg.ebs_concurrency, 32);
+	assert_int_equal(cfg.ebs_cache_size, 64ull << 20);
 	orch_config_release(&cfg);
 	orch_config_release(&cfg); /* released twice is harmless */
 }
@@ -143,6 +145,8 @@ static void test_every_key(void **state)
 		" \"concurrency\": {\"jobs\": 3, \"uploads\": 8},\n"
 		" \"partSize\": \"64MiB\",\n"
 		" \"overlayLimit\": \"512MiB\",\n"
+		" \"ebs\": {\"method\": \"direct\", \"concurrency\": 64,"
+		" \"cacheSize\": \"256MiB\"},\n"
 		" \"stateDir\": \"state\",\n"
 		" \"verify\": \"full\",\n"
 		" \"maxAttempts\": 5,\n"
@@ -199,6 +203,8 @@ static void test_every_key(void **state)
 	assert_int_equal(cfg.uploads, 8);
 	assert_int_equal(cfg.part_size, 64ull << 20);
 	assert_int_equal(cfg.overlay_limit, 512ull << 20);
+	assert_int_equal(cfg.ebs_concurrency, 64);
+	assert_int_equal(cfg.ebs_cache_size, 256ull << 20);
 	assert_string_equal(cfg.state_dir, sd);
 	assert_int_equal(cfg.verify, ORCH_VERIFY_FULL);
 	assert_int_equal(cfg.max_attempts, 5);
@@ -346,6 +352,18 @@ static const struct bad_case bad_cases[] = {
 	{ "{\"overlayLimit\": \"0\"}",
 	  "config: overlayLimit: must be a size of at least 4KiB (bytes or a "
 	  "string like \"2GiB\"), got \"0\"" },
+	{ "{\"ebs\": {\"method\": \"volume\"}}",
+	  "config: ebs.method: method volume is not built yet (\"direct\" "
+	  "is)" },
+	{ "{\"ebs\": {\"method\": \"fast\"}}",
+	  "config: ebs.method: must be \"direct\", got \"fast\"" },
+	{ "{\"ebs\": {\"concurrency\": 0}}",
+	  "config: ebs.concurrency: must be an integer from 1 to 256, got 0" },
+	{ "{\"ebs\": {\"cacheSize\": \"64KiB\"}}",
+	  "config: ebs.cacheSize: must be a size from 1MiB to 64GiB (bytes or "
+	  "a string like \"64MiB\"), got \"64KiB\"" },
+	{ "{\"ebs\": {\"readers\": 3}}",
+	  "config: unknown key \"ebs.readers\"" },
 	{ "{\"view\": {\"memoryLimit\": \"1MiB\"}}",
 	  "config: view.memoryLimit: must be a size from 16MiB to 1TiB (bytes "
 	  "or a string like \"256MiB\"), got \"1MiB\"" },
