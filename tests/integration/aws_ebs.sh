@@ -93,6 +93,22 @@ elif cmd == "status":         # VAULT RP -> COMPLETED|gone
 EOF
 moto() { py_moto "$@" <"$T/moto.py"; }
 
+# If the test fails between the kill and the next start's clean-up, abort
+# the dead daemon's FUSE connections by hand (what release_stale does), so
+# no stuck thread or mount outlives the test on the machine.
+abort_ebs_fuse() {
+	local dev
+	for dev in $(awk -v d="$T/state/ebs/" 'index($5, d) == 1 { split($3, a, ":"); print a[2] }' /proc/self/mountinfo); do
+		[ -d /sys/fs/fuse/connections ] && [ -n "$(ls -A /sys/fs/fuse/connections)" ] ||
+			mount -t fusectl fusectl /sys/fs/fuse/connections 2>/dev/null || true
+		echo 1 >"/sys/fs/fuse/connections/$dev/abort" 2>/dev/null || true
+	done
+	losetup -a | grep -F "$T/state/ebs/" | cut -d: -f1 |
+		while read -r l; do losetup -d "$l" 2>/dev/null || true; done
+	awk -v d="$T/state/ebs/" 'index($5, d) == 1 { print $5 }' /proc/self/mountinfo |
+		while read -r m; do umount -l "$m" 2>/dev/null || true; done
+}
+
 moto vault "$VAULT"
 read -r RP_EXT4 N_EXT4 < <(moto upload "$VAULT" "$T/ext4.img")
 read -r RP_RAW N_RAW < <(moto upload "$VAULT" "$T/raw.img")
@@ -120,14 +136,24 @@ grep -q 'ebs.method.*volume is not built yet' "$FAIL_OUT" ||
 config ', "ebs": {"method": "direct", "concurrency": 1, "cacheSize": "1MiB"}, "compression": {"codec": "gzip", "level": 9, "threads": 1}'
 VAULTFS_LOG=info "$VAULTFS" run --config "$CFG" --once >"$T/killed.out" 2>"$T/killed.err" &
 KPID=$!
-on_exit "kill -KILL $KPID 2>/dev/null"
+on_exit "kill -KILL $KPID 2>/dev/null; abort_ebs_fuse"
 end=$((SECONDS + 60))
 until grep -q "$T/state/ebs/snap-" /proc/self/mountinfo; do
 	[ $SECONDS -lt $end ] && kill -0 "$KPID" 2>/dev/null ||
 		die "bad test: no private EBS mount appeared"
 	sleep 0.05
 done
-{ kill -KILL "$KPID" && wait "$KPID"; } 2>/dev/null || true
+# Not `wait` yet: a thread of the killed daemon may be stuck in a read of
+# its loop device, whose data its own, now dead, FUSE server was to give;
+# the process then stays a zombie with that thread until the connection is
+# aborted, which is the next start's work (release_stale). So: dead here,
+# reaped after that start.
+kill -KILL "$KPID" 2>/dev/null || true
+end=$((SECONDS + 30))
+while [ -e "/proc/$KPID" ] && [ "$(cut -d' ' -f3 "/proc/$KPID/stat" 2>/dev/null)" != Z ]; do
+	[ $SECONDS -lt $end ] || die "the killed daemon did not die"
+	sleep 0.05
+done
 grep -q "$T/state/ebs/snap-" /proc/self/mountinfo ||
 	die "bad test: the private EBS mount went with the process"
 log "killed while reading; the FUSE mount is left dead"
@@ -141,6 +167,13 @@ AWS_ENDPOINT_URL_EBS=$FP_URL VAULTFS_LOG=info vf_run --config "$CFG" --once
 	die "the proxy injected $(fp_stat throttles) throttles and $(fp_stat 5xxs) 5xx, not 3 and 2"
 expect_grep 'GetSnapshotBlock.*attempt 1 of [0-9]* failed, retrying' "$RUN_ERR"
 grep -q "$T/state/ebs/" /proc/self/mountinfo && die "a private EBS mount is left"
+# the killed daemon's stuck threads are free now: it can be reaped
+end=$((SECONDS + 30))
+while [ "$(ls "/proc/$KPID/task" 2>/dev/null | wc -l)" -gt 1 ]; do
+	[ $SECONDS -lt $end ] || die "the killed daemon's threads are still stuck"
+	sleep 0.1
+done
+wait "$KPID" 2>/dev/null || true
 [ -z "$(ls -A "$T/state/ebs")" ] || die "left in state/ebs: $(ls -A "$T/state/ebs")"
 expect_grep 'unmounted .*/state/ebs/snap-.* \(left by an earlier run\)' "$RUN_ERR"
 assert_released
