@@ -58,6 +58,7 @@ enum {
 	OPT_ALLOW_DELETE,
 	OPT_READY_FD,
 	OPT_LOG,
+	OPT_LOG_FORMAT,
 	OPT_DEBUG_FUSE,
 	OPT_UID,
 	OPT_GID,
@@ -74,6 +75,7 @@ static const struct option long_opts[] = {
     {"allow-delete", no_argument, NULL, OPT_ALLOW_DELETE},
     {"ready-fd", required_argument, NULL, OPT_READY_FD},
     {"log", required_argument, NULL, OPT_LOG},
+    {"log-format", required_argument, NULL, OPT_LOG_FORMAT},
     {"debug-fuse", no_argument, NULL, OPT_DEBUG_FUSE},
     {"uid", required_argument, NULL, OPT_UID},
     {"gid", required_argument, NULL, OPT_GID},
@@ -101,6 +103,7 @@ struct mount_cli {
 	unsigned list_max_keys; /* 0: the view's default */
 	int ready_fd; /* -1: none */
 	const char *log;
+	enum cm_log_format log_format;
 };
 
 /* What the callbacks need; one per process. */
@@ -151,7 +154,10 @@ static void usage(FILE *f)
 		"once mounted\n"
 		"      --log FILE        where a background mount logs "
 		"(default:\n"
-		"                        STATEDIR/mount.log)\n"
+		"                        STATEDIR/mount.log); SIGHUP "
+		"reopens it\n"
+		"      --log-format F    text (default) or json: one object "
+		"a line\n"
 		"  -v, --verbose         log at info level\n"
 		"      --debug-fuse      trace FUSE requests on stderr\n"
 		"  -h, --help            this help\n\n"
@@ -249,6 +255,13 @@ static int parse_args(int argc, char **argv, struct mount_cli *o)
 		case OPT_LOG:
 			o->log = optarg;
 			break;
+		case OPT_LOG_FORMAT:
+			if (cm_log_format_parse(optarg, &o->log_format)) {
+				fprintf(stderr, "vaultfs: mount: --log-format:"
+					" '%s' is not text or json\n", optarg);
+				return 2;
+			}
+			break;
 		case OPT_DEBUG_FUSE:
 			o->debug_fuse = true;
 			break;
@@ -335,13 +348,11 @@ static void on_ready(void *ctx)
 		ms.ready_fds[i] = -1;
 	}
 	if (ms.log_path) {
-		int fd = open(ms.log_path,
-			      O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+		struct cm_err err;
 
-		if (fd >= 0) {
-			dup2(fd, STDERR_FILENO);
-			close(fd);
-		}
+		cm_err_clear(&err);
+		if (cm_log_open(ms.log_path, &err))
+			cm_warn("mount: %s (logging to stderr)", err.msg);
 	}
 	cm_info("mount: ready");
 }
@@ -350,8 +361,19 @@ static void *signal_main(void *arg)
 {
 	int sig = 0;
 
-	while (sigwait(&ms.sigs, &sig) != 0 || sig == 0)
-		;
+	/* SIGHUP: logrotate moved the log away */
+	while (sigwait(&ms.sigs, &sig) != 0 || sig == 0 ||
+	       (sig == SIGHUP && !atomic_load(&ms.ending))) {
+		struct cm_err err;
+
+		cm_err_clear(&err);
+		if (sig == SIGHUP && cm_log_reopen(&err))
+			cm_error("mount: SIGHUP: %s (the old log stays in "
+				 "use)", err.msg);
+		else if (sig == SIGHUP)
+			cm_info("mount: SIGHUP: log reopened");
+		sig = 0;
+	}
 	if (atomic_load(&ms.ending))
 		return NULL;
 	cm_warn("mount: %s: unmounting; running jobs are checkpointed",
@@ -447,6 +469,7 @@ int cmd_mount(int argc, char **argv)
 	mallopt(M_MMAP_THRESHOLD, 256 << 10);
 	if (cli.verbose)
 		cm_log_set_level(CM_LOG_INFO);
+	cm_log_set_format(cli.log_format);
 	rc = vf_load_config("mount", cli.config, &cfg);
 	if (rc)
 		return rc;

@@ -161,13 +161,13 @@ void job_notify(struct job *jb)
 static void log_sink(void *ctx, enum cm_log_level level, const char *line)
 {
 	struct job *jb = ctx;
-	char stamp[32];
+	char stamp[40];
 	char *text;
 	size_t slot;
 
 	if (level > CM_LOG_INFO && cm_log_get_level() < CM_LOG_DEBUG)
 		return;
-	cm_time_iso8601(time(NULL), stamp, sizeof(stamp));
+	cm_log_stamp(stamp, sizeof(stamp));
 	text = cm_xasprintf("%s %s\n", stamp, line);
 	if (jb->log_fd >= 0 && write(jb->log_fd, text, strlen(text)) < 0) {
 		/* the ring still has it */
@@ -1069,6 +1069,7 @@ enum job_outcome job_run(struct job *jb)
 	cm_err_clear(&e2);
 	log_open(jb);
 	cm_log_set_thread_sink(log_sink, jb);
+	cm_log_set_thread_job(j->id, j->vault); /* fixed once queued */
 	pthread_mutex_lock(&jb->lock);
 	j->attempts++;
 	pthread_mutex_unlock(&jb->lock);
@@ -1153,6 +1154,7 @@ clean:
 	if (j->state == ORCH_JOB_FAILED || j->state == ORCH_JOB_INCOMPLETE)
 		job_on_failure(jb);
 	cm_log_set_thread_sink(NULL, NULL);
+	cm_log_set_thread_job(NULL, NULL);
 	log_close(jb);
 	if (have_rp)
 		orch_rp_release(&rp);
