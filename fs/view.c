@@ -924,7 +924,7 @@ static char *render(struct view *v, const struct view_node *n,
 		view_stats_get(v, &st);
 		text = n->kind == VK_STATUS
 			   ? view_status_text(v->cfg, &snap, &st, time(NULL))
-			   : view_metrics_text(&snap, &st, time(NULL));
+			   : view_metrics_text(v->cfg, &snap, &st, time(NULL));
 		orch_snapshot_release(&snap);
 		return text;
 	case VK_RP_EXPORT:

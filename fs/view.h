@@ -309,8 +309,10 @@ void view_stats_get(struct view *v, struct view_stats *out);
 char *view_status_text(const struct orch_config *cfg,
 		       const struct orch_snapshot *snap,
 		       const struct view_stats *st, time_t now);
-/* The text of /metrics. The caller frees. */
-char *view_metrics_text(const struct orch_snapshot *snap,
+/* The text of /metrics: the engine's (orchestrator/metrics.h), then the
+ * view's counters. The caller frees. */
+char *view_metrics_text(const struct orch_config *cfg,
+			const struct orch_snapshot *snap,
 			const struct view_stats *st, time_t now);
 /* The status of a recovery point: its job's text (orch_job_info_text),
  * or "state: new" lines when it has no job (ji NULL). */

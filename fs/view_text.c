@@ -15,6 +15,7 @@
 #include "json.h"
 #include "dest.h"
 #include "mem.h"
+#include "metrics.h"
 #include "orch.h"
 #include "timeutil.h"
 #include "rp.h"
@@ -79,16 +80,6 @@ int view_control_parse(enum view_control which, const char *data, size_t len,
 
 /* ---- the daemon's status ----------------------------------------------- */
 
-static uint64_t archived_bytes(const struct orch_snapshot *snap)
-{
-	uint64_t sum = snap->indexed_archived;
-
-	for (size_t i = 0; i < snap->n; i++)
-		if (snap->jobs[i].state == ORCH_JOB_SUCCEEDED)
-			sum += snap->jobs[i].result_size;
-	return sum;
-}
-
 char *view_status_text(const struct orch_config *cfg,
 		       const struct orch_snapshot *snap,
 		       const struct view_stats *st, time_t now)
@@ -112,9 +103,9 @@ char *view_status_text(const struct orch_config *cfg,
 			      orch_job_state_name((enum orch_job_state)s),
 			      snap->by_state[s]);
 	cm_buf_printf(&b, "running: %zu\n", snap->running);
-	orch_format_bytes(archived_bytes(snap), h, sizeof(h));
+	orch_format_bytes(orch_snapshot_archived(snap), h, sizeof(h));
 	cm_buf_printf(&b, "archived: %llu bytes (%s)\n",
-		      (unsigned long long)archived_bytes(snap), h);
+		      (unsigned long long)orch_snapshot_archived(snap), h);
 	orch_format_bytes(snap->bytes_read, h, sizeof(h));
 	cm_buf_printf(&b, "reading: %llu bytes (%s)\n",
 		      (unsigned long long)snap->bytes_read, h);
@@ -140,123 +131,41 @@ char *view_status_text(const struct orch_config *cfg,
 
 /* ---- metrics ----------------------------------------------------------- */
 
-static const double duration_buckets[] = {1, 10, 60, 300, 1800, 3600, 21600};
-#define N_DURATION_BUCKETS                                                     \
-	(sizeof(duration_buckets) / sizeof(duration_buckets[0]))
-
-/* Seconds from the job's first state to its end; -1: not ended. */
-static long job_duration(const struct orch_job_info *ji)
-{
-	time_t start = 0, end;
-
-	if (!orch_job_state_final(ji->state) || ji->running)
-		return -1;
-	end = ji->times[ji->state];
-	for (int s = 0; s < ORCH_JOB_NSTATES; s++)
-		if (ji->times[s] && (!start || ji->times[s] < start))
-			start = ji->times[s];
-	if (!start || !end || end < start)
-		return -1;
-	return (long)(end - start);
-}
-
-static void metric_head(struct cm_buf *b, const char *name, const char *type,
-			const char *help)
-{
-	cm_buf_printf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name,
-		      type);
-}
-
-/* A metric of one unlabelled integer sample. */
-static void metric_u64(struct cm_buf *b, const char *name, const char *type,
-		       const char *help, uint64_t value)
-{
-	metric_head(b, name, type, help);
-	cm_buf_printf(b, "%s %llu\n", name, (unsigned long long)value);
-}
-
-char *view_metrics_text(const struct orch_snapshot *snap,
+char *view_metrics_text(const struct orch_config *cfg,
+			const struct orch_snapshot *snap,
 			const struct view_stats *st, time_t now)
 {
-	uint64_t counts[N_DURATION_BUCKETS] = {0}, n = 0, errors = 0;
-	double sum = 0;
 	struct cm_buf b;
 
 	cm_buf_init(&b, 0);
-	metric_head(&b, "vaultfs_jobs", "gauge",
-		    "Jobs known to the engine, by state.");
-	for (int s = 0; s < ORCH_JOB_NSTATES; s++)
-		cm_buf_printf(&b, "vaultfs_jobs{state=\"%s\"} %zu\n",
-			      orch_job_state_name((enum orch_job_state)s),
-			      snap->by_state[s]);
-	metric_u64(&b, "vaultfs_jobs_running", "gauge",
-		   "Jobs a worker runs now.", snap->running);
-	metric_u64(&b, "vaultfs_archived_bytes", "gauge",
-		   "Bytes of the archives of succeeded jobs.",
-		   archived_bytes(snap));
-	metric_u64(&b, "vaultfs_reading_bytes", "gauge",
-		   "Bytes read so far by the running jobs.", snap->bytes_read);
-	metric_head(&b, "vaultfs_rate_bytes_per_second", "gauge",
-		    "Reading rate of the running jobs together.");
-	cm_buf_printf(&b, "vaultfs_rate_bytes_per_second %.0f\n", snap->rate);
-	for (size_t i = 0; i < snap->n; i++) {
-		const struct orch_job_info *ji = &snap->jobs[i];
-		long d = job_duration(ji);
-
-		if (ji->error && ji->state == ORCH_JOB_FAILED)
-			errors++;
-		if (d < 0 || ji->state != ORCH_JOB_SUCCEEDED)
-			continue;
-		n++;
-		sum += (double)d;
-		for (size_t k = 0; k < N_DURATION_BUCKETS; k++)
-			if ((double)d <= duration_buckets[k])
-				counts[k]++;
-	}
-	metric_u64(&b, "vaultfs_job_errors", "gauge",
-		   "Jobs that ended failed, with an error.", errors);
-	metric_head(&b, "vaultfs_job_duration_seconds", "histogram",
-		    "Time from queueing to success of succeeded jobs.");
-	for (size_t k = 0; k < N_DURATION_BUCKETS; k++)
-		cm_buf_printf(&b,
-			      "vaultfs_job_duration_seconds_bucket{le=\"%g\"} "
-			      "%llu\n",
-			      duration_buckets[k],
-			      (unsigned long long)counts[k]);
-	cm_buf_printf(&b,
-		      "vaultfs_job_duration_seconds_bucket{le=\"+Inf\"} %llu\n"
-		      "vaultfs_job_duration_seconds_sum %.0f\n"
-		      "vaultfs_job_duration_seconds_count %llu\n",
-		      (unsigned long long)n, sum, (unsigned long long)n);
-	metric_u64(&b, "vaultfs_view_written_bytes_total", "counter",
-		   "Bytes written into archive objects through the view.",
-		   st->bytes_written);
-	metric_u64(&b, "vaultfs_view_read_bytes_total", "counter",
-		   "Bytes read from archive objects through the view.",
-		   st->bytes_read);
-	metric_u64(&b, "vaultfs_view_objects_written_total", "counter",
-		   "Objects completed through the view.", st->objects_written);
-	metric_u64(&b, "vaultfs_view_write_errors_total", "counter",
-		   "Writes of archive objects that failed or were refused.",
-		   st->write_errors);
-	metric_u64(&b, "vaultfs_view_control_errors_total", "counter",
-		   "Writes to control files rejected with EINVAL.",
-		   st->control_errors);
-	metric_u64(&b, "vaultfs_view_uploads_open", "gauge",
-		   "Archive objects being written now.", st->uploads_open);
-	metric_u64(&b, "vaultfs_view_memory_bytes", "gauge",
-		   "Read-ahead and part buffers of the view now.",
-		   st->memory_used);
-	metric_u64(&b, "vaultfs_view_memory_peak_bytes", "gauge",
-		   "The most read-ahead and part buffers held at once.",
-		   st->memory_peak);
-	metric_u64(&b, "vaultfs_view_memory_limit_bytes", "gauge",
-		   "view.memoryLimit.", st->memory_limit);
-	metric_u64(&b, "vaultfs_view_memory_waits_total", "counter",
-		   "Buffers that waited for memory.", st->memory_waits);
-	metric_u64(&b, "vaultfs_uptime_seconds", "gauge",
-		   "Seconds since the mount started.",
-		   now > st->started ? (uint64_t)(now - st->started) : 0);
+	orch_metrics_put(&b, cfg, snap, st->started, now);
+	orch_metric_u64(&b, "vaultfs_view_written_bytes_total", "counter",
+			"Bytes written into archive objects through the view.",
+			st->bytes_written);
+	orch_metric_u64(&b, "vaultfs_view_read_bytes_total", "counter",
+			"Bytes read from archive objects through the view.",
+			st->bytes_read);
+	orch_metric_u64(&b, "vaultfs_view_objects_written_total", "counter",
+			"Objects completed through the view.",
+			st->objects_written);
+	orch_metric_u64(&b, "vaultfs_view_write_errors_total", "counter",
+			"Writes of archive objects that failed or were "
+			"refused.", st->write_errors);
+	orch_metric_u64(&b, "vaultfs_view_control_errors_total", "counter",
+			"Writes to control files rejected with EINVAL.",
+			st->control_errors);
+	orch_metric_u64(&b, "vaultfs_view_uploads_open", "gauge",
+			"Archive objects being written now.", st->uploads_open);
+	orch_metric_u64(&b, "vaultfs_view_memory_bytes", "gauge",
+			"Read-ahead and part buffers of the view now.",
+			st->memory_used);
+	orch_metric_u64(&b, "vaultfs_view_memory_peak_bytes", "gauge",
+			"The most read-ahead and part buffers held at once.",
+			st->memory_peak);
+	orch_metric_u64(&b, "vaultfs_view_memory_limit_bytes", "gauge",
+			"view.memoryLimit.", st->memory_limit);
+	orch_metric_u64(&b, "vaultfs_view_memory_waits_total", "counter",
+			"Buffers that waited for memory.", st->memory_waits);
 	return cm_buf_detach(&b);
 }
 

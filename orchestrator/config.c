@@ -45,7 +45,8 @@ static const char *const top_keys[] = {
 	"autoStart", "lifecycleRules", "storageClass", "sse", "kmsKeyId",
 	"compression", "concurrency", "partSize", "stateDir", "verify",
 	"maxAttempts", "onFailure", "onFailureTimeoutSeconds",
-	"rescanSeconds", "journal", "view", "overlayLimit", "ebs", NULL
+	"rescanSeconds", "journal", "view", "overlayLimit", "ebs",
+	"metricsFile", NULL
 };
 static const char *const ebs_keys[] = { "method", "concurrency",
 					"cacheSize", NULL };
@@ -127,6 +128,7 @@ void orch_config_release(struct orch_config *cfg)
 	free(cfg->sse);
 	free(cfg->kms_key_id);
 	free(cfg->state_dir);
+	free(cfg->metrics_file);
 	free(cfg->on_failure);
 	memset(cfg, 0, sizeof(*cfg));
 }
@@ -1155,25 +1157,43 @@ static int parse_jobs(struct parser *p, const struct cm_json *root)
 	return rc;
 }
 
-static int parse_state_dir(struct parser *p, const struct cm_json *root)
+/* A top-level path key: taken from the config file's directory and
+ * normalised into *dst when present; null clears it when nullable. */
+static int get_path(struct parser *p, const struct cm_json *root,
+		    const char *key, bool nullable, char **dst)
 {
-	struct orch_config *cfg = p->cfg;
 	char *d = NULL;
 	bool present;
 	int rc;
 
-	rc = get_str(p, root, NULL, "stateDir", false, &d, &present);
-	if (rc || !present || !d)
+	rc = get_str(p, root, NULL, key, nullable, &d, &present);
+	if (rc || !present)
 		goto out;
-	if (!*d) {
-		rc = bad(p, "stateDir", "must not be empty");
+	if (!d) {
+		set_str(dst, NULL);
 		goto out;
 	}
-	free(cfg->state_dir);
-	cfg->state_dir = normalize_path(p->base_dir, d);
+	if (!*d) {
+		rc = bad(p, key, nullable ? "must not be empty (null: none)"
+					  : "must not be empty");
+		goto out;
+	}
+	free(*dst);
+	*dst = normalize_path(p->base_dir, d);
 out:
 	free(d);
 	return rc;
+}
+
+static int parse_state_dir(struct parser *p, const struct cm_json *root)
+{
+	return get_path(p, root, "stateDir", false, &p->cfg->state_dir);
+}
+
+/* "metricsFile": where `vaultfs run` writes its Prometheus text */
+static int parse_metrics_file(struct parser *p, const struct cm_json *root)
+{
+	return get_path(p, root, "metricsFile", true, &p->cfg->metrics_file);
 }
 
 static int parse_journal(struct parser *p, const struct cm_json *root)
@@ -1275,6 +1295,8 @@ static int apply(struct parser *p, const struct cm_json *root)
 		rc = parse_state_dir(p, root);
 	if (!rc)
 		rc = parse_journal(p, root);
+	if (!rc)
+		rc = parse_metrics_file(p, root);
 	if (!rc)
 		rc = parse_view(p, root);
 	if (!rc)

@@ -124,6 +124,7 @@ struct orch_config {
 	uint64_t overlay_limit; /* bytes a journal replay may write; 0: the
 				   archiver's default (overlay.h) */
 	char *state_dir;        /* absolute */
+	char *metrics_file;     /* metricsFile: absolute, or NULL (none) */
 	enum orch_verify verify;
 	unsigned max_attempts;  /* tries per job, >= 1 */
 	char *on_failure;       /* NULL or a shell command */

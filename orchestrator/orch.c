@@ -205,6 +205,18 @@ static struct orch_provider *provider_of(struct orch *o, const char *vault)
 	return NULL;
 }
 
+/* A job of `vault` succeeded at t: the vault's newest success (the
+ * metrics' vaultfs_last_success_timestamp_seconds). Jobs of vaults no
+ * longer configured count for none. Caller holds o->lock, or is alone
+ * (recovery at start). */
+static void note_success(struct orch *o, const char *vault, time_t t)
+{
+	for (size_t v = 0; v < o->cfg->nvaults; v++)
+		if (strcmp(o->cfg->vaults[v].name, vault) == 0 &&
+		    t > o->last_success[v])
+			o->last_success[v] = t;
+}
+
 static void parse_pauses(struct orch *o)
 {
 	const char *env = getenv("VAULTFS_TEST_PAUSE_AT");
@@ -273,6 +285,8 @@ struct orch *orch_new(const struct orch_config *cfg,
 	pthread_mutex_init(&o->lock, NULL);
 	pthread_cond_init(&o->work, NULL);
 	pthread_cond_init(&o->idle, NULL);
+	o->last_success = cm_xcalloc(cfg->nvaults + 1,
+				     sizeof(*o->last_success));
 	o->tmp_dir = cm_xasprintf("%s/tmp", cfg->state_dir);
 	o->jobs_dir = cm_xasprintf("%s/jobs", cfg->state_dir);
 	parse_pauses(o);
@@ -503,6 +517,8 @@ static void load_job(void *ctx, struct orch_job *j)
 		l->live[l->nlive++] = job_new(l->o, j);
 		return;
 	}
+	if (j->state == ORCH_JOB_SUCCEEDED)
+		note_success(l->o, j->vault, j->times[ORCH_JOB_SUCCEEDED]);
 	if (job_ended(j) <= l->cutoff)
 		fold(l, j, &where);
 	orch_index_rec_from_job(j, &rec);
@@ -573,6 +589,27 @@ static void fold_commit(struct loading *l)
 			o->cfg->state_dir, ORCH_INDEX_NAME);
 }
 
+/* A record of the index file (orch_index_read): into the table, and
+ * its success noted. */
+static int load_indexed_rec(void *ctx, const struct orch_job *job,
+			    const struct cm_json *record,
+			    const struct orch_index_rec *rec, uint64_t off)
+{
+	struct orch *o = ctx;
+
+	orch_index_add(o->index, rec, off);
+	if (strcmp(rec->state, orch_job_state_name(ORCH_JOB_SUCCEEDED)))
+		return 0;
+	if (job)
+		note_success(o, job->vault, job->times[ORCH_JOB_SUCCEEDED]);
+	else
+		note_success(o, rec->vault,
+			     cm_json_time(cm_json_get(cm_json_get(record,
+								  "times"),
+						      "succeeded")));
+	return 0;
+}
+
 static int recover(struct orch *o, struct cm_err *err)
 {
 	struct loading l;
@@ -591,7 +628,8 @@ static int recover(struct orch *o, struct cm_err *err)
 		unlink(tmp);
 		free(tmp);
 	}
-	rc = orch_index_load(o->cfg->state_dir, o->index, &l.pos, err);
+	rc = orch_index_read(o->cfg->state_dir, load_indexed_rec, o, &l.pos,
+			     err);
 	if (rc == 0)
 		rc = orch_journal_each(o->journal, load_job, &l, NULL, err);
 	if (rc) {
@@ -995,6 +1033,9 @@ static void *worker_main(void *arg)
 			enqueue(o, jb, jb->retry_ms);
 		if (jb->j->state == ORCH_JOB_FAILED)
 			o->nfailed++;
+		if (jb->j->state == ORCH_JOB_SUCCEEDED)
+			note_success(o, jb->j->vault,
+				     jb->j->times[ORCH_JOB_SUCCEEDED]);
 		pthread_mutex_unlock(&o->lock);
 		/* told before anyone sees the engine idle */
 		job_notify(jb);
@@ -1217,6 +1258,7 @@ void orch_free(struct orch *o)
 		close(o->stop_fd);
 	free(o->tmp_dir);
 	free(o->jobs_dir);
+	free(o->last_success);
 	pthread_mutex_destroy(&o->submit_lock);
 	pthread_mutex_destroy(&o->lock);
 	pthread_cond_destroy(&o->work);
@@ -1270,6 +1312,10 @@ void orch_snapshot(struct orch *o, struct orch_snapshot *out)
 			out->rate += ji->rate;
 		}
 	}
+	out->vault_last_success = cm_xcalloc(o->cfg->nvaults + 1,
+					     sizeof(*out->vault_last_success));
+	memcpy(out->vault_last_success, o->last_success,
+	       o->cfg->nvaults * sizeof(*o->last_success));
 	if (o->index) {
 		out->indexed = orch_index_count(o->index);
 		orch_index_counts(o->index, out->by_state, NULL,

@@ -113,6 +113,9 @@ struct orch_snapshot {
 	size_t running;
 	uint64_t bytes_read;        /* of the running jobs */
 	double rate;                /* of the running jobs together */
+	time_t *vault_last_success; /* per configured vault (cfg->vaults
+				       order): when its newest job
+				       succeeded; 0: never */
 };
 
 void orch_snapshot_release(struct orch_snapshot *s);

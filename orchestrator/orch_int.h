@@ -134,6 +134,8 @@ struct orch {
 	size_t nqueue, queue_cap;     /* protected by ->lock */
 	size_t nrunning;      /* protected by ->lock */
 	size_t nfailed;       /* protected by ->lock: failed in this run */
+	time_t *last_success; /* protected by ->lock: per cfg vault, the
+				 newest job that succeeded (0: none) */
 	bool started;         /* protected by ->lock */
 	bool stopping;        /* protected by ->lock */
 

@@ -189,5 +189,6 @@ void orch_snapshot_release(struct orch_snapshot *s)
 	for (size_t i = 0; i < s->n; i++)
 		orch_job_info_release(&s->jobs[i]);
 	free(s->jobs);
+	free(s->vault_last_success);
 	memset(s, 0, sizeof(*s));
 }

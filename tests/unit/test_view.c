@@ -363,7 +363,7 @@ static void test_metrics_text(void **state)
 	fake_snapshot(&snap, t0);
 	st.started = t0;
 	st.control_errors = 3;
-	text = view_metrics_text(&snap, &st, t0 + 10);
+	text = view_metrics_text(NULL, &snap, &st, t0 + 10);
 	assert_non_null(strstr(text, "# TYPE vaultfs_jobs gauge\n"));
 	assert_non_null(
 	    strstr(text, "\nvaultfs_jobs{state=\"succeeded\"} 2\n"));
