@@ -10,7 +10,8 @@
  *      file (--log, default STATEDIR/mount.log);
  *   3. a stale mount left by a killed daemon is detached;
  *   4. signals blocked before any thread exists (every thread inherits the
- *      mask); a signal thread sigwaits for SIGTERM, SIGINT and SIGHUP;
+ *      mask); a signal thread waits for SIGTERM and SIGINT (unmount) and
+ *      SIGHUP (the log reopened), and tells systemd how things are;
  *   5. the engine (orch_new, orch_start: the stateDir lock, recovery of
  *      jobs), the view (view_new, view_recover: uploads an earlier mount
  *      left), the mount (view_fuse_mount);
@@ -30,7 +31,10 @@
 #include "dest.h"
 #include "log.h"
 #include "mem.h"
+#include "metrics.h"
 #include "orch.h"
+#include "sd_notify.h"
+#include "timeutil.h"
 #include "view.h"
 #include "view_fuse.h"
 
@@ -112,6 +116,8 @@ struct mount_state {
 	int ready_fds[2];	     /* --ready-fd and the parent's pipe */
 	const char *log_path;	     /* NULL: keep stderr */
 	struct view_fuse *vf;
+	struct orch *o;                /* for systemd's STATUS= */
+	const struct orch_config *cfg;
 	sigset_t sigs;
 	atomic_bool ending; /* the loop is over: no more signals */
 };
@@ -354,28 +360,69 @@ static void on_ready(void *ctx)
 		if (cm_log_open(ms.log_path, &err))
 			cm_warn("mount: %s (logging to stderr)", err.msg);
 	}
+	cm_sd_notify("READY=1");
 	cm_info("mount: ready");
 }
 
+/*
+ * The signal thread: SIGTERM and SIGINT unmount; SIGHUP reopens the log
+ * (logrotate; the mount does not read its config again: unmount and mount
+ * to change it). Between signals, systemd hears how things are
+ * (core/sd_notify.h): STATUS= with the job counts when they change, and
+ * WATCHDOG=1 at half of WATCHDOG_USEC.
+ */
 static void *signal_main(void *arg)
 {
+	uint64_t wd_ms = cm_sd_watchdog_usec() / 2000, next_wd = 0;
+	char *status = NULL;
 	int sig = 0;
 
-	/* SIGHUP: logrotate moved the log away */
-	while (sigwait(&ms.sigs, &sig) != 0 || sig == 0 ||
-	       (sig == SIGHUP && !atomic_load(&ms.ending))) {
+	(void)arg;
+	if (cm_sd_watchdog_usec() && !wd_ms)
+		wd_ms = 1;
+	for (;;) {
+		uint64_t wait_ms = wd_ms && wd_ms < 1000 ? wd_ms : 1000;
+		uint64_t now = cm_now_ns() / 1000000;
+		struct timespec ts = { (time_t)(wait_ms / 1000),
+				       (long)(wait_ms % 1000) * 1000000L };
+		struct orch_snapshot snap;
 		struct cm_err err;
+		char *line;
 
+		sig = sigtimedwait(&ms.sigs, NULL, &ts);
+		if (atomic_load(&ms.ending))
+			break;
+		if (sig > 0 && sig != SIGHUP)
+			break;
 		cm_err_clear(&err);
 		if (sig == SIGHUP && cm_log_reopen(&err))
 			cm_error("mount: SIGHUP: %s (the old log stays in "
 				 "use)", err.msg);
 		else if (sig == SIGHUP)
-			cm_info("mount: SIGHUP: log reopened");
-		sig = 0;
+			cm_notice("mount: SIGHUP: log reopened (the "
+				  "configuration is read at mount time only)");
+		if (wd_ms && now >= next_wd) {
+			cm_sd_notify("WATCHDOG=1");
+			next_wd = now + wd_ms;
+		}
+		orch_snapshot(ms.o, &snap);
+		line = orch_counts_line(ms.cfg, &snap);
+		orch_snapshot_release(&snap);
+		if (!status || strcmp(line, status)) {
+			char *msg = cm_xasprintf("STATUS=%s", line);
+
+			cm_sd_notify(msg);
+			free(msg);
+			free(status);
+			status = line;
+		} else {
+			free(line);
+		}
 	}
+	free(status);
 	if (atomic_load(&ms.ending))
 		return NULL;
+	cm_sd_notify("STOPPING=1");
 	cm_warn("mount: %s: unmounting; running jobs are checkpointed",
 		strsignal(sig));
 	view_fuse_exit(ms.vf);
@@ -571,6 +618,8 @@ int cmd_mount(int argc, char **argv)
 		rc = 1;
 		goto out;
 	}
+	ms.o = o;
+	ms.cfg = &cfg;
 	if (pthread_create(&sig_thread, NULL, signal_main, NULL) == 0)
 		have_sig_thread = true;
 	if (cli.foreground)

@@ -136,3 +136,24 @@ void orch_metrics_put(struct cm_buf *b, const struct orch_config *cfg,
 			"Seconds since vaultfs started.",
 			now > started ? (uint64_t)(now - started) : 0);
 }
+
+char *orch_counts_line(const struct orch_config *cfg,
+		       const struct orch_snapshot *snap)
+{
+	struct cm_buf b;
+
+	cm_buf_init(&b, 0);
+	cm_buf_printf(&b, "%zu vault%s; jobs: %zu running", cfg->nvaults,
+		      cfg->nvaults == 1 ? "" : "s", snap->running);
+	for (int st = 0; st < ORCH_JOB_NSTATES; st++) {
+		enum orch_job_state s = (enum orch_job_state)st;
+		bool working = st > ORCH_JOB_QUEUED &&
+			       !orch_job_state_final(s) &&
+			       s != ORCH_JOB_WAITING;
+
+		if (snap->by_state[st] && !working)
+			cm_buf_printf(&b, ", %zu %s", snap->by_state[st],
+				      orch_job_state_name(s));
+	}
+	return cm_buf_detach(&b);
+}

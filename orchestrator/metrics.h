@@ -30,6 +30,13 @@ void orch_metrics_put(struct cm_buf *b, const struct orch_config *cfg,
 void orch_metric_u64(struct cm_buf *b, const char *name, const char *type,
 		     const char *help, uint64_t value);
 
+/* "2 vaults; jobs: 1 running, 3 queued, 10 succeeded, 1 failed": the
+ * counts in one line (systemd's STATUS=), states with no job left out
+ * (and the running ones' states, which "running" counts). The caller
+ * frees. */
+char *orch_counts_line(const struct orch_config *cfg,
+		       const struct orch_snapshot *snap);
+
 /* Archive bytes of every succeeded job (in memory and in the index). */
 uint64_t orch_snapshot_archived(const struct orch_snapshot *snap);
 
