@@ -422,12 +422,13 @@ static int run_once(struct runner *r)
 	incomplete = counts->by_state[ORCH_JOB_INCOMPLETE];
 	if (!cli->quiet)
 		printf("this run: %zu succeeded, %zu failed, %zu cancelled, "
-		       "%zu incomplete, %zu waiting; journal: %zu jobs, %zu "
+		       "%zu incomplete, %zu waiting; journal: %zu job%s, %zu "
 		       "succeeded\n",
 		       counts->by_state[ORCH_JOB_SUCCEEDED], failed,
 		       counts->by_state[ORCH_JOB_CANCELLED], incomplete,
 		       counts->by_state[ORCH_JOB_WAITING],
-		       snap.n + snap.indexed, done);
+		       snap.n + snap.indexed,
+		       snap.n + snap.indexed == 1 ? "" : "s", done);
 	pthread_mutex_unlock(&counts->lock);
 	orch_snapshot_release(&snap);
 	if (rc == 0 && failed)

@@ -24,36 +24,95 @@
 #include <stdlib.h>
 #include <string.h>
 
+enum {
+	OPT_SINCE = 300,
+};
+
 static const struct option long_opts[] = {
 	{ "config", required_argument, NULL, 'c' },
 	{ "json", no_argument, NULL, 'j' },
+	{ "wide", no_argument, NULL, 'w' },
+	{ "check", no_argument, NULL, 'k' },
+	{ "since", required_argument, NULL, OPT_SINCE },
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
 };
 
+#define TABLE_WIDTH 100     /* what the table fits in, without --wide */
+#define RP_MAX 36           /* RECOVERY POINT, without --wide ... */
+#define RP_MIN 16           /* ... down to this to leave RESULT room */
+#define RESULT_MIN 24       /* RESULT gets what is left, at least this */
+#define SINCE_DEFAULT 86400 /* --check looks back a day */
+
 static void usage(FILE *f)
 {
 	fprintf(f,
-		"usage: vaultfs status [--config FILE] [--json]\n\n"
+		"usage: vaultfs status [--config FILE] [--json | --wide | "
+		"--check [--since D]]\n\n"
 		"The jobs in the journal of the configured stateDir: recovery "
-		"point, state,\nprogress, size, rate, and the archive's URL or "
-		"the error.\n\n"
+		"point, state,\nprogress, the recovery point's size, the "
+		"archive's size, rate, time taken,\nand the archive (its key "
+		"under the destination) or the error.\n\n"
 		"options:\n"
 		"  -c, --config FILE  the configuration (default: the "
 		"embedded default)\n"
 		"      --json         one JSON array with every field of "
 		"every job\n"
+		"  -w, --wide         whole URLs and errors (the table is cut "
+		"to 100 columns\n"
+		"                     otherwise)\n"
+		"      --check        a health check: exit 1 if a job ended "
+		"failed or\n"
+		"                     incomplete within --since, 0 otherwise; "
+		"one line each\n"
+		"      --since D      how far --check looks back: 90s, 30m, "
+		"24h (default), 7d\n"
 		"  -h, --help         this help\n");
 }
 
-#define NCOLS 6
+/* "24h", "30m", "7d", "90s", "3600" -> seconds; -1 when not one. */
+static long parse_since(const char *s)
+{
+	char *end;
+	long v;
+
+	errno = 0;
+	v = strtol(s, &end, 10);
+	if (errno || end == s || v <= 0)
+		return -1;
+	switch (*end) {
+	case '\0':
+	case 's':
+		break;
+	case 'm':
+		v *= 60;
+		break;
+	case 'h':
+		v *= 3600;
+		break;
+	case 'd':
+		v *= 86400;
+		break;
+	default:
+		return -1;
+	}
+	if (*end && end[1])
+		return -1;
+	return v;
+}
+
+#define NCOLS 8
 
 struct row {
 	char *col[NCOLS];
+	bool url; /* RESULT begins with the archive's URL or key */
 };
 
+/* RP SIZE: the recovery point's (what is read), ARCHIVE: what was
+ * written, TIME: from the first step to the end (or now). */
 static const char *const headers[NCOLS] = {
-	"RECOVERY POINT", "STATE", "PROGRESS", "SIZE", "RATE", "RESULT",
+	"RECOVERY POINT", "STATE", "PROGRESS", "RP SIZE", "ARCHIVE", "RATE",
+	"TIME", "RESULT",
 };
 
 static double percent(const struct orch_job_info *ji)
@@ -63,10 +122,87 @@ static double percent(const struct orch_job_info *ji)
 	return 100.0 * (double)ji->bytes_read / (double)ji->bytes_total;
 }
 
-static void fill_row(const struct orch_job_info *ji, struct row *r)
+static char *bytes_or_dash(uint64_t n)
 {
 	char a[32];
 
+	if (!n)
+		return cm_xstrdup("-");
+	orch_format_bytes(n, a, sizeof(a));
+	return cm_xstrdup(a);
+}
+
+/* Seconds the job has worked: from its first state after queued to its
+ * end, or to now while it runs; -1: it never started. */
+static long job_seconds(const struct orch_job_info *ji, time_t now)
+{
+	time_t start = 0, end = 0;
+
+	for (int s = ORCH_JOB_QUEUED + 1; s < ORCH_JOB_NSTATES; s++) {
+		if (!ji->times[s])
+			continue;
+		if (!start || ji->times[s] < start)
+			start = ji->times[s];
+		if (ji->times[s] > end)
+			end = ji->times[s];
+	}
+	if (!start)
+		return -1;
+	if (!orch_job_state_final(ji->state) &&
+	    ji->state != ORCH_JOB_WAITING)
+		end = now;
+	return end > start ? (long)(end - start) : 0;
+}
+
+/* "<1s", "42s", "3m05s", "2h07m", "3d04h". */
+static char *duration_text(long s)
+{
+	if (s < 0)
+		return cm_xstrdup("-");
+	if (s < 1)
+		return cm_xstrdup("<1s");
+	if (s < 60)
+		return cm_xasprintf("%lds", s);
+	if (s < 3600)
+		return cm_xasprintf("%ldm%02lds", s / 60, s % 60);
+	if (s < 86400)
+		return cm_xasprintf("%ldh%02ldm", s / 3600, s % 3600 / 60);
+	return cm_xasprintf("%ldd%02ldh", s / 86400, s % 86400 / 3600);
+}
+
+/* The archive's key under the destination (what the table shows without
+ * --wide): the URL less the destination's URL or directory. */
+static const char *under_destination(const struct orch_config *cfg,
+				     const char *url)
+{
+	const char *base = cfg->store_dir;
+	char s3[1024];
+	size_t n;
+
+	if (cfg->bucket) {
+		snprintf(s3, sizeof(s3), "s3://%s%s%s", cfg->bucket,
+			 cfg->prefix && *cfg->prefix ? "/" : "",
+			 cfg->prefix ? cfg->prefix : "");
+		base = s3;
+	}
+	if (!base)
+		return url;
+	n = strlen(base);
+	if (strncmp(url, base, n) == 0 && url[n] == '/')
+		return url + n + 1;
+	return url;
+}
+
+static void fill_row(const struct orch_config *cfg, bool wide,
+		     const struct orch_job_info *ji, time_t now,
+		     struct row *r)
+{
+	const char *url = NULL;
+	char a[32];
+
+	if (ji->result_url)
+		url = wide ? ji->result_url
+			   : under_destination(cfg, ji->result_url);
 	r->col[0] = cm_xasprintf("%s/%s", ji->vault, ji->rp_name);
 	r->col[1] = cm_xasprintf("%s%s", orch_job_state_name(ji->state),
 				 ji->verified &&
@@ -84,59 +220,110 @@ static void fill_row(const struct orch_job_info *ji, struct row *r)
 	} else {
 		r->col[2] = cm_xstrdup("-");
 	}
-	if (ji->bytes_total) {
-		orch_format_bytes(ji->bytes_total, a, sizeof(a));
-		r->col[3] = cm_xstrdup(a);
-	} else {
-		r->col[3] = cm_xstrdup("-");
-	}
+	r->col[3] = bytes_or_dash(ji->rp_size ? ji->rp_size
+					      : ji->bytes_total);
+	r->col[4] = bytes_or_dash(ji->result_size ? ji->result_size
+						  : ji->bytes_written);
 	if (ji->rate > 0) {
 		orch_format_bytes((uint64_t)ji->rate, a, sizeof(a));
-		r->col[4] = cm_xasprintf("%s/s", a);
+		r->col[5] = cm_xasprintf("%s/s", a);
 	} else {
-		r->col[4] = cm_xstrdup("-");
+		r->col[5] = cm_xstrdup("-");
 	}
-	if ((ji->state == ORCH_JOB_SUCCEEDED ||
-	     ji->state == ORCH_JOB_INCOMPLETE) && ji->result_url)
-		r->col[5] = cm_xasprintf("%s%s%s%s", ji->result_url,
+	r->col[6] = duration_text(job_seconds(ji, now));
+	r->url = (ji->state == ORCH_JOB_SUCCEEDED ||
+		  ji->state == ORCH_JOB_INCOMPLETE) && url;
+	if (r->url)
+		r->col[7] = cm_xasprintf("%s%s%s%s", url,
 					 ji->snapshot_deleted ?
 						 " (snapshot deleted)" : "",
 					 ji->error ? " - " : "",
 					 ji->error ? ji->error : "");
 	else if (ji->state == ORCH_JOB_WAITING)
-		r->col[5] = cm_xasprintf("waiting: %s",
+		r->col[7] = cm_xasprintf("waiting: %s",
 					 ji->error ? ji->error : "");
 	else
-		r->col[5] = cm_xstrdup(ji->error ? ji->error : "");
+		r->col[7] = cm_xstrdup(ji->error ? ji->error : "");
 }
 
-static void print_table(const struct orch_job_info *jobs, size_t n)
+enum cut { CUT_END, CUT_MIDDLE, CUT_FRONT };
+
+/* Cut *s to `max` bytes, "..." where the cut is: at the end of an error,
+ * in the middle of a name (its two ends say the most), at the front of a
+ * key (its end names the job and the file, and the notes after it). */
+static void fit(char **s, size_t max, enum cut how)
+{
+	size_t n = strlen(*s), head;
+	char *out;
+
+	if (n <= max || max < 8)
+		return;
+	head = how == CUT_END ? max - 3 : how == CUT_MIDDLE ? (max - 3) / 2 : 0;
+	out = cm_xasprintf("%.*s...%s", (int)head, *s,
+			   how == CUT_END ? "" : *s + n - (max - 3 - head));
+	free(*s);
+	*s = out;
+}
+
+static void print_table(const struct orch_config *cfg, bool wide,
+			const struct orch_job_info *jobs, size_t n,
+			time_t now)
 {
 	struct row *rows = cm_xcalloc(n + 1, sizeof(*rows));
 	size_t width[NCOLS];
 	size_t by_state[ORCH_JOB_NSTATES] = { 0 };
+	size_t used = 0, rp_max = RP_MAX;
 	bool first = true;
 
 	for (int c = 0; c < NCOLS; c++)
 		width[c] = strlen(headers[c]);
 	for (size_t i = 0; i < n; i++) {
-		fill_row(&jobs[i], &rows[i]);
+		fill_row(cfg, wide, &jobs[i], now, &rows[i]);
 		by_state[jobs[i].state]++;
-		for (int c = 0; c < NCOLS; c++)
+		for (int c = 1; c < NCOLS - 1; c++)
 			if (strlen(rows[i].col[c]) > width[c])
 				width[c] = strlen(rows[i].col[c]);
 	}
-	printf("%-*s  %-*s  %*s  %*s  %*s  %s\n", (int)width[0], headers[0],
-	       (int)width[1], headers[1], (int)width[2], headers[2],
-	       (int)width[3], headers[3], (int)width[4], headers[4],
-	       headers[5]);
+	/* the columns of numbers whole; the names, then RESULT, cut to
+	 * what is left of TABLE_WIDTH */
+	for (int c = 1; c < NCOLS - 1; c++)
+		used += width[c] + 2;
+	if (used + 2 + RP_MAX + RESULT_MIN > TABLE_WIDTH)
+		rp_max = TABLE_WIDTH > used + 2 + RESULT_MIN + RP_MIN ?
+				 TABLE_WIDTH - used - 2 - RESULT_MIN :
+				 RP_MIN;
+	for (size_t i = 0; i < n; i++) {
+		if (!wide)
+			fit(&rows[i].col[0], rp_max, CUT_MIDDLE);
+		if (strlen(rows[i].col[0]) > width[0])
+			width[0] = strlen(rows[i].col[0]);
+	}
+	used += width[0] + 2;
+	for (size_t i = 0; i < n && !wide; i++)
+		fit(&rows[i].col[NCOLS - 1],
+		    used + RESULT_MIN < TABLE_WIDTH ? TABLE_WIDTH - used
+						    : RESULT_MIN,
+		    rows[i].url ? CUT_FRONT : CUT_END);
+	printf("%-*s  %-*s  %*s  %*s  %*s  %*s  %*s  %s\n", (int)width[0],
+	       headers[0], (int)width[1], headers[1], (int)width[2],
+	       headers[2], (int)width[3], headers[3], (int)width[4],
+	       headers[4], (int)width[5], headers[5], (int)width[6],
+	       headers[6], headers[7]);
 	for (size_t i = 0; i < n; i++) {
 		struct row *r = &rows[i];
+		char *line = cm_xasprintf(
+			"%-*s  %-*s  %*s  %*s  %*s  %*s  %*s  %s",
+			(int)width[0], r->col[0], (int)width[1], r->col[1],
+			(int)width[2], r->col[2], (int)width[3], r->col[3],
+			(int)width[4], r->col[4], (int)width[5], r->col[5],
+			(int)width[6], r->col[6], r->col[7]);
+		size_t len = strlen(line);
 
-		printf("%-*s  %-*s  %*s  %*s  %*s  %s\n", (int)width[0],
-		       r->col[0], (int)width[1], r->col[1], (int)width[2],
-		       r->col[2], (int)width[3], r->col[3], (int)width[4],
-		       r->col[4], r->col[5]);
+		/* no trailing blanks when RESULT is empty */
+		while (len && line[len - 1] == ' ')
+			line[--len] = '\0';
+		puts(line);
+		free(line);
 		for (int c = 0; c < NCOLS; c++)
 			free(r->col[c]);
 	}
@@ -150,6 +337,44 @@ static void print_table(const struct orch_job_info *jobs, size_t n)
 	}
 	printf("\n");
 	free(rows);
+}
+
+/*
+ * --check: the jobs that ended failed or incomplete at or after
+ * now - since, one line each on stdout; 1 if there is one, else 0 and
+ * one line saying how many jobs ended well.
+ */
+static int check_jobs(const struct orch_job_info *jobs, size_t n,
+		      time_t now, long since)
+{
+	size_t bad = 0, good = 0;
+	char when[32];
+
+	for (size_t i = 0; i < n; i++) {
+		const struct orch_job_info *ji = &jobs[i];
+		time_t end = ji->times[ji->state];
+
+		if (!orch_job_state_final(ji->state) || end < now - since)
+			continue;
+		if (ji->state != ORCH_JOB_FAILED &&
+		    ji->state != ORCH_JOB_INCOMPLETE) {
+			good += ji->state == ORCH_JOB_SUCCEEDED;
+			continue;
+		}
+		bad++;
+		cm_time_iso8601(end, when, sizeof(when));
+		printf("%s %s/%s %s at %s: %s\n", ji->id, ji->vault,
+		       ji->rp_name, orch_job_state_name(ji->state), when,
+		       ji->error ? ji->error : "");
+	}
+	if (bad) {
+		printf("%zu job%s failed or incomplete in the last %ld s\n",
+		       bad, bad == 1 ? "" : "s", since);
+		return 1;
+	}
+	printf("ok: %zu job%s succeeded, none failed or incomplete in the "
+	       "last %ld s\n", good, good == 1 ? "" : "s", since);
+	return 0;
 }
 
 static void print_json(const struct orch_job_info *jobs, size_t n)
@@ -268,18 +493,34 @@ int cmd_status(int argc, char **argv)
 	struct orch_job_info *jobs = NULL;
 	struct infos in = { 0 };
 	struct cm_err err;
-	bool json = false;
+	bool json = false, wide = false, check = false;
+	long since = SINCE_DEFAULT;
 	time_t now = time(NULL);
 	int c, rc;
 
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "c:h", long_opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "c:wh", long_opts, NULL)) != -1) {
 		switch (c) {
 		case 'c':
 			config = optarg;
 			break;
 		case 'j':
 			json = true;
+			break;
+		case 'w':
+			wide = true;
+			break;
+		case 'k':
+			check = true;
+			break;
+		case OPT_SINCE:
+			since = parse_since(optarg);
+			if (since < 0) {
+				fprintf(stderr, "vaultfs: status: --since: "
+					"'%s' is not a duration (90s, 30m, "
+					"24h, 7d)\n", optarg);
+				return 2;
+			}
 			break;
 		case 'h':
 			usage(stdout);
@@ -291,6 +532,15 @@ int cmd_status(int argc, char **argv)
 	}
 	if (optind != argc) {
 		usage(stderr);
+		return 2;
+	}
+	if (since != SINCE_DEFAULT && !check) {
+		fprintf(stderr, "vaultfs: status: --since goes with --check\n");
+		return 2;
+	}
+	if (check + json + wide > 1) {
+		fprintf(stderr, "vaultfs: status: --check, --json and --wide "
+			"go alone\n");
 		return 2;
 	}
 	rc = vf_load_config("status", config, &cfg);
@@ -316,12 +566,14 @@ int cmd_status(int argc, char **argv)
 	jobs = in.v;
 	if (in.n > 1)
 		qsort(jobs, in.n, sizeof(*jobs), info_by_id);
-	if (json)
+	if (check)
+		rc = check_jobs(jobs, in.n, now, since);
+	else if (json)
 		print_json(jobs, in.n);
 	else if (in.n == 0)
 		printf("no jobs yet in %s\n", cfg.state_dir);
 	else
-		print_table(jobs, in.n);
+		print_table(&cfg, wide, jobs, in.n, now);
 	/* a provider's resources wait for their vault's provider */
 	for (size_t i = 0; i < in.n; i++)
 		if (jobs[i].held && !orch_config_vault(&cfg, jobs[i].vault))

@@ -69,12 +69,13 @@ void orch_job_info_from_job(const struct orch_job *job, time_t now,
 	out->verified = job->verified;
 	out->snapshot_deleted = job->snapshot_deleted;
 	/* the rate of reading: while archiving up to now, after it over
-	 * the time archiving took */
+	 * the time archiving took; none when that was under the journal's
+	 * resolution of a second (bytes over "one second" would be a
+	 * made-up figure) */
 	if (t0 && job->state == ORCH_JOB_ARCHIVING && now > t0)
 		out->rate = (double)job->bytes_read / (double)(now - t0);
-	else if (t0 && t1 >= t0 && job->bytes_read)
-		out->rate = (double)job->bytes_read /
-			    (double)(t1 > t0 ? t1 - t0 : 1);
+	else if (t0 && t1 > t0 && job->bytes_read)
+		out->rate = (double)job->bytes_read / (double)(t1 - t0);
 }
 
 long orch_job_info_eta(const struct orch_job_info *ji)

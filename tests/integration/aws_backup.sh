@@ -151,7 +151,7 @@ assert j["recoveryPoint"] == sys.argv[2].rsplit("/", 1)[1], j
 assert j["state"] == "succeeded", j
 assert j["snapshotDeleted"] is False, j
 EOF
-vf status --config "$CFG" >"$T/status.txt"
+vf status --config "$CFG" --wide >"$T/status.txt"
 expect_grep 'snapshot kept: .*vaultfs-archive' "$T/status.txt"
 [ "$(moto status "$VAULT" "$RP1")" = "COMPLETED there" ] ||
 	die "$RP1 was deleted with another security tag value"

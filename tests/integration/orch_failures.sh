@@ -64,7 +64,7 @@ f=$(grep -l 'VAULTFS_JOB_RECOVERY_POINT=.*/badside$' "$T/onfail"/*) || die "no o
 expect_grep '^VAULTFS_JOB_ERROR=sidecar badside.json: resourceId' "$f"
 log "onFailure ran with the jobs' details"
 
-vf status --config "$T/cfg.json" >"$T/status.txt"
+vf status --config "$T/cfg.json" --wide >"$T/status.txt"
 expect_grep '^v/noise.img +failed .*Input/output error' "$T/status.txt"
 expect_grep '^v/good.img +succeeded .*s3://.*\(snapshot deleted\)' "$T/status.txt"
 

@@ -87,8 +87,8 @@ diff -u "$T/keys1" "$T/keys2" || die "the second run changed the bucket"
 log "second run: nothing queued, nothing written"
 
 # status: table and JSON, without the lock
-vf status --config "$T/s3.json" >"$T/status.txt"
-expect_grep '^RECOVERY POINT +STATE +PROGRESS +SIZE +RATE +RESULT' "$T/status.txt"
+vf status --config "$T/s3.json" --wide >"$T/status.txt"
+expect_grep '^RECOVERY POINT +STATE +PROGRESS +RP SIZE +ARCHIVE +RATE +TIME +RESULT' "$T/status.txt"
 [ "$(grep -c ' succeeded .*s3://' "$T/status.txt")" = 20 ] || die "status: not 20 succeeded rows"
 expect_grep '^20 jobs: 20 succeeded$' "$T/status.txt"
 vf status --config "$T/s3.json" --json >"$T/status.json"

@@ -59,7 +59,7 @@ done
 extract_compare "$(find "$T/del/store" -path '*snap-1*' -name backup.tar.gz)" "$T/src/x"
 jstate "$T/del/state" 'j["verified"]' 'j["snapshotDeleted"]' | sort -u | grep -qx 'True	True' ||
 	die "del: the journal does not say verified and deleted"
-vf status --config "$T/del.json" >"$T/status.txt"
+vf status --config "$T/del.json" --wide >"$T/status.txt"
 [ "$(grep -c '(snapshot deleted)' "$T/status.txt")" = 4 ] || die "del: status does not show the deletions"
 log "autoDeleteSnapshot true: snapshots and sidecars deleted after verification"
 
@@ -77,7 +77,7 @@ vf_run --config "$T/tag.json" --once
 	die "tag: unexpected entries in the vault: $(ls -A "$T/tag/vault")"
 expect_grep 'note: snapshot kept: its tag "vaultfs" is not the security tag'"'"'s value' "$RUN_OUT"
 expect_grep 'note: snapshot kept: it does not carry the security tag "vaultfs"' "$RUN_OUT"
-vf status --config "$T/tag.json" >"$T/status.txt"
+vf status --config "$T/tag.json" --wide >"$T/status.txt"
 expect_grep '^tag/wrong.img +succeeded .*snapshot kept: its tag' "$T/status.txt"
 expect_grep '^tag/tagged.img +succeeded .*\(snapshot deleted\)' "$T/status.txt"
 # the kept ones are done: a second run leaves them alone

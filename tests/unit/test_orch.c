@@ -123,6 +123,17 @@ static void test_info_text(void **state)
 	free(text);
 	orch_job_info_release(&ji);
 
+	/* archived within the journal's second: no made-up rate */
+	orch_job_set_state(job, ORCH_JOB_VERIFYING);
+	job->times[ORCH_JOB_VERIFYING] = 1000;
+	orch_job_info_from_job(job, 1020, &ji);
+	assert_true(ji.rate == 0);
+	orch_job_info_release(&ji);
+	job->times[ORCH_JOB_VERIFYING] = 1004;
+	orch_job_info_from_job(job, 1020, &ji);
+	assert_true(ji.rate > 99.9 && ji.rate < 100.1);
+	orch_job_info_release(&ji);
+
 	orch_job_set_state(job, ORCH_JOB_FAILED);
 	orch_job_set_error(job, "boom");
 	orch_job_info_from_job(job, 1020, &ji);
