@@ -29,6 +29,7 @@
  */
 #include "view_int.h"
 
+#include "buf.h"
 #include "log.h"
 #include "mem.h"
 #include "orch.h"
@@ -272,7 +273,8 @@ static void wake_refresher(struct view *v)
 
 static bool is_dynamic(enum view_kind k)
 {
-	return k == VK_STATUS || k == VK_METRICS || k == VK_RP_INFO ||
+	return k == VK_STATUS || k == VK_METRICS || k == VK_README ||
+	       k == VK_RP_INFO ||
 	       k == VK_RP_STATUS || k == VK_RP_LOG;
 }
 
@@ -284,6 +286,7 @@ static mode_t kind_mode(struct view *v, const struct view_node *n)
 	switch (n->kind) {
 	case VK_STATUS:
 	case VK_METRICS:
+	case VK_README:
 	case VK_RP_INFO:
 	case VK_RP_STATUS:
 	case VK_RP_LOG:
@@ -327,6 +330,7 @@ void view_attr_locked(struct view *v, const struct view_node *n,
 		break;
 	case VK_STATUS:
 	case VK_METRICS:
+	case VK_README:
 	case VK_RP_INFO:
 	case VK_RP_STATUS:
 	case VK_RP_LOG:
@@ -748,6 +752,7 @@ struct view *view_new(const struct view_opts *opts, struct cm_err *err)
 	pthread_mutex_init(&v->lock, NULL);
 	pthread_mutex_init(&v->uploads_lock, NULL);
 	pthread_mutex_init(&v->files_lock, NULL);
+	pthread_mutex_init(&v->notes_lock, NULL);
 	v->nbuckets = 1024;
 	v->by_ino = cm_xcalloc(v->nbuckets, sizeof(*v->by_ino));
 	v->by_name = cm_xcalloc(v->nbuckets, sizeof(*v->by_name));
@@ -756,6 +761,7 @@ struct view *view_new(const struct view_opts *opts, struct cm_err *err)
 	v->root = fixed_node(v, NULL, "", VK_ROOT);
 	v->status = fixed_node(v, v->root, "status", VK_STATUS);
 	v->metrics = fixed_node(v, v->root, "metrics", VK_METRICS);
+	v->readme = fixed_node(v, v->root, "README", VK_README);
 	v->vaults = fixed_node(v, v->root, "vaults", VK_VAULTS);
 	v->archive = fixed_node(v, v->root, "archive", VK_ARCHIVE);
 	v->dest = opts->dest;
@@ -865,6 +871,11 @@ void view_free(struct view *v)
 	pthread_mutex_destroy(&v->lock);
 	pthread_mutex_destroy(&v->uploads_lock);
 	pthread_mutex_destroy(&v->files_lock);
+	for (size_t i = 0; i < VIEW_NOTES; i++) {
+		free(v->notes[i].rp);
+		free(v->notes[i].line);
+	}
+	pthread_mutex_destroy(&v->notes_lock);
 	free(v);
 }
 
@@ -896,6 +907,50 @@ static const char *vault_name(struct view *v, const struct view_node *n)
 	return v->vs[n->vault].cfg->name;
 }
 
+/* A rejected write to control file `file` of recovery point `rp`: into
+ * the notes its log file shows, besides mount.log. */
+static void note_rp(struct view *v, size_t vault, const char *rp,
+		    const char *file, const char *why)
+{
+	struct view_note *nt;
+	char stamp[40];
+
+	cm_log_stamp(stamp, sizeof(stamp));
+	pthread_mutex_lock(&v->notes_lock);
+	nt = &v->notes[v->notes_next];
+	v->notes_next = (v->notes_next + 1) % VIEW_NOTES;
+	free(nt->rp);
+	free(nt->line);
+	nt->vault = vault;
+	nt->rp = cm_xstrdup(rp);
+	nt->line = cm_xasprintf("%s warning: view: %s: %s\n", stamp, file,
+				why);
+	pthread_mutex_unlock(&v->notes_lock);
+}
+
+/* The notes of recovery point `rp`, oldest first, after `text` (freed;
+ * may be NULL). */
+static char *with_notes(struct view *v, size_t vault, const char *rp,
+			char *text)
+{
+	struct cm_buf b;
+
+	cm_buf_init(&b, 0);
+	if (text)
+		cm_buf_puts(&b, text);
+	free(text);
+	pthread_mutex_lock(&v->notes_lock);
+	for (size_t k = 0; k < VIEW_NOTES; k++) {
+		const struct view_note *nt =
+		    &v->notes[(v->notes_next + k) % VIEW_NOTES];
+
+		if (nt->rp && nt->vault == vault && !strcmp(nt->rp, rp))
+			cm_buf_puts(&b, nt->line);
+	}
+	pthread_mutex_unlock(&v->notes_lock);
+	return cm_buf_detach(&b);
+}
+
 /* The text of a dynamic or control file now. NULL: the file's recovery
  * point is gone. */
 static char *render(struct view *v, const struct view_node *n,
@@ -917,6 +972,8 @@ static char *render(struct view *v, const struct view_node *n,
 	memset(&rp, 0, sizeof(rp));
 	cm_err_clear(&err);
 	switch (n->kind) {
+	case VK_README:
+		return view_readme_text();
 	case VK_STATUS:
 	case VK_METRICS:
 		if (o)
@@ -944,9 +1001,8 @@ static char *render(struct view *v, const struct view_node *n,
 					   v->cfg->auto_start);
 		break;
 	case VK_RP_LOG:
-		text = have_job ? orch_job_log(o, ji.id) : NULL;
-		if (!text)
-			text = cm_xstrdup("");
+		text = with_notes(v, n->vault, rp_name,
+				  have_job ? orch_job_log(o, ji.id) : NULL);
 		break;
 	case VK_RP_INFO:
 		prov = v->vs[n->vault].prov;
@@ -1028,6 +1084,8 @@ static int lookup_fixed(struct view *v, struct view_node *parent,
 			*out = v->status;
 		else if (!strcmp(name, "metrics"))
 			*out = v->metrics;
+		else if (!strcmp(name, "README"))
+			*out = v->readme;
 		else if (!strcmp(name, "vaults"))
 			*out = v->vaults;
 		else if (!strcmp(name, "archive"))
@@ -1150,7 +1208,7 @@ static void refresh_size(struct view *v, struct view_node *n)
 	}
 	pthread_mutex_unlock(&v->lock);
 	text = render(v, n,
-		      n->kind == VK_STATUS || n->kind == VK_METRICS
+		      vk_is_root_file(n->kind)
 			  ? NULL
 			  : rp_name_of(n));
 	pthread_mutex_lock(&v->lock);
@@ -1253,6 +1311,7 @@ static int tree_fill(struct view *v, struct view_dir *d, struct cm_err *err)
 	case VK_ROOT:
 		view_dir_add(d, &cap, "status", VK_STATUS, S_IFREG);
 		view_dir_add(d, &cap, "metrics", VK_METRICS, S_IFREG);
+		view_dir_add(d, &cap, "README", VK_README, S_IFREG);
 		view_dir_add(d, &cap, "vaults", VK_VAULTS, S_IFDIR);
 		view_dir_add(d, &cap, "archive", VK_ARCHIVE, S_IFDIR);
 		break;
@@ -1463,6 +1522,8 @@ static int control_write(struct view *v, struct view_file *f, const char *p,
 		atomic_fetch_add(&v->control_errors, 1);
 		cm_warn("view: vaults/%s/%s/%s: %s", vault_name(v, f->node),
 			f->node->parent->name, f->node->name, err->msg);
+		note_rp(v, f->node->vault, f->node->parent->name,
+			f->node->name, err->msg);
 		return rc;
 	}
 	return control_run(v, f->node, err);
@@ -1515,7 +1576,7 @@ int view_open(struct view *v, uint64_t ino, int flags, struct view_file **out,
 		rc = cm_err_set(err, EACCES, "view: %s is read-only", n->name);
 		goto out;
 	}
-	if (n->kind != VK_STATUS && n->kind != VK_METRICS &&
+	if (!vk_is_root_file(n->kind) &&
 	    !rp_exists(v, vault_of(v, n), rp_name_of(n), NULL)) {
 		rc = -ENOENT;
 		goto out;
@@ -1525,7 +1586,7 @@ int view_open(struct view *v, uint64_t ino, int flags, struct view_file **out,
 		goto out;
 	}
 	f->text = render(v, n,
-			 n->kind == VK_STATUS || n->kind == VK_METRICS
+			 vk_is_root_file(n->kind)
 			     ? NULL
 			     : rp_name_of(n));
 	if (!f->text) {

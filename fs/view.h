@@ -7,6 +7,7 @@
  *
  *   /status                      daemon summary ("key: value" lines)
  *   /metrics                     Prometheus text format
+ *   /README                      what each file does, in ten lines
  *   /vaults/VAULT/RP/info.json   the recovery point: type, resource, tags
  *   /vaults/VAULT/RP/status      its job's state and progress
  *   /vaults/VAULT/RP/log         its job's log lines
@@ -314,6 +315,9 @@ char *view_status_text(const struct orch_config *cfg,
 char *view_metrics_text(const struct orch_config *cfg,
 			const struct orch_snapshot *snap,
 			const struct view_stats *st, time_t now);
+/* The text of /README: what each file of the mount does. The caller
+ * frees. */
+char *view_readme_text(void);
 /* The status of a recovery point: its job's text (orch_job_info_text),
  * or "state: new" lines when it has no job (ji NULL). */
 char *view_rp_status_text(const char *vault, const char *name,

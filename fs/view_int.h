@@ -36,6 +36,7 @@ enum view_kind {
 	VK_ROOT = 0,
 	VK_STATUS,
 	VK_METRICS,
+	VK_README,
 	VK_VAULTS,
 	VK_ARCHIVE,
 	VK_VAULT,
@@ -49,6 +50,12 @@ enum view_kind {
 	VK_ARC_DIR,  /* a prefix */
 	VK_ARC_FILE, /* an object */
 };
+
+/* The root's files: status, metrics, README */
+static inline bool vk_is_root_file(enum view_kind k)
+{
+	return k == VK_STATUS || k == VK_METRICS || k == VK_README;
+}
 
 static inline bool vk_is_archive(enum view_kind k)
 {
@@ -198,6 +205,8 @@ struct view_file {
 	struct view_writer *wr; /* protected by ->lock */
 };
 
+#define VIEW_NOTES 64
+
 struct view {
 	struct view_opts opts;
 	const struct orch_config *cfg;
@@ -213,7 +222,7 @@ struct view {
 	size_t nbuckets;	    /* protected by ->lock */
 	size_t nnodes;		    /* protected by ->lock */
 	uint64_t next_ino;	    /* protected by ->lock */
-	struct view_node *root, *status, *metrics, *vaults, *archive;
+	struct view_node *root, *status, *metrics, *readme, *vaults, *archive;
 	struct view_node *store_node;
 	struct vault_state *vs; /* one per configured vault */
 	size_t nvaults;
@@ -245,6 +254,17 @@ struct view {
 	char *uploads_dir;
 	pthread_mutex_t uploads_lock; /* serialises the files' names */
 	uint64_t upload_seq;	      /* protected by ->uploads_lock */
+
+	/* rejected control writes, for the recovery point's log file: a
+	 * ring of the last VIEW_NOTES lines (a recovery point may have no
+	 * job, hence no job log, to put them in) */
+	pthread_mutex_t notes_lock;
+	struct view_note {
+		size_t vault;
+		char *rp;   /* owned; NULL: an empty slot */
+		char *line; /* owned, stamped, ending in '\n' */
+	} notes[VIEW_NOTES];      /* protected by ->notes_lock */
+	size_t notes_next;        /* protected by ->notes_lock */
 
 	/* every open archive file, to close (and abort) at view_free */
 	pthread_mutex_t files_lock;

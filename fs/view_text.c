@@ -169,6 +169,28 @@ char *view_metrics_text(const struct orch_config *cfg,
 	return cm_buf_detach(&b);
 }
 
+/* ---- README -------------------------------------------------------------- */
+
+char *view_readme_text(void)
+{
+	return cm_xstrdup(
+	    "This is a vaultfs mount (docs/view.md has the details).\n"
+	    "status            the daemon: jobs by state, bytes archived, "
+	    "rates\n"
+	    "metrics           the same for Prometheus (text format 0.0.4)\n"
+	    "vaults/VAULT/RP/  one recovery point of a configured vault:\n"
+	    "  info.json       what it is: type, resource, size, tags, its "
+	    "job\n"
+	    "  status          its job: state, progress, result or error\n"
+	    "  log             its job's log (and rejected control writes)\n"
+	    "  export          touch it (or write \"start\") to archive it "
+	    "now\n"
+	    "  cancel          touch it (or write \"cancel\") to stop its "
+	    "job\n"
+	    "archive/STORE/    the destination: read archives, or write new "
+	    "ones in order\n");
+}
+
 /* ---- a recovery point -------------------------------------------------- */
 
 char *view_rp_status_text(const char *vault, const char *name,

@@ -5,7 +5,9 @@
 # and metrics; `touch export` queues exactly one job, a second touch none;
 # `cat status` follows that job to succeeded; a `cancel` stops a running
 # job, which releases its loop device and leaves no multipart upload; junk
-# written to a control file gets EINVAL and is logged; a recovery point
+# written to a control file gets EINVAL and is logged (in mount.log and
+# the recovery point's log file); README says what each file does; a
+# recovery point
 # added while mounted shows in `ls` without remounting; SIGTERM unmounts and
 # the daemon exits 0.
 . "$(dirname "$0")/lib.sh"
@@ -42,7 +44,12 @@ write_config "$T/cfg.json" "{
 VAULTFS_TEST_PAUSE_AT=writing:3 mount_view "$M" "$T/cfg.json" --verbose
 
 # --- the layout -------------------------------------------------------------
-[ "$(ls "$M" | tr '\n' ' ')" = "archive metrics status vaults " ] || die "root: $(ls "$M")"
+[ "$(LC_ALL=C ls "$M" | tr '\n' ' ')" = "README archive metrics status vaults " ] || die "root: $(ls "$M")"
+# README: what each file does, in ten lines
+[ "$(wc -l <"$M/README")" -le 10 ] || die "README is $(wc -l <"$M/README") lines"
+for f in status metrics info.json log export cancel archive/; do
+	grep -q "$f" "$M/README" || die "README does not say what $f does"
+done
 [ "$(ls "$M/vaults")" = prod ] || die "vaults: $(ls "$M/vaults")"
 [ "$(ls "$M/archive")" = "$B" ] || die "archive: $(ls "$M/archive")"
 [ "$(ls "$M/vaults/prod" | tr '\n' ' ')" = "img1.img img2.img tree1 " ] ||
@@ -84,6 +91,10 @@ os.close(fd)
 EOF
 expect_grep 'export: unknown command "junk' "$MERR"
 expect_grep 'cancel: unknown command "stop please' "$MERR"
+# ...and in the recovery point's log file, stamped
+expect_grep '^[0-9-]+T[0-9:.]+\+00:00 warning: view: export: unknown command "junk' "$M/vaults/prod/img1.img/log"
+expect_grep 'view: cancel: unknown command "stop please' "$M/vaults/prod/img1.img/log"
+[ "$(cat "$M/vaults/prod/tree1/log")" = "" ] || die "another recovery point's log got the notes"
 [ -z "$(job_files "$T/state")" ] || die "junk queued a job"
 log "junk written to control files: EINVAL, logged, no job"
 

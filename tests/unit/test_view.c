@@ -394,6 +394,27 @@ static void test_metrics_text(void **state)
 		l = nl + 1;
 	}
 	free(text);
+	/* the last success per configured vault, a label escaped; none
+	 * for a vault that never succeeded */
+	{
+		struct orch_config mc;
+
+		orch_config_default(&mc);
+		free(mc.vaults[0].name);
+		mc.vaults[0].name = strdup("a\"b");
+		snap.vault_last_success = calloc(1, sizeof(time_t));
+		text = view_metrics_text(&mc, &snap, &st, t0 + 10);
+		assert_null(strstr(text, "\nvaultfs_last_success_timestamp_"
+					 "seconds{"));
+		free(text);
+		snap.vault_last_success[0] = t0 + 5;
+		text = view_metrics_text(&mc, &snap, &st, t0 + 10);
+		assert_non_null(strstr(text, "\nvaultfs_last_success_timestamp_"
+					     "seconds{vault=\"a\\\"b\"} "
+					     "1795000005\n"));
+		free(text);
+		orch_config_release(&mc);
+	}
 	orch_snapshot_release(&snap);
 }
 
@@ -545,8 +566,9 @@ static void test_tree_readdir(void **state)
 			 0);
 	assert_true(cacheable);
 	assert_string_equal(view_dir_entry(d, 2)->name, "status");
-	assert_string_equal(view_dir_entry(d, 5)->name, "archive");
-	assert_null(view_dir_entry(d, 6));
+	assert_string_equal(view_dir_entry(d, 4)->name, "README");
+	assert_string_equal(view_dir_entry(d, 6)->name, "archive");
+	assert_null(view_dir_entry(d, 7));
 	view_releasedir(v, d);
 
 	assert_int_equal(walk(v, "vaults/v1", &a), 0);
@@ -661,6 +683,21 @@ static void test_rp_files(void **state)
 	assert_int_equal(
 	    view_setattr(v, a.ino, NULL, VIEW_SET_TIMES, 0, &a, NULL),
 	    -ENOTCONN);
+	/* the reason is in the recovery point's log too, and in no other */
+	assert_int_equal(walk(v, "vaults/v1/disk.img/log", &a), 0);
+	assert_int_equal(view_open(v, a.ino, O_RDONLY, &f, &oo, NULL), 0);
+	assert_int_equal(view_read(v, f, 0, buf, sizeof(buf) - 1, &got, NULL),
+			 0);
+	buf[got] = '\0';
+	assert_non_null(strstr(buf, " warning: view: export: unknown command "
+				    "\"junk\""));
+	view_release(v, f);
+	assert_int_equal(walk(v, "vaults/v1/tree1/log", &a), 0);
+	assert_int_equal(view_open(v, a.ino, O_RDONLY, &f, &oo, NULL), 0);
+	assert_int_equal(view_read(v, f, 0, buf, sizeof(buf) - 1, &got, NULL),
+			 0);
+	assert_int_equal(got, 0);
+	view_release(v, f);
 	view_free(v);
 }
 
