@@ -148,6 +148,7 @@ static void test_every_key(void **state)
 		" \"ebs\": {\"method\": \"direct\", \"concurrency\": 64,"
 		" \"cacheSize\": \"256MiB\"},\n"
 		" \"stateDir\": \"state\",\n"
+		" \"metricsFile\": \"textfile/./vaultfs.prom\",\n"
 		" \"verify\": \"full\",\n"
 		" \"maxAttempts\": 5,\n"
 		" \"onFailure\": \"logger -t vaultfs failed\",\n"
@@ -168,6 +169,12 @@ static void test_every_key(void **state)
 	assert_int_equal(cfg.nvaults, 2);
 	assert_string_equal(cfg.vaults[0].name, "a");
 	assert_string_equal(cfg.vaults[0].path, v1);
+	{
+		char *mf = cm_xasprintf("%s/textfile/vaultfs.prom", tmp);
+
+		assert_string_equal(cfg.metrics_file, mf);
+		free(mf);
+	}
 	assert_string_equal(cfg.vaults[1].name, "b");
 	assert_string_equal(cfg.vaults[1].path, v2);
 	assert_ptr_equal(orch_config_vault(&cfg, "b"), &cfg.vaults[1]);
@@ -430,6 +437,10 @@ static const struct bad_case bad_cases[] = {
 	  "config: verify: must be one of \"etag\", \"full\", \"decode\", got "
 	  "\"fulll\"" },
 	{ "{\"stateDir\": \"\"}", "config: stateDir: must not be empty" },
+	{ "{\"metricsFile\": \"\"}",
+	  "config: metricsFile: must not be empty (null: none)" },
+	{ "{\"metricsFile\": 3}",
+	  "config: metricsFile: must be a string or null, got 3" },
 	{ "{\"rescanSeconds\": 100000}",
 	  "config: rescanSeconds: must be an integer from 0 to 86400 "
 	  "(0: inotify only), got 100000" },
