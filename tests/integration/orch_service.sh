@@ -27,19 +27,7 @@ cfg() { # cfg VAULTS-JSON
 }
 cfg "[ { \"name\": \"v1\", \"path\": \"$V1\" } ]"
 
-# the notify socket: every datagram on one line (newlines as '|')
-python3 - "$T/notify.sock" "$T/notify.log" <<'EOF' &
-import socket, sys
-s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-s.bind(sys.argv[1])
-with open(sys.argv[2], "a", buffering=1) as out:
-    while True:
-        out.write(s.recv(4096).decode().replace("\n", "|") + "\n")
-EOF
-LPID=$!
-on_exit "kill $LPID"
-for ((i = 0; i < 50; i++)); do [ -S "$T/notify.sock" ] && break; sleep 0.1; done
-[ -S "$T/notify.sock" ] || die "the notify listener did not start"
+notify_listen "$T/notify.sock" "$T/notify.log"
 
 LOGF=$T/logs/vaultfs.log
 # no timeout(1) in between: it answers a second signal with SIGKILL

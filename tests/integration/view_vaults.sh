@@ -9,7 +9,8 @@
 # the recovery point's log file); README says what each file does; a
 # recovery point
 # added while mounted shows in `ls` without remounting; SIGTERM unmounts and
-# the daemon exits 0.
+# the daemon exits 0; sd_notify (READY, STATUS, WATCHDOG, STOPPING) and
+# SIGHUP, which reopens the log and leaves the mount.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/archive.inc"
 . "$(dirname "$0")/orch.inc"
@@ -41,7 +42,13 @@ write_config "$T/cfg.json" "{
 # every job pauses 3 s once its first bytes are read (the loop device
 # attached, cancel checked meanwhile):
 # long enough to see it running, and to cancel one
-VAULTFS_TEST_PAUSE_AT=writing:3 mount_view "$M" "$T/cfg.json" --verbose
+notify_listen "$T/notify.sock" "$T/notify.log"
+NOTIFY_SOCKET=$T/notify.sock WATCHDOG_USEC=400000 \
+	VAULTFS_TEST_PAUSE_AT=writing:3 mount_view "$M" "$T/cfg.json" --verbose
+# systemd hears of it: READY=1 once mounted, the counts, the watchdog
+wait_line "$T/notify.log" '^READY=1$' 10
+wait_line "$T/notify.log" '^STATUS=1 vault; jobs: 0 running$' 10
+wait_line "$T/notify.log" '^WATCHDOG=1$' 10
 
 # --- the layout -------------------------------------------------------------
 [ "$(LC_ALL=C ls "$M" | tr '\n' ' ')" = "README archive metrics status vaults " ] || die "root: $(ls "$M")"
@@ -158,6 +165,13 @@ log "a recovery point added (and removed) while mounted shows in ls"
 # --- nothing else started by itself (autoStart false) ----------------------------
 [ "$(rp_state "$M" prod tree1)" = new ] || die "tree1 started without an export"
 
+# SIGHUP reopens the log, and the mount stays
+kill -HUP "$MPID"
+wait_line "$MERR" 'mount: SIGHUP: log reopened' 10
+grep -q " $M fuse.vaultfs " /proc/mounts || die "SIGHUP unmounted"
+expect_grep '^STATUS=1 vault; jobs: 0 running, 1 succeeded, 1 cancelled$' "$T/notify.log"
+
 stop_view TERM
+expect_grep '^STOPPING=1$' "$T/notify.log"
 assert_released "$T"
 no_multipart_uploads "$B"
