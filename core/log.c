@@ -124,7 +124,8 @@ void cm_log_stamp(char *out, size_t n)
 	gettimeofday(&tv, NULL);
 	gmtime_r(&tv.tv_sec, &tm);
 	strftime(day, sizeof(day), "%Y-%m-%dT%H:%M:%S", &tm);
-	snprintf(out, n, "%s.%03ld+00:00", day, (long)(tv.tv_usec / 1000));
+	snprintf(out, n, "%s.%03u+00:00", day,
+		 (unsigned)(tv.tv_usec / 1000) % 1000u);
 }
 
 void cm_log_set_thread_sink(cm_log_sink_fn fn, void *ctx)
@@ -174,6 +175,9 @@ static char *render(enum cm_log_level l, const char *job, const char *vault,
 		return line;
 	}
 }
+
+static void emit(enum cm_log_level l, const char *job, const char *vault,
+		 const char *fmt, va_list ap) __attribute__((format(printf, 4, 0)));
 
 static void emit(enum cm_log_level l, const char *job, const char *vault,
 		 const char *fmt, va_list ap)
