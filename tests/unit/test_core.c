@@ -10,15 +10,21 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
 
 #include "core/budget.h"
 #include "core/buf.h"
 #include "core/crypto.h"
 #include "core/err.h"
 #include "core/json.h"
+#include "core/log.h"
 #include "core/queue.h"
+#include "core/sd_notify.h"
 #include "core/timeutil.h"
 
 static void test_buf_cap(void **state)
@@ -211,6 +217,74 @@ static void test_budget(void **state)
 	cm_budget_free(b);
 }
 
+/* sd_notify to an abstract socket ('@' in NOTIFY_SOCKET): one datagram,
+ * the state as given; WATCHDOG_USEC for this process only. */
+static void test_sd_notify(void **state)
+{
+	struct sockaddr_un sa;
+	char name[64], env[80], got[64];
+	struct timeval tv = { 5, 0 };
+	ssize_t n;
+	int fd;
+
+	(void)state;
+	unsetenv("NOTIFY_SOCKET");
+	assert_int_equal(cm_sd_notify("READY=1"), 0); /* no systemd: nothing */
+	snprintf(name, sizeof(name), "vaultfs-test-notify-%d", (int)getpid());
+	memset(&sa, 0, sizeof(sa));
+	sa.sun_family = AF_UNIX;
+	memcpy(sa.sun_path + 1, name, strlen(name));
+	fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	assert_true(fd >= 0);
+	assert_int_equal(bind(fd, (struct sockaddr *)&sa,
+			      (socklen_t)(offsetof(struct sockaddr_un,
+						   sun_path) + 1 +
+					  strlen(name))), 0);
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	snprintf(env, sizeof(env), "@%s", name);
+	setenv("NOTIFY_SOCKET", env, 1);
+	assert_int_equal(cm_sd_notify("STATUS=x\nWATCHDOG=1"), 0);
+	n = recv(fd, got, sizeof(got) - 1, 0);
+	assert_int_equal(n, 19);
+	got[n] = '\0';
+	assert_string_equal(got, "STATUS=x\nWATCHDOG=1");
+	close(fd);
+	/* nobody listens now */
+	assert_true(cm_sd_notify("READY=1") < 0);
+	setenv("NOTIFY_SOCKET", "relative", 1);
+	assert_int_equal(cm_sd_notify("READY=1"), -EINVAL);
+	unsetenv("NOTIFY_SOCKET");
+
+	setenv("WATCHDOG_USEC", "400000", 1);
+	unsetenv("WATCHDOG_PID");
+	assert_int_equal(cm_sd_watchdog_usec(), 400000);
+	snprintf(env, sizeof(env), "%d", (int)getpid() + 1);
+	setenv("WATCHDOG_PID", env, 1);
+	assert_int_equal(cm_sd_watchdog_usec(), 0);
+	setenv("WATCHDOG_USEC", "soon", 1);
+	unsetenv("WATCHDOG_PID");
+	assert_int_equal(cm_sd_watchdog_usec(), 0);
+	unsetenv("WATCHDOG_USEC");
+}
+
+/* The stamp of stamped and json log lines: UTC, offset, milliseconds. */
+static void test_log_stamp(void **state)
+{
+	char s[40];
+	enum cm_log_format f;
+
+	(void)state;
+	cm_log_stamp(s, sizeof(s));
+	assert_int_equal(strlen(s), 29);
+	assert_true(s[4] == '-' && s[10] == 'T' && s[19] == '.');
+	assert_string_equal(s + 23, "+00:00");
+	assert_int_equal(cm_log_format_parse("json", &f), 0);
+	assert_int_equal(f, CM_LOG_JSON);
+	assert_int_equal(cm_log_format_parse("text", &f), 0);
+	assert_int_equal(f, CM_LOG_PLAIN);
+	assert_int_equal(cm_log_format_parse("xml", &f), -EINVAL);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -218,6 +292,7 @@ int main(void)
 		cmocka_unit_test(test_pool),	    cmocka_unit_test(test_queue_close),
 		cmocka_unit_test(test_json),	    cmocka_unit_test(test_crypto),
 		cmocka_unit_test(test_iso8601),	    cmocka_unit_test(test_budget),
+		cmocka_unit_test(test_sd_notify),   cmocka_unit_test(test_log_stamp),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
