@@ -24,8 +24,10 @@ static __thread cm_log_sink_fn thread_sink;
 static __thread void *thread_sink_ctx;
 static __thread const char *thread_job, *thread_vault;
 
-/* The file of cm_log_open, for cm_log_reopen (main thread only). */
-static char *log_path;
+/* The file of cm_log_open, for cm_log_reopen (the mount opens it on a
+ * FUSE thread and reopens it on its signal thread). */
+static pthread_mutex_t path_lock = PTHREAD_MUTEX_INITIALIZER;
+static char *log_path; /* protected by path_lock */
 
 static const char *const level_names[] = { "error", "warning", "notice",
 					   "info", "debug" };
@@ -102,8 +104,10 @@ int cm_log_open(const char *path, struct cm_err *err)
 
 	if (rc)
 		return rc;
+	pthread_mutex_lock(&path_lock);
 	free(log_path);
 	log_path = cm_xstrdup(path);
+	pthread_mutex_unlock(&path_lock);
 	/* a file has no clock of its own: stamp every line */
 	if (__atomic_load_n(&format, __ATOMIC_RELAXED) == CM_LOG_PLAIN)
 		cm_log_set_format(CM_LOG_STAMPED);
@@ -112,7 +116,12 @@ int cm_log_open(const char *path, struct cm_err *err)
 
 int cm_log_reopen(struct cm_err *err)
 {
-	return log_path ? open_over_stderr(log_path, err) : 0;
+	int rc;
+
+	pthread_mutex_lock(&path_lock);
+	rc = log_path ? open_over_stderr(log_path, err) : 0;
+	pthread_mutex_unlock(&path_lock);
+	return rc;
 }
 
 void cm_log_stamp(char *out, size_t n)
