@@ -889,6 +889,19 @@ int orch_cancel(struct orch *o, const char *job_id, struct cm_err *err)
 		goto unlock;
 	}
 	job_hold(jb);
+	pthread_mutex_lock(&jb->lock);
+	if (jb->running && jb->no_cancel &&
+	    jb->j->state == ORCH_JOB_EXPORTING) {
+		/* the service cannot: refused, and the job's log says why */
+		char *why = cm_xstrdup(jb->no_cancel);
+
+		rc = cm_err_set(err, EINVAL, "job %s: %s", job_id, why);
+		pthread_mutex_unlock(&jb->lock);
+		job_log_line(jb, "cancel refused: %s", why);
+		free(why);
+		goto unlock;
+	}
+	pthread_mutex_unlock(&jb->lock);
 	if (jb->running) {
 		atomic_store(&jb->cancel_why, JOB_CANCEL_USER);
 		atomic_store(&jb->cancel, 1);

@@ -81,6 +81,12 @@ struct orch_job_info {
 				 vault's provider */
 	bool verified;
 	bool snapshot_deleted;
+	/* an export (provider.h, "Exports"); NULL / -1 otherwise */
+	char *export_task;
+	char *export_status;  /* the service's */
+	char *export_detail;  /* "18.3 GB extracted" */
+	int export_percent;   /* -1: not known */
+	char *no_cancel;      /* the engine's: why it cannot be cancelled */
 };
 
 void orch_job_info_release(struct orch_job_info *ji);
