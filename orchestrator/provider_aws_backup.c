@@ -1093,6 +1093,23 @@ int orch_provider_aws_backup_new(const struct orch_config *cfg,
 			      : cfg->region ? cm_xstrdup(cfg->region) : NULL;
 	ab->queue_url = s.queue_url;
 	ab->poll_seconds = s.poll_seconds;
+	/* types named on purpose that their services export into S3 need an
+	 * S3 destination (with the default, all four, their jobs fail
+	 * saying so: an EBS-only vault into a local store stays valid) */
+	for (size_t i = 0; cm_json_get(vault->raw, "resourceTypes") &&
+			   !cfg->bucket && i < s.ntypes; i++) {
+		if (s.types[i]->restorer &&
+		    s.types[i]->restorer->ops->export) {
+			/* the strings of s are ab's now: awsb_free's */
+			rc = cm_err_set(err, EINVAL, "config: %s: "
+					"resourceTypes lists %s, whose "
+					"recovery points their service "
+					"exports into S3: the destination "
+					"must be s3://BUCKET[/PREFIX], not a "
+					"local store", where, s.types[i]->aws);
+			goto fail;
+		}
+	}
 	ab->ntypes = s.ntypes;
 	for (size_t i = 0; i < s.ntypes; i++) {
 		ab->types[i] = s.types[i];

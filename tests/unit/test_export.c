@@ -22,6 +22,7 @@
 #include "core/mem.h"
 #include "orchestrator/config.h"
 #include "orchestrator/orch.h"
+#include "orchestrator/provider.h"
 #include "orchestrator/provider_aws_backup.h"
 
 /* The service's rules for ExportTaskIdentifier. */
@@ -210,6 +211,47 @@ static void test_config_errors(void **state)
 			    "s3SseAlgorithm \"KMS\"");
 }
 
+/* Types listed on purpose that are exported need an S3 destination; the
+ * default (all four) into a local store stays valid for EBS. */
+static void test_local_destination(void **state)
+{
+	static const char *const cfgs[] = {
+		"{\"vaults\": [{\"name\": \"db\", \"type\": \"aws-backup\", "
+		"\"backupVault\": \"v1\", \"region\": \"us-east-1\", "
+		"\"resourceTypes\": [\"EBS\", \"DynamoDB\"]}], "
+		"\"destination\": \"/tmp/vf-store\", "
+		"\"stateDir\": \"/tmp/vf-state\"}",
+		"{\"vaults\": [{\"name\": \"db\", \"type\": \"aws-backup\", "
+		"\"backupVault\": \"v1\", \"region\": \"us-east-1\"}], "
+		"\"destination\": \"/tmp/vf-store\", "
+		"\"stateDir\": \"/tmp/vf-state\"}",
+	};
+	struct orch_config cfg;
+	struct orch_provider *p = NULL;
+	struct cm_err err;
+
+	(void)state;
+	for (int i = 0; i < 2; i++) {
+		cm_err_clear(&err);
+		assert_int_equal(orch_config_parse(cfgs[i], strlen(cfgs[i]),
+						   "/tmp", &cfg, &err),
+				 0);
+		assert_int_equal(orch_provider_new(&cfg, &cfg.vaults[0], &p,
+						   &err),
+				 i ? 0 : -EINVAL);
+		if (i == 0)
+			assert_string_equal(err.msg, "config: vault \"db\": "
+					    "resourceTypes lists DynamoDB, "
+					    "whose recovery points their "
+					    "service exports into S3: the "
+					    "destination must be s3://BUCKET"
+					    "[/PREFIX], not a local store");
+		orch_provider_free(p);
+		p = NULL;
+		orch_config_release(&cfg);
+	}
+}
+
 static void test_status_text(void **state)
 {
 	struct orch_job_info ji;
@@ -244,6 +286,7 @@ int main(void)
 		cmocka_unit_test(test_rds_params),
 		cmocka_unit_test(test_ddb_request),
 		cmocka_unit_test(test_config_errors),
+		cmocka_unit_test(test_local_destination),
 		cmocka_unit_test(test_status_text),
 	};
 
