@@ -872,6 +872,7 @@ int orch_describe(struct orch *o, const char *vault, const char *name,
 int orch_cancel(struct orch *o, const char *job_id, struct cm_err *err)
 {
 	struct orch_index_hit hit;
+	char *refused = NULL;
 	struct job *jb;
 	struct cm_err e;
 	int rc = 0;
@@ -893,12 +894,9 @@ int orch_cancel(struct orch *o, const char *job_id, struct cm_err *err)
 	if (jb->running && jb->no_cancel &&
 	    jb->j->state == ORCH_JOB_EXPORTING) {
 		/* the service cannot: refused, and the job's log says why */
-		char *why = cm_xstrdup(jb->no_cancel);
-
-		rc = cm_err_set(err, EINVAL, "job %s: %s", job_id, why);
+		refused = cm_xstrdup(jb->no_cancel);
+		rc = cm_err_set(err, EINVAL, "job %s: %s", job_id, refused);
 		pthread_mutex_unlock(&jb->lock);
-		job_log_line(jb, "cancel refused: %s", why);
-		free(why);
 		goto unlock;
 	}
 	pthread_mutex_unlock(&jb->lock);
@@ -935,6 +933,9 @@ unlock:
 		cm_info("job %s: cancel requested", job_id);
 		notify_copy(o, jb);
 	}
+	if (refused) /* the job's log says why, where its user looks */
+		job_log_line(jb, "cancel refused: %s", refused);
+	free(refused);
 	if (jb)
 		job_drop(o, jb);
 	return rc;

@@ -181,7 +181,9 @@ int orch_describe(struct orch *o, const char *vault, const char *name,
 		  char **json, struct cm_err *err);
 
 /* Cancel a queued or running job (cleanup still runs; the job ends
- * cancelled). -ENOENT: no such job; -EALREADY: it has ended. */
+ * cancelled; a running export is cancelled by its service first).
+ * -ENOENT: no such job; -EALREADY: it has ended; -EINVAL: its export
+ * cannot be cancelled (a DynamoDB one), err and the job's log say why. */
 int orch_cancel(struct orch *o, const char *job_id, struct cm_err *err);
 
 /* Wait up to timeout_ms (-1: forever) for nothing to be queued or running.
