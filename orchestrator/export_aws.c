@@ -482,32 +482,42 @@ static int list_cb(void *ctx, const struct s3_list_entry *le)
 }
 
 /* One export_tables_info file: every table COMPLETE. */
-static int rds_check_tables(const struct orch_export *x, const char *key,
-			    uint64_t *ntables, struct cm_err *err)
+int orch_rds_tables_check(const struct cm_json *info, const char *where,
+			   uint64_t *ntables, struct cm_err *err)
 {
-	struct cm_json *j = NULL;
-	const struct cm_json *arr;
-	int rc;
+	const struct cm_json *arr = cm_json_get(info, "perTableStatus");
 
-	rc = get_json(x, key, &j, err);
-	if (rc)
-		return rc;
-	arr = cm_json_get(j, "perTableStatus");
 	if (cm_json_type(arr) != CM_JSON_ARRAY)
-		rc = cm_err_set(err, EIO, "s3://%s/%s: no perTableStatus list",
-				x->bucket, key);
-	for (const struct cm_json *t = cm_json_first(arr); !rc && t;
+		return cm_err_set(err, EIO, "%s: no perTableStatus list",
+				  where);
+	for (const struct cm_json *t = cm_json_first(arr); t;
 	     t = cm_json_next(t)) {
 		const char *st = cm_json_get_str(t, "status");
 		const char *target = cm_json_get_str(t, "target");
 
 		if (!st || strcasecmp(st, "COMPLETE") != 0)
-			rc = cm_err_set(err, EIO, "s3://%s/%s: table %s is %s,"
-					" not COMPLETE", x->bucket, key,
-					target ? target : "?",
-					st ? st : "without a status");
+			return cm_err_set(err, EIO, "%s: table %s is %s, not "
+					  "COMPLETE", where,
+					  target ? target : "?",
+					  st ? st : "without a status");
 		(*ntables)++;
 	}
+	return 0;
+}
+
+static int rds_check_tables(const struct orch_export *x, const char *key,
+			    uint64_t *ntables, struct cm_err *err)
+{
+	struct cm_json *j = NULL;
+	char *where;
+	int rc;
+
+	rc = get_json(x, key, &j, err);
+	if (rc)
+		return rc;
+	where = cm_xasprintf("s3://%s/%s", x->bucket, key);
+	rc = orch_rds_tables_check(j, where, ntables, err);
+	free(where);
 	cm_json_free(j);
 	return rc;
 }
@@ -748,61 +758,93 @@ static int ddb_export(struct orch_provider *p,
 	return rc;
 }
 
-/* manifest-files.json: one JSON object per line. */
-static int ddb_check_files(const struct orch_export *x, const char *key,
-			   uint64_t *files, uint64_t *items, uint64_t *bytes,
-			   struct cm_err *err)
+int orch_ddb_files_each(const char *text, size_t len,
+			int (*fn)(void *ctx, const struct orch_ddb_file *f,
+				  struct cm_err *err),
+			void *ctx, struct cm_err *err)
 {
-	struct cm_buf b;
-	const char *p, *end;
+	const char *p = text, *end = text + len;
 	size_t line = 0;
-	int rc;
+	int rc = 0;
 
-	rc = get_small(x, key, &b, err);
-	p = cm_buf_str(&b);
-	end = p + b.len;
 	while (!rc && p < end) {
 		const char *nl = memchr(p, '\n', (size_t)(end - p));
 		size_t n = nl ? (size_t)(nl - p) : (size_t)(end - p);
 		struct cm_json *j = NULL;
-		struct s3_object_info info;
-		const char *dk, *etag;
+		const struct cm_json *items;
+		struct orch_ddb_file f;
 
 		line++;
-		if (n && !(rc = cm_json_parse(p, n, &j, err))) {
-			dk = cm_json_get_str(j, "dataFileS3Key");
-			etag = cm_json_get_str(j, "etag");
-			if (!dk)
-				rc = cm_err_set(err, EIO, "s3://%s/%s line "
-						"%zu: no dataFileS3Key",
-						x->bucket, key, line);
-			else if ((rc = s3_head_object(x->s3, x->bucket, dk,
-						      &info, err)))
-				/* the name first: the cause may be cut */
-				rc = cm_err_set(err, rc == -ENOENT ? EIO : -rc,
-						"%s, named by manifest-files.json"
-						" line %zu: %s", dk, line,
-						rc == -ENOENT ? "missing"
-							      : err->msg);
-			else if (etag && *etag &&
-				 !s3_etag_equal(etag, info.etag))
-				rc = cm_err_set(err, EIO, "s3://%s/%s: ETag %s,"
-						" the manifest says %s",
-						x->bucket, dk, info.etag,
-						etag);
-			if (!rc) {
-				(*files)++;
-				*items += (uint64_t)cm_json_num(
-					cm_json_get(j, "itemCount"));
-				*bytes += info.size;
-			}
-		} else if (n) {
-			cm_err_prefix(err, "s3://%s/%s line %zu", x->bucket,
-				      key, line);
+		if (n == 0 || (n == 1 && *p == '\r')) {
+			p += n + 1;
+			continue;
 		}
+		rc = cm_json_parse(p, n, &j, err);
+		if (rc) {
+			cm_err_prefix(err, "manifest-files.json line %zu",
+				      line);
+			break;
+		}
+		items = cm_json_get(j, "itemCount");
+		f.line = line;
+		f.key = cm_json_get_str(j, "dataFileS3Key");
+		f.etag = cm_json_get_str(j, "etag");
+		f.items = (uint64_t)cm_json_num(items);
+		if (!f.key || !*f.key)
+			rc = cm_err_set(err, EIO, "manifest-files.json line "
+					"%zu: no dataFileS3Key", line);
+		else if (cm_json_type(items) != CM_JSON_NUMBER ||
+			 cm_json_num(items) < 0)
+			rc = cm_err_set(err, EIO, "manifest-files.json line "
+					"%zu: no itemCount", line);
+		else
+			rc = fn(ctx, &f, err);
 		cm_json_free(j);
 		p += n + 1;
 	}
+	return rc;
+}
+
+/* Every data file a manifest names is there, with its ETag. */
+struct ddb_walk {
+	const struct orch_export *x;
+	uint64_t files, items, bytes;
+};
+
+static int ddb_check_file(void *ctx, const struct orch_ddb_file *f,
+			  struct cm_err *err)
+{
+	struct ddb_walk *w = ctx;
+	struct s3_object_info info;
+	int rc;
+
+	rc = s3_head_object(w->x->s3, w->x->bucket, f->key, &info, err);
+	if (rc) /* the name first: the cause may be cut */
+		return cm_err_set(err, rc == -ENOENT ? EIO : -rc,
+				  "%s, named by manifest-files.json line %zu:"
+				  " %s", f->key, f->line,
+				  rc == -ENOENT ? "missing" : err->msg);
+	if (f->etag && *f->etag && !s3_etag_equal(f->etag, info.etag))
+		return cm_err_set(err, EIO, "%s: ETag %s, manifest-files.json "
+				  "line %zu says %s", f->key, info.etag,
+				  f->line, f->etag);
+	w->files++;
+	w->items += f->items;
+	w->bytes += info.size;
+	return 0;
+}
+
+static int ddb_check_files(const struct orch_export *x, const char *key,
+			   struct ddb_walk *w, struct cm_err *err)
+{
+	struct cm_buf b;
+	int rc;
+
+	w->x = x;
+	rc = get_small(x, key, &b, err);
+	if (rc == 0)
+		rc = orch_ddb_files_each(cm_buf_str(&b), b.len,
+					 ddb_check_file, w, err);
 	cm_buf_release(&b);
 	return rc;
 }
@@ -813,7 +855,7 @@ static int ddb_verify(struct orch_provider *p,
 {
 	struct cm_json *sum = NULL;
 	const char *files_key, *arn;
-	uint64_t files = 0, items = 0, bytes = 0;
+	struct ddb_walk w = { 0 };
 	char *key = cm_xasprintf("%smanifest-summary.json", url_key(x));
 	int rc;
 
@@ -834,31 +876,31 @@ static int ddb_verify(struct orch_provider *p,
 				"%s's", x->bucket, key, arn, x->task);
 		goto out;
 	}
-	rc = ddb_check_files(x, files_key, &files, &items, &bytes, err);
+	rc = ddb_check_files(x, files_key, &w, err);
 	if (rc)
 		goto out;
 	if (cm_json_get(sum, "itemCount") &&
-	    (uint64_t)cm_json_num(cm_json_get(sum, "itemCount")) != items) {
+	    (uint64_t)cm_json_num(cm_json_get(sum, "itemCount")) != w.items) {
 		rc = cm_err_set(err, EIO, "s3://%s/%s: %llu items, its data "
 				"files hold %llu", x->bucket, key,
 				(unsigned long long)cm_json_num(
 					cm_json_get(sum, "itemCount")),
-				(unsigned long long)items);
+				(unsigned long long)w.items);
 		goto out;
 	}
-	x->bytes = bytes;
+	x->bytes = w.bytes;
 	x->facts = cm_json_new_object();
 	cm_json_add_str(x->facts, "service", "dynamodb");
 	cm_json_add_str(x->facts, "task", x->task);
 	cm_json_add_str(x->facts, "url", x->url);
-	cm_json_add_u64(x->facts, "files", files);
-	cm_json_add_u64(x->facts, "bytes", bytes);
-	cm_json_add_u64(x->facts, "items", items);
+	cm_json_add_u64(x->facts, "files", w.files);
+	cm_json_add_u64(x->facts, "bytes", w.bytes);
+	cm_json_add_u64(x->facts, "items", w.items);
 	cm_json_add(x->facts, "summary", sum);
 	sum = NULL;
 	cm_info("verified export %s: %llu data files, %llu bytes, %llu items",
-		x->url, (unsigned long long)files, (unsigned long long)bytes,
-		(unsigned long long)items);
+		x->url, (unsigned long long)w.files,
+		(unsigned long long)w.bytes, (unsigned long long)w.items);
 out:
 	cm_json_free(sum);
 	free(key);

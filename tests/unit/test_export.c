@@ -1,8 +1,10 @@
 /*
  * test_export.c - the exports of aws-backup vaults without a network: the
  * RDS task name a job gets, StartExportTask's parameters and the config
- * errors that stop them, ExportTableToPointInTime's body, the "rds" and
- * "dynamodb" config objects, and how an exporting job reads in status.
+ * errors that stop them, ExportTableToPointInTime's body, the checks of
+ * the exports' own manifests (RDS export_tables_info, DynamoDB
+ * manifest-files.json), the "rds" and "dynamodb" config objects, and how
+ * an exporting job reads in status.
  * The exports themselves, their verification and the engine's path run
  * against moto in tests/integration/aws_exports.sh.
  */
@@ -211,6 +213,111 @@ static void test_config_errors(void **state)
 			    "s3SseAlgorithm \"KMS\"");
 }
 
+static void expect_tables(const char *text, int want, const char *msg,
+			  uint64_t ntables)
+{
+	struct cm_json *j = NULL;
+	struct cm_err err;
+	uint64_t n = 0;
+
+	cm_err_clear(&err);
+	assert_int_equal(cm_json_parse(text, strlen(text), &j, &err), 0);
+	assert_int_equal(orch_rds_tables_check(j, "s3://b/t.json", &n, &err),
+			 want);
+	if (msg && strcmp(err.msg, msg) != 0)
+		fail_msg("got  \"%s\"\nwant \"%s\"", err.msg, msg);
+	if (!want)
+		assert_int_equal(n, ntables);
+	cm_json_free(j);
+}
+
+/* export_tables_info: every table COMPLETE, else the table named */
+static void test_rds_tables(void **state)
+{
+	(void)state;
+	expect_tables("{\"perTableStatus\": [{\"target\": \"db.public.a\", "
+		      "\"status\": \"COMPLETE\", \"sizeGB\": 0.5}, "
+		      "{\"target\": \"db.public.b\", \"status\": "
+		      "\"complete\"}]}", 0, NULL, 2);
+	expect_tables("{\"perTableStatus\": [{\"target\": \"db.public.a\", "
+		      "\"status\": \"COMPLETE\"}, {\"target\": "
+		      "\"db.public.b\", \"status\": \"FAILED\"}]}", -EIO,
+		      "s3://b/t.json: table db.public.b is FAILED, not "
+		      "COMPLETE", 0);
+	expect_tables("{\"perTableStatus\": [{\"target\": \"db.x\"}]}", -EIO,
+		      "s3://b/t.json: table db.x is without a status, not "
+		      "COMPLETE", 0);
+	expect_tables("{\"tables\": []}", -EIO,
+		      "s3://b/t.json: no perTableStatus list", 0);
+}
+
+struct files_seen {
+	size_t n;
+	uint64_t items;
+	const char *last_key, *last_etag;
+	size_t stop_at; /* the callback fails at this line; 0: never */
+};
+
+static int files_cb(void *ctx, const struct orch_ddb_file *f,
+		    struct cm_err *err)
+{
+	struct files_seen *s = ctx;
+
+	s->n++;
+	s->items += f->items;
+	s->last_key = f->key;
+	s->last_etag = f->etag;
+	if (f->line == s->stop_at)
+		return cm_err_set(err, EIO, "%s missing", f->key);
+	return 0;
+}
+
+static int files(const char *text, struct files_seen *seen,
+		 struct cm_err *err)
+{
+	cm_err_clear(err);
+	return orch_ddb_files_each(text, strlen(text), files_cb, seen, err);
+}
+
+/* manifest-files.json: one object per line, each naming a data file */
+static void test_ddb_files(void **state)
+{
+	struct files_seen s = { 0 };
+	struct cm_err err;
+
+	(void)state;
+	assert_int_equal(files("{\"itemCount\":2,\"md5Checksum\":\"x\","
+			       "\"etag\":\"e1\",\"dataFileS3Key\":\"p/data/a."
+			       "json.gz\"}\n\n{\"itemCount\":1,\"dataFileS3Key"
+			       "\":\"p/data/b.json.gz\"}\n", &s, &err),
+			 0);
+	assert_int_equal(s.n, 2);
+	assert_int_equal(s.items, 3);
+	assert_null(s.last_etag); /* none given: none compared */
+	/* the callback's failure stops the walk at that line */
+	memset(&s, 0, sizeof(s));
+	s.stop_at = 2;
+	assert_int_equal(files("{\"itemCount\":2,\"dataFileS3Key\":\"a\"}\n"
+			       "{\"itemCount\":1,\"dataFileS3Key\":\"b\"}\n"
+			       "{\"itemCount\":1,\"dataFileS3Key\":\"c\"}\n",
+			       &s, &err),
+			 -EIO);
+	assert_int_equal(s.n, 2);
+	assert_string_equal(err.msg, "b missing");
+	/* a line without its key or count, or not JSON: named */
+	memset(&s, 0, sizeof(s));
+	assert_int_equal(files("{\"itemCount\":2,\"dataFileS3Key\":\"a\"}\n"
+			       "{\"itemCount\":1}\n", &s, &err),
+			 -EIO);
+	assert_string_equal(err.msg, "manifest-files.json line 2: no "
+			    "dataFileS3Key");
+	assert_int_equal(files("{\"dataFileS3Key\":\"a\"}", &s, &err), -EIO);
+	assert_string_equal(err.msg, "manifest-files.json line 1: no "
+			    "itemCount");
+	assert_true(files("{\"itemCount\":", &s, &err) < 0);
+	assert_non_null(strstr(err.msg, "manifest-files.json line 1"));
+}
+
 /* Types listed on purpose that are exported need an S3 destination; the
  * default (all four) into a local store stays valid for EBS. */
 static void test_local_destination(void **state)
@@ -286,6 +393,8 @@ int main(void)
 		cmocka_unit_test(test_rds_params),
 		cmocka_unit_test(test_ddb_request),
 		cmocka_unit_test(test_config_errors),
+		cmocka_unit_test(test_rds_tables),
+		cmocka_unit_test(test_ddb_files),
 		cmocka_unit_test(test_local_destination),
 		cmocka_unit_test(test_status_text),
 	};
