@@ -743,6 +743,9 @@ static int ddb_export(struct orch_provider *p,
 				 "the export runs to its end");
 	if (x->task) {
 		cm_info("export %s recorded: following it", x->task);
+		rc = x->record(x->ctx, x->task, true, err);
+		if (rc)
+			return rc;
 	} else {
 		/* none recorded: not started, or started and not recorded
 		 * (the same ClientToken answers that one) */

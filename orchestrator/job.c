@@ -760,7 +760,7 @@ static int ex_record(void *ctx, const char *task, bool started,
 		job_notify(jb);
 	}
 	if (started) {
-		cm_info("export %s started", task);
+		cm_info("export %s started: following it", task);
 		test_pause(jb, "export-started");
 	} else {
 		cm_info("export %s recorded; starting it",

@@ -142,8 +142,9 @@ struct orch_export {
 	unsigned poll_ms;        /* the first wait between polls; it grows
 				    to ORCH_EXPORT_POLL_MAX_MS */
 	/* Record `task` in the job durably: started false before the
-	 * service is asked to start it, true once it answered. 0: go on;
-	 * otherwise do not start. */
+	 * service is asked to start it, true once it answered or was found
+	 * started (called before following: the job is `exporting` from
+	 * the first call on). 0: go on; otherwise do not start. */
 	int (*record)(void *ctx, const char *task, bool started,
 		      struct cm_err *err);
 	void (*progress)(void *ctx, const struct orch_export_progress *p);
