@@ -45,7 +45,8 @@ static const char *const top_keys[] = {
 	"autoStart", "lifecycleRules", "storageClass", "sse", "kmsKeyId",
 	"compression", "concurrency", "partSize", "stateDir", "verify",
 	"maxAttempts", "onFailure", "onFailureTimeoutSeconds",
-	"rescanSeconds", "journal", "view", "overlayLimit", "ebs", "rds", "dynamodb", NULL
+	"rescanSeconds", "journal", "view", "overlayLimit", "ebs", "rds",
+	"dynamodb", NULL
 };
 static const char *const rds_keys[] = { "iamRoleArn", "kmsKeyId",
 					"exportOnly", NULL };
