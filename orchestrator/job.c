@@ -899,6 +899,7 @@ static int verify_export(struct job *jb, struct orch_provider *prov,
 	struct orch_export x;
 	struct cm_json *root;
 	const char *url_key;
+	char when[32];
 	int rc;
 
 	if (!jb->o->dest->bucket || !j->result_url ||
@@ -931,6 +932,11 @@ static int verify_export(struct job *jb, struct orch_provider *prov,
 	j->result_size = x.bytes;
 	j->bytes_written = x.bytes;
 	pthread_mutex_unlock(&jb->lock);
+	/* the times as vaultfs saw them (the service's are in its own) */
+	cm_time_iso8601(j->times[ORCH_JOB_EXPORTING], when, sizeof(when));
+	cm_json_add_str(x.facts, "exporting", when);
+	cm_time_iso8601(time(NULL), when, sizeof(when));
+	cm_json_add_str(x.facts, "verified", when);
 	root = cm_json_new_object();
 	cm_json_add_str(root, "kind", "export");
 	cm_json_add_u64(root, "bytes_written", x.bytes);

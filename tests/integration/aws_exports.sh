@@ -209,7 +209,7 @@ import json, sys
 m = json.load(open(sys.argv[1]))
 assert m["kind"] == "export" and m["job"]["id"] == sys.argv[2], m
 x = m["export"]
-assert x["task"] == sys.argv[3], x
+assert x["task"] == sys.argv[3] and x["exporting"] <= x["verified"], x
 if sys.argv[4] == "rds":
     assert x["tables"] == 2 and x["files"] == 4, x
 else:
