@@ -212,6 +212,8 @@ static void fill_row(const struct orch_config *cfg, bool wide,
 	if (ji->state == ORCH_JOB_SUCCEEDED ||
 	    ji->state == ORCH_JOB_INCOMPLETE)
 		r->col[2] = cm_xstrdup("100%");
+	else if (ji->export_status && ji->export_percent >= 0)
+		r->col[2] = cm_xasprintf("%d%%", ji->export_percent);
 	else if (ji->bytes_total && ji->bytes_read)
 		r->col[2] = cm_xasprintf("%.0f%%", percent(ji));
 	else if (ji->bytes_read) {
@@ -242,6 +244,13 @@ static void fill_row(const struct orch_config *cfg, bool wide,
 	else if (ji->state == ORCH_JOB_WAITING)
 		r->col[7] = cm_xasprintf("waiting: %s",
 					 ji->error ? ji->error : "");
+	else if (ji->state == ORCH_JOB_EXPORTING && ji->export_task)
+		r->col[5] = cm_xasprintf("export %s: %s%s%s", ji->export_task,
+					 ji->export_status ?
+						 ji->export_status : "?",
+					 ji->export_detail ? ", " : "",
+					 ji->export_detail ?
+						 ji->export_detail : "");
 	else
 		r->col[7] = cm_xstrdup(ji->error ? ji->error : "");
 }
@@ -407,6 +416,21 @@ static void print_json(const struct orch_job_info *jobs, size_t n)
 			if (ji->result_sha256)
 				cm_json_add_str(o, "sha256",
 						ji->result_sha256);
+		}
+		if (ji->export_task || ji->export_status) {
+			struct cm_json *x = cm_json_add_object(o, "export");
+
+			if (ji->export_task)
+				cm_json_add_str(x, "task", ji->export_task);
+			if (ji->export_status)
+				cm_json_add_str(x, "status",
+						ji->export_status);
+			if (ji->export_percent >= 0)
+				cm_json_add_num(x, "percent",
+						ji->export_percent);
+			if (ji->export_detail)
+				cm_json_add_str(x, "detail",
+						ji->export_detail);
 		}
 		cm_json_add_bool(o, "verified", ji->verified);
 		cm_json_add_bool(o, "snapshotDeleted", ji->snapshot_deleted);

@@ -77,6 +77,10 @@ int awsb_list_cached(struct aws_backup *ab, struct orch_rp_list *out,
 int awsb_inspect_arn(struct aws_backup *ab, const char *arn,
 		     struct orch_recovery_point *out, struct cm_err *err);
 
+/* The vault's AWS client of a recovery point type (ORCH_RP_RDS: RDS),
+ * or NULL when the vault does not take that type. */
+struct aws_client *awsb_client_of(struct aws_backup *ab, const char *rp_type);
+
 /* The watch ops (aws_backup_watch.c). */
 int awsb_watch_new(struct orch_provider *p, const struct orch_watch_opts *o,
 		   const struct orch_watch_cb *cb, struct orch_watch **out,

@@ -45,9 +45,13 @@ static const char *const top_keys[] = {
 	"autoStart", "lifecycleRules", "storageClass", "sse", "kmsKeyId",
 	"compression", "concurrency", "partSize", "stateDir", "verify",
 	"maxAttempts", "onFailure", "onFailureTimeoutSeconds",
-	"rescanSeconds", "journal", "view", "overlayLimit", "ebs",
-	"metricsFile", NULL
+	"rescanSeconds", "journal", "view", "overlayLimit", "ebs", "rds",
+	"dynamodb", "metricsFile", NULL
 };
+static const char *const rds_keys[] = { "iamRoleArn", "kmsKeyId",
+					"exportOnly", NULL };
+static const char *const ddb_keys[] = { "exportFormat", "s3SseAlgorithm",
+					"s3SseKmsKeyId", NULL };
 static const char *const ebs_keys[] = { "method", "concurrency",
 					"cacheSize", NULL };
 static const char *const view_keys[] = { "memoryLimit", NULL };
@@ -130,6 +134,14 @@ void orch_config_release(struct orch_config *cfg)
 	free(cfg->state_dir);
 	free(cfg->metrics_file);
 	free(cfg->on_failure);
+	free(cfg->rds_iam_role_arn);
+	free(cfg->rds_kms_key_id);
+	for (size_t i = 0; i < cfg->rds_nexport_only; i++)
+		free(cfg->rds_export_only[i]);
+	free(cfg->rds_export_only);
+	free(cfg->ddb_export_format);
+	free(cfg->ddb_sse_algorithm);
+	free(cfg->ddb_sse_kms_key_id);
 	memset(cfg, 0, sizeof(*cfg));
 }
 
@@ -163,6 +175,7 @@ void orch_config_default(struct orch_config *cfg)
 	cfg->keep_days = 90;
 	cfg->ebs_concurrency = ORCH_EBS_CONCURRENCY;
 	cfg->ebs_cache_size = ORCH_EBS_CACHE_SIZE;
+	cfg->ddb_export_format = cm_xstrdup("DYNAMODB_JSON");
 }
 
 const struct orch_vault_config *orch_config_vault(const struct orch_config *cfg,
@@ -1239,6 +1252,83 @@ static int parse_ebs(struct parser *p, const struct cm_json *root)
 	return rc;
 }
 
+/* "rds": StartExportTask's settings (docs/aws.md, "Exports") */
+static int parse_rds(struct parser *p, const struct cm_json *root)
+{
+	struct orch_config *cfg = p->cfg;
+	const struct cm_json *arr;
+	struct cm_json *obj;
+	size_t i = 0;
+	int rc;
+
+	rc = get_object(p, root, "rds", rds_keys, false, &obj, NULL);
+	if (rc || !obj)
+		return rc;
+	rc = get_str(p, obj, "rds", "iamRoleArn", false,
+		     &cfg->rds_iam_role_arn, NULL);
+	if (!rc && cfg->rds_iam_role_arn &&
+	    strncmp(cfg->rds_iam_role_arn, "arn:", 4) != 0)
+		rc = bad(p, "rds.iamRoleArn", "must be an IAM role ARN "
+			 "(arn:aws:iam::ACCOUNT:role/NAME), got \"%.60s\"",
+			 cfg->rds_iam_role_arn);
+	if (!rc)
+		rc = get_str(p, obj, "rds", "kmsKeyId", false,
+			     &cfg->rds_kms_key_id, NULL);
+	if (!rc && cfg->rds_kms_key_id && !*cfg->rds_kms_key_id)
+		rc = bad(p, "rds.kmsKeyId", "must not be empty");
+	arr = cm_json_get(obj, "exportOnly");
+	if (rc || !arr)
+		return rc;
+	if (cm_json_type(arr) != CM_JSON_ARRAY || cm_json_size(arr) == 0)
+		return bad_value(p, "rds.exportOnly", "a non-empty array of "
+				 "strings (\"database\", \"database.table\""
+				 "...)", arr);
+	cfg->rds_export_only = cm_xcalloc(cm_json_size(arr), sizeof(char *));
+	for (const struct cm_json *it = cm_json_first(arr); it;
+	     it = cm_json_next(it), i++) {
+		if (!cm_json_str(it) || !*cm_json_str(it))
+			return bad(p, "rds.exportOnly", "[%zu] must be a "
+				   "non-empty string", i);
+		cfg->rds_export_only[cfg->rds_nexport_only++] =
+			cm_xstrdup(cm_json_str(it));
+	}
+	return 0;
+}
+
+/* "dynamodb": ExportTableToPointInTime's settings */
+static int parse_dynamodb(struct parser *p, const struct cm_json *root)
+{
+	static const char *const formats[] = { "DYNAMODB_JSON", "ION", NULL };
+	static const char *const sse[] = { "AES256", "KMS", NULL };
+	struct orch_config *cfg = p->cfg;
+	struct cm_json *obj;
+	int rc;
+
+	rc = get_object(p, root, "dynamodb", ddb_keys, false, &obj, NULL);
+	if (rc || !obj)
+		return rc;
+	rc = get_str(p, obj, "dynamodb", "exportFormat", false,
+		     &cfg->ddb_export_format, NULL);
+	if (!rc)
+		rc = one_of(p, "dynamodb.exportFormat",
+			    cfg->ddb_export_format, formats);
+	if (!rc)
+		rc = get_str(p, obj, "dynamodb", "s3SseAlgorithm", false,
+			     &cfg->ddb_sse_algorithm, NULL);
+	if (!rc && cfg->ddb_sse_algorithm)
+		rc = one_of(p, "dynamodb.s3SseAlgorithm",
+			    cfg->ddb_sse_algorithm, sse);
+	if (!rc)
+		rc = get_str(p, obj, "dynamodb", "s3SseKmsKeyId", false,
+			     &cfg->ddb_sse_kms_key_id, NULL);
+	if (!rc && cfg->ddb_sse_kms_key_id &&
+	    (!cfg->ddb_sse_algorithm ||
+	     strcmp(cfg->ddb_sse_algorithm, "KMS") != 0))
+		rc = bad(p, "dynamodb.s3SseKmsKeyId", "needs s3SseAlgorithm "
+			 "\"KMS\"");
+	return rc;
+}
+
 /* Checks across keys: the store and state must not sit inside a vault
  * (they would be taken for recovery points), nor a vault inside them. */
 static int check_overlaps(struct parser *p)
@@ -1301,6 +1391,10 @@ static int apply(struct parser *p, const struct cm_json *root)
 		rc = parse_view(p, root);
 	if (!rc)
 		rc = parse_ebs(p, root);
+	if (!rc)
+		rc = parse_rds(p, root);
+	if (!rc)
+		rc = parse_dynamodb(p, root);
 	if (!rc)
 		rc = check_overlaps(p);
 	return rc;

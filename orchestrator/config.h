@@ -140,6 +140,19 @@ struct orch_config {
 	unsigned ebs_concurrency;   /* ebs.concurrency: blocks in flight */
 	uint64_t ebs_cache_size;    /* ebs.cacheSize: bytes of blocks kept
 				       (at least 2 per reader) */
+	/* "rds" and "dynamodb" (docs/config.md): how RDS/Aurora snapshots
+	 * and DynamoDB tables are exported (provider.h, "Exports"); NULL:
+	 * not set. Checked when an export starts: the job fails naming a
+	 * missing key */
+	char *rds_iam_role_arn;     /* rds.iamRoleArn: required for RDS */
+	char *rds_kms_key_id;       /* rds.kmsKeyId: required for RDS */
+	char **rds_export_only;     /* rds.exportOnly: n strings, owned */
+	size_t rds_nexport_only;
+	char *ddb_export_format;    /* dynamodb.exportFormat: always set,
+				       "DYNAMODB_JSON" or "ION" */
+	char *ddb_sse_algorithm;    /* dynamodb.s3SseAlgorithm: "AES256",
+				       "KMS" or NULL */
+	char *ddb_sse_kms_key_id;   /* dynamodb.s3SseKmsKeyId */
 };
 
 #define ORCH_EBS_CONCURRENCY 32

@@ -5,6 +5,12 @@
  *               opened once, checked to be still the one queued; the
  *               archiver reads through that descriptor, after the
  *               provider's check() right before archiving)
+ *   exporting   instead of archiving, for a recovery point its service
+ *               exports itself (provider.h, "Exports"): the provider
+ *               starts the export into the same folder, or follows the
+ *               one recorded by an earlier run, until it is complete;
+ *               verifying is then the provider's check of the export's own
+ *               manifests, and manifest.json is written beside them
  *   archiving   arc_run() into PREFIX/RESOURCE/Y=/M=/D=/JOBID/, its loop
  *               devices, mounts and multipart upload journaled through its
  *               hooks as they appear; then manifest.json, completed with
@@ -61,6 +67,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <spawn.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -99,6 +106,7 @@ void job_free(struct job *jb)
 		free(jb->log[i]);
 	if (jb->log_fd >= 0)
 		close(jb->log_fd);
+	free(jb->no_cancel);
 	pthread_mutex_destroy(&jb->lock);
 	pthread_mutex_destroy(&jb->log_lock);
 	free(jb);
@@ -137,6 +145,8 @@ void job_info(struct job *jb, struct orch_job_info *out)
 	orch_job_info_from_job(jb->j, now, out);
 	if (jb->j->state == ORCH_JOB_ARCHIVING && jb->rate > 0)
 		out->rate = jb->rate;
+	if (jb->no_cancel)
+		out->no_cancel = cm_xstrdup(jb->no_cancel);
 	pthread_mutex_unlock(&jb->lock);
 	out->running = jb->running;
 	out->waiting = jb->queued && jb->not_before_ms > 0;
@@ -158,18 +168,16 @@ void job_notify(struct job *jb)
 
 /* ---- the job's log ----------------------------------------------------- */
 
-static void log_sink(void *ctx, enum cm_log_level level, const char *line)
+/* One line, stamped, into fd (when >= 0) and the ring. */
+static void log_put(struct job *jb, int fd, const char *line)
 {
-	struct job *jb = ctx;
 	char stamp[40];
 	char *text;
 	size_t slot;
 
-	if (level > CM_LOG_INFO && cm_log_get_level() < CM_LOG_DEBUG)
-		return;
 	cm_log_stamp(stamp, sizeof(stamp));
 	text = cm_xasprintf("%s %s\n", stamp, line);
-	if (jb->log_fd >= 0 && write(jb->log_fd, text, strlen(text)) < 0) {
+	if (fd >= 0 && write(fd, text, strlen(text)) < 0) {
 		/* the ring still has it */
 	}
 	pthread_mutex_lock(&jb->log_lock);
@@ -183,6 +191,34 @@ static void log_sink(void *ctx, enum cm_log_level level, const char *line)
 	free(jb->log[slot]);
 	jb->log[slot] = text;
 	pthread_mutex_unlock(&jb->log_lock);
+}
+
+static void log_sink(void *ctx, enum cm_log_level level, const char *line)
+{
+	struct job *jb = ctx;
+
+	if (level > CM_LOG_INFO && cm_log_get_level() < CM_LOG_DEBUG)
+		return;
+	log_put(jb, jb->log_fd, line);
+}
+
+void job_log_line(struct job *jb, const char *fmt, ...)
+{
+	char line[CM_ERR_MSG_MAX + 64];
+	char *path = cm_xasprintf("%s/%s.log", jb->o->jobs_dir, jb->j->id);
+	va_list ap;
+	int fd;
+
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	/* from another thread than the worker's: a descriptor of its own */
+	fd = open(path, O_WRONLY | O_APPEND | O_CLOEXEC);
+	log_put(jb, fd, line);
+	if (fd >= 0)
+		close(fd);
+	free(path);
+	cm_info("job %s: %s", jb->j->id, line);
 }
 
 /* The i-th oldest line of the ring. */
@@ -372,20 +408,29 @@ static int on_resource(void *ctx, enum arc_res_event ev,
 	return rc ? hook_failed(jb, rc, &e) : 0;
 }
 
-/* Test-only: VAULTFS_TEST_PAUSE_AT=STAGE:SECONDS (docs/orchestrator.md). */
+/* Test-only: VAULTFS_TEST_PAUSE_AT=STAGE:SECONDS (docs/orchestrator.md).
+ * The pause ends early on a cancel, or once STATEDIR/continue-STAGE
+ * exists (removed then): a test that must act during it says when it is
+ * done. */
 static void test_pause(struct job *jb, const char *stage)
 {
 	const struct orch *o = jb->o;
+	char *go;
 
 	for (size_t i = 0; i < o->npauses; i++) {
 		if (strcmp(o->pauses[i].stage, stage) != 0)
 			continue;
 		cm_warn("test: job %s paused at %s for %u ms", jb->j->id,
 			stage, o->pauses[i].ms);
+		go = cm_xasprintf("%s/continue-%s", o->cfg->state_dir, stage);
 		for (unsigned ms = 0;
 		     ms < o->pauses[i].ms && !atomic_load(&jb->cancel);
-		     ms += 20)
+		     ms += 20) {
+			if (unlink(go) == 0)
+				break;
 			cm_sleep_ms(20);
+		}
+		free(go);
 	}
 }
 
@@ -532,22 +577,20 @@ static void add_tags(struct cm_json *obj, const char *key,
 		cm_json_add_str(t, tags[i].key, tags[i].value);
 }
 
-/* arc_run wrote its manifest to `draft`; add the job, the tags and what
- * the provider knows of the source, and put it beside the archive. */
-static int publish_manifest(struct job *jb, const char *draft,
-			    const char *dir_key,
-			    const struct orch_recovery_point *rp,
-			    const struct cm_json *source, struct cm_err *err)
+/* Add the job, the tags and what the provider knows of the source to
+ * root, and put it beside the archive as manifest.json. */
+static int publish_manifest_json(struct job *jb, struct cm_json *root,
+				 const char *dir_key,
+				 const struct orch_recovery_point *rp,
+				 const struct cm_json *source,
+				 struct cm_err *err)
 {
 	struct orch *o = jb->o;
 	const struct orch_config *cfg = o->cfg;
-	struct cm_json *root = NULL, *job;
+	struct cm_json *job;
 	char when[32], *text = NULL;
 	int rc;
 
-	rc = cm_json_parse_file(draft, &root, err);
-	if (rc)
-		goto out;
 	job = cm_json_add_object(root, "job");
 	cm_json_add_str(job, "id", jb->j->id);
 	cm_json_add_num(job, "attempt", jb->j->attempts);
@@ -566,9 +609,23 @@ static int publish_manifest(struct job *jb, const char *draft,
 	text = cm_json_print(root);
 	rc = o->dest->ops->publish_manifest(o->dest, dir_key, text,
 					    strlen(text), err);
-out:
-	cm_json_free(root);
 	free(text);
+	return rc;
+}
+
+/* arc_run wrote its manifest to `draft`: completed, beside the archive. */
+static int publish_manifest(struct job *jb, const char *draft,
+			    const char *dir_key,
+			    const struct orch_recovery_point *rp,
+			    const struct cm_json *source, struct cm_err *err)
+{
+	struct cm_json *root = NULL;
+	int rc;
+
+	rc = cm_json_parse_file(draft, &root, err);
+	if (rc == 0)
+		rc = publish_manifest_json(jb, root, dir_key, rp, source, err);
+	cm_json_free(root);
 	return rc;
 }
 
@@ -674,6 +731,222 @@ out:
 	free(draft);
 	free(overlay_dir);
 	free(dest);
+	return rc;
+}
+
+/* ---- exports (provider.h, "Exports") ---------------------------------- */
+
+static int ex_record(void *ctx, const char *task, bool started,
+		     struct cm_err *err)
+{
+	struct job *jb = ctx;
+	struct orch_job *j = jb->j;
+	bool was = j->state == ORCH_JOB_EXPORTING;
+	int rc = 0;
+
+	pthread_mutex_lock(&jb->lock);
+	if (task && (!j->export_task || strcmp(j->export_task, task) != 0)) {
+		free(j->export_task);
+		j->export_task = cm_xstrdup(task);
+	}
+	orch_job_set_state(j, ORCH_JOB_EXPORTING);
+	if (!was || task)
+		rc = orch_journal_save(jb->o->journal, j, err);
+	pthread_mutex_unlock(&jb->lock);
+	if (rc)
+		return rc;
+	if (!was) {
+		cm_info("job %s: exporting", j->id);
+		job_notify(jb);
+	}
+	if (started) {
+		cm_info("export %s started: following it", task);
+		test_pause(jb, "export-started");
+	} else {
+		cm_info("export %s recorded; starting it",
+			task ? task : "of this job");
+		test_pause(jb, "export-recorded");
+	}
+	return 0;
+}
+
+static bool str_differs(const char *a, const char *b)
+{
+	return (a == NULL) != (b == NULL) || (a && strcmp(a, b) != 0);
+}
+
+static void ex_progress(void *ctx, const struct orch_export_progress *p)
+{
+	struct job *jb = ctx;
+	struct orch_job *j = jb->j;
+	bool changed;
+
+	pthread_mutex_lock(&jb->lock);
+	changed = str_differs(j->export_status, p->status) ||
+		  str_differs(j->export_detail, p->detail) ||
+		  j->export_percent != p->percent;
+	if (changed) {
+		free(j->export_status);
+		free(j->export_detail);
+		j->export_status = p->status ? cm_xstrdup(p->status) : NULL;
+		j->export_detail = p->detail ? cm_xstrdup(p->detail) : NULL;
+		j->export_percent = p->percent;
+		orch_journal_save(jb->o->journal, j, NULL);
+	}
+	pthread_mutex_unlock(&jb->lock);
+	if (!changed)
+		return;
+	if (p->percent >= 0)
+		cm_info("export %s: %s, %d%%%s%s", j->export_task, p->status,
+			p->percent, p->detail ? ", " : "",
+			p->detail ? p->detail : "");
+	else
+		cm_info("export %s: %s%s%s", j->export_task, p->status,
+			p->detail ? ", " : "", p->detail ? p->detail : "");
+	job_notify(jb);
+}
+
+static void ex_uncancellable(void *ctx, const char *why)
+{
+	struct job *jb = ctx;
+
+	pthread_mutex_lock(&jb->lock);
+	free(jb->no_cancel);
+	jb->no_cancel = cm_xstrdup(why);
+	pthread_mutex_unlock(&jb->lock);
+}
+
+static enum orch_export_stop ex_stop(void *ctx)
+{
+	struct job *jb = ctx;
+
+	if (!atomic_load(&jb->cancel))
+		return ORCH_EXPORT_GO;
+	return atomic_load(&jb->cancel_why) == JOB_CANCEL_SHUTDOWN
+		       ? ORCH_EXPORT_DETACH
+		       : ORCH_EXPORT_CANCEL;
+}
+
+/* Poll floor for tests: VAULTFS_TEST_EXPORT_POLL_MS (docs/testing.md). */
+static unsigned export_poll_ms(void)
+{
+	const char *v = getenv("VAULTFS_TEST_EXPORT_POLL_MS");
+	long ms = v ? strtol(v, NULL, 10) : 0;
+
+	return ms >= 100 && ms <= ORCH_EXPORT_POLL_MAX_MS ? (unsigned)ms
+							  : ORCH_EXPORT_POLL_MS;
+}
+
+static void export_init(struct job *jb, const char *dir_key,
+			struct orch_export *x)
+{
+	memset(x, 0, sizeof(*x));
+	x->job_id = jb->j->id;
+	x->bucket = jb->o->dest->bucket;
+	x->prefix = dir_key;
+	x->task = jb->j->export_task;
+	x->s3 = jb->o->dest->s3;
+	x->poll_ms = export_poll_ms();
+	x->record = ex_record;
+	x->progress = ex_progress;
+	x->uncancellable = ex_uncancellable;
+	x->stop = ex_stop;
+	x->ctx = jb;
+}
+
+/*
+ * Start or follow rp's export to its end (ORCH_EXPORT_NONE: the provider
+ * does not export it). The job's result is the export's own folder (under
+ * the job's), where manifest.json goes too.
+ */
+static int run_export(struct job *jb, struct orch_provider *prov,
+		      const struct orch_recovery_point *rp,
+		      const char *dir_key, struct cm_err *err)
+{
+	struct orch_job *j = jb->j;
+	struct orch_export x;
+	int rc;
+
+	if (!prov->ops->export)
+		return ORCH_EXPORT_NONE;
+	export_init(jb, dir_key, &x);
+	rc = prov->ops->export(prov, rp, &x, err);
+	if (rc == ORCH_EXPORT_NONE)
+		return rc;
+	if (rc == -ECANCELED && atomic_load(&jb->cancel))
+		check_cancel(jb, err);
+	if (rc == 0) {
+		pthread_mutex_lock(&jb->lock);
+		orch_job_set_result(j, x.url, 0, NULL, NULL);
+		rc = orch_journal_save(jb->o->journal, j, err);
+		pthread_mutex_unlock(&jb->lock);
+		cm_info("export %s complete: %s", j->export_task, x.url);
+	}
+	orch_export_release(&x);
+	return rc;
+}
+
+/*
+ * The export, by its own manifests (the provider's export_verify), then
+ * vaultfs's manifest.json beside them: the job, the recovery point, and
+ * what the export holds.
+ */
+static int verify_export(struct job *jb, struct orch_provider *prov,
+			 const char *dir_key, struct cm_err *err)
+{
+	struct orch_job *j = jb->j;
+	struct orch_recovery_point rp;
+	struct orch_export x;
+	struct cm_json *root;
+	const char *url_key;
+	char when[32];
+	int rc;
+
+	if (!jb->o->dest->bucket || !j->result_url ||
+	    strncmp(j->result_url, "s3://", 5) != 0)
+		return cm_err_set(err, EINVAL, "export %s: no s3:// result "
+				  "recorded", j->export_task);
+	url_key = j->result_url + 5 + strlen(jb->o->dest->bucket);
+	url_key += *url_key == '/';
+	if (!prov)
+		return cm_err_set(err, ENOENT, "vault \"%s\" is no longer "
+				  "configured", j->vault);
+	if (!prov->ops->export_verify)
+		return cm_err_set(err, EINVAL, "the %s provider cannot verify "
+				  "export %s", prov->ops->name,
+				  j->export_task);
+	if (!jb->have_rp) { /* resumed: the recovery point as it is now */
+		rc = refresh_rp(jb, prov, &rp, "exported", err);
+		if (rc)
+			return rc;
+		orch_rp_release(&rp);
+	}
+	export_init(jb, dir_key, &x);
+	x.url = cm_xstrdup(j->result_url);
+	rc = prov->ops->export_verify(prov, &jb->rp, &x, err);
+	if (rc) {
+		cm_err_prefix(err, "verify export %s", j->export_task);
+		goto out;
+	}
+	pthread_mutex_lock(&jb->lock);
+	j->result_size = x.bytes;
+	j->bytes_written = x.bytes;
+	pthread_mutex_unlock(&jb->lock);
+	/* the times as vaultfs saw them (the service's are in its own) */
+	cm_time_iso8601(j->times[ORCH_JOB_EXPORTING], when, sizeof(when));
+	cm_json_add_str(x.facts, "exporting", when);
+	cm_time_iso8601(time(NULL), when, sizeof(when));
+	cm_json_add_str(x.facts, "verified", when);
+	root = cm_json_new_object();
+	cm_json_add_str(root, "kind", "export");
+	cm_json_add_u64(root, "bytes_written", x.bytes);
+	cm_json_add(root, "export", x.facts);
+	x.facts = NULL;
+	/* beside the export's own manifests */
+	rc = publish_manifest_json(jb, root, url_key, &jb->rp, NULL, err);
+	cm_json_free(root);
+out:
+	orch_export_release(&x);
 	return rc;
 }
 
@@ -1105,6 +1378,12 @@ enum job_outcome job_run(struct job *jb)
 	if (rc)
 		goto clean;
 	have_rp = true;
+	rc = run_export(jb, prov, &rp, dir_key, &err);
+	if (rc != ORCH_EXPORT_NONE) { /* exported: no archiving */
+		if (rc)
+			goto clean;
+		goto verify;
+	}
 	rc = prov->ops->restore(prov, &rp, res_journal(jb, &rj), &restored,
 				&err);
 	if (rc) /* < 0, or ORCH_RESTORE_WAITING */
@@ -1124,8 +1403,13 @@ verify:
 	rc = enter(jb, ORCH_JOB_VERIFYING, &err);
 	if (rc == 0)
 		rc = check_cancel(jb, &err);
-	if (rc == 0)
+	if (rc == 0 && j->export_task) {
+		/* the export's own proof: what a snapshot may go after */
+		rc = verify_export(jb, prov, dir_key, &err);
+		decoded = rc == 0;
+	} else if (rc == 0) {
 		rc = verify(jb, &decoded, &err);
+	}
 	if (rc == -ECANCELED)
 		check_cancel(jb, &err);
 	if (rc == 0) {

@@ -12,12 +12,15 @@
  *     "progress": { "bytesRead": 0, "bytesTotal": 0, "bytesWritten": 0 },
  *     "result": { "url": ..., "size": ..., "etag": ..., "sha256": ...,
  *                 "incomplete": "2 items not archived: ..." },
+ *     "export": { "task": "vaultfs-...", "status": "IN_PROGRESS",
+ *                 "percent": 42, "detail": "18.3 GB extracted" },
  *     "lastError": "...", "verified": true, "snapshotDeleted": true,
  *     "resources": [ { "kind": "loop", "status": "created",
  *                      "changed": "...", "device": "/dev/loop3",
  *                      "backingFile": "/v/disk.img" }, ... ] }
  *
- * "result" and "lastError" are present only when set, and so are the
+ * "result", "export" (a job whose archive a service writes, provider.h
+ * "Exports") and "lastError" are present only when set, and so are the
  * identifiers of a resource, the recovery point's size and mtime (0:
  * unknown) and the two flags (absent: false). A file is accepted only whole and well formed:
  * anything else is "corrupt".
@@ -59,6 +62,7 @@ struct orch_journal {
 static const char *const state_names[ORCH_JOB_NSTATES] = {
 	"queued", "restoring", "archiving", "verifying", "cleaning",
 	"succeeded", "failed", "cancelled", "incomplete", "waiting",
+	"exporting",
 };
 static const char *const engine_kinds[] = {
 	ORCH_RES_LOOP, ORCH_RES_MOUNT, ORCH_RES_UPLOAD, ORCH_RES_TEMPDIR,
@@ -173,7 +177,10 @@ static void set_str(char **dst, const char *v)
 
 static struct orch_job *job_alloc(void)
 {
-	return cm_xcalloc(1, sizeof(struct orch_job));
+	struct orch_job *job = cm_xcalloc(1, sizeof(struct orch_job));
+
+	job->export_percent = -1;
+	return job;
 }
 
 struct orch_job *orch_job_new(const char *vault, const char *rp_name,
@@ -213,6 +220,9 @@ void orch_job_free(struct orch_job *job)
 	free(job->result_etag);
 	free(job->result_sha256);
 	free(job->result_incomplete);
+	free(job->export_task);
+	free(job->export_status);
+	free(job->export_detail);
 	free(job->last_error);
 	free(job);
 }
@@ -362,6 +372,18 @@ static char *job_to_text(const struct orch_job *job, bool as_record)
 		if (job->result_incomplete)
 			cm_json_add_str(o, "incomplete",
 					job->result_incomplete);
+	}
+	if (job->export_task || job->export_status) {
+		o = cm_json_add_object(root, "export");
+		if (job->export_task)
+			cm_json_add_str(o, "task", job->export_task);
+		if (job->export_status)
+			cm_json_add_str(o, "status", job->export_status);
+		if (job->export_percent >= 0)
+			cm_json_add_u64(o, "percent",
+					(uint64_t)job->export_percent);
+		if (job->export_detail)
+			cm_json_add_str(o, "detail", job->export_detail);
 	}
 	if (job->last_error)
 		cm_json_add_str(root, "lastError", job->last_error);
@@ -611,6 +633,18 @@ static int job_from_json(const struct cm_json *root, const char *want_id,
 			goto out;
 		}
 	}
+	result = cm_json_get(root, "export");
+	v = 0;
+	if (result && (cm_json_type(result) != CM_JSON_OBJECT ||
+		       !get_opt_str(result, "task", &job->export_task) ||
+		       !get_opt_str(result, "status", &job->export_status) ||
+		       !get_opt_str(result, "detail", &job->export_detail) ||
+		       !get_u64(result, "percent", false, &v) || v > 100)) {
+		reject(why, n, "export: malformed");
+		goto out;
+	}
+	if (result && cm_json_get(result, "percent"))
+		job->export_percent = (int)v;
 	if (!get_opt_str(root, "lastError", &job->last_error)) {
 		reject(why, n, "lastError: not a string");
 		goto out;
@@ -1246,6 +1280,32 @@ static bool scan_record(struct scan *s, struct orch_job *job)
 		    !sc_opt_str(s, ",\"sha256\":", &job->result_sha256) ||
 		    !sc_opt_str(s, ",\"incomplete\":",
 				&job->result_incomplete) ||
+		    !sc_lit(s, "}"))
+			return false;
+	}
+	if (sc_lit(s, ",\"export\":{")) {
+		/* as job_to_text writes it: task or status first */
+		bool first = true;
+
+		if (sc_lit(s, "\"task\":")) {
+			if (!sc_str(s, &job->export_task))
+				return false;
+			first = false;
+		}
+		if (first ? sc_lit(s, "\"status\":")
+			  : sc_lit(s, ",\"status\":")) {
+			if (!sc_str(s, &job->export_status))
+				return false;
+			first = false;
+		}
+		if (first)
+			return false;
+		if (sc_lit(s, ",\"percent\":")) {
+			if (!sc_u64(s, &v) || v > 100)
+				return false;
+			job->export_percent = (int)v;
+		}
+		if (!sc_opt_str(s, ",\"detail\":", &job->export_detail) ||
 		    !sc_lit(s, "}"))
 			return false;
 	}

@@ -71,8 +71,12 @@ enum orch_job_state {
 	 * again at the next start, `run --retry-failed` or `touch export`;
 	 * its attempts are not counted */
 	ORCH_JOB_WAITING,
+	/* not final: the service writes the archive itself (an RDS snapshot
+	 * or DynamoDB table export, provider.h "Exports"); the engine
+	 * follows it, then verifies */
+	ORCH_JOB_EXPORTING,
 };
-#define ORCH_JOB_NSTATES 10
+#define ORCH_JOB_NSTATES 11
 
 /* "queued", "restoring", ... */
 const char *orch_job_state_name(enum orch_job_state s);
@@ -167,6 +171,13 @@ struct orch_job {
 				    out ("2 items not archived: ..."); set:
 				    the job ends incomplete, never deletes */
 	char *last_error;    /* owned or NULL */
+	/* an export (provider.h, "Exports"); all NULL / -1 for an archive */
+	char *export_task;   /* owned or NULL: the service's task (RDS: the
+				ExportTaskIdentifier, recorded BEFORE the
+				start call; DynamoDB: the ExportArn, after) */
+	char *export_status; /* owned or NULL: the service's last status */
+	char *export_detail; /* owned or NULL: "18.3 GB extracted" */
+	int export_percent;  /* 0-100, or -1: not known */
 	bool verified;       /* the archive passed verification */
 	bool snapshot_deleted; /* the recovery point was deleted after it */
 	struct orch_resource *res; /* nres entries, owned */

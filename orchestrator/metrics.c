@@ -90,6 +90,15 @@ void orch_metrics_put(struct cm_buf *b, const struct orch_config *cfg,
 	metric_head(b, "vaultfs_rate_bytes_per_second", "gauge",
 		    "Reading rate of the running jobs together.");
 	cm_buf_printf(b, "vaultfs_rate_bytes_per_second %.0f\n", snap->rate);
+	metric_head(b, "vaultfs_export_percent", "gauge",
+		    "Progress of the running exports, as their services "
+		    "state it.");
+	for (size_t i = 0; i < snap->n; i++)
+		if (snap->jobs[i].state == ORCH_JOB_EXPORTING &&
+		    snap->jobs[i].export_percent >= 0)
+			cm_buf_printf(b, "vaultfs_export_percent{job=\"%s\"} "
+				      "%d\n", snap->jobs[i].id,
+				      snap->jobs[i].export_percent);
 	for (size_t i = 0; i < snap->n; i++) {
 		const struct orch_job_info *ji = &snap->jobs[i];
 		long d = job_duration(ji);

@@ -910,6 +910,7 @@ int orch_describe(struct orch *o, const char *vault, const char *name,
 int orch_cancel(struct orch *o, const char *job_id, struct cm_err *err)
 {
 	struct orch_index_hit hit;
+	char *refused = NULL;
 	struct job *jb;
 	struct cm_err e;
 	int rc = 0;
@@ -927,6 +928,16 @@ int orch_cancel(struct orch *o, const char *job_id, struct cm_err *err)
 		goto unlock;
 	}
 	job_hold(jb);
+	pthread_mutex_lock(&jb->lock);
+	if (jb->running && jb->no_cancel &&
+	    jb->j->state == ORCH_JOB_EXPORTING) {
+		/* the service cannot: refused, and the job's log says why */
+		refused = cm_xstrdup(jb->no_cancel);
+		rc = cm_err_set(err, EINVAL, "job %s: %s", job_id, refused);
+		pthread_mutex_unlock(&jb->lock);
+		goto unlock;
+	}
+	pthread_mutex_unlock(&jb->lock);
 	if (jb->running) {
 		atomic_store(&jb->cancel_why, JOB_CANCEL_USER);
 		atomic_store(&jb->cancel, 1);
@@ -960,6 +971,9 @@ unlock:
 		cm_info("job %s: cancel requested", job_id);
 		notify_copy(o, jb);
 	}
+	if (refused) /* the job's log says why, where its user looks */
+		job_log_line(jb, "cancel refused: %s", refused);
+	free(refused);
 	if (jb)
 		job_drop(o, jb);
 	return rc;

@@ -81,6 +81,12 @@ struct orch_job_info {
 				 vault's provider */
 	bool verified;
 	bool snapshot_deleted;
+	/* an export (provider.h, "Exports"); NULL / -1 otherwise */
+	char *export_task;
+	char *export_status;  /* the service's */
+	char *export_detail;  /* "18.3 GB extracted" */
+	int export_percent;   /* -1: not known */
+	char *no_cancel;      /* the engine's: why it cannot be cancelled */
 };
 
 void orch_job_info_release(struct orch_job_info *ji);
@@ -178,7 +184,9 @@ int orch_describe(struct orch *o, const char *vault, const char *name,
 		  char **json, struct cm_err *err);
 
 /* Cancel a queued or running job (cleanup still runs; the job ends
- * cancelled). -ENOENT: no such job; -EALREADY: it has ended. */
+ * cancelled; a running export is cancelled by its service first).
+ * -ENOENT: no such job; -EALREADY: it has ended; -EINVAL: its export
+ * cannot be cancelled (a DynamoDB one), err and the job's log say why. */
 int orch_cancel(struct orch *o, const char *job_id, struct cm_err *err);
 
 /* Wait up to timeout_ms (-1: forever) for nothing to be queued or running.

@@ -86,6 +86,9 @@ struct job {
 	bool has_upload;
 	bool paused_writing;    /* the "writing" test pause happened */
 	bool superseded;        /* the recovery point changed: cancelled */
+	char *no_cancel;        /* protected by ->lock: why its export
+				   cannot be cancelled (orch_cancel says
+				   so), or NULL */
 	int hook_rc;            /* a journal failure inside a hook */
 	struct cm_err hook_err;
 
@@ -174,6 +177,10 @@ struct orch_provider *job_provider(struct job *jb);
 const char *job_rp_name(const struct orch_job *j);
 /* Tell the notify callback (no lock held). */
 void job_notify(struct job *jb);
+/* A line into the job's log (file and ring) from any thread, and to the
+ * process's log. */
+void job_log_line(struct job *jb, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
 /* Copy of the log ring as text, or NULL if it is empty. */
 char *job_log_text(struct job *jb);
 

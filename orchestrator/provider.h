@@ -23,9 +23,38 @@
  *                unmount; resources: the mount ("ebs-mount"). (volume,
  *                to come: CreateVolume, attach, the NVMe device by volume
  *                id -> "/dev/nvme2n1"; resources: the volume)
- *   RDS/Aurora,  restore: StartExportTask / ExportTableToPointInTime and
- *   DynamoDB     poll -> an S3 prefix that is already the archive
+ *   RDS/Aurora,  not restored: exported (below, "Exports"):
+ *   DynamoDB     StartExportTask / ExportTableToPointInTime, followed to
+ *                its end -> an S3 prefix that is already the archive
+ *                (export_rds.c, export_ddb.c)
  *   anything not restorable yet: restore returns ORCH_RESTORE_WAITING
+ *
+ * Exports. Some services write a recovery point's data to S3 themselves
+ * (an RDS or Aurora snapshot export in Parquet, a DynamoDB table export):
+ * nothing is restored, nothing goes through the archiver. For such a
+ * recovery point ops->export starts the service's export into the job's
+ * folder of the destination (the seed's key layout, dest.h) or follows the
+ * one an earlier run started, until the service reports it complete; the
+ * job is `exporting` meanwhile. ops->export_verify then checks the export
+ * by its own manifests, and the engine writes manifest.json beside them
+ * and deletes the snapshot under the same rules as for an archive. The
+ * rules an exporter keeps:
+ *   - never started twice: the task's name is derived from the job id
+ *     and recorded (x->record) BEFORE the start call where the service
+ *     lets the caller name it (RDS's ExportTaskIdentifier: after a crash,
+ *     DescribeExportTasks by that name finds the task if it started);
+ *     where it does not, an idempotency token derived from the job id
+ *     makes a repeated call answer the same export, and what the service
+ *     names it is recorded right after (DynamoDB's ClientToken, ExportArn)
+ *   - an export is not a resource (struct orch_res_journal): a run cut
+ *     off by a crash follows it again, it never cancels it
+ *   - x->stop(): ORCH_EXPORT_DETACH (vaultfs is stopping) stops following
+ *     and leaves the export running; ORCH_EXPORT_CANCEL (the user's
+ *     cancel) asks the service to cancel and follows until it says so.
+ *     A service that cannot cancel says why once through
+ *     x->uncancellable(), and the engine refuses the user's cancel with
+ *     EINVAL and that reason
+ *   - the service's failure ends the job with the service's reason
  *
  * Resources. Every resource a provider creates goes through the journal
  * hooks it is given (struct orch_res_journal) BEFORE it is created, and
@@ -58,6 +87,7 @@
 #include "rp.h"
 
 struct cm_json;
+struct s3_client;
 
 /*
  * How a provider records its resources: the job's journal (each call saves
@@ -87,6 +117,58 @@ struct orch_restored {
 	struct cm_json *manifest;
 	void *priv;         /* the provider's, for release() */
 };
+
+/* What an export reports while it runs (borrowed for the call). */
+struct orch_export_progress {
+	const char *status;  /* the service's: "IN_PROGRESS" */
+	int percent;         /* 0-100, or -1: not known */
+	const char *detail;  /* for people: "18.3 GB extracted", or NULL */
+};
+
+enum orch_export_stop {
+	ORCH_EXPORT_GO = 0,   /* go on */
+	ORCH_EXPORT_DETACH,   /* stop following; the export goes on */
+	ORCH_EXPORT_CANCEL,   /* cancel the export */
+};
+
+/* One export, between the engine and an exporter (see "Exports"). */
+struct orch_export {
+	/* in */
+	const char *job_id;
+	const char *bucket;      /* the destination's bucket */
+	const char *prefix;      /* the job's folder key, ending in '/' */
+	const char *task;        /* recorded by an earlier run, or NULL */
+	struct s3_client *s3;    /* the destination's, for export_verify */
+	unsigned poll_ms;        /* the first wait between polls; it grows
+				    to ORCH_EXPORT_POLL_MAX_MS */
+	/* Record `task` in the job durably: started false before the
+	 * service is asked to start it, true once it answered or was found
+	 * started (called before following: the job is `exporting` from
+	 * the first call on). 0: go on; otherwise do not start. */
+	int (*record)(void *ctx, const char *task, bool started,
+		      struct cm_err *err);
+	void (*progress)(void *ctx, const struct orch_export_progress *p);
+	void (*uncancellable)(void *ctx, const char *why);
+	enum orch_export_stop (*stop)(void *ctx);
+	void *ctx;
+	/* out */
+	char *url;               /* owned: export: "s3://bucket/key/" where
+				    its files are */
+	uint64_t bytes;          /* export_verify: bytes of its files */
+	struct cm_json *facts;   /* owned: export_verify: an object for
+				    manifest.json's "export" (task, counts,
+				    sizes, times) */
+};
+
+#define ORCH_EXPORT_POLL_MS 15000       /* the first wait: 15 s */
+#define ORCH_EXPORT_POLL_MAX_MS 300000  /* growing to 5 min */
+
+/* export() returns this (> 0) for a recovery point it does not export:
+ * the engine restores it as usual. */
+#define ORCH_EXPORT_NONE 2
+
+/* Free what an export's out fields hold. */
+void orch_export_release(struct orch_export *x);
 
 /*
  * restore() returns this (> 0) when no restorer handles the recovery point
@@ -169,6 +251,19 @@ struct orch_provider_ops {
 	int (*describe)(struct orch_provider *p,
 			const struct orch_recovery_point *rp,
 			struct cm_json *out, struct cm_err *err);
+	/* Exports (see above). export: start or follow rp's export until the
+	 * service reports it complete (0, x->url set), or ORCH_EXPORT_NONE.
+	 * -ECANCELED: stopped (x->stop). Other errors: failed, err says why
+	 * (the service's reason). NULL: the provider exports nothing. */
+	int (*export)(struct orch_provider *p,
+		      const struct orch_recovery_point *rp,
+		      struct orch_export *x, struct cm_err *err);
+	/* The completed export x->task at x->url is whole, by its own
+	 * manifests: x->bytes and x->facts set. -EIO naming what is
+	 * missing or wrong. */
+	int (*export_verify)(struct orch_provider *p,
+			     const struct orch_recovery_point *rp,
+			     struct orch_export *x, struct cm_err *err);
 	/* After a crash: release a resource of a kind only this provider
 	 * knows (res->kind is its own name, res->ids its ids). 0: gone now.
 	 * NULL: it has none. */

@@ -43,10 +43,12 @@ static int ddb_tags(struct aws_client *c, const char *arn,
 static const struct awsb_type types[AWSB_NTYPES] = {
 	{ "EBS", ORCH_RP_EBS, "EBS", ec2_tags, &aws_ec2,
 	  &orch_ebs_direct_restorer },
-	{ "RDS", ORCH_RP_RDS, "RDS", rds_tags, &aws_rds, NULL },
-	{ "Aurora", ORCH_RP_AURORA, "Aurora", rds_tags, &aws_rds, NULL },
+	{ "RDS", ORCH_RP_RDS, "RDS", rds_tags, &aws_rds,
+	  &orch_rds_exporter },
+	{ "Aurora", ORCH_RP_AURORA, "Aurora", rds_tags, &aws_rds,
+	  &orch_rds_exporter },
 	{ "DynamoDB", ORCH_RP_DYNAMODB, "DynamoDB", ddb_tags, &aws_dynamodb,
-	  NULL },
+	  &orch_ddb_exporter },
 };
 
 static const struct awsb_type *type_by_aws(const char *aws)
@@ -73,6 +75,14 @@ static int vault_type_index(const struct aws_backup *ab,
 		if (ab->types[i] == t)
 			return (int)i;
 	return -1;
+}
+
+struct aws_client *awsb_client_of(struct aws_backup *ab, const char *rp_type)
+{
+	const struct awsb_type *t = type_by_rp(rp_type);
+	int i = t ? vault_type_index(ab, t) : -1;
+
+	return i < 0 ? NULL : ab->tag_clients[i];
 }
 
 /* ---- config ------------------------------------------------------------ */
@@ -821,6 +831,9 @@ static int awsb_restore(struct orch_provider *p,
 	out->fd = -1;
 	if (!r)
 		return type_by_rp(rp->type) ? ORCH_RESTORE_WAITING : -EINVAL;
+	if (!r->ops->restore) /* the engine exports it (awsb_export) */
+		return cm_err_set(err, EINVAL, "%s is exported, not restored",
+				  rp->path);
 	rc = r->ops->restore(p, rp, rj, out, err);
 	if (rc)
 		return rc;
@@ -829,6 +842,28 @@ static int awsb_restore(struct orch_provider *p,
 	w->priv = out->priv;
 	out->priv = w;
 	return 0;
+}
+
+static int awsb_export(struct orch_provider *p,
+		       const struct orch_recovery_point *rp,
+		       struct orch_export *x, struct cm_err *err)
+{
+	const struct awsb_type *t = type_by_rp(rp->type);
+
+	if (!t || !t->restorer || !t->restorer->ops->export)
+		return ORCH_EXPORT_NONE;
+	return t->restorer->ops->export(p, rp, x, err);
+}
+
+static int awsb_export_verify(struct orch_provider *p,
+			      const struct orch_recovery_point *rp,
+			      struct orch_export *x, struct cm_err *err)
+{
+	const struct awsb_type *t = type_by_rp(rp->type);
+
+	if (!t || !t->restorer || !t->restorer->ops->export_verify)
+		return cm_err_set(err, EINVAL, "%s: not an export", rp->path);
+	return t->restorer->ops->export_verify(p, rp, x, err);
 }
 
 static int awsb_check(struct orch_provider *p,
@@ -1001,6 +1036,8 @@ static const struct orch_provider_ops awsb_ops = {
 	.restore = awsb_restore,
 	.check = awsb_check,
 	.release = awsb_release,
+	.export = awsb_export,
+	.export_verify = awsb_export_verify,
 	.delete_snapshot = awsb_delete,
 	.describe = awsb_describe,
 	.release_stale = awsb_release_stale,
@@ -1056,6 +1093,23 @@ int orch_provider_aws_backup_new(const struct orch_config *cfg,
 			      : cfg->region ? cm_xstrdup(cfg->region) : NULL;
 	ab->queue_url = s.queue_url;
 	ab->poll_seconds = s.poll_seconds;
+	/* types named on purpose that their services export into S3 need an
+	 * S3 destination (with the default, all four, their jobs fail
+	 * saying so: an EBS-only vault into a local store stays valid) */
+	for (size_t i = 0; cm_json_get(vault->raw, "resourceTypes") &&
+			   !cfg->bucket && i < s.ntypes; i++) {
+		if (s.types[i]->restorer &&
+		    s.types[i]->restorer->ops->export) {
+			/* the strings of s are ab's now: awsb_free's */
+			rc = cm_err_set(err, EINVAL, "config: %s: "
+					"resourceTypes lists %s, whose "
+					"recovery points their service "
+					"exports into S3: the destination "
+					"must be s3://BUCKET[/PREFIX], not a "
+					"local store", where, s.types[i]->aws);
+			goto fail;
+		}
+	}
 	ab->ntypes = s.ntypes;
 	for (size_t i = 0; i < s.ntypes; i++) {
 		ab->types[i] = s.types[i];

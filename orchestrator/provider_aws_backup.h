@@ -69,6 +69,9 @@
 #ifndef VAULTFS_ORCH_PROVIDER_AWS_BACKUP_H
 #define VAULTFS_ORCH_PROVIDER_AWS_BACKUP_H
 
+#include <stdint.h>
+#include <time.h>
+
 #include "provider.h"
 
 struct cm_json;
@@ -90,6 +93,52 @@ struct orch_aws_restorer {
 
 /* restore_ebs.c: EBS snapshots read with the EBS direct APIs */
 extern const struct orch_aws_restorer orch_ebs_direct_restorer;
+
+/*
+ * export_aws.c: RDS/Aurora snapshots and DynamoDB tables exported by
+ * their services (provider.h, "Exports"); their ops are export and
+ * export_verify only.
+ */
+extern const struct orch_aws_restorer orch_rds_exporter;
+extern const struct orch_aws_restorer orch_ddb_exporter;
+
+/* RDS's ExportTaskIdentifier of a job: "vaultfs-" and the job id lowered,
+ * every run of other characters one '-' (1-60 letters, digits, hyphens,
+ * a letter first, no "--", no '-' last). -EINVAL when it cannot be. */
+int orch_export_task_name(const char *job_id, char *out, size_t n);
+/* StartExportTask's parameters (n name/value pairs into *out; free with
+ * orch_rds_export_params_free). -EINVAL naming rds.iamRoleArn or
+ * rds.kmsKeyId when the config lacks it. */
+int orch_rds_export_params(const struct orch_config *cfg, const char *id,
+			   const char *source_arn, const char *bucket,
+			   const char *prefix, const char ***out, size_t *n,
+			   struct cm_err *err);
+void orch_rds_export_params_free(const char **pv, size_t n);
+/* An RDS export_tables_info file (parsed): every table of its
+ * perTableStatus COMPLETE, counted into *ntables; else -EIO naming the
+ * table (`where` names the file). */
+int orch_rds_tables_check(const struct cm_json *info, const char *where,
+			  uint64_t *ntables, struct cm_err *err);
+/* One line of a DynamoDB manifest-files.json (borrowed for the call). */
+struct orch_ddb_file {
+	size_t line;
+	const char *key;  /* dataFileS3Key */
+	const char *etag; /* or NULL */
+	uint64_t items;   /* itemCount */
+};
+/* fn for every line of manifest-files.json (one JSON object per line;
+ * empty lines skipped); -EIO naming the line when one lacks
+ * dataFileS3Key or itemCount or is not JSON; fn's error stops it. */
+int orch_ddb_files_each(const char *text, size_t len,
+			int (*fn)(void *ctx, const struct orch_ddb_file *f,
+				  struct cm_err *err),
+			void *ctx, struct cm_err *err);
+/* ExportTableToPointInTime's body (cm_json_free it). */
+struct cm_json *orch_ddb_export_request(const struct orch_config *cfg,
+					const char *job_id,
+					const char *table_arn, time_t when,
+					const char *bucket,
+					const char *prefix);
 
 /*
  * The name a recovery point ARN gets in its vault (see above) into out,

@@ -79,6 +79,15 @@ void orch_restored_release(struct orch_restored *r)
 	r->fd = -1;
 }
 
+void orch_export_release(struct orch_export *x)
+{
+	free(x->url);
+	cm_json_free(x->facts);
+	x->url = NULL;
+	x->facts = NULL;
+	x->bytes = 0;
+}
+
 void orch_rp_describe(const struct orch_recovery_point *rp,
 		      struct cm_json *out)
 {

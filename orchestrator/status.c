@@ -30,6 +30,10 @@ void orch_job_info_release(struct orch_job_info *ji)
 	free(ji->result_sha256);
 	free(ji->error);
 	free(ji->held);
+	free(ji->export_task);
+	free(ji->export_status);
+	free(ji->export_detail);
+	free(ji->no_cancel);
 	memset(ji, 0, sizeof(*ji));
 }
 
@@ -68,6 +72,10 @@ void orch_job_info_from_job(const struct orch_job *job, time_t now,
 	}
 	out->verified = job->verified;
 	out->snapshot_deleted = job->snapshot_deleted;
+	out->export_task = dup_or_null(job->export_task);
+	out->export_status = dup_or_null(job->export_status);
+	out->export_detail = dup_or_null(job->export_detail);
+	out->export_percent = job->export_percent;
 	/* the rate of reading: while archiving up to now, after it over
 	 * the time archiving took; none when that was under the journal's
 	 * resolution of a second (bytes over "one second" would be a
@@ -134,7 +142,26 @@ char *orch_job_info_text(const struct orch_job_info *ji)
 		 ji->waiting ? " (waiting to retry)" : "");
 	add_line(&text, "attempts", "%u", ji->attempts);
 	orch_format_bytes(ji->bytes_read, a, sizeof(a));
-	if (ji->bytes_total) {
+	if (ji->export_task || ji->export_status) {
+		/* the service's progress, as it states it */
+		if (ji->export_percent >= 0)
+			add_line(&text, "progress", "%d%%%s%s%s",
+				 ji->export_percent,
+				 ji->export_detail ? " (" : "",
+				 ji->export_detail ? ji->export_detail : "",
+				 ji->export_detail ? ")" : "");
+		else if (ji->export_detail)
+			add_line(&text, "progress", "%s", ji->export_detail);
+		if (ji->export_task)
+			add_line(&text, "export task", "%s",
+				 ji->export_task);
+		if (ji->export_status)
+			add_line(&text, "export status", "%s",
+				 ji->export_status);
+		if (ji->no_cancel && !orch_job_state_final(ji->state))
+			add_line(&text, "cancel", "not possible: %s",
+				 ji->no_cancel);
+	} else if (ji->bytes_total) {
 		orch_format_bytes(ji->bytes_total, b, sizeof(b));
 		add_line(&text, "progress", "%s of %s (%.0f%%)", a, b,
 			 ji->bytes_read >= ji->bytes_total ?
@@ -164,7 +191,8 @@ char *orch_job_info_text(const struct orch_job_info *ji)
 	if (ji->result_url) {
 		orch_format_bytes(ji->result_size, a, sizeof(a));
 		add_line(&text, "result", "%s", ji->result_url);
-		add_line(&text, "archive size", "%s (%llu bytes)", a,
+		add_line(&text, ji->export_task ? "export size" :
+			 "archive size", "%s (%llu bytes)", a,
 			 (unsigned long long)ji->result_size);
 		if (ji->result_sha256)
 			add_line(&text, "sha256", "%s", ji->result_sha256);

@@ -24,8 +24,10 @@
 #     job reaches a verified archive before the EBS restorer exists
 #   - `vaultfs mount`: the recovery points in vaults/prod, info.json with
 #     their tags and the volume's
-#   - RDS and DynamoDB recovery points: waiting for their restorers, with
-#     the database's and the table's tags (RDS's Query, DynamoDB's JSON)
+#   - RDS and DynamoDB recovery points, with the database's and the
+#     table's tags (RDS's Query, DynamoDB's JSON): their exports fail
+#     clearly without rds.iamRoleArn and with point-in-time recovery off
+#     (the exports themselves: aws_exports.sh)
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/archive.inc"
 . "$(dirname "$0")/orch.inc"
@@ -271,9 +273,10 @@ write_config "$CFG_DB" "{
   \"vaults\": [{\"name\": \"db\", \"type\": \"aws-backup\",
                \"backupVault\": \"$VAULT_DB\", \"resourceTypes\": [\"RDS\", \"DynamoDB\"]}],
   \"destination\": \"s3://$BUCKET/arch\", \"stateDir\": \"$T/state-db\"}"
-vf_run --config "$CFG_DB" --once
-expect_grep "waiting   db/${RPDB#*:snapshot:}: no provider for RDS yet" "$RUN_OUT"
-expect_grep "waiting   db/${RPTB##*/}: no provider for DynamoDB yet" "$RUN_OUT"
+vf_run_fails --config "$CFG_DB" --once
+jstate "$T/state-db" 'j["state"]' 'j["lastError"]' >"$T/db.jobs"
+expect_grep '^failed	config: rds.iamRoleArn: missing: exporting an RDS or Aurora snapshot needs the IAM role' "$T/db.jobs"
+expect_grep "^failed	table $TB: point-in-time recovery is disabled" "$T/db.jobs"
 mount_view "$MP" "$CFG_DB"
 python3 - "$MP/vaults/db" "$RPDB" "$DB" "$RPTB" "$TB" <<'EOF'
 import json, sys
@@ -286,4 +289,4 @@ for rp, res, rtype, team in ((sys.argv[2], sys.argv[3], "rds-snapshot", "db"),
     assert i["resourceTags"] == {"team": team}, i
 EOF
 unmount_view
-log "RDS and DynamoDB: waiting for their restorers, their resources' tags shown"
+log "RDS and DynamoDB: a missing rds.iamRoleArn and PITR off are clear errors, their resources' tags shown"

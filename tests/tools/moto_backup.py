@@ -70,6 +70,12 @@ LIMITS AND TEST-ONLY PARTS (what this is not):
     status (CompletionDate is set when it becomes COMPLETED and cleared
     otherwise): how tests make a point that is not COMPLETED, or complete it
     later. Answers 200 {} or the errors above. No AWS API has this path.
+  - RDS StartExportTask (moto's own, issue 13's exports): moto takes the
+    part of SourceArn after its last ':' as the snapshot's name, and AWS
+    Backup's snapshots are named "awsbackup:job-J" (so moto answered 500).
+    This file replaces that one lookup: the name is everything after
+    "snapshot:" or "cluster-snapshot:". The rest is moto's (the task
+    completes at once; moto writes no files).
   - IamRoleArn is required but not checked against IAM. DeleteBackupVault
     is moto's: it does not refuse a vault that still holds points.
   - The state lives in this process only, like the rest of moto's.
@@ -93,7 +99,8 @@ from moto.core.exceptions import JsonRESTError
 from moto.dynamodb.models import dynamodb_backends
 from moto.ebs.models import EBSSnapshot, ebs_backends
 from moto.ec2.models import ec2_backends
-from moto.rds.models import rds_backends
+from moto.rds import exceptions as rds_errors
+from moto.rds.models import ExportTask, RDSBackend, rds_backends
 
 # AWS's RecoveryPointStatus values (botocore's backup model, 2018-11-15).
 STATUSES = ("COMPLETED", "PARTIAL", "DELETING", "EXPIRED", "AVAILABLE",
@@ -514,9 +521,33 @@ def set_status(request, full_url, headers):
     return answer({})
 
 
+def start_export_task(self, kwargs):
+    """moto's RDSBackend.start_export_task, the snapshot found by its whole
+    name (see the header)."""
+    task_id, arn = kwargs["export_task_identifier"], kwargs["source_arn"]
+    parts = arn.split(":", 6)
+    kind, name = (parts[5], parts[6]) if len(parts) == 7 else ("", "")
+    if task_id in self.export_tasks:
+        raise rds_errors.ExportTaskAlreadyExistsError(task_id)
+    if kind == "snapshot" and name in self.database_snapshots:
+        snap = self.database_snapshots[name]
+    elif kind == "cluster-snapshot" and name in self.cluster_snapshots:
+        snap = self.cluster_snapshots[name]
+    elif kind == "cluster-snapshot":
+        raise rds_errors.DBClusterSnapshotNotFoundError(name)
+    else:
+        raise rds_errors.DBSnapshotNotFoundFault(name)
+    if snap.status != "available":
+        raise rds_errors.InvalidExportSourceStateError(snap.status)
+    task = ExportTask(self, snap, kwargs)
+    self.export_tasks[task_id] = task
+    return task
+
+
 def install():
     """Register the operations with moto's Backup service, before the
     server builds its Flask app for it (on the first Backup request)."""
+    RDSBackend.start_export_task = start_export_task
     for fn in (start_backup_job, list_recovery_points_by_backup_vault,
                describe_recovery_point, delete_recovery_point, list_tags,
                tag_resource, untag_resource):

@@ -262,6 +262,10 @@ static void same_job(const struct orch_job *a, const struct orch_job *b)
 	same_str(a->result_etag, b->result_etag);
 	same_str(a->result_sha256, b->result_sha256);
 	same_str(a->result_incomplete, b->result_incomplete);
+	same_str(a->export_task, b->export_task);
+	same_str(a->export_status, b->export_status);
+	same_str(a->export_detail, b->export_detail);
+	assert_int_equal(a->export_percent, b->export_percent);
 	same_str(a->last_error, b->last_error);
 	assert_int_equal(a->verified, b->verified);
 	assert_int_equal(a->snapshot_deleted, b->snapshot_deleted);
@@ -273,10 +277,12 @@ static void test_every_state(void **state)
 	static const char *const names[ORCH_JOB_NSTATES] = {
 		"queued", "restoring", "archiving", "verifying", "cleaning",
 		"succeeded", "failed", "cancelled", "incomplete", "waiting",
+		"exporting",
 	};
 	static const enum orch_job_state unfinished[] = {
 		ORCH_JOB_QUEUED, ORCH_JOB_RESTORING, ORCH_JOB_ARCHIVING,
 		ORCH_JOB_VERIFYING, ORCH_JOB_CLEANING, ORCH_JOB_WAITING,
+		ORCH_JOB_EXPORTING,
 	};
 	struct orch_job *jobs[ORCH_JOB_NSTATES];
 	struct orch_job_list l;
@@ -308,6 +314,11 @@ static void test_every_state(void **state)
 			jobs[i]->result_incomplete =
 				strdup("1 item not archived: ./a: changed");
 		}
+		if (i == ORCH_JOB_EXPORTING) {
+			jobs[i]->export_task = strdup("vaultfs-20261126t2045");
+			jobs[i]->export_status = strdup("IN_PROGRESS");
+			jobs[i]->export_percent = 0;
+		}
 		assert_int_equal(orch_journal_save(j, jobs[i], &err), 0);
 		assert_string_equal(orch_job_state_name(
 					    (enum orch_job_state)i), names[i]);
@@ -317,10 +328,10 @@ static void test_every_state(void **state)
 	}
 	assert_int_equal(orch_job_state_parse("done", &s), -EINVAL);
 
-	/* recovery sees the six unfinished ones (waiting too), in id
-	 * (creation) order */
+	/* recovery sees the seven unfinished ones (waiting and exporting
+	 * too), in id (creation) order */
 	assert_int_equal(orch_journal_load_all(j, 0, &l, &err), 0);
-	assert_int_equal(l.n, 6);
+	assert_int_equal(l.n, 7);
 	assert_int_equal(l.ncorrupt, 0);
 	for (size_t i = 0; i < l.n; i++) {
 		assert_string_equal(l.jobs[i]->id, jobs[unfinished[i]]->id);
@@ -355,6 +366,10 @@ static void test_every_state(void **state)
 	assert_true(orch_job_state_final(l.jobs[ORCH_JOB_INCOMPLETE]->state));
 	assert_string_equal(l.jobs[ORCH_JOB_INCOMPLETE]->result_incomplete,
 			    "1 item not archived: ./a: changed");
+	assert_string_equal(l.jobs[ORCH_JOB_EXPORTING]->export_task,
+			    "vaultfs-20261126t2045");
+	assert_int_equal(l.jobs[ORCH_JOB_EXPORTING]->export_percent, 0);
+	assert_int_equal(l.jobs[ORCH_JOB_FAILED]->export_percent, -1);
 	orch_job_list_release(&l);
 	orch_job_list_release(&l); /* twice is harmless */
 
@@ -970,6 +985,15 @@ static void test_record_scanner(void **state)
 				orch_job_set_error(job, paths[p]);
 			job->verified = p & 1;
 			job->snapshot_deleted = p & 2;
+			if (p) { /* an export, whole or in part */
+				job->export_task = p != 2 ?
+					cm_xstrdup(paths[p]) : NULL;
+				job->export_status = p > 1 ?
+					cm_xstrdup("IN_PROGRESS") : NULL;
+				job->export_percent = p == 3 ? 42 : -1;
+				job->export_detail = p == 3 ?
+					cm_xstrdup("18.3 GB \"x\"") : NULL;
+			}
 			text = orch_job_record_text(job);
 			check_line(text, 0);
 			free(text);
