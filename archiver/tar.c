@@ -1093,6 +1093,15 @@ static void stage(struct walk *w, struct staged *s, const char *problem)
 }
 
 /* The walker's whole walk; its failure (not the writer's) in *err. */
+/* The file the archive is written into (opts->has_exclude). */
+static bool is_own_output(const struct arc_source_opts *o,
+			  struct archive_entry *e)
+{
+	return o && o->has_exclude && archive_entry_filetype(e) == AE_IFREG &&
+	       archive_entry_dev(e) == o->exclude_dev &&
+	       archive_entry_ino64(e) == (la_int64_t)o->exclude_ino;
+}
+
 static int walk_all(struct walk *w, struct cm_err *err)
 {
 	struct arc_tar *t = w->t;
@@ -1129,6 +1138,11 @@ static int walk_all(struct walk *w, struct cm_err *err)
 			/* nothing to archive: an unreadable directory's
 			 * contents, a file that could not be looked at */
 			stage_skip(w, s, w->dir, -1, cm_xstrdup(problem));
+			continue;
+		}
+		if (is_own_output(t->opts, s->e)) {
+			cm_warn("%s: left out: it is the archive being "
+				"written", archive_entry_pathname(s->e));
 			continue;
 		}
 		archive_read_disk_descend(w->disk);
