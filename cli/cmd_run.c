@@ -14,6 +14,7 @@
  * so the next start runs them again). onFailure commands get a clean mask.
  */
 #include "commands.h"
+#include "usage.h"
 
 #include "config.h"
 #include "log.h"
@@ -88,6 +89,7 @@ static void usage(FILE *f)
 		"Without --once, vaultfs runs until SIGTERM or SIGINT, "
 		"picking up new\nrecovery points as they appear. `vaultfs "
 		"status` shows the jobs.\n");
+	vf_help_end(f, "run");
 }
 
 static int parse_args(int argc, char **argv, struct run_cli *o)
@@ -96,7 +98,7 @@ static int parse_args(int argc, char **argv, struct run_cli *o)
 
 	memset(o, 0, sizeof(*o));
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "c:qvh", long_opts, NULL)) != -1) {
+	while ((c = vf_getopt("run", argc, argv, "c:qvh", long_opts)) != -1) {
 		switch (c) {
 		case 'c':
 			o->config = optarg;
@@ -120,20 +122,16 @@ static int parse_args(int argc, char **argv, struct run_cli *o)
 			usage(stdout);
 			return -1;
 		default:
-			usage(stderr);
-			return 2;
+			return VF_EXIT_USAGE;
 		}
 	}
-	if (optind != argc) {
-		fprintf(stderr, "vaultfs: run: unexpected argument '%s'\n",
-			argv[optind]);
-		return 2;
-	}
-	if ((o->retry_failed || o->allow_incomplete) && !o->once) {
-		fprintf(stderr, "vaultfs: run: --%s goes with --once\n",
-			o->retry_failed ? "retry-failed" : "allow-incomplete");
-		return 2;
-	}
+	c = vf_operands("run", argc, argv, optind, "");
+	if (c)
+		return c;
+	if ((o->retry_failed || o->allow_incomplete) && !o->once)
+		return vf_usage_error("run", "--%s goes with --once",
+				      o->retry_failed ? "retry-failed"
+						      : "allow-incomplete");
 	return 0;
 }
 

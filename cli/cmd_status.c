@@ -9,6 +9,7 @@
  * index meanwhile is in one or the other (or both: listed once).
  */
 #include "commands.h"
+#include "usage.h"
 
 #include "config.h"
 #include "index.h"
@@ -44,6 +45,7 @@ static void usage(FILE *f)
 		"      --json         one JSON array with every field of "
 		"every job\n"
 		"  -h, --help         this help\n");
+	vf_help_end(f, "status");
 }
 
 #define NCOLS 6
@@ -273,7 +275,7 @@ int cmd_status(int argc, char **argv)
 	int c, rc;
 
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "c:h", long_opts, NULL)) != -1) {
+	while ((c = vf_getopt("status", argc, argv, "c:h", long_opts)) != -1) {
 		switch (c) {
 		case 'c':
 			config = optarg;
@@ -285,14 +287,12 @@ int cmd_status(int argc, char **argv)
 			usage(stdout);
 			return 0;
 		default:
-			usage(stderr);
-			return 2;
+			return VF_EXIT_USAGE;
 		}
 	}
-	if (optind != argc) {
-		usage(stderr);
-		return 2;
-	}
+	rc = vf_operands("status", argc, argv, optind, "");
+	if (rc)
+		return rc;
 	rc = vf_load_config("status", config, &cfg);
 	if (rc)
 		return rc;

@@ -247,8 +247,19 @@ static atomic_int *cancel_target;
 
 static void on_cancel_signal(int sig)
 {
-	(void)sig;
-	atomic_store(cancel_target, 1);
+	atomic_store(cancel_target, sig);
+}
+
+int vf_cancelled(const char *cmd, int sig, const char *what)
+{
+	const char *how = sig == SIGINT    ? "interrupted"
+			  : sig == SIGTERM ? "terminated"
+			  : sig == SIGHUP  ? "hangup"
+					   : "stopped by a signal";
+
+	fprintf(stderr, "vaultfs: %s: %s%s%s\n", cmd, how, what ? ": " : "",
+		what ? what : "");
+	return 128 + sig;
 }
 
 void vf_cancel_on_signals(atomic_int *flag)
