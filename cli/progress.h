@@ -63,6 +63,10 @@ void vf_cancel_on_signals(atomic_int *flag);
  */
 int vf_cancelled(const char *cmd, int sig, const char *what);
 
+/* True when the terminal must get no escape sequences: TERM unset, empty
+ * or "dumb", or NO_COLOR set and not empty. */
+bool vf_term_plain(void);
+
 /* "1.5 MiB" into out (at least 16 bytes); shared with other commands. */
 void vf_format_bytes(uint64_t n, char *out, size_t len);
 
