@@ -10,6 +10,9 @@
 #include <string.h>
 
 static void vusage(const char *cmd, const char *fmt, va_list ap)
+	__attribute__((format(printf, 2, 0)));
+
+static void vusage(const char *cmd, const char *fmt, va_list ap)
 {
 	fprintf(stderr, "vaultfs: %s: ", cmd);
 	vfprintf(stderr, fmt, ap);
