@@ -30,7 +30,7 @@ int vf_usage_error(const char *cmd, const char *fmt, ...)
 	return VF_EXIT_USAGE;
 }
 
-/* "--name" of the long option whose val is `val`, else NULL. */
+/* The name of the long option whose val is `val`, else NULL. */
 static const char *long_name(const struct option *longopts, int val)
 {
 	for (const struct option *o = longopts; o && o->name; o++)
