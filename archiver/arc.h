@@ -73,6 +73,13 @@ struct arc_codec_opts {
 int arc_codec_parse(const char *name, enum arc_codec *out);
 const char *arc_codec_name(enum arc_codec c);     /* "gzip", "zstd", "none" */
 const char *arc_codec_suffix(enum arc_codec c);   /* ".gz", ".zst", "" */
+/*
+ * The levels a codec takes, lo..hi, and its default: gzip 1-9 (6), zstd
+ * 1-19 (3; the ultra levels above 19 want hundreds of MiB per thread),
+ * none takes no level (0, 0, 0: any level given is an error). The one
+ * place the command line and the configuration take their ranges from.
+ */
+void arc_codec_levels(enum arc_codec c, int *lo, int *hi, int *def);
 
 struct arc_filter *arc_codec_new(const struct arc_codec_opts *opts,
 				 struct arc_filter *next, struct cm_err *err);

@@ -535,7 +535,8 @@ static int loop_attach(struct arc_devs *d, int image_fd, const char *image,
 	for (int attempt = 0;; attempt++) {
 		int nr = ioctl(ctl, LOOP_CTL_GET_FREE);
 		bool no_node;
-		dev_t devnum;
+		dev_t devnum = 0; /* read_devnum sets it when it returns 0;
+				     gcc -O2 cannot see that */
 
 		if (nr < 0) {
 			rc = cm_err_set(err, errno,

@@ -48,6 +48,21 @@ int arc_codec_parse(const char *name, enum arc_codec *out)
 	return -EINVAL;
 }
 
+void arc_codec_levels(enum arc_codec c, int *lo, int *hi, int *def)
+{
+	switch (c) {
+	case ARC_CODEC_GZIP:
+		*lo = 1, *hi = 9, *def = 6;
+		break;
+	case ARC_CODEC_ZSTD:
+		*lo = 1, *hi = 19, *def = 3;
+		break;
+	default:
+		*lo = *hi = *def = 0;
+		break;
+	}
+}
+
 const char *arc_codec_name(enum arc_codec c)
 {
 	if ((size_t)c >= NCODECS)

@@ -52,7 +52,7 @@ static int new_probe(int fd, uint64_t offset, uint64_t size,
 static int probe_superblocks(int fd, uint64_t offset, uint64_t size,
 			     struct arc_probe *out, struct cm_err *err)
 {
-	blkid_probe pr;
+	blkid_probe pr = NULL; /* new_probe sets it when it returns 0 */
 	const char *v = NULL;
 	int rc, r;
 
@@ -87,7 +87,7 @@ static int probe_superblocks(int fd, uint64_t offset, uint64_t size,
 static int probe_partitions(int fd, uint64_t offset, uint64_t size,
 			    struct arc_probe *out, struct cm_err *err)
 {
-	blkid_probe pr;
+	blkid_probe pr = NULL; /* new_probe sets it when it returns 0 */
 	blkid_partlist ls;
 	blkid_parttable tab;
 	int rc, n;

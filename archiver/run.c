@@ -151,6 +151,23 @@ static int check_dest(struct s3_client *client, const struct target *obj,
 	return rc;
 }
 
+/* o->no_clobber: neither local place may exist yet. */
+static int check_no_clobber(const struct target *obj, const struct target *man,
+			    struct cm_err *err)
+{
+	const struct target *t[] = { obj, man };
+	struct stat st;
+
+	for (size_t i = 0; i < 2; i++) {
+		if (t[i]->bucket || !t[i]->key || !strcmp(t[i]->key, "-"))
+			continue;
+		if (lstat(t[i]->key, &st) == 0)
+			return cm_err_set(err, EEXIST, "%s: exists",
+					  t[i]->key);
+	}
+	return 0;
+}
+
 static int write_manifest(struct s3_client *client, const struct target *man,
 			  const char *text, struct cm_err *err)
 {
@@ -270,6 +287,8 @@ int arc_run(const struct arc_run_opts *o, struct arc_run_result *res,
 		goto out;
 	res->method = arc_plan_method(plan);
 	rc = resolve_targets(o, res->method, &obj, &man, err);
+	if (rc == 0 && o->no_clobber)
+		rc = check_no_clobber(&obj, &man, err);
 	if (rc)
 		goto out;
 	res->object_url = target_url(&obj);
@@ -286,6 +305,13 @@ int arc_run(const struct arc_run_opts *o, struct arc_run_result *res,
 	if (!sink) {
 		rc = -EIO;
 		goto out;
+	}
+	if (!obj.bucket && arc_sink_file_stat(sink, &st) == 0 &&
+	    S_ISREG(st.st_mode)) {
+		/* the plan borrows sopts: its walk has not begun */
+		sopts.has_exclude = true;
+		sopts.exclude_dev = st.st_dev;
+		sopts.exclude_ino = st.st_ino;
 	}
 	hash = arc_hash_new(sink);
 	chain = arc_codec_new(&o->codec, hash, err);

@@ -71,6 +71,10 @@ struct arc_run_opts {
 	/* journal replay: see struct arc_source_opts (source.h) */
 	const char *overlay_dir;       /* NULL: $TMPDIR, else /tmp */
 	uint64_t overlay_limit;        /* 0: the default */
+	/* A local object or manifest that already exists is an error
+	 * (EEXIST) instead of being replaced: `vaultfs archive` without
+	 * --force. */
+	bool no_clobber;
 };
 
 struct arc_run_result {

@@ -14,6 +14,7 @@
 #define VAULTFS_SINK_H
 
 #include <stdint.h>
+#include <sys/stat.h>
 
 #include "arc.h"
 #include "crypto.h"
@@ -33,6 +34,10 @@ void arc_hash_result(const struct arc_filter *hash,
 		     struct arc_hash_result *out);
 
 struct arc_filter *arc_sink_file_new(const char *path, struct cm_err *err);
+/* The file a file sink writes (PATH.partial, or what stdout is): fstat of
+ * it, so that a tree walk can leave it out of the archive it is making.
+ * 0 or -errno. */
+int arc_sink_file_stat(const struct arc_filter *sink, struct stat *st);
 
 /* `client` is borrowed and must outlive the filter. On success the ETag
  * and size of the stored object are readable with arc_sink_s3_result. */

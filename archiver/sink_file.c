@@ -177,6 +177,13 @@ static const struct arc_filter_ops file_ops = {
 	.free = file_free,
 };
 
+int arc_sink_file_stat(const struct arc_filter *sink, struct stat *st)
+{
+	const struct file_state *s = sink->state;
+
+	return fstat(s->fd, st) == 0 ? 0 : -errno;
+}
+
 struct arc_filter *arc_sink_file_new(const char *path, struct cm_err *err)
 {
 	struct arc_filter *f;

@@ -56,6 +56,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "arc.h"
 #include "err.h"
@@ -206,6 +207,13 @@ struct arc_source_opts {
 	 * ARC_OVERLAY_DEFAULT_LIMIT). */
 	const char *overlay_dir;
 	uint64_t overlay_limit;
+	/* tree: the file the archive is being written into, when it is a
+	 * local file (has_exclude): left out of the walk with a warning,
+	 * so that archiving a tree into itself does not read its own
+	 * growing output */
+	bool has_exclude;
+	dev_t exclude_dev;
+	ino_t exclude_ino;
 };
 
 bool arc_source_cancelled(const struct arc_source_opts *opts);

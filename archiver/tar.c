@@ -15,12 +15,19 @@
  * xattrs and ACLs into pax extended headers.
  *
  * Names are bytes, and must come back as the same bytes. The pax writer
- * converts names from the thread's locale to UTF-8, and a conversion can
- * alter bytes (CESU-8 pairs become UTF-8) or fail. So headers are written
- * under the "C" locale (uselocale: this thread only): ASCII names go as
- * plain pax; any other name fails to convert and libarchive stores it
- * raw, marked hdrcharset=BINARY, which bsdtar honours and GNU tar reads
- * as raw bytes (with a notice). xattrs go as SCHILY.xattr.* only, the
+ * converts names from the locale it first sees to UTF-8, and the header
+ * says so: a name in valid UTF-8 goes as a plain pax `path` (or
+ * `linkpath`), which GNU tar, bsdtar and Python's tarfile all read
+ * without a word. So headers are written under C.UTF-8 (uselocale: this
+ * thread only), where UTF-8 to UTF-8 copies valid names unchanged and
+ * fails on any other: libarchive then stores that entry's names raw,
+ * marked hdrcharset=BINARY (bsdtar honours it; GNU tar warns of an
+ * unknown keyword and keeps the bytes). One exception: libarchive turns
+ * a CESU-8 surrogate pair into the UTF-8 character instead of failing,
+ * which would change the name, and its writer cannot be switched to
+ * binary once writing: such an entry is left out and recorded (stage()).
+ * Without a C.UTF-8 locale, "C": every non-ASCII name is BINARY, as
+ * before. xattrs go as SCHILY.xattr.* only, the
  * form GNU tar and libarchive both read (libarchive's own
  * LIBARCHIVE.xattr.* copy would make GNU tar complain once per file).
  *
@@ -118,7 +125,7 @@ static char zeros[ARC_READ_SIZE];
 struct arc_tar {
 	struct archive *a;                         /* owned */
 	struct archive_entry_linkresolver *links;  /* owned */
-	locale_t c_locale;                         /* owned; may be 0 */
+	locale_t c_locale;   /* owned; may be 0: C.UTF-8, else C (the top) */
 	char *buf;                                 /* owned, ARC_READ_SIZE */
 	struct arc_filter *out;                    /* borrowed */
 	const struct arc_source_opts *opts;        /* borrowed, may be NULL */
@@ -198,7 +205,9 @@ int arc_tar_new(struct arc_filter *out, const struct arc_source_opts *opts,
 	t->links = archive_entry_linkresolver_new();
 	if (!t->a || !t->links)
 		abort(); /* out of memory */
-	t->c_locale = newlocale(LC_ALL_MASK, "C", (locale_t)0);
+	t->c_locale = newlocale(LC_ALL_MASK, "C.UTF-8", (locale_t)0);
+	if (!t->c_locale)
+		t->c_locale = newlocale(LC_ALL_MASK, "C", (locale_t)0);
 	if (archive_write_set_format_pax(t->a) != ARCHIVE_OK) {
 		rc = writer_error(t, "tar", err);
 		goto out;
@@ -266,9 +275,22 @@ int arc_tar_finish(struct arc_tar *t, struct cm_err *err)
 	return 0;
 }
 
+/* A CESU-8 surrogate pair in s (a high surrogate ED A0-AF xx, then a low
+ * one ED B0-BF xx), which libarchive would rewrite as UTF-8. */
+static bool has_cesu_pair(const char *s)
+{
+	const unsigned char *p = (const unsigned char *)s;
+
+	for (; p && *p; p++)
+		if (p[0] == 0xed && p[1] >= 0xa0 && p[1] <= 0xaf && p[2] &&
+		    p[3] == 0xed && p[4] >= 0xb0 && p[4] <= 0xbf)
+			return true;
+	return false;
+}
+
 /*
- * archive_write_header() under the C locale (see the top of the file).
- * A name stored raw is not a problem: that warning is dropped.
+ * archive_write_header() under C.UTF-8 (see the top of the file). A name
+ * stored raw is not a problem: that warning is dropped.
  */
 static int write_header(struct arc_tar *t, struct archive_entry *e)
 {
@@ -1059,6 +1081,15 @@ static void stage(struct walk *w, struct staged *s, const char *problem)
 	struct archive_entry *e = s->e;
 
 	rename_entry(w, e);
+	if (has_cesu_pair(cm_buf_str(&w->name)) ||
+	    has_cesu_pair(archive_entry_symlink(e))) {
+		/* the header would store another name (see the top) */
+		stage_skip(w, s, cm_buf_str(&w->name), -1,
+			   cm_xstrdup("a CESU-8 name (an encoded surrogate "
+				      "pair), which the tar writer would "
+				      "store changed"));
+		return;
+	}
 	if (archive_entry_filetype(e) == AE_IFSOCK) {
 		stage_skip(w, s, cm_buf_str(&w->name), -1,
 			   cm_xstrdup("a socket: tar cannot hold one"));
@@ -1093,6 +1124,15 @@ static void stage(struct walk *w, struct staged *s, const char *problem)
 }
 
 /* The walker's whole walk; its failure (not the writer's) in *err. */
+/* The file the archive is written into (opts->has_exclude). */
+static bool is_own_output(const struct arc_source_opts *o,
+			  struct archive_entry *e)
+{
+	return o && o->has_exclude && archive_entry_filetype(e) == AE_IFREG &&
+	       archive_entry_dev(e) == o->exclude_dev &&
+	       archive_entry_ino64(e) == (la_int64_t)o->exclude_ino;
+}
+
 static int walk_all(struct walk *w, struct cm_err *err)
 {
 	struct arc_tar *t = w->t;
@@ -1129,6 +1169,11 @@ static int walk_all(struct walk *w, struct cm_err *err)
 			/* nothing to archive: an unreadable directory's
 			 * contents, a file that could not be looked at */
 			stage_skip(w, s, w->dir, -1, cm_xstrdup(problem));
+			continue;
+		}
+		if (is_own_output(t->opts, s->e)) {
+			cm_warn("%s: left out: it is the archive being "
+				"written", archive_entry_pathname(s->e));
 			continue;
 		}
 		archive_read_disk_descend(w->disk);

@@ -12,6 +12,7 @@
 #include "commands.h"
 #include "progress.h"
 #include "s3opts.h"
+#include "usage.h"
 
 #include "run.h"
 #include "mem.h"
@@ -34,6 +35,7 @@ enum {
 	OPT_MANIFEST,
 	OPT_STRICT,
 	OPT_OVERLAY_LIMIT,
+	OPT_FORCE,
 };
 
 /* The archive is written and usable, but not the whole source. */
@@ -47,6 +49,7 @@ static const struct option long_opts[] = {
 	{ "manifest", required_argument, NULL, OPT_MANIFEST },
 	{ "strict", no_argument, NULL, OPT_STRICT },
 	{ "overlay-limit", required_argument, NULL, OPT_OVERLAY_LIMIT },
+	{ "force", no_argument, NULL, OPT_FORCE },
 	{ "quiet", no_argument, NULL, 'q' },
 	{ "help", no_argument, NULL, 'h' },
 	VF_S3_LONG_OPTIONS,
@@ -61,6 +64,8 @@ struct archive_cli {
 	bool strict;
 	uint64_t overlay_limit; /* --overlay-limit, or 0 */
 	bool quiet;
+	bool force;
+	bool level_given;
 	const char *src;
 	const char *dest;
 };
@@ -84,7 +89,8 @@ static void usage(FILE *f)
 		"  --mode auto|tree|raw      how to read SRC (default auto)\n"
 		"  --codec gzip|zstd|none    compression (default gzip)\n"
 		"  --level N                 gzip 1-9 (default 6), zstd 1-19 "
-		"(default 3)\n"
+		"(default 3);\n"
+		"                            none takes no level\n"
 		"  --threads N               compression threads (default: "
 		"all CPUs)\n"
 		"  --manifest PATH|s3://...  where to write the manifest\n"
@@ -95,19 +101,13 @@ static void usage(FILE *f)
 		"  --overlay-limit SIZE      what replaying a journal may "
 		"write into its\n                            copy-on-write "
 		"overlay (in $TMPDIR; default 2G)\n"
+		"  --force                   replace a local DEST (or "
+		"manifest) that exists\n"
 		"  -q, --quiet               no progress bar\n"
 		"  -h, --help                this help\n\n"
-		"Exit status: 0 archived whole; 1 failed; 2 usage error; 3 "
-		"archived, but\nsome items were left out or changed while "
-		"read (listed in the manifest's\n\"skipped\", with "
-		"\"complete\": false).\n\n%s\n%s",
+		"%s\n%s",
 		vf_s3_upload_help, vf_s3_client_help);
-}
-
-static int fail(const char *msg)
-{
-	fprintf(stderr, "vaultfs: archive: %s\n", msg);
-	return 1;
+	vf_help_end(f, "archive");
 }
 
 static int parse_int(const char *s, long lo, long hi, long *out)
@@ -127,47 +127,41 @@ static int parse_int(const char *s, long lo, long hi, long *out)
 static int parse_args(int argc, char **argv, struct archive_cli *o)
 {
 	long v;
-	int c, r;
+	int c, r, lo, hi, def;
 
 	memset(o, 0, sizeof(*o));
 	o->mode = ARC_MODE_AUTO;
 	o->codec.codec = ARC_CODEC_GZIP;
 	o->codec.level = -1;
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "qh", long_opts, NULL)) != -1) {
+	while ((c = vf_getopt("archive", argc, argv, "qh", long_opts)) != -1) {
 		switch (c) {
 		case OPT_MODE:
-			if (arc_mode_parse(optarg, &o->mode)) {
-				fprintf(stderr, "vaultfs: archive: --mode: "
-						"auto, tree or raw, not '%s'\n",
-					optarg);
-				return 2;
-			}
+			if (arc_mode_parse(optarg, &o->mode))
+				return vf_usage_error("archive", "--mode: "
+						      "auto, tree or raw, not "
+						      "'%s'", optarg);
 			break;
 		case OPT_CODEC:
-			if (arc_codec_parse(optarg, &o->codec.codec)) {
-				fprintf(stderr, "vaultfs: archive: --codec: "
-						"gzip, zstd or none, not '%s'\n",
-					optarg);
-				return 2;
-			}
+			if (arc_codec_parse(optarg, &o->codec.codec))
+				return vf_usage_error("archive", "--codec: "
+						      "gzip, zstd or none, "
+						      "not '%s'", optarg);
 			break;
 		case OPT_LEVEL:
-			if (parse_int(optarg, 0, 22, &v)) {
-				fprintf(stderr, "vaultfs: archive: --level: "
-						"not a level: '%s'\n",
-					optarg);
-				return 2;
-			}
+			/* the range is the codec's, checked below */
+			if (parse_int(optarg, 0, 99, &v))
+				return vf_usage_error("archive", "--level: "
+						      "not a level: '%s'",
+						      optarg);
 			o->codec.level = (int)v;
+			o->level_given = true;
 			break;
 		case OPT_THREADS:
-			if (parse_int(optarg, 0, 256, &v)) {
-				fprintf(stderr, "vaultfs: archive: --threads: "
-						"0 to 256, not '%s'\n",
-					optarg);
-				return 2;
-			}
+			if (parse_int(optarg, 0, 256, &v))
+				return vf_usage_error("archive", "--threads: "
+						      "0 to 256, not '%s'",
+						      optarg);
 			o->codec.threads = (unsigned)v;
 			break;
 		case OPT_MANIFEST:
@@ -178,13 +172,13 @@ static int parse_args(int argc, char **argv, struct archive_cli *o)
 			break;
 		case OPT_OVERLAY_LIMIT:
 			if (vf_parse_size(optarg, &o->overlay_limit) ||
-			    o->overlay_limit == 0) {
-				fprintf(stderr, "vaultfs: archive: "
-						"--overlay-limit: not a size: "
-						"'%s'\n",
-					optarg);
-				return 2;
-			}
+			    o->overlay_limit == 0)
+				return vf_usage_error("archive",
+						      "--overlay-limit: not a "
+						      "size: '%s'", optarg);
+			break;
+		case OPT_FORCE:
+			o->force = true;
 			break;
 		case 'q':
 			o->quiet = true;
@@ -192,27 +186,38 @@ static int parse_args(int argc, char **argv, struct archive_cli *o)
 		case 'h':
 			usage(stdout);
 			return -1;
+		case VF_OPT_BAD:
+			return VF_EXIT_USAGE;
 		default:
 			r = vf_s3_opt("archive", c, optarg, &o->s3);
 			if (r == 1)
 				break;
-			if (r == 0)
-				usage(stderr);
-			return 2;
+			return VF_EXIT_USAGE;
 		}
 	}
-	if (argc - optind != 2) {
-		usage(stderr);
-		return 2;
-	}
+	r = vf_operands("archive", argc, argv, optind, "SRC DEST");
+	if (r)
+		return r;
 	o->src = argv[optind];
 	o->dest = argv[optind + 1];
-	if (o->codec.codec == ARC_CODEC_GZIP && o->codec.level > 9) {
-		fprintf(stderr, "vaultfs: archive: --level: gzip takes 0 to "
-				"9\n");
-		return 2;
-	}
+	if (vf_check_place("archive", o->dest) ||
+	    vf_check_place("archive", o->manifest))
+		return VF_EXIT_USAGE;
+	arc_codec_levels(o->codec.codec, &lo, &hi, &def);
+	if (o->level_given && hi == 0)
+		return vf_usage_error("archive", "--level: --codec %s takes "
+				      "no level",
+				      arc_codec_name(o->codec.codec));
+	if (o->level_given && (o->codec.level < lo || o->codec.level > hi))
+		return vf_usage_error("archive", "--level: %s takes %d to %d, "
+				      "not %d", arc_codec_name(o->codec.codec),
+				      lo, hi, o->codec.level);
 	return 0;
+}
+
+static void object_started(void *ctx, const char *url, enum arc_method m)
+{
+	*(bool *)ctx = true;
 }
 
 int cmd_archive(int argc, char **argv)
@@ -224,6 +229,7 @@ int cmd_archive(int argc, char **argv)
 	struct vf_progress_feed feed = { 0 };
 	struct cm_err err;
 	char *label;
+	bool started = false; /* the object's place known, bytes may flow */
 	int rc, status;
 
 	rc = parse_args(argc, argv, &o);
@@ -255,6 +261,9 @@ int cmd_archive(int argc, char **argv)
 	ro.progress_ctx = &feed;
 	ro.strict = o.strict;
 	ro.overlay_limit = o.overlay_limit;
+	ro.no_clobber = !o.force;
+	ro.on_object = object_started;
+	ro.object_ctx = &started;
 
 	label = cm_xasprintf("%s -> %s", o.src, o.dest);
 	feed.bar = vf_progress_start(label, 0, vf_progress_feed_now, &feed,
@@ -266,11 +275,19 @@ int cmd_archive(int argc, char **argv)
 		fprintf(stderr, "vaultfs: archive: %s (%s) -> %s\n", o.src,
 			arc_method_name(res.method), res.object_url);
 out:
-	if (rc == -ECANCELED && atomic_load(&cancel_flag))
-		cm_err_set(&err, ECANCELED,
-			   "interrupted: upload aborted, devices released");
+	if (rc == -ECANCELED && atomic_load(&cancel_flag)) {
+		/* nothing is left behind either way (see the top); the
+		 * upload is named only when one was begun */
+		bool upload = started && cm_url_kind(o.dest) == CM_URL_S3;
+
+		arc_run_result_release(&res);
+		s3_client_free(client);
+		return vf_cancelled("archive", atomic_load(&cancel_flag),
+				    upload ? "upload aborted" : NULL);
+	}
 	if (rc)
-		fail(err.msg);
+		fprintf(stderr, "vaultfs: archive: %s%s\n", err.msg,
+			rc == -EEXIST ? " (--force replaces it)" : "");
 	if (rc == 0 && !arc_stats_complete(&res.stats)) {
 		char *what = arc_stats_summary(&res.stats);
 

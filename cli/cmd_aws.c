@@ -18,6 +18,7 @@
  * why: "vaultfs: aws: sts: ExpiredToken: ..."), 2 for bad usage or config.
  */
 #include "commands.h"
+#include "usage.h"
 
 #include "aws.h"
 #include "buf.h"
@@ -56,6 +57,7 @@ static void usage(FILE *f)
 		"else \"default\")\n"
 		"  -j, --json         whoami: one JSON object instead of text\n"
 		"  -h, --help         this help\n");
+	vf_help_end(f, "aws");
 }
 
 /* One service's endpoint and its source, as a client would resolve it. */
@@ -199,21 +201,18 @@ static int call(const struct orch_config *cfg, const char *profile, int argc,
 	int rc = 2;
 
 	cm_err_clear(&err);
-	if (argc < 2) {
-		fprintf(stderr, "vaultfs: aws: call SERVICE OPERATION [ARGS]\n");
-		return 2;
-	}
+	rc = vf_operands("aws call", argc, argv, 0, "SERVICE OPERATION "
+			 "[ARGS...]");
+	if (rc)
+		return rc;
+	rc = 2;
 	svc = aws_service_find(argv[0]);
-	if (!svc) {
-		fprintf(stderr, "vaultfs: aws: unknown service \"%s\"\n",
-			argv[0]);
-		return 2;
-	}
-	if (svc->proto == AWS_PROTO_REST_JSON && argc < 3) {
-		fprintf(stderr, "vaultfs: aws: call %s OPERATION METHOD PATH "
-				"[BODY]\n", svc->name);
-		return 2;
-	}
+	if (!svc)
+		return vf_usage_error("aws call", "unknown service '%s'",
+				      argv[0]);
+	if (svc->proto == AWS_PROTO_REST_JSON && argc < 3)
+		return vf_usage_error("aws call", "missing METHOD PATH [BODY] "
+				      "(%s speaks REST-JSON)", svc->name);
 	c = aws_client_new(svc, &o, &err);
 	if (!c)
 		goto fail;
@@ -293,22 +292,24 @@ int cmd_aws(int argc, char **argv)
 	bool json = false;
 	int c, rc;
 
+	char cmd[16];
+
 	optind = 1;
-	if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
-		usage(argc < 2 ? stderr : stdout);
-		return argc < 2 ? 2 : 0;
+	if (argc >= 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
+		usage(stdout);
+		return 0;
 	}
-	if (strcmp(argv[1], "whoami") != 0 && strcmp(argv[1], "call") != 0) {
-		fprintf(stderr, "vaultfs: aws: unknown command \"%s\"\n",
-			argv[1]);
-		usage(stderr);
-		return 2;
-	}
+	if (argc < 2)
+		return vf_usage_error("aws", "missing the command (whoami or "
+				      "call)");
+	if (strcmp(argv[1], "whoami") != 0 && strcmp(argv[1], "call") != 0)
+		return vf_usage_error("aws", "unknown command '%s' (whoami or "
+				      "call)", argv[1]);
 	argc--;
 	argv++;
+	snprintf(cmd, sizeof(cmd), "aws %s", argv[0]);
 	/* "+": stop at the first operand, so that "-1" in a body stays */
-	while ((c = getopt_long(argc, argv, "+c:p:jh", long_opts, NULL)) !=
-	       -1) {
+	while ((c = vf_getopt(cmd, argc, argv, "+c:p:jh", long_opts)) != -1) {
 		switch (c) {
 		case 'c':
 			config = optarg;
@@ -323,15 +324,12 @@ int cmd_aws(int argc, char **argv)
 			usage(stdout);
 			return 0;
 		default:
-			usage(stderr);
-			return 2;
+			return VF_EXIT_USAGE;
 		}
 	}
-	if (optind < argc && !strcmp(argv[0], "whoami")) {
-		fprintf(stderr, "vaultfs: aws: unexpected argument \"%s\"\n",
-			argv[optind]);
-		return 2;
-	}
+	if (!strcmp(argv[0], "whoami") &&
+	    (rc = vf_operands(cmd, argc, argv, optind, "")))
+		return rc;
 	rc = vf_load_config("aws", config, &cfg);
 	if (rc)
 		return rc;

@@ -17,6 +17,7 @@
  * nothing.
  */
 #include "commands.h"
+#include "usage.h"
 
 #include "config.h"
 #include "dest.h"
@@ -59,6 +60,7 @@ static void usage(FILE *f)
 		"merged\n                     configuration, apply nothing\n"
 		"  -h, --help         this help\n",
 		ABORT_INCOMPLETE_DAYS);
+	vf_help_end(f, "bucket");
 }
 
 static void describe(const struct s3_lifecycle_rule *r, const char *bucket)
@@ -177,19 +179,21 @@ int cmd_bucket(int argc, char **argv)
 	bool dry_run = false;
 	int c, rc;
 
-	if (argc < 2 || strcmp(argv[1], "setup") != 0) {
-		if (argc >= 2 && (!strcmp(argv[1], "--help") ||
-				  !strcmp(argv[1], "-h"))) {
-			usage(stdout);
-			return 0;
-		}
-		usage(stderr);
-		return 2;
+	if (argc >= 2 && (!strcmp(argv[1], "--help") ||
+			  !strcmp(argv[1], "-h"))) {
+		usage(stdout);
+		return 0;
 	}
+	if (argc < 2)
+		return vf_usage_error("bucket", "missing the command (setup)");
+	if (strcmp(argv[1], "setup") != 0)
+		return vf_usage_error("bucket", "unknown command '%s' (setup "
+				      "is the one)", argv[1]);
 	argc--;
 	argv++;
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "c:nh", long_opts, NULL)) != -1) {
+	while ((c = vf_getopt("bucket setup", argc, argv, "c:nh",
+			      long_opts)) != -1) {
 		switch (c) {
 		case 'c':
 			config = optarg;
@@ -201,14 +205,12 @@ int cmd_bucket(int argc, char **argv)
 			usage(stdout);
 			return 0;
 		default:
-			usage(stderr);
-			return 2;
+			return VF_EXIT_USAGE;
 		}
 	}
-	if (optind != argc) {
-		usage(stderr);
-		return 2;
-	}
+	rc = vf_operands("bucket setup", argc, argv, optind, "");
+	if (rc)
+		return rc;
 	rc = vf_load_config("bucket setup", config, &cfg);
 	if (rc)
 		return rc;

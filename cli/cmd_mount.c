@@ -26,6 +26,7 @@
  * instead of sleeping.
  */
 #include "commands.h"
+#include "usage.h"
 
 #include "config.h"
 #include "dest.h"
@@ -170,6 +171,7 @@ static void usage(FILE *f)
 		"Unmount with `fusermount3 -u MOUNTPOINT` or SIGTERM: running "
 		"jobs are\ncheckpointed and resumed at the next start. "
 		"See docs/view.md.\n");
+	vf_help_end(f, "mount");
 }
 
 /* --uid/--gid (a number, or a user or group name) and --umask (octal,
@@ -211,11 +213,10 @@ static int parse_id(int opt, const char *arg, struct mount_cli *o)
 		o->gid = (gid_t)n;
 	return 0;
 bad:
-	fprintf(stderr, "vaultfs: mount: %s: '%s' is not %s\n", what, arg,
-		opt == OPT_UMASK ? "an octal mask from 0 to 0777"
-		: opt == OPT_UID ? "a user id or name"
-				 : "a group id or name");
-	return 2;
+	return vf_usage_error("mount", "%s: '%s' is not %s", what, arg,
+			      opt == OPT_UMASK ? "an octal mask from 0 to 0777"
+			      : opt == OPT_UID ? "a user id or name"
+					       : "a group id or name");
 }
 
 static int parse_args(int argc, char **argv, struct mount_cli *o)
@@ -229,7 +230,8 @@ static int parse_args(int argc, char **argv, struct mount_cli *o)
 	o->gid = getgid();
 	o->umask = VIEW_DEFAULT_UMASK;
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "c:fvh", long_opts, NULL)) != -1) {
+	while ((c = vf_getopt("mount", argc, argv, "c:fvh", long_opts)) !=
+	       -1) {
 		switch (c) {
 		case 'c':
 			o->config = optarg;
@@ -250,23 +252,19 @@ static int parse_args(int argc, char **argv, struct mount_cli *o)
 			errno = 0;
 			o->ready_fd = (int)strtol(optarg, &end, 10);
 			if (errno || *end || o->ready_fd < 0 ||
-			    fcntl(o->ready_fd, F_GETFD) < 0) {
-				fprintf(stderr,
-					"vaultfs: mount: --ready-fd: "
-					"'%s' is not an open descriptor\n",
-					optarg);
-				return 2;
-			}
+			    fcntl(o->ready_fd, F_GETFD) < 0)
+				return vf_usage_error("mount", "--ready-fd: "
+						      "'%s' is not an open "
+						      "descriptor", optarg);
 			break;
 		case OPT_LOG:
 			o->log = optarg;
 			break;
 		case OPT_LOG_FORMAT:
-			if (cm_log_format_parse(optarg, &o->log_format)) {
-				fprintf(stderr, "vaultfs: mount: --log-format:"
-					" '%s' is not text or json\n", optarg);
-				return 2;
-			}
+			if (cm_log_format_parse(optarg, &o->log_format))
+				return vf_usage_error("mount", "--log-format: '%s' "
+						      "is not text or json",
+						      optarg);
 			break;
 		case OPT_DEBUG_FUSE:
 			o->debug_fuse = true;
@@ -286,15 +284,12 @@ static int parse_args(int argc, char **argv, struct mount_cli *o)
 			errno = 0;
 			n = strtoul(optarg, &end, 10);
 			if (errno || *end || end == optarg || n < 1 ||
-			    n > 1000) {
-				fprintf(stderr,
-					"vaultfs: mount: --list-max-keys: "
-					"'%s' is not a number from 1 to "
-					"1000 (S3 answers at most 1000 keys "
-					"a page)\n",
-					optarg);
-				return 2;
-			}
+			    n > 1000)
+				return vf_usage_error("mount", "--list-max-keys:"
+						      " '%s' is not a number "
+						      "from 1 to 1000 (S3 "
+						      "answers at most 1000 "
+						      "keys a page)", optarg);
 			o->list_max_keys = (unsigned)n;
 			break;
 		}
@@ -305,17 +300,12 @@ static int parse_args(int argc, char **argv, struct mount_cli *o)
 			usage(stdout);
 			return -1;
 		default:
-			usage(stderr);
-			return 2;
+			return VF_EXIT_USAGE;
 		}
 	}
-	if (optind + 1 != argc) {
-		fprintf(stderr, "vaultfs: mount: %s\n",
-			optind == argc ? "MOUNTPOINT is missing"
-				       : "one MOUNTPOINT only");
-		usage(stderr);
-		return 2;
-	}
+	c = vf_operands("mount", argc, argv, optind, "MOUNTPOINT");
+	if (c)
+		return c;
 	o->mountpoint = argv[optind];
 	return 0;
 }

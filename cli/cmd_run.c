@@ -23,6 +23,7 @@
  * writes metricsFile every METRICS_EVERY_MS and after a job ended.
  */
 #include "commands.h"
+#include "usage.h"
 
 #include "buf.h"
 #include "config.h"
@@ -123,6 +124,7 @@ static void usage(FILE *f)
 		"picking up new\nrecovery points as they appear; SIGHUP "
 		"reopens the log and reads the\nconfiguration again. "
 		"`vaultfs status` shows the jobs.\n");
+	vf_help_end(f, "run");
 }
 
 static int parse_args(int argc, char **argv, struct run_cli *o)
@@ -131,7 +133,7 @@ static int parse_args(int argc, char **argv, struct run_cli *o)
 
 	memset(o, 0, sizeof(*o));
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "c:qvh", long_opts, NULL)) != -1) {
+	while ((c = vf_getopt("run", argc, argv, "c:qvh", long_opts)) != -1) {
 		switch (c) {
 		case 'c':
 			o->config = optarg;
@@ -149,11 +151,10 @@ static int parse_args(int argc, char **argv, struct run_cli *o)
 			o->log = optarg;
 			break;
 		case OPT_LOG_FORMAT:
-			if (cm_log_format_parse(optarg, &o->log_format)) {
-				fprintf(stderr, "vaultfs: run: --log-format: "
-					"'%s' is not text or json\n", optarg);
-				return 2;
-			}
+			if (cm_log_format_parse(optarg, &o->log_format))
+				return vf_usage_error("run", "--log-format: '%s' "
+						      "is not text or json",
+						      optarg);
 			break;
 		case 'q':
 			o->quiet = true;
@@ -165,20 +166,16 @@ static int parse_args(int argc, char **argv, struct run_cli *o)
 			usage(stdout);
 			return -1;
 		default:
-			usage(stderr);
-			return 2;
+			return VF_EXIT_USAGE;
 		}
 	}
-	if (optind != argc) {
-		fprintf(stderr, "vaultfs: run: unexpected argument '%s'\n",
-			argv[optind]);
-		return 2;
-	}
-	if ((o->retry_failed || o->allow_incomplete) && !o->once) {
-		fprintf(stderr, "vaultfs: run: --%s goes with --once\n",
-			o->retry_failed ? "retry-failed" : "allow-incomplete");
-		return 2;
-	}
+	c = vf_operands("run", argc, argv, optind, "");
+	if (c)
+		return c;
+	if ((o->retry_failed || o->allow_incomplete) && !o->once)
+		return vf_usage_error("run", "--%s goes with --once",
+				      o->retry_failed ? "retry-failed"
+						      : "allow-incomplete");
 	return 0;
 }
 

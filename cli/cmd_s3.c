@@ -21,6 +21,7 @@
  * anything else (a device, a pipe, stdout) writes straight to it.
  */
 #include "commands.h"
+#include "usage.h"
 #include "progress.h"
 #include "s3opts.h"
 
@@ -76,6 +77,7 @@ static void usage_cp(FILE *f)
 	    "source's file name. A regular file is read in\nplace, its size "
 	    "sizing the parts; --expected-size is for streams.\n\n%s\n%s%s",
 	    vf_s3_upload_help, vf_s3_client_help, common_help);
+	vf_help_end(f, "s3 cp");
 }
 
 static void usage_ls(FILE *f)
@@ -87,6 +89,7 @@ static void usage_ls(FILE *f)
 		"  --recursive               every key under the prefix, no "
 		"PRE grouping\n\n%s%s",
 		vf_s3_client_help, common_help);
+	vf_help_end(f, "s3 ls");
 }
 
 static void usage_rm(FILE *f)
@@ -95,6 +98,7 @@ static void usage_rm(FILE *f)
 		"usage: vaultfs s3 rm [OPTIONS] s3://bucket/key\n\n"
 		"Delete one object.\n\n%s%s",
 		vf_s3_client_help, common_help);
+	vf_help_end(f, "s3 rm");
 }
 
 static void usage_mb(FILE *f)
@@ -103,6 +107,7 @@ static void usage_mb(FILE *f)
 		"usage: vaultfs s3 mb [OPTIONS] s3://bucket\n\n"
 		"Create a bucket (in the client's region).\n\n%s%s",
 		vf_s3_client_help, common_help);
+	vf_help_end(f, "s3 mb");
 }
 
 static void usage(FILE *f)
@@ -115,6 +120,7 @@ static void usage(FILE *f)
 		   "  rm s3://bucket/key            delete an object\n"
 		   "  mb s3://bucket                create a bucket\n\n"
 		   "Run 'vaultfs s3 COMMAND --help' for its options.\n");
+	vf_help_end(f, "s3");
 }
 
 static int fail(const char *msg)
@@ -141,13 +147,15 @@ static int failf(const char *fmt, ...)
 static int parse_opts(int argc, char **argv, struct s3_cli *o,
 		      void (*help)(FILE *), int *first)
 {
+	char cmd[16];
 	int c;
 
 	memset(o, 0, sizeof(*o));
+	snprintf(cmd, sizeof(cmd), "s3 %s", argv[0]);
 	optind = 1;
-	opterr = 0; /* our own messages, in our own format */
-	while ((c = getopt_long(argc, argv, "qh", long_opts, NULL)) != -1) {
-		int r = vf_s3_opt("s3", c, optarg, &o->s3);
+	while ((c = vf_getopt(cmd, argc, argv, "qh", long_opts)) != -1) {
+		int r = c == VF_OPT_BAD ? -1 : vf_s3_opt("s3", c, optarg,
+							 &o->s3);
 
 		if (r < 0)
 			return 2;
@@ -164,10 +172,7 @@ static int parse_opts(int argc, char **argv, struct s3_cli *o,
 			help(stdout);
 			return 0;
 		default:
-			fprintf(stderr, "vaultfs: s3: %s: bad option '%s'\n",
-				argv[0], argv[optind - 1]);
-			help(stderr);
-			return 2;
+			return VF_EXIT_USAGE;
 		}
 	}
 	*first = optind;
@@ -432,16 +437,18 @@ static int cmd_cp(int argc, char **argv)
 	rc = parse_opts(argc, argv, &o, usage_cp, &first);
 	if (rc >= 0)
 		return rc;
-	if (argc - first != 2) {
-		usage_cp(stderr);
-		return 2;
-	}
+	rc = vf_operands("s3 cp", argc, argv, first, "SRC DEST");
+	if (rc)
+		return rc;
 	src = argv[first];
 	dst = argv[first + 1];
+	if (vf_check_place("s3 cp", src) || vf_check_place("s3 cp", dst))
+		return VF_EXIT_USAGE;
 	if (is_s3(src) == is_s3(dst))
-		return fail(is_s3(src) ? "copies between two s3:// URLs are "
-					 "not supported"
-				       : "one of SRC and DEST must be s3://");
+		return vf_usage_error("s3 cp", is_s3(src) ?
+				      "copies between two s3:// URLs are not "
+				      "supported" : "one of SRC and DEST must "
+				      "be s3://");
 	cm_err_clear(&err);
 	if (s3_parse_url(is_s3(src) ? src : dst, &bucket, &key, &err)) {
 		rc = fail(err.msg);
@@ -534,10 +541,11 @@ static int cmd_ls(int argc, char **argv)
 	rc = parse_opts(argc, argv, &o, usage_ls, &first);
 	if (rc >= 0)
 		return rc;
-	if (argc - first > 1) {
-		usage_ls(stderr);
-		return 2;
-	}
+	rc = vf_operands("s3 ls", argc, argv, first, "[URL]");
+	if (rc)
+		return rc;
+	if (argc - first == 1 && vf_check_place("s3 ls", argv[first]))
+		return VF_EXIT_USAGE;
 	cm_err_clear(&err);
 	if (argc - first == 1 &&
 	    s3_parse_url(argv[first], &bucket, &key, &err)) {
@@ -580,6 +588,7 @@ out:
  * object (rm), or must not (mb). */
 struct one_url_cmd {
 	void (*usage)(FILE *f);
+	const char *name; /* "s3 rm" */
 	bool want_key;
 	int (*op)(struct s3_client *c, const char *bucket, const char *key,
 		  struct cm_err *err);
@@ -610,10 +619,11 @@ static int run_one_url(const struct one_url_cmd *cmd, int argc, char **argv)
 	rc = parse_opts(argc, argv, &o, cmd->usage, &first);
 	if (rc >= 0)
 		return rc;
-	if (argc - first != 1) {
-		cmd->usage(stderr);
-		return 2;
-	}
+	rc = vf_operands(cmd->name, argc, argv, first, "URL");
+	if (rc)
+		return rc;
+	if (vf_check_place(cmd->name, argv[first]))
+		return VF_EXIT_USAGE;
 	cm_err_clear(&err);
 	if (s3_parse_url(argv[first], &bucket, &key, &err)) {
 		rc = fail(err.msg);
@@ -644,14 +654,15 @@ out:
 
 static int cmd_rm(int argc, char **argv)
 {
-	static const struct one_url_cmd rm = {usage_rm, true, op_rm, "delete"};
+	static const struct one_url_cmd rm = {usage_rm, "s3 rm", true, op_rm,
+					      "delete"};
 
 	return run_one_url(&rm, argc, argv);
 }
 
 static int cmd_mb(int argc, char **argv)
 {
-	static const struct one_url_cmd mb = {usage_mb, false, op_mb,
+	static const struct one_url_cmd mb = {usage_mb, "s3 mb", false, op_mb,
 					      "make_bucket"};
 
 	return run_one_url(&mb, argc, argv);
@@ -669,10 +680,9 @@ int cmd_s3(int argc, char **argv)
 	    {"mb", cmd_mb},
 	};
 
-	if (argc < 2) {
-		usage(stderr);
-		return 2;
-	}
+	if (argc < 2)
+		return vf_usage_error("s3", "missing the command (cp, ls, rm "
+				      "or mb)");
 	if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") ||
 	    !strcmp(argv[1], "help")) {
 		usage(stdout);
@@ -681,7 +691,6 @@ int cmd_s3(int argc, char **argv)
 	for (size_t i = 0; i < sizeof(subs) / sizeof(subs[0]); i++)
 		if (!strcmp(argv[1], subs[i].name))
 			return subs[i].run(argc - 1, argv + 1);
-	fprintf(stderr, "vaultfs: s3: unknown command '%s'\n", argv[1]);
-	usage(stderr);
-	return 2;
+	return vf_usage_error("s3", "unknown command '%s' (cp, ls, rm or mb)",
+			      argv[1]);
 }

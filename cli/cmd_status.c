@@ -9,6 +9,7 @@
  * index meanwhile is in one or the other (or both: listed once).
  */
 #include "commands.h"
+#include "usage.h"
 
 #include "config.h"
 #include "index.h"
@@ -68,6 +69,7 @@ static void usage(FILE *f)
 		"      --since D      how far --check looks back: 90s, 30m, "
 		"24h (default), 7d\n"
 		"  -h, --help         this help\n");
+	vf_help_end(f, "status");
 }
 
 /* "24h", "30m", "7d", "90s", "3600" -> seconds; -1 when not one. */
@@ -523,7 +525,7 @@ int cmd_status(int argc, char **argv)
 	int c, rc;
 
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "c:wh", long_opts, NULL)) != -1) {
+	while ((c = vf_getopt("status", argc, argv, "c:wh", long_opts)) != -1) {
 		switch (c) {
 		case 'c':
 			config = optarg;
@@ -539,34 +541,26 @@ int cmd_status(int argc, char **argv)
 			break;
 		case OPT_SINCE:
 			since = parse_since(optarg);
-			if (since < 0) {
-				fprintf(stderr, "vaultfs: status: --since: "
-					"'%s' is not a duration (90s, 30m, "
-					"24h, 7d)\n", optarg);
-				return 2;
-			}
+			if (since < 0)
+				return vf_usage_error("status", "--since: '%s' "
+						      "is not a duration (90s, "
+						      "30m, 24h, 7d)", optarg);
 			break;
 		case 'h':
 			usage(stdout);
 			return 0;
 		default:
-			usage(stderr);
-			return 2;
+			return VF_EXIT_USAGE;
 		}
 	}
-	if (optind != argc) {
-		usage(stderr);
-		return 2;
-	}
-	if (since != SINCE_DEFAULT && !check) {
-		fprintf(stderr, "vaultfs: status: --since goes with --check\n");
-		return 2;
-	}
-	if (check + json + wide > 1) {
-		fprintf(stderr, "vaultfs: status: --check, --json and --wide "
-			"go alone\n");
-		return 2;
-	}
+	rc = vf_operands("status", argc, argv, optind, "");
+	if (rc)
+		return rc;
+	if (since != SINCE_DEFAULT && !check)
+		return vf_usage_error("status", "--since goes with --check");
+	if (check + json + wide > 1)
+		return vf_usage_error("status", "--check, --json and --wide "
+				      "go alone");
 	rc = vf_load_config("status", config, &cfg);
 	if (rc)
 		return rc;

@@ -9,6 +9,7 @@
  * raise the cancel flag the transfer polls.
  */
 #include "commands.h"
+#include "usage.h"
 #include "progress.h"
 #include "s3opts.h"
 
@@ -43,7 +44,7 @@ static void usage(FILE *f)
 		"end (every\ngzip member's CRC-32 and ISIZE, every zstd "
 		"frame's checksum), every tar\nheader walked, and its size, "
 		"sha256 and counts of entries and bytes\nmatched against its "
-		"manifest. Exit 0 only when whole, 1 otherwise.\n\n"
+		"manifest.\n\n"
 		"URL   s3://bucket/key or a local path of an archive; or a "
 		"job's folder\n      ending in '/' (s3://bucket/prefix/ or "
 		"DIR/), holding backup.* or\n      rawbackup.* and "
@@ -55,6 +56,7 @@ static void usage(FILE *f)
 		"  -q, --quiet               no progress bar, no summary\n"
 		"  -h, --help                this help\n\n%s",
 		vf_s3_client_help);
+	vf_help_end(f, "verify");
 }
 
 static void summary(const struct arc_verify_result *r)
@@ -93,7 +95,7 @@ int cmd_verify(int argc, char **argv)
 	memset(&s3, 0, sizeof(s3));
 	memset(&res, 0, sizeof(res));
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "qh", long_opts, NULL)) != -1) {
+	while ((c = vf_getopt("verify", argc, argv, "qh", long_opts)) != -1) {
 		switch (c) {
 		case OPT_MANIFEST:
 			manifest = optarg;
@@ -104,19 +106,23 @@ int cmd_verify(int argc, char **argv)
 		case 'h':
 			usage(stdout);
 			return 0;
+		case VF_OPT_BAD:
+			return VF_EXIT_USAGE;
 		default:
 			r = vf_s3_opt("verify", c, optarg, &s3);
 			if (r == 1)
 				break;
-			if (r == 0)
-				usage(stderr);
-			return 2;
+			return VF_EXIT_USAGE;
 		}
 	}
-	if (argc - optind != 1 || !*argv[optind]) {
-		usage(stderr);
-		return 2;
-	}
+	r = vf_operands("verify", argc, argv, optind, "URL");
+	if (r)
+		return r;
+	if (!*argv[optind])
+		return vf_usage_error("verify", "the URL is empty");
+	if (vf_check_place("verify", argv[optind]) ||
+	    vf_check_place("verify", manifest))
+		return VF_EXIT_USAGE;
 	cm_err_clear(&err);
 	vf_cancel_on_signals(&cancel_flag);
 	vo.url = argv[optind];
@@ -140,8 +146,11 @@ int cmd_verify(int argc, char **argv)
 	if (rc == 0 && !quiet)
 		summary(&res);
 out:
-	if (rc == -ECANCELED && atomic_load(&cancel_flag))
-		cm_err_set(&err, ECANCELED, "interrupted");
+	if (rc == -ECANCELED && atomic_load(&cancel_flag)) {
+		arc_verify_result_release(&res);
+		s3_client_free(client);
+		return vf_cancelled("verify", atomic_load(&cancel_flag), NULL);
+	}
 	if (rc)
 		fprintf(stderr, "vaultfs: verify %s: %s\n",
 			res.object_url ? res.object_url : vo.url ? vo.url : "",

@@ -4,7 +4,10 @@
  * The display thread keeps a ring of (time, bytes) samples covering the
  * last five seconds; the rate is the slope across the ring, so it follows
  * changes without jumping at every part boundary. The line is redrawn with
- * "\r" and erased to its end with "\033[K" (only ever on a terminal).
+ * "\r" and erased to its end with "\033[K" (only ever on a terminal). A
+ * terminal that wants no escape sequences (TERM=dumb or unset, or
+ * NO_COLOR set, https://no-color.org) gets the old line overwritten with
+ * spaces instead: "\r" alone is understood everywhere.
  *
  * Threads: ->lock guards ->stopping and ->total; the thread sleeps on
  * ->wake with a 200 ms timeout, so stop() wakes it at once.
@@ -44,7 +47,17 @@ struct vf_progress {
 	pthread_cond_t wake;
 	bool stopping;	/* protected by ->lock */
 	uint64_t total; /* protected by ->lock */
+	bool plain;	/* no escape sequences (vf_term_plain) */
+	int last_len;	/* the drawer's: the previous line's length */
 };
+
+bool vf_term_plain(void)
+{
+	const char *term = getenv("TERM"), *no_color = getenv("NO_COLOR");
+
+	return !term || !*term || !strcmp(term, "dumb") ||
+	       (no_color && *no_color);
+}
 
 void vf_format_bytes(uint64_t n, char *out, size_t len)
 {
@@ -104,8 +117,20 @@ static void draw(struct vf_progress *p, uint64_t bytes, uint64_t total,
 		n += snprintf(line + n, sizeof(line) - (size_t)n, "  ETA %s",
 			      eta);
 	}
-	n += snprintf(line + n, sizeof(line) - (size_t)n, "\033[K%s",
-		      final ? "\n" : "");
+	if (p->plain) {
+		/* blank what is left of a longer previous line */
+		int len = n, pad = p->last_len - n;
+
+		if (pad > 0 && n + pad < (int)sizeof(line) - 2)
+			n += snprintf(line + n, sizeof(line) - (size_t)n,
+				      "%*s", pad, "");
+		p->last_len = len;
+		n += snprintf(line + n, sizeof(line) - (size_t)n, "%s",
+			      final ? "\n" : "");
+	} else {
+		n += snprintf(line + n, sizeof(line) - (size_t)n, "\033[K%s",
+			      final ? "\n" : "");
+	}
 	if (n > (int)sizeof(line) - 1)
 		n = (int)sizeof(line) - 1;
 	if (write(STDERR_FILENO, line, (size_t)n) < 0) {
@@ -178,6 +203,7 @@ struct vf_progress *vf_progress_start(const char *label, uint64_t total,
 	p->fn = fn;
 	p->ctx = ctx;
 	p->total = total;
+	p->plain = vf_term_plain();
 	p->t0 = cm_now_s();
 	pthread_mutex_init(&p->lock, NULL);
 	pthread_cond_init(&p->wake, NULL);
@@ -247,8 +273,19 @@ static atomic_int *cancel_target;
 
 static void on_cancel_signal(int sig)
 {
-	(void)sig;
-	atomic_store(cancel_target, 1);
+	atomic_store(cancel_target, sig);
+}
+
+int vf_cancelled(const char *cmd, int sig, const char *what)
+{
+	const char *how = sig == SIGINT    ? "interrupted"
+			  : sig == SIGTERM ? "terminated"
+			  : sig == SIGHUP  ? "hangup"
+					   : "stopped by a signal";
+
+	fprintf(stderr, "vaultfs: %s: %s%s%s\n", cmd, how, what ? ": " : "",
+		what ? what : "");
+	return 128 + sig;
 }
 
 void vf_cancel_on_signals(atomic_int *flag)

@@ -48,10 +48,24 @@ struct vf_progress_feed {
 void vf_progress_feed_fn(void *ctx, uint64_t done, uint64_t total);
 uint64_t vf_progress_feed_now(void *ctx);
 
-/* SIGINT, SIGTERM and SIGHUP store 1 in *flag (a static the caller owns,
- * lock-free: the handler only stores), and SIGPIPE is ignored (a closed
- * stdout is an EPIPE error). For one command per process. */
+/* SIGINT, SIGTERM and SIGHUP store the signal's number in *flag (a static
+ * the caller owns, lock-free: the handler only stores), and SIGPIPE is
+ * ignored (a closed stdout is an EPIPE error). For one command per
+ * process. */
 void vf_cancel_on_signals(atomic_int *flag);
+
+/*
+ * After a command stopped for signal `sig` (what vf_cancel_on_signals
+ * stored): print "vaultfs: CMD: interrupted" (SIGINT; "terminated" for
+ * SIGTERM, "hangup" for SIGHUP), with ": WHAT" when what is not NULL
+ * ("upload aborted"), and return the shell's status for it, 128 + sig
+ * (130 for SIGINT).
+ */
+int vf_cancelled(const char *cmd, int sig, const char *what);
+
+/* True when the terminal must get no escape sequences: TERM unset, empty
+ * or "dumb", or NO_COLOR set and not empty. */
+bool vf_term_plain(void);
 
 /* "1.5 MiB" into out (at least 16 bytes); shared with other commands. */
 void vf_format_bytes(uint64_t n, char *out, size_t len);

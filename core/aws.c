@@ -450,6 +450,12 @@ unsigned aws_backoff_ms(unsigned attempt)
 	return (unsigned)cm_random(ceiling + 1);
 }
 
+/* No connection at all (core/http.c's codes): refused, no such host. */
+static bool unreachable(const struct cm_err *e)
+{
+	return e->code == ECONNREFUSED || e->code == EHOSTUNREACH;
+}
+
 int aws_retry(const char *what, unsigned max_attempts, aws_attempt_fn fn,
 	      void *ctx, struct cm_err *err)
 {
@@ -467,8 +473,15 @@ int aws_retry(const char *what, unsigned max_attempts, aws_attempt_fn fn,
 		if (!e.retryable || attempt >= max_attempts)
 			break;
 		delay = aws_backoff_ms(attempt);
-		cm_info("%s: attempt %u of %u failed, retrying in %u ms: %s",
-			what, attempt, max_attempts, delay, e.msg);
+		if (attempt == 1 && unreachable(&e))
+			/* an endpoint that does not answer at all: say so
+			 * now, not after the backoffs' silent seconds */
+			cm_warn("%s: %s (attempt 1 of %u, retrying)", what,
+				e.msg, max_attempts);
+		else
+			cm_info("%s: attempt %u of %u failed, retrying in %u "
+				"ms: %s", what, attempt, max_attempts, delay,
+				e.msg);
 		cm_sleep_ms(delay);
 	}
 	if (e.retryable && attempt > 1) {

@@ -261,7 +261,9 @@ unsigned aws_backoff_ms(unsigned attempt);
 /*
  * Run fn until it succeeds, fails with an error not marked retryable, or
  * max_attempts have failed, sleeping aws_backoff_ms between attempts and
- * logging each retry as "<what>: attempt i of n failed, retrying...". The
+ * logging each retry as "<what>: attempt i of n failed, retrying..." (at
+ * info level; the first of an endpoint that cannot be reached at all as a
+ * warning, "<what>: <error> (attempt 1 of n, retrying)"). The
  * last error gets "[gave up after N attempts]" when retries ran out.
  */
 typedef int (*aws_attempt_fn)(void *ctx, struct cm_err *err);

@@ -368,9 +368,10 @@ int cm_http_perform(struct cm_http *h, const struct cm_http_request *req,
 				 method, where);
 	} else if (rc != CURLE_OK) {
 		const char *why = h->errbuf[0] ? h->errbuf : curl_easy_strerror(rc);
-		int code = rc == CURLE_OPERATION_TIMEDOUT ? ETIMEDOUT :
-			   rc == CURLE_COULDNT_CONNECT	  ? ECONNREFUSED :
-							    EIO;
+		int code = rc == CURLE_OPERATION_TIMEDOUT    ? ETIMEDOUT :
+			   rc == CURLE_COULDNT_CONNECT	     ? ECONNREFUSED :
+			   rc == CURLE_COULDNT_RESOLVE_HOST ? EHOSTUNREACH :
+							       EIO;
 
 		if (retryable(rc))
 			ret = cm_err_retry(err, code, "%s %s: %s", method,

@@ -828,8 +828,10 @@ int s3_upload_write(struct s3_upload *u, const void *p, size_t n,
 	const char *src = p;
 
 	while (n) {
-		void *dst;
-		size_t room;
+		/* set by s3_upload_reserve when it returns 0, which gcc -O2
+		 * cannot see through its failure paths */
+		void *dst = NULL;
+		size_t room = 0;
 		int rc = s3_upload_reserve(u, &dst, &room, err);
 
 		if (rc)

@@ -4,6 +4,7 @@
 #include "url.h"
 
 #include <string.h>
+#include <strings.h>
 
 enum cm_url_kind cm_url_kind(const char *s)
 {
@@ -11,4 +12,9 @@ enum cm_url_kind cm_url_kind(const char *s)
 	if (s && !strncmp(s, "s3://", 5))
 		return CM_URL_S3;
 	return CM_URL_PATH;
+}
+
+bool cm_url_is_typo(const char *s)
+{
+	return s && !strncasecmp(s, "s3:", 3) && cm_url_kind(s) != CM_URL_S3;
 }

@@ -1142,7 +1142,7 @@ int view_lookup(struct view *v, uint64_t parent, const char *name,
 			break;
 		}
 		kind = VK_RP;
-		/* fall through */
+		__attribute__((fallthrough)); /* gcc and clang alike */
 	case VK_RP:
 		if (p->kind == VK_RP) {
 			rc = -ENOENT;

@@ -747,6 +747,11 @@ static int parse_destination(struct parser *p, const struct cm_json *root)
 			goto out;
 		}
 		set_str(&cfg->destination, d);
+	} else if (cm_url_is_typo(d)) {
+		rc = bad(p, "destination", "\"%.64s\" is not an S3 URL "
+			 "(s3://BUCKET[/PREFIX]); write \"./%.64s\" for a "
+			 "local directory of that name", d, d);
+		goto out;
 	} else if (!*d || strstr(d, "://")) {
 		rc = bad(p, "destination", "must be s3://BUCKET[/PREFIX] or "
 			 "a local directory, got \"%.64s\"", d);
@@ -1037,22 +1042,16 @@ static int parse_compression(struct parser *p, const struct cm_json *root)
 			   : strcmp(codec, "zstd") == 0 ? ARC_CODEC_ZSTD
 							: ARC_CODEC_NONE;
 	}
-	switch (c->codec) {
-	case ARC_CODEC_GZIP:
-		level = 6;
-		rc = get_uint(p, obj, path, "level", 1, 9, " for gzip",
-			      &level);
-		break;
-	case ARC_CODEC_ZSTD:
-		level = 3;
-		rc = get_uint(p, obj, path, "level", 1, 19, " for zstd",
-			      &level);
-		break;
-	default:
-		level = 0;
-		rc = get_uint(p, obj, path, "level", 0, 0, " for none",
-			      &level);
-		break;
+	{
+		int lo, hi, def;
+		char what[16];
+
+		arc_codec_levels(c->codec, &lo, &hi, &def);
+		snprintf(what, sizeof(what), " for %s",
+			 arc_codec_name(c->codec));
+		level = (unsigned)def;
+		rc = get_uint(p, obj, path, "level", (unsigned)lo,
+			      (unsigned)hi, what, &level);
 	}
 	if (rc)
 		goto out;

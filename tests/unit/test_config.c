@@ -285,6 +285,9 @@ static const struct bad_case bad_cases[] = {
 	  "\"lifecycleRules.glacier\"?)" },
 	{ "{\"region\": \"a\", \"region\": \"b\"}",
 	  "config: duplicate key \"region\"" },
+	{ "{\"compression\": {\"level\": 0}}",
+	  "config: compression.level: must be an integer from 1 to 9 for "
+	  "gzip, got 0" },
 	{ "{\"compression\": {\"level\": 12}}",
 	  "config: compression.level: must be an integer from 1 to 9 for "
 	  "gzip, got 12" },
@@ -391,6 +394,14 @@ static const struct bad_case bad_cases[] = {
 	{ "{\"destination\": \"s3://bucket/a/../b\"}",
 	  "config: destination: the prefix \"a/../b\" has an empty, \".\" "
 	  "or \"..\" segment or a control character" },
+	{ "{\"destination\": \"s3:/bucket/x\"}",
+	  "config: destination: \"s3:/bucket/x\" is not an S3 URL "
+	  "(s3://BUCKET[/PREFIX]); write \"./s3:/bucket/x\" for a local "
+	  "directory of that name" },
+	{ "{\"destination\": \"S3://bucket\"}",
+	  "config: destination: \"S3://bucket\" is not an S3 URL "
+	  "(s3://BUCKET[/PREFIX]); write \"./S3://bucket\" for a local "
+	  "directory of that name" },
 	{ "{\"destination\": \"http://host/x\"}",
 	  "config: destination: must be s3://BUCKET[/PREFIX] or a local "
 	  "directory, got \"http://host/x\"" },

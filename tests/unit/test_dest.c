@@ -95,6 +95,17 @@ static void test_url_kind(void **state)
 	assert_int_equal(cm_url_kind("s3:/bucket"), CM_URL_PATH);
 	assert_int_equal(cm_url_kind(""), CM_URL_PATH);
 	assert_int_equal(cm_url_kind(NULL), CM_URL_PATH);
+
+	/* meant as S3, mistyped: refused where a place is taken */
+	assert_true(cm_url_is_typo("s3:/bucket/x"));
+	assert_true(cm_url_is_typo("s3:bucket"));
+	assert_true(cm_url_is_typo("S3://bucket"));
+	assert_true(cm_url_is_typo("s3:"));
+	assert_false(cm_url_is_typo("s3://bucket/x"));
+	assert_false(cm_url_is_typo("./s3:/bucket"));
+	assert_false(cm_url_is_typo("s3-store/x"));
+	assert_false(cm_url_is_typo(""));
+	assert_false(cm_url_is_typo(NULL));
 }
 
 static void test_s3_keys(void **state)

@@ -60,6 +60,8 @@ static char *slurp(const char *path, size_t *len)
 	char chunk[4096];
 	size_t n;
 
+	if (len)
+		*len = 0; /* defined on failure too */
 	if (!f)
 		return NULL;
 	cm_buf_init(&b, 0);
