@@ -760,6 +760,20 @@ static void read_holder(int fd, char *pid, size_t n)
 		}
 }
 
+long orch_journal_holder(const char *state_dir)
+{
+	char *lock_path = cm_xasprintf("%s/%s", state_dir, LOCK_NAME);
+	int fd = open(lock_path, O_RDONLY | O_CLOEXEC);
+	char pid[32] = "unknown";
+
+	free(lock_path);
+	if (fd < 0)
+		return -1;
+	read_holder(fd, pid, sizeof(pid));
+	close(fd);
+	return strcmp(pid, "unknown") != 0 && pid[0] ? atol(pid) : -1;
+}
+
 int orch_journal_open(const char *state_dir, struct orch_journal **out,
 		      struct cm_err *err)
 {

@@ -199,6 +199,9 @@ struct orch_journal;
  */
 int orch_journal_open(const char *state_dir, struct orch_journal **out,
 		      struct cm_err *err);
+/* The pid STATEDIR/lock names (its holder's, while it is held); -1 when
+ * none. */
+long orch_journal_holder(const char *state_dir);
 /* Releases the lock. NULL is a no-op. */
 void orch_journal_close(struct orch_journal *j);
 

@@ -12,8 +12,12 @@
 #     (holes as zeros, never fetched)
 #   - autoDeleteSnapshot: each recovery point is deleted, and only after
 #     the decode verification of its archive
-#   - kill -9 while a snapshot is being read: the next start unmounts the
-#     private FUSE mount and archives it; nothing is left mounted
+#   - kill -9 while the loop device waits for a read of the snapshot's
+#     FUSE file (fault site fuse_file.hang): the daemon may be unable to
+#     finish dying (its reader waits on its own dead server) and keeps the
+#     state lock; the next start aborts its FUSE connections, takes the
+#     lock once it has exited, unmounts and detaches what it left, and
+#     archives the snapshot; no loop device, mount or process is left
 #   - GetSnapshotBlock throttled and failing with 5xx (the fault proxy in
 #     front of moto) during that run: retried, the archives unchanged
 #   - config: ebs.method "volume" is refused with a clear error
@@ -132,31 +136,44 @@ grep -q 'ebs.method.*volume is not built yet' "$FAIL_OUT" ||
 	die "ebs.method volume: $(cat "$FAIL_OUT")"
 
 # --- kill -9 while reading: the next start unmounts --------------------------
-# one reader and a 1 MiB cache: slow enough to be caught mid-read
+# The fault site fuse_file.hang leaves the first read asked by the loop
+# device unanswered (the server thread stops), so the kill lands while a
+# thread of the daemon waits for a read of its own FUSE file through the
+# loop device: the state a crash can leave it stuck in.
 config ', "ebs": {"method": "direct", "concurrency": 1, "cacheSize": "1MiB"}, "compression": {"codec": "gzip", "level": 9, "threads": 1}'
-VAULTFS_LOG=info "$VAULTFS" run --config "$CFG" --once >"$T/killed.out" 2>"$T/killed.err" &
+VAULTFS_FAULT=fuse_file.hang@1 VAULTFS_LOG=info \
+	"$VAULTFS" run --config "$CFG" --once >"$T/killed.out" 2>"$T/killed.err" &
 KPID=$!
 on_exit "kill -KILL $KPID 2>/dev/null; abort_ebs_fuse"
 end=$((SECONDS + 60))
-until grep -q "$T/state/ebs/snap-" /proc/self/mountinfo; do
-	[ $SECONDS -lt $end ] && kill -0 "$KPID" 2>/dev/null ||
-		die "bad test: no private EBS mount appeared"
+until grep -q 'not answering the read.*fuse_file.hang' "$T/killed.err"; do
+	[ $SECONDS -lt $end ] && kill -0 "$KPID" 2>/dev/null || {
+		cat "$T/killed.err" >&2
+		die "bad test: no read of the loop device reached the hung server"
+	}
 	sleep 0.05
 done
-# Not `wait` yet: a thread of the killed daemon may be stuck in a read of
-# its loop device, whose data its own, now dead, FUSE server was to give;
-# the process then stays a zombie with that thread until the connection is
-# aborted, which is the next start's work (release_stale). So: dead here,
-# reaped after that start.
-kill -KILL "$KPID" 2>/dev/null || true
+losetup -a | grep -qF "$T/state/ebs/snap-" ||
+	die "bad test: no loop device over the snapshot's file"
+sleep 0.5 # the reader is waiting now (the server answers nothing)
+kill -KILL "$KPID"
+# Not `wait`: the process may be unable to finish dying (its reader waits
+# for its own dead FUSE server; the next start is what frees it).
 end=$((SECONDS + 30))
 while [ -e "/proc/$KPID" ] && [ "$(cut -d' ' -f3 "/proc/$KPID/stat" 2>/dev/null)" != Z ]; do
 	[ $SECONDS -lt $end ] || die "the killed daemon did not die"
 	sleep 0.05
 done
+sleep 0.5
+if [ "$(ls "/proc/$KPID/task" 2>/dev/null | wc -l)" -gt 1 ]; then
+	STUCK=1
+	log "killed while reading; stuck: its thread $(ls "/proc/$KPID/task" | grep -vx "$KPID" | head -1) waits on its own dead FUSE server, holding the lock"
+else
+	STUCK=0
+	log "killed while reading; it could die (not stuck this time)"
+fi
 grep -q "$T/state/ebs/snap-" /proc/self/mountinfo ||
 	die "bad test: the private EBS mount went with the process"
-log "killed while reading; the FUSE mount is left dead"
 
 # --- run --once: both archived, verified, deleted ----------------------------
 config ', "ebs": {"concurrency": 8, "cacheSize": "8MiB"}'
@@ -167,13 +184,13 @@ AWS_ENDPOINT_URL_EBS=$FP_URL VAULTFS_LOG=info vf_run --config "$CFG" --once
 	die "the proxy injected $(fp_stat throttles) throttles and $(fp_stat 5xxs) 5xx, not 3 and 2"
 expect_grep 'GetSnapshotBlock.*attempt 1 of [0-9]* failed, retrying' "$RUN_ERR"
 grep -q "$T/state/ebs/" /proc/self/mountinfo && die "a private EBS mount is left"
-# the killed daemon's stuck threads are free now: it can be reaped
-end=$((SECONDS + 30))
-while [ "$(ls "/proc/$KPID/task" 2>/dev/null | wc -l)" -gt 1 ]; do
-	[ $SECONDS -lt $end ] || die "the killed daemon's threads are still stuck"
-	sleep 0.1
-done
+# the killed daemon is gone: nothing of it waits any more (reaped at once)
+[ "$(ls "/proc/$KPID/task" 2>/dev/null | wc -l)" -le 1 ] ||
+	die "the killed daemon's threads are still stuck"
 wait "$KPID" 2>/dev/null || true
+[ -e "/proc/$KPID" ] && die "the killed daemon is still there"
+[ "$STUCK" = 0 ] ||
+	expect_grep "vaultfs pid $KPID was killed and has not exited: aborting" "$RUN_ERR"
 [ -z "$(ls -A "$T/state/ebs")" ] || die "left in state/ebs: $(ls -A "$T/state/ebs")"
 expect_grep 'unmounted .*/state/ebs/snap-.* \(left by an earlier run\)' "$RUN_ERR"
 assert_released
