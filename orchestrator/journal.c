@@ -351,6 +351,10 @@ static char *job_to_text(const struct orch_job *job, bool as_record)
 	cm_json_add_u64(o, "bytesRead", job->bytes_read);
 	cm_json_add_u64(o, "bytesTotal", job->bytes_total);
 	cm_json_add_u64(o, "bytesWritten", job->bytes_written);
+	if (job->blocks_total && !as_record) {
+		cm_json_add_u64(o, "blocksFetched", job->blocks_fetched);
+		cm_json_add_u64(o, "blocksTotal", job->blocks_total);
+	}
 	if (job->result_url) {
 		o = cm_json_add_object(root, "result");
 		cm_json_add_str(o, "url", job->result_url);
@@ -594,7 +598,9 @@ static int job_from_json(const struct cm_json *root, const char *want_id,
 	prog = cm_json_get(root, "progress");
 	if (!get_u64(prog, "bytesRead", false, &job->bytes_read) ||
 	    !get_u64(prog, "bytesTotal", false, &job->bytes_total) ||
-	    !get_u64(prog, "bytesWritten", false, &job->bytes_written)) {
+	    !get_u64(prog, "bytesWritten", false, &job->bytes_written) ||
+	    !get_u64(prog, "blocksFetched", false, &job->blocks_fetched) ||
+	    !get_u64(prog, "blocksTotal", false, &job->blocks_total)) {
 		reject(why, n, "progress: bad counts");
 		goto out;
 	}

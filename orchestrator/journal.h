@@ -159,6 +159,11 @@ struct orch_job {
 	uint64_t bytes_read;
 	uint64_t bytes_total;   /* 0: unknown */
 	uint64_t bytes_written;
+	/* a snapshot read block by block (EBS direct): blocks fetched so
+	 * far of blocks_total written; 0 of 0 for anything else. Kept in
+	 * the journal (for `vaultfs status`), not in the index */
+	uint64_t blocks_fetched;
+	uint64_t blocks_total;
 	char *result_url;    /* owned, NULL until archived */
 	uint64_t result_size;
 	char *result_etag;   /* owned or NULL */

@@ -9,7 +9,10 @@
 #     manifest records the block size, volume size and block count, and
 #     only the written blocks were fetched
 #   - a volume with no filesystem: rawbackup.gz decompressed is the image
-#     (holes as zeros, never fetched)
+#     (holes as zeros, never fetched: moto's request log shows exactly one
+#     GetSnapshotBlock per written block)
+#   - `vaultfs status --json` gives each job's blocks fetched of total, the
+#     fetcher's count
 #   - autoDeleteSnapshot: each recovery point is deleted, and only after
 #     the decode verification of its archive
 #   - kill -9 while the loop device waits for a read of the snapshot's
@@ -29,7 +32,7 @@ need_moto
 need_fuse
 need_loop
 need_tools mkfs.ext4 setfattr
-test_timeout 200
+test_timeout 300
 
 SUFFIX=$$-$RANDOM
 VAULT=vft-ebs-$SUFFIX
@@ -96,6 +99,8 @@ elif cmd == "status":         # VAULT RP -> COMPLETED|gone
         print("gone")
 EOF
 moto() { py_moto "$@" <"$T/moto.py"; }
+[ -r "${VAULTFS_MOTO_SERVER_DIR:-}/moto.log" ] ||
+	die "no moto.log in VAULTFS_MOTO_SERVER_DIR (scripts/moto-server writes it)"
 
 # If the test fails between the kill and the next start's clean-up, abort
 # the dead daemon's FUSE connections by hand (what release_stale does), so
@@ -115,9 +120,7 @@ abort_ebs_fuse() {
 
 moto vault "$VAULT"
 read -r RP_EXT4 N_EXT4 < <(moto upload "$VAULT" "$T/ext4.img")
-read -r RP_RAW N_RAW < <(moto upload "$VAULT" "$T/raw.img")
-log "vault $VAULT: $RP_EXT4 ($N_EXT4 blocks), $RP_RAW ($N_RAW blocks)"
-[ "$N_RAW" = 7 ] || die "bad test: the raw image has $N_RAW written blocks, not 7"
+log "vault $VAULT: $RP_EXT4 ($N_EXT4 blocks)"
 
 CFG=$T/config.json
 config() { # EXTRA-JSON-MEMBERS
@@ -175,6 +178,11 @@ fi
 grep -q "$T/state/ebs/snap-" /proc/self/mountinfo ||
 	die "bad test: the private EBS mount went with the process"
 
+# only now the raw one: read once, by the next run alone
+read -r RP_RAW N_RAW < <(moto upload "$VAULT" "$T/raw.img")
+log "vault $VAULT: $RP_RAW ($N_RAW blocks)"
+[ "$N_RAW" = 7 ] || die "bad test: the raw image has $N_RAW written blocks, not 7"
+
 # --- run --once: both archived, verified, deleted ----------------------------
 config ', "ebs": {"concurrency": 8, "cacheSize": "8MiB"}'
 # "blocks/": GetSnapshotBlock only (ListSnapshotBlocks is "blocks?")
@@ -200,6 +208,7 @@ assert_released
 }
 
 check_s3_bucket "$BUCKET" "$T/dl"
+vf status --config "$CFG" --json >"$T/status.json"
 # a job the killed run finished has its lines there
 cat "$T/killed.err" "$RUN_ERR" >"$T/all.err"
 # the objects, by the snapshot's name in the job
@@ -219,6 +228,18 @@ for rp in "$RP_EXT4" "$RP_RAW"; do
 	grep -q "ebs: $snap: [0-9]* blocks fetched" "$T/all.err" || die "$snap: no fetch count"
 	got=$(sed -n "s/.*ebs: $snap: \([0-9]*\) blocks fetched.*/\1/p" "$T/all.err" | tail -1)
 	[ "$got" -le "$n" ] || die "$snap: $got blocks fetched, only $n written"
+	# and what the server saw: GetSnapshotBlock calls it answered
+	calls=$(grep -c "\"GET /snapshots/$snap/blocks/[0-9]*?[^ ]* HTTP/[0-9.]*\" 200" \
+		"$VAULTFS_MOTO_SERVER_DIR/moto.log" || true)
+	case $rp in
+	"$RP_RAW") [ "$calls" = "$N_RAW" ] ||
+		die "raw: $calls GetSnapshotBlock calls for $N_RAW written blocks (holes must not be fetched, nor a block twice)" ;;
+	*) [ "$calls" -ge "$got" ] && [ "$calls" -le $((2 * n)) ] ||
+		die "ext4: $calls GetSnapshotBlock calls for $n written blocks ($got in the last run)" ;;
+	esac
+	# status carries the fetcher's count through the job's progress
+	[ "$(mjson "$T/status.json" "[j['blocksFetched'], j['blocksTotal']] if (j := [j for j in m if j['path'] == '$rp'][-1]) else 0")" = "[$got, $n]" ] ||
+		die "$snap: status says $(mjson "$T/status.json" "[[j.get('blocksFetched'), j.get('blocksTotal')] for j in m if j['path'] == '$rp']"), not $got of $n blocks fetched"
 	# deleted, and only after the full decode of its archive
 	[ "$(moto status "$VAULT" "$rp")" = gone ] || die "$rp not deleted"
 	v=$(grep -n "verified s3://$BUCKET/.*/$(mjson "$man" 'm["job"]["id"]')/.*decoded" "$T/all.err" | tail -1 | cut -d: -f1)
