@@ -28,24 +28,20 @@
 . "$(dirname "$0")/archive.inc"
 . "$(dirname "$0")/orch.inc"
 . "$(dirname "$0")/view.inc"
+. "$(dirname "$0")/ebs.inc"
 need_moto
 need_fuse
 need_loop
 need_tools mkfs.ext4 setfattr
 test_timeout 300
 
-SUFFIX=$$-$RANDOM
-VAULT=vft-ebs-$SUFFIX
+VAULT=vft-ebs-$$-$RANDOM
 make_bucket BUCKET
 MiB=$((1 << 20))
 
 # --- the source tree and its images ----------------------------------------
 F=$T/files
-make_files "$F"
-# and a sparse file: its holes come back as zeros
-truncate -s 20M "$F/sparse"
-printf 'tail' | dd of="$F/sparse" bs=1 seek=$((15 * MiB)) conv=notrunc status=none
-touch -d '2019-06-01 12:00:00' "$F/sparse"
+ebs_files "$F"
 
 # a 1 GiB volume (EBS's smallest) holding a 64 MiB ext4
 truncate -s 1G "$T/ext4.img"
@@ -57,48 +53,6 @@ head -c $((MiB + 1000)) /dev/urandom | dd of="$T/raw.img" conv=notrunc status=no
 head -c $((2 * MiB)) /dev/urandom |
 	dd of="$T/raw.img" bs=1M seek=700 conv=notrunc status=none
 
-# The moto side, one subcommand per call.
-cat >"$T/moto.py" <<'EOF'
-import base64, hashlib, json
-cmd, args = sys.argv[1], sys.argv[2:]
-b, ec2, ebs = client("backup"), client("ec2"), client("ebs")
-acct = client("sts").get_caller_identity()["Account"]
-BLOCK = 512 * 1024
-
-if cmd == "vault":            # VAULT
-    b.create_backup_vault(BackupVaultName=args[0])
-elif cmd == "upload":         # VAULT IMAGE -> "RP-ARN WRITTEN-BLOCKS"
-    vault, img = args
-    snap = ebs.start_snapshot(VolumeSize=1)["SnapshotId"]
-    n = 0
-    with open(img, "rb") as f:
-        i = 0
-        while True:
-            data = f.read(BLOCK)
-            if not data:
-                break
-            if data.count(0) != len(data):
-                ebs.put_snapshot_block(
-                    SnapshotId=snap, BlockIndex=i, BlockData=data,
-                    DataLength=len(data), ChecksumAlgorithm="SHA256",
-                    Checksum=base64.b64encode(hashlib.sha256(data).digest()).decode())
-                n += 1
-            i += 1
-    ebs.complete_snapshot(SnapshotId=snap, ChangedBlocksCount=n)
-    vol = ec2.describe_snapshots(SnapshotIds=[snap])["Snapshots"][0]["VolumeId"]
-    j = b.start_backup_job(BackupVaultName=vault,
-                           ResourceArn="arn:aws:ec2:us-east-1:%s:volume/%s" % (acct, vol),
-                           IamRoleArn="arn:aws:iam::%s:role/backup" % acct)
-    assert j["RecoveryPointArn"].endswith("/" + snap), j
-    print(j["RecoveryPointArn"], n)
-elif cmd == "status":         # VAULT RP -> COMPLETED|gone
-    try:
-        print(b.describe_recovery_point(BackupVaultName=args[0],
-                                        RecoveryPointArn=args[1])["Status"])
-    except b.exceptions.ResourceNotFoundException:
-        print("gone")
-EOF
-moto() { py_moto "$@" <"$T/moto.py"; }
 [ -r "${VAULTFS_MOTO_SERVER_DIR:-}/moto.log" ] ||
 	die "no moto.log in VAULTFS_MOTO_SERVER_DIR (scripts/moto-server writes it)"
 
@@ -118,19 +72,12 @@ abort_ebs_fuse() {
 		while read -r m; do umount -l "$m" 2>/dev/null || true; done
 }
 
-moto vault "$VAULT"
-read -r RP_EXT4 N_EXT4 < <(moto upload "$VAULT" "$T/ext4.img")
+ebs_moto vault "$VAULT"
+read -r RP_EXT4 N_EXT4 < <(ebs_moto upload "$VAULT" "$T/ext4.img")
 log "vault $VAULT: $RP_EXT4 ($N_EXT4 blocks)"
 
 CFG=$T/config.json
-config() { # EXTRA-JSON-MEMBERS
-	write_config "$CFG" "{
-  \"vaults\": [{\"name\": \"prod\", \"type\": \"aws-backup\",
-               \"backupVault\": \"$VAULT\", \"region\": \"us-east-1\",
-               \"pollSeconds\": 3600}],
-  \"destination\": \"s3://$BUCKET/arch\", \"stateDir\": \"$T/state\",
-  \"autoDeleteSnapshot\": true $1}"
-}
+config() { ebs_config "$CFG" "$VAULT" "$BUCKET" "$T/state" "$1"; }
 
 # --- config ------------------------------------------------------------------
 config ', "ebs": {"method": "volume"}'
@@ -143,13 +90,13 @@ grep -q 'ebs.method.*volume is not built yet' "$FAIL_OUT" ||
 # device unanswered (the server thread stops), so the kill lands while a
 # thread of the daemon waits for a read of its own FUSE file through the
 # loop device: the state a crash can leave it stuck in.
-config ', "ebs": {"method": "direct", "concurrency": 1, "cacheSize": "1MiB"}, "compression": {"codec": "gzip", "level": 9, "threads": 1}'
+config ', "ebs": {"method": "direct"}'
 VAULTFS_FAULT=fuse_file.hang@1 VAULTFS_LOG=info \
 	"$VAULTFS" run --config "$CFG" --once >"$T/killed.out" 2>"$T/killed.err" &
 KPID=$!
 on_exit "kill -KILL $KPID 2>/dev/null; abort_ebs_fuse"
 end=$((SECONDS + 60))
-until grep -q 'not answering the read.*fuse_file.hang' "$T/killed.err"; do
+until grep -qs 'not answering the read.*fuse_file.hang' "$T/killed.err"; do
 	[ $SECONDS -lt $end ] && kill -0 "$KPID" 2>/dev/null || {
 		cat "$T/killed.err" >&2
 		die "bad test: no read of the loop device reached the hung server"
@@ -179,7 +126,7 @@ grep -q "$T/state/ebs/snap-" /proc/self/mountinfo ||
 	die "bad test: the private EBS mount went with the process"
 
 # only now the raw one: read once, by the next run alone
-read -r RP_RAW N_RAW < <(moto upload "$VAULT" "$T/raw.img")
+read -r RP_RAW N_RAW < <(ebs_moto upload "$VAULT" "$T/raw.img")
 log "vault $VAULT: $RP_RAW ($N_RAW blocks)"
 [ "$N_RAW" = 7 ] || die "bad test: the raw image has $N_RAW written blocks, not 7"
 
@@ -241,7 +188,7 @@ for rp in "$RP_EXT4" "$RP_RAW"; do
 	[ "$(mjson "$T/status.json" "[j['blocksFetched'], j['blocksTotal']] if (j := [j for j in m if j['path'] == '$rp'][-1]) else 0")" = "[$got, $n]" ] ||
 		die "$snap: status says $(mjson "$T/status.json" "[[j.get('blocksFetched'), j.get('blocksTotal')] for j in m if j['path'] == '$rp']"), not $got of $n blocks fetched"
 	# deleted, and only after the full decode of its archive
-	[ "$(moto status "$VAULT" "$rp")" = gone ] || die "$rp not deleted"
+	[ "$(ebs_moto status "$VAULT" "$rp")" = gone ] || die "$rp not deleted"
 	v=$(grep -n "verified s3://$BUCKET/.*/$(mjson "$man" 'm["job"]["id"]')/.*decoded" "$T/all.err" | tail -1 | cut -d: -f1)
 	d=$(grep -n "deleted recovery point $rp" "$T/all.err" | tail -1 | cut -d: -f1)
 	[ -n "$v" ] && [ -n "$d" ] && [ "$v" -lt "$d" ] ||
