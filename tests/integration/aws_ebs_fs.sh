@@ -7,6 +7,9 @@
 #   - an XFS volume: backup.tar.gz of its tree
 #   - a GPT disk with two partitions (ext4, XFS): p1/ and p2/ in one tar,
 #     with disk-head.img (the partition table) as on a local disk image
+# Both are archived through the view (`vaultfs mount`, autoStart off): the
+# recovery points are listed, `touch export` starts each, and its `status`
+# file says succeeded with the blocks fetched, as for a local one.
 # Each is a 1 GiB volume (EBS's unit) with a small filesystem, so only a
 # few MiB are written and fetched. aws_ebs.sh has ext4 and no filesystem.
 . "$(dirname "$0")/lib.sh"
@@ -55,14 +58,31 @@ read -r RP_XFS N_XFS < <(ebs_moto upload "$VAULT" "$T/xfs.img")
 read -r RP_GPT N_GPT < <(ebs_moto upload "$VAULT" "$T/gpt.img")
 log "vault $VAULT: xfs $N_XFS blocks, gpt $N_GPT blocks written"
 
+# Through the view, on request: `touch export`, then `cat status`, as for
+# a local recovery point.
 CFG=$T/config.json
-ebs_config "$CFG" "$VAULT" "$BUCKET" "$T/state"
-VAULTFS_LOG=info vf_run --config "$CFG" --once
+ebs_config "$CFG" "$VAULT" "$BUCKET" "$T/state" ', "autoStart": false'
+VAULTFS_LOG=info mount_view "$T/mnt-view" "$CFG"
+V=$MP/vaults/prod
+# (wait_for runs a command again and again: no $(...) in its arguments)
+listed() { [ "$(ls "$V" | wc -l)" = 2 ]; }
+archived() { [ "$(rp_state "$MP" prod "$1")" = succeeded ]; }
+wait_for 60 listed
+for rp in "$RP_XFS" "$RP_GPT"; do
+	name=${rp##*/} # the snapshot id
+	[ -d "$V/$name" ] || die "no recovery point $name in $V: $(ls "$V")"
+	[ "$(rp_state "$MP" prod "$name")" = new ] || die "$name: started before its export"
+	touch "$V/$name/export"
+	echo "$name" >>"$T/names"
+done
+for name in $(cat "$T/names"); do
+	wait_for 240 archived "$name"
+	cat "$V/$name/status" >"$T/$name.status"
+	grep -q '^blocks: [1-9][0-9]* of [1-9][0-9]* fetched$' "$T/$name.status" ||
+		die "$name: no blocks fetched in its status: $(cat "$T/$name.status")"
+done
+stop_view
 assert_released
-[ "$(count_state "$T/state" succeeded)" = 2 ] || {
-	vf status --config "$CFG" >&2
-	die "not both jobs done"
-}
 check_s3_bucket "$BUCKET" "$T/dl"
 
 # The manifest and tar of the recovery point RP, extracted by GNU tar into
