@@ -83,6 +83,7 @@ struct job *job_new(struct orch *o, struct orch_job *j)
 	jb->o = o;
 	jb->j = j;
 	jb->log_fd = -1;
+	jb->where = ORCH_INDEX_IN_JOURNAL;
 	pthread_mutex_init(&jb->lock, NULL);
 	pthread_mutex_init(&jb->log_lock, NULL);
 	return jb;

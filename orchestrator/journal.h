@@ -234,12 +234,21 @@ void orch_job_list_release(struct orch_job_list *list);
 /*
  * Every job file, one at a time, to fn, which takes ownership of the job
  * (so that a start holds one full record at a time, not all of them).
+ * skip (may be NULL) sees each job id first, and a true answer leaves
+ * that file unread (a finished job whose record is in the index).
  * Corrupt files are moved aside as by orch_journal_load_all and counted
  * into *ncorrupt (may be NULL).
  */
 typedef void (*orch_journal_fn)(void *ctx, struct orch_job *job);
-int orch_journal_each(struct orch_journal *j, orch_journal_fn fn, void *ctx,
-		      size_t *ncorrupt, struct cm_err *err);
+typedef bool (*orch_journal_skip_fn)(void *ctx, const char *id);
+int orch_journal_each(struct orch_journal *j, orch_journal_skip_fn skip,
+		      orch_journal_fn fn, void *ctx, size_t *ncorrupt,
+		      struct cm_err *err);
+
+/* The ids of the job files in STATEDIR/jobs, unread, in no order
+ * (without the lock: for `vaultfs status`). The caller frees *ids. */
+int orch_journal_ids(const char *state_dir, char (**ids)[ORCH_JOB_ID_SIZE],
+		     size_t *n, struct cm_err *err);
 
 /* One job's file, read without the lock (a record on demand). -ENOENT:
  * there is none; -EINVAL: corrupt (err names the file). */
