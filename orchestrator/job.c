@@ -308,7 +308,7 @@ static bool find_res(struct job *jb, const char *kind, const char *path,
 	return false;
 }
 
-static void test_pause(struct job *jb, const char *stage);
+
 
 /* arc_run's loop devices, mounts and device nodes (blockdev.h), and the
  * directories of journal-replay overlays (a tempdir: removed after its
@@ -363,7 +363,7 @@ static int on_resource(void *ctx, enum arc_res_event ev,
 	}
 	pthread_mutex_unlock(&jb->lock);
 	if (rc == 0 && ev == ARC_RES_CREATED && kind == ARC_RES_MOUNT)
-		test_pause(jb, "mounted");
+		job_test_pause(jb, "mounted");
 	if (rc && ev == ARC_RES_RELEASED) {
 		/* it is gone; the record says otherwise, which only costs a
 		 * check at the next start */
@@ -374,7 +374,7 @@ static int on_resource(void *ctx, enum arc_res_event ev,
 }
 
 /* Test-only: VAULTFS_TEST_PAUSE_AT=STAGE:SECONDS (docs/orchestrator.md). */
-static void test_pause(struct job *jb, const char *stage)
+void job_test_pause(struct job *jb, const char *stage)
 {
 	const struct orch *o = jb->o;
 
@@ -435,7 +435,7 @@ static int on_upload_id(void *ctx, const char *upload_id, struct cm_err *err)
 				      &ids, err);
 	pthread_mutex_unlock(&jb->lock);
 	if (rc == 0)
-		test_pause(jb, "uploading");
+		job_test_pause(jb, "uploading");
 	return rc;
 }
 
@@ -447,7 +447,7 @@ static void on_progress(void *ctx, uint64_t bytes, uint64_t total)
 
 	if (bytes && !jb->paused_writing) {
 		jb->paused_writing = true;
-		test_pause(jb, "writing");
+		job_test_pause(jb, "writing");
 	}
 	pthread_mutex_lock(&jb->lock);
 	jb->j->bytes_read = bytes;
@@ -475,7 +475,7 @@ static int enter(struct job *jb, enum orch_job_state s, struct cm_err *err)
 	pthread_mutex_unlock(&jb->lock);
 	cm_info("job %s: %s", jb->j->id, orch_job_state_name(s));
 	job_notify(jb);
-	test_pause(jb, orch_job_state_name(s));
+	job_test_pause(jb, orch_job_state_name(s));
 	return rc;
 }
 

@@ -21,9 +21,11 @@
  * releases what they list; an "intended" resource may or may not exist and
  * is looked for by what is known (the backing file, the bucket and key).
  *
- * Finished jobs do not stay here for ever: the engine folds those older
- * than journal.keepDays into the index (index.h) and removes their files
- * (orch_journal_forget) once the index holding them is durable.
+ * Finished jobs do not stay here for ever: a job that finishes is
+ * recorded in the index's tail at once (index.h), after which no start
+ * and no `vaultfs status` reads its file; the engine folds those older
+ * than journal.keepDays into the index file and removes their files
+ * (orch_journal_forget) once the index file holding them is durable.
  *
  * The lock: orch_journal_open() takes flock(LOCK_EX | LOCK_NB) on
  * STATEDIR/lock and writes its pid there; a second vaultfs on the same

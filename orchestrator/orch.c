@@ -20,10 +20,11 @@
  * job leaves memory for the index (index.h: an entry of ~100 bytes, its
  * record read back on demand) once ORCH_RECENT_FINISHED newer ones have
  * finished, and only when no thread holds it: a `struct job *` used past
- * ->lock is held (jb->refs) by whoever uses it. Finished jobs loaded at
- * start go to the index at once, and those finished before
- * journal.keepDays fold into the index file (at start, then hourly on
- * the watcher's thread: fold_due). A job's record is written only by the
+ * ->lock is held (jb->refs) by whoever uses it. A job that finishes is
+ * appended to the index's tail at once (index_finished), so a start reads
+ * only the files of jobs the index does not have; those finished before
+ * journal.keepDays fold into the index file and their files go (at
+ * start, then hourly on the watcher's thread: fold_due). A job's record is written only by the
  * thread that owns the job at that moment: the worker running it, or the
  * thread that queues, recovers or cancels it while it is in no worker's
  * hands (under orch->lock, so no worker can take it meanwhile). Lock order
@@ -172,27 +173,39 @@ static void retire_finished(struct orch *o)
  * file unindexed and appends it then. No lock held; takes ->index_lock,
  * then jb->lock and ->lock.
  */
+static bool index_due(struct orch *o, struct job *jb)
+{
+	bool due;
+
+	pthread_mutex_lock(&o->lock);
+	due = !jb->indexed && !jb->running && !jb->queued;
+	pthread_mutex_unlock(&o->lock);
+	pthread_mutex_lock(&jb->lock);
+	due = due && orch_job_state_final(jb->j->state) &&
+	      !orch_job_holds_resources(jb->j);
+	pthread_mutex_unlock(&jb->lock);
+	return due;
+}
+
 static void index_finished(struct orch *o, struct job *jb)
 {
 	uint64_t where = ORCH_INDEX_IN_JOURNAL;
 	struct cm_err e;
-	bool skip;
-	int rc = 0;
+	int rc;
 
+	if (!index_due(o, jb))
+		return;
+	/* test-only: a crash between the journal's final save and this */
+	job_test_pause(jb, "finished");
 	cm_err_clear(&e);
 	pthread_mutex_lock(&o->index_lock);
-	pthread_mutex_lock(&o->lock);
-	skip = jb->indexed || jb->running || jb->queued;
-	pthread_mutex_unlock(&o->lock);
+	/* a finished job's record no longer changes: jb->lock only for
+	 * the rule that readers of jb->j hold it */
 	pthread_mutex_lock(&jb->lock);
-	if (!skip && orch_job_state_final(jb->j->state) &&
-	    !orch_job_holds_resources(jb->j))
-		rc = orch_index_append(o->cfg->state_dir, &o->index_pos, jb->j,
-				       0, &where, &e);
-	else
-		skip = true;
+	rc = orch_index_append(o->cfg->state_dir, &o->index_pos, jb->j, 0,
+			       &where, &e);
 	pthread_mutex_unlock(&jb->lock);
-	if (!skip && rc == 0) {
+	if (rc == 0) {
 		pthread_mutex_lock(&o->lock);
 		jb->where = where;
 		jb->indexed = true;
@@ -202,6 +215,8 @@ static void index_finished(struct orch *o, struct job *jb)
 	if (rc)
 		cm_warn("job %s: not in the index yet (the next start adds "
 			"it from its file): %s", jb->j->id, e.msg);
+	else
+		job_test_pause(jb, "indexed");
 }
 
 /* Caller holds o->lock: jb stays in memory until job_drop(). */

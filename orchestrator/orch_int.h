@@ -178,6 +178,9 @@ int job_release_recorded(struct job *jb);
 struct orch_provider *job_provider(struct job *jb);
 /* The recovery point's name: the last component of its path. */
 const char *job_rp_name(const struct orch_job *j);
+/* Test-only: VAULTFS_TEST_PAUSE_AT's pause at stage, if it names it (no
+ * lock held; a cancel ends it). */
+void job_test_pause(struct job *jb, const char *stage);
 /* Tell the notify callback (no lock held). */
 void job_notify(struct job *jb);
 /* Copy of the log ring as text, or NULL if it is empty. */
