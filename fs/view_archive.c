@@ -1095,16 +1095,17 @@ static void unclaim(struct view *v, struct view_node *n)
 }
 
 /* Start writing key for node n (claimed) into handle f. The memory of its
- * first part buffers is taken here, on the caller's thread (a worker),
+ * first part buffers is `mem`, taken by the adapter without a thread
+ * (view_open_mem_need), or else taken here, on the caller's thread,
  * waiting while the budget is spent; then the store's writer owns it. */
-static int writer_start(struct view *v, struct view_file *f, struct cm_err *err)
+static int writer_start(struct view *v, struct view_file *f, uint64_t mem,
+			struct cm_err *err)
 {
 	struct view_writer *aw;
 	struct view_node *n = f->node;
-	uint64_t mem = 0;
 	int rc;
 
-	if (v->store->budget && v->store->ops->write_memory) {
+	if (!mem && v->store->budget && v->store->ops->write_memory) {
 		mem = v->store->ops->write_memory(v->store);
 		rc = mem_take(v, mem, n->key, err);
 		if (rc)
@@ -1164,8 +1165,28 @@ static int refuse_overwrite(struct view *v, const char *key, struct cm_err *err)
 	return cm_err_set(err, EEXIST, "%s exists", w);
 }
 
+static int arc_open(struct view *v, struct view_file *f, int flags,
+		    uint64_t *mem, struct view_open_out *oo, struct cm_err *err);
+
+/* Memory the adapter took for a writer that does not start. */
+static void mem_unused(struct view *v, uint64_t mem)
+{
+	if (mem)
+		cm_budget_give(v->budget, mem);
+}
+
 int view_arc_open(struct view *v, struct view_file *f, int flags,
-		  struct view_open_out *oo, struct cm_err *err)
+		  uint64_t mem, struct view_open_out *oo, struct cm_err *err)
+{
+	int rc = arc_open(v, f, flags, &mem, oo, err);
+
+	mem_unused(v, mem);
+	return rc;
+}
+
+/* view_arc_open; *mem is zeroed once a writer has it. */
+static int arc_open(struct view *v, struct view_file *f, int flags,
+		    uint64_t *mem, struct view_open_out *oo, struct cm_err *err)
 {
 	struct view_node *n = f->node;
 	struct view_obj obj;
@@ -1204,7 +1225,8 @@ int view_arc_open(struct view *v, struct view_file *f, int flags,
 					  "%s is being written by another",
 					  n->key);
 		pthread_mutex_lock(&f->lock);
-		rc = writer_start(v, f, err);
+		rc = writer_start(v, f, *mem, err);
+		*mem = 0; /* the writer's, or given back */
 		pthread_mutex_unlock(&f->lock);
 		if (rc) {
 			unclaim(v, n);
@@ -1248,8 +1270,9 @@ int view_arc_open(struct view *v, struct view_file *f, int flags,
 }
 
 int view_arc_create(struct view *v, struct view_node *parent, const char *name,
-		    int flags, struct view_file **out, struct view_attr *attr,
-		    struct view_open_out *oo, struct cm_err *err)
+		    int flags, uint64_t mem, struct view_file **out,
+		    struct view_attr *attr, struct view_open_out *oo,
+		    struct cm_err *err)
 {
 	struct view_node *n;
 	struct view_file *f;
@@ -1309,7 +1332,8 @@ int view_arc_create(struct view *v, struct view_node *parent, const char *name,
 		rc = refuse_overwrite(v, n->key, err);
 	if (rc == 0) {
 		pthread_mutex_lock(&f->lock);
-		rc = writer_start(v, f, err);
+		rc = writer_start(v, f, mem, err);
+		mem = 0; /* the writer's, or given back */
 		pthread_mutex_unlock(&f->lock);
 		if (rc)
 			atomic_fetch_add(&v->write_errors, 1);
@@ -1327,6 +1351,7 @@ int view_arc_create(struct view *v, struct view_node *parent, const char *name,
 	oo->direct_io = true;
 	*out = f;
 out:
+	mem_unused(v, mem);
 	free(key);
 	return rc;
 }
