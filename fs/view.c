@@ -1500,9 +1500,13 @@ uint64_t view_open_mem_need(struct view *v, uint64_t ino, bool create,
 	n = view_node_get(v, ino);
 	if (!n)
 		return 0;
+	/* an open for writing starts a writer only where it may replace
+	 * the object (view_arc_open refuses the others at once) */
 	writer = create ? n->kind == VK_STORE || n->kind == VK_ARC_DIR
 			: n->kind == VK_ARC_FILE &&
-				  (flags & O_ACCMODE) != O_RDONLY;
+				  (flags & O_ACCMODE) != O_RDONLY &&
+				  v->opts.allow_overwrite &&
+				  (flags & O_TRUNC);
 	view_node_put(v, n);
 	return writer ? v->store->ops->write_memory(v->store) : 0;
 }

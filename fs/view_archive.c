@@ -45,9 +45,10 @@
  * The claim ends when the object is complete or the writer gives up.
  *
  * Memory: read-ahead windows and (S3) part buffers come from v->budget.
- * A writer takes its first two part buffers at its start (mem_take, on a
- * worker, waiting if need be), and the uploader makes more only while the
- * budget has room. A window is charged before it is allocated: read-ahead
+ * A writer gets its first two part buffers at its start: from the adapter,
+ * which waited for them without a thread (view_open_mem_need, fuse_ll.c),
+ * or else through mem_take on the caller's thread; the uploader makes
+ * more only while the budget has room. A window is charged before it is allocated: read-ahead
  * only with room to spare, a miss keeps its window when there is none, and
  * waits only when it has none.
  *
@@ -704,10 +705,11 @@ static void files_remove(struct view *v, struct view_file *f)
 
 /*
  * Take n bytes of the budget for `key`, waiting on this thread (a worker of
- * the adapter) when they are not there. At most VIEW_MEM_WAITERS wait at
- * once: the files that hold memory need workers too to give it back (the
- * write that ends a part, the close), so waiters must never fill the pool;
- * one more fails at once with ENOBUFS, which says why.
+ * the adapter: a reader with no window, or a writer started without the
+ * adapter's memory) when they are not there. At most VIEW_MEM_WAITERS wait
+ * at once: the files that hold memory need workers too to give it back
+ * (the write that ends a part, the close), so waiters must never fill the
+ * pool; one more fails at once with ENOBUFS, which says why.
  */
 static int mem_take(struct view *v, uint64_t n, const char *key,
 		    struct cm_err *err)
