@@ -4,9 +4,13 @@
  * works while `vaultfs run` or `vaultfs mount` is running (their progress
  * reaches the journal about once a second).
  *
- * The journal's files first, then the index of finished jobs
- * (orchestrator/index.h) in one streaming read: a job folded into the
- * index meanwhile is in one or the other (or both: listed once).
+ * The names of the journal's files first, then the index of finished
+ * jobs and its tail (orchestrator/index.h) in one streaming read, then
+ * only the files of jobs the index does not have (unfinished ones): a
+ * finished job's file is never read. A job is appended to the tail while
+ * its file stays, and a fold moves the tail into the index file before
+ * any file goes, so a job that moves meanwhile is found in one place or
+ * two (listed once).
  */
 #include "commands.h"
 #include "usage.h"
@@ -468,7 +472,6 @@ static void print_json(const struct orch_job_info *jobs, size_t n)
 }
 
 struct infos {
-	const struct orch_job_list *journal; /* sorted by id */
 	struct orch_job_info *v;
 	size_t n, cap;
 	time_t now;
@@ -484,12 +487,7 @@ static void infos_push(struct infos *in, const struct orch_job *job)
 	orch_job_info_from_job(job, in->now, &in->v[in->n++]);
 }
 
-static int by_job_id(const void *key, const void *elem)
-{
-	return strcmp(key, (*(struct orch_job *const *)elem)->id);
-}
-
-/* One record of the index (orch_index_read), unless the journal has it. */
+/* One record of the index (orch_index_read). */
 static int add_record(void *ctx, const struct orch_job *job,
 		      const struct cm_json *record,
 		      const struct orch_index_rec *rec, uint64_t off)
@@ -499,10 +497,7 @@ static int add_record(void *ctx, const struct orch_job *job,
 	char why[256];
 
 	(void)off;
-	if (in->journal->n &&
-	    bsearch(rec->id, in->journal->jobs, in->journal->n,
-		    sizeof(*in->journal->jobs), by_job_id))
-		return 0;
+	(void)rec;
 	if (!job) {
 		if (orch_job_from_record(record, &parsed, why, sizeof(why)))
 			return cm_err_set(in->err, EINVAL, "%s", why);
@@ -520,11 +515,64 @@ static int info_by_id(const void *a, const void *b)
 	return strcmp(x->id, y->id);
 }
 
+/* Sorted by id, each job once (one in the index and its tail). */
+static void infos_sort(struct infos *in)
+{
+	size_t n = 0;
+
+	if (in->n > 1)
+		qsort(in->v, in->n, sizeof(*in->v), info_by_id);
+	for (size_t i = 0; i < in->n; i++) {
+		if (n && strcmp(in->v[n - 1].id, in->v[i].id) == 0) {
+			orch_job_info_release(&in->v[i]);
+			continue;
+		}
+		if (n != i)
+			in->v[n] = in->v[i];
+		n++;
+	}
+	in->n = n;
+}
+
+/* The journal files of the jobs the index does not have. */
+static void add_files(struct infos *in, const char *state_dir,
+		      char (*ids)[ORCH_JOB_ID_SIZE], size_t nids,
+		      size_t *ncorrupt)
+{
+	size_t indexed = in->n;
+
+	for (size_t i = 0; i < nids; i++) {
+		struct orch_job_info key;
+		struct orch_job *job = NULL;
+		struct cm_err e;
+		int rc;
+
+		memcpy(key.id, ids[i], sizeof(key.id));
+		if (indexed && bsearch(&key, in->v, indexed, sizeof(*in->v),
+				       info_by_id))
+			continue;
+		cm_err_clear(&e);
+		rc = orch_journal_load_job(state_dir, ids[i], &job, &e);
+		if (rc == -EINVAL) {
+			fprintf(stderr, "vaultfs: status: %s\n", e.msg);
+			(*ncorrupt)++;
+		} else if (rc == -EIO) {
+			fprintf(stderr, "vaultfs: status: %s (skipped)\n",
+				e.msg);
+		} else if (rc == 0) {
+			infos_push(in, job);
+			orch_job_free(job);
+		} /* -ENOENT: gone meanwhile (a fold: then in the index) */
+	}
+	infos_sort(in);
+}
+
 int cmd_status(int argc, char **argv)
 {
 	const char *config = NULL;
 	struct orch_config cfg;
-	struct orch_job_list list = { 0 };
+	char (*ids)[ORCH_JOB_ID_SIZE] = NULL;
+	size_t nids = 0, ncorrupt = 0;
 	struct orch_job_info *jobs = NULL;
 	struct infos in = { 0 };
 	struct cm_err err;
@@ -574,18 +622,19 @@ int cmd_status(int argc, char **argv)
 	if (rc)
 		return rc;
 	cm_err_clear(&err);
-	rc = orch_journal_read(cfg.state_dir, ORCH_LOAD_ALL, &list, &err);
+	rc = orch_journal_ids(cfg.state_dir, &ids, &nids, &err);
 	if (rc) {
 		fprintf(stderr, "vaultfs: status: %s\n", err.msg);
 		orch_config_release(&cfg);
 		return 1;
 	}
-	in.journal = &list;
 	in.now = now;
 	in.err = &err;
-	for (size_t i = 0; i < list.n; i++)
-		infos_push(&in, list.jobs[i]);
 	rc = orch_index_read(cfg.state_dir, add_record, &in, NULL, &err);
+	if (rc == 0) {
+		infos_sort(&in);
+		add_files(&in, cfg.state_dir, ids, nids, &ncorrupt);
+	}
 	if (rc) {
 		fprintf(stderr, "vaultfs: status: %s\n", err.msg);
 		goto out;
@@ -609,15 +658,14 @@ int cmd_status(int argc, char **argv)
 				"released at a start with that vault in the "
 				"config\n", jobs[i].id, jobs[i].held,
 				jobs[i].vault);
-	if (list.ncorrupt)
+	if (ncorrupt)
 		fprintf(stderr, "vaultfs: status: %zu corrupt journal file%s "
-			"skipped\n", list.ncorrupt,
-			list.ncorrupt == 1 ? "" : "s");
+			"skipped\n", ncorrupt, ncorrupt == 1 ? "" : "s");
 out:
 	for (size_t i = 0; i < in.n; i++)
 		orch_job_info_release(&in.v[i]);
 	free(in.v);
-	orch_job_list_release(&list);
+	free(ids);
 	orch_config_release(&cfg);
 	return rc ? 1 : 0;
 }

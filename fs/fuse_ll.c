@@ -23,6 +23,15 @@
  *     A write is first offered to view_write_nowait, which takes it at
  *     once when that cannot wait (most writes of a stream: a copy into
  *     the upload's part buffer), saving the task's copy and a hand-off.
+ *   - a create or open that starts an archive writer needs its first part
+ *     buffers from the view's memory budget (view.memoryLimit). When they
+ *     are not there, the request is parked, holding no thread: its task
+ *     waits in the budget's queue (view_mem_queue) and goes to ->pool
+ *     when memory comes back (mem_ready, on the thread that gave it). So
+ *     any number of writers wait on the 32 workers. An interrupted one
+ *     (FUSE_INTERRUPT: the writer was killed) leaves the queue and is
+ *     answered EINTR (mem_interrupt); at unmount the queue is answered
+ *     ESHUTDOWN (view_stop_waits).
  *   - the notifier thread takes the view's invalidations off ->inval and
  *     passes them to the kernel (fuse_lowlevel_notify_inval_*), while the
  *     session is live.
@@ -51,6 +60,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -162,6 +172,11 @@ struct task {
 	unsigned what;
 	uint64_t setsize;
 	bool copied; /* name and data are the task's own */
+	/* a parked writer's (see the top): the memory it waits for, and
+	 * has once mem is set (the view's from view_*_mem on) */
+	struct cm_budget_waiter w;
+	uint64_t mem;
+	atomic_bool interrupted;
 };
 
 static struct view_file *FH(const struct fuse_file_info *fi)
@@ -220,11 +235,12 @@ static void run(struct task *t)
 			       t->what != 0);
 		break;
 	case OP_OPEN:
-		rc = view_open(v, t->ino, t->fi.flags, &f, &oo, &err);
+		rc = view_open_mem(v, t->ino, t->fi.flags, t->mem, &f, &oo,
+				   &err);
 		break;
 	case OP_CREATE:
-		rc = view_create(v, t->ino, t->name, t->mode, t->fi.flags, &f,
-				 &a, &oo, &err);
+		rc = view_create_mem(v, t->ino, t->name, t->mode, t->fi.flags,
+				     t->mem, &f, &a, &oo, &err);
 		break;
 	case OP_READ:
 		buf = cm_xmalloc(t->size ? t->size : 1);
@@ -320,11 +336,8 @@ static void run(struct task *t)
 	free(buf);
 }
 
-static void task_run(void *arg)
+static void task_free(struct task *t)
 {
-	struct task *t = arg;
-
-	run(t);
 	if (t->copied) {
 		free((char *)t->name);
 		free((char *)t->data);
@@ -332,12 +345,107 @@ static void task_run(void *arg)
 	free(t);
 }
 
+static void task_run(void *arg)
+{
+	struct task *t = arg;
+
+	run(t);
+	task_free(t);
+}
+
+/* ---- parked writers: waiting for memory without a thread --------------- */
+
+/* An answer that is not the view's, ordered against the channel's close. */
+static void answer_err(struct task *t, int e)
+{
+	pthread_rwlock_rdlock(&t->vf->reply_lock);
+	fuse_reply_err(t->req, e);
+	pthread_rwlock_unlock(&t->vf->reply_lock);
+}
+
+/* A parked task whose memory came: on a worker now. Once the interrupt
+ * callback is gone (clearing it waits for one that runs), the request is
+ * only ours to answer. */
+static void waited_run(void *arg)
+{
+	struct task *t = arg;
+
+	fuse_req_interrupt_func(t->req, NULL, NULL);
+	task_run(t);
+}
+
+/* The budget's call back (core/budget.h): from the thread that gave the
+ * memory back, or from view_stop_waits (-ECANCELED: unmounting). */
+static void mem_ready(struct cm_budget_waiter *w, int rc)
+{
+	struct task *t = (struct task *)((char *)w - offsetof(struct task, w));
+	struct view_fuse *vf = t->vf;
+
+	if (rc == 0) {
+		t->mem = w->n;
+		if (cm_pool_submit(vf->pool, waited_run, t) == 0)
+			return;
+		view_mem_give(vf->v, t->mem);
+	}
+	fuse_req_interrupt_func(t->req, NULL, NULL);
+	answer_err(t, ESHUTDOWN);
+	task_free(t);
+}
+
+/* FUSE_INTERRUPT of a parked request (its writer was killed): out of the
+ * queue, EINTR. Called with the request's lock held; if the memory is
+ * being handed to it meanwhile, the task runs as if not interrupted. */
+static void mem_interrupt(fuse_req_t req, void *data)
+{
+	struct task *t = data;
+
+	atomic_store(&t->interrupted, true);
+	if (!view_mem_cancel(t->vf->v, &t->w))
+		return; /* not queued yet (park sees the flag), or served */
+	cm_debug("view: a request waiting for memory was interrupted");
+	answer_err(t, EINTR);
+	task_free(t);
+}
+
+/* A create or open (copied task t) whose writer needs n bytes: run on a
+ * worker with them, or parked until they come. */
+static void park(struct task *t, uint64_t n)
+{
+	struct view_fuse *vf = t->vf;
+	int rc;
+
+	t->w.n = n;
+	t->w.ready = mem_ready;
+	/* before it is queued: from then on the task may be gone */
+	fuse_req_interrupt_func(t->req, mem_interrupt, t);
+	if (atomic_load(&t->interrupted)) {
+		fuse_req_interrupt_func(t->req, NULL, NULL);
+		answer_err(t, EINTR);
+		task_free(t);
+		return;
+	}
+	rc = view_mem_queue(vf->v, &t->w);
+	if (rc == 1)
+		return; /* parked: mem_ready or mem_interrupt answers it */
+	if (rc == 0) {
+		t->mem = n;
+		if (cm_pool_submit(vf->pool, waited_run, t) == 0)
+			return;
+		view_mem_give(vf->v, n);
+	}
+	fuse_req_interrupt_func(t->req, NULL, NULL);
+	answer_err(t, ESHUTDOWN);
+	task_free(t);
+}
+
 /* Run t now, or - when it may wait on the network - on a worker, with its
- * own copies of the name and the data. */
+ * own copies of the name and the data; a writer that needs memory first
+ * is parked until it has it. */
 static void dispatch(struct task *t, fuse_ino_t node)
 {
 	struct view_fuse *vf = t->vf;
 	struct task *c;
+	uint64_t need = 0;
 
 	if (!view_may_block(vf->v, node)) {
 		run(t);
@@ -352,6 +460,13 @@ static void dispatch(struct task *t, fuse_ino_t node)
 
 		memcpy(d, t->data, t->size);
 		c->data = d;
+	}
+	if (t->op == OP_CREATE || t->op == OP_OPEN)
+		need = view_open_mem_need(vf->v, t->ino, t->op == OP_CREATE,
+					  t->fi.flags);
+	if (need) {
+		park(c, need);
+		return;
 	}
 	if (cm_pool_submit(vf->pool, task_run, c) != 0) {
 		/* shutting down */
@@ -943,7 +1058,8 @@ void view_fuse_unmount(struct view_fuse *vf)
 		pthread_rwlock_unlock(&vf->reply_lock);
 	}
 	if (vf->pool && vf->v)
-		view_stop_waits(vf->v); /* no worker waits for memory */
+		view_stop_waits(vf->v); /* no worker waits for memory, and
+					   the parked requests are answered */
 	cm_pool_free(vf->pool);
 	vf->pool = NULL;
 }

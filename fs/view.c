@@ -896,6 +896,7 @@ void view_stats_get(struct view *v, struct view_stats *out)
 		out->memory_peak = bs.peak;
 		out->memory_limit = bs.limit;
 		out->memory_waits = bs.waits;
+		out->memory_waiting = bs.waiting;
 	}
 	out->started = v->started;
 }
@@ -1549,8 +1550,52 @@ void view_file_free(struct view *v, struct view_file *f)
 	free(f);
 }
 
+uint64_t view_open_mem_need(struct view *v, uint64_t ino, bool create,
+			    int flags)
+{
+	struct view_node *n;
+	bool writer;
+
+	if (!v->store || !v->store->budget || !v->store->ops->write_memory)
+		return 0;
+	n = view_node_get(v, ino);
+	if (!n)
+		return 0;
+	/* an open for writing starts a writer only where it may replace
+	 * the object (view_arc_open refuses the others at once) */
+	writer = create ? n->kind == VK_STORE || n->kind == VK_ARC_DIR
+			: n->kind == VK_ARC_FILE &&
+				  (flags & O_ACCMODE) != O_RDONLY &&
+				  v->opts.allow_overwrite &&
+				  (flags & O_TRUNC);
+	view_node_put(v, n);
+	return writer ? v->store->ops->write_memory(v->store) : 0;
+}
+
+int view_mem_queue(struct view *v, struct cm_budget_waiter *w)
+{
+	return cm_budget_queue(v->budget, w);
+}
+
+bool view_mem_cancel(struct view *v, struct cm_budget_waiter *w)
+{
+	return cm_budget_cancel(v->budget, w);
+}
+
+void view_mem_give(struct view *v, uint64_t n)
+{
+	cm_budget_give(v->budget, n);
+}
+
 int view_open(struct view *v, uint64_t ino, int flags, struct view_file **out,
 	      struct view_open_out *oo, struct cm_err *err)
+{
+	return view_open_mem(v, ino, flags, 0, out, oo, err);
+}
+
+int view_open_mem(struct view *v, uint64_t ino, int flags, uint64_t mem,
+		  struct view_file **out, struct view_open_out *oo,
+		  struct cm_err *err)
 {
 	struct view_node *n = view_node_get(v, ino);
 	struct view_file *f;
@@ -1559,6 +1604,13 @@ int view_open(struct view *v, uint64_t ino, int flags, struct view_file **out,
 
 	memset(oo, 0, sizeof(*oo));
 	*out = NULL;
+	if (n && n->kind == VK_ARC_FILE) {
+		f = view_file_new(n); /* takes the reference */
+		rc = view_arc_open(v, f, flags, mem, oo, err);
+		goto out;
+	}
+	if (mem)
+		cm_budget_give(v->budget, mem); /* not a writer's */
 	if (!n)
 		return cm_err_set(err, ENOENT, "view: no inode %llu",
 				  (unsigned long long)ino);
@@ -1567,10 +1619,6 @@ int view_open(struct view *v, uint64_t ino, int flags, struct view_file **out,
 		return -EISDIR;
 	}
 	f = view_file_new(n); /* takes the reference */
-	if (n->kind == VK_ARC_FILE) {
-		rc = view_arc_open(v, f, flags, oo, err);
-		goto out;
-	}
 	oo->direct_io = true;
 	if (writing && n->kind != VK_RP_EXPORT && n->kind != VK_RP_CANCEL) {
 		rc = cm_err_set(err, EACCES, "view: %s is read-only", n->name);
@@ -1612,11 +1660,25 @@ int view_create(struct view *v, uint64_t parent, const char *name, mode_t mode,
 		int flags, struct view_file **out, struct view_attr *attr,
 		struct view_open_out *oo, struct cm_err *err)
 {
+	return view_create_mem(v, parent, name, mode, flags, 0, out, attr, oo,
+			       err);
+}
+
+int view_create_mem(struct view *v, uint64_t parent, const char *name,
+		    mode_t mode, int flags, uint64_t mem,
+		    struct view_file **out, struct view_attr *attr,
+		    struct view_open_out *oo, struct cm_err *err)
+{
 	struct view_node *p = view_node_get(v, parent);
 	int rc;
 
 	memset(oo, 0, sizeof(*oo));
 	*out = NULL;
+	if (mem && (!p || (p->kind != VK_STORE && p->kind != VK_ARC_DIR) ||
+		    (!S_ISREG(mode) && (mode & S_IFMT)))) {
+		cm_budget_give(v->budget, mem); /* not a writer's */
+		mem = 0;
+	}
 	if (!p)
 		return -ENOENT;
 	if (p->kind != VK_STORE && p->kind != VK_ARC_DIR) {
@@ -1634,7 +1696,7 @@ int view_create(struct view *v, uint64_t parent, const char *name, mode_t mode,
 		view_node_put(v, p);
 		return -EPERM;
 	}
-	rc = view_arc_create(v, p, name, flags, out, attr, oo, err);
+	rc = view_arc_create(v, p, name, flags, mem, out, attr, oo, err);
 	view_node_put(v, p);
 	return rc;
 }

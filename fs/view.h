@@ -73,6 +73,7 @@
 #include <sys/types.h>
 #include <time.h>
 
+#include "budget.h"
 #include "config.h"
 #include "err.h"
 
@@ -236,6 +237,33 @@ int view_open(struct view *v, uint64_t ino, int flags, struct view_file **out,
 int view_create(struct view *v, uint64_t parent, const char *name, mode_t mode,
 		int flags, struct view_file **out, struct view_attr *attr,
 		struct view_open_out *oo, struct cm_err *err);
+
+/*
+ * Memory a request waits for without a thread. A new archive writer needs
+ * its first part buffers from the budget (view.memoryLimit) before it
+ * starts; view_open and view_create take them on the calling thread,
+ * waiting there while the budget is spent (at most VIEW_MEM_WAITERS at
+ * once; one more: -ENOBUFS). The adapter instead asks how much a create
+ * in `ino` (create) or an open of `ino` with these flags needs
+ * (view_open_mem: 0 for none), queues a waiter for it (view_mem_queue:
+ * core/budget.h, w->ready is called from the thread that gives memory
+ * back, or with -ECANCELED from view_stop_waits), and calls view_open_mem
+ * / view_create_mem with the bytes once it has them; those are the
+ * view's from the call on (a writer keeps them, anything else gives them
+ * back). view_mem_cancel takes a waiter out (an interrupted request).
+ */
+uint64_t view_open_mem_need(struct view *v, uint64_t ino, bool create,
+			    int flags);
+int view_mem_queue(struct view *v, struct cm_budget_waiter *w);
+bool view_mem_cancel(struct view *v, struct cm_budget_waiter *w);
+void view_mem_give(struct view *v, uint64_t n);
+int view_open_mem(struct view *v, uint64_t ino, int flags, uint64_t mem,
+		  struct view_file **out, struct view_open_out *oo,
+		  struct cm_err *err);
+int view_create_mem(struct view *v, uint64_t parent, const char *name,
+		    mode_t mode, int flags, uint64_t mem,
+		    struct view_file **out, struct view_attr *attr,
+		    struct view_open_out *oo, struct cm_err *err);
 /* Up to len bytes at off into buf; *got is 0 at the end. */
 int view_read(struct view *v, struct view_file *f, uint64_t off, char *buf,
 	      size_t len, size_t *got, struct cm_err *err);
@@ -301,6 +329,7 @@ struct view_stats {
 	uint64_t memory_peak;	  /* the most at once */
 	uint64_t memory_limit;
 	uint64_t memory_waits; /* buffers that waited for memory */
+	uint64_t memory_waiting; /* requests waiting for it now */
 	time_t started;
 };
 

@@ -45,9 +45,10 @@
  * The claim ends when the object is complete or the writer gives up.
  *
  * Memory: read-ahead windows and (S3) part buffers come from v->budget.
- * A writer takes its first two part buffers at its start (mem_take, on a
- * worker, waiting if need be), and the uploader makes more only while the
- * budget has room. A window is charged before it is allocated: read-ahead
+ * A writer gets its first two part buffers at its start: from the adapter,
+ * which waited for them without a thread (view_open_mem_need, fuse_ll.c),
+ * or else through mem_take on the caller's thread; the uploader makes
+ * more only while the budget has room. A window is charged before it is allocated: read-ahead
  * only with room to spare, a miss keeps its window when there is none, and
  * waits only when it has none.
  *
@@ -704,10 +705,11 @@ static void files_remove(struct view *v, struct view_file *f)
 
 /*
  * Take n bytes of the budget for `key`, waiting on this thread (a worker of
- * the adapter) when they are not there. At most VIEW_MEM_WAITERS wait at
- * once: the files that hold memory need workers too to give it back (the
- * write that ends a part, the close), so waiters must never fill the pool;
- * one more fails at once with ENOBUFS, which says why.
+ * the adapter: a reader with no window, or a writer started without the
+ * adapter's memory) when they are not there. At most VIEW_MEM_WAITERS wait
+ * at once: the files that hold memory need workers too to give it back
+ * (the write that ends a part, the close), so waiters must never fill the
+ * pool; one more fails at once with ENOBUFS, which says why.
  */
 static int mem_take(struct view *v, uint64_t n, const char *key,
 		    struct cm_err *err)
@@ -1095,16 +1097,17 @@ static void unclaim(struct view *v, struct view_node *n)
 }
 
 /* Start writing key for node n (claimed) into handle f. The memory of its
- * first part buffers is taken here, on the caller's thread (a worker),
+ * first part buffers is `mem`, taken by the adapter without a thread
+ * (view_open_mem_need), or else taken here, on the caller's thread,
  * waiting while the budget is spent; then the store's writer owns it. */
-static int writer_start(struct view *v, struct view_file *f, struct cm_err *err)
+static int writer_start(struct view *v, struct view_file *f, uint64_t mem,
+			struct cm_err *err)
 {
 	struct view_writer *aw;
 	struct view_node *n = f->node;
-	uint64_t mem = 0;
 	int rc;
 
-	if (v->store->budget && v->store->ops->write_memory) {
+	if (!mem && v->store->budget && v->store->ops->write_memory) {
 		mem = v->store->ops->write_memory(v->store);
 		rc = mem_take(v, mem, n->key, err);
 		if (rc)
@@ -1164,8 +1167,28 @@ static int refuse_overwrite(struct view *v, const char *key, struct cm_err *err)
 	return cm_err_set(err, EEXIST, "%s exists", w);
 }
 
+static int arc_open(struct view *v, struct view_file *f, int flags,
+		    uint64_t *mem, struct view_open_out *oo, struct cm_err *err);
+
+/* Memory the adapter took for a writer that does not start. */
+static void mem_unused(struct view *v, uint64_t mem)
+{
+	if (mem)
+		cm_budget_give(v->budget, mem);
+}
+
 int view_arc_open(struct view *v, struct view_file *f, int flags,
-		  struct view_open_out *oo, struct cm_err *err)
+		  uint64_t mem, struct view_open_out *oo, struct cm_err *err)
+{
+	int rc = arc_open(v, f, flags, &mem, oo, err);
+
+	mem_unused(v, mem);
+	return rc;
+}
+
+/* view_arc_open; *mem is zeroed once a writer has it. */
+static int arc_open(struct view *v, struct view_file *f, int flags,
+		    uint64_t *mem, struct view_open_out *oo, struct cm_err *err)
 {
 	struct view_node *n = f->node;
 	struct view_obj obj;
@@ -1204,7 +1227,8 @@ int view_arc_open(struct view *v, struct view_file *f, int flags,
 					  "%s is being written by another",
 					  n->key);
 		pthread_mutex_lock(&f->lock);
-		rc = writer_start(v, f, err);
+		rc = writer_start(v, f, *mem, err);
+		*mem = 0; /* the writer's, or given back */
 		pthread_mutex_unlock(&f->lock);
 		if (rc) {
 			unclaim(v, n);
@@ -1248,8 +1272,9 @@ int view_arc_open(struct view *v, struct view_file *f, int flags,
 }
 
 int view_arc_create(struct view *v, struct view_node *parent, const char *name,
-		    int flags, struct view_file **out, struct view_attr *attr,
-		    struct view_open_out *oo, struct cm_err *err)
+		    int flags, uint64_t mem, struct view_file **out,
+		    struct view_attr *attr, struct view_open_out *oo,
+		    struct cm_err *err)
 {
 	struct view_node *n;
 	struct view_file *f;
@@ -1309,7 +1334,8 @@ int view_arc_create(struct view *v, struct view_node *parent, const char *name,
 		rc = refuse_overwrite(v, n->key, err);
 	if (rc == 0) {
 		pthread_mutex_lock(&f->lock);
-		rc = writer_start(v, f, err);
+		rc = writer_start(v, f, mem, err);
+		mem = 0; /* the writer's, or given back */
 		pthread_mutex_unlock(&f->lock);
 		if (rc)
 			atomic_fetch_add(&v->write_errors, 1);
@@ -1327,6 +1353,7 @@ int view_arc_create(struct view *v, struct view_node *parent, const char *name,
 	oo->direct_io = true;
 	*out = f;
 out:
+	mem_unused(v, mem);
 	free(key);
 	return rc;
 }

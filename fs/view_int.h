@@ -304,11 +304,15 @@ int view_arc_seek(struct view *v, struct view_dir *d, uint64_t off,
 		  struct cm_err *err);
 /* Free what paging holds (view_releasedir). */
 void view_arc_dir_free(struct view_dir *d);
+/* mem: bytes of v->budget the caller took for a writer (view_open_mem),
+ * the view's from the call on; 0: a writer takes its own, waiting on this
+ * thread. */
 int view_arc_open(struct view *v, struct view_file *f, int flags,
-		  struct view_open_out *oo, struct cm_err *err);
+		  uint64_t mem, struct view_open_out *oo, struct cm_err *err);
 int view_arc_create(struct view *v, struct view_node *parent, const char *name,
-		    int flags, struct view_file **out, struct view_attr *attr,
-		    struct view_open_out *oo, struct cm_err *err);
+		    int flags, uint64_t mem, struct view_file **out,
+		    struct view_attr *attr, struct view_open_out *oo,
+		    struct cm_err *err);
 int view_arc_read(struct view *v, struct view_file *f, uint64_t off, char *buf,
 		  size_t len, size_t *got, struct cm_err *err);
 int view_arc_write(struct view *v, struct view_file *f, uint64_t off,

@@ -121,11 +121,12 @@ char *view_status_text(const struct orch_config *cfg,
 		      (unsigned long long)st->uploads_open);
 	cm_buf_printf(&b,
 		      "archive view memory: %llu bytes (limit %llu, peak "
-		      "%llu, waits %llu)\n",
+		      "%llu, waits %llu, waiting %llu)\n",
 		      (unsigned long long)st->memory_used,
 		      (unsigned long long)st->memory_limit,
 		      (unsigned long long)st->memory_peak,
-		      (unsigned long long)st->memory_waits);
+		      (unsigned long long)st->memory_waits,
+		      (unsigned long long)st->memory_waiting);
 	return cm_buf_detach(&b);
 }
 
@@ -166,6 +167,8 @@ char *view_metrics_text(const struct orch_config *cfg,
 			"view.memoryLimit.", st->memory_limit);
 	orch_metric_u64(&b, "vaultfs_view_memory_waits_total", "counter",
 			"Buffers that waited for memory.", st->memory_waits);
+	orch_metric_u64(&b, "vaultfs_view_memory_waiting", "gauge",
+			"Requests waiting for memory now.", st->memory_waiting);
 	return cm_buf_detach(&b);
 }
 

@@ -17,13 +17,16 @@
 #include "fault.h"
 #include "fsutil.h"
 #include "json.h"
+#include "log.h"
 #include "mem.h"
+#include "timeutil.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #define HEADER "{\"vaultfsIndex\":1}\n"
@@ -35,6 +38,7 @@ struct entry {
 	char id[ORCH_JOB_ID_SIZE];
 	uint8_t state;            /* into ix->states */
 	bool file_known;          /* dev and ino recorded */
+	bool file;                /* its files are in jobs/ */
 	uint8_t ident[DIGEST_LEN];
 	uint8_t name[DIGEST_LEN];
 	uint64_t where;
@@ -332,6 +336,7 @@ void orch_index_add(struct orch_index *ix, const struct orch_index_rec *rec,
 	e->where = where;
 	e->result_size = rec->result_size;
 	e->ended = rec->ended;
+	e->file = where == ORCH_INDEX_IN_JOURNAL;
 	e->file_known = rec->file.known;
 	e->dev = rec->file.dev;
 	e->ino = rec->file.ino;
@@ -368,6 +373,25 @@ void orch_index_set_where(struct orch_index *ix, const char *id,
 
 	if (e)
 		ix->e[e - ix->e].where = where;
+}
+
+void orch_index_set_file(struct orch_index *ix, const char *id, bool file)
+{
+	const struct entry *e = table_get(ix, KEY_ID, id, id_hash(id));
+
+	if (e)
+		ix->e[e - ix->e].file = file;
+}
+
+void orch_index_tail_moved(struct orch_index *ix, uint64_t base)
+{
+	for (size_t i = 0; i < ix->n; i++) {
+		struct entry *e = &ix->e[i];
+
+		if (e->where != ORCH_INDEX_IN_JOURNAL &&
+		    (e->where & ORCH_INDEX_IN_TAIL))
+			e->where = base + (e->where & ~ORCH_INDEX_IN_TAIL);
+	}
 }
 
 bool orch_index_find_id(const struct orch_index *ix, const char *id,
@@ -427,16 +451,20 @@ bool orch_index_find_name(const struct orch_index *ix, const char *vault,
 }
 
 size_t orch_index_due(const struct orch_index *ix, time_t cutoff,
-		      char (**ids)[ORCH_JOB_ID_SIZE])
+		      char (**ids)[ORCH_JOB_ID_SIZE], bool *move)
 {
 	size_t n = 0;
 
 	*ids = NULL;
+	if (move)
+		*move = false;
 	for (size_t i = 0; i < ix->n; i++) {
 		const struct entry *e = &ix->e[i];
 
-		if (e->where != ORCH_INDEX_IN_JOURNAL || e->ended > cutoff)
+		if (!e->file || e->ended > cutoff)
 			continue;
+		if (move && !ORCH_INDEX_IN_FILE(e->where))
+			*move = true;
 		if (!(n & (n + 1))) /* 0, 1, 3, 7...: room for 2n+2 */
 			*ids = cm_xrealloc(*ids, (2 * n + 2) * sizeof(**ids));
 		memcpy((*ids)[n++], e->id, ORCH_JOB_ID_SIZE);
@@ -538,6 +566,16 @@ int orch_index_rec_from_json(const struct cm_json *record,
 		return -EINVAL;
 	}
 	out->mtime = (int64_t)mtime;
+	for (const struct cm_json *t = cm_json_first(cm_json_get(record,
+								 "times"));
+	     t; t = cm_json_next(t)) {
+		time_t when;
+
+		if (cm_json_str(t) &&
+		    cm_time_parse_iso8601(cm_json_str(t), &when) == 0 &&
+		    when > out->ended)
+			out->ended = when;
+	}
 	if (!orch_rp_identity_from_record(rp, &out->file)) {
 		snprintf(why, n, "job %s: recoveryPoint.identity: bad",
 			 out->id);
@@ -566,33 +604,159 @@ static int deliver(orch_index_fn fn, void *ctx, const struct orch_job *job,
 	return rc;
 }
 
+/*
+ * One record line (with its '\n') to fn: read by the scanner when it is
+ * in the form this version writes, else parsed. 0, fn's nonzero, or
+ * -EINVAL with why set (not a record).
+ */
+static int one_record(orch_index_fn fn, void *ctx, const char *line,
+		      size_t len, uint64_t off, const char *path,
+		      size_t lineno, char *why, size_t whylen,
+		      struct cm_err *err)
+{
+	struct orch_index_rec rec;
+	struct orch_job *job = NULL;
+	struct cm_json *j = NULL;
+	struct cm_err pe;
+	int rc;
+
+	if (orch_job_scan_record(line, len, &job) == 0) {
+		orch_index_rec_from_job(job, &rec);
+		rc = deliver(fn, ctx, job, NULL, &rec, off, path, lineno,
+			     err);
+		orch_job_free(job);
+		return rc;
+	}
+	cm_err_clear(&pe);
+	if (cm_json_parse(line, len, &j, &pe)) {
+		snprintf(why, whylen, "%s", pe.msg);
+		return -EINVAL;
+	}
+	if (cm_json_type(j) != CM_JSON_OBJECT) {
+		snprintf(why, whylen, "not an object");
+		rc = -EINVAL;
+	} else if (orch_index_rec_from_json(j, &rec, why, whylen) == 0) {
+		rc = deliver(fn, ctx, NULL, j, &rec, off, path, lineno, err);
+	} else {
+		rc = -EINVAL;
+	}
+	cm_json_free(j);
+	return rc;
+}
+
+/* The tail, opened before the index is read (a fold that moves the
+ * tail into a new index meanwhile then shows its records twice, which
+ * the caller takes once, and never in neither); NULL: there is none. */
+static int open_tail(const char *state_dir, FILE **out, struct cm_err *err)
+{
+	char *path = index_path(state_dir, ORCH_INDEX_TAIL_NAME);
+	int rc = 0;
+
+	*out = fopen(path, "re");
+	if (!*out && errno != ENOENT)
+		rc = cm_err_set(err, errno, "index %s: %s", path,
+				strerror(errno));
+	free(path);
+	return rc;
+}
+
+/* The tail: whole lines, each a record; a last line without its '\n' is
+ * a cut-off append, not a record. Closes f. */
+static int read_tail(const char *state_dir, FILE *f, orch_index_fn fn,
+		     void *ctx, struct orch_index_pos *here,
+		     struct cm_err *err)
+{
+	char *path, *line = NULL, why[CM_ERR_MSG_MAX + 64];
+	size_t cap = 0, lineno = 0;
+	uint64_t off = 0;
+	ssize_t len;
+	int rc = 0;
+
+	if (!f)
+		return 0;
+	path = index_path(state_dir, ORCH_INDEX_TAIL_NAME);
+	why[0] = '\0';
+	while ((len = getline(&line, &cap, f)) > 0) {
+		lineno++;
+		if (line[len - 1] != '\n') {
+			here->tail_torn = true;
+			break;
+		}
+		rc = one_record(fn, ctx, line, (size_t)len,
+				ORCH_INDEX_IN_TAIL | off, path, lineno, why,
+				sizeof(why), err);
+		if (rc)
+			break;
+		here->tail_count++;
+		off += (uint64_t)len;
+	}
+	if (!rc && ferror(f))
+		rc = cm_err_set(err, EIO, "index %s: read error: %s", path,
+				strerror(errno));
+	else if (rc == -EINVAL && why[0])
+		rc = cm_err_set(err, EINVAL, "index %s: line %zu: %s "
+				"(refused; move it aside to start without "
+				"it)", path, lineno, why);
+	here->tail_end = off;
+	free(line);
+	fclose(f);
+	free(path);
+	return rc;
+}
+
+/* The count line, as written or edited by hand. */
+static bool end_line(const char *line, size_t len)
+{
+	struct cm_json *j = NULL;
+	struct cm_err pe;
+	bool yes;
+
+	if (!strstr(line, "\"end\""))
+		return false;
+	if (cm_json_parse(line, len, &j, &pe))
+		return false;
+	yes = cm_json_get(j, "end") && !cm_json_get(j, "id");
+	cm_json_free(j);
+	return yes;
+}
+
 int orch_index_read(const char *state_dir, orch_index_fn fn, void *ctx,
 		    struct orch_index_pos *pos, struct cm_err *err)
 {
 	char *path = index_path(state_dir, ORCH_INDEX_NAME);
-	struct orch_index_pos here = { 0, 0 };
+	struct orch_index_pos here;
 	char *line = NULL, why[CM_ERR_MSG_MAX + 64];
 	size_t cap = 0, lineno = 0;
 	uint64_t off = 0, end = 0;
 	bool ended = false;
 	ssize_t len;
-	FILE *f;
-	int rc = 0;
+	FILE *f, *tail;
+	int rc;
 
+	memset(&here, 0, sizeof(here));
 	if (pos)
 		*pos = here;
+	rc = open_tail(state_dir, &tail, err);
+	if (rc) {
+		free(path);
+		return rc;
+	}
 	f = fopen(path, "re");
 	if (!f) {
 		if (errno != ENOENT)
 			rc = cm_err_set(err, errno, "index %s: %s", path,
 					strerror(errno));
 		free(path);
+		if (rc == 0)
+			rc = read_tail(state_dir, tail, fn, ctx, &here, err);
+		else if (tail)
+			fclose(tail);
+		if (rc == 0 && pos)
+			*pos = here;
 		return rc;
 	}
 	why[0] = '\0';
 	while ((len = getline(&line, &cap, f)) > 0) {
-		struct orch_index_rec rec;
-		struct orch_job *job = NULL;
 		struct cm_json *j = NULL;
 		struct cm_err pe;
 		uint64_t v;
@@ -608,17 +772,14 @@ int orch_index_read(const char *state_dir, orch_index_fn fn, void *ctx,
 				 "end)");
 			break;
 		}
-		/* a record as this version writes it: read by hand */
-		if (lineno > 1 &&
-		    orch_job_scan_record(line, (size_t)len, &job) == 0) {
-			orch_index_rec_from_job(job, &rec);
-			rec.ended = 0; /* as from the JSON: not needed */
-			here.count++;
-			rc = deliver(fn, ctx, job, NULL, &rec, off, path,
-				     lineno, err);
-			orch_job_free(job);
-			if (rc)
+		if (lineno > 1 && !end_line(line, (size_t)len)) {
+			rc = one_record(fn, ctx, line, (size_t)len, off, path,
+					lineno, why, sizeof(why), err);
+			if (rc == -EINVAL && why[0])
+				rc = 0; /* said below */
+			if (rc || why[0])
 				break;
+			here.count++;
 			off += (uint64_t)len;
 			continue;
 		}
@@ -636,7 +797,7 @@ int orch_index_read(const char *state_dir, orch_index_fn fn, void *ctx,
 					 (unsigned long long)v,
 					 ORCH_INDEX_VERSION);
 			}
-		} else if (cm_json_get(j, "end")) {
+		} else {
 			if (!num_member(j, "end", &v) || v != here.count)
 				snprintf(why, sizeof(why), "the end line "
 					 "counts %s records, the file has "
@@ -644,16 +805,9 @@ int orch_index_read(const char *state_dir, orch_index_fn fn, void *ctx,
 					 "other" : "no", here.count);
 			end = off;
 			ended = true;
-		} else if (cm_json_type(j) != CM_JSON_OBJECT) {
-			snprintf(why, sizeof(why), "not an object");
-		} else if (orch_index_rec_from_json(j, &rec, why,
-						    sizeof(why)) == 0) {
-			here.count++;
-			rc = deliver(fn, ctx, NULL, j, &rec, off, path, lineno,
-				     err);
 		}
 		cm_json_free(j);
-		if (why[0] || rc)
+		if (why[0])
 			break;
 		off += (uint64_t)len;
 	}
@@ -666,11 +820,14 @@ int orch_index_read(const char *state_dir, orch_index_fn fn, void *ctx,
 		rc = cm_err_set(err, EINVAL, "index %s: line %zu: %s (refused;"
 				" move it aside to start without it)", path,
 				lineno ? lineno : 1, why);
-	else if (rc == 0) {
+	if (rc == 0) {
 		here.end = end;
-		if (pos)
-			*pos = here;
+		rc = read_tail(state_dir, tail, fn, ctx, &here, err);
+	} else if (tail) {
+		fclose(tail);
 	}
+	if (rc == 0 && pos)
+		*pos = here;
 	free(line);
 	fclose(f);
 	free(path);
@@ -679,6 +836,9 @@ int orch_index_read(const char *state_dir, orch_index_fn fn, void *ctx,
 
 struct load_ctx {
 	struct orch_index *ix;
+	size_t dups;
+	orch_index_fn each;
+	void *ctx;
 };
 
 static int load_record(void *ctx, const struct orch_job *job,
@@ -686,19 +846,35 @@ static int load_record(void *ctx, const struct orch_job *job,
 		       const struct orch_index_rec *rec, uint64_t off)
 {
 	struct load_ctx *lc = ctx;
+	struct orch_index_hit hit;
 
 	(void)job;
 	(void)record;
+	/* in the index and its tail: a crash before the tail went */
+	if (orch_index_find_id(lc->ix, rec->id, &hit)) {
+		lc->dups++;
+		return 0;
+	}
 	orch_index_add(lc->ix, rec, off);
-	return 0;
+	return lc->each ? lc->each(lc->ctx, job, record, rec, off) : 0;
+}
+
+int orch_index_load_each(const char *state_dir, struct orch_index *ix,
+			 struct orch_index_pos *pos, orch_index_fn each,
+			 void *ctx, struct cm_err *err)
+{
+	struct load_ctx lc = { ix, 0, each, ctx };
+	int rc = orch_index_read(state_dir, load_record, &lc, pos, err);
+
+	if (rc == 0 && pos)
+		pos->tail_dups = lc.dups;
+	return rc;
 }
 
 int orch_index_load(const char *state_dir, struct orch_index *ix,
 		    struct orch_index_pos *pos, struct cm_err *err)
 {
-	struct load_ctx lc = { ix };
-
-	return orch_index_read(state_dir, load_record, &lc, pos, err);
+	return orch_index_load_each(state_dir, ix, pos, NULL, NULL, err);
 }
 
 int orch_index_load_record(const char *state_dir, uint64_t off,
@@ -767,23 +943,24 @@ static int write_out(struct orch_index_writer *w, const char *p, size_t n,
 	return 0;
 }
 
-/* The first n bytes of the current file into the new one. */
-static int copy_kept(struct orch_index_writer *w, uint64_t n,
-		     struct cm_err *err)
+/* The first n bytes of a file (the current index, its tail) into the
+ * new one. */
+static int copy_kept(struct orch_index_writer *w, const char *path,
+		     uint64_t n, struct cm_err *err)
 {
 	char buf[1 << 16];
-	int in = open(w->path, O_RDONLY | O_CLOEXEC);
+	int in = open(path, O_RDONLY | O_CLOEXEC);
 	int rc = 0;
 
 	if (in < 0)
-		return cm_err_set(err, errno, "index %s: %s", w->path,
+		return cm_err_set(err, errno, "index %s: %s", path,
 				  strerror(errno));
 	while (n && rc == 0) {
 		ssize_t got = read(in, buf, n < sizeof(buf) ? n : sizeof(buf));
 
 		if (got <= 0) {
 			rc = cm_err_set(err, got < 0 ? errno : EIO,
-					"index %s: read: %s", w->path,
+					"index %s: read: %s", path,
 					got < 0 ? strerror(errno)
 						: "shorter than it was");
 			break;
@@ -813,10 +990,17 @@ int orch_index_writer_open(const char *state_dir,
 		goto fail;
 	}
 	if (keep && keep->end) {
-		rc = copy_kept(w, keep->end, err);
+		rc = copy_kept(w, w->path, keep->end, err);
 		w->count = keep->count;
 	} else {
 		rc = write_out(w, HEADER, strlen(HEADER), err);
+	}
+	if (rc == 0 && keep && keep->tail_end) {
+		char *tail = index_path(state_dir, ORCH_INDEX_TAIL_NAME);
+
+		rc = copy_kept(w, tail, keep->tail_end, err);
+		w->count += keep->tail_count;
+		free(tail);
 	}
 	if (rc)
 		goto fail;
@@ -905,4 +1089,133 @@ void orch_index_writer_abort(struct orch_index_writer *w)
 		return;
 	unlink(w->tmp);
 	writer_free(w);
+}
+
+/* ---- the tail ---------------------------------------------------------- */
+
+int orch_index_append(const char *state_dir, struct orch_index_pos *pos,
+		      const struct orch_job *job, unsigned flags,
+		      uint64_t *where, struct cm_err *err)
+{
+	char *path = index_path(state_dir, ORCH_INDEX_TAIL_NAME);
+	char *rec = orch_job_record_text(job);
+	char *line = cm_xasprintf("%s\n", rec);
+	size_t len = strlen(line);
+	const char *step = "open";
+	bool created = false;
+	struct stat st;
+	int fd, rc = 0;
+
+	fd = open(path, O_WRONLY | O_CLOEXEC);
+	if (fd < 0 && errno == ENOENT) {
+		fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+		created = fd >= 0;
+	}
+	if (fd < 0) {
+		rc = -errno;
+		goto fail;
+	}
+	/* a cut-off append (a crash, a failed write) ends at tail_end */
+	step = "truncate";
+	if (fstat(fd, &st) < 0 ||
+	    ((uint64_t)st.st_size != pos->tail_end &&
+	     ftruncate(fd, (off_t)pos->tail_end) < 0)) {
+		rc = -errno;
+		goto fail;
+	}
+	step = "write";
+	if (lseek(fd, (off_t)pos->tail_end, SEEK_SET) < 0) {
+		rc = -errno;
+		goto fail;
+	}
+	if (cm_fault("index.append")) {
+		rc = cm_write_all(fd, line, len / 2);
+		if (!rc)
+			rc = -EIO;
+	} else {
+		rc = cm_write_all(fd, line, len);
+	}
+	if (!rc && !(flags & ORCH_INDEX_NOSYNC) &&
+	    (cm_fault("index.append_sync") ? (errno = EIO, 1)
+					   : fdatasync(fd) < 0)) {
+		step = "fdatasync";
+		rc = -errno;
+	}
+	if (rc) {
+		/* nothing of it stays: the next append starts clean */
+		if (ftruncate(fd, (off_t)pos->tail_end) < 0)
+			cm_debug("index %s: truncate: %s", path,
+				 strerror(errno));
+		goto fail;
+	}
+	if (created && !(flags & ORCH_INDEX_NOSYNC)) {
+		int dfd = open(state_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+		step = "fsync of the directory";
+		if (dfd < 0 || fsync(dfd) < 0)
+			rc = -errno;
+		if (dfd >= 0)
+			close(dfd);
+		if (rc)
+			goto fail;
+	}
+	*where = ORCH_INDEX_IN_TAIL | pos->tail_end;
+	pos->tail_end += len;
+	pos->tail_count++;
+	pos->tail_torn = false;
+	goto out;
+fail:
+	rc = cm_err_set(err, -rc, "index %s: %s: %s", path, step,
+			strerror(-rc));
+out:
+	if (fd >= 0)
+		close(fd);
+	free(line);
+	free(rec);
+	free(path);
+	return rc;
+}
+
+int orch_index_tail_sync(const char *state_dir, struct cm_err *err)
+{
+	char *path = index_path(state_dir, ORCH_INDEX_TAIL_NAME);
+	int fd = open(path, O_WRONLY | O_CLOEXEC), dfd = -1, rc = 0;
+
+	if (fd < 0 || (cm_fault("index.append_sync") ? (errno = EIO, 1)
+						     : fdatasync(fd) < 0) ||
+	    (dfd = open(state_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0 ||
+	    fsync(dfd) < 0)
+		rc = cm_err_set(err, errno, "index %s: sync: %s", path,
+				strerror(errno));
+	if (fd >= 0)
+		close(fd);
+	if (dfd >= 0)
+		close(dfd);
+	free(path);
+	return rc;
+}
+
+int orch_index_tail_remove(const char *state_dir, struct orch_index_pos *pos,
+			   struct cm_err *err)
+{
+	char *path = index_path(state_dir, ORCH_INDEX_TAIL_NAME);
+	int dfd, rc = 0;
+
+	if (unlink(path) < 0 && errno != ENOENT) {
+		rc = cm_err_set(err, errno, "index %s: remove: %s", path,
+				strerror(errno));
+		goto out;
+	}
+	pos->tail_end = 0;
+	pos->tail_count = 0;
+	pos->tail_torn = false;
+	dfd = open(state_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd < 0 || fsync(dfd) < 0)
+		rc = cm_err_set(err, errno, "index %s: fsync of the "
+				"directory: %s", path, strerror(errno));
+	if (dfd >= 0)
+		close(dfd);
+out:
+	free(path);
+	return rc;
 }

@@ -25,6 +25,20 @@
  * keep their offsets, and what a newer vaultfs wrote (a state this one
  * does not know, new identity fields) is carried over untouched.
  *
+ * The tail, STATEDIR/jobs.index.tail: every job that finishes is appended
+ * there at once (orch_index_append: one record line, fdatasync, and an
+ * fsync of STATEDIR when the file is new), so that a start and `vaultfs
+ * status` read the index and the tail and never the finished jobs' own
+ * files, which stay in jobs/ until journal.keepDays for their logs. Lines
+ * only; no header, no count. A last line without its '\n' is an append a
+ * crash cut off: it is not a record (its job's file is still in jobs/, and
+ * the next start appends it again after cutting the torn line off); any
+ * other line that is not a record is refused as in the index. A new index
+ * file takes the whole tail after the old records (byte for byte), and
+ * only once it is in place is the tail removed, and only then are job
+ * files removed: a job's record is in the tail, the index, or (between
+ * the rename and the tail's removal) both, where readers take it once.
+ *
  * The table (struct orch_index): one small entry per finished job the
  * engine knows, whether its record is in the index file or still in
  * jobs/ID.json: the id, the state (by name: a state this version does not
@@ -56,6 +70,11 @@
 #define ORCH_INDEX_VERSION 1
 /* Where a record is: an offset in the index file, or this: jobs/ID.json */
 #define ORCH_INDEX_IN_JOURNAL UINT64_MAX
+#define ORCH_INDEX_TAIL_NAME "jobs.index.tail"
+/* or this bit and an offset in the tail */
+#define ORCH_INDEX_IN_TAIL (1ULL << 62)
+/* A `where` that is an offset in the index file itself. */
+#define ORCH_INDEX_IN_FILE(where) (!((where) & ORCH_INDEX_IN_TAIL))
 
 struct cm_json;
 
@@ -72,8 +91,7 @@ struct orch_index_rec {
 	struct orch_rp_identity file; /* dev and ino count (known or not) */
 	const char *state;       /* its name, known to this version or not */
 	uint64_t result_size;    /* the archive's */
-	time_t ended;            /* its last state change; 0: not needed
-				    (a record already in the index file) */
+	time_t ended;            /* its last state change */
 };
 
 /* Borrowed from job, valid while it is. */
@@ -99,6 +117,13 @@ void orch_index_add(struct orch_index *ix, const struct orch_index_rec *rec,
  * journal). */
 void orch_index_set_where(struct orch_index *ix, const char *id,
 			  uint64_t where);
+/* Say whether the job's own files are (still) in jobs/: only those are
+ * due for a fold. orch_index_add takes them to be there when `where` is
+ * ORCH_INDEX_IN_JOURNAL, else not. */
+void orch_index_set_file(struct orch_index *ix, const char *id, bool file);
+/* The tail moved into the index file at base: every entry in the tail
+ * now has its record at base plus its offset in the tail. */
+void orch_index_tail_moved(struct orch_index *ix, uint64_t base);
 
 struct orch_index_hit {
 	char id[ORCH_JOB_ID_SIZE];
@@ -123,11 +148,12 @@ bool orch_index_find_rp(const struct orch_index *ix, const char *vault,
 bool orch_index_find_name(const struct orch_index *ix, const char *vault,
 			  const char *name, struct orch_index_hit *out);
 
-/* The ids of the jobs whose record is still in the journal and that
- * ended at or before cutoff: what a fold would take. The caller frees
- * *ids. */
+/* The ids of the jobs whose files are still in jobs/ and that ended at
+ * or before cutoff: what a fold would take. *move (may be NULL): some of
+ * them have their record only in the tail or the journal (the fold must
+ * write a new index file first). The caller frees *ids. */
 size_t orch_index_due(const struct orch_index *ix, time_t cutoff,
-		      char (**ids)[ORCH_JOB_ID_SIZE]);
+		      char (**ids)[ORCH_JOB_ID_SIZE], bool *move);
 
 size_t orch_index_count(const struct orch_index *ix);
 /* Jobs by state (added to by_state), of states unknown here (*other),
@@ -138,10 +164,16 @@ void orch_index_counts(const struct orch_index *ix,
 
 /* ---- the file ---------------------------------------------------------- */
 
-/* Where a file's records end, and how many there are. */
+/* Where a file's records end, and how many there are; the same of the
+ * tail. */
 struct orch_index_pos {
 	uint64_t end;  /* offset of the "end" line; 0: no file */
 	size_t count;
+	uint64_t tail_end;  /* bytes of whole lines in the tail */
+	size_t tail_count;
+	bool tail_torn;     /* bytes after tail_end: a cut-off append */
+	size_t tail_dups;   /* orch_index_load: tail records the index file
+			       has too (a fold cut off before the tail went) */
 };
 
 /* Called for each record (checked: rec is what the table needs of it),
@@ -154,18 +186,26 @@ typedef int (*orch_index_fn)(void *ctx, const struct orch_job *job,
 			     const struct orch_index_rec *rec, uint64_t off);
 
 /*
- * Read STATEDIR/jobs.index, each record to fn. No file: 0 and a zero
- * *pos. *pos (may be NULL) receives what a new file keeps of this one.
+ * Read STATEDIR/jobs.index, then its tail, each record to fn (a tail
+ * record's offset with ORCH_INDEX_IN_TAIL; a job may come twice, from the
+ * index and the tail: the caller takes it once). No files: 0 and a zero
+ * *pos. *pos (may be NULL) receives what a new file keeps of these.
  * -EINVAL for a torn or corrupt file, with err naming it and the line.
  */
 int orch_index_read(const char *state_dir, orch_index_fn fn, void *ctx,
 		    struct orch_index_pos *pos, struct cm_err *err);
 
-/* orch_index_read into a table. */
+/* orch_index_read into a table (a job in the index file and the tail is
+ * added once, counted in pos->tail_dups). */
 int orch_index_load(const char *state_dir, struct orch_index *ix,
 		    struct orch_index_pos *pos, struct cm_err *err);
+/* The same, and each job taken (once) also to `each` (may be NULL). */
+int orch_index_load_each(const char *state_dir, struct orch_index *ix,
+			 struct orch_index_pos *pos, orch_index_fn each,
+			 void *ctx, struct cm_err *err);
 
-/* The full record at `off` of the index file (free with orch_job_free). */
+/* The full record at `off` of the index file (free with orch_job_free);
+ * not of the tail (whose jobs still have their files). */
 int orch_index_load_record(const char *state_dir, uint64_t off,
 			   struct orch_job **out, struct cm_err *err);
 
@@ -173,8 +213,9 @@ struct orch_index_writer;
 
 /*
  * Begin a new index file: what `keep` (from orch_index_read) says of the
- * current one, its header and records byte for byte; a zero keep: a new
- * header. Nothing is visible until commit.
+ * current one, its header and records byte for byte, then the tail's
+ * whole lines (at keep->end + their offset in the tail); a zero keep: a
+ * new header. Nothing is visible until commit.
  */
 int orch_index_writer_open(const char *state_dir,
 			   const struct orch_index_pos *keep,
@@ -190,5 +231,25 @@ int orch_index_writer_commit(struct orch_index_writer *w,
 			     struct orch_index_pos *pos, struct cm_err *err);
 /* Drop the new file. NULL is a no-op. */
 void orch_index_writer_abort(struct orch_index_writer *w);
+
+/*
+ * Append a finished job's record to the tail, whose whole lines end at
+ * pos->tail_end (bytes past it, a cut-off append, are cut off first), and
+ * make it durable (fdatasync; the directory's fsync when the tail is
+ * new). *where receives ORCH_INDEX_IN_TAIL | its offset; pos is moved on.
+ * On failure the tail is cut back to what it was. Fault sites:
+ * index.append (half the line is written, then EIO), index.append_sync.
+ * One appender at a time, and none while a new index file takes the tail.
+ */
+#define ORCH_INDEX_NOSYNC 0x1 /* many appends: orch_index_tail_sync after */
+int orch_index_append(const char *state_dir, struct orch_index_pos *pos,
+		      const struct orch_job *job, unsigned flags,
+		      uint64_t *where, struct cm_err *err);
+/* fdatasync the tail and fsync STATEDIR (after NOSYNC appends). */
+int orch_index_tail_sync(const char *state_dir, struct cm_err *err);
+/* Remove the tail (its records are in the index file now) and fsync
+ * STATEDIR; pos's tail is zeroed. */
+int orch_index_tail_remove(const char *state_dir, struct orch_index_pos *pos,
+			   struct cm_err *err);
 
 #endif

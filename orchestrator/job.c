@@ -90,6 +90,7 @@ struct job *job_new(struct orch *o, struct orch_job *j)
 	jb->o = o;
 	jb->j = j;
 	jb->log_fd = -1;
+	jb->where = ORCH_INDEX_IN_JOURNAL;
 	pthread_mutex_init(&jb->lock, NULL);
 	pthread_mutex_init(&jb->log_lock, NULL);
 	return jb;
@@ -343,7 +344,7 @@ static bool find_res(struct job *jb, const char *kind, const char *path,
 	return false;
 }
 
-static void test_pause(struct job *jb, const char *stage);
+
 
 /* arc_run's loop devices, mounts and device nodes (blockdev.h), and the
  * directories of journal-replay overlays (a tempdir: removed after its
@@ -398,7 +399,7 @@ static int on_resource(void *ctx, enum arc_res_event ev,
 	}
 	pthread_mutex_unlock(&jb->lock);
 	if (rc == 0 && ev == ARC_RES_CREATED && kind == ARC_RES_MOUNT)
-		test_pause(jb, "mounted");
+		job_test_pause(jb, "mounted");
 	if (rc && ev == ARC_RES_RELEASED) {
 		/* it is gone; the record says otherwise, which only costs a
 		 * check at the next start */
@@ -412,7 +413,7 @@ static int on_resource(void *ctx, enum arc_res_event ev,
  * The pause ends early on a cancel, or once STATEDIR/continue-STAGE
  * exists (removed then): a test that must act during it says when it is
  * done. */
-static void test_pause(struct job *jb, const char *stage)
+void job_test_pause(struct job *jb, const char *stage)
 {
 	const struct orch *o = jb->o;
 	char *go;
@@ -479,7 +480,7 @@ static int on_upload_id(void *ctx, const char *upload_id, struct cm_err *err)
 				      &ids, err);
 	pthread_mutex_unlock(&jb->lock);
 	if (rc == 0)
-		test_pause(jb, "uploading");
+		job_test_pause(jb, "uploading");
 	return rc;
 }
 
@@ -491,7 +492,7 @@ static void on_progress(void *ctx, uint64_t bytes, uint64_t total)
 
 	if (bytes && !jb->paused_writing) {
 		jb->paused_writing = true;
-		test_pause(jb, "writing");
+		job_test_pause(jb, "writing");
 	}
 	pthread_mutex_lock(&jb->lock);
 	jb->j->bytes_read = bytes;
@@ -521,7 +522,7 @@ static int enter(struct job *jb, enum orch_job_state s, struct cm_err *err)
 	pthread_mutex_unlock(&jb->lock);
 	cm_info("job %s: %s", jb->j->id, orch_job_state_name(s));
 	job_notify(jb);
-	test_pause(jb, orch_job_state_name(s));
+	job_test_pause(jb, orch_job_state_name(s));
 	return rc;
 }
 
@@ -771,11 +772,11 @@ static int ex_record(void *ctx, const char *task, bool started,
 	}
 	if (started) {
 		cm_info("export %s started: following it", task);
-		test_pause(jb, "export-started");
+		job_test_pause(jb, "export-started");
 	} else {
 		cm_info("export %s recorded; starting it",
 			task ? task : "of this job");
-		test_pause(jb, "export-recorded");
+		job_test_pause(jb, "export-recorded");
 	}
 	return 0;
 }

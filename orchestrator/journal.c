@@ -939,8 +939,9 @@ out:
 
 /* Every NAME.json of dir to fn (which takes the job), corrupt ones
  * counted and, when dir_fd >= 0 (locked), moved aside. */
-static int walk_dir(const char *dir, int dir_fd, orch_journal_fn fn,
-		    void *ctx, size_t *ncorrupt, struct cm_err *err)
+static int walk_dir(const char *dir, int dir_fd, orch_journal_skip_fn skip,
+		    orch_journal_fn fn, void *ctx, size_t *ncorrupt,
+		    struct cm_err *err)
 {
 	DIR *d = opendir(dir);
 	struct dirent *e;
@@ -958,6 +959,14 @@ static int walk_dir(const char *dir, int dir_fd, orch_journal_fn fn,
 
 		if (e->d_name[0] == '.' || !has_suffix(e->d_name, ".json"))
 			continue;
+		if (skip && strlen(e->d_name) == ORCH_JOB_ID_LEN + 5) {
+			char id[ORCH_JOB_ID_SIZE];
+
+			memcpy(id, e->d_name, ORCH_JOB_ID_LEN);
+			id[ORCH_JOB_ID_LEN] = '\0';
+			if (skip(ctx, id))
+				continue;
+		}
 		rc = load_one(dir, e->d_name, &job, why, sizeof(why));
 		if (rc == -EIO) {
 			cm_warn("journal: %s/%s: %s (skipped)", dir, e->d_name,
@@ -1018,21 +1027,56 @@ static int load_dir(const char *dir, int dir_fd, unsigned flags,
 	int rc;
 
 	memset(out, 0, sizeof(*out));
-	rc = walk_dir(dir, dir_fd, list_add, &lc, &out->ncorrupt, err);
+	rc = walk_dir(dir, dir_fd, NULL, list_add, &lc, &out->ncorrupt, err);
 	if (out->n > 1)
 		qsort(out->jobs, out->n, sizeof(*out->jobs), by_id);
 	return rc;
 }
 
-int orch_journal_each(struct orch_journal *j, orch_journal_fn fn, void *ctx,
-		      size_t *ncorrupt, struct cm_err *err)
+int orch_journal_each(struct orch_journal *j, orch_journal_skip_fn skip,
+		      orch_journal_fn fn, void *ctx, size_t *ncorrupt,
+		      struct cm_err *err)
 {
 	size_t n = 0;
-	int rc = walk_dir(j->jobs_dir, j->dir_fd, fn, ctx, &n, err);
+	int rc = walk_dir(j->jobs_dir, j->dir_fd, skip, fn, ctx, &n, err);
 
 	if (ncorrupt)
 		*ncorrupt = n;
 	return rc;
+}
+
+int orch_journal_ids(const char *state_dir, char (**ids)[ORCH_JOB_ID_SIZE],
+		     size_t *n, struct cm_err *err)
+{
+	char *dir = cm_xasprintf("%s/%s", state_dir, JOBS_DIR);
+	DIR *d = opendir(dir);
+	struct dirent *e;
+	size_t cap = 0;
+	int rc = 0;
+
+	*ids = NULL;
+	*n = 0;
+	if (!d) {
+		if (errno != ENOENT)
+			rc = cm_err_set(err, errno, "journal: %s: %s", dir,
+					strerror(errno));
+		free(dir);
+		return rc;
+	}
+	while ((e = readdir(d))) {
+		if (e->d_name[0] == '.' || !has_suffix(e->d_name, ".json") ||
+		    strlen(e->d_name) != ORCH_JOB_ID_LEN + 5)
+			continue;
+		if (*n == cap) {
+			cap = cap ? cap * 2 : 64;
+			*ids = cm_xrealloc(*ids, cap * sizeof(**ids));
+		}
+		memcpy((*ids)[*n], e->d_name, ORCH_JOB_ID_LEN);
+		(*ids)[(*n)++][ORCH_JOB_ID_LEN] = '\0';
+	}
+	closedir(d);
+	free(dir);
+	return 0;
 }
 
 int orch_journal_load_job(const char *state_dir, const char *id,

@@ -21,9 +21,11 @@
  * releases what they list; an "intended" resource may or may not exist and
  * is looked for by what is known (the backing file, the bucket and key).
  *
- * Finished jobs do not stay here for ever: the engine folds those older
- * than journal.keepDays into the index (index.h) and removes their files
- * (orch_journal_forget) once the index holding them is durable.
+ * Finished jobs do not stay here for ever: a job that finishes is
+ * recorded in the index's tail at once (index.h), after which no start
+ * and no `vaultfs status` reads its file; the engine folds those older
+ * than journal.keepDays into the index file and removes their files
+ * (orch_journal_forget) once the index file holding them is durable.
  *
  * The lock: orch_journal_open() takes flock(LOCK_EX | LOCK_NB) on
  * STATEDIR/lock and writes its pid there; a second vaultfs on the same
@@ -253,12 +255,21 @@ void orch_job_list_release(struct orch_job_list *list);
 /*
  * Every job file, one at a time, to fn, which takes ownership of the job
  * (so that a start holds one full record at a time, not all of them).
+ * skip (may be NULL) sees each job id first, and a true answer leaves
+ * that file unread (a finished job whose record is in the index).
  * Corrupt files are moved aside as by orch_journal_load_all and counted
  * into *ncorrupt (may be NULL).
  */
 typedef void (*orch_journal_fn)(void *ctx, struct orch_job *job);
-int orch_journal_each(struct orch_journal *j, orch_journal_fn fn, void *ctx,
-		      size_t *ncorrupt, struct cm_err *err);
+typedef bool (*orch_journal_skip_fn)(void *ctx, const char *id);
+int orch_journal_each(struct orch_journal *j, orch_journal_skip_fn skip,
+		      orch_journal_fn fn, void *ctx, size_t *ncorrupt,
+		      struct cm_err *err);
+
+/* The ids of the job files in STATEDIR/jobs, unread, in no order
+ * (without the lock: for `vaultfs status`). The caller frees *ids. */
+int orch_journal_ids(const char *state_dir, char (**ids)[ORCH_JOB_ID_SIZE],
+		     size_t *n, struct cm_err *err);
 
 /* One job's file, read without the lock (a record on demand). -ENOENT:
  * there is none; -EINVAL: corrupt (err names the file). */

@@ -20,10 +20,11 @@
  * job leaves memory for the index (index.h: an entry of ~100 bytes, its
  * record read back on demand) once ORCH_RECENT_FINISHED newer ones have
  * finished, and only when no thread holds it: a `struct job *` used past
- * ->lock is held (jb->refs) by whoever uses it. Finished jobs loaded at
- * start go to the index at once, and those finished before
- * journal.keepDays fold into the index file (at start, then hourly on
- * the watcher's thread: fold_due). A job's record is written only by the
+ * ->lock is held (jb->refs) by whoever uses it. A job that finishes is
+ * appended to the index's tail at once (index_finished), so a start reads
+ * only the files of jobs the index does not have; those finished before
+ * journal.keepDays fold into the index file and their files go (at
+ * start, then hourly on the watcher's thread: fold_due). A job's record is written only by the
  * thread that owns the job at that moment: the worker running it, or the
  * thread that queues, recovers or cancels it while it is in no worker's
  * hands (under orch->lock, so no worker can take it meanwhile). Lock order
@@ -157,13 +158,68 @@ static void retire_finished(struct orch *o)
 			continue;
 		}
 		orch_index_rec_from_job(jb->j, &rec);
-		orch_index_add(o->index, &rec, ORCH_INDEX_IN_JOURNAL);
+		orch_index_add(o->index, &rec, jb->where);
+		orch_index_set_file(o->index, jb->j->id, true);
 		memmove(&o->jobs[i], &o->jobs[i + 1],
 			(o->njobs - i - 1) * sizeof(*o->jobs));
 		o->njobs--;
 		job_free(jb);
 		nfinished--;
 	}
+}
+
+/*
+ * A job that has finished and holds nothing goes to the index's tail at
+ * once (index.h: appended and synced), so that no later start and no
+ * `vaultfs status` reads its file again. Its file stays in jobs/ until
+ * a fold. A failed append leaves it to the next start, which finds the
+ * file unindexed and appends it then. No lock held; takes ->index_lock,
+ * then jb->lock and ->lock.
+ */
+static bool index_due(struct orch *o, struct job *jb)
+{
+	bool due;
+
+	pthread_mutex_lock(&o->lock);
+	due = !jb->indexed && !jb->running && !jb->queued;
+	pthread_mutex_unlock(&o->lock);
+	pthread_mutex_lock(&jb->lock);
+	due = due && orch_job_state_final(jb->j->state) &&
+	      !orch_job_holds_resources(jb->j);
+	pthread_mutex_unlock(&jb->lock);
+	return due;
+}
+
+static void index_finished(struct orch *o, struct job *jb)
+{
+	uint64_t where = ORCH_INDEX_IN_JOURNAL;
+	struct cm_err e;
+	int rc;
+
+	if (!index_due(o, jb))
+		return;
+	/* test-only: a crash between the journal's final save and this */
+	job_test_pause(jb, "finished");
+	cm_err_clear(&e);
+	pthread_mutex_lock(&o->index_lock);
+	/* a finished job's record no longer changes: jb->lock only for
+	 * the rule that readers of jb->j hold it */
+	pthread_mutex_lock(&jb->lock);
+	rc = orch_index_append(o->cfg->state_dir, &o->index_pos, jb->j, 0,
+			       &where, &e);
+	pthread_mutex_unlock(&jb->lock);
+	if (rc == 0) {
+		pthread_mutex_lock(&o->lock);
+		jb->where = where;
+		jb->indexed = true;
+		pthread_mutex_unlock(&o->lock);
+	}
+	pthread_mutex_unlock(&o->index_lock);
+	if (rc)
+		cm_warn("job %s: not in the index yet (the next start adds "
+			"it from its file): %s", jb->j->id, e.msg);
+	else
+		job_test_pause(jb, "indexed");
 }
 
 /* Caller holds o->lock: jb stays in memory until job_drop(). */
@@ -286,6 +342,7 @@ struct orch *orch_new(const struct orch_config *cfg,
 	o->stop_fd = -1;
 	pthread_mutex_init(&o->submit_lock, NULL);
 	pthread_mutex_init(&o->lock, NULL);
+	pthread_mutex_init(&o->index_lock, NULL);
 	pthread_cond_init(&o->work, NULL);
 	pthread_cond_init(&o->idle, NULL);
 	o->last_success = cm_xcalloc(cfg->nvaults + 1,
@@ -422,110 +479,61 @@ static void recover_one(struct orch *o, struct job *jb)
 	pthread_mutex_unlock(&o->lock);
 }
 
-/* Job ids. */
-struct id_list {
-	char (*id)[ORCH_JOB_ID_SIZE];
-	size_t n, cap;
-};
-
-static void id_push(struct id_list *l, const char *id)
-{
-	if (l->n == l->cap) {
-		l->cap = l->cap ? l->cap * 2 : 64;
-		l->id = cm_xrealloc(l->id, l->cap * sizeof(*l->id));
-	}
-	memcpy(l->id[l->n++], id, ORCH_JOB_ID_SIZE);
-}
-
 /* What loading the journal at start gathers. */
 struct loading {
 	struct orch *o;
-	time_t cutoff;                /* finished before it: folded */
-	struct orch_index_pos pos;    /* of the index file as loaded */
-	struct orch_index_writer *w;  /* the new index, from the first fold */
-	bool fold_failed;
-	struct cm_err fold_err;
 	struct job **live;            /* unfinished or holding resources */
 	size_t nlive, live_cap;
-	struct id_list folded;        /* into the new index */
-	struct id_list stale;         /* in the index already */
+	size_t appended;              /* to the tail, not synced yet */
+	bool append_failed;
+	struct cm_err append_err;
 };
 
-static time_t job_ended(const struct orch_job *j)
+/* orch_journal_each's skip: a job in the index is finished, and its file
+ * is not read (it only says the file is there, for the fold). */
+static bool skip_indexed(void *ctx, const char *id)
 {
-	time_t t = 0;
+	struct loading *l = ctx;
+	struct orch_index_hit hit;
 
-	for (int s = 0; s < ORCH_JOB_NSTATES; s++)
-		if (j->times[s] > t)
-			t = j->times[s];
-	return t;
+	if (!orch_index_find_id(l->o->index, id, &hit))
+		return false;
+	orch_index_set_file(l->o->index, id, true);
+	return true;
 }
 
-/* A fold failed: what was folded so far stays in the journal. */
-static void fold_undo(struct loading *l)
-{
-	orch_index_writer_abort(l->w);
-	l->w = NULL;
-	l->fold_failed = true;
-	for (size_t i = 0; i < l->folded.n; i++)
-		orch_index_set_where(l->o->index, l->folded.id[i],
-				     ORCH_INDEX_IN_JOURNAL);
-	l->folded.n = 0;
-}
-
-/* Into the new index file; `where` receives its offset, or stays. */
-static void fold(struct loading *l, const struct orch_job *j,
-		 uint64_t *where)
-{
-	uint64_t off;
-
-	if (l->fold_failed)
-		return;
-	if (!l->w && orch_index_writer_open(l->o->cfg->state_dir, &l->pos,
-					    &l->w, &l->fold_err)) {
-		fold_undo(l);
-		return;
-	}
-	if (orch_index_writer_add(l->w, j, &off, &l->fold_err)) {
-		fold_undo(l);
-		return;
-	}
-	*where = off;
-	id_push(&l->folded, j->id);
-}
-
-/* One journal file (orch_journal_each): a finished job to the index,
- * folded when old enough; the others stay whole. */
+/* One journal file not in the index (orch_journal_each): an unfinished
+ * job stays whole; a finished one (it finished before its record reached
+ * the tail - a crash, a full disk - or under an older vaultfs) is
+ * appended to the tail now. */
 static void load_job(void *ctx, struct orch_job *j)
 {
 	struct loading *l = ctx;
-	struct orch_index *ix = l->o->index;
-	struct orch_index_hit hit;
+	struct orch *o = l->o;
 	struct orch_index_rec rec;
 	uint64_t where = ORCH_INDEX_IN_JOURNAL;
 
-	if (orch_index_find_id(ix, j->id, &hit)) {
-		/* in the index: a compaction was cut off before removing
-		 * its files */
-		id_push(&l->stale, j->id);
-		orch_job_free(j);
-		return;
-	}
 	if (!orch_job_state_final(j->state) || orch_job_holds_resources(j)) {
 		if (l->nlive == l->live_cap) {
 			l->live_cap = l->live_cap ? l->live_cap * 2 : 16;
 			l->live = cm_xrealloc(l->live, l->live_cap *
 							       sizeof(*l->live));
 		}
-		l->live[l->nlive++] = job_new(l->o, j);
+		l->live[l->nlive++] = job_new(o, j);
 		return;
 	}
 	if (j->state == ORCH_JOB_SUCCEEDED)
-		note_success(l->o, j->vault, j->times[ORCH_JOB_SUCCEEDED]);
-	if (job_ended(j) <= l->cutoff)
-		fold(l, j, &where);
+		note_success(o, j->vault, j->times[ORCH_JOB_SUCCEEDED]);
+	/* synced once for all of them (orch_index_tail_sync) */
+	if (!l->append_failed &&
+	    orch_index_append(o->cfg->state_dir, &o->index_pos, j,
+			      ORCH_INDEX_NOSYNC, &where, &l->append_err))
+		l->append_failed = true;
+	else if (!l->append_failed)
+		l->appended++;
 	orch_index_rec_from_job(j, &rec);
-	orch_index_add(ix, &rec, where);
+	orch_index_add(o->index, &rec, where);
+	orch_index_set_file(o->index, j->id, true);
 	orch_job_free(j);
 }
 
@@ -537,9 +545,9 @@ static int live_by_id(const void *a, const void *b)
 	return strcmp(x->j->id, y->j->id);
 }
 
-/* Test-only: VAULTFS_TEST_PAUSE_AT=folding:SECONDS stops the start once
- * the new index is in place and before the journal's files go (for the
- * crash test). */
+/* Test-only: VAULTFS_TEST_PAUSE_AT=folding:SECONDS stops a fold once the
+ * new index is in place, before the tail and the journal's files go (for
+ * the crash test). */
 static void test_pause_folding(struct orch *o)
 {
 	for (size_t i = 0; i < o->npauses; i++) {
@@ -550,66 +558,143 @@ static void test_pause_folding(struct orch *o)
 	}
 }
 
-static void forget_all(struct orch *o, const struct id_list *ids)
+/* The index file again, with the tail's records after the old ones, and
+ * those of the due jobs (ids) that are only in their files (an append
+ * that failed); then the tail goes. offs[i] receives where ids[i] is.
+ * Caller holds ->index_lock. */
+static int fold_write(struct orch *o, char (*ids)[ORCH_JOB_ID_SIZE],
+		      size_t n, uint64_t *offs, struct cm_err *e)
 {
-	for (size_t i = 0; i < ids->n; i++) {
-		int rc = orch_journal_forget(o->journal, ids->id[i]);
+	struct orch_index_writer *w = NULL;
+	struct orch_index_pos pos;
+	uint64_t base = o->index_pos.end;
+	int rc;
 
-		if (rc)
+	rc = orch_index_writer_open(o->cfg->state_dir, &o->index_pos, &w, e);
+	for (size_t i = 0; i < n && rc == 0; i++) {
+		struct orch_index_hit hit;
+		struct orch_job *j = NULL;
+
+		pthread_mutex_lock(&o->lock);
+		offs[i] = orch_index_find_id(o->index, ids[i], &hit)
+				  ? hit.where
+				  : ORCH_INDEX_IN_JOURNAL;
+		pthread_mutex_unlock(&o->lock);
+		if (offs[i] != ORCH_INDEX_IN_JOURNAL)
+			continue;
+		rc = orch_journal_load_job(o->cfg->state_dir, ids[i], &j, e);
+		if (rc == 0)
+			rc = orch_index_writer_add(w, j, &offs[i], e);
+		orch_job_free(j);
+	}
+	if (rc == 0) {
+		rc = orch_index_writer_commit(w, &pos, e);
+		w = NULL;
+	}
+	if (rc) {
+		orch_index_writer_abort(w);
+		return rc;
+	}
+	/* in place: from here the tail's records are in both files */
+	test_pause_folding(o);
+	if (base == 0)
+		base = strlen("{\"vaultfsIndex\":1}\n");
+	pthread_mutex_lock(&o->lock);
+	o->index_pos.end = pos.end;
+	o->index_pos.count = pos.count;
+	orch_index_tail_moved(o->index, base);
+	for (size_t i = 0; i < n; i++)
+		if (ORCH_INDEX_IN_FILE(offs[i]))
+			orch_index_set_where(o->index, ids[i], offs[i]);
+	for (size_t i = 0; i < o->njobs; i++) {
+		struct job *jb = o->jobs[i];
+
+		if (jb->indexed && !ORCH_INDEX_IN_FILE(jb->where) &&
+		    jb->where != ORCH_INDEX_IN_JOURNAL)
+			jb->where = base + (jb->where & ~ORCH_INDEX_IN_TAIL);
+	}
+	pthread_mutex_unlock(&o->lock);
+	/* a tail that stays (a failed unlink) is cut to nothing by the next
+	 * append, and taken once by readers meanwhile */
+	if (orch_index_tail_remove(o->cfg->state_dir, &o->index_pos, e))
+		cm_warn("journal: %s", e->msg);
+	return 0;
+}
+
+static void forget_all(struct orch *o, char (*ids)[ORCH_JOB_ID_SIZE],
+		       size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		int rc = orch_journal_forget(o->journal, ids[i]);
+
+		if (rc) {
 			cm_warn("journal: job %s is in the index; its file "
-				"stays in %s/jobs until the next start: %s",
-				ids->id[i], o->cfg->state_dir, strerror(-rc));
+				"stays in %s/jobs until the next fold: %s",
+				ids[i], o->cfg->state_dir, strerror(-rc));
+			continue;
+		}
+		pthread_mutex_lock(&o->lock);
+		orch_index_set_file(o->index, ids[i], false);
+		pthread_mutex_unlock(&o->lock);
 	}
 }
 
-/* Commit the new index, then remove the journal files it holds: a job is
- * in the journal, the index, or both for a moment; never in neither. */
-static void fold_commit(struct loading *l)
+/*
+ * Fold (at start, then on the watcher every fold_every_ms): the files of
+ * finished jobs that ended before journal.keepDays go, once the index
+ * file holds their records. Those only in the tail (or, after a failed
+ * append, only in their file) get there first: a new index file with the
+ * tail and them (fold_write), and then the tail goes. A job is in its
+ * file, the tail or the index file, or for a moment in two; never in
+ * none. A fold that fails leaves every file where it was.
+ */
+static void fold_due(struct orch *o)
 {
-	struct orch *o = l->o;
+	time_t cutoff = time(NULL) - (time_t)o->cfg->keep_days * 86400;
+	char (*ids)[ORCH_JOB_ID_SIZE];
+	uint64_t *offs = NULL;
+	struct cm_err e;
+	bool move;
+	size_t n;
+	int rc = 0;
 
-	o->index_pos = l->pos;
-	if (l->w && orch_index_writer_commit(l->w, &o->index_pos,
-					     &l->fold_err)) {
-		l->w = NULL;
-		o->index_pos = l->pos;
-		fold_undo(l);
+	cm_err_clear(&e);
+	pthread_mutex_lock(&o->index_lock);
+	pthread_mutex_lock(&o->lock);
+	n = orch_index_due(o->index, cutoff, &ids, &move);
+	pthread_mutex_unlock(&o->lock);
+	if (n && move) {
+		offs = cm_xcalloc(n, sizeof(*offs));
+		rc = fold_write(o, ids, n, offs, &e);
 	}
-	l->w = NULL;
-	if (l->fold_failed)
+	pthread_mutex_unlock(&o->index_lock);
+	if (rc) {
 		cm_warn("journal: finished jobs stay in %s/jobs, not folded "
-			"into the index: %s", o->cfg->state_dir,
-			l->fold_err.msg);
-	if (l->folded.n)
-		test_pause_folding(o);
-	forget_all(o, &l->stale);
-	forget_all(o, &l->folded);
-	if (l->stale.n || l->folded.n)
-		orch_journal_sync(o->journal);
-	if (l->folded.n)
-		cm_info("journal: %zu finished job%s folded into %s/%s",
-			l->folded.n, l->folded.n == 1 ? "" : "s",
-			o->cfg->state_dir, ORCH_INDEX_NAME);
+			"into the index: %s", o->cfg->state_dir, e.msg);
+		goto out;
+	}
+	if (!n)
+		goto out;
+	forget_all(o, ids, n);
+	orch_journal_sync(o->journal);
+	cm_info("journal: %zu finished job%s folded into %s/%s", n,
+		n == 1 ? "" : "s", o->cfg->state_dir, ORCH_INDEX_NAME);
+out:
+	free(offs);
+	free(ids);
 }
 
-/* A record of the index file (orch_index_read): into the table, and
- * its success noted. */
-static int load_indexed_rec(void *ctx, const struct orch_job *job,
-			    const struct cm_json *record,
-			    const struct orch_index_rec *rec, uint64_t off)
+/* A job of the index (orch_index_load_each): its success noted (a
+ * succeeded job's last state change is its success). */
+static int note_indexed_success(void *ctx, const struct orch_job *job,
+				const struct cm_json *record,
+				const struct orch_index_rec *rec, uint64_t off)
 {
-	struct orch *o = ctx;
-
-	orch_index_add(o->index, rec, off);
-	if (strcmp(rec->state, orch_job_state_name(ORCH_JOB_SUCCEEDED)))
-		return 0;
-	if (job)
-		note_success(o, job->vault, job->times[ORCH_JOB_SUCCEEDED]);
-	else
-		note_success(o, rec->vault,
-			     cm_json_time(cm_json_get(cm_json_get(record,
-								  "times"),
-						      "succeeded")));
+	(void)job;
+	(void)record;
+	(void)off;
+	if (strcmp(rec->state, orch_job_state_name(ORCH_JOB_SUCCEEDED)) == 0)
+		note_success(ctx, rec->vault, rec->ended);
 	return 0;
 }
 
@@ -620,8 +705,7 @@ static int recover(struct orch *o, struct cm_err *err)
 
 	memset(&l, 0, sizeof(l));
 	l.o = o;
-	l.cutoff = time(NULL) - (time_t)o->cfg->keep_days * 86400;
-	cm_err_clear(&l.fold_err);
+	cm_err_clear(&l.append_err);
 	o->index = orch_index_new();
 	{
 		/* a new index a crash cut off before its rename */
@@ -631,17 +715,38 @@ static int recover(struct orch *o, struct cm_err *err)
 		unlink(tmp);
 		free(tmp);
 	}
-	rc = orch_index_read(o->cfg->state_dir, load_indexed_rec, o, &l.pos,
-			     err);
-	if (rc == 0)
-		rc = orch_journal_each(o->journal, load_job, &l, NULL, err);
+	rc = orch_index_load_each(o->cfg->state_dir, o->index, &o->index_pos,
+				  note_indexed_success, o, err);
+	if (rc)
+		return rc;
+	if (o->index_pos.tail_count &&
+	    o->index_pos.tail_dups == o->index_pos.tail_count) {
+		/* a fold cut off after its new index was in place */
+		struct cm_err e;
+
+		cm_err_clear(&e);
+		if (orch_index_tail_remove(o->cfg->state_dir, &o->index_pos,
+					   &e))
+			cm_warn("journal: %s", e.msg);
+	}
+	rc = orch_journal_each(o->journal, skip_indexed, load_job, &l, NULL,
+			       err);
 	if (rc) {
-		orch_index_writer_abort(l.w);
 		for (size_t i = 0; i < l.nlive; i++)
 			job_free(l.live[i]);
 		goto out;
 	}
-	fold_commit(&l);
+	if (l.appended &&
+	    orch_index_tail_sync(o->cfg->state_dir, &l.append_err))
+		l.append_failed = true;
+	if (l.append_failed)
+		cm_warn("journal: finished jobs not in the index yet (the "
+			"next start adds them): %s", l.append_err.msg);
+	else if (l.appended)
+		cm_info("journal: %zu finished job%s added to %s/%s",
+			l.appended, l.appended == 1 ? "" : "s",
+			o->cfg->state_dir, ORCH_INDEX_TAIL_NAME);
+	fold_due(o);
 	if (l.nlive > 1)
 		qsort(l.live, l.nlive, sizeof(*l.live), live_by_id);
 	for (size_t i = 0; i < l.nlive; i++) {
@@ -652,75 +757,12 @@ static int recover(struct orch *o, struct cm_err *err)
 		job_hold(jb);
 		pthread_mutex_unlock(&o->lock);
 		recover_one(o, jb);
+		index_finished(o, jb);
 		job_drop(o, jb);
 	}
 out:
 	free(l.live);
-	free(l.folded.id);
-	free(l.stale.id);
 	return rc;
-}
-
-/*
- * While running (the watcher, every fold_every_ms): fold the jobs that
- * left memory and ended before journal.keepDays, as at start. Only this
- * thread writes the index file after start; readers holding an old
- * `where` retry (load_indexed). The entries move under ->lock before the
- * files go.
- */
-static void fold_due(struct orch *o)
-{
-	time_t cutoff = time(NULL) - (time_t)o->cfg->keep_days * 86400;
-	struct orch_index_writer *w = NULL;
-	char (*ids)[ORCH_JOB_ID_SIZE];
-	struct orch_index_pos pos;
-	uint64_t *offs;
-	struct cm_err e;
-	size_t n;
-	int rc = 0;
-
-	cm_err_clear(&e);
-	pthread_mutex_lock(&o->lock);
-	n = orch_index_due(o->index, cutoff, &ids);
-	pthread_mutex_unlock(&o->lock);
-	if (!n)
-		return;
-	offs = cm_xcalloc(n, sizeof(*offs));
-	rc = orch_index_writer_open(o->cfg->state_dir, &o->index_pos, &w, &e);
-	for (size_t i = 0; i < n && rc == 0; i++) {
-		struct orch_job *j = NULL;
-
-		rc = orch_journal_load_job(o->cfg->state_dir, ids[i], &j, &e);
-		if (rc == 0)
-			rc = orch_index_writer_add(w, j, &offs[i], &e);
-		orch_job_free(j);
-	}
-	if (rc == 0) {
-		rc = orch_index_writer_commit(w, &pos, &e);
-		w = NULL;
-	}
-	if (rc) {
-		orch_index_writer_abort(w);
-		cm_warn("journal: finished jobs stay in %s/jobs, not folded "
-			"into the index: %s", o->cfg->state_dir, e.msg);
-		goto out;
-	}
-	pthread_mutex_lock(&o->lock);
-	o->index_pos = pos;
-	for (size_t i = 0; i < n; i++)
-		orch_index_set_where(o->index, ids[i], offs[i]);
-	pthread_mutex_unlock(&o->lock);
-	{
-		struct id_list l = { ids, n, n };
-
-		forget_all(o, &l);
-	}
-	orch_journal_sync(o->journal);
-	cm_info("journal: %zu finished job%s folded into %s/%s", n,
-		n == 1 ? "" : "s", o->cfg->state_dir, ORCH_INDEX_NAME);
-out:
-	free(offs);
-	free(ids);
 }
 
 /* Drafts of manifests a crashed run left in STATEDIR/tmp. */
@@ -973,6 +1015,7 @@ unlock:
 	if (rc == 0 && jb) {
 		cm_info("job %s: cancel requested", job_id);
 		notify_copy(o, jb);
+		index_finished(o, jb);
 	}
 	if (refused) /* the job's log says why, where its user looks */
 		job_log_line(jb, "cancel refused: %s", refused);
@@ -1056,6 +1099,7 @@ static void *worker_main(void *arg)
 		pthread_mutex_unlock(&o->lock);
 		/* told before anyone sees the engine idle */
 		job_notify(jb);
+		index_finished(o, jb);
 		pthread_mutex_lock(&o->lock);
 		jb->refs--;
 		retire_finished(o);
@@ -1352,6 +1396,7 @@ void orch_free(struct orch *o)
 	free(o->last_success);
 	pthread_mutex_destroy(&o->submit_lock);
 	pthread_mutex_destroy(&o->lock);
+	pthread_mutex_destroy(&o->index_lock);
 	pthread_cond_destroy(&o->work);
 	pthread_cond_destroy(&o->idle);
 	free(o);
@@ -1426,18 +1471,20 @@ static int load_indexed(struct orch *o, const struct orch_index_hit *hit,
 	int rc;
 
 	cm_err_clear(&e);
-	rc = hit->where == ORCH_INDEX_IN_JOURNAL ?
+	/* a record in the tail: its file is still there (the tail goes
+	 * into the index file before any job file goes) */
+	rc = !ORCH_INDEX_IN_FILE(hit->where) ?
 		     orch_journal_load_job(o->cfg->state_dir, hit->id, &j, &e) :
 		     orch_index_load_record(o->cfg->state_dir, hit->where, &j,
 					    &e);
-	if (rc == -ENOENT && hit->where == ORCH_INDEX_IN_JOURNAL) {
+	if (rc == -ENOENT && !ORCH_INDEX_IN_FILE(hit->where)) {
 		/* folded meanwhile: its entry moved before its file went */
 		struct orch_index_hit now;
 		bool moved;
 
 		pthread_mutex_lock(&o->lock);
 		moved = orch_index_find_id(o->index, hit->id, &now) &&
-			now.where != ORCH_INDEX_IN_JOURNAL;
+			ORCH_INDEX_IN_FILE(now.where);
 		pthread_mutex_unlock(&o->lock);
 		if (moved) {
 			cm_err_clear(&e);

@@ -9,6 +9,9 @@
  *   orch->submit_lock   serialises queueing (the duplicate check, the
  *                       first journal save, the insertion) so that two
  *                       requests for one recovery point queue one job
+ *   orch->index_lock    the index's files and ->index_pos: one append to
+ *                       the tail at a time, none while a fold writes a
+ *                       new index file and removes the tail
  *   orch->lock          the job list, the queue, the running/queued
  *                       flags, stopping, the counters
  *   job->lock           the journal record job->j and the fields marked
@@ -73,6 +76,10 @@ struct job {
 	bool queued;
 	bool running;
 	bool this_run;        /* ran (or was failed) in this process */
+	bool indexed;         /* its record is in the index's tail (or, after
+				 a fold, its file) */
+	uint64_t where;       /* and there (index.h); ORCH_INDEX_IN_JOURNAL
+				 until then */
 	uint64_t not_before_ms; /* a retry waits until then (monotonic) */
 
 	/* set by others, read by the worker */
@@ -122,8 +129,9 @@ struct orch {
 	size_t npauses;
 	size_t recent_finished;        /* ORCH_RECENT_FINISHED, or the test's */
 	unsigned fold_every_ms;        /* the watcher folds this often */
-	struct orch_index_pos index_pos; /* of the index file: recover's,
-					    then the watcher's own */
+	struct orch_index_pos index_pos; /* protected by ->index_lock: of
+					    the index file and its tail */
+	pthread_mutex_t index_lock;
 
 	pthread_mutex_t submit_lock;
 	pthread_mutex_t lock;
@@ -177,6 +185,9 @@ int job_release_recorded(struct job *jb);
 struct orch_provider *job_provider(struct job *jb);
 /* The recovery point's name: the last component of its path. */
 const char *job_rp_name(const struct orch_job *j);
+/* Test-only: VAULTFS_TEST_PAUSE_AT's pause at stage, if it names it (no
+ * lock held; a cancel ends it). */
+void job_test_pause(struct job *jb, const char *stage);
 /* Tell the notify callback (no lock held). */
 void job_notify(struct job *jb);
 /* A line into the job's log (file and ring) from any thread, and to the

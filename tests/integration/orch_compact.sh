@@ -26,21 +26,36 @@ S=$T/state
 
 archives() { find "$T/store" -name 'backup.tar.gz' | wc -l; }
 
-# Jobs of these recovery points finished DAYS ago (their journal's times).
+# Jobs of these recovery points finished DAYS ago (their times, in the
+# journal's files and in the records of the index and its tail; every
+# other line stays byte for byte).
 age_jobs() {
 	local days=$1
 	shift
 	python3 - "$S" "$days" "$@" <<'EOF'
 import datetime, glob, json, os, sys
 d, days, names = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
-for f in glob.glob(d + "/jobs/*.json"):
-    j = json.load(open(f))
+def age(j):
     if os.path.basename(j["recoveryPoint"]["path"]) not in names:
-        continue
+        return False
     for k, v in j["times"].items():
         t = datetime.datetime.strptime(v, "%Y-%m-%dT%H:%M:%SZ")
         j["times"][k] = (t - datetime.timedelta(days=days)).strftime("%Y-%m-%dT%H:%M:%SZ")
-    open(f, "w").write(json.dumps(j, indent=1))
+    return True
+for f in glob.glob(d + "/jobs/*.json"):
+    j = json.load(open(f))
+    if age(j):
+        open(f, "w").write(json.dumps(j, indent=1))
+for f in (d + "/jobs.index", d + "/jobs.index.tail"):
+    if not os.path.exists(f):
+        continue
+    out = []
+    for line in open(f):
+        j = json.loads(line)
+        if "id" in j and age(j):
+            line = json.dumps(j, separators=(",", ":")) + "\n"
+        out.append(line)
+    open(f, "w").write("".join(out))
 EOF
 }
 
@@ -84,7 +99,9 @@ cp -a "$S" "$T/state0" # four finished jobs, none folded yet
 age_jobs 31 tree1 tree2
 old_ids=$(status_ids tree1 tree2)
 [ "$(echo "$old_ids" | wc -l)" = 2 ] || die "no two old jobs: $old_ids"
-[ ! -e "$S/jobs.index" ] || die "an index before any job was old"
+[ ! -e "$S/jobs.index" ] || die "an index file before any job was old"
+# every finished job is in the tail at once, its file still in jobs/
+[ "$(wc -l <"$S/jobs.index.tail")" = 4 ] || die "not 4 records in the tail"
 
 vf_run --config "$T/c.json" --once -v
 expect_grep '^queued 0 recovery points' "$RUN_OUT"
@@ -98,7 +115,9 @@ for id in $old_ids; do
 done
 [ "$(job_files "$S" | wc -l)" = 2 ] || die "not 2 job files left: $(job_files "$S")"
 head -n 1 "$S/jobs.index" | grep -qx '{"vaultfsIndex":1}' || die "no index header"
-tail -n 1 "$S/jobs.index" | grep -qx '{"end":2}' || die "no end line counting 2"
+# the whole tail went into the index file, and the tail is gone
+tail -n 1 "$S/jobs.index" | grep -qx '{"end":4}' || die "no end line counting 4"
+[ ! -e "$S/jobs.index.tail" ] || die "the tail stayed after the fold"
 check_status 4
 log "folded: $(tr '\n' ' ' <"$T/st.txt" | head -c 300)"
 

@@ -285,6 +285,71 @@ static void test_log_stamp(void **state)
 	assert_int_equal(cm_log_format_parse("xml", &f), -EINVAL);
 }
 
+struct queued {
+	struct cm_budget_waiter w;
+	int calls;
+	int rc;
+};
+
+static void queued_ready(struct cm_budget_waiter *w, int rc)
+{
+	struct queued *q = (struct queued *)w;
+
+	q->calls++;
+	q->rc = rc;
+}
+
+/* Waiters without a thread: first come, first served as bytes come back,
+ * a cancelled one is never called back and lets the next one through,
+ * a hint (try) gives way to them, and close calls back the rest. */
+static void test_budget_queue(void **state)
+{
+	struct cm_budget *b = cm_budget_new(10);
+	struct queued q[4];
+	struct cm_budget_stats st;
+
+	memset(q, 0, sizeof(q));
+	for (int i = 0; i < 4; i++) {
+		q[i].w.n = i == 1 ? 8 : 4;
+		q[i].w.ready = queued_ready;
+	}
+	assert_int_equal(cm_budget_queue(b, &q[0].w), 0); /* fits: taken */
+	assert_int_equal(q[0].calls, 0);
+	assert_true(cm_budget_try(b, 6));
+	assert_int_equal(cm_budget_queue(b, &q[1].w), 1); /* 8: waits */
+	assert_int_equal(cm_budget_queue(b, &q[2].w), 1); /* behind it */
+	assert_int_equal(cm_budget_queue(b, &q[3].w), 1);
+	cm_budget_stats(b, &st);
+	assert_int_equal(st.waiting, 3);
+	assert_int_equal(st.waits, 3);
+	cm_budget_give(b, 6); /* 6 free: q[1] (8) still waits, and so the
+				 others behind it */
+	assert_int_equal(q[1].calls + q[2].calls + q[3].calls, 0);
+	assert_false(cm_budget_try(b, 1)); /* a hint gives way */
+	/* q[1] leaves (its request was interrupted): q[2] gets 4 at once */
+	assert_true(cm_budget_cancel(b, &q[1].w));
+	assert_int_equal(q[1].calls, 0);
+	assert_int_equal(q[2].calls, 1);
+	assert_int_equal(q[2].rc, 0);
+	assert_int_equal(q[3].calls, 0);
+	assert_false(cm_budget_cancel(b, &q[2].w)); /* served already */
+	cm_budget_give(b, 4); /* q[0]'s: q[3] */
+	assert_int_equal(q[3].calls, 1);
+	assert_int_equal(q[3].rc, 0);
+	cm_budget_stats(b, &st);
+	assert_int_equal(st.used, 8);
+	assert_int_equal(st.waiting, 0);
+	/* closing answers the queued ones */
+	q[1].calls = 0;
+	assert_int_equal(cm_budget_queue(b, &q[1].w), 1);
+	cm_budget_close(b);
+	assert_int_equal(q[1].calls, 1);
+	assert_int_equal(q[1].rc, -ECANCELED);
+	assert_int_equal(cm_budget_queue(b, &q[1].w), -ECANCELED);
+	cm_budget_give(b, 8);
+	cm_budget_free(b);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -293,6 +358,7 @@ int main(void)
 		cmocka_unit_test(test_json),	    cmocka_unit_test(test_crypto),
 		cmocka_unit_test(test_iso8601),	    cmocka_unit_test(test_budget),
 		cmocka_unit_test(test_sd_notify),   cmocka_unit_test(test_log_stamp),
+		cmocka_unit_test(test_budget_queue),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

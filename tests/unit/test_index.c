@@ -473,11 +473,125 @@ static void test_newest_wins(void **state)
 	orch_index_free(ix);
 }
 
+static void append_tail(const char *text)
+{
+	char path[PATH_MAX];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/%s", tmp, ORCH_INDEX_TAIL_NAME);
+	f = fopen(path, "a");
+	assert_non_null(f);
+	fputs(text, f);
+	fclose(f);
+}
+
+/* The tail: records appended one by one, read after the index file; a
+ * cut-off append is not a record and goes with the next append; a job in
+ * both files (a fold cut off before the tail went) is loaded once; a new
+ * index file takes the whole tail after its old records, at the offsets
+ * orch_index_tail_moved says. */
+static void test_tail(void **state)
+{
+	struct orch_job *jobs[4], *back = NULL;
+	struct orch_index *ix = orch_index_new();
+	struct orch_index_pos pos;
+	struct orch_index_hit hit;
+	struct cm_err err;
+	uint64_t where[4], off;
+	char *text;
+
+	(void)state;
+	cm_err_clear(&err);
+	jobs[0] = finished("a.img", ORCH_JOB_SUCCEEDED, 1000);
+	jobs[1] = finished("b.img", ORCH_JOB_FAILED, 2000);
+	jobs[2] = finished("c.img", ORCH_JOB_SUCCEEDED, 3000);
+	jobs[3] = finished("d.img", ORCH_JOB_SUCCEEDED, 4000);
+	write_jobs(jobs, 1, NULL, &off); /* a in the index file */
+	assert_int_equal(orch_index_load(tmp, ix, &pos, &err), 0);
+	for (int i = 1; i < 3; i++) {
+		assert_int_equal(orch_index_append(tmp, &pos, jobs[i], 0,
+						   &where[i], &err), 0);
+		assert_false(ORCH_INDEX_IN_FILE(where[i]));
+	}
+	assert_int_equal(pos.tail_count, 2);
+	/* a crash in the middle of the next append */
+	append_tail("{\"id\":\"20261203T000000.000Z-0000");
+	orch_index_free(ix);
+	ix = orch_index_new();
+	assert_int_equal(orch_index_load(tmp, ix, &pos, &err), 0);
+	assert_int_equal(orch_index_count(ix), 3);
+	assert_int_equal(pos.count, 1);
+	assert_int_equal(pos.tail_count, 2);
+	assert_true(pos.tail_torn);
+	assert_int_equal(pos.tail_dups, 0);
+	assert_true(orch_index_find_id(ix, jobs[2]->id, &hit));
+	assert_int_equal(hit.where, where[2]);
+	/* the next append cuts the torn line off: it goes where the whole
+	 * lines end */
+	off = pos.tail_end;
+	assert_int_equal(orch_index_append(tmp, &pos, jobs[3], 0, &where[3],
+					   &err), 0);
+	assert_int_equal(where[3], ORCH_INDEX_IN_TAIL | off);
+	orch_index_free(ix);
+	ix = orch_index_new();
+	assert_int_equal(orch_index_load(tmp, ix, &pos, &err), 0);
+	assert_int_equal(orch_index_count(ix), 4);
+	assert_false(pos.tail_torn);
+
+	/* a new index file with the tail; the tail still there: each job
+	 * once, the tail's counted as seen twice */
+	{
+		struct orch_index_writer *w;
+		struct orch_index_pos now;
+		uint64_t base = pos.end;
+
+		assert_int_equal(orch_index_writer_open(tmp, &pos, &w, &err),
+				 0);
+		assert_int_equal(orch_index_writer_commit(w, &now, &err), 0);
+		assert_int_equal(now.count, 4);
+		orch_index_free(ix);
+		ix = orch_index_new();
+		assert_int_equal(orch_index_load(tmp, ix, &pos, &err), 0);
+		assert_int_equal(orch_index_count(ix), 4);
+		assert_int_equal(pos.tail_dups, 3);
+		assert_int_equal(pos.tail_count, 3);
+		/* where the records are now: at base + their tail offset */
+		orch_index_tail_moved(ix, base);
+		assert_true(orch_index_find_id(ix, jobs[3]->id, &hit));
+		assert_true(ORCH_INDEX_IN_FILE(hit.where));
+		assert_int_equal(hit.where,
+				 base + (where[3] & ~ORCH_INDEX_IN_TAIL));
+		assert_int_equal(orch_index_load_record(tmp, hit.where, &back,
+							&err), 0);
+		assert_string_equal(back->id, jobs[3]->id);
+		orch_job_free(back);
+		assert_int_equal(orch_index_tail_remove(tmp, &pos, &err), 0);
+	}
+	text = index_text();
+	assert_non_null(strstr(text, "\n{\"end\":4}\n"));
+	free(text);
+	orch_index_free(ix);
+	ix = orch_index_new();
+	assert_int_equal(orch_index_load(tmp, ix, &pos, &err), 0);
+	assert_int_equal(orch_index_count(ix), 4);
+	assert_int_equal(pos.tail_count, 0);
+	/* a whole line that is not a record is refused, naming the tail */
+	append_tail("not json\n");
+	orch_index_free(ix);
+	ix = orch_index_new();
+	assert_int_equal(orch_index_load(tmp, ix, &pos, &err), -EINVAL);
+	assert_non_null(strstr(err.msg, ORCH_INDEX_TAIL_NAME ": line 1"));
+	orch_index_free(ix);
+	for (int i = 0; i < 4; i++)
+		orch_job_free(jobs[i]);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		/* first: nothing may ask the fault switch before */
 		cmocka_unit_test(test_faults),
+		cmocka_unit_test_setup_teardown(test_tail, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_round_trip, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_unknown_kept, setup,
