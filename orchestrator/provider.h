@@ -20,9 +20,11 @@
  *   AWS EBS      restore (direct, restore_ebs.c): the snapshot read with
  *                the EBS direct APIs, served as a file by a private FUSE
  *                mount -> "STATE/ebs/snap-...-XXXXXX/disk.img"; release:
- *                unmount; resources: the mount ("ebs-mount"). (volume,
- *                to come: CreateVolume, attach, the NVMe device by volume
- *                id -> "/dev/nvme2n1"; resources: the volume)
+ *                unmount; resources: the mount ("ebs-mount").
+ *                (volume, restore_ebs_volume.c): CreateVolume, attach,
+ *                the NVMe device by volume id -> "/dev/nvme2n1";
+ *                release: detach, delete; resources: the volume
+ *                ("ebs-volume")
  *   RDS/Aurora,  restore: StartExportTask / ExportTableToPointInTime and
  *   DynamoDB     poll -> an S3 prefix that is already the archive
  *   anything not restorable yet: restore returns ORCH_RESTORE_WAITING
@@ -72,6 +74,9 @@ struct orch_res_journal {
 		       const struct orch_res_ids *learned, struct cm_err *err);
 	int (*released)(void *ctx, size_t idx, struct cm_err *err);
 	void *ctx;
+	/* the job's id, or NULL: what a provider names the resources it
+	 * makes for the job by (an EC2 ClientToken, a tag) */
+	const char *job_id;
 };
 
 /* What restore() made readable. */

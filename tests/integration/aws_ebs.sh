@@ -16,7 +16,7 @@
 #     private FUSE mount and archives it; nothing is left mounted
 #   - GetSnapshotBlock throttled and failing with 5xx (the fault proxy in
 #     front of moto) during that run: retried, the archives unchanged
-#   - config: ebs.method "volume" is refused with a clear error
+#   - config: an unknown ebs.method is refused with a clear error
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/archive.inc"
 . "$(dirname "$0")/orch.inc"
@@ -126,10 +126,10 @@ config() { # EXTRA-JSON-MEMBERS
 }
 
 # --- config ------------------------------------------------------------------
-config ', "ebs": {"method": "volume"}'
+config ', "ebs": {"method": "fast"}'
 expect_fail "$VAULTFS" status --config "$CFG"
-grep -q 'ebs.method.*volume is not built yet' "$FAIL_OUT" ||
-	die "ebs.method volume: $(cat "$FAIL_OUT")"
+grep -q 'ebs.method: must be "direct" or "volume", got "fast"' "$FAIL_OUT" ||
+	die "ebs.method fast: $(cat "$FAIL_OUT")"
 
 # --- kill -9 while reading: the next start unmounts --------------------------
 # one reader and a 1 MiB cache: slow enough to be caught mid-read
