@@ -495,9 +495,12 @@ static int used_devices(struct aws_client *ec2, const char *instance,
 }
 
 /* AttachVolume at the first free name of /dev/sdf .. /dev/sdp (the range
- * EC2 recommends for EBS volumes); the name into device. */
+ * EC2 recommends for EBS volumes); the name into device. On Xen (`root`
+ * given), which of its two names existed right before the call goes into
+ * xen_before: those are some other disk's. */
 static int attach(struct aws_client *ec2, const char *vol,
-		  const char *instance, char device[16], struct cm_err *err)
+		  const char *instance, const char *root, char device[16],
+		  bool xen_before[2], struct cm_err *err)
 {
 	char used[26];
 	int rc = 0;
@@ -517,6 +520,13 @@ static int attach(struct aws_client *ec2, const char *vol,
 		if (used[l - 'a'])
 			continue;
 		snprintf(device, 16, "/dev/sd%c", l);
+		if (root) {
+			char xvd[PATH_MAX], sd[PATH_MAX];
+
+			xen_names(root, device, xvd, sd, sizeof(xvd));
+			xen_before[0] = is_blockdev(xvd);
+			xen_before[1] = is_blockdev(sd);
+		}
 		cm_err_clear(err);
 		rc = ec2_do(ec2, "AttachVolume", params, 3, err);
 		/* taken meanwhile by someone else: the next one */
@@ -718,17 +728,10 @@ static int vol_restore(struct orch_provider *p,
 	if (rc)
 		goto fail_journaled;
 	xen = strcmp(cfg->ebs_device_root, "/dev") == 0 && on_xen();
-	rc = attach(ec2, vr->volume, vr->instance, device, err);
+	rc = attach(ec2, vr->volume, vr->instance,
+		    xen ? cfg->ebs_device_root : NULL, device, xen_before, err);
 	if (rc)
 		goto fail_journaled;
-	if (xen) {
-		char xvd[PATH_MAX], sd[PATH_MAX];
-
-		/* a name already there is some other disk's */
-		xen_names(cfg->ebs_device_root, device, xvd, sd, sizeof(xvd));
-		xen_before[0] = is_blockdev(xvd);
-		xen_before[1] = is_blockdev(sd);
-	}
 	rc = wait_for(ec2, vr->volume, is_attached, "attached",
 		      ATTACH_TIMEOUT_S, &st, err);
 	if (rc)

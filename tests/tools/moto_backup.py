@@ -110,7 +110,7 @@ STATUSES = ("COMPLETED", "PARTIAL", "DELETING", "EXPIRED", "AVAILABLE",
             "STOPPED", "CREATING")
 LIST_MAX = 1000  # MaxResults: 1..1000
 
-_lock = threading.Lock()  # guards every backend's recovery point table
+_lock = threading.Lock()  # guards every backend's recovery point table and _volume_tokens
 
 
 class BackupError(JsonRESTError):
