@@ -68,8 +68,8 @@ EOF
 { read -r INSTANCE ZONE; read -r BADRP BADSNAP; read -r RP SNAP; } <"$T/setup.out"
 log "instance $INSTANCE in $ZONE; $RP; unmatched: $BADRP"
 
-# volumes SNAPSHOT: one line per volume made from it, "ID TYPE ZONE STATE
-# ATTACHMENT-STATE|- KEY=VALUE,..." (EC2 DescribeVolumes with curl: no
+# volumes SNAPSHOT: one line per volume made from it, "ID TYPE/IOPS/
+# THROUGHPUT ZONE STATE ATTACHMENT-STATE|- KEY=VALUE,..." (EC2 DescribeVolumes with curl: no
 # boto3 start)
 volumes() {
 	curl -fsS --max-time 10 --aws-sigv4 "aws:amz:${AWS_REGION:-us-east-1}:ec2" \
@@ -86,7 +86,9 @@ for v in root.iterfind(ns + "volumeSet/" + ns + "item"):
     tags = sorted("%s=%s" % (t.findtext(ns + "key"), t.findtext(ns + "value"))
                   for t in v.iterfind(ns + "tagSet/" + ns + "item"))
     att = v.find(ns + "attachmentSet/" + ns + "item")
-    print(v.findtext(ns + "volumeId"), v.findtext(ns + "volumeType"),
+    print(v.findtext(ns + "volumeId"),
+          "/".join(v.findtext(ns + k) or "-"
+                   for k in ("volumeType", "iops", "throughput")),
           v.findtext(ns + "availabilityZone"), v.findtext(ns + "status"),
           att.findtext(ns + "status") if att is not None else "-",
           ",".join(tags))
@@ -123,7 +125,7 @@ config() { # FILE VAULT STATE EXTRA-JSON-MEMBERS
   \"securityTag\": {\"key\": \"vaultfs-ok\", \"value\": \"yes\"},
   \"maxAttempts\": 10,
   \"ebs\": {\"method\": \"volume\", \"deviceRoot\": \"$DEVROOT\",
-           \"deviceTimeoutSeconds\": 2, \"iops\": 3000, \"throughput\": 125} ${4:-}}"
+           \"deviceTimeoutSeconds\": 2, \"iops\": 4000, \"throughput\": 250} ${4:-}}"
 }
 no_volumes() { # SNAPSHOT
 	local v
@@ -171,8 +173,8 @@ run_killed VAULTFS_TEST_EBS_PAUSE_AT=created:30 'test: ebs volume paused at crea
 VOLS=$(volumes "$SNAP")
 [ "$(wc -l <<<"$VOLS")" = 1 ] || die "after CreateVolume: $VOLS"
 read -r VOL1 TYPE AZ STATE ATT TAGS <<<"$VOLS"
-[ "$TYPE" = gp3 ] && [ "$AZ" = "$ZONE" ] && [ "$STATE" = available ] ||
-	die "volume: $VOLS (want gp3 in $ZONE, available)"
+[ "$TYPE" = gp3/4000/250 ] && [ "$AZ" = "$ZONE" ] && [ "$STATE" = available ] ||
+	die "volume: $VOLS (want gp3/4000/250 in $ZONE, available)"
 JOB=$(jstate "$T/state" 'j["id"]')
 [[ ",$TAGS," == *,team=storage,* && ",$TAGS," == *,vaultfs-ok=yes,* &&
 	",$TAGS," == *",vaultfs:token=$JOB-"* ]] ||
