@@ -13,8 +13,9 @@
 #     gp3, the configured tags, the security tag and the token tag), after
 #     AttachVolume, and mid-archive: each next start detaches and deletes
 #     the volume left over, and the last one archives: backup.tar.gz under
-#     the seed's layout, verified, stock tar extracts the source tree; no
-#     volume, loop device or mount is left
+#     the seed's layout, verified, stock tar extracts the source tree, the
+#     recovery point deleted (autoDeleteSnapshot); no volume, loop device
+#     or mount is left
 #   - CreateVolume's answer lost (the fault proxy in front of EC2), in the
 #     unmatched case: the retry with the same ClientToken makes no second
 #     volume
@@ -62,7 +63,8 @@ for vault in sys.argv[1:3]:
     vol = ec2.describe_snapshots(SnapshotIds=[snap])["Snapshots"][0]["VolumeId"]
     j = b.start_backup_job(BackupVaultName=vault,
                            ResourceArn="arn:aws:ec2:us-east-1:%s:volume/%s" % (acct, vol),
-                           IamRoleArn="arn:aws:iam::%s:role/backup" % acct)
+                           IamRoleArn="arn:aws:iam::%s:role/backup" % acct,
+                           RecoveryPointTags={"vaultfs-ok": "yes"})
     print(j["RecoveryPointArn"], snap)
 EOF
 { read -r INSTANCE ZONE; read -r BADRP BADSNAP; read -r RP SNAP; } <"$T/setup.out"
@@ -123,7 +125,7 @@ config() { # FILE VAULT STATE EXTRA-JSON-MEMBERS
   \"destination\": \"s3://$BUCKET/arch\", \"stateDir\": \"$3\",
   \"tags\": {\"team\": \"storage\"},
   \"securityTag\": {\"key\": \"vaultfs-ok\", \"value\": \"yes\"},
-  \"maxAttempts\": 10,
+  \"maxAttempts\": 10, \"autoDeleteSnapshot\": true,
   \"ebs\": {\"method\": \"volume\", \"deviceRoot\": \"$DEVROOT\",
            \"deviceTimeoutSeconds\": 2, \"iops\": 4000, \"throughput\": 250} ${4:-}}"
 }
@@ -211,7 +213,12 @@ assert_released
 # the archive vaultfs verified (decoded against its manifest), read back
 URL=$(sed -n 's/.*: succeeded: \(s3:\/\/.*\/backup\.tar\.gz\)$/\1/p' "$RUN_ERR")
 [ -n "$URL" ] || die "no backup.tar.gz in the run's log"
-expect_grep "verified $URL " "$RUN_ERR"
+expect_grep "verified $URL" "$RUN_ERR"
+# autoDeleteSnapshot, the security tag on the recovery point: deleted,
+# after the volume and the verification
+v=$(grep -n "verified $URL" "$RUN_ERR" | tail -1 | cut -d: -f1)
+d=$(grep -n "deleted recovery point $RP " "$RUN_ERR" | cut -d: -f1)
+[ -n "$d" ] && [ "$d" -gt "$v" ] || die "$RP not deleted after its verification"
 case $URL in
 "s3://$BUCKET/arch/arn/aws/ec2/us-east-1/"*/volume/vol-*/Y=*/M=*/D=*/*/backup.tar.gz) ;;
 *) die "not the seed's key layout: $URL" ;;
