@@ -653,6 +653,58 @@ static int whoami(struct aws_client *ec2, char **instance, char **zone,
 	return 0;
 }
 
+/*
+ * Once created: wait for `available`, attach, wait for `attached`, and
+ * find the volume's block device (steps 4 and 5 above) into *dev.
+ */
+static int attach_device(struct aws_client *ec2,
+			 const struct orch_config *cfg,
+			 const struct vol_restored *vr, char **dev,
+			 struct cm_err *err)
+{
+	const char *root = cfg->ebs_device_root;
+	bool xen, xen_before[2] = { false, false };
+	char device[16] = "", serial[32];
+	struct vol_state st;
+	double end;
+	int rc;
+
+	*dev = NULL;
+	rc = wait_for(ec2, vr->volume, is_ready, "available",
+		      AVAILABLE_TIMEOUT_S, &st, err);
+	if (rc == 0 && st.gone)
+		rc = cm_err_set(err, EIO, "volume %s went away while it was "
+				"being created", vr->volume);
+	if (rc)
+		return rc;
+	xen = strcmp(root, "/dev") == 0 && on_xen();
+	rc = attach(ec2, vr->volume, vr->instance, xen ? root : NULL, device,
+		    xen_before, err);
+	if (rc == 0)
+		rc = wait_for(ec2, vr->volume, is_attached, "attached",
+			      ATTACH_TIMEOUT_S, &st, err);
+	if (rc)
+		return rc;
+	cm_info("ebs: volume %s attached to %s as %s", vr->volume,
+		vr->instance, device);
+	test_pause("attached");
+
+	end = cm_now_s() + cfg->ebs_device_timeout_seconds;
+	while (!(*dev = find_device(root, vr->volume, device, xen,
+				    xen_before)) &&
+	       cm_now_s() < end)
+		cm_sleep_ms(100);
+	if (*dev)
+		return 0;
+	nvme_serial(vr->volume, serial, sizeof(serial));
+	return cm_err_set(err, ENODEV, "volume %s is attached as %s, but no "
+			  "block device matches it after %u s (no %s/disk/"
+			  "by-id/nvme-Amazon_Elastic_Block_Store_%s, no NVMe "
+			  "device with serial %s%s)", vr->volume, device,
+			  cfg->ebs_device_timeout_seconds, root, serial,
+			  serial, xen ? ", no new Xen device of that name" : "");
+}
+
 static int vol_restore(struct orch_provider *p,
 		       const struct orch_recovery_point *rp,
 		       const struct orch_res_journal *rj,
@@ -661,14 +713,11 @@ static int vol_restore(struct orch_provider *p,
 	const struct orch_config *cfg = p->cfg;
 	struct vol_restored *vr = NULL;
 	struct orch_res_ids ids = { 0 };
-	struct vol_state st;
 	struct cm_json *j;
 	struct aws_client *ec2;
-	char snap[64], token[64], device[16] = "", *zone = NULL, *dev = NULL;
+	char snap[64], token[64], *zone = NULL, *dev = NULL;
 	char *instance = NULL;
 	uint32_t rnd = 0;
-	bool xen, xen_before[2] = { false, false };
-	double end;
 	size_t idx;
 	int rc;
 
@@ -720,46 +769,9 @@ static int vol_restore(struct orch_provider *p,
 		cfg->ebs_volume_type, zone);
 	test_pause("created");
 
-	rc = wait_for(ec2, vr->volume, is_ready, "available",
-		      AVAILABLE_TIMEOUT_S, &st, err);
-	if (rc == 0 && st.gone)
-		rc = cm_err_set(err, EIO, "volume %s went away while it was "
-				"being created", vr->volume);
+	rc = attach_device(ec2, cfg, vr, &dev, err);
 	if (rc)
 		goto fail_journaled;
-	xen = strcmp(cfg->ebs_device_root, "/dev") == 0 && on_xen();
-	rc = attach(ec2, vr->volume, vr->instance,
-		    xen ? cfg->ebs_device_root : NULL, device, xen_before, err);
-	if (rc)
-		goto fail_journaled;
-	rc = wait_for(ec2, vr->volume, is_attached, "attached",
-		      ATTACH_TIMEOUT_S, &st, err);
-	if (rc)
-		goto fail_journaled;
-	cm_info("ebs: volume %s attached to %s as %s", vr->volume,
-		vr->instance, device);
-	test_pause("attached");
-
-	end = cm_now_s() + cfg->ebs_device_timeout_seconds;
-	while (!(dev = find_device(cfg->ebs_device_root, vr->volume, device,
-				   xen, xen_before)) &&
-	       cm_now_s() < end)
-		cm_sleep_ms(100);
-	if (!dev) {
-		char serial[32];
-
-		nvme_serial(vr->volume, serial, sizeof(serial));
-		rc = cm_err_set(err, ENODEV, "volume %s is attached as %s, "
-				"but no block device matches it after %u s "
-				"(no %s/disk/by-id/nvme-Amazon_Elastic_Block_"
-				"Store_%s, no NVMe device with serial %s%s)",
-				vr->volume, device,
-				cfg->ebs_device_timeout_seconds,
-				cfg->ebs_device_root, serial, serial,
-				xen ? ", no new Xen device of that name"
-				    : "");
-		goto fail_journaled;
-	}
 	out->fd = open(dev, O_RDONLY | O_CLOEXEC);
 	if (out->fd < 0) {
 		rc = cm_err_set(err, errno, "%s (volume %s): %s", dev,
