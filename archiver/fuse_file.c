@@ -16,6 +16,7 @@
 
 #include "fuse_file.h"
 
+#include "fault.h"
 #include "log.h"
 #include "mem.h"
 #include "timeutil.h"
@@ -23,6 +24,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <fuse_lowlevel.h>
+#include <inttypes.h>
 #include <limits.h>
 #include <poll.h>
 #include <pthread.h>
@@ -135,6 +137,38 @@ static void ll_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	fuse_reply_open(req, fi);
 }
 
+/* Whether thread `tid` is one of this process's (the FUSE request names
+ * the thread that asked; a loop device's reads come from a kernel
+ * worker, or 0 from outside our pid namespace). */
+static bool own_thread(pid_t tid)
+{
+	char path[48];
+
+	if (tid <= 0)
+		return false;
+	snprintf(path, sizeof(path), "/proc/self/task/%ld", (long)tid);
+	return access(path, F_OK) == 0;
+}
+
+/*
+ * Fault site fuse_file.hang: a read asked by someone other than this
+ * process (a loop device's worker) is never answered, as by a server that
+ * died with the request in hand; the server thread stops for good (only
+ * kill -9 ends the process). How a test catches the process in the one
+ * state a crash can leave it stuck in: another thread waiting, unkillably,
+ * for a read of a loop device that only this process can answer.
+ */
+static void hang_if_asked(const struct arc_fuse_file *f, fuse_req_t req,
+			  uint64_t off)
+{
+	if (own_thread(fuse_req_ctx(req)->pid) || !cm_fault("fuse_file.hang"))
+		return;
+	cm_warn("fuse file: %s: not answering the read at %" PRIu64
+		" (fault fuse_file.hang)", f->path, off);
+	for (;;)
+		pause();
+}
+
 static void ll_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		    struct fuse_file_info *fi)
 {
@@ -144,6 +178,7 @@ static void ll_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 
 	(void)ino;
 	(void)fi;
+	hang_if_asked(f, req, o);
 	if (o >= f->size) {
 		fuse_reply_buf(req, NULL, 0);
 		return;
@@ -402,37 +437,67 @@ static void unescape(char *s)
 	*o = '\0';
 }
 
-/* The minor device number of the mount on `path` (FUSE's connection
- * number), from /proc/self/mountinfo: no system call on the mount itself,
- * which may hang. -1: nothing mounted there. */
-static long mount_minor(const char *path)
+/* Each mount in /proc/self/mountinfo, with its mount point (unescaped),
+ * FUSE connection number (the device's minor) and file system type, until
+ * `fn` returns nonzero. No system call on a mount itself, which may hang. */
+static void each_mount(int (*fn)(void *ctx, const char *mp, long minor,
+				 const char *type),
+		       void *ctx)
 {
 	FILE *f = fopen("/proc/self/mountinfo", "re");
 	char *line = NULL;
 	size_t cap = 0;
-	long minor = -1;
 
 	if (!f)
-		return -1;
+		return;
 	while (getline(&line, &cap, f) > 0) {
-		char *save = NULL, *dev, *mp;
+		char *save = NULL, *dev, *mp, *type;
 		unsigned maj, min;
 
-		/* id parent major:minor root MOUNT-POINT ... */
+		/* id parent major:minor root MOUNT-POINT ... - TYPE SOURCE */
 		if (!strtok_r(line, " ", &save) || !strtok_r(NULL, " ", &save))
 			continue;
 		dev = strtok_r(NULL, " ", &save);
 		if (!dev || !strtok_r(NULL, " ", &save) ||
-		    !(mp = strtok_r(NULL, " ", &save)))
+		    !(mp = strtok_r(NULL, " ", &save)) ||
+		    sscanf(dev, "%u:%u", &maj, &min) != 2)
 			continue;
+		while ((type = strtok_r(NULL, " ", &save)) &&
+		       strcmp(type, "-") != 0)
+			;
+		type = type ? strtok_r(NULL, " ", &save) : NULL;
 		unescape(mp);
-		if (strcmp(mp, path) == 0 &&
-		    sscanf(dev, "%u:%u", &maj, &min) == 2)
-			minor = (long)min; /* the last one mounted there */
+		if (fn(ctx, mp, (long)min, type ? type : ""))
+			break;
 	}
 	free(line);
 	fclose(f);
-	return minor;
+}
+
+struct minor_of {
+	const char *path;
+	long minor;
+};
+
+static int match_path(void *ctx, const char *mp, long minor,
+		      const char *type)
+{
+	struct minor_of *m = ctx;
+
+	(void)type;
+	if (strcmp(mp, m->path) == 0)
+		m->minor = minor; /* the last one mounted there */
+	return 0;
+}
+
+/* The minor device number of the mount on `path` (FUSE's connection
+ * number). -1: nothing mounted there. */
+static long mount_minor(const char *path)
+{
+	struct minor_of m = { path, -1 };
+
+	each_mount(match_path, &m);
+	return m.minor;
 }
 
 /*
@@ -478,4 +543,33 @@ int arc_fuse_unmount_stale(const char *mnt, struct cm_err *err)
 		cm_info("unmounted %s (left by an earlier run)", mnt);
 	}
 	return 0;
+}
+
+struct under {
+	const char *dir;
+	size_t len;
+	unsigned n;
+};
+
+static int abort_if_under(void *ctx, const char *mp, long minor,
+			  const char *type)
+{
+	struct under *u = ctx;
+
+	if (strncmp(type, "fuse.vaultfs-", 13) == 0 &&
+	    strncmp(mp, u->dir, u->len) == 0 && mp[u->len] == '/') {
+		abort_connection(minor);
+		u->n++;
+	}
+	return 0;
+}
+
+unsigned arc_fuse_abort_under(const char *dir)
+{
+	struct under u = { dir, strlen(dir), 0 };
+
+	while (u.len > 1 && dir[u.len - 1] == '/')
+		u.len--;
+	each_mount(abort_if_under, &u);
+	return u.n;
 }

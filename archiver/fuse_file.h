@@ -11,7 +11,12 @@
  * The caller makes MNT (an empty directory) and records the mount where a
  * crash will find it BEFORE arc_fuse_file_mount (it calls mount(2)); after
  * kill -9 the mount is dead (ENOTCONN) and arc_fuse_unmount_stale takes it
- * away.
+ * away. A process killed while one of its threads waited for a read of a
+ * loop device over its own file cannot finish dying (its /dev/fuse closes
+ * with its last thread, which waits for the read): the next start aborts
+ * the connection first (arc_fuse_abort_under), before it can even take
+ * the state lock the dying process holds. That, rather than a server in
+ * a child process, is the design: docs/design.md says why.
  *
  * Threads: one server thread answers the FUSE requests and calls `read`
  * and `write` for each, one at a time; they may block (a read may fetch
@@ -67,5 +72,15 @@ void arc_fuse_file_free(struct arc_fuse_file *f);
  * on it: see fuse_file.c), detached lazily. 0 when nothing is mounted
  * there any more. */
 int arc_fuse_unmount_stale(const char *mnt, struct cm_err *err);
+
+/*
+ * Before the state directory's lock is taken, when its holder was killed
+ * but cannot finish dying: abort the FUSE connection of every vaultfs
+ * file mounted under `dir` (fsname vaultfs-*), so that the threads of the
+ * dead process waiting on them (see fuse_file.c) get their errors and the
+ * process exits, releasing the lock. Only for a holder that is dying: a
+ * live server's reads would fail. The number of connections aborted.
+ */
+unsigned arc_fuse_abort_under(const char *dir);
 
 #endif

@@ -106,6 +106,11 @@ static void fill_row(const struct orch_job_info *ji, struct row *r)
 	else if (ji->state == ORCH_JOB_WAITING)
 		r->col[5] = cm_xasprintf("waiting: %s",
 					 ji->error ? ji->error : "");
+	else if (!ji->error && ji->blocks_total &&
+		 ji->state == ORCH_JOB_ARCHIVING)
+		r->col[5] = cm_xasprintf("blocks: %llu of %llu fetched",
+					 (unsigned long long)ji->blocks_fetched,
+					 (unsigned long long)ji->blocks_total);
 	else
 		r->col[5] = cm_xstrdup(ji->error ? ji->error : "");
 }
@@ -173,6 +178,10 @@ static void print_json(const struct orch_job_info *jobs, size_t n)
 		cm_json_add_u64(o, "bytesRead", ji->bytes_read);
 		cm_json_add_u64(o, "bytesTotal", ji->bytes_total);
 		cm_json_add_u64(o, "bytesWritten", ji->bytes_written);
+		if (ji->blocks_total) {
+			cm_json_add_u64(o, "blocksFetched", ji->blocks_fetched);
+			cm_json_add_u64(o, "blocksTotal", ji->blocks_total);
+		}
 		cm_json_add_num(o, "rate", ji->rate);
 		if (eta >= 0)
 			cm_json_add_num(o, "etaSeconds", (double)eta);

@@ -453,6 +453,8 @@ static void on_progress(void *ctx, uint64_t bytes, uint64_t total)
 	jb->j->bytes_read = bytes;
 	if (total)
 		jb->j->bytes_total = total;
+	if (jb->blocks_fetched)
+		jb->j->blocks_fetched = atomic_load(jb->blocks_fetched);
 	secs = (double)(now - jb->archive_ns) / 1e9;
 	if (secs > 0.05)
 		jb->rate = (double)bytes / secs;
@@ -629,6 +631,9 @@ static int archive(struct job *jb, const struct orch_recovery_point *rp,
 	j->bytes_read = 0;
 	j->bytes_written = 0;
 	j->bytes_total = rp->size;
+	jb->blocks_fetched = restored->blocks_fetched;
+	j->blocks_fetched = 0;
+	j->blocks_total = restored->blocks_total;
 	pthread_mutex_unlock(&jb->lock);
 	jb->has_upload = false;
 	jb->hook_rc = 0;
@@ -650,6 +655,8 @@ static int archive(struct job *jb, const struct orch_recovery_point *rp,
 				    res.etag : NULL, res.sha256_hex);
 		j->bytes_written = res.bytes_written;
 		j->bytes_read = res.stats.bytes_read;
+		if (jb->blocks_fetched)
+			j->blocks_fetched = atomic_load(jb->blocks_fetched);
 		/* what was left out goes with the result: a crash before the
 		 * end cannot lose it, so no later step deletes the snapshot */
 		free(j->result_incomplete);
@@ -666,6 +673,9 @@ static int archive(struct job *jb, const struct orch_recovery_point *rp,
 			cm_warn("job %s: the archive is incomplete: %s",
 				j->id, j->result_incomplete);
 	}
+	pthread_mutex_lock(&jb->lock);
+	jb->blocks_fetched = NULL; /* the restorer's, released after us */
+	pthread_mutex_unlock(&jb->lock);
 	if (rc == 0)
 		rc = publish_manifest(jb, draft, dir_key, rp,
 				      restored->manifest, err);

@@ -351,6 +351,10 @@ static char *job_to_text(const struct orch_job *job, bool as_record)
 	cm_json_add_u64(o, "bytesRead", job->bytes_read);
 	cm_json_add_u64(o, "bytesTotal", job->bytes_total);
 	cm_json_add_u64(o, "bytesWritten", job->bytes_written);
+	if (job->blocks_total && !as_record) {
+		cm_json_add_u64(o, "blocksFetched", job->blocks_fetched);
+		cm_json_add_u64(o, "blocksTotal", job->blocks_total);
+	}
 	if (job->result_url) {
 		o = cm_json_add_object(root, "result");
 		cm_json_add_str(o, "url", job->result_url);
@@ -594,7 +598,9 @@ static int job_from_json(const struct cm_json *root, const char *want_id,
 	prog = cm_json_get(root, "progress");
 	if (!get_u64(prog, "bytesRead", false, &job->bytes_read) ||
 	    !get_u64(prog, "bytesTotal", false, &job->bytes_total) ||
-	    !get_u64(prog, "bytesWritten", false, &job->bytes_written)) {
+	    !get_u64(prog, "bytesWritten", false, &job->bytes_written) ||
+	    !get_u64(prog, "blocksFetched", false, &job->blocks_fetched) ||
+	    !get_u64(prog, "blocksTotal", false, &job->blocks_total)) {
 		reject(why, n, "progress: bad counts");
 		goto out;
 	}
@@ -758,6 +764,20 @@ static void read_holder(int fd, char *pid, size_t n)
 			snprintf(pid, n, "unknown");
 			return;
 		}
+}
+
+long orch_journal_holder(const char *state_dir)
+{
+	char *lock_path = cm_xasprintf("%s/%s", state_dir, LOCK_NAME);
+	int fd = open(lock_path, O_RDONLY | O_CLOEXEC);
+	char pid[32] = "unknown";
+
+	free(lock_path);
+	if (fd < 0)
+		return -1;
+	read_holder(fd, pid, sizeof(pid));
+	close(fd);
+	return strcmp(pid, "unknown") != 0 && pid[0] ? atol(pid) : -1;
 }
 
 int orch_journal_open(const char *state_dir, struct orch_journal **out,

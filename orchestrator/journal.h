@@ -159,6 +159,11 @@ struct orch_job {
 	uint64_t bytes_read;
 	uint64_t bytes_total;   /* 0: unknown */
 	uint64_t bytes_written;
+	/* a snapshot read block by block (EBS direct): blocks fetched so
+	 * far of blocks_total written; 0 of 0 for anything else. Kept in
+	 * the journal (for `vaultfs status`), not in the index */
+	uint64_t blocks_fetched;
+	uint64_t blocks_total;
 	char *result_url;    /* owned, NULL until archived */
 	uint64_t result_size;
 	char *result_etag;   /* owned or NULL */
@@ -199,6 +204,9 @@ struct orch_journal;
  */
 int orch_journal_open(const char *state_dir, struct orch_journal **out,
 		      struct cm_err *err);
+/* The pid STATEDIR/lock names (its holder's, while it is held); -1 when
+ * none. */
+long orch_journal_holder(const char *state_dir);
 /* Releases the lock. NULL is a no-op. */
 void orch_journal_close(struct orch_journal *j);
 

@@ -37,15 +37,18 @@
 #include "onfailure.h"
 #include "json.h"
 #include "fsutil.h"
+#include "fuse_file.h"
 #include "log.h"
 #include "mem.h"
 #include "resources.h"
 #include "s3.h"
 #include "timeutil.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1110,6 +1113,80 @@ static void *watcher_main(void *arg)
 
 /* ---- start and stop ---------------------------------------------------- */
 
+/* Whether process `pid` was killed and is still exiting: its leader a
+ * zombie, or SIGKILL pending in one of its threads (a thread in an
+ * uninterruptible wait has not taken it yet). */
+static bool dying(long pid)
+{
+	char path[64];
+	struct dirent *d;
+	bool yes = false;
+	DIR *dir;
+
+	snprintf(path, sizeof(path), "/proc/%ld/task", pid);
+	dir = opendir(path);
+	if (!dir)
+		return false;
+	while (!yes && (d = readdir(dir))) {
+		char line[128];
+		FILE *f;
+
+		if (d->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "/proc/%ld/task/%.16s/status", pid,
+			 d->d_name);
+		f = fopen(path, "re");
+		if (!f)
+			continue;
+		while (!yes && fgets(line, sizeof(line), f)) {
+			unsigned long long mask;
+
+			if (!strncmp(line, "State:", 6))
+				yes = strchr(line, 'Z') || strchr(line, 'X');
+			else if ((sscanf(line, "SigPnd: %llx", &mask) == 1 ||
+				  sscanf(line, "ShdPnd: %llx", &mask) == 1))
+				yes = mask & (1ULL << (SIGKILL - 1));
+		}
+		fclose(f);
+	}
+	closedir(dir);
+	return yes;
+}
+
+/*
+ * Take the state directory's lock. A vaultfs killed while one of its
+ * threads waited, unkillably, for a read of a loop device over one of its
+ * own FUSE files (an EBS snapshot, an overlay) cannot finish dying: the
+ * server thread is gone, but /dev/fuse closes only when the last thread
+ * exits, so the read waits for ever, and the process keeps the lock. Such
+ * a holder is dying, not running: its FUSE connections under the state
+ * directory are aborted (the reads fail, the process exits), and the lock
+ * is waited for. A live holder is refused as before.
+ */
+static int open_journal(struct orch *o, struct cm_err *err)
+{
+	const char *dir = o->cfg->state_dir;
+	long pid;
+	int rc;
+
+	rc = orch_journal_open(dir, &o->journal, err);
+	if (rc != -EBUSY || (pid = orch_journal_holder(dir)) <= 0 ||
+	    !dying(pid))
+		return rc;
+	cm_warn("vaultfs pid %ld was killed and has not exited: aborting its "
+		"FUSE connections under %s, waiting for its lock", pid, dir);
+	for (int i = 0; rc == -EBUSY && i < 600; i++) {
+		if (i % 10 == 0)
+			arc_fuse_abort_under(dir);
+		cm_sleep_ms(100);
+		cm_err_clear(err);
+		rc = orch_journal_open(dir, &o->journal, err);
+	}
+	if (rc == 0)
+		cm_info("vaultfs pid %ld exited; its lock is ours", pid);
+	return rc;
+}
+
 int orch_start(struct orch *o, struct cm_err *err)
 {
 	unsigned n = o->cfg->jobs ? o->cfg->jobs : 1;
@@ -1117,7 +1194,7 @@ int orch_start(struct orch *o, struct cm_err *err)
 
 	if (o->journal)
 		return 0;
-	rc = orch_journal_open(o->cfg->state_dir, &o->journal, err);
+	rc = open_journal(o, err);
 	if (rc)
 		return rc;
 	rc = clean_tmp(o, err);

@@ -70,6 +70,8 @@ struct orch_job_info {
 	uint64_t bytes_read;  /* of the source, so far */
 	uint64_t bytes_total; /* 0: unknown */
 	uint64_t bytes_written; /* the archive's size, once known */
+	uint64_t blocks_fetched; /* of blocks_total (EBS direct); 0 of 0 */
+	uint64_t blocks_total;
 	double rate;          /* bytes read per second while archiving */
 	char *result_url;     /* NULL until archived */
 	uint64_t result_size;

@@ -64,6 +64,8 @@ struct job {
 	bool have_rp;         /* protected by ->lock */
 	uint64_t archive_ns;  /* protected by ->lock: archiving began */
 	double rate;          /* protected by ->lock */
+	/* while archiving: the restorer's block count, or NULL */
+	const _Atomic uint64_t *blocks_fetched;
 
 	/* protected by orch->lock */
 	unsigned refs;        /* threads that use it past orch->lock: a

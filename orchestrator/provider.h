@@ -50,6 +50,7 @@
 #ifndef VAULTFS_ORCH_PROVIDER_H
 #define VAULTFS_ORCH_PROVIDER_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 
@@ -90,6 +91,12 @@ struct orch_restored {
 	 * source (an EBS snapshot's block size, volume size and block
 	 * count), recorded as the manifest's "source" */
 	struct cm_json *manifest;
+	/* NULL, or a count the provider keeps while the archiver reads: an
+	 * EBS snapshot's blocks fetched so far, of blocks_total written;
+	 * the job's progress carries both (status: "blocks: N of M
+	 * fetched") */
+	const _Atomic uint64_t *blocks_fetched;
+	uint64_t blocks_total;
 	void *priv;         /* the provider's, for release() */
 };
 

@@ -567,6 +567,8 @@ static int ebs_restore(struct orch_provider *p,
 	}
 	out->mode = ARC_MODE_AUTO;
 	out->manifest = facts(im);
+	out->blocks_fetched = &im->fetched;
+	out->blocks_total = im->list.n;
 	out->priv = er;
 	free(base);
 	return 0;

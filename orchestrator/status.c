@@ -52,6 +52,8 @@ void orch_job_info_from_job(const struct orch_job *job, time_t now,
 	out->bytes_read = job->bytes_read;
 	out->bytes_total = job->bytes_total ? job->bytes_total : job->rp_size;
 	out->bytes_written = job->bytes_written;
+	out->blocks_fetched = job->blocks_fetched;
+	out->blocks_total = job->blocks_total;
 	out->result_url = dup_or_null(job->result_url);
 	out->result_size = job->result_size;
 	out->result_sha256 = dup_or_null(job->result_sha256);
@@ -143,6 +145,10 @@ char *orch_job_info_text(const struct orch_job_info *ji)
 	} else {
 		add_line(&text, "progress", "%s", a);
 	}
+	if (ji->blocks_total)
+		add_line(&text, "blocks", "%llu of %llu fetched",
+			 (unsigned long long)ji->blocks_fetched,
+			 (unsigned long long)ji->blocks_total);
 	if (ji->rate > 0) {
 		orch_format_bytes((uint64_t)ji->rate, a, sizeof(a));
 		add_line(&text, "rate", "%s/s", a);

@@ -9,11 +9,18 @@
 #     manifest records the block size, volume size and block count, and
 #     only the written blocks were fetched
 #   - a volume with no filesystem: rawbackup.gz decompressed is the image
-#     (holes as zeros, never fetched)
+#     (holes as zeros, never fetched: moto's request log shows exactly one
+#     GetSnapshotBlock per written block)
+#   - `vaultfs status --json` gives each job's blocks fetched of total, the
+#     fetcher's count
 #   - autoDeleteSnapshot: each recovery point is deleted, and only after
 #     the decode verification of its archive
-#   - kill -9 while a snapshot is being read: the next start unmounts the
-#     private FUSE mount and archives it; nothing is left mounted
+#   - kill -9 while the loop device waits for a read of the snapshot's
+#     FUSE file (fault site fuse_file.hang): the daemon may be unable to
+#     finish dying (its reader waits on its own dead server) and keeps the
+#     state lock; the next start aborts its FUSE connections, takes the
+#     lock once it has exited, unmounts and detaches what it left, and
+#     archives the snapshot; no loop device, mount or process is left
 #   - GetSnapshotBlock throttled and failing with 5xx (the fault proxy in
 #     front of moto) during that run: retried, the archives unchanged
 #   - config: an unknown ebs.method is refused with a clear error
@@ -21,24 +28,20 @@
 . "$(dirname "$0")/archive.inc"
 . "$(dirname "$0")/orch.inc"
 . "$(dirname "$0")/view.inc"
+. "$(dirname "$0")/ebs.inc"
 need_moto
 need_fuse
 need_loop
 need_tools mkfs.ext4 setfattr
-test_timeout 200
+test_timeout 300
 
-SUFFIX=$$-$RANDOM
-VAULT=vft-ebs-$SUFFIX
+VAULT=vft-ebs-$$-$RANDOM
 make_bucket BUCKET
 MiB=$((1 << 20))
 
 # --- the source tree and its images ----------------------------------------
 F=$T/files
-make_files "$F"
-# and a sparse file: its holes come back as zeros
-truncate -s 20M "$F/sparse"
-printf 'tail' | dd of="$F/sparse" bs=1 seek=$((15 * MiB)) conv=notrunc status=none
-touch -d '2019-06-01 12:00:00' "$F/sparse"
+ebs_files "$F"
 
 # a 1 GiB volume (EBS's smallest) holding a 64 MiB ext4
 truncate -s 1G "$T/ext4.img"
@@ -50,48 +53,8 @@ head -c $((MiB + 1000)) /dev/urandom | dd of="$T/raw.img" conv=notrunc status=no
 head -c $((2 * MiB)) /dev/urandom |
 	dd of="$T/raw.img" bs=1M seek=700 conv=notrunc status=none
 
-# The moto side, one subcommand per call.
-cat >"$T/moto.py" <<'EOF'
-import base64, hashlib, json
-cmd, args = sys.argv[1], sys.argv[2:]
-b, ec2, ebs = client("backup"), client("ec2"), client("ebs")
-acct = client("sts").get_caller_identity()["Account"]
-BLOCK = 512 * 1024
-
-if cmd == "vault":            # VAULT
-    b.create_backup_vault(BackupVaultName=args[0])
-elif cmd == "upload":         # VAULT IMAGE -> "RP-ARN WRITTEN-BLOCKS"
-    vault, img = args
-    snap = ebs.start_snapshot(VolumeSize=1)["SnapshotId"]
-    n = 0
-    with open(img, "rb") as f:
-        i = 0
-        while True:
-            data = f.read(BLOCK)
-            if not data:
-                break
-            if data.count(0) != len(data):
-                ebs.put_snapshot_block(
-                    SnapshotId=snap, BlockIndex=i, BlockData=data,
-                    DataLength=len(data), ChecksumAlgorithm="SHA256",
-                    Checksum=base64.b64encode(hashlib.sha256(data).digest()).decode())
-                n += 1
-            i += 1
-    ebs.complete_snapshot(SnapshotId=snap, ChangedBlocksCount=n)
-    vol = ec2.describe_snapshots(SnapshotIds=[snap])["Snapshots"][0]["VolumeId"]
-    j = b.start_backup_job(BackupVaultName=vault,
-                           ResourceArn="arn:aws:ec2:us-east-1:%s:volume/%s" % (acct, vol),
-                           IamRoleArn="arn:aws:iam::%s:role/backup" % acct)
-    assert j["RecoveryPointArn"].endswith("/" + snap), j
-    print(j["RecoveryPointArn"], n)
-elif cmd == "status":         # VAULT RP -> COMPLETED|gone
-    try:
-        print(b.describe_recovery_point(BackupVaultName=args[0],
-                                        RecoveryPointArn=args[1])["Status"])
-    except b.exceptions.ResourceNotFoundException:
-        print("gone")
-EOF
-moto() { py_moto "$@" <"$T/moto.py"; }
+[ -r "${VAULTFS_MOTO_SERVER_DIR:-}/moto.log" ] ||
+	die "no moto.log in VAULTFS_MOTO_SERVER_DIR (scripts/moto-server writes it)"
 
 # If the test fails between the kill and the next start's clean-up, abort
 # the dead daemon's FUSE connections by hand (what release_stale does), so
@@ -109,21 +72,12 @@ abort_ebs_fuse() {
 		while read -r m; do umount -l "$m" 2>/dev/null || true; done
 }
 
-moto vault "$VAULT"
-read -r RP_EXT4 N_EXT4 < <(moto upload "$VAULT" "$T/ext4.img")
-read -r RP_RAW N_RAW < <(moto upload "$VAULT" "$T/raw.img")
-log "vault $VAULT: $RP_EXT4 ($N_EXT4 blocks), $RP_RAW ($N_RAW blocks)"
-[ "$N_RAW" = 7 ] || die "bad test: the raw image has $N_RAW written blocks, not 7"
+ebs_moto vault "$VAULT"
+read -r RP_EXT4 N_EXT4 < <(ebs_moto upload "$VAULT" "$T/ext4.img")
+log "vault $VAULT: $RP_EXT4 ($N_EXT4 blocks)"
 
 CFG=$T/config.json
-config() { # EXTRA-JSON-MEMBERS
-	write_config "$CFG" "{
-  \"vaults\": [{\"name\": \"prod\", \"type\": \"aws-backup\",
-               \"backupVault\": \"$VAULT\", \"region\": \"us-east-1\",
-               \"pollSeconds\": 3600}],
-  \"destination\": \"s3://$BUCKET/arch\", \"stateDir\": \"$T/state\",
-  \"autoDeleteSnapshot\": true $1}"
-}
+config() { ebs_config "$CFG" "$VAULT" "$BUCKET" "$T/state" "$1"; }
 
 # --- config ------------------------------------------------------------------
 config ', "ebs": {"method": "fast"}'
@@ -132,31 +86,49 @@ grep -q 'ebs.method: must be "direct" or "volume", got "fast"' "$FAIL_OUT" ||
 	die "ebs.method fast: $(cat "$FAIL_OUT")"
 
 # --- kill -9 while reading: the next start unmounts --------------------------
-# one reader and a 1 MiB cache: slow enough to be caught mid-read
-config ', "ebs": {"method": "direct", "concurrency": 1, "cacheSize": "1MiB"}, "compression": {"codec": "gzip", "level": 9, "threads": 1}'
-VAULTFS_LOG=info "$VAULTFS" run --config "$CFG" --once >"$T/killed.out" 2>"$T/killed.err" &
+# The fault site fuse_file.hang leaves the first read asked by the loop
+# device unanswered (the server thread stops), so the kill lands while a
+# thread of the daemon waits for a read of its own FUSE file through the
+# loop device: the state a crash can leave it stuck in.
+config ', "ebs": {"method": "direct"}'
+VAULTFS_FAULT=fuse_file.hang@1 VAULTFS_LOG=info \
+	"$VAULTFS" run --config "$CFG" --once >"$T/killed.out" 2>"$T/killed.err" &
 KPID=$!
 on_exit "kill -KILL $KPID 2>/dev/null; abort_ebs_fuse"
 end=$((SECONDS + 60))
-until grep -q "$T/state/ebs/snap-" /proc/self/mountinfo; do
-	[ $SECONDS -lt $end ] && kill -0 "$KPID" 2>/dev/null ||
-		die "bad test: no private EBS mount appeared"
+until grep -qs 'not answering the read.*fuse_file.hang' "$T/killed.err"; do
+	[ $SECONDS -lt $end ] && kill -0 "$KPID" 2>/dev/null || {
+		cat "$T/killed.err" >&2
+		die "bad test: no read of the loop device reached the hung server"
+	}
 	sleep 0.05
 done
-# Not `wait` yet: a thread of the killed daemon may be stuck in a read of
-# its loop device, whose data its own, now dead, FUSE server was to give;
-# the process then stays a zombie with that thread until the connection is
-# aborted, which is the next start's work (release_stale). So: dead here,
-# reaped after that start.
-kill -KILL "$KPID" 2>/dev/null || true
+losetup -a | grep -qF "$T/state/ebs/snap-" ||
+	die "bad test: no loop device over the snapshot's file"
+sleep 0.5 # the reader is waiting now (the server answers nothing)
+kill -KILL "$KPID"
+# Not `wait`: the process may be unable to finish dying (its reader waits
+# for its own dead FUSE server; the next start is what frees it).
 end=$((SECONDS + 30))
 while [ -e "/proc/$KPID" ] && [ "$(cut -d' ' -f3 "/proc/$KPID/stat" 2>/dev/null)" != Z ]; do
 	[ $SECONDS -lt $end ] || die "the killed daemon did not die"
 	sleep 0.05
 done
+sleep 0.5
+if [ "$(ls "/proc/$KPID/task" 2>/dev/null | wc -l)" -gt 1 ]; then
+	STUCK=1
+	log "killed while reading; stuck: its thread $(ls "/proc/$KPID/task" | grep -vx "$KPID" | head -1) waits on its own dead FUSE server, holding the lock"
+else
+	STUCK=0
+	log "killed while reading; it could die (not stuck this time)"
+fi
 grep -q "$T/state/ebs/snap-" /proc/self/mountinfo ||
 	die "bad test: the private EBS mount went with the process"
-log "killed while reading; the FUSE mount is left dead"
+
+# only now the raw one: read once, by the next run alone
+read -r RP_RAW N_RAW < <(ebs_moto upload "$VAULT" "$T/raw.img")
+log "vault $VAULT: $RP_RAW ($N_RAW blocks)"
+[ "$N_RAW" = 7 ] || die "bad test: the raw image has $N_RAW written blocks, not 7"
 
 # --- run --once: both archived, verified, deleted ----------------------------
 config ', "ebs": {"concurrency": 8, "cacheSize": "8MiB"}'
@@ -167,13 +139,13 @@ AWS_ENDPOINT_URL_EBS=$FP_URL VAULTFS_LOG=info vf_run --config "$CFG" --once
 	die "the proxy injected $(fp_stat throttles) throttles and $(fp_stat 5xxs) 5xx, not 3 and 2"
 expect_grep 'GetSnapshotBlock.*attempt 1 of [0-9]* failed, retrying' "$RUN_ERR"
 grep -q "$T/state/ebs/" /proc/self/mountinfo && die "a private EBS mount is left"
-# the killed daemon's stuck threads are free now: it can be reaped
-end=$((SECONDS + 30))
-while [ "$(ls "/proc/$KPID/task" 2>/dev/null | wc -l)" -gt 1 ]; do
-	[ $SECONDS -lt $end ] || die "the killed daemon's threads are still stuck"
-	sleep 0.1
-done
+# the killed daemon is gone: nothing of it waits any more (reaped at once)
+[ "$(ls "/proc/$KPID/task" 2>/dev/null | wc -l)" -le 1 ] ||
+	die "the killed daemon's threads are still stuck"
 wait "$KPID" 2>/dev/null || true
+[ -e "/proc/$KPID" ] && die "the killed daemon is still there"
+[ "$STUCK" = 0 ] ||
+	expect_grep "vaultfs pid $KPID was killed and has not exited: aborting" "$RUN_ERR"
 [ -z "$(ls -A "$T/state/ebs")" ] || die "left in state/ebs: $(ls -A "$T/state/ebs")"
 expect_grep 'unmounted .*/state/ebs/snap-.* \(left by an earlier run\)' "$RUN_ERR"
 assert_released
@@ -183,6 +155,7 @@ assert_released
 }
 
 check_s3_bucket "$BUCKET" "$T/dl"
+vf status --config "$CFG" --json >"$T/status.json"
 # a job the killed run finished has its lines there
 cat "$T/killed.err" "$RUN_ERR" >"$T/all.err"
 # the objects, by the snapshot's name in the job
@@ -202,8 +175,20 @@ for rp in "$RP_EXT4" "$RP_RAW"; do
 	grep -q "ebs: $snap: [0-9]* blocks fetched" "$T/all.err" || die "$snap: no fetch count"
 	got=$(sed -n "s/.*ebs: $snap: \([0-9]*\) blocks fetched.*/\1/p" "$T/all.err" | tail -1)
 	[ "$got" -le "$n" ] || die "$snap: $got blocks fetched, only $n written"
+	# and what the server saw: GetSnapshotBlock calls it answered
+	calls=$(grep -c "\"GET /snapshots/$snap/blocks/[0-9]*?[^ ]* HTTP/[0-9.]*\" 200" \
+		"$VAULTFS_MOTO_SERVER_DIR/moto.log" || true)
+	case $rp in
+	"$RP_RAW") [ "$calls" = "$N_RAW" ] ||
+		die "raw: $calls GetSnapshotBlock calls for $N_RAW written blocks (holes must not be fetched, nor a block twice)" ;;
+	*) [ "$calls" -ge "$got" ] && [ "$calls" -le $((2 * n)) ] ||
+		die "ext4: $calls GetSnapshotBlock calls for $n written blocks ($got in the last run)" ;;
+	esac
+	# status carries the fetcher's count through the job's progress
+	[ "$(mjson "$T/status.json" "[j['blocksFetched'], j['blocksTotal']] if (j := [j for j in m if j['path'] == '$rp'][-1]) else 0")" = "[$got, $n]" ] ||
+		die "$snap: status says $(mjson "$T/status.json" "[[j.get('blocksFetched'), j.get('blocksTotal')] for j in m if j['path'] == '$rp']"), not $got of $n blocks fetched"
 	# deleted, and only after the full decode of its archive
-	[ "$(moto status "$VAULT" "$rp")" = gone ] || die "$rp not deleted"
+	[ "$(ebs_moto status "$VAULT" "$rp")" = gone ] || die "$rp not deleted"
 	v=$(grep -n "verified s3://$BUCKET/.*/$(mjson "$man" 'm["job"]["id"]')/.*decoded" "$T/all.err" | tail -1 | cut -d: -f1)
 	d=$(grep -n "deleted recovery point $rp" "$T/all.err" | tail -1 | cut -d: -f1)
 	[ -n "$v" ] && [ -n "$d" ] && [ "$v" -lt "$d" ] ||

@@ -297,6 +297,9 @@ static void test_every_state(void **state)
 		jobs[i]->bytes_read = 1000 + (uint64_t)i;
 		jobs[i]->bytes_total = 1ull << 40;
 		jobs[i]->bytes_written = 77;
+		/* an EBS read's block count, for all but the first */
+		jobs[i]->blocks_fetched = (uint64_t)i;
+		jobs[i]->blocks_total = i ? 4096 : 0;
 		if (i == ORCH_JOB_SUCCEEDED)
 			orch_job_set_result(jobs[i], "s3://b/k/backup.tar.gz",
 					    12345, "abc-2", "00ff");
@@ -340,6 +343,8 @@ static void test_every_state(void **state)
 		assert_int_equal(b->bytes_read, 1000 + i);
 		assert_int_equal(b->bytes_total, 1ull << 40);
 		assert_int_equal(b->bytes_written, 77);
+		assert_int_equal(b->blocks_fetched, i);
+		assert_int_equal(b->blocks_total, i ? 4096 : 0);
 		assert_int_equal(b->nres, 0);
 	}
 	assert_string_equal(l.jobs[ORCH_JOB_SUCCEEDED]->result_url,

@@ -120,6 +120,16 @@ static void test_info_text(void **state)
 	assert_non_null(strstr(text, "state: archiving\n"));
 	assert_non_null(strstr(text, "progress: 400 B of 1000 B (40%)\n"));
 	assert_non_null(strstr(text, "eta: 15 s\n"));
+	assert_null(strstr(text, "blocks:")); /* not read block by block */
+	free(text);
+	orch_job_info_release(&ji);
+
+	/* an EBS snapshot read block by block says how far its fetch is */
+	job->blocks_fetched = 1234;
+	job->blocks_total = 4096;
+	orch_job_info_from_job(job, 1010, &ji);
+	text = orch_job_info_text(&ji);
+	assert_non_null(strstr(text, "blocks: 1234 of 4096 fetched\n"));
 	free(text);
 	orch_job_info_release(&ji);
 
