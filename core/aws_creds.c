@@ -1187,8 +1187,8 @@ out:
 	return rc;
 }
 
-int aws_imds_region(struct aws_creds_provider *p, char **out,
-		    struct cm_err *err)
+int aws_imds_get(struct aws_creds_provider *p, const char *path, char **out,
+		 struct cm_err *err)
 {
 	struct cm_http_opts hopts = {
 	    .connect_timeout_ms = IMDS_CONNECT_TIMEOUT_MS,
@@ -1196,13 +1196,45 @@ int aws_imds_region(struct aws_creds_provider *p, char **out,
 	};
 	struct cm_http_response resp;
 	struct cm_http *h;
-	char *base, *region;
+	char *base, *text, *item;
 	int rc;
 
 	*out = NULL;
 	if (imds_disabled())
 		return cm_err_set(err, ENOENT,
 				  "disabled by AWS_EC2_METADATA_DISABLED");
+	base = imds_base();
+	response_init(&resp);
+	h = cm_http_new(&hopts);
+	pthread_mutex_lock(&p->lock); /* the token is shared */
+	rc = imds_get(p, h, base, path, &resp, err);
+	pthread_mutex_unlock(&p->lock);
+	if (rc == 0) {
+		text = cm_xstrdup(cm_buf_str(&resp.body));
+		item = cm_xstrdup(trim(text));
+		free(text);
+		/* one word: a region, an id, a zone */
+		if (!*item || strpbrk(item, " \r\n/")) {
+			free(item);
+			rc = cm_err_set(err, EIO, "EC2 instance metadata %s%s: "
+					"malformed answer", base, path);
+		} else {
+			*out = item;
+		}
+	}
+	cm_http_free(h);
+	response_release(&resp);
+	free(base);
+	return rc;
+}
+
+int aws_imds_region(struct aws_creds_provider *p, char **out,
+		    struct cm_err *err)
+{
+	char *region = NULL;
+	int rc;
+
+	*out = NULL;
 	pthread_mutex_lock(&p->lock);
 	if (p->imds_region) {
 		/* an instance does not move: every client asks once */
@@ -1210,32 +1242,17 @@ int aws_imds_region(struct aws_creds_provider *p, char **out,
 		pthread_mutex_unlock(&p->lock);
 		return 0;
 	}
-	base = imds_base();
-	response_init(&resp);
-	h = cm_http_new(&hopts);
-	rc = imds_get(p, h, base, "/latest/meta-data/placement/region", &resp,
-		      err);
-	if (rc == 0) {
-		char *text = cm_xstrdup(cm_buf_str(&resp.body));
-
-		region = cm_xstrdup(trim(text));
-		free(text);
-		if (!*region || strpbrk(region, " \r\n/")) {
-			free(region);
-			rc = cm_err_set(err, EIO,
-					"EC2 instance metadata %s: malformed "
-					"region",
-					base);
-		} else {
-			*out = region;
-			p->imds_region = cm_xstrdup(region);
-		}
-	}
 	pthread_mutex_unlock(&p->lock);
-	cm_http_free(h);
-	response_release(&resp);
-	free(base);
-	return rc;
+	rc = aws_imds_get(p, "/latest/meta-data/placement/region", &region,
+			  err);
+	if (rc)
+		return rc;
+	pthread_mutex_lock(&p->lock);
+	if (!p->imds_region)
+		p->imds_region = cm_xstrdup(region);
+	pthread_mutex_unlock(&p->lock);
+	*out = region;
+	return 0;
 }
 
 /* ---- roles, web identity and processes -------------------------------- */

@@ -112,4 +112,17 @@ char *aws_region_find(const char *profile, char *from, size_t fromlen);
 int aws_imds_region(struct aws_creds_provider *p, char **out,
 		    struct cm_err *err);
 
+/*
+ * One item of this instance's metadata from IMDSv2 with p's IMDS session
+ * (the token is kept and shared with the credentials and the region):
+ * `path` as "/latest/meta-data/instance-id" or ".../placement/
+ * availability-zone", the endpoint AWS_EC2_METADATA_SERVICE_ENDPOINT or
+ * 169.254.169.254 as the SDKs resolve it. The answer, trimmed, must be
+ * one word (-EIO otherwise). -ENOENT when AWS_EC2_METADATA_DISABLED is
+ * true, -ENODATA on a 404; other failures name the endpoint. Not cached.
+ * The caller frees *out.
+ */
+int aws_imds_get(struct aws_creds_provider *p, const char *path, char **out,
+		 struct cm_err *err);
+
 #endif

@@ -81,6 +81,12 @@ int awsb_inspect_arn(struct aws_backup *ab, const char *arn,
  * or NULL when the vault does not take that type. */
 struct aws_client *awsb_client_of(struct aws_backup *ab, const char *rp_type);
 
+/* The snapshot id ("snap-...") of an EBS recovery point, from its ARN
+ * (arn:aws:ec2:REGION::snapshot/snap-...) into out, or -EINVAL naming it
+ * (restore_ebs.c; both EBS methods). */
+int awsb_ebs_snapshot_id(const struct orch_recovery_point *rp, char *out,
+			 size_t n, struct cm_err *err);
+
 /* The watch ops (aws_backup_watch.c). */
 int awsb_watch_new(struct orch_provider *p, const struct orch_watch_opts *o,
 		   const struct orch_watch_cb *cb, struct orch_watch **out,

@@ -52,8 +52,10 @@ static const char *const rds_keys[] = { "iamRoleArn", "kmsKeyId",
 					"exportOnly", NULL };
 static const char *const ddb_keys[] = { "exportFormat", "s3SseAlgorithm",
 					"s3SseKmsKeyId", NULL };
-static const char *const ebs_keys[] = { "method", "concurrency",
-					"cacheSize", NULL };
+static const char *const ebs_keys[] = {
+	"method", "concurrency", "cacheSize", "volumeType", "iops",
+	"throughput", "deviceRoot", "deviceTimeoutSeconds", NULL
+};
 static const char *const view_keys[] = { "memoryLimit", NULL };
 static const char *const security_tag_keys[] = { "key", "value", NULL };
 static const char *const lifecycle_keys[] = { "glacier", "deepArchive",
@@ -142,6 +144,8 @@ void orch_config_release(struct orch_config *cfg)
 	free(cfg->ddb_export_format);
 	free(cfg->ddb_sse_algorithm);
 	free(cfg->ddb_sse_kms_key_id);
+	free(cfg->ebs_volume_type);
+	free(cfg->ebs_device_root);
 	memset(cfg, 0, sizeof(*cfg));
 }
 
@@ -176,6 +180,9 @@ void orch_config_default(struct orch_config *cfg)
 	cfg->ebs_concurrency = ORCH_EBS_CONCURRENCY;
 	cfg->ebs_cache_size = ORCH_EBS_CACHE_SIZE;
 	cfg->ddb_export_format = cm_xstrdup("DYNAMODB_JSON");
+	cfg->ebs_volume_type = cm_xstrdup(ORCH_EBS_VOLUME_TYPE);
+	cfg->ebs_device_root = cm_xstrdup(ORCH_EBS_DEVICE_ROOT);
+	cfg->ebs_device_timeout_seconds = ORCH_EBS_DEVICE_TIMEOUT_S;
 }
 
 const struct orch_vault_config *orch_config_vault(const struct orch_config *cfg,
@@ -1222,23 +1229,56 @@ static int parse_journal(struct parser *p, const struct cm_json *root)
 }
 
 /* "ebs": how EBS snapshots of aws-backup vaults are read (docs/aws.md) */
-static int parse_ebs(struct parser *p, const struct cm_json *root)
+static int parse_ebs(struct parser *p, const struct cm_json *root_json)
 {
 	struct cm_json *obj;
-	char *method = NULL;
+	char *method = NULL, *root = NULL;
 	int rc;
 
-	rc = get_object(p, root, "ebs", ebs_keys, false, &obj, NULL);
+	rc = get_object(p, root_json, "ebs", ebs_keys, false, &obj, NULL);
 	if (rc || !obj)
 		return rc;
 	rc = get_str(p, obj, "ebs", "method", false, &method, NULL);
-	if (!rc && method && strcmp(method, "direct") != 0)
-		rc = strcmp(method, "volume") == 0
-			? bad(p, "ebs.method", "method volume is not built "
-			      "yet (\"direct\" is)")
-			: bad(p, "ebs.method", "must be \"direct\", got "
-			      "\"%.40s\"", method);
+	if (!rc && method) {
+		if (strcmp(method, "direct") == 0)
+			p->cfg->ebs_method = ORCH_EBS_DIRECT;
+		else if (strcmp(method, "volume") == 0)
+			p->cfg->ebs_method = ORCH_EBS_VOLUME;
+		else
+			rc = bad(p, "ebs.method", "must be \"direct\" or "
+				 "\"volume\", got \"%.40s\"", method);
+	}
 	free(method);
+	if (!rc)
+		rc = get_str(p, obj, "ebs", "volumeType", false,
+			     &p->cfg->ebs_volume_type, NULL);
+	if (!rc && (!*p->cfg->ebs_volume_type ||
+		    strspn(p->cfg->ebs_volume_type,
+			   "abcdefghijklmnopqrstuvwxyz0123456789") !=
+			    strlen(p->cfg->ebs_volume_type)))
+		rc = bad(p, "ebs.volumeType", "must be an EBS volume type "
+			 "such as \"gp3\", got \"%.40s\"",
+			 p->cfg->ebs_volume_type);
+	/* the bounds of gp3/io2 (the API checks the rest per type) */
+	if (!rc)
+		rc = get_uint(p, obj, "ebs", "iops", 100, 256000, NULL,
+			      &p->cfg->ebs_iops);
+	if (!rc)
+		rc = get_uint(p, obj, "ebs", "throughput", 125, 2000,
+			      " (MiB/s)", &p->cfg->ebs_throughput);
+	if (!rc)
+		rc = get_str(p, obj, "ebs", "deviceRoot", false, &root, NULL);
+	if (!rc && root) {
+		if (root[0] != '/')
+			rc = bad(p, "ebs.deviceRoot", "must be an absolute "
+				 "path, got \"%.80s\"", root);
+		else
+			set_str(&p->cfg->ebs_device_root, root);
+	}
+	free(root);
+	if (!rc)
+		rc = get_uint(p, obj, "ebs", "deviceTimeoutSeconds", 1, 3600,
+			      NULL, &p->cfg->ebs_device_timeout_seconds);
 	if (!rc)
 		rc = get_uint(p, obj, "ebs", "concurrency", 1, 256, NULL,
 			      &p->cfg->ebs_concurrency);

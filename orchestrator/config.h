@@ -32,6 +32,12 @@
 #define ORCH_DEFAULT_DESTINATION "/var/lib/vaultfs/store"
 #define ORCH_DEFAULT_STATE_DIR "/var/lib/vaultfs/state"
 
+/* ebs.method */
+enum orch_ebs_method {
+	ORCH_EBS_DIRECT = 0, /* the EBS direct APIs (restore_ebs.c) */
+	ORCH_EBS_VOLUME,     /* a volume (restore_ebs_volume.c) */
+};
+
 /* A key/value pair (tags, the security tag). Both strings owned. */
 struct orch_tag {
 	char *key;
@@ -135,8 +141,10 @@ struct orch_config {
 				   this fold into the index */
 	uint64_t view_memory_limit; /* view.memoryLimit: bytes of read-ahead
 				     * and part buffers of `vaultfs mount` */
-	/* "ebs" (docs/aws.md): EBS snapshots are read with the EBS direct
-	 * APIs (method "direct", the only one yet) */
+	/* "ebs" (docs/aws.md): how EBS snapshots are read: with the EBS
+	 * direct APIs (method "direct", the default) or restored to a volume
+	 * attached to this instance ("volume") */
+	enum orch_ebs_method ebs_method;
 	unsigned ebs_concurrency;   /* ebs.concurrency: blocks in flight */
 	uint64_t ebs_cache_size;    /* ebs.cacheSize: bytes of blocks kept
 				       (at least 2 per reader) */
@@ -153,9 +161,20 @@ struct orch_config {
 	char *ddb_sse_algorithm;    /* dynamodb.s3SseAlgorithm: "AES256",
 				       "KMS" or NULL */
 	char *ddb_sse_kms_key_id;   /* dynamodb.s3SseKmsKeyId */
+	char *ebs_volume_type;      /* ebs.volumeType: "gp3" */
+	unsigned ebs_iops;          /* ebs.iops; 0: the type's default */
+	unsigned ebs_throughput;    /* ebs.throughput MiB/s; 0: default */
+	char *ebs_device_root;      /* ebs.deviceRoot: "/dev"; another
+				       root only for tests */
+	unsigned ebs_device_timeout_seconds; /* ebs.deviceTimeoutSeconds:
+						how long an attached volume
+						may take to show up */
 };
 
 #define ORCH_EBS_CONCURRENCY 32
+#define ORCH_EBS_VOLUME_TYPE "gp3"
+#define ORCH_EBS_DEVICE_ROOT "/dev"
+#define ORCH_EBS_DEVICE_TIMEOUT_S 120
 #define ORCH_EBS_CACHE_SIZE (64ull << 20)
 
 #define ORCH_VIEW_MEMORY_LIMIT (256ull << 20)

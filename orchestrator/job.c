@@ -312,6 +312,7 @@ static const struct orch_res_journal *res_journal(struct job *jb,
 	rj->created = rj_created;
 	rj->released = rj_released;
 	rj->ctx = jb;
+	rj->job_id = jb->j->id;
 	return rj;
 }
 

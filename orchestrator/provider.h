@@ -20,13 +20,15 @@
  *   AWS EBS      restore (direct, restore_ebs.c): the snapshot read with
  *                the EBS direct APIs, served as a file by a private FUSE
  *                mount -> "STATE/ebs/snap-...-XXXXXX/disk.img"; release:
- *                unmount; resources: the mount ("ebs-mount"). (volume,
- *                to come: CreateVolume, attach, the NVMe device by volume
- *                id -> "/dev/nvme2n1"; resources: the volume)
+ *                unmount; resources: the mount ("ebs-mount").
+ *                (volume, restore_ebs_volume.c): CreateVolume, attach,
+ *                the NVMe device by volume id -> "/dev/nvme2n1";
+ *                release: detach, delete; resources: the volume
+ *                ("ebs-volume")
  *   RDS/Aurora,  not restored: exported (below, "Exports"):
  *   DynamoDB     StartExportTask / ExportTableToPointInTime, followed to
  *                its end -> an S3 prefix that is already the archive
- *                (export_rds.c, export_ddb.c)
+ *                (export_aws.c)
  *   anything not restorable yet: restore returns ORCH_RESTORE_WAITING
  *
  * Exports. Some services write a recovery point's data to S3 themselves
@@ -103,6 +105,9 @@ struct orch_res_journal {
 		       const struct orch_res_ids *learned, struct cm_err *err);
 	int (*released)(void *ctx, size_t idx, struct cm_err *err);
 	void *ctx;
+	/* the job's id, or NULL: what a provider names the resources it
+	 * makes for the job by (an EC2 ClientToken, a tag) */
+	const char *job_id;
 };
 
 /* What restore() made readable. */

@@ -795,9 +795,11 @@ static int awsb_inspect(struct orch_provider *p, const char *name,
 	return rc;
 }
 
-/* The restorer of rp's type; NULL with ORCH_RESTORE_WAITING's message. */
+/* The restorer of rp's type, as the config picks it; NULL with
+ * ORCH_RESTORE_WAITING's message. */
 static const struct orch_aws_restorer *
-restorer_of(const struct orch_recovery_point *rp, struct cm_err *err)
+restorer_of(const struct orch_config *cfg,
+	    const struct orch_recovery_point *rp, struct cm_err *err)
 {
 	const struct awsb_type *t = type_by_rp(rp->type);
 
@@ -808,6 +810,8 @@ restorer_of(const struct orch_recovery_point *rp, struct cm_err *err)
 	}
 	if (!t->restorer)
 		cm_err_set(err, EAGAIN, "no provider for %s yet", t->what);
+	else if (t->restorer->pick)
+		return t->restorer->pick(cfg);
 	return t->restorer;
 }
 
@@ -823,7 +827,7 @@ static int awsb_restore(struct orch_provider *p,
 			const struct orch_res_journal *rj,
 			struct orch_restored *out, struct cm_err *err)
 {
-	const struct orch_aws_restorer *r = restorer_of(rp, err);
+	const struct orch_aws_restorer *r = restorer_of(p->cfg, rp, err);
 	struct awsb_restored *w;
 	int rc;
 
@@ -991,18 +995,35 @@ static int awsb_describe(struct orch_provider *p,
 	return 0;
 }
 
+/* r's kinds include `kind`: r releases it (0 / -errno in *rc). */
+static bool stale_of(const struct orch_aws_restorer *r, struct orch_provider *p,
+		     const struct orch_resource *res, int *rc,
+		     struct cm_err *err)
+{
+	if (!r || !r->kinds || !r->ops->release_stale)
+		return false;
+	for (const char *const *k = r->kinds; *k; k++)
+		if (strcmp(*k, res->kind) == 0) {
+			*rc = r->ops->release_stale(p, res, err);
+			return true;
+		}
+	return false;
+}
+
 static int awsb_release_stale(struct orch_provider *p,
 			      const struct orch_resource *res,
 			      struct cm_err *err)
 {
+	int rc;
+
 	for (size_t i = 0; i < AWSB_NTYPES; i++) {
 		const struct orch_aws_restorer *r = types[i].restorer;
 
-		if (!r || !r->kinds || !r->ops->release_stale)
-			continue;
-		for (const char *const *k = r->kinds; *k; k++)
-			if (strcmp(*k, res->kind) == 0)
-				return r->ops->release_stale(p, res, err);
+		if (stale_of(r, p, res, &rc, err))
+			return rc;
+		for (size_t m = 0; r && r->methods && r->methods[m]; m++)
+			if (stale_of(r->methods[m], p, res, &rc, err))
+				return rc;
 	}
 	return cm_err_set(err, EINVAL, "vault \"%s\": no restorer releases "
 			  "a resource of kind \"%s\"", p->vault->name,

@@ -89,10 +89,20 @@ struct orch_aws_restorer {
 	/* the journal resource kinds it creates ("ebs-volume"), NULL-ended:
 	 * after a crash, release_stale gets those */
 	const char *const *kinds;
+	/* NULL, or (a type restored more than one way: EBS, ebs.method)
+	 * the restorer the config asks for in place of this one ... */
+	const struct orch_aws_restorer *(*pick)(const struct orch_config *cfg);
+	/* ... and every one pick may answer, NULL-ended: after a crash
+	 * their resources are released whatever the config says now */
+	const struct orch_aws_restorer *const *methods;
 };
 
-/* restore_ebs.c: EBS snapshots read with the EBS direct APIs */
+/* restore_ebs.c: EBS snapshots read with the EBS direct APIs; it picks
+ * the volume method when ebs.method says so */
 extern const struct orch_aws_restorer orch_ebs_direct_restorer;
+/* restore_ebs_volume.c: EBS snapshots restored to a volume attached to
+ * this instance (ebs.method "volume") */
+extern const struct orch_aws_restorer orch_ebs_volume_restorer;
 
 /*
  * export_aws.c: RDS/Aurora snapshots and DynamoDB tables exported by

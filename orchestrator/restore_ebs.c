@@ -456,9 +456,9 @@ struct ebs_restored {
 	size_t idx; /* the mount's journal entry */
 };
 
-/* "snap-..." from the recovery point ARN (.../snapshot/snap-...). */
-static int snapshot_id(const struct orch_recovery_point *rp, char *out,
-		       size_t n, struct cm_err *err)
+/* (aws_backup_int.h) */
+int awsb_ebs_snapshot_id(const struct orch_recovery_point *rp, char *out,
+			 size_t n, struct cm_err *err)
 {
 	const char *s = strstr(rp->path, ":snapshot/");
 
@@ -503,7 +503,7 @@ static int ebs_restore(struct orch_provider *p,
 	char snap[64], *base = NULL;
 	int rc;
 
-	rc = snapshot_id(rp, snap, sizeof(snap), err);
+	rc = awsb_ebs_snapshot_id(rp, snap, sizeof(snap), err);
 	if (rc)
 		return rc;
 	o.region = ab->region;
@@ -653,7 +653,20 @@ static const struct orch_provider_ops ebs_ops = {
 
 static const char *const ebs_kinds[] = { KIND, NULL };
 
+/* ebs.method: "volume" is restore_ebs_volume.c's */
+static const struct orch_aws_restorer *ebs_pick(const struct orch_config *cfg)
+{
+	return cfg->ebs_method == ORCH_EBS_VOLUME ? &orch_ebs_volume_restorer
+						  : &orch_ebs_direct_restorer;
+}
+
+static const struct orch_aws_restorer *const ebs_methods[] = {
+	&orch_ebs_direct_restorer, &orch_ebs_volume_restorer, NULL
+};
+
 const struct orch_aws_restorer orch_ebs_direct_restorer = {
 	.ops = &ebs_ops,
 	.kinds = ebs_kinds,
+	.pick = ebs_pick,
+	.methods = ebs_methods,
 };

@@ -23,7 +23,7 @@
 #     archives the snapshot; no loop device, mount or process is left
 #   - GetSnapshotBlock throttled and failing with 5xx (the fault proxy in
 #     front of moto) during that run: retried, the archives unchanged
-#   - config: ebs.method "volume" is refused with a clear error
+#   - config: an unknown ebs.method is refused with a clear error
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/archive.inc"
 . "$(dirname "$0")/orch.inc"
@@ -80,10 +80,10 @@ CFG=$T/config.json
 config() { ebs_config "$CFG" "$VAULT" "$BUCKET" "$T/state" "$1"; }
 
 # --- config ------------------------------------------------------------------
-config ', "ebs": {"method": "volume"}'
+config ', "ebs": {"method": "fast"}'
 expect_fail "$VAULTFS" status --config "$CFG"
-grep -q 'ebs.method.*volume is not built yet' "$FAIL_OUT" ||
-	die "ebs.method volume: $(cat "$FAIL_OUT")"
+grep -q 'ebs.method: must be "direct" or "volume", got "fast"' "$FAIL_OUT" ||
+	die "ebs.method fast: $(cat "$FAIL_OUT")"
 
 # --- kill -9 while reading: the next start unmounts --------------------------
 # The fault site fuse_file.hang leaves the first read asked by the loop

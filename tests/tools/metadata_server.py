@@ -12,6 +12,11 @@ IMDSv2:
   GET /latest/meta-data/iam/security-credentials/        the role name
   GET /latest/meta-data/placement/region                 --region, when
                                    given (else 404, as off EC2)
+  GET /latest/meta-data/instance-id                      --instance-id,
+  GET /latest/meta-data/placement/availability-zone      --availability-
+                                   zone, when given (else 404): the
+                                   instance a test made in moto with
+                                   RunInstances, for the EBS volume method
   GET /latest/meta-data/iam/security-credentials/ROLE    the credentials:
       {Code, LastUpdated, Type, AccessKeyId, SecretAccessKey, Token,
        Expiration}
@@ -48,6 +53,8 @@ STATS = (
     "imds_role_list",      # GET .../security-credentials/ (200)
     "imds_creds",          # GET .../security-credentials/ROLE (200)
     "imds_region",         # GET .../placement/region (200)
+    "imds_instance",       # GET .../instance-id (200)
+    "imds_az",             # GET .../placement/availability-zone (200)
     "imds_unauthorized",   # GET without a valid token (401)
     "ecs",                 # ECS credentials answered (200)
     "ecs_unauthorized",    # ECS request with a missing or wrong token (401)
@@ -200,6 +207,13 @@ class Handler(BaseHTTPRequestHandler):
             if path == "/latest/meta-data/placement/region" and a.region:
                 st.count("imds_region")
                 return self.reply(200, a.region)
+            if path == "/latest/meta-data/instance-id" and a.instance_id:
+                st.count("imds_instance")
+                return self.reply(200, a.instance_id)
+            if (path == "/latest/meta-data/placement/availability-zone"
+                    and a.availability_zone):
+                st.count("imds_az")
+                return self.reply(200, a.availability_zone)
         st.count("not_found")
         self.reply(404, "not found")
 
@@ -217,6 +231,10 @@ def main():
     ap.add_argument("--role", default="vaultfs-test-role")
     ap.add_argument("--region", default=None,
                     help="the instance's region (placement/region)")
+    ap.add_argument("--instance-id", default=None,
+                    help="the instance's id (meta-data/instance-id)")
+    ap.add_argument("--availability-zone", default=None,
+                    help="its zone (placement/availability-zone)")
     ap.add_argument("--ecs-path", default="/v2/credentials/test")
     ap.add_argument("--ecs-auth", default=None,
                     help="required Authorization header for ECS")

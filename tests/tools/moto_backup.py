@@ -44,6 +44,14 @@ volume anew (the same data). The snapshot of any other volume is readable
 with the EBS direct APIs too, with no block written. DeleteRecoveryPoint
 deletes it from both.
 
+CreateVolume's ClientToken (EC2, moto ignores it): a CreateVolume with a
+ClientToken already used in the same account and Region answers the
+volume that token made, as long as moto still has it, instead of making a
+second one, as the EC2 API reference's idempotency rules say. A token
+reused with other parameters is not checked (AWS answers
+IdempotentParameterMismatch); a token whose volume was deleted makes a
+new volume (AWS keeps answering the deleted one for a while).
+
 LIMITS AND TEST-ONLY PARTS (what this is not):
   - A backup job completes inside StartBackupJob: its recovery point is
     COMPLETED at once. There is no job API (DescribeBackupJob, ListBackupJobs,
@@ -96,9 +104,11 @@ from moto.backup import urls as backup_urls
 from moto.backup.models import backup_backends
 from moto.backup.responses import BackupResponse
 from moto.core.exceptions import JsonRESTError
+from moto.core.responses import ActionResult
 from moto.dynamodb.models import dynamodb_backends
 from moto.ebs.models import EBSSnapshot, ebs_backends
 from moto.ec2.models import ec2_backends
+from moto.ec2.responses.elastic_block_store import ElasticBlockStore
 from moto.rds import exceptions as rds_errors
 from moto.rds.models import ExportTask, RDSBackend, rds_backends
 
@@ -107,7 +117,7 @@ STATUSES = ("COMPLETED", "PARTIAL", "DELETING", "EXPIRED", "AVAILABLE",
             "STOPPED", "CREATING")
 LIST_MAX = 1000  # MaxResults: 1..1000
 
-_lock = threading.Lock()  # guards every backend's recovery point table
+_lock = threading.Lock()  # guards every backend's recovery point table and _volume_tokens
 
 
 class BackupError(JsonRESTError):
@@ -544,6 +554,26 @@ def start_export_task(self, kwargs):
     return task
 
 
+_volume_tokens = {}  # (account, region, ClientToken) -> volume id
+_create_volume = ElasticBlockStore.create_volume
+
+
+def create_volume_once(self):
+    """moto's CreateVolume, idempotent on ClientToken (see above)."""
+    token = self._get_param("ClientToken")
+    key = (self.current_account, self.region, token)
+    with _lock:
+        vol = self.ec2_backend.volumes.get(_volume_tokens.get(key, ""))
+        if token and vol is not None:
+            return ActionResult(vol)
+        before = set(self.ec2_backend.volumes)
+        res = _create_volume(self)
+        if token:
+            for vid in set(self.ec2_backend.volumes) - before:
+                _volume_tokens[key] = vid
+        return res
+
+
 def install():
     """Register the operations with moto's Backup service, before the
     server builds its Flask app for it (on the first Backup request)."""
@@ -558,6 +588,7 @@ def install():
     paths["{0}/backup-vaults/(?P<name>[^/]+)/recovery-points/$"] = BackupResponse.dispatch
     paths["{0}/backup-vaults/(?P<name>[^/]+)/recovery-points/(?P<arn>.+)$"] = BackupResponse.dispatch
     paths["{0}/_vaultfs/recovery-point-status$"] = set_status
+    ElasticBlockStore.create_volume = create_volume_once
 
 
 def serve(host, port, port_file):

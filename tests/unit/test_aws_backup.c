@@ -15,10 +15,12 @@
 #include <string.h>
 
 #include "core/err.h"
+#include "core/json.h"
 #include "core/mem.h"
 #include "orchestrator/config.h"
 #include "orchestrator/provider.h"
 #include "orchestrator/provider_aws_backup.h"
+#include "orchestrator/rp.h"
 
 static int parse(const char *vault, struct orch_config *cfg,
 		 struct cm_err *err)
@@ -134,6 +136,65 @@ static void test_provider_new(void **state)
 	orch_config_release(&cfg);
 }
 
+static int adds;
+
+static int count_add(void *ctx, const char *kind,
+		     const struct orch_res_ids *ids, size_t *idx,
+		     struct cm_err *err)
+{
+	(void)ctx, (void)kind, (void)ids, (void)err;
+	*idx = adds++;
+	return 0;
+}
+
+/*
+ * ebs.method "volume" picks the volume restorer, which needs this
+ * instance's id and zone from IMDS before anything is journaled or
+ * created; its resources, and the direct method's, are released after a
+ * crash whatever the method configured now.
+ */
+static void test_ebs_methods(void **state)
+{
+	struct orch_config cfg;
+	struct orch_provider *p = NULL;
+	struct orch_res_journal rj = { .add = count_add, .job_id = "j1" };
+	char path[] = "arn:aws:ec2:eu-west-1::snapshot/snap-0123456789abcdef0";
+	char type[] = ORCH_RP_EBS;
+	char vol[] = "ebs-volume", mnt[] = "ebs-mount", other[] = "ebs-other";
+	struct orch_recovery_point rp = { .path = path, .type = type };
+	struct orch_resource res = { .kind = vol };
+	struct orch_restored out;
+	struct cm_err err;
+
+	(void)state;
+	assert_int_equal(parse(V "\"backupVault\": \"v1\", \"region\": "
+			       "\"eu-west-1\"}", &cfg, &err), 0);
+	cfg.ebs_method = ORCH_EBS_VOLUME; /* (config.c's parsing: test_config) */
+	assert_int_equal(orch_provider_new(&cfg, &cfg.vaults[0], &p, &err),
+			 0);
+	setenv("AWS_EC2_METADATA_DISABLED", "true", 1);
+	cm_err_clear(&err);
+	assert_int_equal(p->ops->restore(p, &rp, &rj, &out, &err), -ENOENT);
+	assert_non_null(strstr(err.msg, "ebs.method volume needs this EC2 "
+			       "instance's id and zone"));
+	assert_non_null(strstr(err.msg, "AWS_EC2_METADATA_DISABLED"));
+	assert_int_equal(adds, 0);
+	/* never made (no token recorded): nothing to ask for */
+	res.ids = cm_json_new_object();
+	assert_int_equal(p->ops->release_stale(p, &res, &err), 0);
+	cfg.ebs_method = ORCH_EBS_DIRECT;
+	assert_int_equal(p->ops->release_stale(p, &res, &err), 0);
+	res.kind = mnt;
+	assert_int_equal(p->ops->release_stale(p, &res, &err), 0);
+	res.kind = other;
+	assert_int_equal(p->ops->release_stale(p, &res, &err), -EINVAL);
+	assert_non_null(strstr(err.msg, "no restorer releases a resource of "
+			       "kind \"ebs-other\""));
+	cm_json_free(res.ids);
+	orch_provider_free(p);
+	orch_config_release(&cfg);
+}
+
 static void expect_name(const char *arn, const char *want)
 {
 	char out[ORCH_RP_NAME_MAX + 1];
@@ -244,6 +305,7 @@ int main(void)
 		cmocka_unit_test(test_config_errors),
 		cmocka_unit_test(test_provider_new),
 		cmocka_unit_test(test_names),
+		cmocka_unit_test(test_ebs_methods),
 		cmocka_unit_test(test_delete_moto),
 	};
 

@@ -103,6 +103,11 @@ static void test_default(void **state)
 	assert_int_equal(cfg.lifecycle.glacier, 0);
 	assert_int_equal(cfg.ebs_concurrency, 32);
 	assert_int_equal(cfg.ebs_cache_size, 64ull << 20);
+	assert_int_equal(cfg.ebs_method, ORCH_EBS_DIRECT);
+	assert_string_equal(cfg.ebs_volume_type, "gp3");
+	assert_int_equal(cfg.ebs_iops, 0);
+	assert_string_equal(cfg.ebs_device_root, "/dev");
+	assert_int_equal(cfg.ebs_device_timeout_seconds, 120);
 	orch_config_release(&cfg);
 	orch_config_release(&cfg); /* released twice is harmless */
 }
@@ -145,8 +150,10 @@ static void test_every_key(void **state)
 		" \"concurrency\": {\"jobs\": 3, \"uploads\": 8},\n"
 		" \"partSize\": \"64MiB\",\n"
 		" \"overlayLimit\": \"512MiB\",\n"
-		" \"ebs\": {\"method\": \"direct\", \"concurrency\": 64,"
-		" \"cacheSize\": \"256MiB\"},\n"
+		" \"ebs\": {\"method\": \"volume\", \"concurrency\": 64,"
+		" \"cacheSize\": \"256MiB\", \"volumeType\": \"gp3\","
+		" \"iops\": 6000, \"throughput\": 500,"
+		" \"deviceRoot\": \"/run/devs\", \"deviceTimeoutSeconds\": 9},\n"
 		" \"stateDir\": \"state\",\n"
 		" \"metricsFile\": \"textfile/./vaultfs.prom\",\n"
 		" \"verify\": \"full\",\n"
@@ -212,6 +219,11 @@ static void test_every_key(void **state)
 	assert_int_equal(cfg.overlay_limit, 512ull << 20);
 	assert_int_equal(cfg.ebs_concurrency, 64);
 	assert_int_equal(cfg.ebs_cache_size, 256ull << 20);
+	assert_int_equal(cfg.ebs_method, ORCH_EBS_VOLUME);
+	assert_int_equal(cfg.ebs_iops, 6000);
+	assert_int_equal(cfg.ebs_throughput, 500);
+	assert_string_equal(cfg.ebs_device_root, "/run/devs");
+	assert_int_equal(cfg.ebs_device_timeout_seconds, 9);
 	assert_string_equal(cfg.state_dir, sd);
 	assert_int_equal(cfg.verify, ORCH_VERIFY_FULL);
 	assert_int_equal(cfg.max_attempts, 5);
@@ -362,11 +374,16 @@ static const struct bad_case bad_cases[] = {
 	{ "{\"overlayLimit\": \"0\"}",
 	  "config: overlayLimit: must be a size of at least 4KiB (bytes or a "
 	  "string like \"2GiB\"), got \"0\"" },
-	{ "{\"ebs\": {\"method\": \"volume\"}}",
-	  "config: ebs.method: method volume is not built yet (\"direct\" "
-	  "is)" },
 	{ "{\"ebs\": {\"method\": \"fast\"}}",
-	  "config: ebs.method: must be \"direct\", got \"fast\"" },
+	  "config: ebs.method: must be \"direct\" or \"volume\", got "
+	  "\"fast\"" },
+	{ "{\"ebs\": {\"volumeType\": \"GP 3\"}}",
+	  "config: ebs.volumeType: must be an EBS volume type such as "
+	  "\"gp3\", got \"GP 3\"" },
+	{ "{\"ebs\": {\"iops\": 50}}",
+	  "config: ebs.iops: must be an integer from 100 to 256000, got 50" },
+	{ "{\"ebs\": {\"deviceRoot\": \"dev\"}}",
+	  "config: ebs.deviceRoot: must be an absolute path, got \"dev\"" },
 	{ "{\"ebs\": {\"concurrency\": 0}}",
 	  "config: ebs.concurrency: must be an integer from 1 to 256, got 0" },
 	{ "{\"ebs\": {\"cacheSize\": \"64KiB\"}}",

@@ -782,6 +782,39 @@ static void test_imds_region(void **state)
 	aws_creds_provider_free(p);
 }
 
+/* The instance's id and zone (the EBS volume method), with one token for
+ * both; a missing item is ENODATA, not a malformed answer. */
+static void test_imds_items(void **state)
+{
+	struct fixture *f = *state;
+	struct aws_creds_provider *p = aws_creds_provider_new(NULL);
+	struct cm_err err;
+	char *v = NULL;
+
+	cm_err_clear(&err);
+	server_start(&f->srv, "--instance-id", "i-0123456789abcdef0",
+		     "--availability-zone", "eu-central-2b", NULL);
+	unsetenv("AWS_EC2_METADATA_DISABLED");
+	setenv("AWS_EC2_METADATA_SERVICE_ENDPOINT", f->srv.base, 1);
+	assert_int_equal(aws_imds_get(p, "/latest/meta-data/instance-id", &v,
+				      &err), 0);
+	assert_string_equal(v, "i-0123456789abcdef0");
+	free(v);
+	assert_int_equal(aws_imds_get(p, "/latest/meta-data/placement/"
+				      "availability-zone", &v, &err), 0);
+	assert_string_equal(v, "eu-central-2b");
+	free(v);
+	assert_int_equal(server_stat(&f->srv, "imds_token"), 1);
+	assert_int_equal(aws_imds_get(p, "/latest/meta-data/placement/region",
+				      &v, &err), -ENODATA);
+	assert_null(v);
+	assert_substr(err.msg, "HTTP 404");
+	setenv("AWS_EC2_METADATA_DISABLED", "true", 1);
+	assert_int_equal(aws_imds_get(p, "/latest/meta-data/instance-id", &v,
+				      &err), -ENOENT);
+	aws_creds_provider_free(p);
+}
+
 static void test_nothing_found(void **state)
 {
 	struct aws_creds c;
@@ -1235,6 +1268,7 @@ int main(void)
 	    T(test_split_command),
 	    T(test_process),
 	    T(test_imds_region),
+	    T(test_imds_items),
 	    T(test_nothing_found),
 	    T(test_region),
 	    T(test_ecs_full_uri_with_token),
