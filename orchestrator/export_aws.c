@@ -594,7 +594,7 @@ static const struct orch_provider_ops rds_ops = {
 	.export_verify = rds_verify,
 };
 
-const struct orch_aws_restorer orch_rds_exporter = { &rds_ops, NULL };
+const struct orch_aws_restorer orch_rds_exporter = { .ops = &rds_ops };
 
 /* ---- DynamoDB ---------------------------------------------------------- */
 
@@ -916,4 +916,4 @@ static const struct orch_provider_ops ddb_ops = {
 	.export_verify = ddb_verify,
 };
 
-const struct orch_aws_restorer orch_ddb_exporter = { &ddb_ops, NULL };
+const struct orch_aws_restorer orch_ddb_exporter = { .ops = &ddb_ops };
