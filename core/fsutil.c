@@ -31,6 +31,26 @@ int cm_write_all(int fd, const void *p, size_t n)
 	return 0;
 }
 
+int cm_pread_all(int fd, void *p, size_t n, off_t off, size_t *got,
+		 struct cm_err *err)
+{
+	*got = 0;
+	while (*got < n) {
+		ssize_t r = pread(fd, (char *)p + *got, n - *got,
+				  off + (off_t)*got);
+
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0)
+			return cm_err_set(err, errno, "read: %s",
+					  strerror(errno));
+		if (r == 0)
+			break;
+		*got += (size_t)r;
+	}
+	return 0;
+}
+
 /* mkdir -p; with `durable`, the parent of every directory made is
  * fsynced once it holds it. */
 static int mkdirs(const char *path, mode_t mode, bool durable,

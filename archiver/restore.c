@@ -1,0 +1,887 @@
+/*
+ * restore.c - arc_restore (restore.h): an archive read back through the
+ * parallel member reader (unpack.h) and written out by libarchive (a
+ * tree) or straight to a file or device (a raw image).
+ *
+ * The reader hands out the uncompressed stream member by member; `struct
+ * feed` turns that into libarchive's pull callback, keeping only the
+ * selected intervals of the stream when an index chose them. An old
+ * single-stream archive goes through the same reader as plain chunks of
+ * stored bytes (ARC_CODEC_NONE: still fetched in parallel ahead of the
+ * decoder), and libarchive's gzip or zstd filter decodes them.
+ */
+#include "restore.h"
+#include "fsutil.h"
+#include "json.h"
+#include "log.h"
+#include "mem.h"
+#include "unpack.h"
+#include "url.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <linux/fs.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <unistd.h>
+
+#include <archive.h>
+#include <archive_entry.h>
+
+#define RAW_BLOCK (64 * 1024)
+
+/* ---- selection --------------------------------------------------------- */
+
+/* `s` without leading "/" and "./" and trailing "/": n bytes from *out. */
+static void norm(const char *s, const char **out, size_t *n)
+{
+	size_t len;
+
+	for (;;) {
+		if (s[0] == '/')
+			s++;
+		else if (s[0] == '.' && s[1] == '/')
+			s += 2;
+		else
+			break;
+	}
+	len = strlen(s);
+	while (len && s[len - 1] == '/')
+		len--;
+	if (len == 1 && s[0] == '.')
+		len = 0;
+	*out = s;
+	*n = len;
+}
+
+bool arc_path_selected(const char *path, const char *sel)
+{
+	const char *p, *s;
+	size_t pn, sn;
+
+	norm(path, &p, &pn);
+	norm(sel, &s, &sn);
+	if (sn == 0)
+		return true;
+	return pn >= sn && !memcmp(p, s, sn) && (pn == sn || p[sn] == '/');
+}
+
+/* ---- the feed: members in order, as libarchive reads them --------------- */
+
+/* An interval of the uncompressed stream to keep. */
+struct ival {
+	uint64_t start, end;
+};
+
+struct feed {
+	struct arc_unpack *u;
+	const unsigned char *p;  /* what is left of the current member */
+	size_t n;
+	uint64_t uoff;           /* of p */
+	const struct ival *iv;   /* NULL: everything */
+	size_t niv, ivi;
+	uint64_t bytes;          /* handed on */
+	int rc;
+	struct cm_err err;
+};
+
+/* The next bytes to hand on: 0 with *n 0 at the end. */
+static int feed_next(struct feed *f, const void **p, size_t *n)
+{
+	for (;;) {
+		if (f->n == 0) {
+			const void *q;
+			int rc = arc_unpack_next(f->u, &q, &f->n, &f->uoff,
+						 &f->err);
+
+			if (rc)
+				return f->rc = rc;
+			if (f->n == 0) {
+				*n = 0;
+				return 0;
+			}
+			f->p = q;
+		}
+		if (!f->iv) {
+			*p = f->p;
+			*n = f->n;
+			f->n = 0;
+			f->bytes += *n;
+			return 0;
+		}
+		while (f->ivi < f->niv && f->iv[f->ivi].end <= f->uoff)
+			f->ivi++;
+		if (f->ivi == f->niv) {
+			*n = 0;  /* past the last interval: done */
+			return 0;
+		}
+		if (f->uoff < f->iv[f->ivi].start) {
+			uint64_t skip = f->iv[f->ivi].start - f->uoff;
+
+			if (skip > f->n)
+				skip = f->n;
+			f->p += skip;
+			f->n -= (size_t)skip;
+			f->uoff += skip;
+			continue;
+		}
+		*p = f->p;
+		*n = f->n;
+		if (f->iv[f->ivi].end - f->uoff < *n)
+			*n = (size_t)(f->iv[f->ivi].end - f->uoff);
+		f->p += *n;
+		f->n -= *n;
+		f->uoff += *n;
+		f->bytes += *n;
+		return 0;
+	}
+}
+
+static la_ssize_t feed_read(struct archive *a, void *ctx, const void **buf)
+{
+	struct feed *f = ctx;
+	size_t n;
+
+	if (feed_next(f, buf, &n)) {
+		archive_set_error(a, -f->rc, "%s", f->err.msg);
+		return -1;
+	}
+	return (la_ssize_t)n;
+}
+
+/* ---- what went wrong --------------------------------------------------- */
+
+struct ctx {
+	const struct arc_restore_opts *o;
+	struct arc_restore_result *res;
+	struct cm_err *err;
+};
+
+/* An entry not restored (exactly): reported; fatal under --strict. */
+static int problem(struct ctx *c, const char *path, const char *why)
+{
+	c->res->problems++;
+	if (c->o->on_problem)
+		c->o->on_problem(c->o->problem_ctx, path, why);
+	if (c->o->strict)
+		return cm_err_set(c->err, EIO, "%s: %s (--strict)", path, why);
+	return 0;
+}
+
+static const char *la_msg(struct archive *a)
+{
+	const char *m = archive_error_string(a);
+
+	return m ? m : "unknown libarchive error";
+}
+
+static bool cancelled(const struct arc_restore_opts *o)
+{
+	return o->cancel && atomic_load(o->cancel);
+}
+
+/* ---- a tree ------------------------------------------------------------ */
+
+static int selected(const struct arc_restore_opts *o, const char *path,
+		    bool *hit)
+{
+	if (!o->npaths)
+		return 1;
+	for (size_t i = 0; i < o->npaths; i++)
+		if (arc_path_selected(path, o->paths[i])) {
+			hit[i] = true;
+			return 1;
+		}
+	return 0;
+}
+
+static int copy_data(struct ctx *c, struct archive *in, struct archive *out,
+		     const char *path, bool *bad)
+{
+	for (;;) {
+		const void *buf;
+		size_t n;
+		la_int64_t off;
+		int r = archive_read_data_block(in, &buf, &n, &off);
+
+		if (r == ARCHIVE_EOF)
+			return 0;
+		if (r < ARCHIVE_WARN)
+			return cm_err_set(c->err, EIO, "%s: %s", path,
+					  la_msg(in));
+		if (cancelled(c->o))
+			return cm_err_set(c->err, ECANCELED, "cancelled");
+		if (archive_write_data_block(out, buf, n, off) < ARCHIVE_OK) {
+			/* the entry is short on disk, the stream goes on */
+			*bad = true;
+			return problem(c, path, la_msg(out));
+		}
+	}
+}
+
+static int restore_tree(struct ctx *c, struct archive *in)
+{
+	const struct arc_restore_opts *o = c->o;
+	int flags = ARCHIVE_EXTRACT_OWNER | ARCHIVE_EXTRACT_PERM |
+		    ARCHIVE_EXTRACT_TIME | ARCHIVE_EXTRACT_XATTR |
+		    ARCHIVE_EXTRACT_ACL | ARCHIVE_EXTRACT_SPARSE |
+		    ARCHIVE_EXTRACT_SECURE_NODOTDOT |
+		    ARCHIVE_EXTRACT_SECURE_SYMLINKS |
+		    ARCHIVE_EXTRACT_SECURE_NOABSOLUTEPATHS;
+	struct archive *out = archive_write_disk_new();
+	bool *hit = cm_xcalloc(o->npaths + 1, sizeof(*hit));
+	int cwd = -1, rc = 0;
+
+	if (cm_mkdirs(o->dest, 0755, c->err)) {
+		rc = cm_err_prefix(c->err, "%s", o->dest);
+		goto out;
+	}
+	cwd = open(".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (cwd < 0 || chdir(o->dest)) {
+		rc = cm_err_set(c->err, errno, "%s: %s", o->dest,
+				strerror(errno));
+		goto out;
+	}
+	/* numeric owners, as the archiver stores them: no name lookup */
+	archive_write_disk_set_options(out, flags);
+	for (;;) {
+		struct archive_entry *e;
+		const char *path;
+		bool bad = false;
+		int r = archive_read_next_header(in, &e);
+
+		if (r == ARCHIVE_EOF)
+			break;
+		if (r < ARCHIVE_WARN) {
+			rc = cm_err_set(c->err, EIO, "the tar stream: %s",
+					la_msg(in));
+			break;
+		}
+		if (cancelled(o)) {
+			rc = cm_err_set(c->err, ECANCELED, "cancelled");
+			break;
+		}
+		path = archive_entry_pathname(e);
+		if (!path)
+			path = "(no name)";
+		if (!selected(o, path, hit)) {
+			if (archive_read_data_skip(in) < ARCHIVE_WARN) {
+				rc = cm_err_set(c->err, EIO, "%s: %s", path,
+						la_msg(in));
+				break;
+			}
+			continue;
+		}
+		if (archive_entry_hardlink(e) && o->npaths &&
+		    !selected(o, archive_entry_hardlink(e), hit)) {
+			char *why = cm_xasprintf("a hard link to %s, which "
+						 "--path did not select",
+						 archive_entry_hardlink(e));
+
+			rc = problem(c, path, why);
+			free(why);
+			if (rc)
+				break;
+			archive_read_data_skip(in);
+			continue;
+		}
+		r = archive_write_header(out, e);
+		if (r == ARCHIVE_FATAL) {
+			rc = cm_err_set(c->err, EIO, "%s: %s", path,
+					la_msg(out));
+			break;
+		}
+		if (r < ARCHIVE_OK) {
+			bad = true;
+			rc = problem(c, path, la_msg(out));
+			if (rc)
+				break;
+		}
+		if (r > ARCHIVE_FAILED && archive_entry_size(e) > 0) {
+			rc = copy_data(c, in, out, path, &bad);
+			if (rc)
+				break;
+		}
+		r = archive_write_finish_entry(out);
+		if (r == ARCHIVE_FATAL) {
+			rc = cm_err_set(c->err, EIO, "%s: %s", path,
+					la_msg(out));
+			break;
+		}
+		if (r < ARCHIVE_OK && !bad) {
+			bad = true;
+			rc = problem(c, path, la_msg(out));
+			if (rc)
+				break;
+		}
+		if (!bad)
+			c->res->entries++;
+	}
+	/* directories' modes and times, set last (libarchive's fixups) */
+	if (archive_write_close(out) < ARCHIVE_OK && rc == 0)
+		rc = problem(c, ".", la_msg(out));
+	for (size_t i = 0; i < o->npaths && rc == 0; i++)
+		if (!hit[i])
+			rc = problem(c, o->paths[i], "not in the archive");
+	if (fchdir(cwd) && rc == 0)
+		rc = cm_err_set(c->err, errno, "back to the working "
+				"directory: %s", strerror(errno));
+out:
+	if (cwd >= 0)
+		close(cwd);
+	archive_write_free(out);
+	free(hit);
+	return rc;
+}
+
+/* ---- a raw image ------------------------------------------------------- */
+
+struct raw {
+	int fd;
+	bool blk;
+	uint64_t end;          /* the image's bytes so far */
+	uint64_t zero_at, zero_len; /* block device: zeros not yet written */
+	const char *dest;
+	struct cm_err *err;
+};
+
+/* The block device `dev` or one of its partitions, mounted: its mount
+ * point (malloc'd), else NULL. */
+static char *mounted_at(dev_t dev)
+{
+	FILE *f = fopen("/proc/self/mountinfo", "re");
+	char *line = NULL, *found = NULL;
+	size_t cap = 0;
+
+	if (!f)
+		return NULL;
+	while (!found && getline(&line, &cap, f) > 0) {
+		unsigned maj, min;
+		char mp[PATH_MAX], sys[96], link[PATH_MAX], parent[64];
+		ssize_t len;
+
+		if (sscanf(line, "%*s %*s %u:%u %*s %4095s", &maj, &min,
+			   mp) != 3)
+			continue;
+		if (makedev(maj, min) == dev) {
+			found = cm_xstrdup(mp);
+			break;
+		}
+		/* a partition: /sys/dev/block/M:m -> .../DISK/PART */
+		snprintf(sys, sizeof(sys), "/sys/dev/block/%u:%u", maj, min);
+		len = readlink(sys, link, sizeof(link) - 1);
+		if (len <= 0)
+			continue;
+		link[len] = 0;
+		if (strrchr(link, '/'))
+			*strrchr(link, '/') = 0;
+		snprintf(sys, sizeof(sys), "/sys/dev/block/%u:%u/partition",
+			 maj, min);
+		if (access(sys, F_OK))
+			continue;
+		{
+			char *devf = cm_xasprintf("/sys/dev/block/%s/dev",
+						  link);
+			FILE *d = fopen(devf, "re");
+			unsigned pmaj, pmin;
+
+			if (d && fgets(parent, sizeof(parent), d) &&
+			    sscanf(parent, "%u:%u", &pmaj, &pmin) == 2 &&
+			    makedev(pmaj, pmin) == dev)
+				found = cm_xasprintf("%s (a partition)", mp);
+			if (d)
+				fclose(d);
+			free(devf);
+		}
+	}
+	free(line);
+	fclose(f);
+	return found;
+}
+
+static int raw_open(const char *dest, bool *blk, struct cm_err *err)
+{
+	struct stat st;
+	int fd;
+
+	*blk = false;
+	if (stat(dest, &st) == 0 && S_ISBLK(st.st_mode)) {
+		char *mp = mounted_at(st.st_rdev);
+
+		if (mp) {
+			cm_err_set(err, EBUSY, "%s is mounted on %s: refused",
+				   dest, mp);
+			free(mp);
+			return -EBUSY;
+		}
+		/* O_EXCL: fails while the kernel holds the device (a mount,
+		 * a device-mapper or md holder) */
+		fd = open(dest, O_WRONLY | O_EXCL | O_CLOEXEC);
+		if (fd < 0)
+			return cm_err_set(err, errno, "%s: %s%s", dest,
+					  strerror(errno), errno == EBUSY ?
+					  " (in use: mounted or held)" : "");
+		*blk = true;
+		return fd;
+	}
+	fd = open(dest, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return cm_err_set(err, errno, "%s: %s", dest, strerror(errno));
+	return fd;
+}
+
+static int raw_flush_zeros(struct raw *r)
+{
+	uint64_t range[2] = { r->zero_at, r->zero_len };
+
+	if (!r->zero_len)
+		return 0;
+	r->zero_len = 0;
+	if ((range[0] | range[1]) % 512 == 0 &&
+	    ioctl(r->fd, BLKZEROOUT, range) == 0)
+		return 0;
+	/* unaligned, or a device without zeroing: write them */
+	for (uint64_t done = 0; done < range[1];) {
+		static const unsigned char zeros[RAW_BLOCK];
+		size_t n = range[1] - done < RAW_BLOCK ?
+				   (size_t)(range[1] - done) : RAW_BLOCK;
+		ssize_t w = pwrite(r->fd, zeros, n, (off_t)(range[0] + done));
+
+		if (w <= 0)
+			return cm_err_set(r->err, w < 0 ? errno : ENOSPC,
+					  "%s: write at byte %llu: %s",
+					  r->dest, (unsigned long long)
+					  (range[0] + done),
+					  w < 0 ? strerror(errno) :
+						  "no space");
+		done += (uint64_t)w;
+	}
+	return 0;
+}
+
+static bool all_zero(const unsigned char *p, size_t n)
+{
+	return n == 0 || (p[0] == 0 && !memcmp(p, p + 1, n - 1));
+}
+
+/* n image bytes at image offset off: written, except runs of zeros (a
+ * file: holes; a device: BLKZEROOUT) */
+static int raw_put(struct raw *r, const unsigned char *p, size_t n,
+		   uint64_t off)
+{
+	while (n) {
+		size_t b = n < RAW_BLOCK ? n : RAW_BLOCK;
+
+		if (all_zero(p, b)) {
+			if (r->blk) {
+				if (r->zero_len &&
+				    r->zero_at + r->zero_len != off) {
+					int rc = raw_flush_zeros(r);
+
+					if (rc)
+						return rc;
+				}
+				if (!r->zero_len)
+					r->zero_at = off;
+				r->zero_len += b;
+			}
+		} else {
+			int rc = raw_flush_zeros(r);
+
+			if (rc)
+				return rc;
+			if (pwrite(r->fd, p, b, (off_t)off) != (ssize_t)b)
+				return cm_err_set(r->err, errno ? errno : ENOSPC,
+						  "%s: write at byte %llu: %s",
+						  r->dest,
+						  (unsigned long long)off,
+						  strerror(errno ? errno
+							  : ENOSPC));
+		}
+		p += b;
+		n -= b;
+		off += b;
+		if (off > r->end)
+			r->end = off;
+	}
+	return 0;
+}
+
+static int restore_raw(struct ctx *c, struct feed *f, struct archive *in)
+{
+	const struct arc_restore_opts *o = c->o;
+	char *partial = NULL;
+	struct raw r = { .dest = o->dest, .err = c->err };
+	bool blk;
+	int fd, rc = 0;
+
+	/* a file is written beside its name and renamed when whole */
+	{
+		struct stat st;
+
+		if (stat(o->dest, &st) || !S_ISBLK(st.st_mode)) {
+			if (stat(o->dest, &st) == 0 && S_ISDIR(st.st_mode))
+				return cm_err_set(c->err, EISDIR, "%s is a "
+						  "directory: a raw image "
+						  "restores to a file or a "
+						  "block device", o->dest);
+			partial = cm_xasprintf("%s.partial", o->dest);
+		}
+	}
+	fd = raw_open(partial ? partial : o->dest, &blk, c->err);
+	if (fd < 0) {
+		free(partial);
+		return fd;
+	}
+	r.fd = fd;
+	r.blk = blk;
+	if (in) {
+		/* a single stream: libarchive's "raw" format, one entry */
+		struct archive_entry *e;
+		uint64_t off = 0;
+
+		if (archive_read_next_header(in, &e) != ARCHIVE_OK)
+			rc = cm_err_set(c->err, EIO, "%s", la_msg(in));
+		while (rc == 0) {
+			const void *buf;
+			size_t n;
+			la_int64_t at;
+			int lr = archive_read_data_block(in, &buf, &n, &at);
+
+			if (lr == ARCHIVE_EOF)
+				break;
+			if (lr < ARCHIVE_WARN) {
+				rc = cm_err_set(c->err, EIO, "%s", la_msg(in));
+				break;
+			}
+			if (cancelled(o))
+				rc = cm_err_set(c->err, ECANCELED,
+						"cancelled");
+			else
+				rc = raw_put(&r, buf, n, off);
+			off += n;
+		}
+		f->bytes = off;
+	} else {
+		for (;;) {
+			const void *p;
+			size_t n;
+			uint64_t at;
+
+			rc = arc_unpack_next(f->u, &p, &n, &at, c->err);
+			if (rc || n == 0)
+				break;
+			if (cancelled(o)) {
+				rc = cm_err_set(c->err, ECANCELED,
+						"cancelled");
+				break;
+			}
+			if (at != r.end) {
+				rc = cm_err_set(c->err, EIO, "the image's "
+						"member at byte %llu does not "
+						"follow the one before (%llu)",
+						(unsigned long long)at,
+						(unsigned long long)r.end);
+				break;
+			}
+			rc = raw_put(&r, p, n, at);
+			if (rc)
+				break;
+			f->bytes += n;
+		}
+	}
+	if (rc == 0)
+		rc = raw_flush_zeros(&r);
+	if (rc == 0 && !blk && ftruncate(fd, (off_t)r.end))
+		rc = cm_err_set(c->err, errno, "%s: %s", o->dest,
+				strerror(errno));
+	if (rc == 0 && fsync(fd))
+		rc = cm_err_set(c->err, errno, "%s: fsync: %s", o->dest,
+				strerror(errno));
+	close(fd);
+	if (partial) {
+		if (rc == 0 && rename(partial, o->dest))
+			rc = cm_err_set(c->err, errno, "%s: %s", o->dest,
+					strerror(errno));
+		if (rc)
+			unlink(partial);
+		free(partial);
+	}
+	c->res->entries = rc == 0;
+	return rc;
+}
+
+/* ---- where the archive is --------------------------------------------- */
+
+#define MANIFEST_MAX (16u << 20)
+
+/* A small object whole (a manifest): -ENOENT when it is not there. */
+static int read_small(const char *url, struct s3_client *client,
+		      char **text, struct cm_err *err)
+{
+	struct arc_object *o;
+	uint64_t size;
+	int rc = arc_object_open(url, client, &o, err);
+
+	if (rc)
+		return rc;
+	size = arc_object_size(o);
+	if (size > MANIFEST_MAX) {
+		arc_object_free(o);
+		return cm_err_set(err, EFBIG, "%s: over %u MiB: not a manifest",
+				  url, MANIFEST_MAX >> 20);
+	}
+	*text = cm_xmalloc(size + 1);
+	rc = arc_object_read(o, 0, *text, size, err);
+	(*text)[size] = 0;
+	arc_object_free(o);
+	if (rc) {
+		free(*text);
+		*text = NULL;
+	}
+	return rc;
+}
+
+static bool is_folder(const char *src)
+{
+	size_t n = strlen(src);
+	struct stat st;
+
+	if (n && src[n - 1] == '/')
+		return true;
+	return cm_url_kind(src) != CM_URL_S3 && stat(src, &st) == 0 &&
+	       S_ISDIR(st.st_mode);
+}
+
+static const char *base_name(const char *path)
+{
+	const char *slash = strrchr(path, '/');
+
+	return slash ? slash + 1 : path;
+}
+
+/* The manifest's claims into t; the object's name into *object. */
+static int read_manifest(const char *text, const char *where,
+			 struct arc_restore_target *t, const char **object,
+			 struct cm_json **m, struct cm_err *err)
+{
+	const struct cm_json *comp;
+	const char *method, *codec;
+	int rc = cm_json_parse(text, strlen(text), m, err);
+
+	if (rc == 0 && cm_json_type(*m) != CM_JSON_OBJECT)
+		rc = cm_err_set(err, EINVAL, "not a JSON object");
+	if (rc)
+		return cm_err_prefix(err, "manifest %s", where);
+	*object = cm_json_get_str(*m, "object");
+	method = cm_json_get_str(*m, "method");
+	comp = cm_json_get(*m, "compression");
+	codec = comp ? cm_json_get_str(comp, "codec") : NULL;
+	if (method && !strcmp(method, "raw"))
+		t->method = ARC_METHOD_RAW;
+	else if (method && !strcmp(method, "tree"))
+		t->method = ARC_METHOD_TREE;
+	else
+		return cm_err_set(err, EINVAL, "manifest %s: method: %s",
+				  where, method ? method : "missing");
+	if (!codec || arc_codec_parse(codec, &t->codec))
+		return cm_err_set(err, EINVAL, "manifest %s: compression."
+				  "codec: %s", where, codec ? codec :
+				  "missing");
+	return 0;
+}
+
+static void guess_from_name(const char *url, struct arc_restore_target *t)
+{
+	const char *b = base_name(url);
+	size_t n = strlen(b);
+
+	t->codec = ARC_CODEC_NONE;
+	if (n > 3 && !strcmp(b + n - 3, ".gz"))
+		t->codec = ARC_CODEC_GZIP;
+	else if ((n > 4 && !strcmp(b + n - 4, ".zst")) ||
+		 (n > 5 && !strcmp(b + n - 5, ".zstd")))
+		t->codec = ARC_CODEC_ZSTD;
+	t->method = !strncmp(b, "rawbackup", 9) || !strstr(b, ".tar") ?
+			    ARC_METHOD_RAW : ARC_METHOD_TREE;
+}
+
+void arc_restore_target_release(struct arc_restore_target *t)
+{
+	free(t->url);
+	free(t->manifest_url);
+	free(t->index_url);
+	memset(t, 0, sizeof(*t));
+}
+
+int arc_restore_locate(const char *src, struct s3_client *client,
+		       struct arc_restore_target *t, struct cm_err *err)
+{
+	bool folder = is_folder(src);
+	size_t n = strlen(src);
+	char *text = NULL, *dir, *cand[2] = { NULL, NULL };
+	const char *object = NULL;
+	struct cm_json *m = NULL;
+	int rc = 0;
+
+	memset(t, 0, sizeof(*t));
+	if (folder) {
+		dir = cm_xasprintf("%s%s", src,
+				   n && src[n - 1] == '/' ? "" : "/");
+		cand[0] = cm_xasprintf("%smanifest.json", dir);
+	} else {
+		const char *b = base_name(src);
+
+		dir = cm_xstrndup(src, (size_t)(b - src));
+		if (!strncmp(b, "backup.", 7) || !strncmp(b, "rawbackup.", 10))
+			cand[0] = cm_xasprintf("%smanifest.json", dir);
+		cand[cand[0] ? 1 : 0] = cm_xasprintf("%s.manifest.json", src);
+	}
+	for (size_t i = 0; i < 2 && cand[i]; i++) {
+		struct cm_err e;
+
+		cm_err_clear(&e);
+		rc = read_small(cand[i], client, &text, &e);
+		if (rc == 0) {
+			t->manifest_url = cm_xstrdup(cand[i]);
+			break;
+		}
+		if (rc != -ENOENT) {
+			*err = e;
+			cm_err_prefix(err, "manifest %s", cand[i]);
+			goto out;
+		}
+	}
+	if (!text && folder) {
+		rc = cm_err_set(err, ENOENT, "no manifest.json in %s: name "
+				"the archive", dir);
+		goto out;
+	}
+	if (text) {
+		rc = read_manifest(text, t->manifest_url, t, &object, &m, err);
+		if (rc)
+			goto out;
+		/* a manifest named by its object's name must be its own */
+		if (!folder && object &&
+		    strcmp(base_name(object), base_name(src))) {
+			rc = cm_err_set(err, EINVAL, "manifest %s describes "
+					"%s, not %s", t->manifest_url, object,
+					base_name(src));
+			goto out;
+		}
+		if (folder && !object) {
+			rc = cm_err_set(err, EINVAL, "manifest %s names no "
+					"object", t->manifest_url);
+			goto out;
+		}
+	}
+	t->url = folder ? cm_xasprintf("%s%s", dir, base_name(object))
+			: cm_xstrdup(src);
+	if (!text)
+		guess_from_name(t->url, t);
+	else if (cm_json_bool(cm_json_get(m, "indexed")))
+		t->index_url = cm_xasprintf("%s.index", t->url);
+out:
+	if (rc)
+		arc_restore_target_release(t);
+	cm_json_free(m);
+	free(text);
+	free(cand[0]);
+	free(cand[1]);
+	free(dir);
+	return rc;
+}
+
+/* ---- the whole --------------------------------------------------------- */
+
+int arc_restore(const struct arc_restore_opts *o,
+		struct arc_restore_result *res, struct cm_err *err)
+{
+	struct ctx c = { o, res, err };
+	struct arc_object *obj = NULL;
+	struct arc_unit *units = NULL;
+	struct arc_unpack_opts uo = { 0 };
+	struct arc_range whole;
+	struct feed f = { 0 };
+	struct archive *in = NULL;
+	size_t nunits = 0;
+	uint64_t data_end;
+	bool members;
+	int rc;
+
+	memset(res, 0, sizeof(*res));
+	cm_err_clear(&f.err);
+	if (o->method == ARC_METHOD_RAW && o->npaths)
+		return cm_err_set(err, EINVAL, "--path selects entries of a "
+				  "tree: a raw image restores whole");
+	rc = arc_object_open(o->url, o->client, &obj, err);
+	if (rc) {
+		cm_err_prefix(err, "%s", o->url);
+		return rc;
+	}
+	res->object_size = arc_object_size(obj);
+	rc = arc_units_probe(obj, o->codec, &members, &units, &nunits,
+			     &data_end, err);
+	if (rc) {
+		cm_err_prefix(err, "%s", o->url);
+		goto out;
+	}
+	res->parallel = members;
+	res->scanned = o->npaths > 0;
+	whole.off = 0;
+	whole.len = data_end;
+	uo.obj = obj;
+	uo.codec = members ? o->codec : ARC_CODEC_NONE;
+	uo.ranges = &whole;
+	uo.nranges = 1;
+	uo.units = units;
+	uo.nunits = nunits;
+	uo.threads = o->threads;
+	uo.cancel = o->cancel;
+	f.u = arc_unpack_new(&uo, err);
+	if (!f.u) {
+		rc = -EINVAL;
+		goto out;
+	}
+	if (!members || o->method == ARC_METHOD_TREE) {
+		in = archive_read_new();
+		if (o->method == ARC_METHOD_TREE)
+			archive_read_support_format_tar(in);
+		else
+			archive_read_support_format_raw(in);
+		if (!members && o->codec == ARC_CODEC_GZIP)
+			archive_read_support_filter_gzip(in);
+		else if (!members && o->codec == ARC_CODEC_ZSTD)
+			archive_read_support_filter_zstd(in);
+		if (archive_read_open(in, &f, NULL, feed_read, NULL)) {
+			rc = cm_err_set(err, EIO, "%s", la_msg(in));
+			goto out;
+		}
+	}
+	if (o->method == ARC_METHOD_TREE)
+		rc = restore_tree(&c, in);
+	else
+		rc = restore_raw(&c, &f, members ? NULL : in);
+	/* the reader's own failure says more than libarchive's echo of it */
+	if (rc && f.rc && f.rc != -ECANCELED)
+		*err = f.err;
+	if (rc == 0 && res->problems)
+		rc = cm_err_set(err, EIO, "%llu entr%s not restored exactly "
+				"(above)", (unsigned long long)res->problems,
+				res->problems == 1 ? "y" : "ies");
+out:
+	res->bytes = f.bytes;
+	res->units = f.u && members ? arc_unpack_units(f.u) : 0;
+	res->fetched = obj ? arc_object_bytes_read(obj) : 0;
+	if (in)
+		archive_read_free(in);
+	arc_unpack_free(f.u);
+	arc_object_free(obj);
+	free(units);
+	return rc;
+}
