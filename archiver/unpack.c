@@ -18,7 +18,8 @@
  * wakes the consumer when a chunk or a member is done. Workers touch only
  * their own slot's buffers outside the lock.
  */
-#include "unpack_int.h"
+#include "unpack.h"
+#include "member.h"
 #include "fsutil.h"
 #include "mem.h"
 #include "queue.h"
@@ -33,10 +34,6 @@
 #include <unistd.h>
 
 #define CHUNK_MAX (8u << 20)
-#define GZ_XLEN 16
-#define SEEK_FOOTER 9
-#define SEEK_SKIP_MAGIC 0x184D2A5Eu
-#define SEEK_MAGIC 0x8F92EAB1u
 #define SEEK_TABLE_MAX (64u << 20)
 
 /* ---- the object -------------------------------------------------------- */
@@ -188,147 +185,99 @@ static uint32_t le32(const unsigned char *b)
 	       (uint32_t)b[3] << 24;
 }
 
-static uint64_t le64(const unsigned char *b)
+/* Our member header at p: 1 (msize, uoff set), 0 for another gzip
+ * member, -EIO (err set) for no gzip member or a bad size. */
+static int gz_header(const void *p, size_t n, uint64_t *msize, uint64_t *uoff,
+		     struct cm_err *err)
 {
-	return (uint64_t)le32(b) | (uint64_t)le32(b + 4) << 32;
-}
+	uint32_t m;
+	int rc = arc_gz_member_parse(p, n, &m, uoff, err);
 
-int arc_gz_member_header(const void *p, size_t n, uint64_t *msize,
-			 uint64_t *uoff, struct cm_err *err)
-{
-	const unsigned char *b = p;
-
-	if (n < ARC_GZ_HEADER_LEN)
-		return 0;
-	/* ID1 ID2 CM, FLG = FEXTRA only, XLEN 16, subfield 'V' 'F' len 12 */
-	if (b[0] != 0x1f || b[1] != 0x8b || b[2] != 8 || b[3] != 0x04 ||
-	    b[10] != GZ_XLEN || b[11] != 0 || b[12] != 'V' || b[13] != 'F' ||
-	    b[14] != 12 || b[15] != 0)
-		return 0;
-	*msize = le32(b + 16);
-	*uoff = le64(b + 20);
-	/* the header, an empty deflate block at least, the trailer */
-	if (*msize < ARC_GZ_HEADER_LEN + 2 + 8)
-		return cm_err_set(err, EIO, "member size %llu is smaller than "
-				  "a member", (unsigned long long)*msize);
-	return 1;
-}
-
-uint64_t arc_zstd_seek_table_len(const void *footer9)
-{
-	const unsigned char *b = footer9;
-	uint32_t frames = le32(b);
-	unsigned desc = b[4];
-
-	if (le32(b + 5) != SEEK_MAGIC || (desc & 0x7c))
-		return 0;
-	return 8 + (uint64_t)frames * ((desc & 0x80) ? 12 : 8) + SEEK_FOOTER;
-}
-
-int arc_zstd_seek_table(const void *tail, size_t n, uint64_t end,
-			struct arc_unit **units, size_t *nunits,
-			uint64_t *table_at, struct cm_err *err)
-{
-	const unsigned char *b = tail, *t;
-	uint64_t len, coff = 0, uoff = 0;
-	uint32_t frames;
-	size_t esize;
-	struct arc_unit *u;
-
-	if (n < SEEK_FOOTER || end < n)
-		return -ENOENT;
-	len = arc_zstd_seek_table_len(b + n - SEEK_FOOTER);
-	if (len == 0)
-		return -ENOENT;
-	if (len > n || len > end)
-		return cm_err_set(err, EIO, "zstd seek table: %llu bytes, more "
-				  "than the %llu there are",
-				  (unsigned long long)len,
-				  (unsigned long long)(n < end ? n : end));
-	t = b + n - len;
-	if (le32(t) != SEEK_SKIP_MAGIC || le32(t + 4) != len - 8)
-		return cm_err_set(err, EIO, "zstd seek table: not in a "
-				  "skippable frame of its size");
-	frames = le32(b + n - SEEK_FOOTER);
-	esize = (b[n - 5] & 0x80) ? 12 : 8;
-	u = cm_xcalloc(frames ? frames : 1, sizeof(*u));
-	for (uint32_t i = 0; i < frames; i++) {
-		const unsigned char *e = t + 8 + (size_t)i * esize;
-
-		u[i].coff = coff;
-		u[i].clen = le32(e);
-		u[i].uoff = uoff;
-		u[i].ulen = le32(e + 4);
-		if (u[i].clen == 0) {
-			free(u);
-			return cm_err_set(err, EIO, "zstd seek table: frame "
-					  "%u has no bytes", i + 1);
-		}
-		coff += u[i].clen;
-		uoff += u[i].ulen;
-	}
-	if (coff != end - len) {
-		free(u);
-		return cm_err_set(err, EIO, "zstd seek table: its %u frames "
-				  "add up to %llu bytes, the frames take %llu",
-				  frames, (unsigned long long)coff,
-				  (unsigned long long)(end - len));
-	}
-	*units = u;
-	*nunits = frames;
-	*table_at = end - len;
-	return 0;
+	*msize = m;
+	return rc;
 }
 
 int arc_units_probe(struct arc_object *o, enum arc_codec codec,
 		    bool *members, struct arc_unit **units, size_t *nunits,
 		    uint64_t *data_end, struct cm_err *err)
 {
-	unsigned char head[ARC_GZ_HEADER_LEN], foot[SEEK_FOOTER];
-	uint64_t size = o->size, msize, uoff, len;
-	unsigned char *tail;
+	unsigned char head[ARC_GZ_HEADER], foot[ARC_ZS_SEEK_FOOTER];
+	uint64_t size = o->size, msize, uoff, sum = 0;
+	unsigned char *tail = NULL;
+	size_t len = 0;
+	struct cm_err e;
+	int64_t frames;
 	int rc;
 
 	*members = false;
 	*units = NULL;
 	*nunits = 0;
 	*data_end = size;
+	cm_err_clear(&e);
 	if (codec == ARC_CODEC_GZIP) {
 		if (size < sizeof(head))
 			return 0;
 		rc = arc_object_read(o, 0, head, sizeof(head), err);
 		if (rc)
 			return rc;
-		rc = arc_gz_member_header(head, sizeof(head), &msize, &uoff,
-					  err);
-		if (rc < 0)
-			return rc;
-		*members = rc == 1 && uoff == 0;
+		/* not gzip at all: libarchive's reader will say so */
+		*members = gz_header(head, sizeof(head), &msize, &uoff, &e) == 1
+			   && uoff == 0;
 		return 0;
 	}
-	if (codec != ARC_CODEC_ZSTD || size < SEEK_FOOTER)
+	if (codec != ARC_CODEC_ZSTD || size < sizeof(foot))
 		return 0;
-	rc = arc_object_read(o, size - SEEK_FOOTER, foot, sizeof(foot), err);
+	rc = arc_object_read(o, size - sizeof(foot), foot, sizeof(foot), err);
 	if (rc)
 		return rc;
-	len = arc_zstd_seek_table_len(foot);
-	if (len == 0 || len > size)
+	/* the footer alone: -EAGAIN with the table's length when there is
+	 * one, -EIO when there is none (an old or foreign stream) */
+	if (arc_zs_seek_parse(foot, sizeof(foot), NULL, 0, &len, &e) !=
+	    -EAGAIN)
 		return 0;
-	if (len > SEEK_TABLE_MAX)
-		return cm_err_set(err, EFBIG, "zstd seek table of %llu bytes",
-				  (unsigned long long)len);
+	if (len > size || len > SEEK_TABLE_MAX)
+		return cm_err_set(err, EIO, "zstd seek table of %zu bytes in "
+				  "an object of %llu", len,
+				  (unsigned long long)size);
 	tail = cm_xmalloc(len);
 	rc = arc_object_read(o, size - len, tail, len, err);
-	if (rc == 0)
-		rc = arc_zstd_seek_table(tail, len, size, units, nunits,
-					 data_end, err);
-	free(tail);
-	if (rc == -ENOENT)
-		return 0;
 	if (rc)
-		return rc;
+		goto out;
+	frames = arc_zs_seek_parse(tail, len, NULL, 0, &len, err);
+	if (frames < 0) {
+		rc = (int)frames;
+		goto out;
+	}
+	*units = cm_xcalloc(frames ? (size_t)frames : 1, sizeof(**units));
+	arc_zs_seek_parse(tail, len, *units, (size_t)frames, &len, err);
+	for (int64_t i = 0; i < frames; i++) {
+		if ((*units)[i].clen == 0 || (*units)[i].ulen > ARC_UNIT_MAX) {
+			rc = cm_err_set(err, EIO, "zstd seek table: frame "
+					"%lld of %llu bytes, decoding to %llu",
+					(long long)i + 1, (unsigned long long)
+					(*units)[i].clen, (unsigned long long)
+					(*units)[i].ulen);
+			goto out;
+		}
+		sum += (*units)[i].clen;
+	}
+	if (sum != size - len) {
+		rc = cm_err_set(err, EIO, "zstd seek table: its %lld frames "
+				"add up to %llu bytes, the frames take %llu",
+				(long long)frames, (unsigned long long)sum,
+				(unsigned long long)(size - len));
+		goto out;
+	}
+	*nunits = (size_t)frames;
+	*data_end = size - len;
 	*members = true;
-	return 0;
+out:
+	if (rc) {
+		free(*units);
+		*units = NULL;
+	}
+	free(tail);
+	return rc;
 }
 
 /* ---- the pipeline ------------------------------------------------------ */
@@ -346,7 +295,7 @@ struct chunk {
 
 struct member {
 	struct arc_unpack *u;
-	uint64_t coff, uoff;
+	uint64_t coff, uoff, ulen;
 	size_t clen;
 	void *in;
 	void *out;
@@ -381,10 +330,10 @@ struct arc_unpack {
 	uint64_t expect_uoff; /* the end of the last member handed out */
 	bool cut_any;         /* a member was cut; it ends at: */
 	uint64_t cut_coff, cut_uoff;
+	uint64_t cut_ulen;    /* zstd: the frame being cut, per the table */
 	uint64_t units_out;
 
 	struct cm_pool *fetchers, *decoders;
-	struct arc_dctx_pool *dctx;
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
 	atomic_bool stop;
@@ -412,21 +361,45 @@ static void fetch_task(void *arg)
 	pthread_mutex_unlock(&u->lock);
 }
 
+/* A member's decoded size, known before decoding: gzip's ISIZE (members
+ * are far below 4 GiB), a zstd frame's from the seek table. */
+static size_t decoded_size(const struct arc_unpack *u, const struct member *m)
+{
+	if (u->codec == ARC_CODEC_GZIP)
+		return m->clen >= ARC_GZ_TRAILER ?
+			       le32((const unsigned char *)m->in + m->clen - 4) :
+			       0;
+	return (size_t)m->ulen;
+}
+
 static void decode_task(void *arg)
 {
 	struct member *m = arg;
 	struct arc_unpack *u = m->u;
+	size_t cap = decoded_size(u, m), out_len = 0;
 	struct cm_err err;
 	void *out = NULL;
-	size_t out_len = 0;
 	int rc;
 
 	cm_err_clear(&err);
 	if (atomic_load(&u->stop))
 		rc = cm_err_set(&err, ECANCELED, "stopped");
-	else
-		rc = arc_unit_decode(u->dctx, m->in, m->clen, &out, &out_len,
-				     &err);
+	else if (cap > ARC_UNIT_MAX)
+		rc = cm_err_set(&err, EIO, "decodes to %zu bytes, over the "
+				"%u MiB a member may hold", cap,
+				ARC_UNIT_MAX >> 20);
+	else {
+		out = cm_xmalloc(cap ? cap : 1);
+		rc = arc_member_decode(u->codec, m->in, m->clen, out, cap,
+				       &out_len, &err);
+		if (rc == 0 && out_len != cap)
+			rc = cm_err_set(&err, EIO, "decodes to %zu bytes, not "
+					"the %zu it says", out_len, cap);
+	}
+	if (rc) {
+		free(out);
+		out = NULL;
+	}
 	free(m->in);
 	m->in = NULL;
 	pthread_mutex_lock(&u->lock);
@@ -529,12 +502,13 @@ static size_t member_size(struct arc_unpack *u, uint64_t *uoff)
 			return 0;
 		}
 		*uoff = t->uoff;
+		u->cut_ulen = t->ulen;
 		return (size_t)t->clen;
 	}
-	if (avail < ARC_GZ_HEADER_LEN)
+	if (avail < ARC_GZ_HEADER)
 		return 0;
 	cm_err_clear(&e);
-	rc = arc_gz_member_header(p, avail, &msize, uoff, &e);
+	rc = gz_header(p, avail, &msize, uoff, &e);
 	if (rc == 0)
 		fail_msg(u, EIO, "gzip member at byte %llu: not a member of this "
 			 "layout (no 'VF' extra field)",
@@ -643,6 +617,7 @@ static void pump(struct arc_unpack *u)
 		m->coff = u->pend_off;
 		m->uoff = uoff;
 		m->clen = msize;
+		m->ulen = u->cut_ulen;
 		m->in = cm_xmalloc(msize);
 		memcpy(m->in, u->pend + u->pend_pos, msize);
 		m->out = NULL;
@@ -696,19 +671,6 @@ int arc_unpack_next(struct arc_unpack *u, const void **p, size_t *n,
 			break;
 		}
 		if (u->mem_head < u->mem_tail && m->state == SLOT_DONE) {
-			if (u->codec == ARC_CODEC_ZSTD) {
-				const struct arc_unit *t = unit_at(u, m->coff);
-
-				if (t && t->ulen != m->out_len) {
-					fail_msg(u, EIO, "zstd frame at byte %llu: "
-						 "%zu bytes, the seek table "
-						 "says %llu",
-						 (unsigned long long)m->coff,
-						 m->out_len,
-						 (unsigned long long)t->ulen);
-					break;
-				}
-			}
 			*p = m->out;
 			*n = m->out_len;
 			*uoff = m->uoff;
@@ -798,7 +760,6 @@ struct arc_unpack *arc_unpack_new(const struct arc_unpack_opts *o,
 	u->fetchers = cm_pool_new(threads, u->window);
 	if (o->codec != ARC_CODEC_NONE) {
 		u->decoders = cm_pool_new(threads, u->window);
-		u->dctx = arc_dctx_pool_new(o->codec);
 	}
 	return u;
 }
@@ -816,7 +777,6 @@ void arc_unpack_free(struct arc_unpack *u)
 		free(u->mring[i].in);
 		free(u->mring[i].out);
 	}
-	arc_dctx_pool_free(u->dctx);
 	pthread_cond_destroy(&u->cond);
 	pthread_mutex_destroy(&u->lock);
 	free(u->cring);

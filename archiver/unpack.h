@@ -26,7 +26,9 @@
  *                libzstd for zstd, each member's CRC-32 and ISIZE or
  *                checksum and content size checked) and come out of
  *                arc_unpack_next in order, each with its offset in the
- *                uncompressed stream. With ARC_CODEC_NONE the chunks
+ *                uncompressed stream (member.h does the header, the
+ *                seek table and the decoding of one member). With
+ *                ARC_CODEC_NONE the chunks
  *                themselves come out, in order (an old archive's
  *                compressed bytes, prefetched in parallel).
  *
@@ -50,15 +52,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "aindex.h"
 #include "arc.h"
 #include "err.h"
 #include "s3.h"
 
 /* The largest member (decoded) or frame accepted: a bound on memory. */
 #define ARC_UNIT_MAX (64u << 20)
-/* The gzip member header of docs/archive-format.md: 10 bytes, XLEN (2),
- * one 'VF' subfield of 4 + 12 bytes. */
-#define ARC_GZ_HEADER_LEN 28
 
 /* ---- the object -------------------------------------------------------- */
 
@@ -81,45 +81,17 @@ uint64_t arc_object_bytes_read(const struct arc_object *o);
 
 /* ---- units ------------------------------------------------------------- */
 
-/* One member (gzip) or frame (zstd). */
-struct arc_unit {
-	uint64_t coff;  /* in the stored object */
-	uint64_t clen;
-	uint64_t uoff;  /* in the uncompressed stream */
-	uint64_t ulen;
-};
-
-/*
- * A gzip member header of this layout at p (n bytes available, at least
- * ARC_GZ_HEADER_LEN to say yes): 1 with *msize and *uoff set, 0 when it
- * is not one (another gzip, or not gzip), -EIO with err set when it
- * claims to be one but is inconsistent (MSIZE too small).
- */
-int arc_gz_member_header(const void *p, size_t n, uint64_t *msize,
-			 uint64_t *uoff, struct cm_err *err);
-
-/*
- * The zstd seek table at the end of a stream whose last `n` bytes (the
- * whole table at least: the caller reads the 9-byte footer first, see
- * arc_zstd_seek_table_len) are at `tail`, which ends at stored offset
- * `end`. On success *units (malloc'd, *nunits entries) lists the frames in
- * order, coff from 0, and *table_at where the table's skippable frame
- * starts. -ENOENT when there is no seek table (an old or foreign zstd
- * stream); -EIO, err set, when one is there but does not add up.
- */
-int arc_zstd_seek_table(const void *tail, size_t n, uint64_t end,
-			struct arc_unit **units, size_t *nunits,
-			uint64_t *table_at, struct cm_err *err);
-/* From the 9-byte footer: the seek table's whole length (skippable frame
- * included); 0 when the footer is not one. */
-uint64_t arc_zstd_seek_table_len(const void *footer9);
+/* One member (gzip) or frame (zstd): aindex.h's, as the index and the
+ * zstd seek table give them. */
+#define arc_unit aidx_member
 
 /*
  * What the object holds, from its first bytes (and, for zstd, its seek
  * table): *members true when it is written in members. For zstd, *units
  * and *nunits receive the frames (NULL/0 for gzip: walked as it comes),
  * and *data_end where the frames end (the seek table after them); for
- * gzip *data_end is the object's size.
+ * gzip *data_end is the object's size. A seek table whose frames do not
+ * add up to the bytes before it is an error (-EIO).
  */
 int arc_units_probe(struct arc_object *o, enum arc_codec codec,
 		    bool *members, struct arc_unit **units, size_t *nunits,

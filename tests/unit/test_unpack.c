@@ -24,6 +24,7 @@
 #include <zstd.h>
 
 #include "archiver/restore.h"
+#include "archiver/member.h"
 #include "archiver/unpack.h"
 #include "core/buf.h"
 #include "core/err.h"
@@ -71,7 +72,7 @@ static void gz_member(struct cm_buf *b, const unsigned char *p, size_t n,
 	size_t cap = libdeflate_deflate_compress_bound(c, n);
 	unsigned char *d = malloc(cap);
 	size_t dn = libdeflate_deflate_compress(c, p, n, d, cap);
-	uint32_t msize = (uint32_t)(ARC_GZ_HEADER_LEN + dn + 8);
+	uint32_t msize = (uint32_t)(ARC_GZ_HEADER + dn + 8);
 	unsigned char h[16] = { 0x1f, 0x8b, 8, 0x04, 0, 0, 0, 0, 0, 3,
 				16, 0, 'V', 'F', 12, 0 };
 
@@ -172,7 +173,7 @@ static void test_gzip_members(void **state)
 	assert_int_equal(drain(o, ARC_CODEC_GZIP, &whole, 1, NULL, 0, &total,
 			       &err), 0);
 	assert_int_equal(total, input_len);
-	assert_int_equal(arc_object_bytes_read(o), size + ARC_GZ_HEADER_LEN);
+	assert_int_equal(arc_object_bytes_read(o), size + ARC_GZ_HEADER);
 	arc_object_free(o);
 	free(path);
 }
@@ -370,20 +371,30 @@ static void test_zstd_seek_table(void **state)
 			size_t at = b.len - 9 - nframes * (crc ? 12 : 8);
 			struct arc_unit *u2;
 			size_t n2;
-			uint64_t t2;
+			uint64_t e2;
+			char *p2;
 
 			b.data[at] ^= 1;
-			assert_int_equal(arc_zstd_seek_table(b.data, b.len,
-							     b.len, &u2, &n2,
-							     &t2, &err),
-					 -EIO);
+			p2 = write_file("bad.zst", b.data, b.len);
+			assert_int_equal(arc_object_open(p2, NULL, &o, &err),
+					 0);
+			assert_int_equal(arc_units_probe(o, ARC_CODEC_ZSTD,
+							 &members, &u2, &n2,
+							 &e2, &err), -EIO);
 			assert_non_null(strstr(err.msg, "add up"));
-			/* no table: the footer's magic gone */
+			arc_object_free(o);
+			free(p2);
+			/* no table (the footer's magic gone): not members */
 			b.data[b.len - 1] = 0;
-			assert_int_equal(arc_zstd_seek_table(b.data, b.len,
-							     b.len, &u2, &n2,
-							     &t2, &err),
-					 -ENOENT);
+			p2 = write_file("none.zst", b.data, b.len);
+			assert_int_equal(arc_object_open(p2, NULL, &o, &err),
+					 0);
+			assert_int_equal(arc_units_probe(o, ARC_CODEC_ZSTD,
+							 &members, &u2, &n2,
+							 &e2, &err), 0);
+			assert_false(members);
+			arc_object_free(o);
+			free(p2);
 		}
 		cm_buf_release(&b);
 		free(path);
