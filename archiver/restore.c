@@ -200,6 +200,15 @@ static int selected(const struct arc_restore_opts *o, const char *path,
 	return 0;
 }
 
+static bool is_root(const char *path)
+{
+	const char *p;
+	size_t n;
+
+	norm(path, &p, &n);
+	return n == 0;
+}
+
 static int copy_data(struct ctx *c, struct archive *in, struct archive *out,
 		     const char *path, bool *bad)
 {
@@ -235,6 +244,8 @@ static int restore_tree(struct ctx *c, struct archive *in)
 		    ARCHIVE_EXTRACT_SECURE_NOABSOLUTEPATHS;
 	struct archive *out = archive_write_disk_new();
 	bool *hit = cm_xcalloc(o->npaths + 1, sizeof(*hit));
+	struct timespec root_time[2];
+	bool root_seen = false;
 	int cwd = -1, rc = 0;
 
 	if (cm_mkdirs(o->dest, 0755, c->err)) {
@@ -321,10 +332,25 @@ static int restore_tree(struct ctx *c, struct archive *in)
 		}
 		if (!bad)
 			c->res->entries++;
+		if (!bad && is_root(path) && archive_entry_mtime_is_set(e)) {
+			root_time[1].tv_sec = archive_entry_mtime(e);
+			root_time[1].tv_nsec = archive_entry_mtime_nsec(e);
+			root_time[0] = root_time[1];
+			if (archive_entry_atime_is_set(e)) {
+				root_time[0].tv_sec = archive_entry_atime(e);
+				root_time[0].tv_nsec =
+					archive_entry_atime_nsec(e);
+			}
+			root_seen = true;
+		}
 	}
 	/* directories' modes and times, set last (libarchive's fixups) */
 	if (archive_write_close(out) < ARCHIVE_OK && rc == 0)
 		rc = problem(c, ".", la_msg(out));
+	/* libarchive leaves the times of DEST itself (".") as they were
+	 * (GNU tar sets them): the entries made in it changed its mtime */
+	if (root_seen && rc == 0 && utimensat(AT_FDCWD, ".", root_time, 0))
+		rc = problem(c, ".", strerror(errno));
 	for (size_t i = 0; i < o->npaths && rc == 0; i++)
 		if (!hit[i])
 			rc = problem(c, o->paths[i], "not in the archive");
@@ -757,6 +783,7 @@ int arc_restore_locate(const char *src, struct s3_client *client,
 			goto out;
 		}
 	}
+	rc = 0; /* no manifest: the name says what it is */
 	if (!text && folder) {
 		rc = cm_err_set(err, ENOENT, "no manifest.json in %s: name "
 				"the archive", dir);

@@ -1,0 +1,168 @@
+#!/bin/bash
+# restore: `vaultfs restore` round trips.
+#  - the archiver's hostile tree (archive.inc) archived into Ceph (gzip
+#    members) and into a local store (zstd frames), restored whole from
+#    each (SRC the job's folder): equal to the source (content, types,
+#    modes, owners, nanosecond mtimes, symlinks, hard links, device
+#    numbers, xattrs, ACLs; sparse files restored sparse);
+#  - --path of a subtree and of a file: only those entries, equal to the
+#    source's;
+#  - archives from before the member layout (tests/data/restore: made by
+#    the single-stream codecs of vaultfs 0.1.0) and one by GNU tar restore
+#    too, streamed;
+#  - a raw image restores to a file, equal, and sparse;
+#  - problems: a hard link whose target --path left out and a --path that
+#    matches nothing are named, counted, exit 1; --strict stops at the
+#    first; a corrupt member fails naming it; bad SRC and DEST are clear
+#    errors.
+# Block devices, ext4 and GPT images: restore_images.sh.
+. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/archive.inc"
+need_tools tar python3 setfacl getfacl gzip zstd cmp
+[ "$(id -u)" = 0 ] || die "this test needs root (owners, device nodes, ACLs)"
+
+MiB=$((1024 * 1024))
+DATA=${VAULTFS_TEST_DATA:-$VAULTFS_SRC/tests/data}/restore
+make_bucket B
+S=$T/src
+make_hostile_tree "$S"
+# The path past PATH_MAX goes into an archive of its own (below):
+# libarchive's disk writer (bsdtar's too) creates its files but cannot set
+# the owners of its directories nor make its hard links, which restore
+# reports (archive_tree.sh found the same of bsdtar).
+mkdir "$T/deepsrc"
+mv "$S/deep" "$T/deepsrc/"
+log "[$SECONDS s] hostile tree built"
+
+# restore ARGS...: vaultfs restore, exit 0, stderr in $T/restore.err
+restore() {
+	local rc=0
+	vf restore "$@" >"$T/restore.out" 2>"$T/restore.err" || rc=$?
+	if [ "$rc" != 0 ] || grep -qE 'Sanitizer|runtime error:' "$T/restore.err"; then
+		cat "$T/restore.err" >&2
+		die "vaultfs restore $* exited $rc"
+	fi
+}
+
+# same_restore DIR: DIR equals the source (its digest made once: reading
+# the 1 GiB sparse file costs seconds)
+same_restore() {
+	[ -s "$T/digest.src" ] || tree_digest "$S" --exclude "$SOCK" >"$T/digest.src"
+	tree_digest "$1" --exclude "$SOCK" >"$T/digest.b"
+	if ! diff -u "$T/digest.src" "$T/digest.b" >"$T/digest.diff"; then
+		shorten <"$T/digest.diff" | head -c 6000 >&2
+		die "$1 differs from the source"
+	fi
+	cp "$T/digest.src" "$T/digest.a"
+	grep -q 'system.posix_acl_default' "$T/digest.a" || die "bad test: no default ACL in the digest"
+	grep -q 'user.bin' "$T/digest.a" || die "bad test: no xattr in the digest"
+	grep -q '"links"' "$T/digest.a" || die "bad test: no hard links in the digest"
+	[ "$(stat -c %b "$1/sparse")" -lt 20000 ] || die "$1: the sparse file was restored dense"
+}
+
+# --- whole, from Ceph (gzip members) ----------------------------------------
+vf_archive_incomplete "$S" "s3://$B/tree/" # the socket
+t0=$SECONDS
+restore --threads 3 "s3://$B/tree/" "$T/r-ceph"
+grep -q 'members decoded in parallel' "$T/restore.out" || {
+	cat "$T/restore.out" >&2
+	die "the gzip archive was not read in parallel"
+}
+log "[$SECONDS s] restored from Ceph in $((SECONDS - t0)) s: $(cat "$T/restore.out")"
+same_restore "$T/r-ceph"
+log "[$SECONDS s] Ceph, gzip: the restored tree equals the source"
+
+# --- whole, from a local store (zstd frames) --------------------------------
+mkdir -p "$T/store/job"
+vf_archive_incomplete --codec zstd "$S" "$T/store/job/"
+restore "$T/store/job/" "$T/r-local"
+grep -q 'frames decoded in parallel' "$T/restore.out" || die "the zstd archive was not read in parallel"
+same_restore "$T/r-local"
+log "[$SECONDS s] local store, zstd: the restored tree equals the source"
+
+# --- the path past PATH_MAX: files restored, what is not is reported ---------
+vf_archive "$T/deepsrc" "$T/deep.tar.gz"
+expect_fail vf restore "$T/deep.tar.gz" "$T/r-deep"
+expect_grep 'entries not restored exactly' "$FAIL_OUT"
+expect_grep "leaf-hardlink: Can't create" "$FAIL_OUT"
+leaf=$(cd "$T/deepsrc" && find deep -name leaf)
+# (one directory at a time: the path is longer than PATH_MAX)
+(cd "$T/r-deep" && IFS=/ && for d in ${leaf%/leaf}; do cd "$d"; done && cat leaf) |
+	grep -qx 'at the bottom' || die "the deep leaf was not restored"
+log "[$SECONDS s] past PATH_MAX: the files restored, the rest named"
+
+# --- --path: a subtree and a file -------------------------------------------
+# (hl-dir/hl-c is a hard link to hl-a: its target is selected too)
+restore "s3://$B/tree/backup.tar.gz" "$T/r-path" --path hl-dir --path ./plain --path 'acl-dir/' --path hl-a
+(cd "$T/r-path" && find . -mindepth 1 | sort) >"$T/path.list"
+printf '%s\n' ./acl-dir ./acl-dir/inherited ./hl-a ./hl-dir ./hl-dir/hl-c ./plain >"$T/path.want"
+diff -u "$T/path.want" "$T/path.list" || die "--path restored other entries"
+for p in hl-dir plain acl-dir hl-a; do
+	tree_digest "$S" --under "$p" | sed 's/"links": \[[^]]*\], //; s/"nlink": [0-9]*, //' >"$T/p.a"
+	tree_digest "$T/r-path" --under "$p" | sed 's/"links": \[[^]]*\], //; s/"nlink": [0-9]*, //' >"$T/p.b"
+	diff -u "$T/p.a" "$T/p.b" || die "--path $p: differs from the source"
+done
+log "[$SECONDS s] --path: only the subtrees and the file asked for, equal to the source"
+
+# --- problems: named, counted, exit 1; --strict stops --------------------------
+# hl-b is a hard link to hl-a (earlier in the tar): hl-a is not selected
+expect_fail vf restore "s3://$B/tree/" "$T/r-prob" --path hl-b --path no/such/entry
+expect_grep 'hl-b: a hard link to .*hl-a, which --path did not select' "$FAIL_OUT"
+expect_grep 'no/such/entry: not in the archive' "$FAIL_OUT"
+expect_grep '2 entries not restored exactly' "$FAIL_OUT"
+expect_fail vf restore --strict "s3://$B/tree/" "$T/r-strict" --path hl-b --path plain
+expect_grep 'hl-b: .*(--strict)' "$FAIL_OUT"
+log "[$SECONDS s] problems: named and counted; --strict fails at the first"
+
+# --- archives from before the member layout, and from GNU tar -----------------
+# old.tar.gz / old.tar.zst: make_files' tree as vaultfs 0.1.0 wrote it
+# (one gzip stream of deflate blocks, one zstd frame without a content
+# size); old.tar.gz.digest is tar_digest of it, made when it was written.
+for f in old.tar.gz old.tar.zst; do
+	cp "$DATA/$f" "$DATA/$f.manifest.json" "$T/"
+	restore "$T/$f" "$T/r-$f"
+	grep -q 'streamed' "$T/restore.out" || die "$f: not streamed"
+	tree_digest "$T/r-$f" --no-xattrs >"$T/old.b"
+	diff -u "$DATA/old.tar.digest" "$T/old.b" || die "$f: the restored tree differs from the archive"
+	getfattr --absolute-names -n user.colour --only-values "$T/r-$f/hello" | grep -qx blue || die "$f: xattr lost"
+done
+tar -czf "$T/gnu.tar.gz" -C "$S" plain hl-dir
+restore "$T/gnu.tar.gz" "$T/r-gnu"
+cmp "$S/plain" "$T/r-gnu/plain" || die "GNU tar's archive: plain differs"
+log "[$SECONDS s] archives of 0.1.0 and of GNU tar restore (streamed)"
+
+# --- a raw image to a file ------------------------------------------------------
+truncate -s 64M "$T/disk.img"
+head -c $((3 * MiB)) /dev/urandom | dd of="$T/disk.img" bs=1M seek=5 conv=notrunc status=none
+printf 'end' | dd of="$T/disk.img" bs=1 seek=$((64 * MiB - 3)) conv=notrunc status=none
+vf_archive --mode raw "$T/disk.img" "s3://$B/raw/"
+restore "s3://$B/raw/" "$T/disk.out"
+cmp "$T/disk.img" "$T/disk.out" || die "raw: the restored image differs"
+[ "$(stat -c %b "$T/disk.out")" -lt 16384 ] || die "raw: the image was restored dense ($(stat -c %b "$T/disk.out") blocks)"
+expect_fail vf restore "s3://$B/raw/" "$T"
+expect_grep 'is a directory' "$FAIL_OUT"
+expect_fail vf restore --path x "s3://$B/raw/" "$T/disk2.out"
+expect_grep 'raw image restores whole' "$FAIL_OUT"
+log "[$SECONDS s] raw: restored equal and sparse; a directory or --path refused"
+
+# --- a corrupt member fails, naming it; nothing half-said -----------------------
+aws_ s3 cp --only-show-errors "s3://$B/raw/rawbackup.gz" "$T/bad.gz"
+python3 - "$T/bad.gz" <<'EOF'
+import sys
+p = sys.argv[1]
+d = bytearray(open(p, "rb").read())
+m1 = int.from_bytes(d[16:20], "little")
+m2 = int.from_bytes(d[m1 + 16:m1 + 20], "little")
+d[m1 + m2 // 2] ^= 0x5a  # inside the second member's deflate data
+open(p, "wb").write(d)
+EOF
+expect_fail vf restore "$T/bad.gz" "$T/bad.img"
+expect_grep 'gzip member at byte [0-9]* \(uncompressed 1048576\): .*corrupt' "$FAIL_OUT"
+[ ! -e "$T/bad.img" ] && [ ! -e "$T/bad.img.partial" ] || die "a failed raw restore left a file"
+
+# --- bad SRC --------------------------------------------------------------------
+expect_fail vf restore "s3://$B/nothing/" "$T/r-none"
+expect_grep 'manifest' "$FAIL_OUT"
+expect_fail vf restore "$T/no-such.tar.gz" "$T/r-none"
+expect_grep 'No such file' "$FAIL_OUT"
+log "[$SECONDS s] a corrupt member and a missing archive: clear errors"
