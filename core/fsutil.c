@@ -31,6 +31,44 @@ int cm_write_all(int fd, const void *p, size_t n)
 	return 0;
 }
 
+int cm_pwrite_all(int fd, const void *p, size_t n, off_t off)
+{
+	const char *c = p;
+
+	while (n > 0) {
+		ssize_t w = pwrite(fd, c, n, off);
+
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0)
+			return -errno;
+		c += w;
+		off += w;
+		n -= (size_t)w;
+	}
+	return 0;
+}
+
+int cm_pread_all(int fd, void *p, size_t n, off_t off)
+{
+	char *c = p;
+
+	while (n > 0) {
+		ssize_t r = pread(fd, c, n, off);
+
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0)
+			return -errno;
+		if (r == 0)
+			return -EIO;
+		c += r;
+		off += r;
+		n -= (size_t)r;
+	}
+	return 0;
+}
+
 /* mkdir -p; with `durable`, the parent of every directory made is
  * fsynced once it holds it. */
 static int mkdirs(const char *path, mode_t mode, bool durable,

@@ -14,6 +14,11 @@
 
 /* write(2) until done, resuming after EINTR: 0 or -errno. */
 int cm_write_all(int fd, const void *p, size_t n);
+/* pwrite(2) of all n bytes at `off`, resuming after EINTR: 0 or -errno. */
+int cm_pwrite_all(int fd, const void *p, size_t n, off_t off);
+/* pread(2) of exactly n bytes at `off`: 0, -errno, or -EIO when the file
+ * ends first. */
+int cm_pread_all(int fd, void *p, size_t n, off_t off);
 
 /* mkdir -p with `mode` for what it creates; existing directories are
  * fine. The message names the component that failed. */
