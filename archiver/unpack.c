@@ -148,7 +148,7 @@ int arc_object_read(struct arc_object *o, uint64_t off, void *p, size_t n,
 		return 0;
 	if (o->fd >= 0) {
 		size_t got;
-		int rc = cm_pread_all(o->fd, p, n, (off_t)off, &got, err);
+		int rc = cm_pread_full(o->fd, p, n, (off_t)off, &got, err);
 
 		if (rc)
 			return rc;

@@ -214,7 +214,7 @@ static int ls_open_read(struct view_store *s, const char *key,
 static int ls_read(struct view_store_rd *rd, uint64_t off, void *buf,
 		   size_t len, size_t *got, struct cm_err *err)
 {
-	return cm_pread_all(rd->fd, buf, len, (off_t)off, got, err);
+	return cm_pread_full(rd->fd, buf, len, (off_t)off, got, err);
 }
 
 static void ls_close_read(struct view_store_rd *rd)
