@@ -11,6 +11,7 @@
  * decoder), and libarchive's gzip or zstd filter decodes them.
  */
 #include "restore.h"
+#include "aindex.h"
 #include "fsutil.h"
 #include "json.h"
 #include "log.h"
@@ -642,6 +643,170 @@ static int restore_raw(struct ctx *c, struct feed *f, struct archive *in)
 	return rc;
 }
 
+/* ---- the index: only what --path needs ----------------------------------- */
+
+struct plan {
+	struct ival *iv;        /* sorted, merged */
+	size_t niv;
+	struct arc_range *ranges; /* the members that cover them */
+	size_t nranges;
+	struct arc_unit *units; /* the member table (zstd cuts by it) */
+	size_t nunits;
+};
+
+static void plan_release(struct plan *p)
+{
+	free(p->iv);
+	free(p->ranges);
+	free(p->units);
+	memset(p, 0, sizeof(*p));
+}
+
+static int index_read(void *ctx, uint64_t off, void *buf, size_t len,
+		      struct cm_err *err)
+{
+	return arc_object_read(ctx, off, buf, len, err);
+}
+
+static int by_start(const void *a, const void *b)
+{
+	const struct ival *x = a, *y = b;
+
+	return x->start < y->start ? -1 : x->start > y->start;
+}
+
+/* The entries under each --path, from the index: their spans of the tar
+ * stream (first header block to the end of the data's padding), merged,
+ * and the member ranges that hold them. */
+static int plan_from_index(const struct arc_restore_opts *o, struct aidx *x,
+			   uint64_t archive_size, struct plan *p,
+			   struct cm_err *err)
+{
+	const struct aidx_info *info = aidx_info(x);
+	const struct aidx_member *m;
+	size_t nm, cap = 0;
+	int64_t last = -1;
+	int rc = 0;
+
+	if (info->kind != AIDX_KIND_TAR)
+		return cm_err_set(err, EINVAL, "the index is not a tar's");
+	if (info->archive_size != archive_size)
+		return cm_err_set(err, ESTALE, "the index describes an archive "
+				  "of %llu bytes, this one has %llu",
+				  (unsigned long long)info->archive_size,
+				  (unsigned long long)archive_size);
+	for (size_t i = 0; i < o->npaths; i++) {
+		struct aidx_list l = { 0 };
+		struct cm_err e;
+
+		cm_err_clear(&e);
+		rc = aidx_walk(x, o->paths[i], &l, &e);
+		if (rc == -ENOENT) {
+			rc = 0;  /* reported by the restore: not in it */
+			continue;
+		}
+		if (rc) {
+			*err = e;
+			return rc;
+		}
+		for (size_t j = 0; j < l.n; j++) {
+			const struct aidx_entry *en = &l.v[j];
+
+			if (p->niv == cap) {
+				cap = cap ? 2 * cap : 64;
+				p->iv = cm_xrealloc(p->iv, cap * sizeof(*p->iv));
+			}
+			p->iv[p->niv].start = en->header_off;
+			p->iv[p->niv++].end = en->data_off +
+					      ((en->stored + 511) & ~511ULL);
+		}
+		aidx_list_release(&l);
+	}
+	if (p->niv > 1)
+		qsort(p->iv, p->niv, sizeof(*p->iv), by_start);
+	if (p->niv) {
+		size_t n = 1;
+
+		for (size_t i = 1; i < p->niv; i++) {
+			if (p->iv[i].start <= p->iv[n - 1].end) {
+				if (p->iv[i].end > p->iv[n - 1].end)
+					p->iv[n - 1].end = p->iv[i].end;
+			} else {
+				p->iv[n++] = p->iv[i];
+			}
+		}
+		p->niv = n;
+	}
+	m = aidx_members(x, &nm);
+	p->units = cm_xcalloc(nm ? nm : 1, sizeof(*p->units));
+	memcpy(p->units, m, nm * sizeof(*m));
+	p->nunits = nm;
+	p->ranges = cm_xcalloc(p->niv ? p->niv : 1, sizeof(*p->ranges));
+	for (size_t i = 0; i < p->niv; i++) {
+		int64_t a = aidx_member_for(x, p->iv[i].start);
+		int64_t b = aidx_member_for(x, p->iv[i].end - 1);
+
+		if (a < 0 || b < 0)
+			return cm_err_set(err, EIO, "the index: bytes %llu-%llu "
+					  "of the stream are in no member",
+					  (unsigned long long)p->iv[i].start,
+					  (unsigned long long)p->iv[i].end);
+		if (a <= last)
+			a = last + 1;
+		if (a > b)
+			continue;
+		/* members that follow the last range's extend it */
+		if (p->nranges && a == last + 1) {
+			p->ranges[p->nranges - 1].len =
+				m[b].coff + m[b].clen -
+				p->ranges[p->nranges - 1].off;
+		} else {
+			p->ranges[p->nranges].off = m[a].coff;
+			p->ranges[p->nranges++].len =
+				m[b].coff + m[b].clen - m[a].coff;
+		}
+		last = b;
+	}
+	return 0;
+}
+
+/* The plan for --path through the index at o->index_url: 0 and *used
+ * true, or 0 and *used false (no index, or it cannot serve: said on
+ * stderr, the whole archive is read instead), or a failure. */
+static int plan_paths(const struct arc_restore_opts *o, uint64_t size,
+		      struct plan *p, bool *used, struct cm_err *err)
+{
+	struct arc_object *io = NULL;
+	struct aidx *x = NULL;
+	struct cm_err e;
+	int rc;
+
+	*used = false;
+	if (!o->index_url || !o->npaths || o->method != ARC_METHOD_TREE)
+		return 0;
+	cm_err_clear(&e);
+	rc = arc_object_open(o->index_url, o->client, &io, &e);
+	if (rc == 0)
+		rc = aidx_open(index_read, io, arc_object_size(io), &x, &e);
+	if (rc == 0)
+		rc = plan_from_index(o, x, size, p, &e);
+	if (rc == -ECANCELED || (rc && e.retryable)) {
+		*err = e;
+		cm_err_prefix(err, "index %s", o->index_url);
+	} else if (rc) {
+		cm_log(CM_LOG_WARN, "index %s: %s: reading the whole archive "
+		       "instead", o->index_url, e.msg);
+		plan_release(p);
+		rc = 0;
+	} else {
+		*used = true;
+	}
+	if (x)
+		aidx_close(x);
+	arc_object_free(io);
+	return rc;
+}
+
 /* ---- where the archive is --------------------------------------------- */
 
 #define MANIFEST_MAX (16u << 20)
@@ -836,9 +1001,10 @@ int arc_restore(const struct arc_restore_opts *o,
 	struct arc_range whole;
 	struct feed f = { 0 };
 	struct archive *in = NULL;
+	struct plan plan = { 0 };
 	size_t nunits = 0;
 	uint64_t data_end;
-	bool members;
+	bool members, indexed = false;
 	int rc;
 
 	memset(res, 0, sizeof(*res));
@@ -859,7 +1025,12 @@ int arc_restore(const struct arc_restore_opts *o,
 		goto out;
 	}
 	res->parallel = members;
-	res->scanned = o->npaths > 0;
+	if (members) {
+		rc = plan_paths(o, res->object_size, &plan, &indexed, err);
+		if (rc)
+			goto out;
+	}
+	res->scanned = o->npaths > 0 && !indexed;
 	whole.off = 0;
 	whole.len = data_end;
 	uo.obj = obj;
@@ -868,6 +1039,14 @@ int arc_restore(const struct arc_restore_opts *o,
 	uo.nranges = 1;
 	uo.units = units;
 	uo.nunits = nunits;
+	if (indexed) {
+		uo.ranges = plan.ranges;
+		uo.nranges = plan.nranges;
+		uo.units = plan.units;
+		uo.nunits = plan.nunits;
+		f.iv = plan.iv;
+		f.niv = plan.niv;
+	}
 	uo.threads = o->threads;
 	uo.cancel = o->cancel;
 	f.u = arc_unpack_new(&uo, err);
@@ -909,6 +1088,7 @@ out:
 		archive_read_free(in);
 	arc_unpack_free(f.u);
 	arc_object_free(obj);
+	plan_release(&plan);
 	free(units);
 	return rc;
 }
