@@ -464,6 +464,11 @@ int aidx_writer_add_member(struct aidx_writer *w,
 	return 0;
 }
 
+uint64_t aidx_writer_members(const struct aidx_writer *w)
+{
+	return w->nmembers;
+}
+
 static int cmp_offs(const void *a, const void *b, void *arena)
 {
 	const unsigned char *base = arena;
@@ -1238,24 +1243,26 @@ static int load_block(struct aidx *x, uint64_t i, const struct bytes **out,
 	return 0;
 }
 
-/* The directory holding entry number e (binary search on firsts). */
-static uint64_t dir_of(const struct aidx *x, uint64_t e)
+/* The last i < n with first[i] <= e (0 when none): whose range holds e. */
+static uint64_t last_le(const uint64_t *first, uint64_t n, uint64_t e)
 {
-	uint64_t lo = 0, hi = x->info.dirs;
+	uint64_t lo = 0, hi = n;
 
 	while (hi - lo > 1) {
 		uint64_t mid = lo + (hi - lo) / 2;
 
-		if (x->dir_first[mid] <= e)
+		if (first[mid] <= e)
 			lo = mid;
 		else
 			hi = mid;
 	}
-	/* skip directories of no entries (never written, but be safe) */
-	while (lo + 1 < x->info.dirs && x->dir_first[lo + 1] <= e &&
-	       x->dir_count[lo] == 0)
-		lo++;
 	return lo;
+}
+
+/* The directory holding entry number e. */
+static uint64_t dir_of(const struct aidx *x, uint64_t e)
+{
+	return last_le(x->dir_first, x->info.dirs, e);
 }
 
 static const char *dir_path(const struct aidx *x, uint64_t d)
@@ -1285,17 +1292,7 @@ static int64_t find_dir(const struct aidx *x, const char *path)
 /* The block holding entry number e. */
 static uint64_t block_of(const struct aidx *x, uint64_t e)
 {
-	uint64_t lo = 0, hi = x->nblocks;
-
-	while (hi - lo > 1) {
-		uint64_t mid = lo + (hi - lo) / 2;
-
-		if (x->blk_first[mid] <= e)
-			lo = mid;
-		else
-			hi = mid;
-	}
-	return lo;
+	return last_le(x->blk_first, x->nblocks, e);
 }
 
 /*

@@ -109,6 +109,8 @@ struct aidx_writer *aidx_writer_new(enum aidx_kind kind,
 /* Members in stream order (the codec's order). */
 int aidx_writer_add_member(struct aidx_writer *w,
 			   const struct aidx_member *m, struct cm_err *err);
+/* Members added so far. */
+uint64_t aidx_writer_members(const struct aidx_writer *w);
 /* The entry's strings are copied. */
 int aidx_writer_add_entry(struct aidx_writer *w, const struct aidx_entry *e,
 			  struct cm_err *err);

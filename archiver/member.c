@@ -44,10 +44,40 @@ int arc_gz_member_parse(const void *p, size_t n, uint32_t *msize,
 	*msize = get_le32(h + 16);
 	*uoff = get_le64(h + 20);
 	if (*msize < ARC_GZ_HEADER + ARC_GZ_TRAILER)
-		return cm_err_set(err, EIO, "gzip member: MSIZE %u is less "
-				  "than a member's header and trailer",
+		return cm_err_set(err, EIO, "MSIZE %u is less than a member's "
+				  "header and trailer",
 				  (unsigned)*msize);
 	return 1;
+}
+
+/* One of our members (VF header, 28 bytes): raw deflate between header
+ * and trailer, then ISIZE and CRC-32 checked, each named when wrong. */
+static int gz_decode_vf(struct libdeflate_decompressor *d,
+			const unsigned char *in, size_t in_len, void *out,
+			size_t out_cap, size_t *out_len, struct cm_err *err)
+{
+	const unsigned char *t = in + in_len - ARC_GZ_TRAILER;
+	uint32_t isize = get_le32(t + 4);
+	enum libdeflate_result r;
+	size_t got = 0;
+
+	if (isize > out_cap)
+		return cm_err_set(err, EIO, "ISIZE mismatch (length mod 2^32): "
+				  "%u bytes, more than a slice", isize);
+	r = libdeflate_deflate_decompress(d, in + ARC_GZ_HEADER,
+					  in_len - ARC_GZ_HEADER -
+						  ARC_GZ_TRAILER,
+					  out, isize, &got);
+	if (r == LIBDEFLATE_SHORT_OUTPUT ||
+	    r == LIBDEFLATE_INSUFFICIENT_SPACE ||
+	    (r == LIBDEFLATE_SUCCESS && got != isize))
+		return cm_err_set(err, EIO, "ISIZE mismatch (length mod 2^32)");
+	if (r != LIBDEFLATE_SUCCESS)
+		return cm_err_set(err, EIO, "corrupt deflate data");
+	if (libdeflate_crc32(0, out, got) != get_le32(t))
+		return cm_err_set(err, EIO, "CRC mismatch");
+	*out_len = got;
+	return 0;
 }
 
 static int gz_decode(const void *in, size_t in_len, void *out,
@@ -55,27 +85,38 @@ static int gz_decode(const void *in, size_t in_len, void *out,
 {
 	struct libdeflate_decompressor *d = libdeflate_alloc_decompressor();
 	enum libdeflate_result r;
+	uint32_t msize;
+	uint64_t uoff;
 	size_t used = 0;
+	int rc;
 
 	if (!d)
 		return cm_err_set(err, ENOMEM, "gzip: cannot start a decoder");
+	rc = arc_gz_member_parse(in, in_len, &msize, &uoff, err);
+	if (rc == 1 && msize != in_len)
+		rc = cm_err_set(err, EIO, "MSIZE %u, the member has %zu bytes",
+				(unsigned)msize, in_len);
+	if (rc == 1) {
+		rc = gz_decode_vf(d, in, in_len, out, out_cap, out_len, err);
+		goto out;
+	}
+	if (rc < 0)
+		goto out;
+	/* another tool's member: libdeflate reads its header */
 	r = libdeflate_gzip_decompress_ex(d, in, in_len, out, out_cap, &used,
 					  out_len);
-	libdeflate_free_decompressor(d);
 	if (r == LIBDEFLATE_SUCCESS && used != in_len)
-		return cm_err_set(err, EIO, "gzip member: %zu bytes after its "
-				  "trailer", in_len - used);
-	switch (r) {
-	case LIBDEFLATE_SUCCESS:
-		return 0;
-	case LIBDEFLATE_INSUFFICIENT_SPACE:
-		return cm_err_set(err, EIO, "gzip member: more than %zu bytes "
-				  "of data", out_cap);
-	default:
-		/* bad data, or the CRC-32 / ISIZE check failed */
-		return cm_err_set(err, EIO, "gzip member: corrupt data, or "
-				  "CRC or ISIZE mismatch");
-	}
+		rc = cm_err_set(err, EIO, "%zu bytes after the trailer",
+				in_len - used);
+	else if (r == LIBDEFLATE_INSUFFICIENT_SPACE)
+		rc = cm_err_set(err, EIO, "more than %zu bytes of data",
+				out_cap);
+	else if (r != LIBDEFLATE_SUCCESS)
+		rc = cm_err_set(err, EIO, "corrupt data, or CRC or ISIZE "
+				"mismatch");
+out:
+	libdeflate_free_decompressor(d);
+	return rc;
 }
 
 static int zs_decode(const void *in, size_t in_len, void *out,
@@ -89,7 +130,7 @@ static int zs_decode(const void *in, size_t in_len, void *out,
 	r = ZSTD_decompressDCtx(d, out, out_cap, in, in_len);
 	ZSTD_freeDCtx(d);
 	if (ZSTD_isError(r))
-		return cm_err_set(err, EIO, "zstd frame: %s",
+		return cm_err_set(err, EIO, "%s",
 				  ZSTD_getErrorCode(r) ==
 						  ZSTD_error_checksum_wrong ?
 					  "checksum mismatch" :

@@ -53,8 +53,10 @@ int arc_gz_member_parse(const void *p, size_t n, uint32_t *msize,
  * Decode one whole member (gzip: header, deflate data, trailer; zstd: one
  * frame) of `in_len` bytes into out, which has room for `out_cap` bytes;
  * *out_len is its length. The gzip CRC-32 and ISIZE, the zstd content
- * checksum when the frame has one, are checked. Thread-safe: no shared
- * state (the decompressor is allocated per call, or kept per thread).
+ * checksum when the frame has one, are checked. Errors say what is wrong
+ * ("CRC mismatch", "ISIZE mismatch ...", "checksum mismatch") without
+ * naming the member: the caller knows which it is. Thread-safe: no shared
+ * state (the decompressor is allocated per call).
  */
 int arc_member_decode(enum arc_codec c, const void *in, size_t in_len,
 		      void *out, size_t out_cap, size_t *out_len,
