@@ -774,7 +774,8 @@ static int plan_from_index(const struct arc_restore_opts *o, struct aidx *x,
  * true, or 0 and *used false (no index, or it cannot serve: said on
  * stderr, the whole archive is read instead), or a failure. */
 static int plan_paths(const struct arc_restore_opts *o, uint64_t size,
-		      struct plan *p, bool *used, struct cm_err *err)
+		      struct plan *p, bool *used, uint64_t *read,
+		      struct cm_err *err)
 {
 	struct arc_object *io = NULL;
 	struct aidx *x = NULL;
@@ -803,6 +804,7 @@ static int plan_paths(const struct arc_restore_opts *o, uint64_t size,
 	}
 	if (x)
 		aidx_close(x);
+	*read = io ? arc_object_bytes_read(io) : 0;
 	arc_object_free(io);
 	return rc;
 }
@@ -977,7 +979,7 @@ int arc_restore_locate(const char *src, struct s3_client *client,
 	if (!text)
 		guess_from_name(t->url, t);
 	else if (cm_json_bool(cm_json_get(m, "indexed")))
-		t->index_url = cm_xasprintf("%s.index", t->url);
+		t->index_url = cm_xasprintf("%s%s", t->url, AIDX_SUFFIX);
 out:
 	if (rc)
 		arc_restore_target_release(t);
@@ -1026,7 +1028,8 @@ int arc_restore(const struct arc_restore_opts *o,
 	}
 	res->parallel = members;
 	if (members) {
-		rc = plan_paths(o, res->object_size, &plan, &indexed, err);
+		rc = plan_paths(o, res->object_size, &plan, &indexed,
+				&res->index_fetched, err);
 		if (rc)
 			goto out;
 	}

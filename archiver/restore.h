@@ -67,6 +67,7 @@ struct arc_restore_result {
 	uint64_t problems;     /* entries not restored, or not exactly */
 	uint64_t bytes;        /* uncompressed bytes read from the archive */
 	uint64_t fetched;      /* stored bytes fetched */
+	uint64_t index_fetched; /* bytes of the index read (--path) */
 	uint64_t object_size;  /* the archive's stored size */
 	uint64_t units;        /* members decoded in parallel; 0: streamed */
 	bool parallel;         /* members: read in parallel */

@@ -182,6 +182,10 @@ static void summary(const struct arc_restore_target *t,
 		printf("restored %s into %s: %llu entries; fetched %s of %s",
 		       t->url, dest, (unsigned long long)r->entries, fetched,
 		       size);
+	if (r->index_fetched) {
+		vf_format_bytes(r->index_fetched, size, sizeof(size));
+		printf(" (and %s of the index)", size);
+	}
 	if (r->parallel)
 		printf(", %llu %s decoded in parallel\n",
 		       (unsigned long long)r->units,

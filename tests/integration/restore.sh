@@ -104,6 +104,38 @@ for p in hl-dir plain acl-dir hl-a; do
 done
 log "[$SECONDS s] --path: only the subtrees and the file asked for, equal to the source"
 
+# --- --path through the index: only the members that hold the entry ----------
+M=$T/many
+mkdir -p "$M/d"
+for i in 1 2 3 4 5 6 7 8; do head -c $((MiB + 1000 * i)) /dev/urandom >"$M/d/f$i"; done
+printf 'small\n' >"$M/d/small"
+vf_archive "$M" "s3://$B/many/"
+vf s3 cp "s3://$B/many/manifest.json" "$T/many.json" 2>/dev/null
+[ "$(mjson "$T/many.json" 'm["indexed"]')" = true ] || die "the archive is not indexed"
+size=$(mjson "$T/many.json" 'm["bytes_written"]')
+restore "s3://$B/many/" "$T/r-many" --path d/f5
+[ "$(cd "$T/r-many" && find . -type f)" = ./d/f5 ] || die "--path d/f5 restored more"
+cmp "$M/d/f5" "$T/r-many/d/f5" || die "--path d/f5: differs"
+fetched=$(sed -n 's/.*fetched \([0-9.]*\) MiB of.*/\1/p' "$T/restore.out")
+log "[$SECONDS s] --path d/f5 (1 MiB): $(cat "$T/restore.out")"
+python3 -c "import sys; sys.exit(0 if float(sys.argv[1]) <= 4 else 1)" "${fetched:-99}" ||
+	die "--path d/f5 fetched ${fetched:-?} MiB of $size bytes: more than 4 MiB"
+grep -q 'of the index' "$T/restore.out" || die "the index was not used"
+# without its index the same restore reads everything, and says so
+vf s3 rm "s3://$B/many/backup.tar.gz.index" >/dev/null
+python3 - "$T/many.json" <<'EOF'
+import json, sys
+m = json.load(open(sys.argv[1]))
+m["indexed"] = False
+m.pop("index", None)
+json.dump(m, open(sys.argv[1], "w"))
+EOF
+vf s3 cp "$T/many.json" "s3://$B/many/manifest.json" 2>/dev/null
+restore "s3://$B/many/" "$T/r-many2" --path d/f5
+grep -q 'has no index: --path read the whole archive' "$T/restore.err" || die "the scan was not said"
+cmp "$M/d/f5" "$T/r-many2/d/f5" || die "--path d/f5 without the index: differs"
+log "[$SECONDS s] --path: with the index only the members holding the file; without, a scan that says so"
+
 # --- problems: named, counted, exit 1; --strict stops --------------------------
 # hl-b is a hard link to hl-a (earlier in the tar): hl-a is not selected
 expect_fail vf restore "s3://$B/tree/" "$T/r-prob" --path hl-b --path no/such/entry
@@ -146,7 +178,7 @@ expect_grep 'raw image restores whole' "$FAIL_OUT"
 log "[$SECONDS s] raw: restored equal and sparse; a directory or --path refused"
 
 # --- a corrupt member fails, naming it; nothing half-said -----------------------
-aws_ s3 cp --only-show-errors "s3://$B/raw/rawbackup.gz" "$T/bad.gz"
+vf s3 cp "s3://$B/raw/rawbackup.gz" "$T/bad.gz" 2>/dev/null
 python3 - "$T/bad.gz" <<'EOF'
 import sys
 p = sys.argv[1]
