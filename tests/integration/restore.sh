@@ -7,18 +7,17 @@
 #    numbers, xattrs, ACLs; sparse files restored sparse);
 #  - --path of a subtree and of a file: only those entries, equal to the
 #    source's;
-#  - archives from before the member layout (tests/data/restore: made by
-#    the single-stream codecs of vaultfs 0.1.0) and one by GNU tar restore
-#    too, streamed;
-#  - a raw image restores to a file, equal, and sparse;
+#  - --path through the index fetches only the members that hold the
+#    entry (one 1 MiB file: <= 4 MiB); without the index, a scan that says
+#    so;
 #  - problems: a hard link whose target --path left out and a --path that
 #    matches nothing are named, counted, exit 1; --strict stops at the
-#    first; a corrupt member fails naming it; bad SRC and DEST are clear
-#    errors.
-# Block devices, ext4 and GPT images: restore_images.sh.
+#    first.
+# Old archives, raw images, SRC from the journal, damaged archives:
+# restore_sources.sh. Block devices, ext4 and GPT images: restore_images.sh.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/archive.inc"
-need_tools tar python3 setfacl getfacl gzip zstd cmp
+need_tools tar python3 setfacl getfacl cmp
 [ "$(id -u)" = 0 ] || die "this test needs root (owners, device nodes, ACLs)"
 
 MiB=$((1024 * 1024))
@@ -146,55 +145,3 @@ expect_fail vf restore --strict "s3://$B/tree/" "$T/r-strict" --path hl-b --path
 expect_grep 'hl-b: .*(--strict)' "$FAIL_OUT"
 log "[$SECONDS s] problems: named and counted; --strict fails at the first"
 
-# --- archives from before the member layout, and from GNU tar -----------------
-# old.tar.gz / old.tar.zst: make_files' tree as vaultfs 0.1.0 wrote it
-# (one gzip stream of deflate blocks, one zstd frame without a content
-# size); old.tar.gz.digest is tar_digest of it, made when it was written.
-for f in old.tar.gz old.tar.zst; do
-	cp "$DATA/$f" "$DATA/$f.manifest.json" "$T/"
-	restore "$T/$f" "$T/r-$f"
-	grep -q 'streamed' "$T/restore.out" || die "$f: not streamed"
-	tree_digest "$T/r-$f" --no-xattrs >"$T/old.b"
-	diff -u "$DATA/old.tar.digest" "$T/old.b" || die "$f: the restored tree differs from the archive"
-	getfattr --absolute-names -n user.colour --only-values "$T/r-$f/hello" | grep -qx blue || die "$f: xattr lost"
-done
-tar -czf "$T/gnu.tar.gz" -C "$S" plain hl-dir
-restore "$T/gnu.tar.gz" "$T/r-gnu"
-cmp "$S/plain" "$T/r-gnu/plain" || die "GNU tar's archive: plain differs"
-log "[$SECONDS s] archives of 0.1.0 and of GNU tar restore (streamed)"
-
-# --- a raw image to a file ------------------------------------------------------
-truncate -s 64M "$T/disk.img"
-head -c $((3 * MiB)) /dev/urandom | dd of="$T/disk.img" bs=1M seek=5 conv=notrunc status=none
-printf 'end' | dd of="$T/disk.img" bs=1 seek=$((64 * MiB - 3)) conv=notrunc status=none
-vf_archive --mode raw "$T/disk.img" "s3://$B/raw/"
-restore "s3://$B/raw/" "$T/disk.out"
-cmp "$T/disk.img" "$T/disk.out" || die "raw: the restored image differs"
-[ "$(stat -c %b "$T/disk.out")" -lt 16384 ] || die "raw: the image was restored dense ($(stat -c %b "$T/disk.out") blocks)"
-expect_fail vf restore "s3://$B/raw/" "$T"
-expect_grep 'is a directory' "$FAIL_OUT"
-expect_fail vf restore --path x "s3://$B/raw/" "$T/disk2.out"
-expect_grep 'raw image restores whole' "$FAIL_OUT"
-log "[$SECONDS s] raw: restored equal and sparse; a directory or --path refused"
-
-# --- a corrupt member fails, naming it; nothing half-said -----------------------
-vf s3 cp "s3://$B/raw/rawbackup.gz" "$T/bad.gz" 2>/dev/null
-python3 - "$T/bad.gz" <<'EOF'
-import sys
-p = sys.argv[1]
-d = bytearray(open(p, "rb").read())
-m1 = int.from_bytes(d[16:20], "little")
-m2 = int.from_bytes(d[m1 + 16:m1 + 20], "little")
-d[m1 + m2 // 2] ^= 0x5a  # inside the second member's deflate data
-open(p, "wb").write(d)
-EOF
-expect_fail vf restore "$T/bad.gz" "$T/bad.img"
-expect_grep 'gzip member at byte [0-9]* \(uncompressed 1048576\): .*corrupt' "$FAIL_OUT"
-[ ! -e "$T/bad.img" ] && [ ! -e "$T/bad.img.partial" ] || die "a failed raw restore left a file"
-
-# --- bad SRC --------------------------------------------------------------------
-expect_fail vf restore "s3://$B/nothing/" "$T/r-none"
-expect_grep 'manifest' "$FAIL_OUT"
-expect_fail vf restore "$T/no-such.tar.gz" "$T/r-none"
-expect_grep 'No such file' "$FAIL_OUT"
-log "[$SECONDS s] a corrupt member and a missing archive: clear errors"
