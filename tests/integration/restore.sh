@@ -33,15 +33,6 @@ mkdir "$T/deepsrc"
 mv "$S/deep" "$T/deepsrc/"
 log "[$SECONDS s] hostile tree built"
 
-# restore ARGS...: vaultfs restore, exit 0, stderr in $T/restore.err
-restore() {
-	local rc=0
-	vf restore "$@" >"$T/restore.out" 2>"$T/restore.err" || rc=$?
-	if [ "$rc" != 0 ] || grep -qE 'Sanitizer|runtime error:' "$T/restore.err"; then
-		cat "$T/restore.err" >&2
-		die "vaultfs restore $* exited $rc"
-	fi
-}
 
 # same_restore DIR: DIR equals the source (its digest made once: reading
 # the 1 GiB sparse file costs seconds)
@@ -62,7 +53,7 @@ same_restore() {
 # --- whole, from Ceph (gzip members) ----------------------------------------
 vf_archive_incomplete "$S" "s3://$B/tree/" # the socket
 t0=$SECONDS
-restore --threads 3 "s3://$B/tree/" "$T/r-ceph"
+vf_restore --threads 3 "s3://$B/tree/" "$T/r-ceph"
 grep -q 'members decoded in parallel' "$T/restore.out" || {
 	cat "$T/restore.out" >&2
 	die "the gzip archive was not read in parallel"
@@ -74,7 +65,7 @@ log "[$SECONDS s] Ceph, gzip: the restored tree equals the source"
 # --- whole, from a local store (zstd frames) --------------------------------
 mkdir -p "$T/store/job"
 vf_archive_incomplete --codec zstd "$S" "$T/store/job/"
-restore "$T/store/job/" "$T/r-local"
+vf_restore "$T/store/job/" "$T/r-local"
 grep -q 'frames decoded in parallel' "$T/restore.out" || die "the zstd archive was not read in parallel"
 same_restore "$T/r-local"
 log "[$SECONDS s] local store, zstd: the restored tree equals the source"
@@ -92,7 +83,7 @@ log "[$SECONDS s] past PATH_MAX: the files restored, the rest named"
 
 # --- --path: a subtree and a file -------------------------------------------
 # (hl-dir/hl-c is a hard link to hl-a: its target is selected too)
-restore "s3://$B/tree/backup.tar.gz" "$T/r-path" --path hl-dir --path ./plain --path 'acl-dir/' --path hl-a
+vf_restore "s3://$B/tree/backup.tar.gz" "$T/r-path" --path hl-dir --path ./plain --path 'acl-dir/' --path hl-a
 (cd "$T/r-path" && find . -mindepth 1 | sort) >"$T/path.list"
 printf '%s\n' ./acl-dir ./acl-dir/inherited ./hl-a ./hl-dir ./hl-dir/hl-c ./plain >"$T/path.want"
 diff -u "$T/path.want" "$T/path.list" || die "--path restored other entries"
@@ -112,7 +103,7 @@ vf_archive "$M" "s3://$B/many/"
 vf s3 cp "s3://$B/many/manifest.json" "$T/many.json" 2>/dev/null
 [ "$(mjson "$T/many.json" 'm["indexed"]')" = true ] || die "the archive is not indexed"
 size=$(mjson "$T/many.json" 'm["bytes_written"]')
-restore "s3://$B/many/" "$T/r-many" --path d/f5
+vf_restore "s3://$B/many/" "$T/r-many" --path d/f5
 [ "$(cd "$T/r-many" && find . -type f)" = ./d/f5 ] || die "--path d/f5 restored more"
 cmp "$M/d/f5" "$T/r-many/d/f5" || die "--path d/f5: differs"
 fetched=$(sed -n 's/.*fetched \([0-9.]*\) MiB of.*/\1/p' "$T/restore.out")
@@ -130,7 +121,7 @@ m.pop("index", None)
 json.dump(m, open(sys.argv[1], "w"))
 EOF
 vf s3 cp "$T/many.json" "s3://$B/many/manifest.json" 2>/dev/null
-restore "s3://$B/many/" "$T/r-many2" --path d/f5
+vf_restore "s3://$B/many/" "$T/r-many2" --path d/f5
 grep -q 'has no index: --path read the whole archive' "$T/restore.err" || die "the scan was not said"
 cmp "$M/d/f5" "$T/r-many2/d/f5" || die "--path d/f5 without the index: differs"
 log "[$SECONDS s] --path: with the index only the members holding the file; without, a scan that says so"

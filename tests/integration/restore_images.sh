@@ -21,22 +21,13 @@ make_bucket B
 F=$T/files
 make_files "$F"
 
-# restore ARGS...: vaultfs restore, exit 0
-restore() {
-	local rc=0
-	vf restore --quiet "$@" 2>"$T/restore.err" || rc=$?
-	if [ "$rc" != 0 ] || grep -qE 'Sanitizer|runtime error:' "$T/restore.err"; then
-		cat "$T/restore.err" >&2
-		die "vaultfs restore $* exited $rc"
-	fi
-}
 
 # --- ext4 -------------------------------------------------------------------
 truncate -s 32M "$T/ext4.img"
 mkfs.ext4 -q -F -L vfext4 -d "$F" "$T/ext4.img"
 vf_archive "$T/ext4.img" "s3://$B/ext4/"
 assert_released
-restore "s3://$B/ext4/" "$T/r-ext4"
+vf_restore "s3://$B/ext4/" "$T/r-ext4"
 same_tree "$F" "$T/r-ext4" --no-root --exclude lost+found
 grep -q 'user.colour' "$T/digest.a" || die "bad test: no xattr in the digest"
 log "ext4: the restored tree equals the files"
@@ -54,13 +45,13 @@ dd if="$T/p2.bin" of="$D" bs=512 seek="$s2" conv=notrunc status=none
 mkdir -p "$T/store/gpt"
 vf_archive "$D" "$T/store/gpt/"
 assert_released
-restore "$T/store/gpt/" "$T/r-gpt"
+vf_restore "$T/store/gpt/" "$T/r-gpt"
 same_tree "$F" "$T/r-gpt/p1" --no-root --exclude lost+found
 cmp "$T/p2.bin" "$T/r-gpt/p2.img" || die "gpt: p2.img is not partition 2's bytes"
 cmp "$T/r-gpt/disk-head.img" <(head -c "$(stat -c %s "$T/r-gpt/disk-head.img")" "$D") ||
 	die "gpt: disk-head.img is not the start of the disk"
 # (sub/random-link is a hard link to random: its target goes too)
-restore "$T/store/gpt/" "$T/r-gpt-sub" --path p1/sub --path p1/random
+vf_restore "$T/store/gpt/" "$T/r-gpt-sub" --path p1/sub --path p1/random
 [ "$(cd "$T/r-gpt-sub" && find . -mindepth 1 -maxdepth 1)" = ./p1 ] || die "gpt --path: more than p1/"
 [ "$(cd "$T/r-gpt-sub/p1" && find . -mindepth 1 -maxdepth 1 | sort | xargs)" = "./random ./sub" ] ||
 	die "gpt --path: more than p1/sub and p1/random"
@@ -74,7 +65,7 @@ printf 'last' | dd of="$T/raw.img" bs=1 seek=$((16 * MiB - 4)) conv=notrunc stat
 vf_archive --mode raw "$T/raw.img" "s3://$B/raw/"
 head -c $((16 * MiB)) /dev/urandom >"$T/dev.img" # what the device held before
 attach_rw "$T/dev.img" DEV
-restore "s3://$B/raw/" "$DEV"
+vf_restore "s3://$B/raw/" "$DEV"
 cmp "$DEV" "$T/raw.img" || die "raw: the device does not hold the image"
 log "raw onto $DEV: equal to the image, zeros included"
 

@@ -23,15 +23,6 @@ mkdir -p "$S/hl-dir"
 printf 'plain\n' >"$S/plain"
 printf 'x\n' >"$S/hl-dir/x"
 
-# restore ARGS...: vaultfs restore, exit 0, stdout in $T/restore.out
-restore() {
-	local rc=0
-	vf restore "$@" >"$T/restore.out" 2>"$T/restore.err" || rc=$?
-	if [ "$rc" != 0 ] || grep -qE 'Sanitizer|runtime error:' "$T/restore.err"; then
-		cat "$T/restore.err" >&2
-		die "vaultfs restore $* exited $rc"
-	fi
-}
 
 # --- archives from before the member layout, and from GNU tar -----------------
 # old.tar.gz / old.tar.zst: make_files' tree as vaultfs 0.1.0 wrote it
@@ -46,7 +37,7 @@ for f in old.tar.gz old.tar.zst; do
 	getfattr --absolute-names -n user.colour --only-values "$T/r-$f/hello" | grep -qx blue || die "$f: xattr lost"
 done
 tar -czf "$T/gnu.tar.gz" -C "$S" plain hl-dir
-restore "$T/gnu.tar.gz" "$T/r-gnu"
+vf_restore "$T/gnu.tar.gz" "$T/r-gnu"
 cmp "$S/plain" "$T/r-gnu/plain" || die "GNU tar's archive: plain differs"
 log "[$SECONDS s] archives of 0.1.0 and of GNU tar restore (streamed)"
 
@@ -55,7 +46,7 @@ truncate -s 64M "$T/disk.img"
 head -c $((3 * MiB)) /dev/urandom | dd of="$T/disk.img" bs=1M seek=5 conv=notrunc status=none
 printf 'end' | dd of="$T/disk.img" bs=1 seek=$((64 * MiB - 3)) conv=notrunc status=none
 vf_archive --mode raw "$T/disk.img" "s3://$B/raw/"
-restore "s3://$B/raw/" "$T/disk.out"
+vf_restore "s3://$B/raw/" "$T/disk.out"
 cmp "$T/disk.img" "$T/disk.out" || die "raw: the restored image differs"
 [ "$(stat -c %b "$T/disk.out")" -lt 16384 ] || die "raw: the image was restored dense ($(stat -c %b "$T/disk.out") blocks)"
 expect_fail vf restore "s3://$B/raw/" "$T"
@@ -91,10 +82,10 @@ write_config "$T/c.json" "{
 # once `vaultfs run` makes it.
 mkdir -p "$T/state/overlay"
 vf_run --config "$T/c.json" --once
-restore --config "$T/c.json" rp1 "$T/r-rp"
+vf_restore --config "$T/c.json" rp1 "$T/r-rp"
 same_tree "$T/vault/rp1" "$T/r-rp"
 id=$(jstate "$T/state" 'j["id"]')
-restore -c "$T/c.json" "$id" "$T/r-id"
+vf_restore -c "$T/c.json" "$id" "$T/r-id"
 same_tree "$T/vault/rp1" "$T/r-id"
 expect_fail vf restore -c "$T/c.json" no-such-rp "$T/r-none"
 expect_grep 'no archived job or recovery point "no-such-rp"' "$FAIL_OUT"
