@@ -30,7 +30,7 @@ printf 'x\n' >"$S/hl-dir/x"
 # size); old.tar.gz.digest is tar_digest of it, made when it was written.
 for f in old.tar.gz old.tar.zst; do
 	cp "$DATA/$f" "$DATA/$f.manifest.json" "$T/"
-	restore "$T/$f" "$T/r-$f"
+	vf_restore "$T/$f" "$T/r-$f"
 	grep -q 'streamed' "$T/restore.out" || die "$f: not streamed"
 	tree_digest "$T/r-$f" --no-xattrs >"$T/old.b"
 	diff -u "$DATA/old.tar.digest" "$T/old.b" || die "$f: the restored tree differs from the archive"
