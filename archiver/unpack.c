@@ -290,6 +290,7 @@ struct chunk {
 	size_t len;
 	unsigned char *buf;
 	int state;
+	bool seen;            /* given to on_chunk */
 	struct cm_err err;
 };
 
@@ -311,6 +312,9 @@ struct arc_unpack {
 	size_t nunits;
 	const atomic_int *cancel;
 	unsigned window;
+	int (*on_chunk)(void *ctx, uint64_t off, const void *p, size_t n,
+			struct cm_err *err);
+	void *chunk_ctx;
 
 	/* the chunks: ranges cut in pieces of at most CHUNK_MAX */
 	struct arc_range *chunks;
@@ -454,6 +458,7 @@ static void submit_fetches(struct arc_unpack *u)
 		c->len = (size_t)u->chunks[u->chunk_next].len;
 		c->buf = cm_xmalloc(c->len);
 		c->state = SLOT_BUSY;
+		c->seen = false;
 		cm_err_clear(&c->err);
 		u->chunk_next++;
 		/* never blocks: the queue holds a window's worth */
@@ -553,6 +558,22 @@ static void take_chunk(struct arc_unpack *u, struct chunk *c)
 	u->chunk_head++;
 }
 
+/* The next chunk in order, fetched: to on_chunk (lock held). Nonzero
+ * when it failed the unpack. */
+static int chunk_seen(struct arc_unpack *u, struct chunk *c)
+{
+	struct cm_err e;
+	int rc;
+
+	if (!u->on_chunk)
+		return 0;
+	cm_err_clear(&e);
+	rc = u->on_chunk(u->chunk_ctx, c->off, c->buf, c->len, &e);
+	if (rc)
+		fail(u, rc, &e);
+	return rc;
+}
+
 /* Cut and submit what can be (lock held). */
 static void pump(struct arc_unpack *u)
 {
@@ -569,6 +590,11 @@ static void pump(struct arc_unpack *u)
 			cm_err_prefix(&u->err, "bytes %llu+%zu",
 				      (unsigned long long)c->off, c->len);
 			return;
+		}
+		if (c && c->state == SLOT_DONE && !c->seen) {
+			c->seen = true;
+			if (chunk_seen(u, c))
+				return;
 		}
 		if (u->codec == ARC_CODEC_NONE) {
 			if (!c || c->state != SLOT_DONE)
@@ -732,6 +758,8 @@ struct arc_unpack *arc_unpack_new(const struct arc_unpack_opts *o,
 	u->obj = o->obj;
 	u->codec = o->codec;
 	u->cancel = o->cancel;
+	u->on_chunk = o->on_chunk;
+	u->chunk_ctx = o->chunk_ctx;
 	u->window = o->window ? o->window : 2 * threads + 2;
 	if (o->nunits) {
 		u->units = cm_xcalloc(o->nunits, sizeof(*u->units));

@@ -115,6 +115,15 @@ struct arc_unpack_opts {
 	 * members are cut by their headers */
 	const struct arc_unit *units;
 	size_t nunits;
+	/* Optional: every chunk of stored bytes, in order (ranges in the
+	 * order given, each from its start to its end), on the consumer's
+	 * thread inside arc_unpack_next, before the members cut from it are
+	 * handed out: a verifier hashes the stored object here while its
+	 * members decode in parallel. p is borrowed for the call; a nonzero
+	 * return (with err set) fails the unpack with it. */
+	int (*on_chunk)(void *ctx, uint64_t off, const void *p, size_t n,
+			struct cm_err *err);
+	void *chunk_ctx;
 	unsigned threads;          /* 0: online CPUs, at least 2 */
 	unsigned window;           /* 0: 2 * threads + 2 */
 	const atomic_int *cancel;  /* borrowed; may be NULL */

@@ -117,6 +117,30 @@ static char *gz_file(const char *name, size_t *size)
 	return path;
 }
 
+/* on_chunk: the stored bytes come in order, each once (ranges may leave
+ * gaps between them) */
+struct chunks {
+	uint64_t next, bytes;
+};
+
+static int count_chunk(void *ctx, uint64_t off, const void *p, size_t n,
+		       struct cm_err *err)
+{
+	struct chunks *c = ctx;
+
+	(void)p;
+	(void)err;
+	if (c->bytes && off < c->next)
+		return cm_err_set(err, EIO, "chunk at %llu, want %llu",
+				  (unsigned long long)off,
+				  (unsigned long long)c->next);
+	c->next = off + n;
+	c->bytes += n;
+	return 0;
+}
+
+static struct chunks last_chunks;
+
 /* Everything arc_unpack hands out, checked against `input` at its uoff;
  * returns arc_unpack_next's last answer, the bytes in *total. */
 static int drain(struct arc_object *o, enum arc_codec codec,
@@ -127,11 +151,13 @@ static int drain(struct arc_object *o, enum arc_codec codec,
 	struct arc_unpack_opts uo = {
 		.obj = o, .codec = codec, .ranges = r, .nranges = nr,
 		.units = units, .nunits = nunits, .threads = 3, .window = 3,
+		.on_chunk = count_chunk, .chunk_ctx = &last_chunks,
 	};
 	struct arc_unpack *u = arc_unpack_new(&uo, err);
 	int rc;
 
 	assert_non_null(u);
+	memset(&last_chunks, 0, sizeof(last_chunks));
 	*total = 0;
 	for (;;) {
 		const void *p;
@@ -173,6 +199,7 @@ static void test_gzip_members(void **state)
 	assert_int_equal(drain(o, ARC_CODEC_GZIP, &whole, 1, NULL, 0, &total,
 			       &err), 0);
 	assert_int_equal(total, input_len);
+	assert_int_equal(last_chunks.bytes, size);
 	assert_int_equal(arc_object_bytes_read(o), size + ARC_GZ_HEADER);
 	arc_object_free(o);
 	free(path);
