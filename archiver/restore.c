@@ -157,11 +157,42 @@ static la_ssize_t feed_read(struct archive *a, void *ctx, const void **buf)
 
 /* ---- what went wrong --------------------------------------------------- */
 
+/*
+ * A hard link selected by --path whose target is not: with an index the
+ * target's entry is fetched too and restored under the link's name (its
+ * first selected link), the other selected links then point there.
+ */
+struct link_move {
+	char *target;   /* the target's path, as the index has it */
+	char *link;     /* the first selected link's path */
+	bool done;      /* the target was restored as `link` */
+};
+
 struct ctx {
 	const struct arc_restore_opts *o;
 	struct arc_restore_result *res;
 	struct cm_err *err;
+	struct link_move *moves;
+	size_t nmoves;
 };
+
+static bool same_path(const char *a, const char *b)
+{
+	const char *x, *y;
+	size_t xn, yn;
+
+	norm(a, &x, &xn);
+	norm(b, &y, &yn);
+	return xn == yn && !memcmp(x, y, xn);
+}
+
+static struct link_move *find_move(struct ctx *c, const char *target)
+{
+	for (size_t i = 0; i < c->nmoves; i++)
+		if (same_path(c->moves[i].target, target))
+			return &c->moves[i];
+	return NULL;
+}
 
 /* An entry not restored (exactly): reported; fatal under --strict. */
 static int problem(struct ctx *c, const char *path, const char *why)
@@ -263,6 +294,7 @@ static int restore_tree(struct ctx *c, struct archive *in)
 	archive_write_disk_set_options(out, flags);
 	for (;;) {
 		struct archive_entry *e;
+		struct link_move *mv;
 		const char *path;
 		bool bad = false;
 		int r = archive_read_next_header(in, &e);
@@ -281,7 +313,13 @@ static int restore_tree(struct ctx *c, struct archive *in)
 		path = archive_entry_pathname(e);
 		if (!path)
 			path = "(no name)";
-		if (!selected(o, path, hit)) {
+		mv = find_move(c, path);
+		if (mv && !mv->done && !selected(o, path, hit)) {
+			/* a link's target, fetched for it: restored as it */
+			archive_entry_set_pathname(e, mv->link);
+			path = archive_entry_pathname(e);
+			mv->done = true;
+		} else if (!selected(o, path, hit)) {
 			if (archive_read_data_skip(in) < ARCHIVE_WARN) {
 				rc = cm_err_set(c->err, EIO, "%s: %s", path,
 						la_msg(in));
@@ -289,7 +327,16 @@ static int restore_tree(struct ctx *c, struct archive *in)
 			}
 			continue;
 		}
-		if (archive_entry_hardlink(e) && o->npaths &&
+		mv = archive_entry_hardlink(e) ?
+			     find_move(c, archive_entry_hardlink(e)) : NULL;
+		if (mv && mv->done && !selected(o, mv->target, hit)) {
+			if (same_path(path, mv->link)) {
+				/* restored already, from its target's data */
+				archive_read_data_skip(in);
+				continue;
+			}
+			archive_entry_set_hardlink(e, mv->link);
+		} else if (archive_entry_hardlink(e) && o->npaths &&
 		    !selected(o, archive_entry_hardlink(e), hit)) {
 			char *why = cm_xasprintf("a hard link to %s, which "
 						 "--path did not select",
@@ -652,10 +699,17 @@ struct plan {
 	size_t nranges;
 	struct arc_unit *units; /* the member table (zstd cuts by it) */
 	size_t nunits;
+	struct link_move *moves; /* hard links whose targets come too */
+	size_t nmoves;
 };
 
 static void plan_release(struct plan *p)
 {
+	for (size_t i = 0; i < p->nmoves; i++) {
+		free(p->moves[i].target);
+		free(p->moves[i].link);
+	}
+	free(p->moves);
 	free(p->iv);
 	free(p->ranges);
 	free(p->units);
@@ -673,6 +727,60 @@ static int by_start(const void *a, const void *b)
 	const struct ival *x = a, *y = b;
 
 	return x->start < y->start ? -1 : x->start > y->start;
+}
+
+static void add_span(struct plan *p, const struct aidx_entry *en,
+		     size_t *cap)
+{
+	if (p->niv == *cap) {
+		*cap = *cap ? 2 * *cap : 64;
+		p->iv = cm_xrealloc(p->iv, *cap * sizeof(*p->iv));
+	}
+	p->iv[p->niv].start = en->header_off;
+	p->iv[p->niv++].end = en->data_off + ((en->stored + 511) & ~511ULL);
+}
+
+static bool any_selected(const struct arc_restore_opts *o, const char *path)
+{
+	for (size_t i = 0; i < o->npaths; i++)
+		if (arc_path_selected(path, o->paths[i]))
+			return true;
+	return false;
+}
+
+/* A hard link whose target no --path selects: the target's span too,
+ * and a move (restore.c's struct link_move) of it to the link's name. */
+static int add_link_target(const struct arc_restore_opts *o, struct aidx *x,
+			   struct plan *p, const struct aidx_entry *en,
+			   size_t *cap, struct cm_err *err)
+{
+	struct aidx_list t = { 0 };
+	struct cm_err e;
+	int rc;
+
+	if (en->type != '1' || !en->link[0] || any_selected(o, en->link))
+		return 0;
+	for (size_t i = 0; i < p->nmoves; i++)
+		if (same_path(p->moves[i].target, en->link))
+			return 0;
+	cm_err_clear(&e);
+	rc = aidx_lookup(x, en->link, &t, &e);
+	if (rc == -ENOENT)
+		return 0; /* the restore reports the link */
+	if (rc) {
+		*err = e;
+		return rc;
+	}
+	if (t.n == 1 && t.v[0].type == '0') {
+		add_span(p, &t.v[0], cap);
+		p->moves = cm_xrealloc(p->moves, (p->nmoves + 1) *
+						 sizeof(*p->moves));
+		p->moves[p->nmoves].target = cm_xstrdup(t.v[0].path);
+		p->moves[p->nmoves].link = cm_xstrdup(en->path);
+		p->moves[p->nmoves++].done = false;
+	}
+	aidx_list_release(&t);
+	return 0;
 }
 
 /* The entries under each --path, from the index: their spans of the tar
@@ -710,17 +818,14 @@ static int plan_from_index(const struct arc_restore_opts *o, struct aidx *x,
 			return rc;
 		}
 		for (size_t j = 0; j < l.n; j++) {
-			const struct aidx_entry *en = &l.v[j];
-
-			if (p->niv == cap) {
-				cap = cap ? 2 * cap : 64;
-				p->iv = cm_xrealloc(p->iv, cap * sizeof(*p->iv));
-			}
-			p->iv[p->niv].start = en->header_off;
-			p->iv[p->niv++].end = en->data_off +
-					      ((en->stored + 511) & ~511ULL);
+			add_span(p, &l.v[j], &cap);
+			rc = add_link_target(o, x, p, &l.v[j], &cap, err);
+			if (rc)
+				break;
 		}
 		aidx_list_release(&l);
+		if (rc)
+			return rc;
 	}
 	if (p->niv > 1)
 		qsort(p->iv, p->niv, sizeof(*p->iv), by_start);
@@ -996,7 +1101,7 @@ out:
 int arc_restore(const struct arc_restore_opts *o,
 		struct arc_restore_result *res, struct cm_err *err)
 {
-	struct ctx c = { o, res, err };
+	struct ctx c = { .o = o, .res = res, .err = err };
 	struct arc_object *obj = NULL;
 	struct arc_unit *units = NULL;
 	struct arc_unpack_opts uo = { 0 };
@@ -1072,6 +1177,8 @@ int arc_restore(const struct arc_restore_opts *o,
 			goto out;
 		}
 	}
+	c.moves = plan.moves;
+	c.nmoves = plan.nmoves;
 	if (o->method == ARC_METHOD_TREE)
 		rc = restore_tree(&c, in);
 	else

@@ -4,6 +4,8 @@
 #  - archives from before the member layout (tests/data/restore: made by
 #    the single-stream codecs of vaultfs 0.1.0) and one by GNU tar restore,
 #    streamed;
+#  - --path on them reads the whole archive and says so; a hard link whose
+#    target it leaves out is named;
 #  - a raw image restores to a file, equal, and sparse; a directory or
 #    --path is refused;
 #  - SRC as a recovery point name or a job id of the journal (--config);
@@ -36,6 +38,11 @@ for f in old.tar.gz old.tar.zst; do
 	diff -u "$DATA/old.tar.digest" "$T/old.b" || die "$f: the restored tree differs from the archive"
 	getfattr --absolute-names -n user.colour --only-values "$T/r-$f/hello" | grep -qx blue || die "$f: xattr lost"
 done
+# without an index, a hard link whose target --path leaves out is named
+expect_fail vf restore "$T/old.tar.gz" "$T/r-old-sub" --path sub
+expect_grep 'sub/random-link: a hard link to ./random, which --path did not select' "$FAIL_OUT"
+expect_grep 'has no index: --path read the whole archive' "$FAIL_OUT"
+[ -f "$T/r-old-sub/sub/numbers" ] || die "--path sub of an old archive: sub/numbers missing"
 tar -czf "$T/gnu.tar.gz" -C "$S" plain hl-dir
 vf_restore "$T/gnu.tar.gz" "$T/r-gnu"
 cmp "$S/plain" "$T/r-gnu/plain" || die "GNU tar's archive: plain differs"
