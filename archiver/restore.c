@@ -847,6 +847,15 @@ static int plan_from_index(const struct arc_restore_opts *o, struct aidx *x,
 	memcpy(p->units, m, nm * sizeof(*m));
 	p->nunits = nm;
 	p->ranges = cm_xcalloc(p->niv ? p->niv : 1, sizeof(*p->ranges));
+	if (o->codec == ARC_CODEC_NONE) {
+		/* a plain tar: the stored bytes are the stream's */
+		for (size_t i = 0; i < p->niv; i++) {
+			p->ranges[i].off = p->iv[i].start;
+			p->ranges[i].len = p->iv[i].end - p->iv[i].start;
+		}
+		p->nranges = p->niv;
+		return 0;
+	}
 	for (size_t i = 0; i < p->niv; i++) {
 		int64_t a = aidx_member_for(x, p->iv[i].start);
 		int64_t b = aidx_member_for(x, p->iv[i].end - 1);
@@ -1132,7 +1141,7 @@ int arc_restore(const struct arc_restore_opts *o,
 		goto out;
 	}
 	res->parallel = members;
-	if (members) {
+	if (members || o->codec == ARC_CODEC_NONE) {
 		rc = plan_paths(o, res->object_size, &plan, &indexed,
 				&res->index_fetched, err);
 		if (rc)

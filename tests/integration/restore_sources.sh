@@ -6,6 +6,7 @@
 #    streamed;
 #  - --path on them reads the whole archive and says so; a hard link whose
 #    target it leaves out is named;
+#  - an uncompressed tar with its index: --path reads only the entry;
 #  - a raw image restores to a file, equal, and sparse; a directory or
 #    --path is refused;
 #  - SRC as a recovery point name or a job id of the journal (--config);
@@ -47,6 +48,19 @@ tar -czf "$T/gnu.tar.gz" -C "$S" plain hl-dir
 vf_restore "$T/gnu.tar.gz" "$T/r-gnu"
 cmp "$S/plain" "$T/r-gnu/plain" || die "GNU tar's archive: plain differs"
 log "[$SECONDS s] archives of 0.1.0 and of GNU tar restore (streamed)"
+
+# --- an uncompressed tar with its index: --path reads only the entry -----------
+mkdir -p "$T/plain/d" "$T/plainstore"
+head -c $((4 * MiB)) /dev/urandom >"$T/plain/d/big"
+printf 'tiny\n' >"$T/plain/d/tiny"
+vf_archive --codec none "$T/plain" "$T/plainstore/"
+vf_restore "$T/plainstore/" "$T/r-plain" --path d/tiny
+[ "$(cd "$T/r-plain" && find . -type f)" = ./d/tiny ] || die "--path d/tiny of a plain tar restored more"
+grep -qE 'fetched [0-9.]+ KiB of 4\.0 MiB' "$T/restore.out" || {
+	cat "$T/restore.out" >&2
+	die "--path d/tiny of a plain tar read more than a few KiB"
+}
+log "[$SECONDS s] a plain tar with its index: --path reads only the entry's bytes"
 
 # --- a raw image to a file ------------------------------------------------------
 truncate -s 64M "$T/disk.img"
