@@ -81,6 +81,8 @@ struct ival {
 
 struct feed {
 	struct arc_unpack *u;
+	const struct arc_restore_opts *o;
+	struct arc_object *obj;   /* for progress */
 	const unsigned char *p;  /* what is left of the current member */
 	size_t n;
 	uint64_t uoff;           /* of p */
@@ -90,6 +92,14 @@ struct feed {
 	int rc;
 	struct cm_err err;
 };
+
+static void feed_progress(const struct feed *f)
+{
+	if (f->o->progress)
+		f->o->progress(f->o->progress_ctx,
+			       arc_object_bytes_read(f->obj),
+			       arc_object_size(f->obj));
+}
 
 /* The next bytes to hand on: 0 with *n 0 at the end. */
 static int feed_next(struct feed *f, const void **p, size_t *n)
@@ -102,6 +112,7 @@ static int feed_next(struct feed *f, const void **p, size_t *n)
 
 			if (rc)
 				return f->rc = rc;
+			feed_progress(f);
 			if (f->n == 0) {
 				*n = 0;
 				return 0;
@@ -650,6 +661,7 @@ static int restore_raw(struct ctx *c, struct feed *f, struct archive *in)
 			rc = arc_unpack_next(f->u, &p, &n, &at, c->err);
 			if (rc || n == 0)
 				break;
+			feed_progress(f);
 			if (cancelled(o)) {
 				rc = cm_err_set(c->err, ECANCELED,
 						"cancelled");
@@ -1166,6 +1178,8 @@ int arc_restore(const struct arc_restore_opts *o,
 	}
 	uo.threads = o->threads;
 	uo.cancel = o->cancel;
+	f.o = o;
+	f.obj = obj;
 	f.u = arc_unpack_new(&uo, err);
 	if (!f.u) {
 		rc = -EINVAL;

@@ -57,6 +57,10 @@ struct arc_restore_opts {
 	unsigned threads;          /* 0: online CPUs */
 	bool strict;
 	const atomic_int *cancel;  /* borrowed; may be NULL */
+	/* Stored bytes fetched so far, of `total`, as the restore goes (on
+	 * the caller's thread). May be NULL. */
+	void (*progress)(void *ctx, uint64_t done, uint64_t total);
+	void *progress_ctx;
 	/* an entry not restored, or not exactly; path borrowed */
 	void (*on_problem)(void *ctx, const char *path, const char *why);
 	void *problem_ctx;

@@ -202,6 +202,7 @@ int cmd_restore(int argc, char **argv)
 	struct arc_restore_target t = { 0 };
 	struct orch_config cfg;
 	struct orch_dest *dest = NULL;
+	struct vf_progress_feed feed = { 0 };
 	struct s3_client *client = NULL, *own = NULL;
 	const char **paths = NULL;
 	const char *config = NULL, *src;
@@ -307,7 +308,12 @@ int cmd_restore(int argc, char **argv)
 	ro.threads = threads;
 	ro.cancel = &cancel_flag;
 	ro.on_problem = on_problem;
+	ro.progress = vf_progress_feed_fn;
+	ro.progress_ctx = &feed;
+	feed.bar = vf_progress_start(t.url, 0, vf_progress_feed_now, &feed,
+				     quiet);
 	rc = arc_restore(&ro, &res, &err);
+	vf_progress_stop(feed.bar, rc == 0);
 	if (res.scanned && !quiet)
 		fprintf(stderr, "vaultfs: restore: %s has no index: --path "
 			"read the whole archive\n", t.url);
