@@ -416,7 +416,11 @@ int arc_run(const struct arc_run_opts *o, struct arc_run_result *res,
 		ib.w = aidx_writer_new(res->method == ARC_METHOD_TREE ?
 					       AIDX_KIND_TAR : AIDX_KIND_RAW,
 				       index_codec(o->codec.codec),
-				       o->overlay_dir, 0, err);
+				       o->overlay_dir &&
+						       access(o->overlay_dir,
+							      W_OK) == 0 ?
+					       o->overlay_dir : NULL,
+				       0, err);
 		copts.on_member = on_member;
 		copts.member_ctx = &ib;
 	}
