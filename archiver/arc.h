@@ -63,11 +63,21 @@ enum arc_codec {
 	ARC_CODEC_NONE,
 };
 
+struct aidx_member;
+
+/*
+ * gzip and zstd write independent members, one per slice of `block_size`
+ * input bytes (docs/archive-format.md); each member sent to the next
+ * filter is reported to on_member (may be NULL), on the driving thread, in
+ * order: the archive's index is built from them.
+ */
 struct arc_codec_opts {
 	enum arc_codec codec;
 	int level;          /* -1: codec default (gzip 6, zstd 3) */
 	unsigned threads;   /* 0: number of online CPUs */
-	size_t block_size;  /* gzip: input block per worker; 0: 128 KiB */
+	size_t block_size;  /* input bytes per member; 0: 1 MiB */
+	void (*on_member)(void *ctx, const struct aidx_member *m);
+	void *member_ctx;
 };
 
 int arc_codec_parse(const char *name, enum arc_codec *out);

@@ -1,209 +1,124 @@
 /*
- * codec_zstd.c - zstd through libzstd's streaming API, compressed on
- * libzstd's own worker threads (ZSTD_c_nbWorkers). The only file that
- * includes zstd.h.
+ * codec_zstd.c - zstd as independent frames (docs/archive-format.md), each
+ * one slice compressed by libzstd on the slice engine's threads
+ * (codec_slice.c), then the seek table of zstd's contrib seekable format at
+ * the end. The only file that compresses with libzstd (but the index's
+ * blocks, aindex.c).
  *
- * write() hands the caller's bytes to ZSTD_compressStream2(ZSTD_e_continue)
- * without copying them first: with workers, libzstd copies input into its
- * job buffers and returns, compressing in the background; whatever output is
- * ready comes back in our one output buffer (ZSTD_CStreamOutSize() bytes,
- * owned here) and is passed to the next filter at once, from the driving
- * thread. close() ends the frame (ZSTD_e_end, with a content checksum as the
- * zstd tool writes it) and closes the next filter.
+ * Each frame carries its content size and a content checksum (the
+ * verifier requires one: decode_zstd.c). A context per worker is created
+ * once and reused (ZSTD_compress2 resets the session, keeps the
+ * parameters); with the slice size known, libzstd sizes its window to the
+ * slice, so a worker needs a few MiB at the default level.
  *
- * Threads: libzstd's workers are created, fed and joined by libzstd; this
- * file only calls it from the driving thread. Memory is bounded by
- * libzstd's job buffers, a few per worker, whatever the input size. Jobs are
- * 4 MiB rather than libzstd's default of 4 windows (8 MiB at level 3): that
- * halves the memory (about 40 MiB instead of 75 with 2 workers) for 0.1 %
- * of size.
- *
- * write_zeros() feeds zeros from a large calloc'ed buffer that is never
- * written (its pages stay the kernel's shared zero page): zstd turns runs of
- * zeros into RLE blocks at several GB/s, so nothing smarter is needed.
- *
- * abort() frees the context, which stops and joins the workers, and aborts
- * the next filter without closing it.
+ * The seek table lists every frame's compressed and decompressed size
+ * (u32 each: slices are at most 64 MiB), without per-frame checksums,
+ * which the frames carry themselves.
  */
-#include "arc.h"
 #include "codec_internal.h"
-#include "log.h"
 #include "mem.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 
 #include <zstd.h>
 #include <zstd_errors.h>
 
 #define ZS_LEVEL_DEFAULT 3
-#define ZS_ZEROS (1024 * 1024)
-#define ZS_JOB_SIZE (4 * 1024 * 1024) /* default 4 windows: 8 MiB at -3 */
 
-struct zs_codec {
-	struct arc_filter filter;
-	ZSTD_CCtx *cctx;        /* owned; NULL once aborted */
-	unsigned char *out;     /* owned, out_cap bytes */
-	size_t out_cap;
-	const unsigned char *zeros; /* owned, ZS_ZEROS bytes; lazily */
-};
-
-static int zs_error(struct cm_err *err, const char *what, size_t r)
+static void *zs_ctx_new(int level, size_t slice, struct cm_err *err)
 {
-	return cm_err_set(err, ZSTD_getErrorCode(r) ==
-			  ZSTD_error_memory_allocation ? ENOMEM : EIO,
-			  "zstd: %s: %s", what, ZSTD_getErrorName(r));
-}
+	ZSTD_CCtx *c = ZSTD_createCCtx();
+	size_t r;
 
-/*
- * Feed `n` bytes (none at the end) with directive `op` until libzstd has
- * taken them all and, for ZSTD_e_end, flushed the frame's end; every output
- * goes to the next filter.
- */
-static int feed(struct zs_codec *zs, const void *p, size_t n,
-		ZSTD_EndDirective op, struct cm_err *err)
-{
-	ZSTD_inBuffer in = { p, n, 0 };
-	int rc = 0;
-
-	if (!zs->cctx)
-		return cm_err_set(err, EINVAL, "zstd: stream was aborted");
-	for (;;) {
-		ZSTD_outBuffer out = { zs->out, zs->out_cap, 0 };
-		size_t left = ZSTD_compressStream2(zs->cctx, &out, &in, op);
-
-		if (ZSTD_isError(left)) {
-			rc = zs_error(err, "compress", left);
-			break;
-		}
-		if (out.pos) {
-			rc = arc_write(zs->filter.next, zs->out, out.pos, err);
-			if (rc)
-				break;
-		}
-		if (op == ZSTD_e_end ? left == 0 : in.pos == in.size)
-			break;
+	(void)slice;
+	if (!c) {
+		cm_err_set(err, ENOMEM, "zstd: cannot create a context");
+		return NULL;
 	}
-	return rc;
-}
-
-static int zs_write(struct arc_filter *f, const void *p, size_t n,
-		    struct cm_err *err)
-{
-	return feed(f->state, p, n, ZSTD_e_continue, err);
-}
-
-static int zs_write_zeros(struct arc_filter *f, uint64_t n,
-			  struct cm_err *err)
-{
-	struct zs_codec *zs = f->state;
-	int rc = 0;
-
-	if (!zs->zeros)
-		zs->zeros = cm_xcalloc(1, ZS_ZEROS);
-	while (n && rc == 0) {
-		size_t chunk = n < ZS_ZEROS ? (size_t)n : ZS_ZEROS;
-
-		rc = feed(zs, zs->zeros, chunk, ZSTD_e_continue, err);
-		n -= chunk;
+	r = ZSTD_CCtx_setParameter(c, ZSTD_c_compressionLevel, level);
+	if (!ZSTD_isError(r))
+		r = ZSTD_CCtx_setParameter(c, ZSTD_c_checksumFlag, 1);
+	if (!ZSTD_isError(r))
+		r = ZSTD_CCtx_setParameter(c, ZSTD_c_contentSizeFlag, 1);
+	if (ZSTD_isError(r)) {
+		cm_err_set(err, EINVAL, "zstd: level %d: %s", level,
+			   ZSTD_getErrorName(r));
+		ZSTD_freeCCtx(c);
+		return NULL;
 	}
-	return rc;
+	return c;
 }
 
-static int zs_close(struct arc_filter *f, struct cm_err *err)
+static void zs_ctx_free(void *ctx)
 {
-	int rc = feed(f->state, NULL, 0, ZSTD_e_end, err);
-
-	if (rc == 0)
-		rc = arc_close(f->next, err);
-	return rc;
+	ZSTD_freeCCtx(ctx);
 }
 
-static void zs_abort(struct arc_filter *f)
+static size_t zs_bound(void *ctx, size_t slice)
 {
-	struct zs_codec *zs = f->state;
-
-	ZSTD_freeCCtx(zs->cctx);
-	zs->cctx = NULL;
-	arc_abort(f->next);
+	(void)ctx;
+	return ZSTD_compressBound(slice);
 }
 
-static void zs_free(struct arc_filter *f)
+static int zs_compress(void *ctx, const void *in, size_t len, uint64_t uoff,
+		       void *out, size_t cap, size_t *out_len, char *msg,
+		       size_t msg_len)
 {
-	struct zs_codec *zs;
+	size_t r = ZSTD_compress2(ctx, out, cap, in, len);
 
-	if (!f)
-		return;
-	zs = f->state;
-	ZSTD_freeCCtx(zs->cctx);
-	free(zs->out);
-	free((void *)zs->zeros);
-	arc_free(f->next);
-	free(zs);
-}
-
-static const struct arc_filter_ops zs_ops = {
-	.name = "zstd",
-	.write = zs_write,
-	.write_zeros = zs_write_zeros,
-	.close = zs_close,
-	.abort = zs_abort,
-	.free = zs_free,
-};
-
-static int set_param(struct zs_codec *zs, ZSTD_cParameter param, int value,
-		     const char *name, struct cm_err *err)
-{
-	size_t r = ZSTD_CCtx_setParameter(zs->cctx, param, value);
-
-	if (ZSTD_isError(r))
-		return cm_err_set(err, EINVAL, "zstd: %s %d: %s", name, value,
-				  ZSTD_getErrorName(r));
+	(void)uoff;
+	if (ZSTD_isError(r)) {
+		snprintf(msg, msg_len, "compress: %s", ZSTD_getErrorName(r));
+		return ZSTD_getErrorCode(r) == ZSTD_error_memory_allocation ?
+			       -ENOMEM : -EIO;
+	}
+	*out_len = r;
 	return 0;
 }
+
+static int zs_finish(const struct aidx_member *m, size_t n,
+		     struct arc_filter *next, struct cm_err *err)
+{
+	size_t len = 8 + 8 * n + ARC_ZS_SEEK_FOOTER;
+	unsigned char *t = cm_xmalloc(len), *p = t;
+	int rc;
+
+	arc_put_le32(p, ARC_ZS_SEEK_MAGIC);
+	arc_put_le32(p + 4, (uint32_t)(len - 8));
+	p += 8;
+	for (size_t i = 0; i < n; i++, p += 8) {
+		arc_put_le32(p, (uint32_t)m[i].clen);
+		arc_put_le32(p + 4, (uint32_t)m[i].ulen);
+	}
+	arc_put_le32(p, (uint32_t)n);
+	p[4] = 0; /* descriptor: no checksums in the table */
+	arc_put_le32(p + 5, ARC_ZS_SEEK_FOOTER_MAGIC);
+	rc = arc_write(next, t, len, err);
+	free(t);
+	return rc;
+}
+
+static const struct arc_slice_ops zs_ops = {
+	.name = "zstd",
+	.ctx_new = zs_ctx_new,
+	.ctx_free = zs_ctx_free,
+	.bound = zs_bound,
+	.compress = zs_compress,
+	.finish = zs_finish,
+};
 
 struct arc_filter *arc_zstd_new(const struct arc_codec_opts *opts,
 				struct arc_filter *next, struct cm_err *err)
 {
-	struct zs_codec *zs = NULL;
 	int level = opts->level < 0 ? ZS_LEVEL_DEFAULT : opts->level;
-	int rc = 0;
 
 	if (level < 1 || level > ZSTD_maxCLevel()) {
-		rc = cm_err_set(err, EINVAL, "zstd: level %d is not 1..%d",
-				opts->level, ZSTD_maxCLevel());
-		goto out;
-	}
-	zs = cm_xcalloc(1, sizeof(*zs));
-	zs->filter.ops = &zs_ops;
-	zs->filter.next = next;
-	zs->filter.state = zs;
-	zs->cctx = ZSTD_createCCtx();
-	if (!zs->cctx) {
-		rc = cm_err_set(err, ENOMEM, "zstd: cannot create a context");
-		goto out;
-	}
-	rc = set_param(zs, ZSTD_c_compressionLevel, level, "level", err);
-	if (rc == 0)
-		rc = set_param(zs, ZSTD_c_checksumFlag, 1, "checksum", err);
-	if (rc == 0)
-		rc = set_param(zs, ZSTD_c_nbWorkers, (int)opts->threads,
-			       "threads", err);
-	if (rc == 0)
-		rc = set_param(zs, ZSTD_c_jobSize, ZS_JOB_SIZE, "job size",
-			       err);
-	if (rc)
-		goto out;
-	zs->out_cap = ZSTD_CStreamOutSize();
-	zs->out = cm_xmalloc(zs->out_cap);
-	cm_debug("zstd: level %d, %u worker threads", level, opts->threads);
-out:
-	if (rc) {
-		if (zs)
-			zs_free(&zs->filter);
-		else
-			arc_free(next);
+		cm_err_set(err, EINVAL, "zstd: level %d is not 1..%d",
+			   opts->level, ZSTD_maxCLevel());
+		arc_free(next);
 		return NULL;
 	}
-	return &zs->filter;
+	return arc_slice_codec_new(&zs_ops, opts, level, next, err);
 }

@@ -19,9 +19,16 @@
  * Entries are numbered from 1 in messages; an entry's name (pax path, GNU
  * long name, or ustar prefix/name) is shown printable (arc_printable).
  *
+ * With arc_count_on_entry, each entry is also given whole to a callback
+ * (aindex.h's fields: the header's, overridden by pax records and GNU long
+ * names, and the stream offsets of its first header block and its data),
+ * once its headers are read: the archiver builds the index from it, the
+ * verifier rebuilds the index from the decoded stream to compare.
+ *
  * Threads: one, the chain's driver (arc.h). The counter owns its buffers.
  */
 #include "verify.h"
+#include "aindex.h"
 #include "json.h"
 #include "mem.h"
 #include "source_int.h"
@@ -64,6 +71,20 @@ struct count {
 	uint64_t next_size;
 	char *name;            /* owned: the current entry's name, printable */
 	bool failed;
+	/* entries for a callback (arc_count_on_entry) */
+	arc_entry_fn on_entry;
+	void *entry_ctx;
+	bool in_meta;          /* meta headers seen for the coming entry */
+	uint64_t first_at;     /* where the coming entry's first one began */
+	struct pax_meta {      /* what pax 'x' and GNU 'K' said, owned */
+		char *link, *uname, *gname, *sparse_name;
+		bool has_uid, has_gid, has_mtime, has_realsize, sparse;
+		uint64_t uid, gid, realsize;
+		int64_t mtime_sec;
+		uint32_t mtime_nsec;
+	} pm;
+	struct aidx_entry entry; /* W_SPARSE: given once its data begins */
+	char *entry_strs[4];   /* owned: entry's path, link, uname, gname */
 };
 
 static int fail_at(struct count *k, struct cm_err *err, const char *fmt,
@@ -162,6 +183,170 @@ static void set_name(struct count *k, char *raw)
 	free(raw);
 }
 
+static void pm_release(struct pax_meta *pm)
+{
+	free(pm->link);
+	free(pm->uname);
+	free(pm->gname);
+	free(pm->sparse_name);
+	memset(pm, 0, sizeof(*pm));
+}
+
+static void set_str(char **dst, const char *v, size_t n)
+{
+	free(*dst);
+	*dst = cm_xstrndup(v, n);
+}
+
+/* A decimal pax number (uid, gid, realsize): -1 when it is none. */
+static int pax_u64(const char *v, size_t n, uint64_t *out)
+{
+	uint64_t x = 0;
+
+	if (n == 0 || n > 20)
+		return -1;
+	for (size_t i = 0; i < n; i++) {
+		if (v[i] < '0' || v[i] > '9')
+			return -1;
+		x = x * 10 + (uint64_t)(v[i] - '0');
+	}
+	*out = x;
+	return 0;
+}
+
+/* "-12.5" or "1700000000.123456789": seconds and nanoseconds. */
+static int pax_time(const char *v, size_t n, int64_t *sec, uint32_t *nsec)
+{
+	bool neg = n && v[0] == '-';
+	size_t i = neg, dot;
+	uint64_t s = 0, ns = 0;
+
+	for (dot = i; dot < n && v[dot] != '.'; dot++)
+		;
+	if (pax_u64(v + i, dot - i, &s) || s > INT64_MAX)
+		return -1;
+	for (size_t d = dot + 1, digits = 0; d < n; d++, digits++) {
+		if (v[d] < '0' || v[d] > '9')
+			return -1;
+		if (digits < 9)
+			ns = ns * 10 + (uint64_t)(v[d] - '0');
+	}
+	for (size_t d = n > dot + 1 ? n - dot - 1 : 0; d < 9; d++)
+		ns *= 10;
+	/* -1.5 is 1.5 s before the epoch: -2 s + 0.5 s */
+	if (neg && ns) {
+		*sec = -(int64_t)s - 1;
+		*nsec = (uint32_t)(1000000000 - ns);
+	} else {
+		*sec = neg ? -(int64_t)s : (int64_t)s;
+		*nsec = (uint32_t)ns;
+	}
+	return 0;
+}
+
+/* The pax records the index needs (the entry callback's). */
+static int pax_record(struct count *k, const char *key, size_t klen,
+		      const char *v, size_t vlen, struct cm_err *err)
+{
+	struct pax_meta *pm = &k->pm;
+
+#define KEY(s) (klen == sizeof(s) - 1 && !memcmp(key, s, klen))
+	if (KEY("linkpath")) {
+		set_str(&pm->link, v, vlen);
+	} else if (KEY("uname")) {
+		set_str(&pm->uname, v, vlen);
+	} else if (KEY("gname")) {
+		set_str(&pm->gname, v, vlen);
+	} else if (KEY("GNU.sparse.name")) {
+		set_str(&pm->sparse_name, v, vlen);
+		pm->sparse = true;
+	} else if (KEY("GNU.sparse.realsize")) {
+		if (pax_u64(v, vlen, &pm->realsize))
+			return fail_at(k, err, "bad pax GNU.sparse.realsize");
+		pm->has_realsize = pm->sparse = true;
+	} else if (KEY("GNU.sparse.major")) {
+		pm->sparse = true;
+	} else if (KEY("uid")) {
+		if (pax_u64(v, vlen, &pm->uid))
+			return fail_at(k, err, "bad pax uid");
+		pm->has_uid = true;
+	} else if (KEY("gid")) {
+		if (pax_u64(v, vlen, &pm->gid))
+			return fail_at(k, err, "bad pax gid");
+		pm->has_gid = true;
+	} else if (KEY("mtime")) {
+		if (pax_time(v, vlen, &pm->mtime_sec, &pm->mtime_nsec))
+			return fail_at(k, err, "bad pax mtime");
+		pm->has_mtime = true;
+	}
+#undef KEY
+	return 0;
+}
+
+/* A NUL-padded header field as a string. */
+static char *field(const unsigned char *b, size_t n)
+{
+	return cm_xstrndup((const char *)b, strnlen((const char *)b, n));
+}
+
+static uint64_t number_or_0(const unsigned char *p, size_t n)
+{
+	uint64_t v = 0;
+
+	return parse_number(p, n, &v) ? 0 : v;
+}
+
+/*
+ * The entry whose header is k->block (its name `raw_name`, its data size
+ * `size`), from the header and what the meta headers said; given to the
+ * callback once its data begins (now, or after GNU sparse blocks).
+ */
+static void entry_start(struct count *k, const char *raw_name, uint64_t size)
+{
+	const unsigned char *b = k->block;
+	struct pax_meta *pm = &k->pm;
+	struct aidx_entry *e = &k->entry;
+	uint64_t mtime = number_or_0(b + 136, 12);
+
+	for (int i = 0; i < 4; i++)
+		free(k->entry_strs[i]);
+	memset(e, 0, sizeof(*e));
+	k->entry_strs[0] = cm_xstrdup(pm->sparse_name ? pm->sparse_name
+						      : raw_name);
+	k->entry_strs[1] = pm->link ? cm_xstrdup(pm->link)
+				    : field(b + 157, 100);
+	k->entry_strs[2] = pm->uname ? cm_xstrdup(pm->uname)
+				     : field(b + 265, 32);
+	k->entry_strs[3] = pm->gname ? cm_xstrdup(pm->gname)
+				     : field(b + 297, 32);
+	e->path = k->entry_strs[0];
+	e->link = k->entry_strs[1];
+	e->uname = k->entry_strs[2];
+	e->gname = k->entry_strs[3];
+	e->type = (char)b[156];
+	if (e->type == '\0' || e->type == '7')
+		e->type = '0';
+	e->sparse = pm->sparse || e->type == 'S';
+	e->mode = (uint32_t)number_or_0(b + 100, 8);
+	e->uid = (uint32_t)(pm->has_uid ? pm->uid : number_or_0(b + 108, 8));
+	e->gid = (uint32_t)(pm->has_gid ? pm->gid : number_or_0(b + 116, 8));
+	e->devmajor = (uint32_t)number_or_0(b + 329, 8);
+	e->devminor = (uint32_t)number_or_0(b + 337, 8);
+	e->stored = size;
+	e->size = pm->has_realsize ? pm->realsize : size;
+	e->mtime_sec = pm->has_mtime ? pm->mtime_sec : (int64_t)mtime;
+	e->mtime_nsec = pm->has_mtime ? pm->mtime_nsec : 0;
+	e->header_off = k->in_meta ? k->first_at : k->block_at;
+	k->in_meta = false;
+	pm_release(pm);
+}
+
+static int entry_give(struct count *k, struct cm_err *err)
+{
+	k->entry.data_off = k->block_at + BLOCK; /* after this block */
+	return k->on_entry(k->entry_ctx, &k->entry, err);
+}
+
 /* One pax extended header's records; 'x' ones set path and size. */
 static int parse_pax(struct count *k, struct cm_err *err)
 {
@@ -189,6 +374,15 @@ static int parse_pax(struct count *k, struct cm_err *err)
 			if (klen == 4 && !memcmp(q + 1, "path", 4)) {
 				free(k->next_name);
 				k->next_name = cm_xstrndup(eq + 1, vlen);
+			} else if (k->on_entry) {
+				int rc = pax_record(k, q + 1, klen, eq + 1,
+						    vlen, err);
+
+				if (rc)
+					return rc;
+			}
+			if (klen == 4 && !memcmp(q + 1, "path", 4)) {
+				/* done above */
 			} else if (klen == 4 && !memcmp(q + 1, "size", 4)) {
 				char num[32];
 				char *e;
@@ -220,6 +414,8 @@ static int end_meta(struct count *k, struct cm_err *err)
 	} else if (k->meta_type == 'L') {
 		free(k->next_name);
 		k->next_name = cm_xstrndup(k->meta, k->meta_len);
+	} else if (k->meta_type == 'K' && k->on_entry) {
+		set_str(&k->pm.link, k->meta, strnlen(k->meta, k->meta_len));
 	}
 	free(k->meta);
 	k->meta = NULL;
@@ -254,6 +450,7 @@ static int header(struct count *k, struct cm_err *err)
 	const unsigned char *b = k->block;
 	char type = (char)b[156];
 	uint64_t size;
+	char *raw;
 
 	if (arc_is_zero(b, BLOCK)) {
 		if (k->next_name || k->next_has_size)
@@ -272,6 +469,10 @@ static int header(struct count *k, struct cm_err *err)
 		if (size > META_MAX)
 			return fail_at(k, err, "a '%c' header of %llu bytes",
 				       type, (unsigned long long)size);
+		if (!k->in_meta) {
+			k->in_meta = true;
+			k->first_at = k->block_at;
+		}
 		k->meta_type = type;
 		k->meta = cm_xmalloc(size + 1);
 		k->meta_len = 0;
@@ -285,7 +486,7 @@ static int header(struct count *k, struct cm_err *err)
 	}
 	/* an entry */
 	k->c.entries++;
-	set_name(k, k->next_name ? k->next_name : header_name(b));
+	raw = k->next_name ? k->next_name : header_name(b);
 	k->next_name = NULL;
 	if (k->next_has_size)
 		size = k->next_size;
@@ -295,13 +496,16 @@ static int header(struct count *k, struct cm_err *err)
 		size = 0;
 	k->size = size;
 	k->c.data_bytes += size;
+	if (k->on_entry)
+		entry_start(k, raw, size);
+	set_name(k, raw);
 	if (type == 'S' && b[482]) {
 		k->state = W_SPARSE;
 		return 0;
 	}
 	k->left = size;
 	k->state = size ? W_DATA : W_HEADER;
-	return 0;
+	return k->on_entry ? entry_give(k, err) : 0;
 }
 
 /* A full block in W_HEADER, W_SPARSE, W_END1 or W_TRAILER. */
@@ -318,6 +522,8 @@ static int block_done(struct count *k, struct cm_err *err)
 		if (!k->block[504]) {
 			k->left = k->size;
 			k->state = k->size ? W_DATA : W_HEADER;
+			if (k->on_entry)
+				rc = entry_give(k, err);
 		}
 		break;
 	case W_END1:
@@ -492,6 +698,9 @@ static void count_free(struct arc_filter *f)
 	free(k->meta);
 	free(k->next_name);
 	free(k->name);
+	pm_release(&k->pm);
+	for (int i = 0; i < 4; i++)
+		free(k->entry_strs[i]);
 	free(k);
 }
 
@@ -514,6 +723,14 @@ struct arc_filter *arc_count_new(enum arc_method m, struct arc_filter *next)
 	k->method = m;
 	k->state = W_HEADER;
 	return &k->filter;
+}
+
+void arc_count_on_entry(struct arc_filter *count, arc_entry_fn fn, void *ctx)
+{
+	struct count *k = count->state;
+
+	k->on_entry = fn;
+	k->entry_ctx = ctx;
 }
 
 void arc_count_result(const struct arc_filter *count, struct arc_counts *out)

@@ -10,6 +10,12 @@
  * (the byte after the 4-byte magic number) must have the checksum flag:
  * codec_zstd.c always sets it (ZSTD_c_checksumFlag).
  *
+ * Each regular frame, once decoded, is told to the member hook
+ * (decode_internal.h). A seek table (zstd's seekable format, member.h) is
+ * kept as it goes by and, at close, must list exactly the frames seen: an
+ * archive of ours ends with one; a stream without one (older archives,
+ * other tools) is still read.
+ *
  * Errors name the frame (from 1) and the stored byte it starts at: "zstd
  * frame 2 at byte 4194310: checksum mismatch". The stream ending inside a
  * frame is "truncated"; a stream with no frame at all is an error too.
@@ -18,6 +24,8 @@
  * here, to the next filter, from inside write().
  */
 #include "decode_internal.h"
+#include "aindex.h"
+#include "member.h"
 #include "mem.h"
 
 #include <errno.h>
@@ -42,7 +50,113 @@ struct unzstd {
 	size_t head_len;
 	bool in_frame;
 	bool failed;
+	const struct arc_member_hook *hook; /* borrowed; may be NULL */
+	uint64_t upos;         /* decoded bytes so far */
+	uint64_t frame_u;      /* of them, in the current frame */
+	uint32_t *sizes;       /* owned: (clen, ulen) of every frame */
+	size_t nsizes, sizes_cap;
+	unsigned char *seek;   /* owned: the seek table's bytes, as seen */
+	size_t seek_len, seek_cap;
+	bool seek_bad;         /* more than one, or too big */
 };
+
+#define SEEK_MAX (64u << 20)
+
+static uint32_t le32(const unsigned char *p)
+{
+	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
+	       (uint32_t)p[3] << 24;
+}
+
+static bool is_seek_frame(const struct unzstd *z)
+{
+	return z->head_len >= 4 && le32(z->head) == ARC_ZS_SEEK_MAGIC;
+}
+
+/* Keep the seek table's bytes consumed in this step: p[0..n) came from
+ * stored byte `at` on. */
+static void keep_seek(struct unzstd *z, uint64_t at, const unsigned char *p,
+		      size_t n)
+{
+	uint64_t before = at - z->frame_at; /* its bytes already passed */
+
+	if (z->seek_bad || !n)
+		return;
+	if (z->seek_len == 0 && before) {
+		/* the first bytes went by before the magic was known: they
+		 * are in head (at most 3 of them) */
+		if (before > sizeof(z->head)) {
+			z->seek_bad = true;
+			return;
+		}
+		keep_seek(z, z->frame_at, z->head, (size_t)before);
+	}
+	if (z->seek_len + n > SEEK_MAX) {
+		z->seek_bad = true;
+		return;
+	}
+	if (z->seek_len + n > z->seek_cap) {
+		z->seek_cap = z->seek_len + n + 4096;
+		z->seek = cm_xrealloc(z->seek, z->seek_cap);
+	}
+	memcpy(z->seek + z->seek_len, p, n);
+	z->seek_len += n;
+}
+
+/* A regular frame ended: tell the hook, note its sizes for the table. */
+static void frame_done(struct unzstd *z)
+{
+	struct aidx_member m = { z->frame_at, z->pos - z->frame_at,
+				 z->upos - z->frame_u, z->frame_u };
+
+	if (z->hook && z->hook->fn)
+		z->hook->fn(z->hook->ctx, &m);
+	if (z->nsizes + 2 > z->sizes_cap) {
+		z->sizes_cap = z->sizes_cap ? 2 * z->sizes_cap : 256;
+		z->sizes = cm_xrealloc(z->sizes, z->sizes_cap * sizeof(uint32_t));
+	}
+	z->sizes[z->nsizes++] = (uint32_t)m.clen;
+	z->sizes[z->nsizes++] = (uint32_t)m.ulen;
+}
+
+/* At close: a seek table, when there is one, lists exactly our frames. */
+static int check_seek(struct unzstd *z, struct cm_err *err)
+{
+	size_t frames = z->nsizes / 2, table = 0;
+	struct aidx_member *m;
+	struct cm_err e;
+	int64_t n;
+	int rc = 0;
+
+	if (!z->seek_len && !z->seek_bad)
+		return 0;
+	if (z->seek_bad)
+		return cm_err_set(err, EIO, "zstd: more than one seek table, "
+				  "or one too large");
+	cm_err_clear(&e);
+	m = cm_xcalloc(frames + 1, sizeof(*m));
+	n = arc_zs_seek_parse(z->seek, z->seek_len, m, frames + 1, &table, &e);
+	if (n < 0 || table != z->seek_len)
+		rc = cm_err_set(err, EIO, "zstd seek table: %s",
+				n < 0 ? e.msg : "not the skippable frame's "
+						"whole content");
+	else if ((size_t)n != frames)
+		rc = cm_err_set(err, EIO, "zstd seek table: %lld frames, the "
+				"stream has %zu", (long long)n, frames);
+	for (size_t i = 0; rc == 0 && i < frames; i++) {
+		if (m[i].clen != z->sizes[2 * i] ||
+		    m[i].ulen != z->sizes[2 * i + 1])
+			rc = cm_err_set(err, EIO, "zstd seek table: frame %zu "
+					"is %llu/%llu bytes, the table says "
+					"%llu/%llu", i + 1,
+					(unsigned long long)z->sizes[2 * i],
+					(unsigned long long)z->sizes[2 * i + 1],
+					(unsigned long long)m[i].clen,
+					(unsigned long long)m[i].ulen);
+	}
+	free(m);
+	return rc;
+}
 
 static int frame_error(struct unzstd *z, const char *why, struct cm_err *err)
 {
@@ -106,13 +220,20 @@ static int unzstd_write(struct arc_filter *f, const void *p, size_t n,
 			z->frame_at = z->pos;
 			z->head_len = 0;
 			z->in_frame = true;
+			if (z->seek_len)
+				z->seek_bad = true; /* frames after it */
 		}
 		rc = check_head(z, (const unsigned char *)p + in.pos,
 				in.size - in.pos, err);
 		if (rc)
 			break;
 		r = ZSTD_decompressStream(z->dctx, &out, &in);
+		if (is_seek_frame(z))
+			keep_seek(z, z->pos, (const unsigned char *)p + before,
+				  in.pos - before);
 		z->pos += in.pos - before;
+		z->upos += out.pos;
+		z->frame_u += out.pos;
 		if (ZSTD_isError(r)) {
 			rc = frame_error(z, ZSTD_getErrorCode(r) ==
 					 ZSTD_error_checksum_wrong ?
@@ -126,6 +247,10 @@ static int unzstd_write(struct arc_filter *f, const void *p, size_t n,
 		if (r == 0) {
 			z->in_frame = false;
 			pending = false;
+			if (z->head_len >= 4 &&
+			    (le32(z->head) & 0xFFFFFFF0u) != ZSTD_SKIP_MAGIC)
+				frame_done(z);
+			z->frame_u = 0;
 		} else if (!pending && in.pos == before) {
 			break; /* wants more input */
 		}
@@ -148,6 +273,10 @@ static int unzstd_close(struct arc_filter *f, struct cm_err *err)
 				  (unsigned long long)z->frame,
 				  (unsigned long long)z->frame_at,
 				  (unsigned long long)z->pos);
+	if (check_seek(z, err)) {
+		z->failed = true;
+		return -EIO;
+	}
 	return arc_close(f->next, err);
 }
 
@@ -163,6 +292,8 @@ static void unzstd_free(struct arc_filter *f)
 	arc_free(f->next);
 	ZSTD_freeDCtx(z->dctx);
 	free(z->out);
+	free(z->sizes);
+	free(z->seek);
 	free(z);
 }
 
@@ -175,10 +306,12 @@ static const struct arc_filter_ops unzstd_ops = {
 };
 
 struct arc_filter *arc_unzstd_new(struct arc_filter *next,
+				  const struct arc_member_hook *hook,
 				  const uint64_t **units, struct cm_err *err)
 {
 	struct unzstd *z = cm_xcalloc(1, sizeof(*z));
 
+	z->hook = hook;
 	z->filter.ops = &unzstd_ops;
 	z->filter.next = next;
 	z->filter.state = z;

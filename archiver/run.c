@@ -2,6 +2,8 @@
  * run.c - see run.h: one archive, start to finish.
  */
 #include "run.h"
+#include "aindex.h"
+#include "member.h"
 #include "fsutil.h"
 #include "json.h"
 #include "log.h"
@@ -190,6 +192,111 @@ static int write_manifest(struct s3_client *client, const struct target *man,
 	return rc;
 }
 
+/* ---- the index ---------------------------------------------------------- */
+
+/* What the chain reports while it runs, for the index (aindex.h). */
+struct index_build {
+	struct aidx_writer *w;
+	int rc;                  /* the first failure, kept for close */
+	struct cm_err err;
+};
+
+static void on_member(void *ctx, const struct aidx_member *m)
+{
+	struct index_build *b = ctx;
+
+	if (b->rc == 0)
+		b->rc = aidx_writer_add_member(b->w, m, &b->err);
+}
+
+static int on_entry(void *ctx, const struct aidx_entry *e, struct cm_err *err)
+{
+	struct index_build *b = ctx;
+	int rc = aidx_writer_add_entry(b->w, e, err);
+
+	if (rc)
+		cm_err_prefix(err, "index");
+	return rc;
+}
+
+static enum aidx_codec index_codec(enum arc_codec c)
+{
+	return c == ARC_CODEC_GZIP ? AIDX_CODEC_GZIP :
+	       c == ARC_CODEC_ZSTD ? AIDX_CODEC_ZSTD :
+				     AIDX_CODEC_NONE;
+}
+
+/* Store the finished index beside the object, through the same kind of
+ * sink as the archive (S3 upload or local file), hashed on the way. */
+static int store_index(const struct arc_run_opts *o, const struct target *obj,
+		       struct index_build *b, struct arc_run_result *res,
+		       struct cm_err *err)
+{
+	struct arc_filter *sink, *hash;
+	struct arc_hash_result h;
+	unsigned char *buf = NULL;
+	uint64_t size = 0, done = 0;
+	char *key = cm_xasprintf("%s%s", obj->key, AIDX_SUFFIX);
+	int fd = -1, rc;
+
+	rc = aidx_writer_finish(b->w, res->bytes_written, res->counts.bytes,
+				&fd, &size, err);
+	if (rc)
+		goto out;
+	if (obj->bucket) {
+		struct s3_upload_opts uo = o->upload;
+
+		/* the archive's journal hook and expected size are not the
+		 * index's */
+		uo.on_upload_id = NULL;
+		uo.ctx = NULL;
+		uo.expected_size = size;
+		sink = arc_sink_s3_new(o->client, obj->bucket, key, &uo, err);
+	} else {
+		sink = arc_sink_file_new(key, err);
+	}
+	if (!sink) {
+		rc = -EIO;
+		goto out;
+	}
+	hash = arc_hash_new(sink);
+	buf = cm_xmalloc(1 << 20);
+	while (rc == 0 && done < size) {
+		size_t n = size - done < (1 << 20) ? (size_t)(size - done)
+						   : 1 << 20;
+
+		rc = cm_pread_all(fd, buf, n, (off_t)done);
+		if (rc)
+			rc = cm_err_set(err, -rc, "index: read back: %s",
+					strerror(-rc));
+		else
+			rc = arc_write(hash, buf, n, err);
+		done += n;
+	}
+	if (rc == 0)
+		rc = arc_close(hash, err);
+	if (rc) {
+		arc_abort(hash);
+	} else {
+		arc_hash_result(hash, &h);
+		memcpy(res->index_sha256_hex, h.sha256_hex,
+		       sizeof(res->index_sha256_hex));
+		res->index_size = h.bytes;
+		res->index_url = obj->bucket ? cm_xasprintf("s3://%s/%s",
+							    obj->bucket, key)
+					     : cm_xstrdup(key);
+	}
+	arc_free(hash);
+out:
+	if (rc)
+		cm_err_prefix(err, "index %s", key);
+	if (fd >= 0)
+		close(fd);
+	free(buf);
+	free(key);
+	return rc;
+}
+
 static char *manifest_text(const struct arc_run_opts *o,
 			   const struct arc_run_result *res, time_t started,
 			   time_t finished, double seconds)
@@ -213,6 +320,19 @@ static char *manifest_text(const struct arc_run_opts *o,
 	cm_json_add_num(codec, "threads", threads);
 	cm_json_add_u64(root, "bytes_written", res->bytes_written);
 	cm_json_add_str(root, "sha256", res->sha256_hex);
+	if (res->index_url) {
+		struct cm_json *ix;
+
+		cm_json_add_bool(root, "indexed", true);
+		ix = cm_json_add_object(root, "index");
+		cm_json_add_str(ix, "object", res->index_url);
+		cm_json_add_u64(ix, "size", res->index_size);
+		cm_json_add_str(ix, "sha256", res->index_sha256_hex);
+		cm_json_add_u64(root, "members", res->members);
+		cm_json_add_u64(root, "slice_bytes", o->codec.block_size ?
+					     o->codec.block_size :
+					     ARC_SLICE_DEFAULT);
+	}
 	if (is_s3(res->object_url)) {
 		cm_json_add_str(root, "etag", res->etag);
 		cm_json_add_u64(root, "parts", res->parts);
@@ -234,6 +354,7 @@ void arc_run_result_release(struct arc_run_result *res)
 {
 	free(res->object_url);
 	free(res->manifest_url);
+	free(res->index_url);
 	arc_stats_release(&res->stats);
 	memset(res, 0, sizeof(*res));
 }
@@ -247,6 +368,8 @@ int arc_run(const struct arc_run_opts *o, struct arc_run_result *res,
 	struct arc_filter *chain = NULL, *hash = NULL, *sink = NULL;
 	struct arc_filter *count = NULL;  /* borrowed: the chain's first */
 	struct target obj = { 0 }, man = { 0 };
+	struct arc_codec_opts copts = o->codec;
+	struct index_build ib = { 0 };
 	struct arc_hash_result hres;
 	struct s3_upload_result up = { 0 };
 	time_t started = time(NULL);
@@ -314,13 +437,28 @@ int arc_run(const struct arc_run_opts *o, struct arc_run_result *res,
 		sopts.exclude_ino = st.st_ino;
 	}
 	hash = arc_hash_new(sink);
-	chain = arc_codec_new(&o->codec, hash, err);
+	/* the index beside the object: not for stdout, which has no beside */
+	if (strcmp(obj.key, "-") != 0) {
+		ib.w = aidx_writer_new(res->method == ARC_METHOD_TREE ?
+					       AIDX_KIND_TAR : AIDX_KIND_RAW,
+				       index_codec(o->codec.codec),
+				       o->overlay_dir &&
+						       access(o->overlay_dir,
+							      W_OK) == 0 ?
+					       o->overlay_dir : NULL,
+				       0, err);
+		copts.on_member = on_member;
+		copts.member_ctx = &ib;
+	}
+	chain = arc_codec_new(&copts, hash, err);
 	if (!chain) { /* the codec freed hash and sink */
 		rc = -EINVAL;
 		goto out;
 	}
 	/* what the stream holds, for the manifest and the verifier */
 	chain = count = arc_count_new(res->method, chain);
+	if (ib.w && res->method == ARC_METHOD_TREE)
+		arc_count_on_entry(count, on_entry, &ib);
 	rc = arc_plan_run(plan, chain, err);
 	/* --strict: whatever source recorded the item, nothing incomplete
 	 * is closed (the sources check as they go; this is the last word) */
@@ -342,6 +480,23 @@ int arc_run(const struct arc_run_opts *o, struct arc_run_result *res,
 	arc_count_result(count, &res->counts);
 	res->bytes_written = hres.bytes;
 	memcpy(res->sha256_hex, hres.sha256_hex, sizeof(res->sha256_hex));
+	if (ib.w) {
+		if (o->codec.codec == ARC_CODEC_NONE) {
+			/* no members: one range, the whole stream */
+			struct aidx_member m = { 0, hres.bytes, 0, hres.bytes };
+
+			on_member(&ib, &m);
+		}
+		if (ib.rc) {
+			*err = ib.err;
+			rc = ib.rc;
+			goto out;
+		}
+		res->members = aidx_writer_members(ib.w);
+		rc = store_index(o, &obj, &ib, res, err);
+		if (rc)
+			goto out;
+	}
 	if (obj.bucket) {
 		arc_sink_s3_result(sink, &up);
 		memcpy(res->etag, up.etag, sizeof(res->etag));
@@ -356,6 +511,7 @@ out:
 	arc_plan_free(plan);
 	arc_devs_free(devs);
 	arc_free(chain);
+	aidx_writer_free(ib.w);
 	free(text);
 	target_release(&obj);
 	target_release(&man);

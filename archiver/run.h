@@ -19,7 +19,11 @@
  * directory) receives backup.tar.gz or rawbackup.gz (.zst for zstd,
  * backup.tar / rawbackup.img for none) and manifest.json; a DEST naming an
  * object gets its manifest as DEST.manifest.json; "-" writes the archive to
- * stdout and a manifest only where `manifest` says.
+ * stdout and a manifest only where `manifest` says. Beside the object (not
+ * for stdout) goes its index, OBJECT.index (docs/archive-format.md), stored
+ * after the archive through the same kind of sink and named in the
+ * manifest with its size and sha256 ("indexed": true). The index writer
+ * spills to overlay_dir (else $TMPDIR) when the tree is large.
  *
  * Threads: arc_run runs on the caller's thread (plus the codec's and the
  * uploader's workers). `cancel` may be raised from any thread or a signal
@@ -89,6 +93,12 @@ struct arc_run_result {
 	/* what the uncompressed stream holds (verify.h's counter): the
 	 * manifest's "tar" (entries, bytes, data_bytes) or "raw" (bytes) */
 	struct arc_counts counts;
+	/* the index beside the object (aindex.h), stored after it; NULL
+	 * for stdout */
+	char *index_url;         /* owned */
+	uint64_t index_size;
+	char index_sha256_hex[CM_SHA256_HEX_LEN + 1];
+	uint64_t members;        /* gzip members or zstd frames */
 };
 
 /* `res` is always initialised and must be released, success or not. */

@@ -11,12 +11,20 @@
  *   3. the object streams (S3: one GET, resumed where a transfer breaks;
  *      local: read) through sha256 -> decoder -> counter, a filter chain
  *      of arc.h; the decoder and the counter stop at the first bad byte;
- *   4. size, sha256 and counts are compared with the manifest's.
+ *   4. size, sha256 and counts are compared with the manifest's;
+ *   5. an indexed archive ("indexed": true): the index is rebuilt from
+ *      what the decoder and the counter saw (the members walked in the
+ *      stored object, the tar headers decoded) and must equal, byte for
+ *      byte, the index object stored beside the archive (OBJECT.index),
+ *      whose size and sha256 must be the manifest's. The index writer is
+ *      deterministic, so any difference (a member out of place, an entry
+ *      with another offset, mode or name) is a difference in the bytes.
  *
  * The first failure is the message. Memory: the decoder's and counter's
  * buffers (about 1 MiB) and the manifest (at most 16 MiB).
  */
 #include "verify.h"
+#include "aindex.h"
 #include "decode_internal.h"
 #include "buf.h"
 #include "json.h"
@@ -24,6 +32,7 @@
 #include "run.h"
 #include "sink.h"
 #include "url.h"
+#include "fsutil.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -41,6 +50,7 @@
 
 struct decoder {
 	const uint64_t *units;  /* the inner decoder's, or NULL (none) */
+	struct arc_member_hook hook;  /* lent to the inner decoder */
 };
 
 static int dec_write(struct arc_filter *f, const void *p, size_t n,
@@ -83,9 +93,9 @@ struct arc_filter *arc_decoder_new(enum arc_codec c, struct arc_filter *next,
 	f->ops = &dec_ops;
 	f->state = d;
 	if (c == ARC_CODEC_GZIP)
-		inner = arc_gunzip_new(next, &d->units, err);
+		inner = arc_gunzip_new(next, &d->hook, &d->units, err);
 	else if (c == ARC_CODEC_ZSTD)
-		inner = arc_unzstd_new(next, &d->units, err);
+		inner = arc_unzstd_new(next, &d->hook, &d->units, err);
 	else if (c != ARC_CODEC_NONE) {
 		cm_err_set(err, EINVAL, "no decoder for codec %d", (int)c);
 		arc_free(next);
@@ -98,6 +108,16 @@ struct arc_filter *arc_decoder_new(enum arc_codec c, struct arc_filter *next,
 	}
 	f->next = inner;
 	return f;
+}
+
+void arc_decoder_on_member(struct arc_filter *dec,
+			   void (*fn)(void *ctx, const struct aidx_member *m),
+			   void *ctx)
+{
+	struct decoder *d = dec->state;
+
+	d->hook.fn = fn;
+	d->hook.ctx = ctx;
 }
 
 uint64_t arc_decoder_units(const struct arc_filter *dec)
@@ -381,6 +401,10 @@ out:
 struct claims {
 	uint64_t size;
 	const char *sha256;
+	bool indexed;
+	const char *index_object;   /* its name: the object's + ".index" */
+	const char *index_sha256;
+	uint64_t index_size;
 	enum arc_method method;
 	enum arc_codec codec;
 	struct arc_counts counts;
@@ -423,6 +447,19 @@ static int read_claims(const struct cm_json *m, const char *object_url,
 	if (!codec || arc_codec_parse(codec, &c->codec))
 		return cm_err_set(err, EIO, "compression.codec: %s",
 				  codec ? codec : "missing");
+	if (cm_json_bool(cm_json_get(m, "indexed"))) {
+		const struct cm_json *ix = cm_json_get(m, "index");
+
+		c->indexed = true;
+		c->index_object = ix ? cm_json_get_str(ix, "object") : NULL;
+		c->index_sha256 = ix ? cm_json_get_str(ix, "sha256") : NULL;
+		if (!c->index_object || !c->index_sha256 ||
+		    strlen(c->index_sha256) != CM_SHA256_HEX_LEN ||
+		    get_u64(ix, "size", &c->index_size))
+			return cm_err_set(err, EIO, "\"indexed\", but no "
+					  "\"index\": {\"object\", \"size\", "
+					  "\"sha256\"}");
+	}
 	if (method && !strcmp(method, "tree"))
 		c->method = ARC_METHOD_TREE;
 	else if (method && !strcmp(method, "raw"))
@@ -491,6 +528,150 @@ static int compare(const struct arc_verify_result *r, const struct claims *c,
 	return 0;
 }
 
+/* ---- the index ---------------------------------------------------------- */
+
+/* The index rebuilt from the decoded archive (step 5). */
+struct rebuild {
+	struct aidx_writer *w;
+	int rc;
+	struct cm_err err;
+};
+
+static void rebuild_member(void *ctx, const struct aidx_member *m)
+{
+	struct rebuild *b = ctx;
+
+	if (b->rc == 0)
+		b->rc = aidx_writer_add_member(b->w, m, &b->err);
+}
+
+static int rebuild_entry(void *ctx, const struct aidx_entry *e,
+			 struct cm_err *err)
+{
+	struct rebuild *b = ctx;
+
+	return aidx_writer_add_entry(b->w, e, err);
+}
+
+/* The stored index, read as it comes, against the rebuilt one in `fd`. */
+struct index_cmp {
+	int fd;
+	uint64_t size;            /* the rebuilt index's */
+	uint64_t at;
+	uint64_t differ_at;       /* UINT64_MAX: the same so far */
+	struct cm_sha256 *sha;
+	unsigned char *buf;
+};
+
+static int cmp_sink(void *ctx, const void *p, size_t n, struct cm_err *err)
+{
+	struct index_cmp *c = ctx;
+	const unsigned char *q = p;
+
+	cm_sha256_update(c->sha, p, n);
+	while (n && c->differ_at == UINT64_MAX) {
+		size_t k = n < (1 << 20) ? n : 1 << 20;
+		int rc;
+
+		if (c->at + k > c->size) {
+			c->differ_at = c->size;
+			break;
+		}
+		rc = cm_pread_all(c->fd, c->buf, k, (off_t)c->at);
+		if (rc)
+			return cm_err_set(err, -rc, "rebuilt index: %s",
+					  strerror(-rc));
+		for (size_t i = 0; i < k; i++) {
+			if (c->buf[i] != q[i]) {
+				c->differ_at = c->at + i;
+				break;
+			}
+		}
+		c->at += k;
+		q += k;
+		n -= k;
+	}
+	if (c->differ_at == UINT64_MAX)
+		return 0;
+	c->at += n;
+	return 0;
+}
+
+static int check_index(const struct arc_verify_opts *o,
+		       const struct place *obj, const struct claims *c,
+		       struct rebuild *b, struct arc_verify_result *res,
+		       struct cm_err *err)
+{
+	struct place ix = { 0 };
+	struct index_cmp cmp = { .fd = -1, .differ_at = UINT64_MAX };
+	uint8_t d[CM_SHA256_LEN];
+	char hex[CM_SHA256_HEX_LEN + 1];
+	int rc;
+
+	if (b->rc) {
+		*err = b->err;
+		return b->rc;
+	}
+	{
+		char *want = cm_xasprintf("%s%s", base_name(obj->key),
+					  AIDX_SUFFIX);
+		bool same = !strcmp(base_name(c->index_object), want);
+
+		free(want);
+		if (!same)
+			return cm_err_set(err, EIO, "the manifest's index %s "
+					  "is not this object's",
+					  c->index_object);
+	}
+	rc = aidx_writer_finish(b->w, res->size, res->counts.bytes, &cmp.fd,
+				&cmp.size, err);
+	if (rc)
+		return rc;
+	ix.bucket = obj->bucket ? cm_xstrdup(obj->bucket) : NULL;
+	ix.key = cm_xasprintf("%s%s", obj->key, AIDX_SUFFIX);
+	res->index_url = place_url(&ix);
+	cmp.sha = cm_sha256_new();
+	cmp.buf = cm_xmalloc(1 << 20);
+	if (ix.bucket)
+		rc = s3_get_object(o->client, ix.bucket, ix.key, NULL,
+				   cmp_sink, &cmp, NULL, err);
+	else
+		rc = arc_read_file(ix.key, cmp_sink, &cmp, NULL, err);
+	if (rc) {
+		cm_err_prefix(err, "index %s", res->index_url);
+		goto out;
+	}
+	cm_sha256_final(cmp.sha, d);
+	cm_hex(d, sizeof(d), hex);
+	res->index_size = cmp.at;
+	if (cmp.at != c->index_size)
+		rc = cm_err_set(err, EIO, "index %s: %llu bytes, the manifest "
+				"says %llu", res->index_url,
+				(unsigned long long)cmp.at,
+				(unsigned long long)c->index_size);
+	else if (strcmp(hex, c->index_sha256))
+		rc = cm_err_set(err, EIO, "index %s: sha256 %s, the manifest "
+				"says %s", res->index_url, hex,
+				c->index_sha256);
+	else if (cmp.differ_at != UINT64_MAX || cmp.at != cmp.size)
+		rc = cm_err_set(err, EIO, "index %s does not describe the "
+				"archive: it differs from the index rebuilt "
+				"from the archive at byte %llu (%s)",
+				res->index_url, (unsigned long long)
+				(cmp.differ_at != UINT64_MAX ? cmp.differ_at
+							     : cmp.size),
+				cmp.differ_at < 128 ? "its header: sizes or "
+						      "counts" :
+				"its members or entries");
+out:
+	free(cmp.buf);
+	cm_sha256_free(cmp.sha);
+	if (cmp.fd >= 0)
+		close(cmp.fd);
+	place_release(&ix);
+	return rc;
+}
+
 /* ---- streaming --------------------------------------------------------- */
 
 struct feed {
@@ -533,6 +714,7 @@ void arc_verify_result_release(struct arc_verify_result *res)
 	free(res->object_url);
 	free(res->manifest_url);
 	free(res->manifest_text);
+	free(res->index_url);
 	memset(res, 0, sizeof(*res));
 }
 
@@ -545,6 +727,7 @@ int arc_verify(const struct arc_verify_opts *o, struct arc_verify_result *res,
 	struct feed f = { .o = o };
 	struct arc_filter *hash = NULL, *dec = NULL, *count;
 	struct arc_hash_result hres;
+	struct rebuild rb = { 0 };
 	size_t len = strlen(o->url);
 	bool folder = len && o->url[len - 1] == '/';
 	struct stat st;
@@ -597,6 +780,19 @@ int arc_verify(const struct arc_verify_opts *o, struct arc_verify_result *res,
 		rc = -EINVAL;
 		goto out;
 	}
+	if (c.indexed) {
+		rb.w = aidx_writer_new(c.method == ARC_METHOD_TREE ?
+					       AIDX_KIND_TAR : AIDX_KIND_RAW,
+				       c.codec == ARC_CODEC_GZIP ?
+					       AIDX_CODEC_GZIP :
+				       c.codec == ARC_CODEC_ZSTD ?
+					       AIDX_CODEC_ZSTD :
+					       AIDX_CODEC_NONE,
+				       NULL, 0, err);
+		arc_decoder_on_member(dec, rebuild_member, &rb);
+		if (c.method == ARC_METHOD_TREE)
+			arc_count_on_entry(count, rebuild_entry, &rb);
+	}
 	hash = arc_hash_new(dec);
 	f.chain = hash;
 	if (obj.bucket)
@@ -615,7 +811,17 @@ int arc_verify(const struct arc_verify_opts *o, struct arc_verify_result *res,
 	res->units = arc_decoder_units(dec);
 	arc_count_result(count, &res->counts);
 	rc = compare(res, &c, err);
+	if (rc == 0 && c.indexed) {
+		if (c.codec == ARC_CODEC_NONE) {
+			struct aidx_member one = { 0, res->size, 0, res->size };
+
+			rebuild_member(&rb, &one);
+		}
+		res->indexed = true;
+		rc = check_index(o, &obj, &c, &rb, res, err);
+	}
 out:
+	aidx_writer_free(rb.w);
 	arc_free(hash ? hash : dec);
 	cm_json_free(m);
 	place_release(&obj);

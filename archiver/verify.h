@@ -19,7 +19,9 @@
  *   arc_verify         the whole check of one archive, local or in S3:
  *                      the object streamed through sha256 -> decoder ->
  *                      counter, then size, sha256 and counts compared with
- *                      the manifest, which must parse.
+ *                      the manifest, which must parse; for an indexed
+ *                      archive, its index rebuilt from what was decoded
+ *                      and compared with the stored one (aindex.h).
  *
  * Errors name the first bad thing and where it is: "gzip member 3 at byte
  * 1048601: CRC mismatch", "tar entry 1204 'etc/passwd': truncated". Byte
@@ -34,6 +36,7 @@
 #define VAULTFS_VERIFY_H
 
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "arc.h"
@@ -61,6 +64,18 @@ struct arc_counts {
 struct arc_filter *arc_count_new(enum arc_method m, struct arc_filter *next);
 /* Valid after a successful arc_close. */
 void arc_count_result(const struct arc_filter *count, struct arc_counts *out);
+
+/*
+ * Give every tar entry to fn as the counter walks it (see count.c): the
+ * header's fields with pax records and GNU long names applied, and the
+ * stream offsets of its first header block and of its data. The entry and
+ * its strings are borrowed for the call; a non-zero return fails the
+ * write that walked it. Set before the first write.
+ */
+struct aidx_entry;
+typedef int (*arc_entry_fn)(void *ctx, const struct aidx_entry *e,
+			    struct cm_err *err);
+void arc_count_on_entry(struct arc_filter *count, arc_entry_fn fn, void *ctx);
 /* The counts as the manifest holds them: "tar": {"entries", "bytes",
  * "data_bytes"} for a tree, "raw": {"bytes"} for a raw image. */
 void arc_counts_to_json(enum arc_method m, const struct arc_counts *c,
@@ -75,6 +90,15 @@ struct arc_filter *arc_decoder_new(enum arc_codec c, struct arc_filter *next,
 				   struct cm_err *err);
 /* Members (gzip) or frames (zstd) seen so far; none: 0. */
 uint64_t arc_decoder_units(const struct arc_filter *dec);
+/*
+ * Tell fn of every member of ours (gzip members with the VF subfield, zstd
+ * frames) once decoded and checked: its stored offset and length, and its
+ * decoded ones. Set before the first write.
+ */
+struct aidx_member;
+void arc_decoder_on_member(struct arc_filter *dec,
+			   void (*fn)(void *ctx, const struct aidx_member *m),
+			   void *ctx);
 
 struct arc_verify_opts {
 	/* s3://bucket/key, a local path, or either ending in '/': a job's
@@ -101,6 +125,9 @@ struct arc_verify_result {
 	char etag[S3_ETAG_MAX];  /* S3 only */
 	uint64_t units;          /* gzip members or zstd frames */
 	struct arc_counts counts;
+	bool indexed;            /* the manifest says so; then checked: */
+	char *index_url;         /* owned: OBJECT.index */
+	uint64_t index_size;
 };
 
 /*

@@ -78,6 +78,9 @@ static void summary(const struct arc_verify_result *r)
 		       "tar\n", r->object_url, size, arc_codec_name(r->codec),
 		       units, (unsigned long long)r->counts.entries,
 		       (unsigned long long)r->counts.bytes);
+	if (r->indexed)
+		printf("verified %s: the index (%llu bytes) describes it\n",
+		       r->index_url, (unsigned long long)r->index_size);
 }
 
 int cmd_verify(int argc, char **argv)

@@ -37,6 +37,10 @@ int cmd_mount(int argc, char **argv);
 /* `vaultfs verify URL` (cmd_verify.c). */
 int cmd_verify(int argc, char **argv);
 
+/* `vaultfs restore SRC DEST [--path P]... [--threads N] [--strict]`
+ * (cmd_restore.c). */
+int cmd_restore(int argc, char **argv);
+
 /* `vaultfs aws whoami [--config F] [--profile P] [--json]` (cmd_aws.c). */
 int cmd_aws(int argc, char **argv);
 

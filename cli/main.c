@@ -26,6 +26,8 @@ const struct vf_command vf_commands[] = {
 	  cmd_mount },
 	{ "verify", "read an archive back, decode it, match its manifest",
 	  cmd_verify },
+	{ "restore", "restore an archive into a directory, file or device",
+	  cmd_restore },
 	{ "aws", "whoami: the AWS identity, region and endpoints in use",
 	  cmd_aws },
 	{ NULL, NULL, NULL },

@@ -152,6 +152,13 @@ static const struct {
 	  "  vaultfs verify --manifest m.json disk.tar.zst\n",
 	  "0 whole and matching its manifest; 1 not (or it could not be "
 	  "read);\n2 usage error; 130 interrupted.\n" },
+	{ "restore",
+	  "  vaultfs restore s3://backups/srv/.../backup.tar.gz /srv/restored\n"
+	  "  vaultfs restore s3://backups/srv/.../ /tmp/r --path etc/fstab\n"
+	  "  vaultfs restore --config /etc/vaultfs/config.json snap-0abc /tmp/r\n",
+	  "0 everything restored exactly; 1 something was not (each named), "
+	  "or the\narchive could not be read; 2 usage error; 130 "
+	  "interrupted.\n" },
 	{ "run",
 	  "  vaultfs run --config /etc/vaultfs/config.json\n"
 	  "  vaultfs run --config /etc/vaultfs/config.json --once\n",

@@ -14,6 +14,17 @@
 
 /* write(2) until done, resuming after EINTR: 0 or -errno. */
 int cm_write_all(int fd, const void *p, size_t n);
+/* pwrite(2) of all n bytes at `off`, resuming after EINTR: 0 or -errno. */
+int cm_pwrite_all(int fd, const void *p, size_t n, off_t off);
+/* pread(2) of exactly n bytes at `off`: 0, -errno, or -EIO when the file
+ * ends first. */
+int cm_pread_all(int fd, void *p, size_t n, off_t off);
+
+/* pread(2) of up to n bytes at off until done or the end of the file,
+ * resuming after EINTR: 0 with *got the bytes read (< n only at the end),
+ * or -errno with err set ("read: ..."; err may be NULL). */
+int cm_pread_full(int fd, void *p, size_t n, off_t off, size_t *got,
+		  struct cm_err *err);
 
 /* mkdir -p with `mode` for what it creates; existing directories are
  * fine. The message names the component that failed. */

@@ -18,6 +18,7 @@
 #include "view_store.h"
 
 #include "fault.h"
+#include "fsutil.h"
 #include "mem.h"
 #include "timeutil.h"
 
@@ -213,21 +214,7 @@ static int ls_open_read(struct view_store *s, const char *key,
 static int ls_read(struct view_store_rd *rd, uint64_t off, void *buf,
 		   size_t len, size_t *got, struct cm_err *err)
 {
-	*got = 0;
-	while (*got < len) {
-		ssize_t r = pread(rd->fd, (char *)buf + *got, len - *got,
-				  (off_t)(off + *got));
-
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r < 0)
-			return cm_err_set(err, errno, "read: %s",
-					  strerror(errno));
-		if (r == 0)
-			break;
-		*got += (size_t)r;
-	}
-	return 0;
+	return cm_pread_full(rd->fd, buf, len, (off_t)off, got, err);
 }
 
 static void ls_close_read(struct view_store_rd *rd)

@@ -11,7 +11,7 @@ _vaultfs()
 	cur=${COMP_WORDS[COMP_CWORD]}
 	prev=${COMP_WORDS[COMP_CWORD - 1]}
 
-	local commands="archive s3 run status bucket mount verify aws help"
+	local commands="archive restore s3 run status bucket mount verify aws help"
 	local s3opts="--endpoint-url --region --profile --expected-bucket-owner"
 	local upopts="--expected-size --part-size --concurrency --storage-class
 		--sse --sse-kms-key-id --unsigned-payload"
@@ -48,7 +48,7 @@ _vaultfs()
 		COMPREPLY=($(compgen -W "AES256 aws:kms" -- "$cur"))
 		return
 		;;
-	--level | --threads | --overlay-limit | --expected-size | --part-size | \
+	--level | --threads | --path | --overlay-limit | --expected-size | --part-size | \
 		--concurrency | --storage-class | --sse-kms-key-id | \
 		--endpoint-url | --region | --profile | -p | \
 		--expected-bucket-owner | --uid | --gid | --umask | \
@@ -73,6 +73,9 @@ _vaultfs()
 			--overlay-limit --force --quiet --help $upopts $s3opts"
 		;;
 	verify) opts="--manifest --quiet --help $s3opts" ;;
+	restore)
+		opts="--path --threads --strict --config --quiet --help $s3opts"
+		;;
 	s3)
 		if [ -z "$sub" ]; then
 			COMPREPLY=($(compgen -W "cp ls rm mb --help" -- "$cur"))

@@ -1,10 +1,15 @@
 #!/bin/bash
-# archive_codecs: the codecs' output opens with the stock tools, and the
-# manifest describes the object.
-#  - gzip (default): `gzip -t` and `pigz -t` pass, it is ONE gzip member,
-#    and GNU tar extracts a tree equal to the source; levels 1 and 9 and
-#    one or two threads give the same tar;
-#  - zstd: `zstd -t` passes, decompresses to the same tar;
+# archive_codecs: the codecs' output opens with the stock tools, it has the
+# layout of docs/archive-format.md, and the manifest describes the object.
+#  - gzip (default): `gzip -t` and `pigz -t` pass, Python's gzip, bsdtar
+#    and tarfile read it, GNU tar extracts a tree equal to the source; it
+#    is independent members walked by MSIZE (archive_format.py, a reader
+#    of the format page alone), and its index (backup.tar.gz.index, named
+#    in the manifest with its size and sha256) lists exactly those members
+#    and every tar entry at the offsets where tarfile finds it; levels 1
+#    and 9 and one or two threads give the same tar;
+#  - zstd: `zstd -t` passes, decompresses to the same tar; its seek table
+#    and its index describe its frames and entries;
 #  - none: backup.tar is that tar;
 #  - the manifest: source, mode, method, compression codec/level/threads,
 #    bytes_written (= the object's size), bytes_read (= the files' bytes),
@@ -19,7 +24,7 @@
 #    (KEY.manifest.json), --manifest elsewhere.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/archive.inc"
-need_tools gzip pigz zstd tar cmp sha256sum
+need_tools gzip pigz zstd tar bsdtar cmp sha256sum
 
 MiB=$((1024 * 1024))
 GiB=$((1024 * MiB))
@@ -77,34 +82,43 @@ check_tree_manifest() {
 	[ "$(mjson "$m" 'm["skipped_count"]')" = 0 ] || die "$m: entries skipped"
 }
 
-# one_gzip_member FILE: a single gzip member, CRC and length verified
-one_gzip_member() {
-	python3 - "$1" <<'EOF' || die "$1 is not exactly one valid gzip member"
-import sys, zlib
-d = zlib.decompressobj(wbits=31)
-with open(sys.argv[1], "rb") as f:
-    while True:
-        b = f.read(1 << 20)
-        if not b:
-            break
-        d.decompress(b, 0)
-        if d.eof:
-            rest = d.unused_data + f.read()
-            if rest:
-                sys.exit("%d bytes after the first member" % len(rest))
-            break
-if not d.eof:
-    sys.exit("truncated")
-EOF
+# format_ok ARCHIVE [INDEX]: the layout of docs/archive-format.md, read by
+# archive_format.py; with INDEX, its members and entries are the archive's
+format_ok() {
+	python3 "$(dirname "$0")/archive_format.py" "$@" >"$T/format.out" ||
+		die "$1: not the layout of docs/archive-format.md"
+	cat "$T/format.out"
+}
+
+# index_ok MANIFEST INDEX: the manifest names the index, its size, sha256
+index_ok() {
+	[ "$(mjson "$1" 'm["indexed"]')" = true ] || die "$1: not indexed"
+	[ "$(mjson "$1" 'm["index"]["size"]')" = "$(stat -c %s "$2")" ] ||
+		die "$1: index.size is not that of $2"
+	[ "$(mjson "$1" 'm["index"]["sha256"]')" = "$(sha256sum <"$2" | cut -d' ' -f1)" ] ||
+		die "$1: index.sha256 is not that of $2"
+	[ "$(mjson "$1" 'm["index"]["object"]')" = "$(mjson "$1" 'm["object"]').index" ] ||
+		die "$1: index.object is not OBJECT.index"
 }
 
 # --- gzip -------------------------------------------------------------------
 vf_archive --part-size 5M "$S" "s3://$B/gz/"
 fetch gz/backup.tar.gz "$T/gz.tgz"
 fetch gz/manifest.json "$T/gz.json"
+fetch gz/backup.tar.gz.index "$T/gz.tgz.index"
 gzip -t "$T/gz.tgz" || die "gzip -t failed"
 pigz -t "$T/gz.tgz" || die "pigz -t failed"
-one_gzip_member "$T/gz.tgz"
+n=$(format_ok "$T/gz.tgz" "$T/gz.tgz.index") || exit 1
+[ "${n#members }" != "$n" ] && [ "$(echo "$n" | awk '{print $2}')" -ge 3 ] ||
+	die "gzip: '$n': not several members for ~15 MB of input"
+[ "$(mjson "$T/gz.json" 'm["members"]')" = "$(echo "$n" | awk '{print $2}')" ] ||
+	die "gzip: the manifest's members are not the archive's ($n)"
+index_ok "$T/gz.json" "$T/gz.tgz.index"
+python3 -c 'import gzip, sys; gzip.open(sys.argv[1]).read()' "$T/gz.tgz" ||
+	die "Python's gzip cannot read it"
+bsdtar -tzf "$T/gz.tgz" >"$T/bsdtar.list" || die "bsdtar -t failed"
+[ "$(wc -l <"$T/bsdtar.list")" = "$(mjson "$T/gz.json" 'm["tar"]["entries"]')" ] ||
+	die "bsdtar lists $(wc -l <"$T/bsdtar.list") entries, the manifest says otherwise"
 check_manifest "$T/gz.json" "$T/gz.tgz" gzip 6
 check_tree_manifest "$T/gz.json"
 etag=$(object_etag "$B" gz/backup.tar.gz)
@@ -128,12 +142,12 @@ same_tar() {
 mkdir "$T/x"
 tar -xpf "$T/ref.tar" --delay-directory-restore -C "$T/x" || die "GNU tar -x failed"
 same_tree "$S" "$T/x" --no-root
-log "gzip: gzip -t, pigz -t, one member, $etag; extracts equal to the source"
+log "gzip: gzip -t, pigz -t, Python, bsdtar; $n, index checked; $etag; extracts equal to the source"
 
 for v in "1 1" "9 2"; do
 	set -- $v
 	vf_archive --level "$1" --threads "$2" "$S" "$T/l$1t$2.tgz"
-	one_gzip_member "$T/l$1t$2.tgz"
+	format_ok "$T/l$1t$2.tgz" "$T/l$1t$2.tgz.index" >/dev/null
 	same_tar "$T/l$1t$2.tgz" "level $1, $2 threads"
 	check_manifest "$T/l$1t$2.tgz.manifest.json" "$T/l$1t$2.tgz" gzip "$1"
 	[ "$(mjson "$T/l$1t$2.tgz.manifest.json" 'm["compression"]["threads"]')" = "$2" ] ||
@@ -147,13 +161,16 @@ log "gzip: levels 1 ($s1 bytes) and 9 ($s9 bytes), 1 and 2 threads: the same tar
 vf_archive --codec zstd --level 9 "$S" "s3://$B/zst/"
 fetch zst/backup.tar.zst "$T/zst.tzst"
 fetch zst/manifest.json "$T/zst.json"
+fetch zst/backup.tar.zst.index "$T/zst.tzst.index"
 zstd -q -t "$T/zst.tzst" || die "zstd -t failed"
 zstd -q -dc "$T/zst.tzst" >"$T/zst.tar" || die "zstd -d failed"
 same_tar "$T/zst.tar" zstd
+n=$(format_ok "$T/zst.tzst" "$T/zst.tzst.index") || exit 1
+index_ok "$T/zst.json" "$T/zst.tzst.index"
 check_manifest "$T/zst.json" "$T/zst.tzst" zstd 9
 check_tree_manifest "$T/zst.json"
 object_absent "$B" zst/backup.tar.gz
-log "zstd: zstd -t passes; the same tar"
+log "zstd: zstd -t passes; the same tar; seek table and index: $n"
 
 # --- none -------------------------------------------------------------------
 vf_archive --codec none "$S" "s3://$B/none/"
@@ -172,6 +189,7 @@ check_manifest "$T/dir/manifest.json" "$T/dir/backup.tar.gz" gzip 6
 vf archive --quiet "$S" - >"$T/stdout.tgz" 2>"$T/archive.err" || { cat "$T/archive.err" >&2; die "DEST - failed"; }
 gzip -t "$T/stdout.tgz" || die "DEST -: gzip -t failed"
 same_tar "$T/stdout.tgz" "DEST -"
+format_ok "$T/stdout.tgz" >/dev/null
 [ ! -e ./-.manifest.json ] && [ ! -e "$T/-.manifest.json" ] || die "DEST -: a manifest was written"
 
 vf_archive --manifest "$T/elsewhere.json" "$S" "s3://$B/key/my.tgz"
@@ -198,7 +216,9 @@ vf_archive --mode raw "$I" "s3://$B/raw/"
 log "raw 4 GiB image (gzip) archived in $((SECONDS - t0)) s"
 fetch raw/rawbackup.gz "$T/raw.gz"
 fetch raw/manifest.json "$T/raw.json"
+fetch raw/rawbackup.gz.index "$T/raw.gz.index"
 check_manifest "$T/raw.json" "$T/raw.gz" gzip 6
+index_ok "$T/raw.json" "$T/raw.gz.index"
 [ "$(mjson "$T/raw.json" 'm["method"]')" = raw ] || die "raw: method is not raw"
 [ "$(mjson "$T/raw.json" 'm["bytes_read"]')" -le $((4 * GiB)) ] || die "raw: bytes_read past the image"
 [ "$(mjson "$T/raw.json" 'm["bytes_zero"]')" -ge $((4 * GiB - 8 * MiB)) ] ||

@@ -72,7 +72,7 @@ usage_error "aws call: missing OPERATION" "aws call" aws call sts
 usage_error "help: unknown command 'nope'" help help nope
 log "usage errors: two lines, exit 2, for every command"
 
-commands="archive verify s3 run status bucket mount aws"
+commands="archive restore verify s3 run status bucket mount aws"
 for c in $commands; do
 	vf help "$c" >"$T/h1" || die "vaultfs help $c failed"
 	vf "$c" --help >"$T/h2" || die "vaultfs $c --help failed"

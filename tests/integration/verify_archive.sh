@@ -88,7 +88,7 @@ for codec in gzip zstd none; do
 	entries=$(mjson "$T/t-$codec/manifest.json" 'm["tar"]["entries"]')
 	tbytes=$(mjson "$T/t-$codec/manifest.json" 'm["tar"]["bytes"]')
 	expect_grep ", $entries tar entries, $tbytes bytes of tar" "$T/v.out"
-	obj=$(ls "$T/t-$codec"/backup.tar*)
+	obj=$(ls "$T/t-$codec"/backup.tar* | grep -v "\.index$")
 	verify_ok "$obj"
 	verify_ok "$T/t-$codec" # a folder without its '/'
 	verify_ok "$T/r-$codec/"
@@ -111,14 +111,15 @@ log "intact: tree and raw, gzip, zstd, none verify"
 # --- one flipped byte in the middle of the compressed data ---------------------
 for codec in gzip zstd; do
 	cp -r "$T/t-$codec" "$T/flip-$codec"
-	obj=$(ls "$T/flip-$codec"/backup.tar*)
+	obj=$(ls "$T/flip-$codec"/backup.tar* | grep -v "\.index$")
 	flip "$obj" $(($(stat -c %s "$obj") / 2))
 	what=member
 	[ "$codec" = zstd ] && what=frame
-	verify_bad "$codec $what 1 at byte 0: " "$T/flip-$codec/"
+	# independent members: the one in the middle is named, with its offset
+	verify_bad "$codec $what [0-9]+ at byte [0-9]+: " "$T/flip-$codec/"
 	# the manifest made to match the flipped bytes: the decode catches it
 	fix_sha "$T/flip-$codec/manifest.json" "$obj"
-	verify_bad "$codec $what 1 at byte 0: " "$obj"
+	verify_bad "$codec $what [0-9]+ at byte [0-9]+: " "$obj"
 done
 # a flipped byte the codec does not cover (gzip's MTIME): the sha256
 cp -r "$T/t-gzip" "$T/mtime"
@@ -135,6 +136,8 @@ m1=$(stat -c %s "$T/multi/backup.tar.gz")
 tail -c +$((half + 1)) "$T/multi.tar" | gzip -c >>"$T/multi/backup.tar.gz"
 cp "$T/t-gzip/manifest.json" "$T/multi/"
 fix_sha "$T/multi/manifest.json" "$T/multi/backup.tar.gz"
+# as written before indexes: no "indexed" in the manifest, no VF subfield
+set_manifest "$T/multi/manifest.json" 'del m["indexed"]; del m["index"]'
 verify_ok "$T/multi/"
 expect_grep ' gzip, 2 members, ' "$T/v.out"
 flip "$T/multi/backup.tar.gz" $((m1 + ($(stat -c %s "$T/multi/backup.tar.gz") - m1) / 2))
@@ -145,20 +148,40 @@ log "two gzip members: both decoded; a bad one is named with its offset"
 # --- truncated ---------------------------------------------------------------
 for codec in gzip zstd none; do
 	cp -r "$T/t-$codec" "$T/cut-$codec"
-	obj=$(ls "$T/cut-$codec"/backup.tar*)
+	obj=$(ls "$T/cut-$codec"/backup.tar* | grep -v "\.index$")
 	truncate -s $(($(stat -c %s "$obj") * 2 / 3)) "$obj"
 	fix_sha "$T/cut-$codec/manifest.json" "$obj"
 	case $codec in
-	gzip) re='gzip member 1 at byte 0: truncated' ;;
-	zstd) re='zstd frame 1 at byte 0: truncated' ;;
+	gzip) re='gzip member [0-9]+ at byte [0-9]+: truncated' ;;
+	zstd) re='zstd frame [0-9]+ at byte [0-9]+: truncated' ;;
 	none) re="tar entry [0-9]+ '.*': truncated" ;;
 	esac
 	verify_bad "$re" "$T/cut-$codec/"
 done
 cp -r "$T/r-gzip" "$T/cut-raw"
 truncate -s $(($(stat -c %s "$T/cut-raw/rawbackup.gz") / 2)) "$T/cut-raw/rawbackup.gz"
-verify_bad 'gzip member 1 at byte 0: truncated' "$T/cut-raw/"
+verify_bad 'gzip member [0-9]+ at byte [0-9]+: truncated' "$T/cut-raw/"
 log "truncated archives fail"
+
+# --- the index beside the archive (docs/archive-format.md) ----------------------
+for codec in gzip zstd; do
+	idx=$(ls "$T/t-$codec"/backup.tar*.index)
+	[ "$(mjson "$T/t-$codec/manifest.json" 'm["indexed"]')" = true ] || die "$codec: not indexed"
+	[ "$(mjson "$T/t-$codec/manifest.json" 'm["index"]["size"]')" = "$(stat -c %s "$idx")" ] ||
+		die "$codec: the manifest's index size is not the index's"
+	# a flipped byte: its sha256 is not the manifest's
+	cp -r "$T/t-$codec" "$T/ix-$codec"
+	idx=$(ls "$T/ix-$codec"/backup.tar*.index)
+	flip "$idx" 140
+	verify_bad "index .*: sha256 [0-9a-f]{64}, the manifest says" "$T/ix-$codec/"
+	# the manifest made to match: the rebuilt index differs
+	set_manifest "$T/ix-$codec/manifest.json" "m['index']['sha256'] = '$(sha256sum "$idx" | cut -d' ' -f1)'"
+	verify_bad "index .* does not describe the archive: it differs from the index rebuilt from the archive at byte 140" "$T/ix-$codec/"
+	# no index at all
+	rm "$idx"
+	verify_bad "index .*: No such file" "$T/ix-$codec/"
+done
+log "the index: checked against its manifest and against the archive itself"
 
 # --- the manifest: counts that differ, a manifest that does not parse -------------
 cp -r "$T/t-gzip" "$T/count"
@@ -192,7 +215,7 @@ aws_ s3 cp --only-show-errors "$T/s3.tgz" "s3://$B/bad/backup.tar.gz"
 aws_ s3 cp --only-show-errors "s3://$B/job/manifest.json" "$T/s3.json"
 fix_sha "$T/s3.json" "$T/s3.tgz"
 aws_ s3 cp --only-show-errors "$T/s3.json" "s3://$B/bad/manifest.json"
-verify_bad "s3://$B/bad/backup.tar.gz: gzip member 1 at byte 0: " "s3://$B/bad/"
+verify_bad "s3://$B/bad/backup.tar.gz: gzip member [0-9]+ at byte [0-9]+: " "s3://$B/bad/"
 verify_bad 'no archive' "s3://$B/nothing/"
 log "S3: intact archives verify, a flipped byte is named"
 

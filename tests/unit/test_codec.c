@@ -5,8 +5,10 @@
  * by the real `gzip -t`, `pigz -t` and `zstd -t` (missing tools fail the
  * test: scripts/setup installs them).
  *
- * codec_gzip.c is included (curl's UNITTEST way) so that the tests can see
- * how many zero blocks came from the cache.
+ * gzip output is walked member by member (docs/archive-format.md): each
+ * member's VF subfield must give its size and the stream offset of its
+ * data, and each member must inflate alone; zstd output must end with a
+ * seek table that lists exactly the frames found by libzstd.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -28,7 +30,8 @@
 #include "core/buf.h"
 #include "core/err.h"
 
-#include "archiver/codec_gzip.c"
+#include "archiver/codec_internal.h"
+#include "archiver/member.h"
 
 /* ---- a capture sink ---- */
 
@@ -99,47 +102,105 @@ static struct arc_filter *cap_new(struct capture *c)
 
 /* ---- decoders ---- */
 
-static void gunzip(const struct cm_buf *z, struct cm_buf *out)
+static uint32_t le32(const unsigned char *p)
 {
-	unsigned char chunk[64 * 1024];
-	z_stream s = { 0 };
-	int zrc;
-
-	assert_int_equal(inflateInit2(&s, 15 + 16), Z_OK); /* gzip only */
-	s.next_in = (unsigned char *)z->data;
-	s.avail_in = (uInt)z->len;
-	do {
-		s.next_out = chunk;
-		s.avail_out = sizeof(chunk);
-		zrc = inflate(&s, Z_NO_FLUSH);
-		if (zrc != Z_OK && zrc != Z_STREAM_END)
-			fail_msg("inflate: %d %s", zrc, s.msg ? s.msg : "");
-		assert_int_equal(cm_buf_append(out, chunk,
-					       sizeof(chunk) - s.avail_out), 0);
-	} while (zrc != Z_STREAM_END);
-	assert_int_equal(s.avail_in, 0); /* one member, nothing after it */
-	inflateEnd(&s);
+	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
+	       (uint32_t)p[3] << 24;
 }
 
-static void unzstd(const struct cm_buf *z, struct cm_buf *out)
+static uint64_t le64(const unsigned char *p)
 {
-	unsigned char chunk[64 * 1024];
-	ZSTD_DCtx *d = ZSTD_createDCtx();
-	ZSTD_inBuffer in = { z->data, z->len, 0 };
-	size_t r = 1;
+	return le32(p) | (uint64_t)le32(p + 4) << 32;
+}
 
-	assert_non_null(d);
-	while (in.pos < in.size || r != 0) {
-		ZSTD_outBuffer o = { chunk, sizeof(chunk), 0 };
+/*
+ * Walk the members by MSIZE, inflating each one alone with zlib; each
+ * must begin at the stream offset its UOFF says. Returns the members.
+ */
+static size_t gunzip(const struct cm_buf *z, struct cm_buf *out)
+{
+	const unsigned char *p = (const unsigned char *)z->data;
+	size_t at = 0, members = 0;
 
-		r = ZSTD_decompressStream(d, &o, &in);
-		if (ZSTD_isError(r))
-			fail_msg("zstd: %s", ZSTD_getErrorName(r));
-		assert_int_equal(cm_buf_append(out, chunk, o.pos), 0);
-		if (in.pos == in.size && o.pos == 0 && r != 0)
-			fail_msg("zstd: truncated frame");
+	while (at < z->len || members == 0) {
+		unsigned char chunk[64 * 1024];
+		z_stream s = { 0 };
+		uint32_t msize;
+		uint64_t uoff;
+		int zrc;
+
+		assert_true(z->len - at >= ARC_GZ_HEADER);
+		assert_memory_equal(p + at, "\x1f\x8b\x08\x04", 4);
+		assert_memory_equal(p + at + 10, "\x10\x00VF\x0c\x00", 6);
+		msize = le32(p + at + 16);
+		uoff = le64(p + at + 20);
+		assert_int_equal(uoff, out->len);
+		assert_true(msize <= z->len - at);
+		assert_int_equal(inflateInit2(&s, 15 + 16), Z_OK);
+		s.next_in = (unsigned char *)p + at;
+		s.avail_in = msize;
+		do {
+			s.next_out = chunk;
+			s.avail_out = sizeof(chunk);
+			zrc = inflate(&s, Z_NO_FLUSH);
+			if (zrc != Z_OK && zrc != Z_STREAM_END)
+				fail_msg("inflate: member %zu: %d %s", members,
+					 zrc, s.msg ? s.msg : "");
+			assert_int_equal(cm_buf_append(out, chunk,
+						       sizeof(chunk) -
+							       s.avail_out), 0);
+		} while (zrc != Z_STREAM_END);
+		assert_int_equal(s.avail_in, 0); /* MSIZE is the member */
+		inflateEnd(&s);
+		at += msize;
+		members++;
 	}
-	ZSTD_freeDCtx(d);
+	return members;
+}
+
+/* Frame by frame; then the seek table must list those very frames. */
+static size_t unzstd(const struct cm_buf *z, struct cm_buf *out)
+{
+	const unsigned char *p = (const unsigned char *)z->data;
+	struct aidx_member *m;
+	size_t at = 0, frames = 0, table = 0;
+	struct cm_err err;
+	int64_t n;
+
+	cm_err_clear(&err);
+	m = calloc(z->len / 8 + 1, sizeof(*m));
+	assert_non_null(m);
+	n = arc_zs_seek_parse(p, z->len, m, z->len / 8 + 1, &table, &err);
+	if (n < 0)
+		fail_msg("seek table: %s", err.msg);
+	assert_true(n >= 1);
+	while (at < z->len - table) {
+		size_t c = ZSTD_findFrameCompressedSize(p + at, z->len - at);
+		unsigned long long u = ZSTD_getFrameContentSize(p + at, c);
+		size_t r;
+
+		assert_false(ZSTD_isError(c));
+		assert_true(u != ZSTD_CONTENTSIZE_UNKNOWN &&
+			    u != ZSTD_CONTENTSIZE_ERROR);
+		assert_true(frames < (size_t)n);
+		assert_int_equal(m[frames].coff, at);
+		assert_int_equal(m[frames].clen, c);
+		assert_int_equal(m[frames].uoff, out->len);
+		assert_int_equal(m[frames].ulen, u);
+		assert_int_equal(cm_buf_reserve(out, (size_t)u + 1), 0);
+		r = ZSTD_decompress(out->data + out->len, (size_t)u + 1,
+				    p + at, c);
+		if (ZSTD_isError(r))
+			fail_msg("zstd: frame %zu: %s", frames,
+				 ZSTD_getErrorName(r));
+		assert_int_equal(r, u);
+		out->len += r;
+		at += c;
+		frames++;
+	}
+	assert_int_equal(frames, (size_t)n);
+	free(m);
+	return frames;
 }
 
 /* Run `tool` -t on the bytes; fails (does not skip) without the tool. */
@@ -208,6 +269,7 @@ struct run {
 	struct cm_buf in;     /* what went in, zeros included */
 	struct cm_err err;
 	enum arc_codec codec;
+	size_t members;       /* after run_finish: members or frames */
 };
 
 static void run_start(struct run *r, enum arc_codec codec, int level,
@@ -265,9 +327,9 @@ static void run_finish(struct run *r, bool tools)
 
 	cm_buf_init(&dec, 0);
 	if (r->codec == ARC_CODEC_GZIP)
-		gunzip(&r->cap.out, &dec);
+		r->members = gunzip(&r->cap.out, &dec);
 	else if (r->codec == ARC_CODEC_ZSTD)
-		unzstd(&r->cap.out, &dec);
+		r->members = unzstd(&r->cap.out, &dec);
 	else
 		assert_int_equal(cm_buf_append(&dec, r->cap.out.data,
 					       r->cap.out.len), 0);
@@ -292,10 +354,9 @@ static void run_end(struct run *r)
 	cm_buf_release(&r->in);
 }
 
-static struct gz_codec *gz_of(struct run *r)
+static uint64_t zero_hits(struct run *r)
 {
-	assert_int_equal(r->codec, ARC_CODEC_GZIP);
-	return r->f->state;
+	return arc_slice_codec_zero_hits(r->f);
 }
 
 /* ---- tests ---- */
@@ -324,6 +385,7 @@ static void test_bad_options(void **state)
 	static const struct arc_codec_opts bad[] = {
 		{ .codec = ARC_CODEC_GZIP, .level = 10 },
 		{ .codec = ARC_CODEC_GZIP, .level = -1, .block_size = 4096 },
+		{ .codec = ARC_CODEC_ZSTD, .level = -1, .block_size = 128u << 20 },
 		{ .codec = ARC_CODEC_ZSTD, .level = 99 },
 		{ .codec = ARC_CODEC_GZIP, .level = -1, .threads = 100000 },
 	};
@@ -349,6 +411,7 @@ static void test_empty_and_one_byte(void **state)
 
 			run_start(&r, both[i], -1, t, 0);
 			run_finish(&r, true);
+			assert_int_equal(r.members, 1); /* one empty member */
 			run_end(&r);
 
 			run_start(&r, both[i], -1, t, 0);
@@ -359,9 +422,9 @@ static void test_empty_and_one_byte(void **state)
 	}
 }
 
-static void test_exact_blocks(void **state)
+static void test_exact_slices(void **state)
 {
-	size_t n = 3 * GZ_BLOCK_DEFAULT;
+	size_t n = 3 * ARC_SLICE_DEFAULT;
 	unsigned char *p = malloc(n);
 
 	assert_non_null(p);
@@ -369,17 +432,21 @@ static void test_exact_blocks(void **state)
 	for (unsigned t = 1; t <= 4; t += 3) {
 		struct run r;
 
-		/* exactly one block: the final empty block closes it */
-		run_start(&r, ARC_CODEC_GZIP, -1, t, 0);
-		run_write(&r, p, GZ_BLOCK_DEFAULT);
-		run_finish(&r, true);
-		run_end(&r);
+		for (int c = 0; c < 2; c++) {
+			/* exactly one slice: one member, no empty one after */
+			run_start(&r, both[c], -1, t, 0);
+			run_write(&r, p, ARC_SLICE_DEFAULT);
+			run_finish(&r, true);
+			assert_int_equal(r.members, 1);
+			run_end(&r);
 
-		/* three blocks in one write */
-		run_start(&r, ARC_CODEC_GZIP, -1, t, 0);
-		run_write(&r, p, n);
-		run_finish(&r, true);
-		run_end(&r);
+			/* three slices in one write */
+			run_start(&r, both[c], -1, t, 0);
+			run_write(&r, p, n);
+			run_finish(&r, true);
+			assert_int_equal(r.members, 3);
+			run_end(&r);
+		}
 	}
 	free(p);
 }
@@ -421,7 +488,7 @@ static void test_many_blocks(void **state)
 /* gzip at level 0 (stored) and odd block sizes still make a valid stream. */
 static void test_gzip_level0_and_block_sizes(void **state)
 {
-	static const size_t bss[] = { 32 * 1024, 100000, 1024 * 1024 };
+	static const size_t bss[] = { 64 * 1024, 100000, 1024 * 1024 };
 	size_t n = 2 * 1024 * 1024 + 3;
 	unsigned char *p = malloc(n);
 
@@ -481,11 +548,11 @@ static void test_write_zeros(void **state)
 			run_write(&r, p, n);
 			run_zeros(&r, 5);
 			run_write(&r, p, 77);
-			run_zeros(&r, 3 * GZ_BLOCK_DEFAULT); /* the end */
+			run_zeros(&r, 3 * ARC_SLICE_DEFAULT); /* the end */
 			run_finish(&r, true);
 			if (both[c] == ARC_CODEC_GZIP) {
-				/* 20 MiB of zeros: ~160 blocks, few deflated */
-				assert_true(gz_of(&r)->zero_hits >= 140);
+				/* 20 MiB of zeros: ~20 slices, one deflated */
+				assert_true(zero_hits(&r) >= 17);
 			}
 			run_end(&r);
 		}
@@ -505,19 +572,20 @@ static void test_zero_blocks_in_write(void **state)
 	for (unsigned t = 1; t <= 4; t += 3) {
 		struct run r;
 
-		run_start(&r, ARC_CODEC_GZIP, -1, t, 0);
+		/* 64 slices: 3 with data, 61 zero, all from the cache */
+		run_start(&r, ARC_CODEC_GZIP, -1, t, 64 * 1024);
 		for (size_t off = 0; off < n; off += 100000)
 			run_write(&r, p + off,
 				  n - off < 100000 ? n - off : 100000);
 		run_finish(&r, true);
-		assert_true(gz_of(&r)->zero_hits >= 24);
+		assert_int_equal(zero_hits(&r), 61);
 		run_end(&r);
 	}
 	free(p);
 }
 
 /* A run of zeros costs no deflate and no buffer: 4 GiB + 1 MiB of them
- * (ISIZE wraps). */
+ * (UOFF past 32 bits). */
 static void test_zeros_are_cheap(void **state)
 {
 	struct run r;
@@ -527,25 +595,27 @@ static void test_zeros_are_cheap(void **state)
 	assert_int_equal(arc_write_zeros(r.f, n, &r.err), 0);
 	assert_int_equal(arc_write(r.f, "end", 3, &r.err), 0);
 	assert_int_equal(arc_close(r.f, &r.err), 0);
-	assert_true(gz_of(&r)->zero_hits >= n / GZ_BLOCK_DEFAULT - 2);
+	assert_true(zero_hits(&r) >= n / ARC_SLICE_DEFAULT - 2);
 	assert_true(r.cap.out.len < n / 500);
 	{
-		/* the trailer: CRC-32 of the input and its length mod 2^32 */
-		const unsigned char *t =
-			(unsigned char *)r.cap.out.data + r.cap.out.len - 8;
-		unsigned char *z = calloc(1, 1 << 20);
-		uLong mib, crc = 0;
+		/* walked by MSIZE: every member where its UOFF says, the
+		 * last one "end" alone, its CRC-32 and ISIZE those of "end" */
+		const unsigned char *z = (unsigned char *)r.cap.out.data;
+		size_t at = 0, members = 0;
+		const unsigned char *t;
 
-		assert_non_null(z);
-		mib = crc32(0, z, 1 << 20);
-		free(z);
-		for (uint64_t i = 0; i < n >> 20; i++)
-			crc = crc32_combine(crc, mib, 1 << 20);
-		crc = crc32(crc, (const Bytef *)"end", 3);
-		assert_int_equal(t[0] | t[1] << 8 | t[2] << 16 |
-				 (uLong)t[3] << 24, crc);
-		assert_int_equal(t[4] | t[5] << 8 | t[6] << 16 |
-				 (uLong)t[7] << 24, (uint32_t)(n + 3));
+		while (at < r.cap.out.len) {
+			assert_int_equal(le64(z + at + 20),
+					 (uint64_t)members * ARC_SLICE_DEFAULT);
+			at += le32(z + at + 16);
+			members++;
+		}
+		assert_int_equal(at, r.cap.out.len);
+		assert_int_equal(members, n / ARC_SLICE_DEFAULT + 1);
+		t = z + r.cap.out.len - 8;
+		assert_int_equal(le32(t),
+				 crc32(0, (const Bytef *)"end", 3));
+		assert_int_equal(le32(t + 4), 3);
 	}
 	/* Not decoded here: inflating 4 GiB of zeros takes ~20 s (gzip's own
 	 * output too); test_write_zeros runs the tools on zero runs. */
@@ -577,7 +647,7 @@ static void test_abort(void **state)
 		for (unsigned t = 1; t <= 4; t += 3) {
 			struct run r;
 
-			run_start(&r, both[c], -1, t, 32 * 1024);
+			run_start(&r, both[c], -1, t, 64 * 1024);
 			run_write(&r, p, n);
 			run_zeros(&r, 1024 * 1024);
 			arc_abort(r.f);
@@ -644,7 +714,7 @@ static void test_deflate_fault(void **state)
 
 		setenv("VAULTFS_FAULT", "gzip.deflate@5", 1);
 		fill_text(p, n);
-		run_start(&r, ARC_CODEC_GZIP, -1, 4, 0);
+		run_start(&r, ARC_CODEC_GZIP, -1, 4, 64 * 1024);
 		rc = arc_write(r.f, p, n, &r.err);
 		if (rc == 0)
 			rc = arc_close(r.f, &r.err);
@@ -668,7 +738,7 @@ int main(void)
 		cmocka_unit_test(test_names),
 		cmocka_unit_test(test_bad_options),
 		cmocka_unit_test(test_empty_and_one_byte),
-		cmocka_unit_test(test_exact_blocks),
+		cmocka_unit_test(test_exact_slices),
 		cmocka_unit_test(test_many_blocks),
 		cmocka_unit_test(test_gzip_level0_and_block_sizes),
 		cmocka_unit_test(test_incompressible),

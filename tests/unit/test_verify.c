@@ -18,6 +18,7 @@
 
 #include "archiver/arc.h"
 #include "archiver/source.h"
+#include "archiver/member.h"
 #include "archiver/verify.h"
 #include "core/buf.h"
 #include "core/err.h"
@@ -74,8 +75,8 @@ static void sample(struct cm_buf *b, size_t n, unsigned seed)
 static void compress(enum arc_codec c, const struct cm_buf *in,
 		     struct cm_buf *out)
 {
-	struct arc_codec_opts o = { .codec = c, .level = -1, .threads = 2,
-				    .block_size = 64 * 1024 };
+	/* slices of 1 MiB: the samples below are one member each */
+	struct arc_codec_opts o = { .codec = c, .level = -1, .threads = 2 };
 	struct cm_err err;
 	struct arc_filter *f = arc_codec_new(&o, mem_new(out), &err);
 
@@ -150,8 +151,16 @@ static void test_gzip_members(void **state)
 	assert_int_equal(out.len, in.len);
 	assert_memory_equal(out.data, in.data, in.len);
 
-	/* two members, one after the other: both decoded */
+	/* the same member twice: the second's UOFF is wrong */
 	repeat(&z, one);
+	cm_buf_reset(&out);
+	expect_error(decode(ARC_CODEC_GZIP, z.data, z.len, 1 << 20, &out,
+			    NULL, &err), &err,
+		     "gzip member 2 at byte");
+	assert_non_null(strstr(err.msg, "UOFF says 0"));
+	/* two members, one after the other (UOFF right): both decoded */
+	for (int i = 0; i < 8; i++)
+		z.data[one + 20 + i] = (char)((uint64_t)in.len >> (8 * i));
 	cm_buf_reset(&out);
 	assert_int_equal(decode(ARC_CODEC_GZIP, z.data, z.len, 1 << 20, &out,
 				&units, &err), 0);
@@ -208,6 +217,15 @@ static void test_zstd_frames(void **state)
 	cm_buf_init(&out, 0);
 	sample(&in, 300 * 1024, 7);
 	compress(ARC_CODEC_ZSTD, &in, &z);
+	{
+		/* the frame alone: its seek table cut off (it is a frame
+		 * of its own, skippable, and would count as a unit) */
+		size_t table = 0;
+
+		assert_int_equal(arc_zs_seek_parse(z.data, z.len, NULL, 0,
+						   &table, &err), 1);
+		z.len -= table;
+	}
 	one = z.len;
 	/* the codec writes content checksums: flag bit 2 of the descriptor */
 	assert_true(z.data[4] & 0x04);
