@@ -138,7 +138,8 @@ vf_run --config "$T/local.json" --once
 find "$T/store" -type f | sort >"$T/files1"
 [ "$(grep -c '/backup.tar.gz$' "$T/files1")" = 20 ] || die "local: not 20 archives"
 [ "$(grep -c '/manifest.json$' "$T/files1")" = 20 ] || die "local: not 20 manifests"
-[ "$(wc -l <"$T/files1")" = 40 ] || die "local: unexpected files in the store"
+[ "$(grep -c '/backup.tar.gz.index$' "$T/files1")" = 20 ] || die "local: not 20 indexes"
+[ "$(wc -l <"$T/files1")" = 60 ] || die "local: unexpected files in the store"
 grep -q "^$T/store/arn/aws/ec2/eu-west-1/123456789012/snapshot/snap-0abc02/Y=" "$T/files1" ||
 	die "local: the ARN is not laid out"
 for f in $(grep '/backup.tar.gz$' "$T/files1"); do
