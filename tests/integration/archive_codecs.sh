@@ -202,6 +202,24 @@ fetch key/other.tgz "$T/other.tgz"
 check_manifest "$T/other.json" "$T/other.tgz" gzip 6
 log "DEST: local directory, -, explicit S3 keys, --manifest"
 
+# --- what the index must get right: sparse files, long names, links -------------
+O=$T/odd
+mkdir -p "$O/$(printf 'long-name-%.0s' {1..20})/deeper"
+truncate -s 10M "$O/sparse"
+printf 'data' | dd of="$O/sparse" bs=1 seek=5000000 conv=notrunc status=none
+printf 'x\n' >"$O/$(printf 'long-name-%.0s' {1..20})/deeper/$(printf 'file-%.0s' {1..30})"
+ln "$O/sparse" "$O/hard"
+ln -s sparse "$O/soft"
+mkfifo "$O/fifo"
+mknod "$O/null" c 1 3
+for c in gz zst; do
+	mkdir "$T/odd-$c"
+	vf_archive --codec "$([ $c = gz ] && echo gzip || echo zstd)" "$O" "$T/odd-$c/"
+	n=$(format_ok "$T/odd-$c/backup.tar.$c" "$T/odd-$c/backup.tar.$c.index") || exit 1
+	vf verify "$T/odd-$c/" >/dev/null || die "odd tree ($c): vaultfs verify failed"
+done
+log "sparse, long names, hard and soft links, fifo, device: $n, at the offsets tarfile finds"
+
 # --- raw: a 4 GiB mostly-empty image ----------------------------------------
 I=$T/big.img
 truncate -s 4G "$I"

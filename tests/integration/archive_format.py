@@ -200,10 +200,21 @@ def main():
             if ti is None or norm(ti.name) != e["path"]:
                 fail("entry %r: the tar at %d holds %r" % (e["path"], e["header_off"],
                                                           ti and ti.name))
-            if ti.offset_data != e["data_off"]:
+            if ti.issparse():
+                # GNU sparse 1.0: the data begins with the map, which
+                # tarfile reads and steps over; the index points at the map
+                if not e["flags"] & 1 or ti.size != e["size"]:
+                    fail("entry %r: not marked sparse, or not its real size" % e["path"])
+                if e["data_off"] >= ti.offset_data or (ti.offset_data - e["data_off"]) % 512:
+                    fail("entry %r: the sparse map is not at %d" % (e["path"], e["data_off"]))
+            elif ti.offset_data != e["data_off"]:
                 fail("entry %r: data at %d, the index says %d" % (e["path"], ti.offset_data, e["data_off"]))
             if (ti.mode, ti.uid, ti.gid, int(ti.mtime)) != (e["mode"], e["uid"], e["gid"], e["mtime"]):
                 fail("entry %r: mode/uid/gid/mtime differ" % e["path"])
+            if ti.islnk() and norm(ti.linkname) != e["link"]:
+                fail("entry %r: hard link target differs" % e["path"])
+            if (ti.ischr() or ti.isblk()) and (ti.devmajor, ti.devminor) != (e["devmajor"], e["devminor"]):
+                fail("entry %r: device numbers differ" % e["path"])
             if ti.isreg() and not ti.issparse() and ti.size != e["stored"]:
                 fail("entry %r: size %d, the index says %d" % (e["path"], ti.size, e["stored"]))
             if ti.issym() and os.fsencode(ti.linkname) != e["link"]:

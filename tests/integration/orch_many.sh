@@ -57,7 +57,8 @@ no_multipart_uploads "$B"
 aws_ s3 ls --recursive "s3://$B/" | awk '{print $4}' | sort >"$T/keys1"
 [ "$(grep -c '/backup.tar.gz$' "$T/keys1")" = 20 ] || die "not 20 archives in the bucket"
 [ "$(grep -c '/manifest.json$' "$T/keys1")" = 20 ] || die "not 20 manifests in the bucket"
-[ "$(wc -l <"$T/keys1")" = 40 ] || die "unexpected objects in the bucket"
+[ "$(grep -c '/backup.tar.gz.index$' "$T/keys1")" = 20 ] || die "not 20 indexes in the bucket"
+[ "$(wc -l <"$T/keys1")" = 60 ] || die "unexpected objects in the bucket"
 grep -q '^archive/arn/aws/ec2/eu-west-1/123456789012/snapshot/snap-0abc01/Y=2026/' "$T/keys1" ||
 	die "the sidecar's ARN is not laid out as the seed's"
 grep -q '^archive/local/prod/tree05/Y=' "$T/keys1" || die "local resource ids are not laid out"
@@ -137,7 +138,8 @@ vf_run --config "$T/local.json" --once
 find "$T/store" -type f | sort >"$T/files1"
 [ "$(grep -c '/backup.tar.gz$' "$T/files1")" = 20 ] || die "local: not 20 archives"
 [ "$(grep -c '/manifest.json$' "$T/files1")" = 20 ] || die "local: not 20 manifests"
-[ "$(wc -l <"$T/files1")" = 40 ] || die "local: unexpected files in the store"
+[ "$(grep -c '/backup.tar.gz.index$' "$T/files1")" = 20 ] || die "local: not 20 indexes"
+[ "$(wc -l <"$T/files1")" = 60 ] || die "local: unexpected files in the store"
 grep -q "^$T/store/arn/aws/ec2/eu-west-1/123456789012/snapshot/snap-0abc02/Y=" "$T/files1" ||
 	die "local: the ARN is not laid out"
 for f in $(grep '/backup.tar.gz$' "$T/files1"); do
