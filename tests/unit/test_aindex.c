@@ -336,7 +336,11 @@ static void test_raw(void **state)
  */
 static void test_million(void **state)
 {
+#ifdef VAULTFS_SANITIZED
+	const unsigned dirs = 1000, files = 300; /* CMakeLists.txt says why */
+#else
 	const unsigned dirs = 1000, files = 1000;
+#endif
 	struct aidx_writer *w;
 	struct aidx *x;
 	struct aidx_list l;
@@ -400,8 +404,8 @@ static void test_million(void **state)
 			 0);
 	aidx_writer_free(w);
 	getrusage(RUSAGE_SELF, &ru);
-	printf("# 1,000,000 entries written in %.2f s, peak RSS %ld MiB\n",
-	       now() - t0, ru.ru_maxrss / 1024);
+	printf("# %u entries written in %.2f s, peak RSS %ld MiB\n",
+	       dirs + dirs * files, now() - t0, ru.ru_maxrss / 1024);
 	save(fd, size, path);
 	close(fd);
 
