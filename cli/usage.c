@@ -101,7 +101,9 @@ int vf_operands(const char *cmd, int argc, char **argv, int first,
 	while (*p) {
 		size_t len = strcspn(p, " ");
 		bool optional = *p == '[';
-		bool more = len >= 3 && !strncmp(p + len - 3, "...", 3);
+		/* "ARGS..." or "[ARGS...]" */
+		size_t end = optional && p[len - 1] == ']' ? len - 1 : len;
+		bool more = end >= 3 && !strncmp(p + end - 3, "...", 3);
 
 		if (i >= argc) {
 			if (optional)
