@@ -10,6 +10,7 @@
 #  - a mistyped S3 URL (s3:/b/k) is an error naming it, in DEST, s3 cp and
 #    the configuration, and creates no directory named s3:
 #  - SIGINT: exit 130 and "interrupted", "upload aborted" only for an upload
+#    (the s3 commands: s3_errors.sh)
 #  - TERM=dumb and NO_COLOR: a progress line without escape sequences
 #  - an endpoint that refuses connections is reported at the first attempt
 #  - UTF-8 names extract with no warning from GNU tar, bsdtar and Python's
