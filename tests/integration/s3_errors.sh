@@ -77,17 +77,6 @@ object_absent "$B" x
 log "bad command lines refused"
 
 # --- interrupted by a signal ---------------------------------------------------
-# s3_stop PID SIG STATUS WANT: signal a vaultfs started in the background,
-# which must exit STATUS with stderr exactly WANT, within 5 s
-s3_stop() {
-	local rc=0 t0=$SECONDS
-	kill "-$2" "$1"
-	wait "$1" || rc=$?
-	[ "$rc" = "$3" ] || { cat "$T/s3int.err" >&2; die "$2 ($4): exit $rc, want $3"; }
-	[ "$(cat "$T/s3int.err")" = "$4" ] ||
-		{ cat "$T/s3int.err" >&2; die "$2: stderr is not '$4'"; }
-	[ $((SECONDS - t0)) -le 5 ] || die "$2 ($4): took $((SECONDS - t0)) s"
-}
 # feed_stream BYTES: a stream of BYTES that then stays open (30 s) on the
 # fifo $T/feed, for `s3 cp -`; the writer's pid in $feed_pid
 feed_stream() {
@@ -99,7 +88,7 @@ feed_stream() {
 }
 # a stream whose first part is on S3 when SIGINT comes: the upload aborted
 feed_stream $((20 << 20))
-"$VAULTFS" s3 cp -q --part-size 5M - "s3://$B/stream" <"$T/feed" 2>"$T/s3int.err" &
+"$VAULTFS" s3 cp -q --part-size 5M - "s3://$B/stream" <"$T/feed" 2>"$INT_ERR" &
 pid=$!
 on_exit "kill -9 $pid 2>/dev/null"
 parts=0
@@ -114,17 +103,17 @@ for i in $(seq 1 60); do
 	sleep 0.5
 done
 [ "$parts" -ge 1 ] || die "s3 cp -: no part uploaded after 30 s"
-s3_stop "$pid" INT 130 "vaultfs: s3 cp: interrupted: upload aborted"
+signal_ends "$pid" INT 130 "vaultfs: s3 cp: interrupted: upload aborted"
 kill "$feed_pid"
 no_multipart_uploads "$B"
 object_absent "$B" stream
 # SIGTERM before the stream fills a part: no upload was begun
 feed_stream $((1 << 20))
-"$VAULTFS" s3 cp -q --part-size 5M - "s3://$B/short" <"$T/feed" 2>"$T/s3int.err" &
+"$VAULTFS" s3 cp -q --part-size 5M - "s3://$B/short" <"$T/feed" 2>"$INT_ERR" &
 pid=$!
 on_exit "kill -9 $pid 2>/dev/null"
 sleep 1
-s3_stop "$pid" TERM 143 "vaultfs: s3 cp: terminated"
+signal_ends "$pid" TERM 143 "vaultfs: s3 cp: terminated"
 kill "$feed_pid"
 object_absent "$B" short
 log "s3 cp -: SIGINT aborts the upload (exit 130), SIGTERM before one 143"
@@ -134,7 +123,7 @@ log "s3 cp -: SIGINT aborts the upload (exit 130), SIGTERM before one 143"
 vf s3 cp -q "$T/small" "s3://$B/held" || die "s3 cp small failed"
 start_faultproxy --hold GET --hold DELETE
 held() {
-	"$VAULTFS" s3 "$@" --endpoint-url "$FP_URL" >/dev/null 2>"$T/s3int.err" &
+	"$VAULTFS" s3 "$@" --endpoint-url "$FP_URL" >/dev/null 2>"$INT_ERR" &
 	pid=$!
 	on_exit "kill -9 $pid 2>/dev/null"
 	sleep 1
@@ -142,12 +131,12 @@ held() {
 mkdir "$T/dl"
 held cp -q "s3://$B/held" "$T/dl/held"
 [ -n "$(ls -A "$T/dl")" ] || die "s3 cp (download): no temporary file while it waits"
-s3_stop "$pid" INT 130 "vaultfs: s3 cp: interrupted: partial download removed"
+signal_ends "$pid" INT 130 "vaultfs: s3 cp: interrupted: partial download removed"
 [ -z "$(ls -A "$T/dl")" ] || { ls -la "$T/dl" >&2; die "an interrupted download left a file"; }
 held ls "s3://$B/"
-s3_stop "$pid" INT 130 "vaultfs: s3 ls: interrupted"
+signal_ends "$pid" INT 130 "vaultfs: s3 ls: interrupted"
 held rm "s3://$B/held"
-s3_stop "$pid" INT 130 "vaultfs: s3 rm: interrupted"
+signal_ends "$pid" INT 130 "vaultfs: s3 rm: interrupted"
 vf s3 cp -q "s3://$B/held" "$T/dl/held" && same_file "$T/small" "$T/dl/held" ||
 	die "the object is not intact after an interrupted rm"
 log "s3 cp (download), ls, rm: SIGINT ends a held request, exit 130, no file left"
