@@ -179,7 +179,8 @@ static const struct {
 	  "  vaultfs s3 cp disk.img s3://backups/images/disk.img\n"
 	  "  vaultfs s3 ls s3://backups/srv/\n"
 	  "  vaultfs s3 cp s3://backups/srv/backup.tar.gz - | tar -tzf -\n",
-	  "0 done; 1 failed; 2 usage error.\n" },
+	  "0 done; 1 failed; 2 usage error; 130 interrupted (SIGINT;\n143 "
+	  "SIGTERM): no upload left open, no partial file left.\n" },
 	{ "bucket",
 	  "  vaultfs bucket setup --config /etc/vaultfs/config.json "
 	  "--dry-run\n"
