@@ -801,7 +801,7 @@ int aidx_writer_finish(struct aidx_writer *w, uint64_t archive_size,
 		rc = spill_run(w, err);
 		if (rc == 0)
 			rc = merge(w, &o, err);
-	} else {
+	} else if (w->noffs) { /* none: a raw archive's index */
 		qsort_r(w->offs, w->noffs, sizeof(*w->offs), cmp_offs,
 			w->arena.p);
 		for (size_t i = 0; i < w->noffs && rc == 0; i++)
@@ -1536,7 +1536,7 @@ int aidx_walk(struct aidx *x, const char *prefix, struct aidx_list *out,
 		free(under);
 	}
 sort:
-	if (rc == 0)
+	if (rc == 0 && out->n)
 		qsort(out->v, out->n, sizeof(*out->v), by_header_off);
 out:
 	free(p);
