@@ -21,8 +21,13 @@
  * is wrong is fetched again (twice more) before the read fails with EIO;
  * tokens past their ExpiryTime, or refused as expired, are listed again.
  *
- * Threads: the FUSE server thread calls image_read; the workers fetch;
- * one mutex guards the cache, the queue and the listing.
+ * The same reader serves the view's disk.img (open_image, provider.h):
+ * there the FUSE requests of the view call image_read, nothing is
+ * mounted and nothing journaled.
+ *
+ * Threads: the FUSE server thread (or the view's workers) call
+ * image_read; the workers fetch; one mutex guards the cache, the queue
+ * and the listing.
  */
 #include "aws_backup_int.h"
 #include "ebs.h"
@@ -64,6 +69,7 @@ struct slot {
 };
 
 struct image {
+	struct orch_image base;    /* first: the view's handle (open_image) */
 	struct aws_client *c;
 	char *snapshot;
 	struct ebs_listing list;   /* guarded by lock */
@@ -486,33 +492,81 @@ static struct cm_json *facts(const struct image *im)
 	return j;
 }
 
+/* rp's snapshot id into snap, and its image opened (its own client). */
+static int open_snapshot(struct orch_provider *p,
+			 const struct orch_recovery_point *rp, char *snap,
+			 size_t n, struct image **out, struct cm_err *err)
+{
+	struct aws_backup *ab = awsb_of(p);
+	struct aws_client_opts o = { 0 };
+	struct aws_client *c;
+	int rc;
+
+	rc = awsb_ebs_snapshot_id(rp, snap, n, err);
+	if (rc)
+		return rc;
+	o.region = ab->region;
+	o.endpoints = p->cfg->endpoints;
+	o.nendpoints = p->cfg->nendpoints;
+	c = aws_client_new(&aws_ebs, &o, err);
+	if (!c)
+		return -(err->code ? err->code : EINVAL);
+	return image_open(c, snap, p->cfg, out, err);
+}
+
+static int view_read(struct orch_image *h, void *buf, size_t n,
+		     uint64_t off)
+{
+	return image_read((struct image *)h, buf, n, off);
+}
+
+static void view_close(struct orch_image *h)
+{
+	struct image *im = (struct image *)h;
+
+	cm_info("ebs: %s: image closed: %" PRIu64 " blocks fetched of %zu "
+		"written", im->snapshot, (uint64_t)atomic_load(&im->fetched),
+		im->list.n);
+	image_free(im);
+}
+
+/* provider.h's open_image: the same reader as a restore's, no mount. */
+static int ebs_open_image(struct orch_provider *p,
+			  const struct orch_recovery_point *rp,
+			  struct orch_image **out, struct cm_err *err)
+{
+	struct image *im = NULL;
+	char snap[64];
+	int rc;
+
+	*out = NULL;
+	rc = open_snapshot(p, rp, snap, sizeof(snap), &im, err);
+	if (rc) {
+		cm_err_prefix(err, "%s", rp->path);
+		return rc;
+	}
+	im->base.size = im->size;
+	im->base.read = view_read;
+	im->base.close = view_close;
+	*out = &im->base;
+	return 0;
+}
+
 static int ebs_restore(struct orch_provider *p,
 		       const struct orch_recovery_point *rp,
 		       const struct orch_res_journal *rj,
 		       struct orch_restored *out, struct cm_err *err)
 {
-	struct aws_backup *ab = awsb_of(p);
 	const struct orch_config *cfg = p->cfg;
-	struct aws_client_opts o = { 0 };
 	struct ebs_restored *er = NULL;
 	struct orch_res_ids ids = { 0 };
 	struct arc_fuse_file_opts fo = { 0 };
 	struct cm_json *j = NULL;
-	struct aws_client *c;
 	struct image *im = NULL;
 	char snap[64], *base = NULL;
 	int rc;
 
-	rc = awsb_ebs_snapshot_id(rp, snap, sizeof(snap), err);
-	if (rc)
-		return rc;
-	o.region = ab->region;
-	o.endpoints = cfg->endpoints;
-	o.nendpoints = cfg->nendpoints;
-	c = aws_client_new(&aws_ebs, &o, err);
-	if (!c)
-		return -(err->code ? err->code : EINVAL);
-	rc = image_open(c, snap, cfg, &im, err);
+	rc = open_snapshot(p, rp, snap, sizeof(snap), &im, err);
 	if (rc)
 		return rc;
 	cm_info("ebs: %s: %" PRIu64 " bytes, %zu blocks of %" PRIu32
@@ -649,6 +703,7 @@ static const struct orch_provider_ops ebs_ops = {
 	.restore = ebs_restore,
 	.release = ebs_release,
 	.release_stale = ebs_release_stale,
+	.open_image = ebs_open_image,
 };
 
 static const char *const ebs_kinds[] = { KIND, NULL };
