@@ -17,6 +17,14 @@
  * whole blocks (ebs.cacheSize); a read of block i also queues the next
  * listed blocks after it, up to one per worker, so a sequential reader
  * (the loop device under tar, the raw stream) keeps them all busy.
+ * A filesystem walk reads a block in pieces (4 KiB of metadata, a file's
+ * 128 KiB), at different times and in the walk's order, not the disk's:
+ * a cache of whole blocks smaller than the written data would drop a
+ * block between two of its pieces and fetch it again. So each block
+ * fetched is also handed whole to the kernel's page cache of the FUSE
+ * file (arc_fuse_file_store): its other pieces are read from there, and
+ * every written block is fetched once while the kernel keeps it (it may
+ * reclaim clean pages under pressure, which only costs a fetch again).
  * Throttling and 5xx are retried by the AWS layer; a block whose checksum
  * is wrong is fetched again (twice more) before the read fails with EIO;
  * tokens past their ExpiryTime, or refused as expired, are listed again.
@@ -86,6 +94,9 @@ struct image {
 	bool stop;
 	pthread_t *workers;
 	unsigned nworkers;
+	/* the restore's FUSE file, while mounted: each block fetched is
+	 * handed whole to its page cache (see "The reader" above) */
+	struct arc_fuse_file *ff;
 
 	_Atomic uint64_t fetched;  /* GetSnapshotBlock answers taken */
 	_Atomic uint64_t bytes;    /* their bytes */
@@ -196,6 +207,13 @@ static void *worker(void *arg)
 		pthread_mutex_unlock(&im->lock);
 		rc = fetch(im, s->index, s->data);
 		pthread_mutex_lock(&im->lock);
+		if (rc == 0 && im->ff) {
+			/* the kernel keeps it now (a copy, queued): the
+			 * slot is no longer the only place it is */
+			arc_fuse_file_store(im->ff, s->index * im->block,
+					    s->data, im->block);
+			s->unread = false;
+		}
 		s->state = rc ? SLOT_FAILED : SLOT_READY;
 		s->error = rc;
 		pthread_cond_broadcast(&im->cond);
@@ -453,6 +471,21 @@ fail:
 	return rc < 0 ? rc : -rc;
 }
 
+/* Hand the blocks fetched from now on to ff's page cache (NULL: stop,
+ * before ff goes: a worker stores under the lock). */
+static void image_store_into(struct image *im, struct arc_fuse_file *ff)
+{
+	pthread_mutex_lock(&im->lock);
+	im->ff = ff;
+	/* what was fetched before the mount (the first block, for the
+	 * probe) */
+	for (size_t i = 0; ff && i < im->nslots; i++)
+		if (im->slots[i].state == SLOT_READY)
+			arc_fuse_file_store(ff, im->slots[i].index * im->block,
+					    im->slots[i].data, im->block);
+	pthread_mutex_unlock(&im->lock);
+}
+
 /* ---- the restorer ------------------------------------------------------ */
 
 struct ebs_restored {
@@ -608,6 +641,8 @@ static int ebs_restore(struct orch_provider *p,
 	rc = arc_fuse_file_mount(er->mnt, &fo, &er->ff, err);
 	if (rc == 0)
 		rc = rj->created(rj->ctx, er->idx, NULL, err);
+	if (rc == 0)
+		image_store_into(im, er->ff);
 	if (rc)
 		goto fail_journaled;
 	out->path = cm_xstrdup(arc_fuse_file_path(er->ff));
@@ -627,6 +662,7 @@ static int ebs_restore(struct orch_provider *p,
 	free(base);
 	return 0;
 fail_journaled:
+	image_store_into(im, NULL);
 	arc_fuse_file_free(er->ff);
 	if (rmdir(er->mnt) != 0) {
 		cm_warn("rmdir %s: %s", er->mnt, strerror(errno));
@@ -666,6 +702,7 @@ static void ebs_release(struct orch_provider *p,
 		(uint64_t)atomic_load(&er->im->fetched),
 		(uint64_t)atomic_load(&er->im->bytes), er->im->list.n,
 		atomic_load(&er->im->lists));
+	image_store_into(er->im, NULL);
 	arc_fuse_file_free(er->ff);
 	cm_err_clear(&e);
 	if (rmdir(er->mnt) != 0)
