@@ -67,6 +67,7 @@ struct arc_fuse_file {
 	pthread_cond_t store_cond;
 	struct store_item *stores, **stores_tail;
 	size_t store_bytes;     /* queued, not stored yet */
+	uint64_t stored, store_dropped, store_failed; /* for the log */
 	bool store_stop;
 	pthread_t store_thread;
 	bool have_store_thread;
@@ -359,6 +360,10 @@ static void *store_main(void *arg)
 				 ": %s", f->path, it->n, it->off,
 				 strerror(-rc));
 		pthread_mutex_lock(&f->store_lock);
+		if (rc)
+			f->store_failed++;
+		else
+			f->stored++;
 		f->store_bytes -= it->n;
 		free(it);
 	}
@@ -376,6 +381,7 @@ void arc_fuse_file_store(struct arc_fuse_file *f, uint64_t off,
 	pthread_mutex_lock(&f->store_lock);
 	if (!f->have_store_thread || f->store_stop ||
 	    f->store_bytes + n > ARC_FUSE_STORE_MAX) {
+		f->store_dropped++;
 		pthread_mutex_unlock(&f->store_lock);
 		return;
 	}
@@ -405,6 +411,11 @@ static void store_stop(struct arc_fuse_file *f)
 	pthread_mutex_unlock(&f->store_lock);
 	if (f->have_store_thread)
 		pthread_join(f->store_thread, NULL);
+	if (f->have_store_thread && (f->stored || f->store_dropped))
+		cm_info("fuse file: %s: %" PRIu64 " pieces handed to the page "
+			"cache, %" PRIu64 " dropped (queue full), %" PRIu64
+			" refused", f->path, f->stored, f->store_dropped,
+			f->store_failed);
 	f->have_store_thread = false;
 	while ((it = f->stores)) {
 		f->stores = it->next;

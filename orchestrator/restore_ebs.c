@@ -97,6 +97,10 @@ struct image {
 	/* the restore's FUSE file, while mounted: each block fetched is
 	 * handed whole to its page cache (see "The reader" above) */
 	struct arc_fuse_file *ff;
+	/* with ff: the blocks handed to it, a bit per block of the volume.
+	 * Read-ahead skips them: the kernel has them, and a read it cannot
+	 * serve any more (reclaimed) still reaches us and fetches again */
+	uint64_t *handed;
 
 	_Atomic uint64_t fetched;  /* GetSnapshotBlock answers taken */
 	_Atomic uint64_t bytes;    /* their bytes */
@@ -186,6 +190,21 @@ static int fetch(struct image *im, uint64_t index, char *buf)
 
 /* ---- the cache --------------------------------------------------------- */
 
+static bool handed(const struct image *im, uint64_t index)
+{
+	return im->handed && (im->handed[index / 64] >> (index % 64)) & 1;
+}
+
+/* Slot s (ready, lock held) to the kernel's page cache of im->ff: the
+ * kernel keeps it now (a copy, queued), so the slot is no longer the only
+ * place it is, and read-ahead leaves it alone. */
+static void hand(struct image *im, struct slot *s)
+{
+	arc_fuse_file_store(im->ff, s->index * im->block, s->data, im->block);
+	s->unread = false;
+	im->handed[s->index / 64] |= 1ull << (s->index % 64);
+}
+
 static void *worker(void *arg)
 {
 	struct image *im = arg;
@@ -207,13 +226,8 @@ static void *worker(void *arg)
 		pthread_mutex_unlock(&im->lock);
 		rc = fetch(im, s->index, s->data);
 		pthread_mutex_lock(&im->lock);
-		if (rc == 0 && im->ff) {
-			/* the kernel keeps it now (a copy, queued): the
-			 * slot is no longer the only place it is */
-			arc_fuse_file_store(im->ff, s->index * im->block,
-					    s->data, im->block);
-			s->unread = false;
-		}
+		if (rc == 0 && im->ff)
+			hand(im, s);
 		s->state = rc ? SLOT_FAILED : SLOT_READY;
 		s->error = rc;
 		pthread_cond_broadcast(&im->cond);
@@ -282,7 +296,8 @@ static void read_ahead(struct image *im, uint64_t index)
 	if (!b)
 		return;
 	for (unsigned k = 0; ++b < end && k < im->nworkers; k++)
-		if (!find_slot(im, b->index) && !load(im, b->index, true))
+		if (!handed(im, b->index) && !find_slot(im, b->index) &&
+		    !load(im, b->index, true))
 			return;
 }
 
@@ -372,6 +387,7 @@ static void image_free(struct image *im)
 	for (size_t i = 0; i < im->nslots; i++)
 		free(im->slots[i].data);
 	free(im->slots);
+	free(im->handed);
 	free(im->queue);
 	free(im->workers);
 	ebs_listing_release(&im->list);
@@ -477,12 +493,14 @@ static void image_store_into(struct image *im, struct arc_fuse_file *ff)
 {
 	pthread_mutex_lock(&im->lock);
 	im->ff = ff;
+	if (ff && !im->handed)
+		im->handed = cm_xcalloc(im->size / im->block / 64 + 1,
+					sizeof(*im->handed));
 	/* what was fetched before the mount (the first block, for the
 	 * probe) */
 	for (size_t i = 0; ff && i < im->nslots; i++)
 		if (im->slots[i].state == SLOT_READY)
-			arc_fuse_file_store(ff, im->slots[i].index * im->block,
-					    im->slots[i].data, im->block);
+			hand(im, &im->slots[i]);
 	pthread_mutex_unlock(&im->lock);
 }
 
@@ -491,6 +509,10 @@ static void image_store_into(struct image *im, struct arc_fuse_file *ff)
 struct ebs_restored {
 	struct image *im;
 	struct arc_fuse_file *ff;
+	/* with ff: the blocks handed to it, a bit per block of the volume.
+	 * Read-ahead skips them: the kernel has them, and a read it cannot
+	 * serve any more (reclaimed) still reaches us and fetches again */
+	uint64_t *handed;
 	char *mnt;
 	size_t idx; /* the mount's journal entry */
 };
