@@ -247,9 +247,11 @@ static int store_index(const struct arc_run_opts *o, const struct target *obj,
 		struct s3_upload_opts uo = o->upload;
 
 		/* the archive's journal hook and expected size are not the
-		 * index's */
+		 * index's; and the object is made: a cancel now would leave
+		 * it without its index and manifest */
 		uo.on_upload_id = NULL;
 		uo.ctx = NULL;
+		uo.cancel = NULL;
 		uo.expected_size = size;
 		sink = arc_sink_s3_new(o->client, obj->bucket, key, &uo, err);
 	} else {

@@ -58,7 +58,10 @@ struct arc_run_opts {
 	const char *dest;         /* s3://bucket/prefix/, s3://b/key, path, - */
 	const char *manifest;     /* NULL: beside the object (see above) */
 	struct s3_client *client; /* borrowed; needed for s3:// places */
-	struct s3_upload_opts upload;  /* on_upload_id: for the journal */
+	/* on_upload_id: for the journal; cancel (usually `cancel` below):
+	 * the object's parts on the wire stop too (not the index's, which
+	 * goes once the object is made) */
+	struct s3_upload_opts upload;
 	const atomic_int *cancel;      /* borrowed; may be NULL */
 	arc_progress_fn progress;      /* bytes read of the source */
 	void *progress_ctx;

@@ -257,6 +257,8 @@ int cmd_archive(int argc, char **argv)
 	ro.upload.part_size = o.s3.part_size;
 	ro.upload.concurrency = o.s3.concurrency;
 	ro.cancel = &cancel_flag;
+	/* parts on the wire stop too, not only the reading */
+	ro.upload.cancel = &cancel_flag;
 	ro.progress = vf_progress_feed_fn;
 	ro.progress_ctx = &feed;
 	ro.strict = o.strict;

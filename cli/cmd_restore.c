@@ -7,7 +7,9 @@
  * Exit 0 when everything selected was restored exactly; 1 when the
  * restore failed or some entries were not restored (exactly): each is
  * named on stderr, with a count at the end; 2 for a bad command line.
- * SIGINT, SIGTERM and SIGHUP stop it.
+ * SIGINT, SIGTERM and SIGHUP stop it, its S3 requests too (within about a
+ * second, even one the server does not answer): "interrupted", 128 + the
+ * signal (130 for SIGINT).
  */
 #include "commands.h"
 #include "usage.h"
@@ -211,6 +213,7 @@ int cmd_restore(int argc, char **argv)
 	char *job_url = NULL;
 	bool quiet = false, have_cfg = false;
 	size_t npaths = 0;
+	int status;
 	unsigned threads = 0;
 	struct cm_err err;
 	int c, r, rc;
@@ -301,6 +304,9 @@ int cmd_restore(int argc, char **argv)
 			goto out;
 		}
 	}
+	if (client)
+		/* ours alone (the dest's too): only reads go through it */
+		s3_client_set_cancel(client, &cancel_flag);
 	rc = arc_restore_locate(src, client, &t, &err);
 	if (rc)
 		goto out;
@@ -327,11 +333,16 @@ int cmd_restore(int argc, char **argv)
 	if ((rc == 0 || res.problems) && !quiet)
 		summary(&t, &res, ro.dest);
 out:
-	if (rc == -ECANCELED && atomic_load(&cancel_flag))
-		cm_err_set(&err, ECANCELED, "interrupted");
-	if (rc)
+	status = rc ? 1 : 0;
+	if (rc == -ECANCELED && atomic_load(&cancel_flag)) {
+		char *what = cm_xasprintf("restore %s", t.url ? t.url : src);
+
+		status = vf_cancelled(what, atomic_load(&cancel_flag), NULL);
+		free(what);
+	} else if (rc) {
 		fprintf(stderr, "vaultfs: restore %s: %s\n",
 			t.url ? t.url : src, err.msg);
+	}
 	arc_restore_target_release(&t);
 	s3_client_free(own);
 	orch_dest_free(dest);
@@ -339,5 +350,5 @@ out:
 		orch_config_release(&cfg);
 	free(job_url);
 	free(paths);
-	return rc ? 1 : 0;
+	return status;
 }

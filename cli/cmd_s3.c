@@ -19,6 +19,18 @@
  * A download into a regular file goes to a temporary file next to it,
  * renamed into place only once every byte arrived; a download into
  * anything else (a device, a pipe, stdout) writes straight to it.
+ *
+ * Signals: SIGINT, SIGTERM and SIGHUP raise one flag
+ * (vf_cancel_on_signals), which every request of the command watches
+ * through the HTTP layer's cancel (a transfer, a wait for an answer, a
+ * backoff all end within about a second). An upload carries it in its
+ * options rather than on the client, so that CreateMultipartUpload and
+ * CompleteMultipartUpload, whose answers say what exists, are never cut
+ * short; the upload then aborts its multipart upload. The command ends
+ * with "vaultfs: s3 CMD: interrupted" (": upload aborted" when a multipart
+ * upload had been created) and 128 + the signal (130 for SIGINT). Nothing
+ * is left half done: no multipart upload stays open, a download's
+ * temporary file is removed, and a DeleteObject either happened or not.
  */
 #include "commands.h"
 #include "usage.h"
@@ -36,6 +48,8 @@
 #include <getopt.h>
 #include <inttypes.h>
 #include <libgen.h>
+#include <poll.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -43,6 +57,9 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
+
+/* the signal that interrupted the command, 0 while none (see the top) */
+static atomic_int cancel_flag;
 
 struct s3_cli {
 	struct vf_s3_cli s3; /* client and upload options (s3opts.h) */
@@ -179,16 +196,33 @@ static int parse_opts(int argc, char **argv, struct s3_cli *o,
 	return -1;
 }
 
-static struct s3_client *client_or_fail(const struct s3_cli *o)
+/* The command's client, its requests stopped by a signal (see the top);
+ * for an upload (requests_cancel false) only the upload's parts are. */
+static struct s3_client *client_or_fail(const struct s3_cli *o,
+					bool requests_cancel)
 {
 	struct cm_err err;
 	struct s3_client *c;
 
 	cm_err_clear(&err);
+	vf_cancel_on_signals(&cancel_flag);
 	c = s3_client_new(&o->s3.client, &err);
 	if (!c)
 		fail(err.msg);
+	else if (requests_cancel)
+		s3_client_set_cancel(c, &cancel_flag);
 	return c;
+}
+
+/* After a failure: the exit status, and the message. */
+static int fail_or_interrupted(const char *cmd, const char *msg,
+			       const char *what)
+{
+	int sig = atomic_load(&cancel_flag);
+
+	if (sig)
+		return vf_cancelled(cmd, sig, what);
+	return fail(msg);
 }
 
 static bool is_s3(const char *s)
@@ -210,6 +244,27 @@ static uint64_t upload_done(void *ctx)
 	return s3_upload_bytes_done(ctx);
 }
 
+/* Wait until fd has bytes (or its end), looking at the cancel flag at
+ * least once a second: a signal landing just before a read would not
+ * interrupt it, and a quiet pipe may stay quiet for hours. */
+static int wait_readable(int fd, const char *src, struct cm_err *err)
+{
+	struct pollfd pfd = {.fd = fd, .events = POLLIN};
+
+	for (;;) {
+		int n;
+
+		if (atomic_load(&cancel_flag))
+			return cm_err_set(err, ECANCELED, "%s: interrupted",
+					  src);
+		n = poll(&pfd, 1, 1000);
+		if (n > 0)
+			return 0;
+		if (n < 0 && errno != EINTR)
+			return 0; /* not pollable: the read will tell */
+	}
+}
+
 /* A pipe (or stdin, whatever it is): read into the part buffers. */
 static int upload_stream(struct s3_upload *u, int fd, const char *src,
 			 struct s3_upload_result *res, struct cm_err *err)
@@ -222,9 +277,14 @@ static int upload_stream(struct s3_upload *u, int fd, const char *src,
 
 		if (rc)
 			return rc;
-		do
+		do {
+			rc = wait_readable(fd, src, err);
+			if (rc) {
+				s3_upload_abort(u);
+				return rc;
+			}
 			n = read(fd, p, room);
-		while (n < 0 && errno == EINTR);
+		} while (n < 0 && errno == EINTR);
 		if (n < 0) {
 			rc = cm_err_set(err, errno, "%s: %s", src,
 					strerror(errno));
@@ -247,6 +307,7 @@ static int upload(struct s3_client *c, const struct s3_cli *o, const char *src,
 	    .expected_size = o->s3.expected_size,
 	    .part_size = o->s3.part_size,
 	    .concurrency = o->s3.concurrency,
+	    .cancel = &cancel_flag,
 	};
 	struct s3_upload_result res;
 	struct vf_progress *bar = NULL;
@@ -279,7 +340,11 @@ static int upload(struct s3_client *c, const struct s3_cli *o, const char *src,
 		       : upload_stream(u, fd, src, &res, &err)) {
 		vf_progress_stop(bar, false);
 		bar = NULL;
-		fail(err.msg);
+		/* aborted on the way out of the failure; named only when a
+		 * multipart upload had been created */
+		rc = fail_or_interrupted("s3 cp", err.msg,
+					 s3_upload_id(u) ? "upload aborted"
+							 : NULL);
 		goto out;
 	}
 	vf_progress_stop(bar, true);
@@ -396,7 +461,11 @@ static int download(struct s3_client *c, const struct s3_cli *o,
 			  &err)) {
 		vf_progress_stop(bar, false);
 		bar = NULL;
-		fail(err.msg);
+		/* the temporary file goes at out; into anything else, the
+		 * bytes that arrived stay there */
+		rc = fail_or_interrupted("s3 cp", err.msg,
+					 tmp ? "partial download removed"
+					     : NULL);
 		goto out;
 	}
 	if (tmp && (fsync(d.fd) != 0 || rename(tmp, target) != 0)) {
@@ -454,7 +523,7 @@ static int cmd_cp(int argc, char **argv)
 		rc = fail(err.msg);
 		goto out;
 	}
-	c = client_or_fail(&o);
+	c = client_or_fail(&o, is_s3(src));
 	if (!c) {
 		rc = 1;
 		goto out;
@@ -552,14 +621,15 @@ static int cmd_ls(int argc, char **argv)
 		rc = fail(err.msg);
 		goto out;
 	}
-	c = client_or_fail(&o);
+	c = client_or_fail(&o, true);
 	if (!c) {
 		rc = 1;
 		goto out;
 	}
 	if (!bucket) {
-		rc = s3_list_buckets(c, ls_bucket, NULL, &err) ? fail(err.msg)
-							       : 0;
+		rc = s3_list_buckets(c, ls_bucket, NULL, &err)
+			 ? fail_or_interrupted("s3 ls", err.msg, NULL)
+			 : 0;
 		goto out;
 	}
 	lo.prefix = key;
@@ -570,7 +640,7 @@ static int cmd_ls(int argc, char **argv)
 		st.strip = slash ? (size_t)(slash - key) + 1 : 0;
 	}
 	rc = s3_list_objects(c, bucket, &lo, ls_entry, &st, &err)
-		 ? fail(err.msg)
+		 ? fail_or_interrupted("s3 ls", err.msg, NULL)
 		 : 0;
 	if (fflush(stdout) != 0 && rc == 0)
 		rc = failf("stdout: %s", strerror(errno));
@@ -635,12 +705,14 @@ static int run_one_url(const struct one_url_cmd *cmd, int argc, char **argv)
 			   argv[first]);
 		goto out;
 	}
-	c = client_or_fail(&o);
+	c = client_or_fail(&o, true);
 	if (!c) {
 		rc = 1;
 		goto out;
 	}
-	rc = cmd->op(c, bucket, key, &err) ? fail(err.msg) : 0;
+	rc = cmd->op(c, bucket, key, &err)
+		 ? fail_or_interrupted(cmd->name, err.msg, NULL)
+		 : 0;
 	if (!rc && !o.quiet && cmd->want_key)
 		printf("%s: s3://%s/%s\n", cmd->verb, bucket, key);
 	else if (!rc && !o.quiet)

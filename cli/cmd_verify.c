@@ -6,7 +6,8 @@
  *
  * Exit 0 only when the archive is whole; 1 with one line naming the first
  * bad member or entry; 2 for a bad command line. SIGINT, SIGTERM and SIGHUP
- * raise the cancel flag the transfer polls.
+ * raise the cancel flag the transfer polls, and the client's requests
+ * watch (a GET the server does not answer ends too).
  */
 #include "commands.h"
 #include "usage.h"
@@ -137,6 +138,7 @@ int cmd_verify(int argc, char **argv)
 			rc = -EINVAL;
 			goto out;
 		}
+		s3_client_set_cancel(client, &cancel_flag);
 	}
 	vo.client = client;
 	vo.cancel = &cancel_flag;

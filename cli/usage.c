@@ -101,7 +101,9 @@ int vf_operands(const char *cmd, int argc, char **argv, int first,
 	while (*p) {
 		size_t len = strcspn(p, " ");
 		bool optional = *p == '[';
-		bool more = len >= 3 && !strncmp(p + len - 3, "...", 3);
+		/* "ARGS..." or "[ARGS...]" */
+		size_t end = optional && p[len - 1] == ']' ? len - 1 : len;
+		bool more = end >= 3 && !strncmp(p + end - 3, "...", 3);
 
 		if (i >= argc) {
 			if (optional)
@@ -177,7 +179,8 @@ static const struct {
 	  "  vaultfs s3 cp disk.img s3://backups/images/disk.img\n"
 	  "  vaultfs s3 ls s3://backups/srv/\n"
 	  "  vaultfs s3 cp s3://backups/srv/backup.tar.gz - | tar -tzf -\n",
-	  "0 done; 1 failed; 2 usage error.\n" },
+	  "0 done; 1 failed; 2 usage error; 130 interrupted (SIGINT;\n143 "
+	  "SIGTERM): no upload left open, no partial file left.\n" },
 	{ "bucket",
 	  "  vaultfs bucket setup --config /etc/vaultfs/config.json "
 	  "--dry-run\n"

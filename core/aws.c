@@ -101,7 +101,7 @@ const struct aws_service *aws_service_find(const char *name)
 struct aws_client {
 	const struct aws_service *svc;
 	bool anonymous;
-	const atomic_bool *cancel; /* aws_client_set_cancel */
+	const atomic_int *cancel; /* aws_client_set_cancel */
 	struct aws_base b;
 	char region_from[48];
 	char endpoint_from[64];
@@ -322,7 +322,7 @@ struct aws_client *aws_client_new(const struct aws_service *svc,
 	return c;
 }
 
-void aws_client_set_cancel(struct aws_client *c, const atomic_bool *flag)
+void aws_client_set_cancel(struct aws_client *c, const atomic_int *flag)
 {
 	c->cancel = flag;
 }
@@ -456,8 +456,23 @@ static bool unreachable(const struct cm_err *e)
 	return e->code == ECONNREFUSED || e->code == EHOSTUNREACH;
 }
 
+/* Sleep ms, in slices so that a raised cancel flag ends it soon (a
+ * backoff may be 20 s). True when cancelled. */
+static bool backoff_sleep(unsigned ms, const atomic_int *cancel)
+{
+	while (ms) {
+		unsigned slice = ms < 100 ? ms : 100;
+
+		if (cancel && atomic_load(cancel))
+			return true;
+		cm_sleep_ms(slice);
+		ms -= slice;
+	}
+	return cancel && atomic_load(cancel);
+}
+
 int aws_retry(const char *what, unsigned max_attempts, aws_attempt_fn fn,
-	      void *ctx, struct cm_err *err)
+	      void *ctx, const atomic_int *cancel, struct cm_err *err)
 {
 	struct cm_err e;
 	unsigned attempt;
@@ -482,7 +497,14 @@ int aws_retry(const char *what, unsigned max_attempts, aws_attempt_fn fn,
 			cm_info("%s: attempt %u of %u failed, retrying in %u "
 				"ms: %s", what, attempt, max_attempts, delay,
 				e.msg);
-		cm_sleep_ms(delay);
+		if (backoff_sleep(delay, cancel)) {
+			struct cm_err last = e;
+
+			rc = cm_err_set(&e, ECANCELED, "%s: cancelled while "
+					"waiting to retry (%s)", what,
+					last.msg);
+			break;
+		}
 	}
 	if (e.retryable && attempt > 1) {
 		size_t l = strlen(e.msg);
@@ -896,7 +918,8 @@ static int call_run(struct call *k, struct cm_err *err)
 		k->payload_hash = AWS_EMPTY_SHA256;
 	}
 	snprintf(what, sizeof(what), "%s: %s", k->c->svc->name, k->op);
-	return aws_retry(what, k->c->b.max_attempts, call_attempt, k, err);
+	return aws_retry(what, k->c->b.max_attempts, call_attempt, k,
+			 k->c->cancel, err);
 }
 
 static void call_release(struct call *k)

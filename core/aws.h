@@ -121,10 +121,11 @@ struct aws_client *aws_client_new(const struct aws_service *svc,
 				  struct cm_err *err);
 void aws_client_free(struct aws_client *c); /* NULL is a no-op */
 /* From now on, every call of c stops (fails with -ECANCELED, not retried)
- * within about a second of *flag becoming true, even in a long poll: how a
+ * within about a second of *flag becoming non-zero, even in a long poll or
+ * a backoff between attempts: how a
  * thread blocked in SQS ReceiveMessage is stopped. Set it before other
  * threads use c; the flag must outlive c. */
-void aws_client_set_cancel(struct aws_client *c, const atomic_bool *flag);
+void aws_client_set_cancel(struct aws_client *c, const atomic_int *flag);
 const char *aws_client_region(const struct aws_client *c);
 const char *aws_client_endpoint(const struct aws_client *c);
 
@@ -265,10 +266,12 @@ unsigned aws_backoff_ms(unsigned attempt);
  * info level; the first of an endpoint that cannot be reached at all as a
  * warning, "<what>: <error> (attempt 1 of n, retrying)"). The
  * last error gets "[gave up after N attempts]" when retries ran out.
+ * cancel (NULL: none) non-zero ends a backoff within 100 ms: the retry then
+ * fails with -ECANCELED ("cancelled"), not retryable.
  */
 typedef int (*aws_attempt_fn)(void *ctx, struct cm_err *err);
 int aws_retry(const char *what, unsigned max_attempts, aws_attempt_fn fn,
-	      void *ctx, struct cm_err *err);
+	      void *ctx, const atomic_int *cancel, struct cm_err *err);
 
 /* The request of one attempt as it goes on the wire. All owned. */
 #define AWS_WIRE_MAX_HEADERS 24

@@ -249,7 +249,7 @@ static void url_for_message(const char *url, char *out, size_t n)
 static int on_progress(void *ctx, curl_off_t dltotal, curl_off_t dlnow,
 		       curl_off_t ultotal, curl_off_t ulnow)
 {
-	const atomic_bool *cancel = ctx;
+	const atomic_int *cancel = ctx;
 
 	(void)dltotal;
 	(void)dlnow;

@@ -59,10 +59,12 @@ struct cm_http_request {
 	void *source_ctx;
 	cm_http_sink_fn sink;         /* NULL: body collected in resp->body */
 	void *sink_ctx;
-	/* NULL, or a flag another thread may set: the transfer then stops
-	 * within about a second, even while it waits for an answer (a long
-	 * poll), and the perform fails with -ECANCELED */
-	const atomic_bool *cancel;
+	/* NULL, or a flag another thread (or a signal handler) may set to
+	 * non-zero: the transfer then stops within about a second, even
+	 * while it waits for an answer (a long poll), and the perform fails
+	 * with -ECANCELED, not retryable. An int, as every cancel flag of
+	 * vaultfs is (the CLI's holds the signal's number). */
+	const atomic_int *cancel;
 };
 
 struct cm_http_response {

@@ -62,6 +62,7 @@ struct s3_client {
 	char *sse;
 	char *sse_kms_key_id;
 	bool opaque_etags; /* test: VAULTFS_TEST_OPAQUE_ETAGS, as SSE-KMS */
+	const atomic_int *cancel; /* s3_client_set_cancel; NULL: none */
 };
 
 /* One query parameter; value NULL is a bare flag ("?uploads"). */
@@ -112,6 +113,8 @@ struct s3_op {
 			 than once (a retry, or curl's resend on a new
 			 connection): the server may have acted on an earlier
 			 one, its answer lost */
+	const atomic_int *cancel; /* the body's, else the client's */
+	bool cleanup; /* never cancelled: it is what a cancel leads to */
 };
 
 
@@ -686,6 +689,11 @@ bool s3_client_etag_is_md5(const struct s3_client *c)
 	return !c->opaque_etags && (!c->sse || strcmp(c->sse, "aws:kms") != 0);
 }
 
+void s3_client_set_cancel(struct s3_client *c, const atomic_int *flag)
+{
+	c->cancel = flag;
+}
+
 bool s3_client_unsigned_payload(const struct s3_client *c)
 {
 	return c->unsigned_payload;
@@ -987,6 +995,7 @@ static size_t src_read(void *ctx, uint64_t off, void *p, size_t n)
 
 static int attempt_once(struct s3_client *c, const struct s3_op *op,
 			const char *payload_hash, const char *md5_b64,
+			const atomic_int *cancel,
 			struct cm_http_response *resp, struct cm_err *err)
 {
 	struct aws_creds cr = {0};
@@ -1033,6 +1042,7 @@ static int attempt_once(struct s3_client *c, const struct s3_op *op,
 	    .source_ctx = &src,
 	    .sink = op->get ? get_sink : NULL,
 	    .sink_ctx = op->get,
+	    .cancel = cancel,
 	};
 	if (op->get) {
 		op->get->resp = resp;
@@ -1113,6 +1123,7 @@ struct s3_run {
 	const char *hash;
 	const char *md5_b64;
 	struct cm_http_response *resp;
+	const atomic_int *cancel;
 	unsigned attempts;
 };
 
@@ -1122,7 +1133,8 @@ static int s3_attempt(void *ctx, struct cm_err *err)
 	int rc;
 
 	r->attempts++;
-	rc = attempt_once(r->c, r->op, r->hash, r->md5_b64, r->resp, err);
+	rc = attempt_once(r->c, r->op, r->hash, r->md5_b64, r->cancel, r->resp,
+			  err);
 	if (r->op->resent && (r->attempts > 1 || r->resp->resent))
 		*r->op->resent = true;
 	return rc;
@@ -1133,6 +1145,9 @@ static int s3_request(struct s3_client *c, const struct s3_op *op,
 {
 	char sha[CM_SHA256_HEX_LEN + 1], md5_b64[32];
 	struct s3_run run = {.c = c, .op = op, .resp = resp};
+
+	if (!op->cleanup)
+		run.cancel = op->cancel ? op->cancel : c->cancel;
 
 	if (op->object_data && c->unsigned_payload) {
 		run.hash = AWS_UNSIGNED_PAYLOAD;
@@ -1149,7 +1164,8 @@ static int s3_request(struct s3_client *c, const struct s3_op *op,
 		cm_base64(op->md5, CM_MD5_LEN, md5_b64);
 		run.md5_b64 = md5_b64;
 	}
-	return aws_retry("s3", c->b.max_attempts, s3_attempt, &run, err);
+	return aws_retry("s3", c->b.max_attempts, s3_attempt, &run, run.cancel,
+			 err);
 }
 
 /* ---- operations ------------------------------------------------------------
@@ -1232,6 +1248,7 @@ static int put_data(struct s3_client *c, struct s3_op *op,
 	op->sha256 = body->sha256;
 	op->object_data = true;
 	op->md5 = md5;
+	op->cancel = body->cancel;
 	cm_http_response_init(&resp, ERROR_BODY_MAX);
 	rc = s3_request(c, op, &resp, err);
 	if (!rc)
@@ -1496,6 +1513,7 @@ int s3_abort_multipart_upload(struct s3_client *c, const char *bucket,
 	op_init(&op, "AbortMultipartUpload", "DELETE", bucket, key);
 	op.params = params;
 	op.nparams = 1;
+	op.cleanup = true;
 	cm_http_response_init(&resp, ERROR_BODY_MAX);
 	/* NoSuchUpload: gone already (an earlier attempt went through) */
 	rc = request_unless_404(c, &op, &resp, "NoSuchUpload", err);

@@ -38,6 +38,7 @@
 #ifndef VAULTFS_S3_H
 #define VAULTFS_S3_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -101,6 +102,16 @@ const char *s3_client_endpoint(const struct s3_client *c);
  * checks no ETag, as under SSE-KMS, against a server without KMS) */
 bool s3_client_etag_is_md5(const struct s3_client *c);
 bool s3_client_unsigned_payload(const struct s3_client *c);
+/*
+ * From now on, every request of c stops within about a second of *flag
+ * becoming non-zero (in a transfer, while it waits for an answer, or in a
+ * backoff between attempts) and fails with -ECANCELED, not retried:
+ * how a command interrupted by a signal ends its transfer. Except
+ * AbortMultipartUpload, which is what a cancelled upload leads to and
+ * always goes out. Set it before other threads use c; the flag must
+ * outlive c. A body's own cancel (struct s3_body) takes precedence.
+ */
+void s3_client_set_cancel(struct s3_client *c, const atomic_int *flag);
 
 /* "s3://bucket/key" -> bucket and key (key may be "", never NULL); the
  * caller frees both. -EINVAL if url is not of that form. */
@@ -158,6 +169,9 @@ struct s3_body {
 	 * HeadObject first: an object of our size and MD5 ETag is ours, made
 	 * by the attempt whose answer was lost. */
 	bool if_none_match;
+	/* NULL (the client's, see s3_client_set_cancel), or a flag that
+	 * stops this request as the client's would: an upload's own */
+	const atomic_int *cancel;
 };
 
 /* s3_put_object and s3_upload_part with a body of either kind. */

@@ -221,6 +221,21 @@ static bool has_failed(struct s3_upload *u)
 	return f;
 }
 
+/* Failed, or cancelled now (then recorded as the failure, -ECANCELED,
+ * unless another came first). */
+static bool failed_or_cancelled(struct s3_upload *u)
+{
+	struct cm_err e;
+
+	if (u->opts.cancel && atomic_load(u->opts.cancel)) {
+		cm_err_set(&e, ECANCELED, "s3://%s/%s: upload cancelled",
+			   u->bucket, u->key);
+		record_failure(u, &e);
+		return true;
+	}
+	return has_failed(u);
+}
+
 /* Wait until no part is in flight, then stop the workers. */
 static void drain(struct s3_upload *u)
 {
@@ -572,6 +587,7 @@ static int send_part(struct s3_upload *u, struct part_buf *b, bool single,
 	if (u->want_md5)
 		body.md5 = md5;
 	body.if_none_match = single && u->opts.if_none_match;
+	body.cancel = u->opts.cancel;
 	if (single)
 		rc = s3_put_object_body(u->client, u->bucket, u->key, &body,
 					etag, e);
@@ -610,7 +626,7 @@ static void part_task(void *arg)
 	int rc = 0;
 
 	cm_err_clear(&e);
-	if (!has_failed(u))
+	if (!failed_or_cancelled(u))
 		rc = send_part(u, b, false, md5, etag, &e);
 	pthread_mutex_lock(&u->lock);
 	if (rc) {
@@ -775,7 +791,7 @@ int s3_upload_reserve(struct s3_upload *u, void **p, size_t *n,
 
 	if (u->state != UPLOAD_OPEN)
 		return not_open(u, err);
-	if (has_failed(u))
+	if (failed_or_cancelled(u))
 		return fail_now(u, err);
 	if (u->cur && u->cur->len < u->cur->limit)
 		goto room;
@@ -1078,7 +1094,7 @@ int s3_upload_finish(struct s3_upload *u, struct s3_upload_result *result,
 	}
 	if (u->upload_id)
 		drain(u);
-	if (has_failed(u))
+	if (failed_or_cancelled(u))
 		return fail_now(u, err);
 	cm_err_clear(&e);
 	if (file_changed(u, &e))
@@ -1116,6 +1132,8 @@ int s3_upload_file(struct s3_upload *u, int fd, const char *name,
 	u->file_mtime = st.st_mtim;
 	u->opts.expected_size = u->file_size;
 	do {
+		if (failed_or_cancelled(u))
+			return fail_now(u, err);
 		b = take_buffer(u); /* blocks while every buffer is busy */
 		if (!b)
 			return fail_now(u, err);

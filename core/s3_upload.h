@@ -57,12 +57,21 @@
  * parts in flight, abort the multipart upload, and return the first error.
  * The fault site "s3.upload_part" fails a part fatally (see s3.h).
  *
+ * Cancel: opts.cancel raised (from any thread or a signal handler) is a
+ * failure like those, -ECANCELED: the writer sees it at its next call and
+ * between parts, a file's parts and a PutObject see it before they go out,
+ * and a part on the wire or in a backoff stops within about a second (the
+ * flag rides on its HTTP request, see s3_body). The multipart upload, if
+ * one was created, is then aborted: AbortMultipartUpload is never
+ * cancelled. s3_upload_id() still names it afterwards.
+ *
  * Threads: write/reserve/commit/file/finish/abort/free are called from one
  * thread (the caller's); parts run on the upload's own worker pool.
  */
 #ifndef VAULTFS_S3_UPLOAD_H
 #define VAULTFS_S3_UPLOAD_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -119,6 +128,9 @@ struct s3_upload_opts {
 	 * progress for exactly this key is an orphan of a lost create
 	 * answer, and is aborted (see the top of the file). */
 	bool key_is_ours;
+	/* Borrowed, NULL: none. Non-zero stops the upload (see the top);
+	 * the client's own cancel, if any, stays in force too. */
+	const atomic_int *cancel;
 };
 
 struct s3_upload_result {

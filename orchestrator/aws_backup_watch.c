@@ -60,7 +60,7 @@ struct sqs_reader {
 	pthread_mutex_t lock; /* guards refs, stop, head */
 	int refs;             /* the watch and the thread */
 	bool stop;
-	atomic_bool cancel;   /* the SQS client's: set with stop */
+	atomic_int cancel;    /* the SQS client's: set with stop */
 	pthread_t thread;
 	struct pending *head;
 	int efd;              /* the owner's wakeup */
@@ -300,7 +300,7 @@ static int reader_start(struct orch_watch *w, struct cm_err *err)
 	rd->ntypes = ab->ntypes;
 	if (pause)
 		rd->pause_ms = (unsigned)strtoul(pause, NULL, 10);
-	atomic_init(&rd->cancel, false);
+	atomic_init(&rd->cancel, 0);
 	aws_client_set_cancel(sqs, &rd->cancel);
 	rc = pthread_create(&rd->thread, NULL, reader_main, rd);
 	if (rc) {
@@ -578,7 +578,7 @@ void awsb_watch_free(struct orch_watch *w)
 		pthread_mutex_lock(&w->rd->lock);
 		w->rd->stop = true;
 		pthread_mutex_unlock(&w->rd->lock);
-		atomic_store(&w->rd->cancel, true);
+		atomic_store(&w->rd->cancel, 1);
 		pthread_join(w->rd->thread, NULL);
 		reader_put(w->rd);
 	}

@@ -361,7 +361,7 @@ static char *job_to_text(const struct orch_job *job, bool as_record)
 	cm_json_add_u64(o, "bytesRead", job->bytes_read);
 	cm_json_add_u64(o, "bytesTotal", job->bytes_total);
 	cm_json_add_u64(o, "bytesWritten", job->bytes_written);
-	if (job->blocks_total && !as_record) {
+	if (job->blocks_total) { /* an EBS snapshot's, read block by block */
 		cm_json_add_u64(o, "blocksFetched", job->blocks_fetched);
 		cm_json_add_u64(o, "blocksTotal", job->blocks_total);
 	}
@@ -1333,7 +1333,13 @@ static bool scan_record(struct scan *s, struct orch_job *job)
 	    !sc_u64(s, &job->bytes_read) ||
 	    !sc_lit(s, ",\"bytesTotal\":") || !sc_u64(s, &job->bytes_total) ||
 	    !sc_lit(s, ",\"bytesWritten\":") ||
-	    !sc_u64(s, &job->bytes_written) || !sc_lit(s, "}"))
+	    !sc_u64(s, &job->bytes_written))
+		return false;
+	if (sc_lit(s, ",\"blocksFetched\":") &&
+	    (!sc_u64(s, &job->blocks_fetched) ||
+	     !sc_lit(s, ",\"blocksTotal\":") || !sc_u64(s, &job->blocks_total)))
+		return false;
+	if (!sc_lit(s, "}"))
 		return false;
 	if (sc_lit(s, ",\"result\":{\"url\":")) {
 		if (!sc_str(s, &job->result_url))

@@ -24,6 +24,9 @@
 #   - `die MSG`, `log MSG`, `expect_fail CMD...` (the command must fail
 #     cleanly: non-zero, no crash, no sanitizer report; its output is in
 #     $FAIL_OUT), `expect_grep PATTERN FILE`.
+#   - `signal_ends PID SIG STATUS REGEX`: signal a vaultfs started in the
+#     background (stderr in $INT_ERR); it must exit STATUS within 5 s with
+#     stderr all one line matching REGEX.
 #   - `aws_ ARGS`: awscli against the test server (path-style, 8 MiB parts).
 #   - `no_multipart_uploads BUCKET`: fails if an upload is still in progress.
 #   - `start_faultproxy ARGS`: tests/tools/faultproxy.py in front of the
@@ -173,6 +176,20 @@ expect_grep() {
 
 # same_file A B: byte-identical
 same_file() { cmp -- "$1" "$2" || die "$1 and $2 differ"; }
+
+# signal_ends PID SIG STATUS EXTENDED-REGEX: see the top. Start the command
+# with "$VAULTFS" itself, not vf: timeout(1) in the background ignores
+# SIGINT, and so would not pass it on.
+INT_ERR=$T/int.err
+signal_ends() {
+	local rc=0 t0=$SECONDS
+	kill "-$2" "$1"
+	wait "$1" || rc=$?
+	[ "$rc" = "$3" ] || { cat "$INT_ERR" >&2; die "$2: exit $rc, want $3 ($4)"; }
+	[ "$(wc -l <"$INT_ERR")" = 1 ] && grep -qE -- "^$4\$" "$INT_ERR" ||
+		{ cat "$INT_ERR" >&2; die "$2: stderr is not '$4'"; }
+	[ $((SECONDS - t0)) -le 5 ] || die "$2 ($4): took $((SECONDS - t0)) s"
+}
 
 # --- awscli and boto3 -----------------------------------------------------
 cat >"$T/aws.conf" <<EOF

@@ -89,7 +89,7 @@ printf '\x7f' | dd of="$V/corrupt.img" bs=1 seek=$((1024 + 24)) conv=notrunc sta
 cp "$V/corrupt.img" "$T/corrupt.copy"
 vf_run --config "$T/cfg.json" --once
 expect_grep '^succeeded +v/corrupt.img .*/rawbackup.gz' "$RUN_OUT"
-key=$(aws_ s3 ls --recursive "s3://$B/local/v/corrupt.img/" | awk '{print $4}' | grep rawbackup.gz)
+key=$(aws_ s3 ls --recursive "s3://$B/local/v/corrupt.img/" | awk '{print $4}' | grep 'rawbackup\.gz$')
 check_s3_archive "$B" "$key"
 [ "$(mjson "$CHECKED_MAN" 'm["method"]')" = raw ] || die "corrupt image: method is not raw"
 [ "$(mjson "$CHECKED_MAN" 'm["warnings_count"]')" -ge 1 ] || die "corrupt image: no warning in the manifest"

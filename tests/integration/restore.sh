@@ -12,7 +12,9 @@
 #    so;
 #  - a hard link selected alone: restored from its target's data (index);
 #  - problems: a --path that matches nothing is named, counted, exit 1;
-#    --strict stops at the first.
+#    --strict stops at the first;
+#  - SIGINT while the server holds a GET unanswered: exit 130 within 5 s,
+#    "interrupted".
 # Old archives, raw images, SRC from the journal, damaged archives:
 # restore_sources.sh. Block devices, ext4 and GPT images: restore_images.sh.
 . "$(dirname "$0")/lib.sh"
@@ -141,3 +143,13 @@ expect_grep '2 entries not restored exactly' "$FAIL_OUT"
 expect_fail vf restore --strict "s3://$B/tree/" "$T/r-strict" --path no/such/entry --path plain
 expect_grep 'no/such/entry: not in the archive \(--strict\)' "$FAIL_OUT"
 log "[$SECONDS s] a hard link alone restored from its target; problems named and counted; --strict fails"
+
+# --- interrupted ------------------------------------------------------------
+# the proxy holds every GET: only the signal can end the restore
+start_faultproxy --hold GET
+"$VAULTFS" restore -q "s3://$B/tree/" "$T/r-int" --endpoint-url "$FP_URL" 2>"$INT_ERR" &
+pid=$!
+on_exit "kill -9 $pid 2>/dev/null"
+sleep 1
+signal_ends "$pid" INT 130 "vaultfs: restore s3://$B/tree/.*: interrupted"
+log "[$SECONDS s] SIGINT ends a restore whose GET is held: exit 130, 'interrupted'"

@@ -3,6 +3,7 @@
 # exit non-zero, and store nothing: a wrong secret key (SignatureDoesNotMatch),
 # an unknown access key (InvalidAccessKeyId), a missing bucket (NoSuchBucket),
 # a missing key; bad command lines are refused before any request.
+# (Commands stopped by a signal: s3_interrupt.sh.)
 . "$(dirname "$0")/lib.sh"
 need_s3_command
 

@@ -7,7 +7,7 @@
 # object (so it is the decode that catches it, not the hash); so do a
 # truncated archive, a second gzip member with a bad CRC, an entry count
 # the manifest does not share, a manifest that does not parse. Usage
-# errors exit 2.
+# errors exit 2. SIGINT while the server holds a GET: 130 within 5 s.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/archive.inc"
 need_s3_command
@@ -218,6 +218,15 @@ aws_ s3 cp --only-show-errors "$T/s3.json" "s3://$B/bad/manifest.json"
 verify_bad "s3://$B/bad/backup.tar.gz: gzip member [0-9]+ at byte [0-9]+: " "s3://$B/bad/"
 verify_bad 'no archive' "s3://$B/nothing/"
 log "S3: intact archives verify, a flipped byte is named"
+
+# the proxy holds every GET: only the signal can end the verify
+start_faultproxy --hold GET
+"$VAULTFS" verify -q "s3://$B/job/" --endpoint-url "$FP_URL" 2>"$INT_ERR" &
+pid=$!
+on_exit "kill -9 $pid 2>/dev/null"
+sleep 1
+signal_ends "$pid" INT 130 "vaultfs: verify: interrupted"
+log "SIGINT ends a verify whose GET is held: exit 130, 'interrupted'"
 
 # --- usage ---------------------------------------------------------------------
 vf verify --help | grep -q '^usage: vaultfs verify' || die "verify --help"

@@ -103,10 +103,10 @@ static void test_transport_errors(void **state)
 
 static void *set_after(void *arg)
 {
-	atomic_bool *flag = arg;
+	atomic_int *flag = arg;
 
 	usleep(300 * 1000);
-	atomic_store(flag, true);
+	atomic_store(flag, 1);
 	return NULL;
 }
 
@@ -120,7 +120,7 @@ static void test_cancel(void **state)
 	socklen_t len = sizeof(a);
 	int lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	char url[64];
-	atomic_bool cancel;
+	atomic_int cancel;
 	struct cm_http *h = cm_http_new(NULL);
 	struct cm_http_response resp;
 	struct cm_http_request req = {.method = "GET", .cancel = &cancel};
@@ -130,7 +130,7 @@ static void test_cancel(void **state)
 	double took;
 
 	(void)state;
-	atomic_init(&cancel, false);
+	atomic_init(&cancel, 0);
 	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
 	assert_true(lfd >= 0);
 	assert_int_equal(bind(lfd, (struct sockaddr *)&a, sizeof(a)), 0);

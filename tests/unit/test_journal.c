@@ -257,6 +257,8 @@ static void same_job(const struct orch_job *a, const struct orch_job *b)
 	assert_int_equal(a->bytes_read, b->bytes_read);
 	assert_int_equal(a->bytes_total, b->bytes_total);
 	assert_int_equal(a->bytes_written, b->bytes_written);
+	assert_int_equal(a->blocks_fetched, b->blocks_fetched);
+	assert_int_equal(a->blocks_total, b->blocks_total);
 	same_str(a->result_url, b->result_url);
 	assert_int_equal(a->result_size, b->result_size);
 	same_str(a->result_etag, b->result_etag);
@@ -998,6 +1000,10 @@ static void test_record_scanner(void **state)
 				job->export_percent = p == 3 ? 42 : -1;
 				job->export_detail = p == 3 ?
 					cm_xstrdup("18.3 GB \"x\"") : NULL;
+			}
+			if (p == 1) { /* an EBS snapshot's blocks */
+				job->blocks_fetched = 4000 + (uint64_t)i;
+				job->blocks_total = 4096;
 			}
 			text = orch_job_record_text(job);
 			check_line(text, 0);

@@ -26,6 +26,8 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -965,6 +967,82 @@ static void test_abort_by_caller(void **state)
 	s3_client_free(c);
 }
 
+static void *raise_after(void *arg)
+{
+	cm_sleep_ms(300);
+	atomic_store((atomic_int *)arg, 2); /* SIGINT's number, as the CLI */
+	return NULL;
+}
+
+/* The cancel flag (what a SIGINT raises in `vaultfs s3 cp`): parts held
+ * at the server for seconds are cut short within about a second, the
+ * upload fails with -ECANCELED and is aborted, although the client's own
+ * cancel is the same raised flag (AbortMultipartUpload always goes out);
+ * raised before a byte went out, nothing is sent at all. */
+static void test_cancel(void **state)
+{
+	atomic_int flag;
+	struct s3_upload_opts o = {.part_size = 5 * S3_MIB, .concurrency = 2,
+				   .cancel = &flag};
+	struct s3_client *c = client();
+	int aborts = F.aborts, completes = F.completes, puts = F.puts;
+	struct s3_upload_result res;
+	struct cm_err err;
+	struct s3_upload *u;
+	pthread_t th;
+	uint64_t t0;
+	double took;
+	int rc;
+
+	(void)state;
+	atomic_init(&flag, 0);
+	s3_client_set_cancel(c, &flag);
+	F.part_delay_ms = 6000;
+	cm_err_clear(&err);
+	u = s3_upload_new(c, "b", "k", &o, &err);
+	assert_non_null(u);
+	t0 = cm_now_ns();
+	assert_int_equal(pthread_create(&th, NULL, raise_after, &flag), 0);
+	/* part 3 waits for a buffer: both are at the server */
+	rc = stream(u, 17 * S3_MIB, &err);
+	if (rc == 0)
+		rc = s3_upload_finish(u, &res, &err);
+	took = (double)(cm_now_ns() - t0) / 1e9;
+	pthread_join(th, NULL);
+	F.part_delay_ms = 0;
+	assert_int_equal(rc, -ECANCELED);
+	assert_true(took < 5.0); /* the parts' answers would take 6 s */
+	assert_non_null(s3_upload_id(u));
+	assert_int_equal(F.aborts, aborts + 1);
+	assert_int_equal(F.completes, completes);
+	s3_upload_free(u);
+	assert_int_equal(F.aborts, aborts + 1);
+
+	/* raised before the end of a one-part object: no PutObject */
+	atomic_store(&flag, 0);
+	u = s3_upload_new(c, "b", "k", &o, &err);
+	assert_int_equal(stream(u, 1000, &err), 0);
+	atomic_store(&flag, 15);
+	assert_int_equal(s3_upload_finish(u, &res, &err), -ECANCELED);
+	assert_non_null(strstr(err.msg, "cancelled"));
+	assert_null(s3_upload_id(u));
+	s3_upload_free(u);
+	assert_int_equal(F.puts, puts);
+	assert_int_equal(F.aborts, aborts + 1);
+	s3_client_free(c);
+	/* the stand-in still holds the cut parts: let them go, so that the
+	 * next tests count only theirs */
+	for (int i = 0; i < 200; i++) {
+		pthread_mutex_lock(&F.lock);
+		rc = F.in_flight;
+		pthread_mutex_unlock(&F.lock);
+		if (!rc)
+			break;
+		cm_sleep_ms(50);
+	}
+	assert_int_equal(rc, 0);
+}
+
 static void test_reserve_commit(void **state)
 {
 	struct s3_upload_opts o = {.part_size = 5 * S3_MIB,
@@ -1227,12 +1305,15 @@ int main(void)
 	    cmocka_unit_test(test_failures),
 	    cmocka_unit_test(test_lost_complete),
 	    cmocka_unit_test(test_abort_by_caller),
+	    cmocka_unit_test(test_cancel),
 	    cmocka_unit_test(test_reserve_commit),
 	    cmocka_unit_test(test_file_single),
 	    cmocka_unit_test(test_file_multipart),
 	    cmocka_unit_test(test_file_failures),
 	};
 
+	/* the stand-in answers parts whose client went away (test_cancel) */
+	signal(SIGPIPE, SIG_IGN);
 	unsetenv("VAULTFS_FAULT");
 	unsetenv("AWS_ENDPOINT_URL");
 	unsetenv("AWS_ENDPOINT_URL_S3");
