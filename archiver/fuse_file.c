@@ -61,6 +61,23 @@ struct arc_fuse_file {
 	bool have_thread;
 	char *buf;    /* the server's: read replies */
 	size_t bufcap;
+
+	/* arc_fuse_file_store's queue and thread */
+	pthread_mutex_t store_lock;
+	pthread_cond_t store_cond;
+	struct store_item *stores, **stores_tail;
+	size_t store_bytes;     /* queued, not stored yet */
+	uint64_t stored, store_dropped, store_failed; /* for the log */
+	bool store_stop;
+	pthread_t store_thread;
+	bool have_store_thread;
+};
+
+struct store_item {
+	struct store_item *next;
+	uint64_t off;
+	size_t n;
+	char data[];
 };
 
 static struct arc_fuse_file *FF(fuse_req_t req)
@@ -308,6 +325,105 @@ static void *serve(void *arg)
 	return NULL;
 }
 
+/* The store thread: one FUSE_NOTIFY_STORE at a time, in order. */
+static void *store_main(void *arg)
+{
+	struct arc_fuse_file *f = arg;
+
+	pthread_mutex_lock(&f->store_lock);
+	for (;;) {
+		struct store_item *it;
+		int rc;
+
+		while (!f->store_stop && !f->stores)
+			pthread_cond_wait(&f->store_cond, &f->store_lock);
+		if (f->store_stop)
+			break;
+		it = f->stores;
+		f->stores = it->next;
+		if (!f->stores)
+			f->stores_tail = &f->stores;
+		pthread_mutex_unlock(&f->store_lock);
+		{
+			struct fuse_bufvec bv = FUSE_BUFVEC_INIT(it->n);
+
+			bv.buf[0].mem = it->data;
+			/* fault site fuse_file.store: refused, as by a kernel
+			 * without FUSE_NOTIFY_STORE */
+			rc = cm_fault("fuse_file.store")
+				     ? -ENOSYS
+				     : fuse_lowlevel_notify_store(
+					       f->se, FILE_INO, it->off, &bv, 0);
+		}
+		if (rc)
+			cm_debug("fuse file: %s: storing %zu bytes at %" PRIu64
+				 ": %s", f->path, it->n, it->off,
+				 strerror(-rc));
+		pthread_mutex_lock(&f->store_lock);
+		if (rc)
+			f->store_failed++;
+		else
+			f->stored++;
+		f->store_bytes -= it->n;
+		free(it);
+	}
+	pthread_mutex_unlock(&f->store_lock);
+	return NULL;
+}
+
+void arc_fuse_file_store(struct arc_fuse_file *f, uint64_t off,
+			 const void *buf, size_t n)
+{
+	struct store_item *it;
+
+	if (!f || f->write || !n || off >= f->size || n > f->size - off)
+		return;
+	pthread_mutex_lock(&f->store_lock);
+	if (!f->have_store_thread || f->store_stop ||
+	    f->store_bytes + n > ARC_FUSE_STORE_MAX) {
+		f->store_dropped++;
+		pthread_mutex_unlock(&f->store_lock);
+		return;
+	}
+	f->store_bytes += n;
+	pthread_mutex_unlock(&f->store_lock);
+	/* copied outside the lock: n may be a 512 KiB block */
+	it = cm_xmalloc(sizeof(*it) + n);
+	it->next = NULL;
+	it->off = off;
+	it->n = n;
+	memcpy(it->data, buf, n);
+	pthread_mutex_lock(&f->store_lock);
+	*f->stores_tail = it;
+	f->stores_tail = &it->next;
+	pthread_cond_signal(&f->store_cond);
+	pthread_mutex_unlock(&f->store_lock);
+}
+
+/* Stop the store thread and drop what it has not stored. */
+static void store_stop(struct arc_fuse_file *f)
+{
+	struct store_item *it;
+
+	pthread_mutex_lock(&f->store_lock);
+	f->store_stop = true;
+	pthread_cond_broadcast(&f->store_cond);
+	pthread_mutex_unlock(&f->store_lock);
+	if (f->have_store_thread)
+		pthread_join(f->store_thread, NULL);
+	if (f->have_store_thread && (f->stored || f->store_dropped))
+		cm_info("fuse file: %s: %" PRIu64 " pieces handed to the page "
+			"cache, %" PRIu64 " dropped (queue full), %" PRIu64
+			" refused", f->path, f->stored, f->store_dropped,
+			f->store_failed);
+	f->have_store_thread = false;
+	while ((it = f->stores)) {
+		f->stores = it->next;
+		free(it);
+	}
+	f->stores_tail = &f->stores;
+}
+
 static int start(struct arc_fuse_file *f, const char *fsname,
 		 struct cm_err *err)
 {
@@ -345,11 +461,17 @@ static int start(struct arc_fuse_file *f, const char *fsname,
 	sigfillset(&all);
 	pthread_sigmask(SIG_SETMASK, &all, &old);
 	rc = pthread_create(&f->thread, NULL, serve, f);
+	if (rc == 0) {
+		f->have_thread = true;
+		/* a read-only file's pages may be handed to the kernel */
+		if (!f->write &&
+		    pthread_create(&f->store_thread, NULL, store_main, f) == 0)
+			f->have_store_thread = true;
+	}
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	if (rc)
 		return cm_err_set(err, rc, "cannot start the FUSE server: %s",
 				  strerror(rc));
-	f->have_thread = true;
 	return 0;
 }
 
@@ -368,6 +490,9 @@ int arc_fuse_file_mount(const char *mnt, const struct arc_fuse_file_opts *o,
 	f->write = o->write;
 	f->ctx = o->ctx;
 	f->dev_fd = f->stop_fd = -1;
+	pthread_mutex_init(&f->store_lock, NULL);
+	pthread_cond_init(&f->store_cond, NULL);
+	f->stores_tail = &f->stores;
 	rc = start(f, o->fsname, err);
 	if (rc) {
 		cm_err_prefix(err, "serving %s", f->path);
@@ -387,6 +512,9 @@ void arc_fuse_file_free(struct arc_fuse_file *f)
 {
 	if (!f)
 		return;
+	/* while the server still answers: a store may wait for a read's
+	 * page lock, which the server's answer releases */
+	store_stop(f);
 	/* while the server still answers: an unmount may need it */
 	for (int i = 0; f->mounted && umount2(f->mnt, 0) != 0; i++) {
 		if (errno == EINVAL || errno == ENOENT)
@@ -413,6 +541,8 @@ void arc_fuse_file_free(struct arc_fuse_file *f)
 		close(f->dev_fd);
 	if (f->stop_fd >= 0)
 		close(f->stop_fd);
+	pthread_cond_destroy(&f->store_cond);
+	pthread_mutex_destroy(&f->store_lock);
 	free(f->buf);
 	free(f->mnt);
 	free(f->name);

@@ -63,6 +63,24 @@ int arc_fuse_file_mount(const char *mnt, const struct arc_fuse_file_opts *o,
 /* MNT/NAME (the file to open). */
 const char *arc_fuse_file_path(const struct arc_fuse_file *f);
 
+/*
+ * Hand n bytes of a read-only file at off (off + n <= size) to the
+ * kernel's page cache of the file, so that reads of them never reach the
+ * server (FUSE_NOTIFY_STORE). For a source fetched in units larger than
+ * the kernel reads in (an EBS block of 512 KiB read 4 KiB at a time by a
+ * filesystem walk, in the walk's order): the whole unit is kept by the
+ * kernel, which may reclaim it like any clean page, instead of by a
+ * cache of the caller's that may drop it between two of its pieces.
+ * Never blocks: the bytes are copied and stored by a thread of the file's
+ * own (storing waits for the kernel's page locks, which pending reads
+ * hold until the server answers them: the server must not wait for it);
+ * when ARC_FUSE_STORE_MAX bytes are already waiting they are dropped (a
+ * later read asks the server, as without it). Any thread.
+ */
+#define ARC_FUSE_STORE_MAX (16u << 20)
+void arc_fuse_file_store(struct arc_fuse_file *f, uint64_t off,
+			 const void *buf, size_t n);
+
 /* Unmount (lazily when busy), stop the server and free. Never fails:
  * problems are logged. NULL is a no-op. */
 void arc_fuse_file_free(struct arc_fuse_file *f);

@@ -64,6 +64,8 @@ static const struct {
     {"export", VK_RP_EXPORT},  {"cancel", VK_RP_CANCEL},
 };
 #define N_RP_FILES (sizeof(rp_files) / sizeof(rp_files[0]))
+/* beside them for a recovery point the provider can read as an image */
+#define IMAGE_NAME "disk.img"
 
 static struct orch *engine(struct view *v)
 {
@@ -290,6 +292,7 @@ static mode_t kind_mode(struct view *v, const struct view_node *n)
 	case VK_RP_INFO:
 	case VK_RP_STATUS:
 	case VK_RP_LOG:
+	case VK_RP_IMAGE:
 		return S_IFREG | 0444;
 	case VK_RP_EXPORT:
 	case VK_RP_CANCEL:
@@ -342,6 +345,13 @@ void view_attr_locked(struct view *v, const struct view_node *n,
 		out->entry_timeout = v->opts.list_cache_ms / 1000.0;
 		out->attr_timeout = out->entry_timeout;
 		break;
+	case VK_RP_IMAGE:
+		/* the volume's size, learned at lookup or getattr; never
+		 * changes. Not learned yet (a readdirplus): let a stat ask */
+		out->size = n->size;
+		if (!n->rendered_ns)
+			out->attr_timeout = 0;
+		break;
 	case VK_ARC_FILE:
 		out->size = n->size;
 		out->entry_timeout = v->opts.list_cache_ms / 1000.0;
@@ -380,7 +390,8 @@ struct ent_vec {
 	size_t n, cap;
 };
 
-static void ent_push(struct ent_vec *ev, const char *name, time_t mtime)
+static void ent_push(struct ent_vec *ev, const char *name, time_t mtime,
+		     bool image)
 {
 	if (ev->n == ev->cap) {
 		ev->cap = ev->cap ? ev->cap * 2 : 64;
@@ -388,6 +399,7 @@ static void ent_push(struct ent_vec *ev, const char *name, time_t mtime)
 	}
 	ev->e[ev->n].name = cm_xstrdup(name);
 	ev->e[ev->n].mtime = mtime;
+	ev->e[ev->n].image = image;
 	ev->n++;
 }
 
@@ -407,7 +419,9 @@ static int scan_vault(struct view *v, struct vault_state *vs,
 	if (rc)
 		return rc;
 	for (size_t i = 0; i < list.n; i++)
-		ent_push(out, list.items[i].name, list.items[i].mtime);
+		ent_push(out, list.items[i].name, list.items[i].mtime,
+			 vs->prov->ops->open_image && list.items[i].type &&
+				 !strcmp(list.items[i].type, ORCH_RP_EBS));
 	orch_rp_list_release(&list);
 	nscanned = out->n;
 	if (nscanned)
@@ -425,7 +439,7 @@ static int scan_vault(struct view *v, struct vault_state *vs,
 		for (int s = 0; s < ORCH_JOB_NSTATES; s++)
 			if (ji->times[s] > t)
 				t = ji->times[s];
-		ent_push(out, ji->rp_name, t);
+		ent_push(out, ji->rp_name, t, false);
 	}
 	orch_snapshot_release(&snap);
 	if (out->n == nscanned)
@@ -1059,6 +1073,115 @@ static bool rp_exists(struct view *v, struct vault_state *vs, const char *name,
 	return found;
 }
 
+/* Whether the recovery point `name` (listed) has a disk.img. */
+static bool rp_has_image(struct view *v, struct vault_state *vs,
+			 const char *name)
+{
+	struct vault_ent *e;
+	bool yes;
+
+	pthread_mutex_lock(&v->lock);
+	e = ents_find(vs->ents, vs->n, name);
+	yes = e && e->image;
+	pthread_mutex_unlock(&v->lock);
+	return yes;
+}
+
+/* disk.img of the recovery point `rp_name` opened (provider.h,
+ * open_image). */
+static int image_open(struct view *v, const struct view_node *n,
+		      struct orch_image **out, struct cm_err *err)
+{
+	struct orch_provider *prov = v->vs[n->vault].prov;
+	struct orch_recovery_point rp;
+	int rc;
+
+	*out = NULL;
+	if (!prov->ops->open_image)
+		return -ENOENT;
+	memset(&rp, 0, sizeof(rp));
+	rc = prov->ops->inspect(prov, n->parent->name, &rp, err);
+	if (rc == 0) {
+		rc = prov->ops->open_image(prov, &rp, out, err);
+		orch_rp_release(&rp);
+	}
+	if (rc)
+		cm_warn("view: %s/%s/disk.img: %s", vault_name(v, n),
+			n->parent->name, err->msg);
+	return rc > 0 ? -EIO : rc;
+}
+
+/* The node's image, opened by the first user and shared by the others
+ * (each has its own handle, all read the same cache); image_put gives it
+ * back and the last user closes it. Learns the size too. */
+static int image_get(struct view *v, struct view_node *n,
+		     struct orch_image **out, struct cm_err *err)
+{
+	struct orch_image *im = NULL, *spare = NULL;
+	int rc;
+
+	pthread_mutex_lock(&v->lock);
+	if (n->image) {
+		n->image_users++;
+		*out = n->image;
+		pthread_mutex_unlock(&v->lock);
+		return 0;
+	}
+	pthread_mutex_unlock(&v->lock);
+	rc = image_open(v, n, &im, err);
+	if (rc)
+		return rc;
+	pthread_mutex_lock(&v->lock);
+	if (n->image) {
+		spare = im; /* another open won the race */
+	} else {
+		n->image = im;
+		n->size = im->size;
+		n->rendered_ns = cm_now_ns();
+	}
+	n->image_users++;
+	*out = n->image;
+	pthread_mutex_unlock(&v->lock);
+	if (spare)
+		spare->close(spare);
+	return 0;
+}
+
+static void image_put(struct view *v, struct view_node *n)
+{
+	struct orch_image *im = NULL;
+
+	pthread_mutex_lock(&v->lock);
+	if (--n->image_users == 0) {
+		im = n->image;
+		n->image = NULL;
+	}
+	pthread_mutex_unlock(&v->lock);
+	if (im)
+		im->close(im);
+}
+
+/* disk.img's size, learned once (the snapshot listed, its image opened
+ * and closed unless a handle holds it): it never changes. */
+static int image_learn_size(struct view *v, struct view_node *n)
+{
+	struct orch_image *im;
+	struct cm_err err;
+	bool known;
+	int rc;
+
+	pthread_mutex_lock(&v->lock);
+	known = n->rendered_ns != 0;
+	pthread_mutex_unlock(&v->lock);
+	if (known)
+		return 0;
+	cm_err_clear(&err);
+	rc = image_get(v, n, &im, &err);
+	if (rc == 0)
+		image_put(v, n);
+	return rc;
+}
+
 /* Under ->lock: the child `name` of a vault-tree directory, made if the
  * name is one it has (rp_mtime: for a recovery point). NULL: no such
  * name. */
@@ -1153,13 +1276,26 @@ int view_lookup(struct view *v, uint64_t parent, const char *name,
 					rc = 0;
 				}
 			}
+			if (rc && !strcmp(name, IMAGE_NAME) &&
+			    rp_has_image(v, vault_of(v, p), p->name)) {
+				kind = VK_RP_IMAGE;
+				rc = 0;
+			}
 			if (rc)
 				break;
 		}
 		pthread_mutex_lock(&v->lock);
 		n = tree_child_locked(v, p, name, kind, mtime);
-		n->nlookup++;
-		view_attr_locked(v, n, out);
+		view_node_ref_locked(n);
+		pthread_mutex_unlock(&v->lock);
+		if (kind == VK_RP_IMAGE)
+			rc = image_learn_size(v, n);
+		pthread_mutex_lock(&v->lock);
+		if (rc == 0) {
+			n->nlookup++;
+			view_attr_locked(v, n, out);
+		}
+		view_node_unref_locked(v, n);
 		pthread_mutex_unlock(&v->lock);
 		break;
 	case VK_STORE:
@@ -1245,6 +1381,8 @@ int view_getattr(struct view *v, uint64_t ino, struct view_attr *out,
 	}
 	if (is_dynamic(n->kind))
 		refresh_size(v, n);
+	if (n->kind == VK_RP_IMAGE && (rc = image_learn_size(v, n)))
+		goto out;
 	pthread_mutex_lock(&v->lock);
 	view_attr_locked(v, n, out);
 	pthread_mutex_unlock(&v->lock);
@@ -1258,10 +1396,19 @@ bool view_may_block(struct view *v, uint64_t ino)
 	struct view_node *n;
 	bool r = false;
 
-	if (!v->store->remote)
-		return false;
 	pthread_mutex_lock(&v->lock);
 	n = node_by_ino_locked(v, ino);
+	if (n && (n->kind == VK_RP_IMAGE ||
+		  (n->kind == VK_RP && v->vs[n->vault].prov->ops->open_image))) {
+		/* disk.img's reads fetch blocks over the network, its
+		 * lookup lists the snapshot */
+		pthread_mutex_unlock(&v->lock);
+		return true;
+	}
+	if (!v->store->remote) {
+		pthread_mutex_unlock(&v->lock);
+		return false;
+	}
 	/* a directory on the way down to the scope answers from the scope
 	 * alone (view_arc_*): no network, no worker to wait for */
 	r = n && vk_is_archive(n->kind) &&
@@ -1343,6 +1490,9 @@ static int tree_fill(struct view *v, struct view_dir *d, struct cm_err *err)
 		for (size_t i = 0; i < N_RP_FILES; i++)
 			view_dir_add(d, &cap, rp_files[i].name,
 				     rp_files[i].kind, S_IFREG);
+		if (rp_has_image(v, vault_of(v, n), n->name))
+			view_dir_add(d, &cap, IMAGE_NAME, VK_RP_IMAGE,
+				     S_IFREG);
 		break;
 	default:
 		rc = -ENOTDIR;
@@ -1544,6 +1694,8 @@ struct view_file *view_file_new(struct view_node *n)
 
 void view_file_free(struct view *v, struct view_file *f)
 {
+	if (f->image)
+		image_put(v, f->node);
 	view_node_put(v, f->node);
 	free(f->text);
 	pthread_mutex_destroy(&f->lock);
@@ -1633,6 +1785,13 @@ int view_open_mem(struct view *v, uint64_t ino, int flags, uint64_t mem,
 		f->ctl_pending = (flags & O_TRUNC) != 0;
 		goto out;
 	}
+	if (n->kind == VK_RP_IMAGE) {
+		/* the page cache may keep what was read: it never changes */
+		oo->direct_io = false;
+		oo->keep_cache = true;
+		rc = image_get(v, n, &f->image, err);
+		goto out;
+	}
 	f->text = render(v, n,
 			 vk_is_root_file(n->kind)
 			     ? NULL
@@ -1707,6 +1866,22 @@ int view_read(struct view *v, struct view_file *f, uint64_t off, char *buf,
 	*got = 0;
 	if (f->kind == VK_ARC_FILE)
 		return view_arc_read(v, f, off, buf, len, got, err);
+	if (f->kind == VK_RP_IMAGE) {
+		uint64_t size = f->image->size;
+		int rc;
+
+		if (off >= size)
+			return 0;
+		if (len > size - off)
+			len = (size_t)(size - off);
+		rc = f->image->read(f->image, buf, len, off);
+		if (rc)
+			return cm_err_set(err, -rc, "view: disk.img at %llu: %s",
+					  (unsigned long long)off,
+					  strerror(-rc));
+		*got = len;
+		return 0;
+	}
 	pthread_mutex_lock(&f->lock);
 	if (f->text && off < f->len) {
 		*got = f->len - off < len ? f->len - off : len;

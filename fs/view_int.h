@@ -46,6 +46,7 @@ enum view_kind {
 	VK_RP_LOG,
 	VK_RP_EXPORT,
 	VK_RP_CANCEL,
+	VK_RP_IMAGE, /* disk.img: the provider's open_image */
 	VK_STORE,    /* archive/STORE: the top of the store */
 	VK_ARC_DIR,  /* a prefix */
 	VK_ARC_FILE, /* an object */
@@ -95,7 +96,12 @@ struct view_node {
 	unsigned writers;
 	uint64_t size;
 	time_t mtime;
-	/* when size was rendered (dynamic files); 0: stale */
+	/* VK_RP_IMAGE: the image while handles read it, shared by them
+	 * (one block cache per recovery point), and how many hold it */
+	struct orch_image *image;
+	unsigned image_users;
+	/* when size was rendered (dynamic files; disk.img: learned); 0:
+	 * stale */
 	uint64_t rendered_ns;
 	struct view_node *next_ino;
 	struct view_node *next_name;
@@ -104,6 +110,7 @@ struct view_node {
 struct vault_ent {
 	char *name;
 	time_t mtime;
+	bool image; /* has a disk.img (an EBS snapshot, open_image) */
 };
 
 struct vault_state {
@@ -203,6 +210,7 @@ struct view_file {
 	bool ctl_pending;	/* protected by ->lock: O_TRUNC, no write */
 	struct view_reader *rd; /* protected by ->lock */
 	struct view_writer *wr; /* protected by ->lock */
+	struct orch_image *image; /* VK_RP_IMAGE: its node's, held */
 };
 
 #define VIEW_NOTES 64

@@ -24,7 +24,8 @@
  *                (volume, restore_ebs_volume.c): CreateVolume, attach,
  *                the NVMe device by volume id -> "/dev/nvme2n1";
  *                release: detach, delete; resources: the volume
- *                ("ebs-volume")
+ *                ("ebs-volume"). open_image: the direct reader
+ *                alone, for the view's disk.img
  *   RDS/Aurora,  not restored: exported (below, "Exports"):
  *   DynamoDB     StartExportTask / ExportTableToPointInTime, followed to
  *                its end -> an S3 prefix that is already the archive
@@ -128,6 +129,20 @@ struct orch_restored {
 	const _Atomic uint64_t *blocks_fetched;
 	uint64_t blocks_total;
 	void *priv;         /* the provider's, for release() */
+};
+
+/*
+ * A recovery point's bytes opened for reading as one image, without
+ * restoring it (open_image): the view's disk.img. `read` fills all n
+ * bytes at off (off + n <= size) or returns -errno; it may be called from
+ * several threads at once and may block on the network. `close` frees
+ * the image. Memory is bounded by the provider (an EBS snapshot: its
+ * block cache, ebs.cacheSize).
+ */
+struct orch_image {
+	uint64_t size;
+	int (*read)(struct orch_image *im, void *buf, size_t n, uint64_t off);
+	void (*close)(struct orch_image *im);
 };
 
 /* What an export reports while it runs (borrowed for the call). */
@@ -276,6 +291,13 @@ struct orch_provider_ops {
 	int (*export_verify)(struct orch_provider *p,
 			     const struct orch_recovery_point *rp,
 			     struct orch_export *x, struct cm_err *err);
+	/* Open rp's bytes as one image (see struct orch_image), nothing
+	 * restored, nothing journaled: an EBS snapshot read through the
+	 * EBS direct APIs. -ENOTSUP: not for rp's type. NULL: the provider
+	 * offers none (a local vault's images are files already). */
+	int (*open_image)(struct orch_provider *p,
+			  const struct orch_recovery_point *rp,
+			  struct orch_image **out, struct cm_err *err);
 	/* After a crash: release a resource of a kind only this provider
 	 * knows (res->kind is its own name, res->ids its ids). 0: gone now.
 	 * NULL: it has none. */

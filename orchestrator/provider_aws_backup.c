@@ -859,6 +859,22 @@ static int awsb_export(struct orch_provider *p,
 	return t->restorer->ops->export(p, rp, x, err);
 }
 
+/* The image of rp from its type's restorer (the table's: for EBS the
+ * direct reader, whatever ebs.method restores with). */
+static int awsb_open_image(struct orch_provider *p,
+			   const struct orch_recovery_point *rp,
+			   struct orch_image **out, struct cm_err *err)
+{
+	const struct awsb_type *t = type_by_rp(rp->type);
+
+	*out = NULL;
+	if (!t || !t->restorer || !t->restorer->ops->open_image)
+		return cm_err_set(err, ENOTSUP, "%s: a %s recovery point has "
+				  "no image to read", rp->path,
+				  t ? t->what : rp->type);
+	return t->restorer->ops->open_image(p, rp, out, err);
+}
+
 static int awsb_export_verify(struct orch_provider *p,
 			      const struct orch_recovery_point *rp,
 			      struct orch_export *x, struct cm_err *err)
@@ -1059,6 +1075,7 @@ static const struct orch_provider_ops awsb_ops = {
 	.release = awsb_release,
 	.export = awsb_export,
 	.export_verify = awsb_export_verify,
+	.open_image = awsb_open_image,
 	.delete_snapshot = awsb_delete,
 	.describe = awsb_describe,
 	.release_stale = awsb_release_stale,

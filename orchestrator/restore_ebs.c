@@ -17,12 +17,25 @@
  * whole blocks (ebs.cacheSize); a read of block i also queues the next
  * listed blocks after it, up to one per worker, so a sequential reader
  * (the loop device under tar, the raw stream) keeps them all busy.
+ * A filesystem walk reads a block in pieces (4 KiB of metadata, a file's
+ * 128 KiB), at different times and in the walk's order, not the disk's:
+ * a cache of whole blocks smaller than the written data would drop a
+ * block between two of its pieces and fetch it again. So each block
+ * fetched is also handed whole to the kernel's page cache of the FUSE
+ * file (arc_fuse_file_store): its other pieces are read from there, and
+ * every written block is fetched once while the kernel keeps it (it may
+ * reclaim clean pages under pressure, which only costs a fetch again).
  * Throttling and 5xx are retried by the AWS layer; a block whose checksum
  * is wrong is fetched again (twice more) before the read fails with EIO;
  * tokens past their ExpiryTime, or refused as expired, are listed again.
  *
- * Threads: the FUSE server thread calls image_read; the workers fetch;
- * one mutex guards the cache, the queue and the listing.
+ * The same reader serves the view's disk.img (open_image, provider.h):
+ * there the FUSE requests of the view call image_read, nothing is
+ * mounted and nothing journaled.
+ *
+ * Threads: the FUSE server thread (or the view's workers) call
+ * image_read; the workers fetch; one mutex guards the cache, the queue
+ * and the listing.
  */
 #include "aws_backup_int.h"
 #include "ebs.h"
@@ -64,6 +77,7 @@ struct slot {
 };
 
 struct image {
+	struct orch_image base;    /* first: the view's handle (open_image) */
 	struct aws_client *c;
 	char *snapshot;
 	struct ebs_listing list;   /* guarded by lock */
@@ -80,6 +94,13 @@ struct image {
 	bool stop;
 	pthread_t *workers;
 	unsigned nworkers;
+	/* the restore's FUSE file, while mounted: each block fetched is
+	 * handed whole to its page cache (see "The reader" above) */
+	struct arc_fuse_file *ff;
+	/* with ff: the blocks handed to it, a bit per block of the volume.
+	 * Read-ahead skips them: the kernel has them, and a read it cannot
+	 * serve any more (reclaimed) still reaches us and fetches again */
+	uint64_t *handed;
 
 	_Atomic uint64_t fetched;  /* GetSnapshotBlock answers taken */
 	_Atomic uint64_t bytes;    /* their bytes */
@@ -169,6 +190,21 @@ static int fetch(struct image *im, uint64_t index, char *buf)
 
 /* ---- the cache --------------------------------------------------------- */
 
+static bool handed(const struct image *im, uint64_t index)
+{
+	return im->handed && (im->handed[index / 64] >> (index % 64)) & 1;
+}
+
+/* Slot s (ready, lock held) to the kernel's page cache of im->ff: the
+ * kernel keeps it now (a copy, queued), so the slot is no longer the only
+ * place it is, and read-ahead leaves it alone. */
+static void hand(struct image *im, struct slot *s)
+{
+	arc_fuse_file_store(im->ff, s->index * im->block, s->data, im->block);
+	s->unread = false;
+	im->handed[s->index / 64] |= 1ull << (s->index % 64);
+}
+
 static void *worker(void *arg)
 {
 	struct image *im = arg;
@@ -190,6 +226,8 @@ static void *worker(void *arg)
 		pthread_mutex_unlock(&im->lock);
 		rc = fetch(im, s->index, s->data);
 		pthread_mutex_lock(&im->lock);
+		if (rc == 0 && im->ff)
+			hand(im, s);
 		s->state = rc ? SLOT_FAILED : SLOT_READY;
 		s->error = rc;
 		pthread_cond_broadcast(&im->cond);
@@ -258,7 +296,8 @@ static void read_ahead(struct image *im, uint64_t index)
 	if (!b)
 		return;
 	for (unsigned k = 0; ++b < end && k < im->nworkers; k++)
-		if (!find_slot(im, b->index) && !load(im, b->index, true))
+		if (!handed(im, b->index) && !find_slot(im, b->index) &&
+		    !load(im, b->index, true))
 			return;
 }
 
@@ -348,6 +387,7 @@ static void image_free(struct image *im)
 	for (size_t i = 0; i < im->nslots; i++)
 		free(im->slots[i].data);
 	free(im->slots);
+	free(im->handed);
 	free(im->queue);
 	free(im->workers);
 	ebs_listing_release(&im->list);
@@ -447,11 +487,32 @@ fail:
 	return rc < 0 ? rc : -rc;
 }
 
+/* Hand the blocks fetched from now on to ff's page cache (NULL: stop,
+ * before ff goes: a worker stores under the lock). */
+static void image_store_into(struct image *im, struct arc_fuse_file *ff)
+{
+	pthread_mutex_lock(&im->lock);
+	im->ff = ff;
+	if (ff && !im->handed)
+		im->handed = cm_xcalloc(im->size / im->block / 64 + 1,
+					sizeof(*im->handed));
+	/* what was fetched before the mount (the first block, for the
+	 * probe) */
+	for (size_t i = 0; ff && i < im->nslots; i++)
+		if (im->slots[i].state == SLOT_READY)
+			hand(im, &im->slots[i]);
+	pthread_mutex_unlock(&im->lock);
+}
+
 /* ---- the restorer ------------------------------------------------------ */
 
 struct ebs_restored {
 	struct image *im;
 	struct arc_fuse_file *ff;
+	/* with ff: the blocks handed to it, a bit per block of the volume.
+	 * Read-ahead skips them: the kernel has them, and a read it cannot
+	 * serve any more (reclaimed) still reaches us and fetches again */
+	uint64_t *handed;
 	char *mnt;
 	size_t idx; /* the mount's journal entry */
 };
@@ -486,33 +547,81 @@ static struct cm_json *facts(const struct image *im)
 	return j;
 }
 
+/* rp's snapshot id into snap, and its image opened (its own client). */
+static int open_snapshot(struct orch_provider *p,
+			 const struct orch_recovery_point *rp, char *snap,
+			 size_t n, struct image **out, struct cm_err *err)
+{
+	struct aws_backup *ab = awsb_of(p);
+	struct aws_client_opts o = { 0 };
+	struct aws_client *c;
+	int rc;
+
+	rc = awsb_ebs_snapshot_id(rp, snap, n, err);
+	if (rc)
+		return rc;
+	o.region = ab->region;
+	o.endpoints = p->cfg->endpoints;
+	o.nendpoints = p->cfg->nendpoints;
+	c = aws_client_new(&aws_ebs, &o, err);
+	if (!c)
+		return -(err->code ? err->code : EINVAL);
+	return image_open(c, snap, p->cfg, out, err);
+}
+
+static int view_read(struct orch_image *h, void *buf, size_t n,
+		     uint64_t off)
+{
+	return image_read((struct image *)h, buf, n, off);
+}
+
+static void view_close(struct orch_image *h)
+{
+	struct image *im = (struct image *)h;
+
+	cm_info("ebs: %s: image closed: %" PRIu64 " blocks fetched of %zu "
+		"written", im->snapshot, (uint64_t)atomic_load(&im->fetched),
+		im->list.n);
+	image_free(im);
+}
+
+/* provider.h's open_image: the same reader as a restore's, no mount. */
+static int ebs_open_image(struct orch_provider *p,
+			  const struct orch_recovery_point *rp,
+			  struct orch_image **out, struct cm_err *err)
+{
+	struct image *im = NULL;
+	char snap[64];
+	int rc;
+
+	*out = NULL;
+	rc = open_snapshot(p, rp, snap, sizeof(snap), &im, err);
+	if (rc) {
+		cm_err_prefix(err, "%s", rp->path);
+		return rc;
+	}
+	im->base.size = im->size;
+	im->base.read = view_read;
+	im->base.close = view_close;
+	*out = &im->base;
+	return 0;
+}
+
 static int ebs_restore(struct orch_provider *p,
 		       const struct orch_recovery_point *rp,
 		       const struct orch_res_journal *rj,
 		       struct orch_restored *out, struct cm_err *err)
 {
-	struct aws_backup *ab = awsb_of(p);
 	const struct orch_config *cfg = p->cfg;
-	struct aws_client_opts o = { 0 };
 	struct ebs_restored *er = NULL;
 	struct orch_res_ids ids = { 0 };
 	struct arc_fuse_file_opts fo = { 0 };
 	struct cm_json *j = NULL;
-	struct aws_client *c;
 	struct image *im = NULL;
 	char snap[64], *base = NULL;
 	int rc;
 
-	rc = awsb_ebs_snapshot_id(rp, snap, sizeof(snap), err);
-	if (rc)
-		return rc;
-	o.region = ab->region;
-	o.endpoints = cfg->endpoints;
-	o.nendpoints = cfg->nendpoints;
-	c = aws_client_new(&aws_ebs, &o, err);
-	if (!c)
-		return -(err->code ? err->code : EINVAL);
-	rc = image_open(c, snap, cfg, &im, err);
+	rc = open_snapshot(p, rp, snap, sizeof(snap), &im, err);
 	if (rc)
 		return rc;
 	cm_info("ebs: %s: %" PRIu64 " bytes, %zu blocks of %" PRIu32
@@ -554,6 +663,8 @@ static int ebs_restore(struct orch_provider *p,
 	rc = arc_fuse_file_mount(er->mnt, &fo, &er->ff, err);
 	if (rc == 0)
 		rc = rj->created(rj->ctx, er->idx, NULL, err);
+	if (rc == 0)
+		image_store_into(im, er->ff);
 	if (rc)
 		goto fail_journaled;
 	out->path = cm_xstrdup(arc_fuse_file_path(er->ff));
@@ -573,6 +684,7 @@ static int ebs_restore(struct orch_provider *p,
 	free(base);
 	return 0;
 fail_journaled:
+	image_store_into(im, NULL);
 	arc_fuse_file_free(er->ff);
 	if (rmdir(er->mnt) != 0) {
 		cm_warn("rmdir %s: %s", er->mnt, strerror(errno));
@@ -612,6 +724,7 @@ static void ebs_release(struct orch_provider *p,
 		(uint64_t)atomic_load(&er->im->fetched),
 		(uint64_t)atomic_load(&er->im->bytes), er->im->list.n,
 		atomic_load(&er->im->lists));
+	image_store_into(er->im, NULL);
 	arc_fuse_file_free(er->ff);
 	cm_err_clear(&e);
 	if (rmdir(er->mnt) != 0)
@@ -649,6 +762,7 @@ static const struct orch_provider_ops ebs_ops = {
 	.restore = ebs_restore,
 	.release = ebs_release,
 	.release_stale = ebs_release_stale,
+	.open_image = ebs_open_image,
 };
 
 static const char *const ebs_kinds[] = { KIND, NULL };

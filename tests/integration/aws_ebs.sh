@@ -10,7 +10,8 @@
 #     only the written blocks were fetched
 #   - a volume with no filesystem: rawbackup.gz decompressed is the image
 #     (holes as zeros, never fetched: moto's request log shows exactly one
-#     GetSnapshotBlock per written block)
+#     GetSnapshotBlock per written block, for the ext4 too, whose walk
+#     reads blocks in pieces through a cache of 4 blocks)
 #   - `vaultfs status --json` gives each job's blocks fetched of total, the
 #     fetcher's count
 #   - autoDeleteSnapshot: each recovery point is deleted, and only after
@@ -91,7 +92,9 @@ grep -q 'ebs.method: must be "direct" or "volume", got "fast"' "$FAIL_OUT" ||
 # thread of the daemon waits for a read of its own FUSE file through the
 # loop device: the state a crash can leave it stuck in.
 config ', "ebs": {"method": "direct"}'
-VAULTFS_FAULT=fuse_file.hang@1 VAULTFS_LOG=info \
+# (fuse_file.store: no block goes to the page cache, where the loop
+# device's reads would find it without asking the server)
+VAULTFS_FAULT=fuse_file.hang@1,fuse_file.store@1+ VAULTFS_LOG=info \
 	"$VAULTFS" run --config "$CFG" --once >"$T/killed.out" 2>"$T/killed.err" &
 KPID=$!
 on_exit "kill -KILL $KPID 2>/dev/null; abort_ebs_fuse"
@@ -131,7 +134,16 @@ log "vault $VAULT: $RP_RAW ($N_RAW blocks)"
 [ "$N_RAW" = 7 ] || die "bad test: the raw image has $N_RAW written blocks, not 7"
 
 # --- run --once: both archived, verified, deleted ----------------------------
-config ', "ebs": {"concurrency": 8, "cacheSize": "8MiB"}'
+# GetSnapshotBlock calls moto answered for snapshot $1 so far
+block_calls() {
+	grep -c "\"GET /snapshots/$1/blocks/[0-9]*?[^ ]* HTTP/[0-9.]*\" 200" \
+		"$VAULTFS_MOTO_SERVER_DIR/moto.log" || true
+}
+# what the killed run fetched is left out of the ext4 count
+EXT4_BEFORE=$(block_calls "${RP_EXT4##*/}")
+# a cache of 4 blocks (one worker), far fewer than the walk reads: a block
+# it reads in pieces must still be fetched once (the page cache has it)
+config ', "ebs": {"concurrency": 1, "cacheSize": "1MiB"}'
 # "blocks/": GetSnapshotBlock only (ListSnapshotBlocks is "blocks?")
 start_faultproxy_moto --throttle 3 --5xx 2 --match "blocks/"
 AWS_ENDPOINT_URL_EBS=$FP_URL VAULTFS_LOG=info vf_run --config "$CFG" --once
@@ -175,14 +187,20 @@ for rp in "$RP_EXT4" "$RP_RAW"; do
 	grep -q "ebs: $snap: [0-9]* blocks fetched" "$T/all.err" || die "$snap: no fetch count"
 	got=$(sed -n "s/.*ebs: $snap: \([0-9]*\) blocks fetched.*/\1/p" "$T/all.err" | tail -1)
 	[ "$got" -le "$n" ] || die "$snap: $got blocks fetched, only $n written"
-	# and what the server saw: GetSnapshotBlock calls it answered
-	calls=$(grep -c "\"GET /snapshots/$snap/blocks/[0-9]*?[^ ]* HTTP/[0-9.]*\" 200" \
-		"$VAULTFS_MOTO_SERVER_DIR/moto.log" || true)
+	# and what the server saw: GetSnapshotBlock calls it answered, in
+	# the last run: one per written block, no hole, no block twice
+	calls=$(block_calls "$snap")
 	case $rp in
 	"$RP_RAW") [ "$calls" = "$N_RAW" ] ||
 		die "raw: $calls GetSnapshotBlock calls for $N_RAW written blocks (holes must not be fetched, nor a block twice)" ;;
-	*) [ "$calls" -ge "$got" ] && [ "$calls" -le $((2 * n)) ] ||
-		die "ext4: $calls GetSnapshotBlock calls for $n written blocks ($got in the last run)" ;;
+	*) calls=$((calls - EXT4_BEFORE))
+		# the walk reads only some of them (not the journal), and
+		# each of those once, whatever the cache held
+		twice=$(grep -o "\"GET /snapshots/$snap/blocks/[0-9]*?[^ ]* HTTP/[0-9.]*\" 200" \
+			"$VAULTFS_MOTO_SERVER_DIR/moto.log" | tail -n +$((EXT4_BEFORE + 1)) |
+			sed 's|.*/blocks/\([0-9]*\)?.*|\1|' | sort | uniq -d | tr '\n' ' ')
+		[ "$calls" = "$got" ] && [ -z "$twice" ] ||
+		die "ext4: $calls GetSnapshotBlock calls ($got counted, blocks fetched twice: ${twice:-none}) for $n written blocks (each must be fetched once)" ;;
 	esac
 	# status carries the fetcher's count through the job's progress
 	[ "$(mjson "$T/status.json" "[j['blocksFetched'], j['blocksTotal']] if (j := [j for j in m if j['path'] == '$rp'][-1]) else 0")" = "[$got, $n]" ] ||
