@@ -543,7 +543,8 @@ static void take_chunk(struct arc_unpack *u, struct chunk *c)
 			 (unsigned long long)(u->pend_off + left));
 		return;
 	}
-	memmove(u->pend, u->pend + u->pend_pos, left);
+	if (left) /* the first chunk: no buffer yet */
+		memmove(u->pend, u->pend + u->pend_pos, left);
 	u->pend_pos = 0;
 	u->pend_len = left;
 	if (u->pend_cap < left + c->len) {
