@@ -24,14 +24,17 @@
  *     once when that cannot wait (most writes of a stream: a copy into
  *     the upload's part buffer), saving the task's copy and a hand-off.
  *   - a create or open that starts an archive writer needs its first part
- *     buffers from the view's memory budget (view.memoryLimit). When they
- *     are not there, the request is parked, holding no thread: its task
- *     waits in the budget's queue (view_mem_queue) and goes to ->pool
+ *     buffers from the view's memory budget (view.memoryLimit), and the
+ *     first read of an archive reader its first window (mem_need). When
+ *     they are not there, the request is parked, holding no thread: its
+ *     task waits in the budget's queue (view_mem_queue) and goes to ->pool
  *     when memory comes back (mem_ready, on the thread that gave it). So
- *     any number of writers wait on the 32 workers. An interrupted one
- *     (FUSE_INTERRUPT: the writer was killed) leaves the queue and is
- *     answered EINTR (mem_interrupt); at unmount the queue is answered
- *     ESHUTDOWN (view_stop_waits).
+ *     any number of writers and readers wait on the 32 workers. An
+ *     interrupted one (FUSE_INTERRUPT: its process was killed) leaves the
+ *     queue and is answered EINTR (mem_interrupt); at unmount the queue is
+ *     answered ESHUTDOWN (view_stop_waits). Reads are synchronous (no
+ *     FUSE_CAP_ASYNC_READ, see ll_init) so that a parked read is its
+ *     reader's own request, which the kernel interrupts when it is killed.
  *   - the notifier thread takes the view's invalidations off ->inval and
  *     passes them to the kernel (fuse_lowlevel_notify_inval_*), while the
  *     session is live.
@@ -172,7 +175,7 @@ struct task {
 	unsigned what;
 	uint64_t setsize;
 	bool copied; /* name and data are the task's own */
-	/* a parked writer's (see the top): the memory it waits for, and
+	/* a parked request's (see the top): the memory it waits for, and
 	 * has once mem is set (the view's from view_*_mem on) */
 	struct cm_budget_waiter w;
 	uint64_t mem;
@@ -244,8 +247,8 @@ static void run(struct task *t)
 		break;
 	case OP_READ:
 		buf = cm_xmalloc(t->size ? t->size : 1);
-		rc = view_read(v, FH(&t->fi), (uint64_t)t->off, buf, t->size,
-			       &got, &err);
+		rc = view_read_mem(v, FH(&t->fi), (uint64_t)t->off, buf,
+				   t->size, t->mem, &got, &err);
 		break;
 	case OP_WRITE:
 		rc = view_write(v, FH(&t->fi), (uint64_t)t->off, t->data,
@@ -353,7 +356,7 @@ static void task_run(void *arg)
 	task_free(t);
 }
 
-/* ---- parked writers: waiting for memory without a thread --------------- */
+/* ---- parked requests: waiting for memory without a thread -------------- */
 
 /* An answer that is not the view's, ordered against the channel's close. */
 static void answer_err(struct task *t, int e)
@@ -392,7 +395,7 @@ static void mem_ready(struct cm_budget_waiter *w, int rc)
 	task_free(t);
 }
 
-/* FUSE_INTERRUPT of a parked request (its writer was killed): out of the
+/* FUSE_INTERRUPT of a parked request (its process was killed): out of the
  * queue, EINTR. Called with the request's lock held; if the memory is
  * being handed to it meanwhile, the task runs as if not interrupted. */
 static void mem_interrupt(fuse_req_t req, void *data)
@@ -407,7 +410,7 @@ static void mem_interrupt(fuse_req_t req, void *data)
 	task_free(t);
 }
 
-/* A create or open (copied task t) whose writer needs n bytes: run on a
+/* A request (copied task t) that needs n bytes before it runs: run on a
  * worker with them, or parked until they come. */
 static void park(struct task *t, uint64_t n)
 {
@@ -438,14 +441,36 @@ static void park(struct task *t, uint64_t n)
 	task_free(t);
 }
 
+/* The memory t needs before it runs (view.h): a new writer's first part
+ * buffers, a reader's first window; 0 for none. Asked on the loop's
+ * thread, which it never holds. */
+static uint64_t mem_need(const struct task *t)
+{
+	struct view *v = t->vf->v;
+
+	switch (t->op) {
+	case OP_CREATE:
+	case OP_OPEN:
+		return view_open_mem_need(v, t->ino, t->op == OP_CREATE,
+					  t->fi.flags);
+	case OP_READ:
+		return t->off < 0
+			   ? 0
+			   : view_read_mem_need(v, FH(&t->fi), (uint64_t)t->off,
+						t->size);
+	default:
+		return 0;
+	}
+}
+
 /* Run t now, or - when it may wait on the network - on a worker, with its
- * own copies of the name and the data; a writer that needs memory first
+ * own copies of the name and the data; a request that needs memory first
  * is parked until it has it. */
 static void dispatch(struct task *t, fuse_ino_t node)
 {
 	struct view_fuse *vf = t->vf;
 	struct task *c;
-	uint64_t need = 0;
+	uint64_t need;
 
 	if (!view_may_block(vf->v, node)) {
 		run(t);
@@ -461,9 +486,7 @@ static void dispatch(struct task *t, fuse_ino_t node)
 		memcpy(d, t->data, t->size);
 		c->data = d;
 	}
-	if (t->op == OP_CREATE || t->op == OP_OPEN)
-		need = view_open_mem_need(vf->v, t->ino, t->op == OP_CREATE,
-					  t->fi.flags);
+	need = mem_need(c);
 	if (need) {
 		park(c, need);
 		return;
@@ -512,6 +535,12 @@ static void ll_init(void *userdata, struct fuse_conn_info *conn)
 		conn->want |= FUSE_CAP_PARALLEL_DIROPS;
 	/* writes must reach us in order, as the program made them */
 	conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;
+	/* A read is sent by the reading process and waited for there, not
+	 * in the background: a read parked for memory is then interrupted
+	 * when its reader is killed, and parked reads never fill the
+	 * kernel's max_background requests, among which the releases that
+	 * give memory back would wait. The view reads ahead itself. */
+	conn->want &= ~FUSE_CAP_ASYNC_READ;
 	conn->max_readahead = 1u << 20;
 	conn->max_background = 64;
 	if (!atomic_exchange(&vf->ready_done, true) && vf->opts.on_ready)

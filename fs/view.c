@@ -1860,12 +1860,25 @@ int view_create_mem(struct view *v, uint64_t parent, const char *name,
 	return rc;
 }
 
+uint64_t view_read_mem_need(struct view *v, struct view_file *f, uint64_t off,
+			    size_t len)
+{
+	return f->kind == VK_ARC_FILE ? view_arc_read_need(v, f, off, len) : 0;
+}
+
 int view_read(struct view *v, struct view_file *f, uint64_t off, char *buf,
 	      size_t len, size_t *got, struct cm_err *err)
 {
+	return view_read_mem(v, f, off, buf, len, 0, got, err);
+}
+
+int view_read_mem(struct view *v, struct view_file *f, uint64_t off, char *buf,
+		  size_t len, uint64_t mem, size_t *got, struct cm_err *err)
+{
 	*got = 0;
 	if (f->kind == VK_ARC_FILE)
-		return view_arc_read(v, f, off, buf, len, got, err);
+		return view_arc_read(v, f, off, buf, len, mem, got, err);
+	view_mem_give(v, mem); /* not a reader's */
 	if (f->kind == VK_RP_IMAGE) {
 		uint64_t size = f->image->size;
 		int rc;

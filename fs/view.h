@@ -241,19 +241,26 @@ int view_create(struct view *v, uint64_t parent, const char *name, mode_t mode,
 /*
  * Memory a request waits for without a thread. A new archive writer needs
  * its first part buffers from the budget (view.memoryLimit) before it
- * starts; view_open and view_create take them on the calling thread,
- * waiting there while the budget is spent (at most VIEW_MEM_WAITERS at
- * once; one more: -ENOBUFS). The adapter instead asks how much a create
- * in `ino` (create) or an open of `ino` with these flags needs
- * (view_open_mem: 0 for none), queues a waiter for it (view_mem_queue:
- * core/budget.h, w->ready is called from the thread that gives memory
- * back, or with -ECANCELED from view_stop_waits), and calls view_open_mem
- * / view_create_mem with the bytes once it has them; those are the
- * view's from the call on (a writer keeps them, anything else gives them
- * back). view_mem_cancel takes a waiter out (an interrupted request).
+ * starts, and an archive reader (remote store) its first read-ahead
+ * window before its first read; view_open, view_create and view_read
+ * take them on the calling thread, waiting there while the budget is
+ * spent. The adapter instead asks how much a create in `ino` (create) or
+ * an open of `ino` with these flags (view_open_mem_need), or a read of
+ * len bytes at off of f (view_read_mem_need) needs: 0 for none - a file
+ * that holds memory never waits for more. Else it queues a waiter for the
+ * bytes (view_mem_queue: core/budget.h, w->ready is called from the
+ * thread that gives memory back, or with -ECANCELED from
+ * view_stop_waits), and calls view_open_mem / view_create_mem /
+ * view_read_mem with them once it has them; they are the view's from the
+ * call on (a writer keeps them as part buffers, a reader as its window,
+ * anything else gives them back). view_mem_cancel takes a waiter out (an
+ * interrupted request). The *_need calls never wait on a lock a worker
+ * may hold across the network: the adapter's own thread asks them.
  */
 uint64_t view_open_mem_need(struct view *v, uint64_t ino, bool create,
 			    int flags);
+uint64_t view_read_mem_need(struct view *v, struct view_file *f, uint64_t off,
+			    size_t len);
 int view_mem_queue(struct view *v, struct cm_budget_waiter *w);
 bool view_mem_cancel(struct view *v, struct cm_budget_waiter *w);
 void view_mem_give(struct view *v, uint64_t n);
@@ -267,6 +274,8 @@ int view_create_mem(struct view *v, uint64_t parent, const char *name,
 /* Up to len bytes at off into buf; *got is 0 at the end. */
 int view_read(struct view *v, struct view_file *f, uint64_t off, char *buf,
 	      size_t len, size_t *got, struct cm_err *err);
+int view_read_mem(struct view *v, struct view_file *f, uint64_t off, char *buf,
+		  size_t len, uint64_t mem, size_t *got, struct cm_err *err);
 /* All n bytes or an error (-EINVAL: out of order, or a bad command). */
 int view_write(struct view *v, struct view_file *f, uint64_t off, const void *p,
 	       size_t n, struct cm_err *err);

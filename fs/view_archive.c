@@ -19,7 +19,9 @@
  * miss fetches synchronously. The window grows from 1 MiB up to
  * opts.readahead_max while reads stay sequential, so memory is at most two
  * windows per open file. Every ranged GET must answer with the ETag seen
- * at open, else the read fails with EIO (the object changed).
+ * at open, else the read fails with EIO (the object changed). A local
+ * store's reads go straight into the caller's buffer: a pread needs no
+ * window.
  *
  * Writing: a new file (or, with allow_overwrite, an existing one opened
  * with O_TRUNC) streams into the store's writer. Each write must start
@@ -45,12 +47,15 @@
  * The claim ends when the object is complete or the writer gives up.
  *
  * Memory: read-ahead windows and (S3) part buffers come from v->budget.
- * A writer gets its first two part buffers at its start: from the adapter,
- * which waited for them without a thread (view_open_mem_need, fuse_ll.c),
- * or else through mem_take on the caller's thread; the uploader makes
- * more only while the budget has room. A window is charged before it is allocated: read-ahead
- * only with room to spare, a miss keeps its window when there is none, and
- * waits only when it has none.
+ * A writer gets its first two part buffers at its start, and a reader its
+ * first window at its first read: from the adapter, which waited for them
+ * without a thread (view_open_mem_need, view_read_mem_need; fuse_ll.c), or
+ * else through mem_take on the caller's thread. Later, the uploader makes
+ * more buffers only while the budget has room, and a window is charged
+ * before it is allocated: read-ahead only with room to spare, and a miss
+ * with none makes do with the windows the reader holds (a window serves a
+ * read in pieces). So a file that holds memory never waits for more, and
+ * what files hold comes back as they close.
  *
  * Locks: file->lock is held across store calls of that file, and a
  * directory handle's lock (view_dir->lock) across its page fetch; both are
@@ -704,34 +709,25 @@ static void files_remove(struct view *v, struct view_file *f)
 /* ---- memory ----------------------------------------------------------- */
 
 /*
- * Take n bytes of the budget for `key`, waiting on this thread (a worker of
- * the adapter: a reader with no window, or a writer started without the
- * adapter's memory) when they are not there. At most VIEW_MEM_WAITERS wait
- * at once: the files that hold memory need workers too to give it back
- * (the write that ends a part, the close), so waiters must never fill the
- * pool; one more fails at once with ENOBUFS, which says why.
+ * Take n bytes of the budget for `key`, waiting on this thread when they
+ * are not there: only for a caller that did not get the memory first (a
+ * unit test, not the adapter, whose workers must never wait for memory:
+ * the files that hold it need workers to give it back).
  */
 static int mem_take(struct view *v, uint64_t n, const char *key,
 		    struct cm_err *err)
 {
-	int rc;
-
-	if (cm_budget_try(v->budget, n))
-		return 0;
-	if (atomic_fetch_add(&v->mem_waiters, 1) >= VIEW_MEM_WAITERS) {
-		atomic_fetch_sub(&v->mem_waiters, 1);
-		cm_warn("view: %s: view.memoryLimit is spent and %d files wait "
-			"for memory already",
-			key, VIEW_MEM_WAITERS);
-		return cm_err_set(err, ENOBUFS,
-				  "%s: no memory (view.memoryLimit)", key);
-	}
-	rc = cm_budget_take(v->budget, n);
-	atomic_fetch_sub(&v->mem_waiters, 1);
-	if (rc)
+	if (cm_budget_take(v->budget, n))
 		return cm_err_set(err, ECANCELED,
 				  "%s: no memory (shutting down)", key);
 	return 0;
+}
+
+/* Memory the adapter took for a file that does not keep it. */
+static void mem_unused(struct view *v, uint64_t mem)
+{
+	if (mem)
+		cm_budget_give(v->budget, mem);
 }
 
 /* ---- reading ----------------------------------------------------------- */
@@ -762,6 +758,10 @@ struct view_reader {
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
 	struct ra_win win[2];
+	/* bytes of the budget the windows hold (a window's cap, or what was
+	 * taken for it to grow to as it loads): changed under ->lock, read
+	 * without it by view_arc_read_need; it only grows */
+	atomic_uint_fast64_t held;
 	size_t window;	   /* protected by ->lock */
 	uint64_t next_seq; /* protected by ->lock: end of the last read */
 	unsigned tasks;	   /* protected by ->lock: read-aheads */
@@ -834,6 +834,7 @@ static void prefetch_locked(struct view_reader *r, struct ra_win *w,
 	 * the window is made here, so that its bytes and what was taken
 	 * agree whatever becomes of the task */
 	if (want > w->cap && cm_budget_try(r->v->budget, want - w->cap)) {
+		atomic_fetch_add(&r->held, want - w->cap);
 		free(w->data);
 		w->data = cm_xmalloc(want);
 		w->cap = want;
@@ -860,6 +861,7 @@ static int reader_read(struct view_reader *r, uint64_t off, char *buf,
 		       size_t len, size_t *got, struct cm_err *err)
 {
 	uint64_t need;
+	size_t want;
 	int rc = 0;
 
 	*got = 0;
@@ -908,24 +910,37 @@ static int reader_read(struct view_reader *r, uint64_t off, char *buf,
 				pthread_cond_wait(&r->cond, &r->lock);
 				continue;
 			}
-			w->off = at;
-			w->want = r->size - at < r->window
-				      ? (size_t)(r->size - at)
-				      : r->window;
+			want = r->size - at < r->window
+				   ? (size_t)(r->size - at)
+				   : r->window;
 			need = 0;
-			if (w->want > w->cap &&
-			    !cm_budget_try(r->v->budget, w->want - w->cap)) {
-				/* no memory to spare: the window it has,
-				 * if that holds this read; else wait */
-				if (w->cap >= len - *got)
-					w->want = w->cap;
-				else
-					need = w->want - w->cap;
+			if (want > w->cap &&
+			    cm_budget_try(r->v->budget, want - w->cap)) {
+				atomic_fetch_add(&r->held, want - w->cap);
+			} else if (want > w->cap) {
+				/* no memory to spare: a window the reader
+				 * holds serves the read, in pieces if it is
+				 * small; only a reader that holds none waits
+				 * (a caller that did not give it its first) */
+				other = w == &r->win[0] ? &r->win[1]
+							: &r->win[0];
+				if (!w->cap && other->state == WIN_LOADING) {
+					pthread_cond_wait(&r->cond, &r->lock);
+					continue;
+				}
+				if (!w->cap && other->cap)
+					w = other;
+				if (!w->cap)
+					need = want;
+				else if (want > w->cap)
+					want = w->cap;
 			}
+			w->off = at;
+			w->want = want;
 			w->state = WIN_LOADING;
 			pthread_mutex_unlock(&r->lock);
-			/* waits on this thread (a worker), holding no lock
-			 * other readers need */
+			/* waits on this thread, holding no lock other
+			 * readers need */
 			if (need) {
 				rc = mem_take(r->v, need, r->key, err);
 				if (rc) {
@@ -934,6 +949,7 @@ static int reader_read(struct view_reader *r, uint64_t off, char *buf,
 					pthread_cond_broadcast(&r->cond);
 					break;
 				}
+				atomic_fetch_add(&r->held, need);
 			}
 			win_load(r, w);
 			pthread_mutex_lock(&r->lock);
@@ -961,6 +977,29 @@ static int reader_read(struct view_reader *r, uint64_t off, char *buf,
 	return rc;
 }
 
+/* The memory the adapter waited for (view_arc_read_need) becomes r's first
+ * window; what r does not take (it holds memory already: another read got
+ * there first) is given back by the caller. */
+static uint64_t reader_grant(struct view_reader *r, uint64_t mem)
+{
+	struct ra_win *w = &r->win[0];
+
+	if (!mem)
+		return 0;
+	pthread_mutex_lock(&r->lock);
+	if (!atomic_load(&r->held) && r->win[0].state != WIN_LOADING &&
+	    r->win[1].state != WIN_LOADING) {
+		free(w->data);
+		w->data = cm_xmalloc(mem);
+		w->cap = mem;
+		w->state = WIN_EMPTY;
+		atomic_store(&r->held, mem);
+		mem = 0;
+	}
+	pthread_mutex_unlock(&r->lock);
+	return mem;
+}
+
 static void reader_free(struct view *v, struct view_reader *r)
 {
 	if (!r)
@@ -970,10 +1009,9 @@ static void reader_free(struct view *v, struct view_reader *r)
 		pthread_cond_wait(&r->cond, &r->lock);
 	pthread_mutex_unlock(&r->lock);
 	v->store->ops->close_read(r->rd);
-	for (int i = 0; i < 2; i++) {
+	for (int i = 0; i < 2; i++)
 		free(r->win[i].data);
-		cm_budget_give(v->budget, r->win[i].cap);
-	}
+	cm_budget_give(v->budget, atomic_load(&r->held));
 	pthread_mutex_destroy(&r->lock);
 	pthread_cond_destroy(&r->cond);
 	free(r);
@@ -1170,13 +1208,6 @@ static int refuse_overwrite(struct view *v, const char *key, struct cm_err *err)
 static int arc_open(struct view *v, struct view_file *f, int flags,
 		    uint64_t *mem, struct view_open_out *oo, struct cm_err *err);
 
-/* Memory the adapter took for a writer that does not start. */
-static void mem_unused(struct view *v, uint64_t mem)
-{
-	if (mem)
-		cm_budget_give(v->budget, mem);
-}
-
 int view_arc_open(struct view *v, struct view_file *f, int flags,
 		  uint64_t mem, struct view_open_out *oo, struct cm_err *err)
 {
@@ -1358,16 +1389,44 @@ out:
 	return rc;
 }
 
-int view_arc_read(struct view *v, struct view_file *f, uint64_t off, char *buf,
-		  size_t len, size_t *got, struct cm_err *err)
+uint64_t view_arc_read_need(struct view *v, struct view_file *f, uint64_t off,
+			    size_t len)
 {
+	struct view_reader *r = f->rd;
+	uint64_t n = len > RA_MIN ? len : RA_MIN;
+
+	/* without r->lock: the adapter's thread never waits for a reader
+	 * (it may be held by one whose read-ahead waits for the pool) */
+	if (!r || !v->store->remote || off >= r->size ||
+	    atomic_load(&r->held))
+		return 0;
+	return n < r->size - off ? n : r->size - off;
+}
+
+int view_arc_read(struct view *v, struct view_file *f, uint64_t off, char *buf,
+		  size_t len, uint64_t mem, size_t *got, struct cm_err *err)
+{
+	struct view_reader *r = f->rd;
 	int rc;
 
 	*got = 0;
-	if (!f->rd)
+	if (!r) {
+		mem_unused(v, mem);
 		return cm_err_set(err, EBADF, "%s: open for writing",
 				  f->node->key);
-	rc = reader_read(f->rd, off, buf, len, got, err);
+	}
+	if (v->store->remote) {
+		mem_unused(v, reader_grant(r, mem));
+		rc = reader_read(r, off, buf, len, got, err);
+	} else {
+		/* a pread: straight into buf, no window, no memory */
+		mem_unused(v, mem);
+		if (off >= r->size)
+			return 0;
+		if (len > r->size - off)
+			len = (size_t)(r->size - off);
+		rc = v->store->ops->read(r->rd, off, buf, len, got, err);
+	}
 	if (*got)
 		atomic_fetch_add(&v->bytes_read, *got);
 	return rc;

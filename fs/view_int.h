@@ -148,9 +148,6 @@ struct view_listing {
 
 #define VIEW_LISTINGS_MAX 32
 
-/* Workers that may wait for memory at once: half the adapter's 32. */
-#define VIEW_MEM_WAITERS 16
-
 struct dir_item {
 	struct view_dirent de; /* first: view_dir_entry returns it */
 	enum view_kind kind;
@@ -253,7 +250,6 @@ struct view {
 	struct cm_pool *ra_pool;
 	/* read-ahead windows and part buffers: one limit (owned) */
 	struct cm_budget *budget;
-	atomic_uint mem_waiters; /* workers waiting for it now */
 	/* archive/ below the store: what is shown ("" the whole store, else
 	 * the configured prefix with a trailing '/') */
 	char *scope;
@@ -321,8 +317,14 @@ int view_arc_create(struct view *v, struct view_node *parent, const char *name,
 		    int flags, uint64_t mem, struct view_file **out,
 		    struct view_attr *attr, struct view_open_out *oo,
 		    struct cm_err *err);
+/* The bytes a read of f needs before it runs (view_read_mem_need: a
+ * reader's first window, when it holds none) and the read; mem, as for
+ * view_arc_open, becomes that window (else it is given back); 0: a
+ * reader that holds no memory takes it, waiting on this thread. */
+uint64_t view_arc_read_need(struct view *v, struct view_file *f, uint64_t off,
+			    size_t len);
 int view_arc_read(struct view *v, struct view_file *f, uint64_t off, char *buf,
-		  size_t len, size_t *got, struct cm_err *err);
+		  size_t len, uint64_t mem, size_t *got, struct cm_err *err);
 int view_arc_write(struct view *v, struct view_file *f, uint64_t off,
 		   const void *p, size_t n, struct cm_err *err);
 int view_arc_write_nowait(struct view *v, struct view_file *f, uint64_t off,
