@@ -46,7 +46,9 @@ static const struct option long_opts[] = {
 #define TABLE_WIDTH 100     /* what the table fits in, without --wide */
 #define RP_MAX 36           /* RECOVERY POINT, without --wide ... */
 #define RP_MIN 16           /* ... down to this to leave RESULT room */
-#define RESULT_MIN 24       /* RESULT gets what is left, at least this */
+#define RESULT_MIN 18       /* RESULT gets what is left, at least this:
+			       "...f/backup.tar.gz", the file and a hint
+			       of the job id; the name comes first */
 #define SINCE_DEFAULT 86400 /* --check looks back a day */
 
 static void usage(FILE *f)
