@@ -122,10 +122,26 @@
  * knows a block from here is zero without looking. */
 static char zeros[ARC_READ_SIZE];
 
+/*
+ * The locale headers are written under (the top): C.UTF-8, else C. One for
+ * the process, made once and kept: archiving threads that each made and
+ * freed their own raced inside glibc's locale cache, whose locks
+ * ThreadSanitizer cannot see, and one costs nothing.
+ */
+static locale_t header_locale;
+static pthread_once_t header_locale_once = PTHREAD_ONCE_INIT;
+
+static void header_locale_init(void)
+{
+	header_locale = newlocale(LC_ALL_MASK, "C.UTF-8", (locale_t)0);
+	if (!header_locale)
+		header_locale = newlocale(LC_ALL_MASK, "C", (locale_t)0);
+}
+
 struct arc_tar {
 	struct archive *a;                         /* owned */
 	struct archive_entry_linkresolver *links;  /* owned */
-	locale_t c_locale;   /* owned; may be 0: C.UTF-8, else C (the top) */
+	locale_t c_locale;   /* header_locale; may be 0 */
 	char *buf;                                 /* owned, ARC_READ_SIZE */
 	struct arc_filter *out;                    /* borrowed */
 	const struct arc_source_opts *opts;        /* borrowed, may be NULL */
@@ -205,9 +221,8 @@ int arc_tar_new(struct arc_filter *out, const struct arc_source_opts *opts,
 	t->links = archive_entry_linkresolver_new();
 	if (!t->a || !t->links)
 		abort(); /* out of memory */
-	t->c_locale = newlocale(LC_ALL_MASK, "C.UTF-8", (locale_t)0);
-	if (!t->c_locale)
-		t->c_locale = newlocale(LC_ALL_MASK, "C", (locale_t)0);
+	pthread_once(&header_locale_once, header_locale_init);
+	t->c_locale = header_locale;
 	if (archive_write_set_format_pax(t->a) != ARCHIVE_OK) {
 		rc = writer_error(t, "tar", err);
 		goto out;
@@ -247,8 +262,6 @@ void arc_tar_free(struct arc_tar *t)
 	}
 	archive_write_free(t->a);
 	archive_entry_linkresolver_free(t->links);
-	if (t->c_locale)
-		freelocale(t->c_locale);
 	free(t->buf);
 	free(t);
 }

@@ -87,7 +87,7 @@ struct fake {
 	uint64_t put_len;
 	uint8_t put_md5[CM_MD5_LEN];
 	int list_parts;		/* ListParts requests */
-	unsigned part_delay_ms;
+	atomic_uint part_delay_ms; /* set by a test while connections run */
 	int want_parallel; /* parts 1..N wait (5 s at most) until N
 			    * parts are at the server */
 	pthread_cond_t arrived;
