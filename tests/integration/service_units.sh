@@ -5,11 +5,9 @@
 # man: documentation link left out (the man page may not be installed on
 # the machine that runs the tests).
 . "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/archive.inc"
 
-command -v systemd-analyze >/dev/null 2>&1 || {
-	log "no systemd-analyze: this machine has no systemd (scripts/setup installs it)"
-	exit 77
-}
+need_tools systemd-analyze # package systemd, which scripts/setup installs
 U=$VAULTFS_SRC/contrib/systemd
 mkdir -p "$T/units"
 for f in "$U/vaultfs.service" "$U/vaultfs-mount@.service"; do
