@@ -520,8 +520,23 @@ static int loop_attach(struct arc_devs *d, int image_fd, const char *image,
 	int bfd = image_fd, ctl = -1, lfd = -1, rc = 0, ro = 0;
 	struct res *r = NULL;
 
-	if (bfd < 0)
+	if (bfd >= 0) {
+		/* The loop device reads through the open file it is given,
+		 * read-ahead state included: the caller's descriptor has
+		 * been read at scattered offsets by the probe, which shrinks
+		 * that state's window, and every read of the mounted tree
+		 * then goes to the disk one page at a time. A file of its
+		 * own (the same inode, reached through the descriptor, not
+		 * the name) starts with the default window. */
+		char self[48];
+
+		snprintf(self, sizeof(self), "/proc/self/fd/%d", image_fd);
+		bfd = open(self, O_RDONLY | O_CLOEXEC);
+		if (bfd < 0)
+			bfd = image_fd;
+	} else {
 		bfd = open(image, (rw ? O_RDWR : O_RDONLY) | O_CLOEXEC);
+	}
 	if (bfd < 0)
 		return cm_err_set(err, errno, "%s: %s", image, strerror(errno));
 	ctl = open("/dev/loop-control", O_RDWR | O_CLOEXEC);
