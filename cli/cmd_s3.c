@@ -366,6 +366,7 @@ struct download {
 	int fd;
 	const char *path; /* for messages */
 	uint64_t bytes;	  /* atomic: read by the progress thread */
+	bool closed;	  /* a pipe's reader left (EPIPE) */
 };
 
 static int download_sink(void *ctx, const void *p, size_t n, struct cm_err *err)
@@ -378,6 +379,8 @@ static int download_sink(void *ctx, const void *p, size_t n, struct cm_err *err)
 
 		if (w < 0 && errno == EINTR)
 			continue;
+		if (w < 0 && errno == EPIPE)
+			d->closed = true;
 		if (w < 0)
 			return cm_err_set(err, errno, "%s: %s", d->path,
 					  strerror(errno));
@@ -461,6 +464,13 @@ static int download(struct s3_client *c, const struct s3_cli *o,
 			  &err)) {
 		vf_progress_stop(bar, false);
 		bar = NULL;
+		if (d.closed) {
+			/* `vaultfs s3 cp s3://b/k - | head`: the reader had
+			 * what it wanted. Quiet, with the status a writer
+			 * killed by SIGPIPE has, as cat would end. */
+			rc = 128 + SIGPIPE;
+			goto out;
+		}
 		/* the temporary file goes at out; into anything else, the
 		 * bytes that arrived stay there */
 		rc = fail_or_interrupted("s3 cp", err.msg,

@@ -8,6 +8,7 @@
 #    proxy): 130, the upload aborted;
 #  - a download, an `s3 ls` and an `s3 rm` whose requests it holds: 130;
 #    the download's temporary file removed, the object not deleted.
+#  - a download into a pipe whose reader leaves (`| head`): quiet, 141.
 . "$(dirname "$0")/lib.sh"
 need_s3_command
 
@@ -87,3 +88,13 @@ signal_ends "$pid" INT 130 "vaultfs: s3 rm: interrupted"
 vf s3 cp -q "s3://$B/held" "$T/dl/held" && same_file "$T/small" "$T/dl/held" ||
 	die "the object is not intact after an interrupted rm"
 log "s3 cp (download), ls, rm: SIGINT ends a held request, exit 130, no file left"
+
+# a download to a pipe whose reader leaves early (`| head`): quiet, with
+# the status of a writer killed by SIGPIPE, as cat ends
+vf s3 cp -q "$T/big" "s3://$B/big" || die "s3 cp big failed"
+got=$("$VAULTFS" s3 cp "s3://$B/big" - 2>"$INT_ERR" | head -c 100 | wc -c;
+      echo "${PIPESTATUS[0]}")
+[ "$got" = "100
+141" ] || die "s3 cp to a closed pipe: got '$got' (bytes, status), want 100 and 141"
+[ ! -s "$INT_ERR" ] || die "s3 cp to a closed pipe said: $(cat "$INT_ERR")"
+log "s3 cp to a pipe closed early: quiet, 141"
