@@ -391,7 +391,8 @@ static int member_get(struct arc_browse *b, uint64_t i, bool ahead,
 		free(s);
 		return -ENOSPC;
 	}
-	b->misses++;
+	if (!ahead)
+		b->misses++; /* readers' requests only */
 	s->refs = 1;
 	s->state = S_LOADING;
 	s->hnext = *hash_at(b, i);

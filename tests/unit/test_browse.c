@@ -779,6 +779,72 @@ static void test_budget(void **state)
 	arc_browse_free(b);
 }
 
+/* members_decoded once it reaches `want`, or after about 10 s */
+static uint64_t decoded_when(struct arc_browse *b, uint64_t want)
+{
+	struct arc_browse_stats st;
+
+	for (int k = 0; k < 1000; k++) {
+		arc_browse_stats(b, &st);
+		if (st.members_decoded >= want)
+			break;
+		usleep(10000);
+	}
+	return st.members_decoded;
+}
+
+/* A sequential reader has the next member fetched before it asks; a
+ * reader that jumps does not. */
+static void test_ahead(void **state)
+{
+	const struct file *f = file_named("big.bin");
+	struct arc_browse *b = open_at(gz, 0, NULL);
+	struct arc_browse_stats st;
+	struct aidx_list l;
+	struct aidx *x;
+	struct cm_err err;
+	unsigned char *buf = malloc(2 * SLICE);
+	uint64_t end;
+	int64_t i;
+	char *q = cm_xasprintf("%s%s", gz, AIDX_SUFFIX);
+
+	(void)state;
+	cm_err_clear(&err);
+	assert_int_equal(arc_browse_stat(b, "big.bin", &l, &err), 0);
+	/* where the member holding the file's first bytes ends */
+	assert_int_equal(aidx_open_file(q, &x, &err), 0);
+	i = aidx_member_for(x, l.v[0].data_off);
+	assert_true(i >= 0);
+	end = aidx_members(x, &(size_t){ 0 })[i].uoff +
+	      aidx_members(x, &(size_t){ 0 })[i].ulen - l.v[0].data_off;
+	aidx_close(x);
+
+	assert_int_equal(arc_browse_read(b, &l.v[0], 0, buf, 100, &err), 100);
+	assert_int_equal(decoded_when(b, 2), 2); /* this one and the next */
+	/* on into the next member: found, not fetched again */
+	assert_int_equal(arc_browse_read(b, &l.v[0], 100, buf, end, &err),
+			 (ssize_t)end);
+	assert_memory_equal(buf, f->data + 100, end);
+	arc_browse_stats(b, &st);
+	assert_int_equal(st.cache_misses, 1);
+	assert_true(st.cache_hits >= 2);
+	aidx_list_release(&l);
+	arc_browse_free(b);
+
+	/* a jump is no stream: nothing is fetched ahead */
+	b = open_at(gz, 0, NULL);
+	assert_int_equal(arc_browse_stat(b, "big.bin", &l, &err), 0);
+	assert_int_equal(arc_browse_read(b, &l.v[0], 5 * SLICE + 10, buf,
+					 100, &err), 100);
+	usleep(300000);
+	arc_browse_stats(b, &st);
+	assert_int_equal(st.members_decoded, 1);
+	aidx_list_release(&l);
+	arc_browse_free(b);
+	free(buf);
+	free(q);
+}
+
 /* ---- the real S3 server ------------------------------------------------ */
 
 /* The `export K=V` lines of the file named by VAULTFS_S3_ENV. */
@@ -906,6 +972,7 @@ int main(void)
 		cmocka_unit_test(test_errors),
 		cmocka_unit_test(test_threads),
 		cmocka_unit_test(test_budget),
+		cmocka_unit_test(test_ahead),
 		cmocka_unit_test(test_s3),
 	};
 
