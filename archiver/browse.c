@@ -5,8 +5,12 @@
  *   idx_lock    the index reader (aindex.h: one thread at a time), held
  *               for lookups and listings only;
  *   lock        the member cache (hash, LRU, byte count), the single
- *               flights and the read-ahead queue; the budget's lock is a
- *               leaf taken under it (cm_budget_try, cm_budget_give);
+ *               flights and the read-ahead queue; cm_budget_try is called
+ *               under it (the budget's lock is a leaf), but not
+ *               cm_budget_give, which may call a queued waiter of the
+ *               budget back on this thread: bytes of dropped members are
+ *               owed, reused for the next member, and given back once
+ *               the lock is let go (cache_unlock);
  *   flock       the files whose reading needs state of their own (the
  *               resolved hard link, the sparse map, where the last read
  *               ended).
@@ -97,6 +101,7 @@ struct arc_browse {
 	struct slot *hash[HASH_SIZE];
 	struct slot *lru_head, *lru_tail;
 	uint64_t cache_bytes;
+	uint64_t owed;             /* budget bytes to give back (see top) */
 	uint64_t hits, misses;
 	atomic_uint_fast64_t decoded;
 	/* read-ahead: member numbers queued, and the workers */
@@ -212,11 +217,22 @@ static void slot_free(struct arc_browse *b, struct slot *s)
 	if (s->cached) {
 		b->cache_bytes -= s->len;
 		if (b->budget)
-			cm_budget_give(b->budget, s->len);
+			b->owed += s->len;
 	}
 	free(s->data);
 	free(s->err);
 	free(s);
+}
+
+/* Let go of the cache lock, then give back what is owed to the budget. */
+static void cache_unlock(struct arc_browse *b)
+{
+	uint64_t owed = b->owed;
+
+	b->owed = 0;
+	pthread_mutex_unlock(&b->lock);
+	if (owed)
+		cm_budget_give(b->budget, owed);
 }
 
 static struct slot **hash_at(struct arc_browse *b, uint64_t idx)
@@ -289,9 +305,18 @@ static bool reserve(struct arc_browse *b, uint64_t n)
 	while (b->cache_bytes + n > b->cache_limit)
 		if (!evict_one(b))
 			return false;
-	while (b->budget && !cm_budget_try(b->budget, n))
+	while (b->budget) {
+		if (b->owed >= n) {
+			b->owed -= n;
+			break;
+		}
+		if (cm_budget_try(b->budget, n - b->owed)) {
+			b->owed = 0;
+			break;
+		}
 		if (!evict_one(b))
 			return false;
+	}
 	b->cache_bytes += n;
 	return true;
 }
@@ -301,7 +326,7 @@ static void slot_put(struct arc_browse *b, struct slot *s)
 	pthread_mutex_lock(&b->lock);
 	if (--s->refs == 0 && !s->hashed)
 		slot_free(b, s);
-	pthread_mutex_unlock(&b->lock);
+	cache_unlock(b);
 }
 
 /* Fetch and decode member i into s (no lock held). */
@@ -359,7 +384,7 @@ static int member_get(struct arc_browse *b, uint64_t i, bool ahead,
 	pthread_mutex_lock(&b->lock);
 	s = hash_find(b, i);
 	if (s && ahead) {
-		pthread_mutex_unlock(&b->lock);
+		cache_unlock(b);
 		return -EEXIST;
 	}
 	if (s) {
@@ -369,7 +394,7 @@ static int member_get(struct arc_browse *b, uint64_t i, bool ahead,
 		if (s->state == S_FAILED) {
 			rc = -s->rc;
 			*err = *s->err;
-			pthread_mutex_unlock(&b->lock);
+			cache_unlock(b);
 			slot_put(b, s);
 			return rc;
 		}
@@ -378,7 +403,7 @@ static int member_get(struct arc_browse *b, uint64_t i, bool ahead,
 			lru_unlink(b, s);
 			lru_push(b, s);
 		}
-		pthread_mutex_unlock(&b->lock);
+		cache_unlock(b);
 		*out = s;
 		return 0;
 	}
@@ -387,7 +412,7 @@ static int member_get(struct arc_browse *b, uint64_t i, bool ahead,
 	s->len = b->members[i].ulen;
 	s->cached = reserve(b, s->len);
 	if (ahead && !s->cached) {
-		pthread_mutex_unlock(&b->lock);
+		cache_unlock(b);
 		free(s);
 		return -ENOSPC;
 	}
@@ -398,7 +423,7 @@ static int member_get(struct arc_browse *b, uint64_t i, bool ahead,
 	s->hnext = *hash_at(b, i);
 	*hash_at(b, i) = s;
 	s->hashed = true;
-	pthread_mutex_unlock(&b->lock);
+	cache_unlock(b);
 
 	rc = member_load(b, i, s, err);
 
@@ -418,7 +443,7 @@ static int member_get(struct arc_browse *b, uint64_t i, bool ahead,
 			hash_remove(b, s); /* this call's and its waiters' */
 	}
 	pthread_cond_broadcast(&b->loaded);
-	pthread_mutex_unlock(&b->lock);
+	cache_unlock(b);
 	if (rc) {
 		slot_put(b, s);
 		return rc;
@@ -446,14 +471,14 @@ static void *ahead_main(void *arg)
 		i = b->ahead_q[0];
 		memmove(b->ahead_q, b->ahead_q + 1,
 			--b->ahead_n * sizeof(*b->ahead_q));
-		pthread_mutex_unlock(&b->lock);
+		cache_unlock(b);
 		/* a failure is the next reader's to report: it fetches again */
 		cm_err_clear(&e);
 		if (member_get(b, i, true, &s, &e) == 0)
 			slot_put(b, s);
 		pthread_mutex_lock(&b->lock);
 	}
-	pthread_mutex_unlock(&b->lock);
+	cache_unlock(b);
 	return NULL;
 }
 
@@ -477,7 +502,7 @@ static void ahead(struct arc_browse *b, uint64_t i)
 	b->ahead_q[b->ahead_n++] = i;
 	pthread_cond_signal(&b->ahead_cv);
 out:
-	pthread_mutex_unlock(&b->lock);
+	cache_unlock(b);
 }
 
 /* ---- the stream ----------------------------------------------------------- */
@@ -1155,6 +1180,8 @@ void arc_browse_free(struct arc_browse *b)
 			b->hash[h] = s->hnext;
 			slot_free(b, s);
 		}
+	if (b->owed)
+		cm_budget_give(b->budget, b->owed);
 	for (int k = 0; k < FILES_MAX; k++)
 		if (b->files[k])
 			bfile_free(b->files[k]);
