@@ -62,6 +62,7 @@ static struct file files[] = {
 #define SPARSE_SIZE (3 * 1024 * 1024 + 4096)
 
 static char src[128], gz[160], zs[160];
+static bool holes;  /* the file system made sparse.img with holes */
 
 /* Bytes that are half text, half noise: members of different sizes. */
 static void fill(unsigned char *p, size_t n, unsigned seed)
@@ -99,6 +100,7 @@ static void make_sparse(struct file *f)
 {
 	char *path = in_src(f->path);
 	unsigned char *d = calloc(1, SPARSE_SIZE);
+	struct stat st;
 	int fd;
 
 	fill(d + 1024 * 1024, 100 * 1024, 77);
@@ -112,6 +114,8 @@ static void make_sparse(struct file *f)
 		 2 * 1024 * 1024 + 512);
 	f->data = d;
 	f->size = SPARSE_SIZE;
+	assert_int_equal(stat(path, &st), 0);
+	holes = (uint64_t)st.st_blocks * 512 < SPARSE_SIZE;
 	free(path);
 }
 
@@ -382,10 +386,17 @@ static void check_sparse(struct arc_browse *b)
 	cm_err_clear(&err);
 	assert_int_equal(arc_browse_stat(b, "sparse.img", &l, &err), 0);
 	/* the archiver stores a file with holes as GNU sparse 1.0: only the
-	 * regions, after the map */
-	assert_true(l.v[0].sparse);
+	 * regions, after the map; a file system without holes gave it a
+	 * plain file, which must read the same */
 	assert_int_equal(l.v[0].size, SPARSE_SIZE);
-	assert_true(l.v[0].stored < 400 * 1024);
+	if (holes) {
+		assert_true(l.v[0].sparse);
+		assert_true(l.v[0].stored < 400 * 1024);
+	} else {
+		print_message("no holes on this file system: sparse.img is "
+			      "stored whole\n");
+		assert_false(l.v[0].sparse);
+	}
 	aidx_list_release(&l);
 	check_reads(b, "sparse.img", f, 60, 9);
 }
