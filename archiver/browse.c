@@ -799,6 +799,20 @@ static int add_implied_children(struct arc_browse *b, const char *p,
 	return rc;
 }
 
+/* Of a name the tar holds twice (listed together, by header_off), the
+ * last: what tar -x leaves, and what aidx_lookup gives stat. */
+static void last_of_each(struct aidx_list *out)
+{
+	size_t n = 0;
+
+	for (size_t k = 0; k < out->n; k++) {
+		if (n && !strcmp(out->v[n - 1].path, out->v[k].path))
+			n--;
+		out->v[n++] = out->v[k];
+	}
+	out->n = n;
+}
+
 int arc_browse_list(struct arc_browse *b, const char *dir,
 		    struct aidx_list *out, struct cm_err *err)
 {
@@ -815,6 +829,8 @@ int arc_browse_list(struct arc_browse *b, const char *dir,
 	} else if (rc) {
 		*err = e;
 	}
+	if (rc == 0)
+		last_of_each(out);
 	for (size_t k = 0; rc == 0 && k < out->n; k++)
 		if (out->v[k].type == '1')
 			rc = link_fill(b, &out->v[k], err);

@@ -447,9 +447,15 @@ static void test_implied(void **state)
 {
 	char *dir = cm_xasprintf("%s/plain", tmp);
 	char *tar = cm_xasprintf("%s/t.tar", dir);
+	/* dup.txt twice: a first version, then another appended (tar -r) */
+	char *dup = cm_xasprintf("%s/dup.txt", dir);
 	char *cmd = cm_xasprintf("tar -C '%s' --format=pax -cf '%s' "
-				 "a/b/c/deep.bin a/small.txt big.bin",
-				 src, tar);
+				 "a/b/c/deep.bin a/small.txt big.bin "
+				 "-C '%s' dup.txt && echo second version > '%s' "
+				 "&& tar -C '%s' --format=pax -rf '%s' dup.txt",
+				 src, tar, dir, dup, dir, tar);
+	struct file second = { "dup.txt", 15, (unsigned char *)
+			       "second version\n" };
 	struct aidx_member one = { 0 };
 	struct aidx_writer *w;
 	struct arc_filter *count;
@@ -463,6 +469,7 @@ static void test_implied(void **state)
 
 	(void)state;
 	mkdir(dir, 0755);
+	write_at(dup, "the first version of dup.txt\n", 29, 0);
 	assert_int_equal(system(cmd), 0);
 	fd = open(tar, O_RDONLY);
 	assert_true(fd >= 0 && fstat(fd, &st) == 0);
@@ -514,12 +521,16 @@ static void test_implied(void **state)
 	assert_int_equal(arc_browse_stat(b, "a/bb", &l, &err), -ENOENT);
 
 	assert_int_equal(arc_browse_list(b, "", &l, &err), 0);
-	assert_int_equal(l.n, 2);
+	assert_int_equal(l.n, 3); /* dup.txt once */
 	assert_string_equal(l.v[0].path, "a");
 	assert_int_equal(l.v[0].type, '5');
 	assert_true(l.v[0].header_off == UINT64_MAX);
 	assert_string_equal(l.v[1].path, "big.bin");
+	assert_string_equal(l.v[2].path, "dup.txt");
+	assert_int_equal(l.v[2].size, 15);
 	aidx_list_release(&l);
+	/* a name held twice is what tar -x leaves: the last */
+	check_reads(b, "dup.txt", &second, 10, 5);
 	assert_int_equal(arc_browse_list(b, "a", &l, &err), 0);
 	assert_int_equal(l.n, 2);
 	assert_string_equal(l.v[0].path, "a/b");
@@ -540,6 +551,7 @@ static void test_implied(void **state)
 	check_reads(b, "a/b/c/deep.bin", file_named("a/b/c/deep.bin"), 30, 4);
 	arc_browse_free(b);
 	free(cmd);
+	free(dup);
 	free(tar);
 	free(dir);
 }
