@@ -106,7 +106,7 @@ struct arc_browse {
 	atomic_uint_fast64_t decoded;
 	/* read-ahead: member numbers queued, and the workers */
 	pthread_cond_t ahead_cv;
-	uint64_t ahead_q[AHEAD_QUEUE];
+	struct slot *ahead_q[AHEAD_QUEUE]; /* held, S_LOADING, hashed */
 	size_t ahead_n;
 	pthread_t ahead_th[AHEAD_THREADS];
 	unsigned ahead_threads;
@@ -370,29 +370,75 @@ out:
 }
 
 /*
- * Member i, decoded, held (slot_put when done). The first reader of a
- * member fetches it; others wait for that fetch. `ahead`: a read-ahead,
- * which fetches only what it can cache and waits for nothing (-EEXIST:
- * cached or on its way already; -ENOSPC: no room).
+ * Under lock: a slot for member i, on its way (S_LOADING), in the hash
+ * and held once, its bytes reserved in the cache when there is room;
+ * without room, NULL when `need` is false (a read-ahead caches or does
+ * nothing), else a slot of its fetcher and waiters only.
  */
-static int member_get(struct arc_browse *b, uint64_t i, bool ahead,
-		      struct slot **out, struct cm_err *err)
+static struct slot *slot_new(struct arc_browse *b, uint64_t i, bool need)
+{
+	struct slot *s = cm_xcalloc(1, sizeof(*s));
+
+	s->idx = i;
+	s->len = b->members[i].ulen;
+	s->cached = reserve(b, s->len);
+	if (!need && !s->cached) {
+		free(s);
+		return NULL;
+	}
+	s->refs = 1;
+	s->state = S_LOADING;
+	s->hnext = *hash_at(b, i);
+	*hash_at(b, i) = s;
+	s->hashed = true;
+	return s;
+}
+
+/* Fetch and decode s (from slot_new; no lock held) and hand it to those
+ * waiting for it: the data, or the error (which later readers do not
+ * see: they fetch again). */
+static int slot_fill(struct arc_browse *b, struct slot *s, struct cm_err *err)
+{
+	int rc = member_load(b, s->idx, s, err);
+
+	pthread_mutex_lock(&b->lock);
+	if (rc) {
+		s->state = S_FAILED;
+		s->rc = -rc;
+		s->err = cm_xmalloc(sizeof(*s->err));
+		*s->err = *err;
+		hash_remove(b, s);
+	} else {
+		s->state = S_READY;
+		if (s->cached)
+			lru_push(b, s);
+		else
+			hash_remove(b, s); /* its fetcher's and waiters' */
+	}
+	pthread_cond_broadcast(&b->loaded);
+	cache_unlock(b);
+	return rc;
+}
+
+/*
+ * Member i, decoded, held (slot_put when done). The first reader of a
+ * member fetches it; others, and readers of a member read ahead, wait
+ * for that one fetch.
+ */
+static int member_get(struct arc_browse *b, uint64_t i, struct slot **out,
+		      struct cm_err *err)
 {
 	struct slot *s;
 	int rc;
 
 	pthread_mutex_lock(&b->lock);
 	s = hash_find(b, i);
-	if (s && ahead) {
-		cache_unlock(b);
-		return -EEXIST;
-	}
 	if (s) {
 		s->refs++;
 		while (s->state == S_LOADING)
 			pthread_cond_wait(&b->loaded, &b->lock);
 		if (s->state == S_FAILED) {
-			rc = -s->rc;
+			rc = s->rc > 0 ? -s->rc : -EIO;
 			*err = *s->err;
 			cache_unlock(b);
 			slot_put(b, s);
@@ -407,43 +453,10 @@ static int member_get(struct arc_browse *b, uint64_t i, bool ahead,
 		*out = s;
 		return 0;
 	}
-	s = cm_xcalloc(1, sizeof(*s));
-	s->idx = i;
-	s->len = b->members[i].ulen;
-	s->cached = reserve(b, s->len);
-	if (ahead && !s->cached) {
-		cache_unlock(b);
-		free(s);
-		return -ENOSPC;
-	}
-	if (!ahead)
-		b->misses++; /* readers' requests only */
-	s->refs = 1;
-	s->state = S_LOADING;
-	s->hnext = *hash_at(b, i);
-	*hash_at(b, i) = s;
-	s->hashed = true;
+	s = slot_new(b, i, true);
+	b->misses++;
 	cache_unlock(b);
-
-	rc = member_load(b, i, s, err);
-
-	pthread_mutex_lock(&b->lock);
-	if (rc) {
-		/* the waiters get this error; later readers try again */
-		s->state = S_FAILED;
-		s->rc = -rc;
-		s->err = cm_xmalloc(sizeof(*s->err));
-		*s->err = *err;
-		hash_remove(b, s);
-	} else {
-		s->state = S_READY;
-		if (s->cached)
-			lru_push(b, s);
-		else
-			hash_remove(b, s); /* this call's and its waiters' */
-	}
-	pthread_cond_broadcast(&b->loaded);
-	cache_unlock(b);
+	rc = slot_fill(b, s, err);
 	if (rc) {
 		slot_put(b, s);
 		return rc;
@@ -454,6 +467,7 @@ static int member_get(struct arc_browse *b, uint64_t i, bool ahead,
 
 /* ---- read-ahead --------------------------------------------------------- */
 
+/* The workers: fill the slots queued by ahead(), oldest first. */
 static void *ahead_main(void *arg)
 {
 	struct arc_browse *b = arg;
@@ -462,44 +476,51 @@ static void *ahead_main(void *arg)
 	while (!b->stopping) {
 		struct slot *s;
 		struct cm_err e;
-		uint64_t i;
 
 		if (!b->ahead_n) {
 			pthread_cond_wait(&b->ahead_cv, &b->lock);
 			continue;
 		}
-		i = b->ahead_q[0];
+		s = b->ahead_q[0];
 		memmove(b->ahead_q, b->ahead_q + 1,
 			--b->ahead_n * sizeof(*b->ahead_q));
 		cache_unlock(b);
-		/* a failure is the next reader's to report: it fetches again */
+		/* a failure is the readers' to report: those waiting get it,
+		 * later ones fetch again */
 		cm_err_clear(&e);
-		if (member_get(b, i, true, &s, &e) == 0)
-			slot_put(b, s);
+		slot_fill(b, s, &e);
+		slot_put(b, s);
 		pthread_mutex_lock(&b->lock);
 	}
 	cache_unlock(b);
 	return NULL;
 }
 
-/* Start fetching member i unless it is cached, on its way or queued, or
- * the queue is full (a hint: dropped rather than waited for). */
+/*
+ * Start fetching member i unless it is cached or on its way, or the
+ * queue is full, or the cache has no room (a hint: dropped rather than
+ * waited for). Its slot goes into the hash now, so that a reader that
+ * gets there before a worker does waits for this fetch instead of
+ * making its own.
+ */
 static void ahead(struct arc_browse *b, uint64_t i)
 {
+	struct slot *s;
+
 	pthread_mutex_lock(&b->lock);
 	if (i >= b->nmembers || b->stopping || hash_find(b, i) ||
 	    b->ahead_n == AHEAD_QUEUE)
 		goto out;
-	for (size_t k = 0; k < b->ahead_n; k++)
-		if (b->ahead_q[k] == i)
-			goto out;
 	while (b->ahead_threads < AHEAD_THREADS &&
 	       pthread_create(&b->ahead_th[b->ahead_threads], NULL,
 			      ahead_main, b) == 0)
 		b->ahead_threads++;
 	if (!b->ahead_threads)
 		goto out;
-	b->ahead_q[b->ahead_n++] = i;
+	s = slot_new(b, i, false);
+	if (!s)
+		goto out;
+	b->ahead_q[b->ahead_n++] = s;
 	pthread_cond_signal(&b->ahead_cv);
 out:
 	cache_unlock(b);
@@ -537,7 +558,7 @@ static int stream_read(struct arc_browse *b, uint64_t uoff, void *buf,
 			return cm_err_set(err, EIO, "%s: byte %llu of the "
 					  "stream is in no member of the index",
 					  b->url, (unsigned long long)uoff);
-		rc = member_get(b, (uint64_t)i, false, &s, err);
+		rc = member_get(b, (uint64_t)i, &s, err);
 		if (rc)
 			return rc;
 		m = &b->members[i];
@@ -1188,7 +1209,8 @@ void arc_browse_free(struct arc_browse *b)
 	pthread_mutex_unlock(&b->lock);
 	for (unsigned k = 0; k < b->ahead_threads; k++)
 		pthread_join(b->ahead_th[k], NULL);
-	/* no reader is left: every slot is in the hash, unheld */
+	/* no reader is left: every slot is in the hash, unheld but those
+	 * still queued for read-ahead (never filled) */
 	for (size_t h = 0; h < HASH_SIZE; h++)
 		while (b->hash[h]) {
 			struct slot *s = b->hash[h];
