@@ -907,6 +907,31 @@ static int delete_one(void *ctx, const struct s3_list_entry *e)
 	return s3_delete_object(c[0], c[1], e->key, &err);
 }
 
+/* the bucket of test_s3, emptied and removed whatever its outcome */
+static struct s3_client *s3c;
+static char s3bucket[64];
+
+static int s3_teardown(void **state)
+{
+	struct cm_err err;
+	void *ctx[2] = { s3c, s3bucket };
+	int rc = 0;
+
+	(void)state;
+	if (!s3c)
+		return 0;
+	cm_err_clear(&err);
+	if (s3bucket[0] &&
+	    (s3_list_objects(s3c, s3bucket, NULL, delete_one, ctx, &err) ||
+	     s3_delete_bucket(s3c, s3bucket, &err))) {
+		fprintf(stderr, "bucket %s: %s\n", s3bucket, err.msg);
+		rc = -1;
+	}
+	s3_client_free(s3c);
+	s3c = NULL;
+	return rc;
+}
+
 static void test_s3(void **state)
 {
 	struct s3_client_opts so = { 0 };
@@ -919,20 +944,20 @@ static void test_s3(void **state)
 	char bucket[64], url[128], *dir, *path;
 	unsigned char *data, *buf;
 	const size_t size = 8u << 20;
-	void *ctx[2];
 	int rc;
 
 	(void)state;
 	if (!load_s3_env())
 		skip(); /* no S3 server on this machine */
 	cm_err_clear(&err);
-	c = s3_client_new(&so, &err);
+	c = s3c = s3_client_new(&so, &err);
 	if (!c)
 		fail_msg("s3 client: %s", err.msg);
 	snprintf(bucket, sizeof(bucket), "vf-browse-%d-%ld", (int)getpid(),
 		 (long)time(NULL));
 	if (s3_create_bucket(c, bucket, &err))
 		fail_msg("create bucket %s: %s", bucket, err.msg);
+	memcpy(s3bucket, bucket, sizeof(s3bucket));
 
 	/* 8 MiB of noise in 1 MiB members (the default slice) */
 	dir = cm_xasprintf("%s/s3src", tmp);
@@ -1002,13 +1027,16 @@ static void test_s3(void **state)
 	aidx_list_release(&l);
 	arc_browse_free(b);
 
-	ctx[0] = c;
-	ctx[1] = bucket;
-	assert_int_equal(s3_list_objects(c, bucket, NULL, delete_one, ctx,
-					 &err), 0);
-	if (s3_delete_bucket(c, bucket, &err))
-		fail_msg("delete bucket %s: %s", bucket, err.msg);
-	s3_client_free(c);
+	/* no index object: "not indexed", as for a local archive */
+	{
+		char iurl[160];
+
+		snprintf(iurl, sizeof(iurl), "s3://%s/p/none.index", bucket);
+		o.index_url = iurl;
+		assert_int_equal(arc_browse_open(&o, &b, &err), -ENOENT);
+		assert_non_null(strstr(err.msg, "not indexed"));
+	}
+
 	free(buf);
 	free(data);
 	free(path);
@@ -1025,7 +1053,7 @@ int main(void)
 		cmocka_unit_test(test_threads),
 		cmocka_unit_test(test_budget),
 		cmocka_unit_test(test_ahead),
-		cmocka_unit_test(test_s3),
+		cmocka_unit_test_teardown(test_s3, s3_teardown),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
