@@ -1026,6 +1026,8 @@ static int verify_decode(struct job *jb, struct cm_err *err)
 	vo.manifest = murl;
 	vo.client = jb->o->dest->s3;
 	vo.cancel = &jb->cancel;
+	/* the threads that compressed it read it back */
+	vo.threads = jb->o->cfg->compression.threads;
 	rc = arc_verify(&vo, &res, err);
 	if (rc == 0)
 		rc = check_manifest(jb, res.manifest_text,
