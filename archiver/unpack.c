@@ -570,8 +570,10 @@ static void take_chunk(struct arc_unpack *u, struct chunk *c)
 	u->chunk_head++;
 }
 
-/* The next chunk in order, fetched: to on_chunk (lock held). Nonzero
- * when it failed the unpack. */
+/* The next chunk in order, fetched: to on_chunk (lock held; released
+ * for the call, as hashing 8 MiB must not keep the workers from handing
+ * in what they finish: the slot is the consumer's until it is cut).
+ * Nonzero when it failed the unpack. */
 static int chunk_seen(struct arc_unpack *u, struct chunk *c)
 {
 	struct cm_err e;
@@ -580,7 +582,9 @@ static int chunk_seen(struct arc_unpack *u, struct chunk *c)
 	if (!u->on_chunk)
 		return 0;
 	cm_err_clear(&e);
+	pthread_mutex_unlock(&u->lock);
 	rc = u->on_chunk(u->chunk_ctx, c->off, c->buf, c->len, &e);
+	pthread_mutex_lock(&u->lock);
 	if (rc)
 		fail(u, rc, &e);
 	return rc;

@@ -119,7 +119,8 @@ struct arc_unpack_opts {
 	size_t nunits;
 	/* Optional: every chunk of stored bytes, in order (ranges in the
 	 * order given, each from its start to its end), on the consumer's
-	 * thread inside arc_unpack_next, before the members cut from it are
+	 * thread inside arc_unpack_next (without the pipeline's lock: the
+	 * workers go on meanwhile), before the members cut from it are
 	 * handed out: a verifier hashes the stored object here while its
 	 * members decode in parallel. p is borrowed for the call; a nonzero
 	 * return (with err set) fails the unpack with it. */
