@@ -10,11 +10,12 @@
  * (the byte after the 4-byte magic number) must have the checksum flag:
  * codec_zstd.c always sets it (ZSTD_c_checksumFlag).
  *
- * Each regular frame, once decoded, is told to the member hook
- * (decode_internal.h). A seek table (zstd's seekable format, member.h) is
- * kept as it goes by and, at close, must list exactly the frames seen: an
- * archive of ours ends with one; a stream without one (older archives,
- * other tools) is still read.
+ * The verifier reads an archive of ours (frames and a seek table) with the
+ * parallel reader (unpack.h); this decoder is for the others: older
+ * archives, other tools, and a seek table the reader could not use. A
+ * seek table (zstd's seekable format, member.h) is kept as it goes by and,
+ * at close, must list exactly the frames seen; a stream without one is
+ * still read.
  *
  * Errors name the frame (from 1) and the stored byte it starts at: "zstd
  * frame 2 at byte 4194310: checksum mismatch". The stream ending inside a
@@ -50,9 +51,7 @@ struct unzstd {
 	size_t head_len;
 	bool in_frame;
 	bool failed;
-	const struct arc_member_hook *hook; /* borrowed; may be NULL */
-	uint64_t upos;         /* decoded bytes so far */
-	uint64_t frame_u;      /* of them, in the current frame */
+	uint64_t frame_u;      /* decoded bytes of the current frame */
 	uint32_t *sizes;       /* owned: (clen, ulen) of every frame */
 	size_t nsizes, sizes_cap;
 	unsigned char *seek;   /* owned: the seek table's bytes, as seen */
@@ -103,20 +102,15 @@ static void keep_seek(struct unzstd *z, uint64_t at, const unsigned char *p,
 	z->seek_len += n;
 }
 
-/* A regular frame ended: tell the hook, note its sizes for the table. */
+/* A regular frame ended: note its sizes for the table. */
 static void frame_done(struct unzstd *z)
 {
-	struct aidx_member m = { z->frame_at, z->pos - z->frame_at,
-				 z->upos - z->frame_u, z->frame_u };
-
-	if (z->hook && z->hook->fn)
-		z->hook->fn(z->hook->ctx, &m);
 	if (z->nsizes + 2 > z->sizes_cap) {
 		z->sizes_cap = z->sizes_cap ? 2 * z->sizes_cap : 256;
 		z->sizes = cm_xrealloc(z->sizes, z->sizes_cap * sizeof(uint32_t));
 	}
-	z->sizes[z->nsizes++] = (uint32_t)m.clen;
-	z->sizes[z->nsizes++] = (uint32_t)m.ulen;
+	z->sizes[z->nsizes++] = (uint32_t)(z->pos - z->frame_at);
+	z->sizes[z->nsizes++] = (uint32_t)z->frame_u;
 }
 
 /* At close: a seek table, when there is one, lists exactly our frames. */
@@ -232,7 +226,6 @@ static int unzstd_write(struct arc_filter *f, const void *p, size_t n,
 			keep_seek(z, z->pos, (const unsigned char *)p + before,
 				  in.pos - before);
 		z->pos += in.pos - before;
-		z->upos += out.pos;
 		z->frame_u += out.pos;
 		if (ZSTD_isError(r)) {
 			rc = frame_error(z, ZSTD_getErrorCode(r) ==
@@ -306,12 +299,10 @@ static const struct arc_filter_ops unzstd_ops = {
 };
 
 struct arc_filter *arc_unzstd_new(struct arc_filter *next,
-				  const struct arc_member_hook *hook,
 				  const uint64_t **units, struct cm_err *err)
 {
 	struct unzstd *z = cm_xcalloc(1, sizeof(*z));
 
-	z->hook = hook;
 	z->filter.ops = &unzstd_ops;
 	z->filter.next = next;
 	z->filter.state = z;

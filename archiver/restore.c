@@ -252,6 +252,138 @@ static bool is_root(const char *path)
 	return n == 0;
 }
 
+/* ---- paths past PATH_MAX ----------------------------------------------- */
+
+/*
+ * libarchive (3.6) creates an entry whose path is past PATH_MAX by moving
+ * into its deep directories, but its chown of a directory, its link() and
+ * its deferred directory fixups (mode, times) take the whole path, which
+ * the kernel refuses (ENAMETOOLONG). Such an entry is written from its
+ * parent directory instead, reached one component at a time from DEST
+ * with O_NOFOLLOW (deep_parent): libarchive is given its last component
+ * only. A directory goes through a second writer that defers nothing
+ * (no PERM, TIME, ACL: those are what libarchive fixes up at close,
+ * relative to the working directory of the moment); its mode and times
+ * are set here after everything else (deep_fix), as libarchive's fixups
+ * are. A hard link is made here with linkat() between the two parents.
+ */
+#define DEEP_PATH (PATH_MAX - 256)
+
+struct deep_dir {
+	char *path;
+	mode_t mode;
+	struct timespec times[2];
+};
+
+static bool is_deep(const char *path)
+{
+	return path && strlen(path) >= DEEP_PATH;
+}
+
+/*
+ * The directory holding `path` (relative to `root`): its descriptor, or
+ * -1 with errno. Missing directories on the way are made (0755, as
+ * libarchive makes a missing parent); a symlink on the way, "..", or an
+ * absolute path is refused (ELOOP, EINVAL), as libarchive's SECURE flags
+ * refuse them. *base is the last component, within path.
+ */
+static int deep_parent(int root, const char *path, const char **base)
+{
+	char comp[NAME_MAX + 1];
+	const char *p, *end;
+	size_t n;
+	int fd;
+
+	if (path[0] == '/') {
+		errno = EINVAL;
+		return -1;
+	}
+	norm(path, &p, &n);
+	end = p + n;
+	fd = dup(root);
+	while (fd >= 0) {
+		const char *slash = memchr(p, '/', (size_t)(end - p));
+		size_t k = slash ? (size_t)(slash - p) : (size_t)(end - p);
+		int next;
+
+		if (!slash) {
+			*base = p;
+			return fd;
+		}
+		if (k == 2 && !memcmp(p, "..", 2)) {
+			close(fd);
+			errno = EINVAL;
+			return -1;
+		}
+		if (k > NAME_MAX) {
+			close(fd);
+			errno = ENAMETOOLONG;
+			return -1;
+		}
+		p = slash + 1;
+		if (k == 0)
+			continue;
+		memcpy(comp, slash - k, k);
+		comp[k] = 0;
+		if (!strcmp(comp, "."))
+			continue;
+		next = openat(fd, comp, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
+			      O_CLOEXEC);
+		if (next < 0 && errno == ENOENT &&
+		    (mkdirat(fd, comp, 0755) == 0 || errno == EEXIST))
+			next = openat(fd, comp, O_RDONLY | O_DIRECTORY |
+				      O_NOFOLLOW | O_CLOEXEC);
+		close(fd);
+		fd = next;
+	}
+	return -1;
+}
+
+/* A hard link whose name or target is past PATH_MAX (0, or a problem). */
+static int deep_link(struct ctx *c, int root, const char *path,
+		     const char *target, bool *bad)
+{
+	const char *tb, *lb;
+	int tfd = deep_parent(root, target, &tb), lfd = -1, rc = 0;
+
+	if (tfd >= 0)
+		lfd = deep_parent(root, path, &lb);
+	/* an older file of that name is replaced, as libarchive does */
+	if (lfd >= 0)
+		(void)unlinkat(lfd, lb, 0);
+	if (tfd < 0 || lfd < 0 || linkat(tfd, tb, lfd, lb, 0)) {
+		char *why = cm_xasprintf("can't link to %s: %s", target,
+					 strerror(errno));
+
+		*bad = true;
+		rc = problem(c, path, why);
+		free(why);
+	}
+	if (tfd >= 0)
+		close(tfd);
+	if (lfd >= 0)
+		close(lfd);
+	return rc;
+}
+
+/* The deep directories' modes and times, set last (see above). */
+static int deep_fix(struct ctx *c, int root, struct deep_dir *d, size_t n)
+{
+	int rc = 0;
+
+	for (size_t i = n; i-- > 0 && rc == 0;) {
+		const char *base;
+		int fd = deep_parent(root, d[i].path, &base);
+
+		if (fd < 0 || fchmodat(fd, base, d[i].mode & 07777, 0) ||
+		    utimensat(fd, base, d[i].times, AT_SYMLINK_NOFOLLOW))
+			rc = problem(c, d[i].path, strerror(errno));
+		if (fd >= 0)
+			close(fd);
+	}
+	return rc;
+}
+
 static int copy_data(struct ctx *c, struct archive *in, struct archive *out,
 		     const char *path, bool *bad)
 {
@@ -286,27 +418,38 @@ static int restore_tree(struct ctx *c, struct archive *in)
 		    ARCHIVE_EXTRACT_SECURE_SYMLINKS |
 		    ARCHIVE_EXTRACT_SECURE_NOABSOLUTEPATHS;
 	struct archive *out = archive_write_disk_new();
+	/* directories past PATH_MAX: nothing deferred (see deep_parent) */
+	struct archive *deep_out = archive_write_disk_new();
+	struct deep_dir *deep = NULL;
+	size_t ndeep = 0;
 	bool *hit = cm_xcalloc(o->npaths + 1, sizeof(*hit));
 	struct timespec root_time[2];
 	bool root_seen = false;
-	int cwd = -1, rc = 0;
+	int cwd = -1, dest = -1, rc = 0;
 
 	if (cm_mkdirs(o->dest, 0755, c->err)) {
 		rc = cm_err_prefix(c->err, "%s", o->dest);
 		goto out;
 	}
 	cwd = open(".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (cwd < 0 || chdir(o->dest)) {
+	if (cwd < 0 || chdir(o->dest) ||
+	    (dest = open(".", O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0) {
 		rc = cm_err_set(c->err, errno, "%s: %s", o->dest,
 				strerror(errno));
 		goto out;
 	}
 	/* numeric owners, as the archiver stores them: no name lookup */
 	archive_write_disk_set_options(out, flags);
+	archive_write_disk_set_options(deep_out, flags &
+				       ~(ARCHIVE_EXTRACT_PERM |
+					 ARCHIVE_EXTRACT_TIME |
+					 ARCHIVE_EXTRACT_ACL));
 	for (;;) {
 		struct archive_entry *e;
 		struct link_move *mv;
+		struct archive *w = out;
 		const char *path;
+		char *deep_path = NULL;
 		bool bad = false;
 		int r = archive_read_next_header(in, &e);
 
@@ -360,35 +503,93 @@ static int restore_tree(struct ctx *c, struct archive *in)
 			archive_read_data_skip(in);
 			continue;
 		}
-		r = archive_write_header(out, e);
-		if (r == ARCHIVE_FATAL) {
+		if (archive_entry_hardlink(e) &&
+		    archive_entry_size(e) == 0 &&
+		    (is_deep(path) || is_deep(archive_entry_hardlink(e)))) {
+			rc = deep_link(c, dest, path, archive_entry_hardlink(e),
+				       &bad);
+			if (rc)
+				break;
+			if (!bad)
+				c->res->entries++;
+			continue;
+		}
+		if (is_deep(path) && !archive_entry_hardlink(e)) {
+			const char *base;
+			int pfd = deep_parent(dest, path, &base);
+
+			if (pfd < 0 || fchdir(pfd)) {
+				rc = problem(c, path, strerror(errno));
+				if (pfd >= 0)
+					close(pfd);
+				if (rc)
+					break;
+				archive_read_data_skip(in);
+				continue;
+			}
+			close(pfd);
+			/* the entry's name is replaced: keep the whole one */
+			deep_path = cm_xstrdup(path);
+			path = deep_path;
+			archive_entry_set_pathname(e, base);
+			if (archive_entry_filetype(e) == AE_IFDIR)
+				w = deep_out;
+		}
+		r = archive_write_header(w, e);
+		if (r == ARCHIVE_FATAL)
 			rc = cm_err_set(c->err, EIO, "%s: %s", path,
-					la_msg(out));
-			break;
-		}
-		if (r < ARCHIVE_OK) {
+					la_msg(w));
+		else if (r < ARCHIVE_OK) {
 			bad = true;
-			rc = problem(c, path, la_msg(out));
+			rc = problem(c, path, la_msg(w));
+		}
+		if (rc == 0 && r > ARCHIVE_FAILED &&
+		    archive_entry_size(e) > 0)
+			rc = copy_data(c, in, w, path, &bad);
+		if (rc == 0) {
+			r = archive_write_finish_entry(w);
+			if (r == ARCHIVE_FATAL)
+				rc = cm_err_set(c->err, EIO, "%s: %s", path,
+						la_msg(w));
+			else if (r < ARCHIVE_OK && !bad) {
+				bad = true;
+				rc = problem(c, path, la_msg(w));
+			}
+		}
+		if (rc == 0 && !bad && w == deep_out) {
+			struct deep_dir *d;
+
+			deep = cm_xrealloc(deep, (ndeep + 1) * sizeof(*deep));
+			d = &deep[ndeep++];
+			d->path = cm_xstrdup(path);
+			d->mode = archive_entry_mode(e);
+			d->times[1].tv_sec = archive_entry_mtime(e);
+			d->times[1].tv_nsec = archive_entry_mtime_nsec(e);
+			if (!archive_entry_mtime_is_set(e))
+				d->times[1].tv_nsec = UTIME_OMIT;
+			d->times[0].tv_sec = archive_entry_atime(e);
+			d->times[0].tv_nsec = archive_entry_atime_nsec(e);
+			if (!archive_entry_atime_is_set(e))
+				d->times[0].tv_nsec = UTIME_OMIT;
+			if (archive_entry_acl_count(e,
+				ARCHIVE_ENTRY_ACL_TYPE_ACCESS |
+				ARCHIVE_ENTRY_ACL_TYPE_DEFAULT) > 0)
+				rc = problem(c, path, "its ACL is not restored "
+					     "(a directory past PATH_MAX)");
+		}
+		if (deep_path) {
+			if (fchdir(dest) && rc == 0)
+				rc = cm_err_set(c->err, errno, "back to %s: "
+						"%s", o->dest, strerror(errno));
+			free(deep_path);
+			if (rc == 0 && !bad)
+				c->res->entries++;
 			if (rc)
 				break;
+			continue; /* `path` was it; not the root */
 		}
-		if (r > ARCHIVE_FAILED && archive_entry_size(e) > 0) {
-			rc = copy_data(c, in, out, path, &bad);
-			if (rc)
-				break;
-		}
-		r = archive_write_finish_entry(out);
-		if (r == ARCHIVE_FATAL) {
-			rc = cm_err_set(c->err, EIO, "%s: %s", path,
-					la_msg(out));
+		if (rc)
 			break;
-		}
-		if (r < ARCHIVE_OK && !bad) {
-			bad = true;
-			rc = problem(c, path, la_msg(out));
-			if (rc)
-				break;
-		}
 		if (!bad)
 			c->res->entries++;
 		if (!bad && is_root(path) && archive_entry_mtime_is_set(e)) {
@@ -406,6 +607,10 @@ static int restore_tree(struct ctx *c, struct archive *in)
 	/* directories' modes and times, set last (libarchive's fixups) */
 	if (archive_write_close(out) < ARCHIVE_OK && rc == 0)
 		rc = problem(c, ".", la_msg(out));
+	if (archive_write_close(deep_out) < ARCHIVE_OK && rc == 0)
+		rc = problem(c, ".", la_msg(deep_out));
+	if (rc == 0)
+		rc = deep_fix(c, dest, deep, ndeep);
 	/* libarchive leaves the times of DEST itself (".") as they were
 	 * (GNU tar sets them): the entries made in it changed its mtime */
 	if (root_seen && rc == 0 && utimensat(AT_FDCWD, ".", root_time, 0))
@@ -419,7 +624,13 @@ static int restore_tree(struct ctx *c, struct archive *in)
 out:
 	if (cwd >= 0)
 		close(cwd);
+	if (dest >= 0)
+		close(dest);
 	archive_write_free(out);
+	archive_write_free(deep_out);
+	for (size_t i = 0; i < ndeep; i++)
+		free(deep[i].path);
+	free(deep);
 	free(hit);
 	return rc;
 }

@@ -245,14 +245,18 @@ static int store_index(const struct arc_run_opts *o, const struct target *obj,
 		goto out;
 	if (obj->bucket) {
 		struct s3_upload_opts uo = o->upload;
+		char *url = cm_xasprintf("s3://%s/%s", obj->bucket, key);
 
-		/* the archive's journal hook and expected size are not the
-		 * index's; and the object is made: a cancel now would leave
-		 * it without its index and manifest */
-		uo.on_upload_id = NULL;
-		uo.ctx = NULL;
+		/* the index's own journal hook and size; and the object is
+		 * made: a cancel now would leave it without its index and
+		 * manifest */
+		uo.on_upload_id = o->on_index_upload_id;
 		uo.cancel = NULL;
 		uo.expected_size = size;
+		rc = o->on_index ? o->on_index(o->object_ctx, url, err) : 0;
+		free(url);
+		if (rc)
+			goto out;
 		sink = arc_sink_s3_new(o->client, obj->bucket, key, &uo, err);
 	} else {
 		sink = arc_sink_file_new(key, err);

@@ -69,6 +69,16 @@ struct arc_run_opts {
 	 * out. May be NULL. url is borrowed for the call. */
 	void (*on_object)(void *ctx, const char *url, enum arc_method m);
 	void *object_ctx;
+	/* The index's upload (S3), for the journal as the object's is: the
+	 * object is complete by then, and a crash inside the index's upload
+	 * must not leave it open. on_index (object_ctx) is told the index's
+	 * URL before it is created, and may refuse (the index is then not
+	 * stored and arc_run fails); on_index_upload_id (upload.ctx) its
+	 * multipart upload's id, as upload.on_upload_id is the object's.
+	 * Both may be NULL. */
+	int (*on_index)(void *ctx, const char *url, struct cm_err *err);
+	int (*on_index_upload_id)(void *ctx, const char *upload_id,
+				  struct cm_err *err);
 	arc_resource_fn on_resource;   /* loop devices and mounts (journal) */
 	void *resource_ctx;
 	/* Fail (upload aborted, partial file removed) at the first item that

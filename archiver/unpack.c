@@ -120,6 +120,11 @@ uint64_t arc_object_bytes_read(const struct arc_object *o)
 	return atomic_load(&o->bytes_read);
 }
 
+const char *arc_object_etag(const struct arc_object *o)
+{
+	return o->etag;
+}
+
 struct fill {
 	unsigned char *p;
 	size_t n, got;
@@ -296,6 +301,7 @@ struct chunk {
 
 struct member {
 	struct arc_unpack *u;
+	uint64_t seq;         /* from 1, in the order cut */
 	uint64_t coff, uoff, ulen;
 	size_t clen;
 	void *in;
@@ -311,6 +317,7 @@ struct arc_unpack {
 	struct arc_unit *units;
 	size_t nunits;
 	const atomic_int *cancel;
+	unsigned threads;
 	unsigned window;
 	int (*on_chunk)(void *ctx, uint64_t off, const void *p, size_t n,
 			struct cm_err *err);
@@ -501,8 +508,9 @@ static size_t member_size(struct arc_unpack *u, uint64_t *uoff)
 		const struct arc_unit *t = unit_at(u, u->pend_off);
 
 		if (!t) {
-			fail_msg(u, EIO, "zstd: no frame of the seek table starts "
-				 "at byte %llu",
+			fail_msg(u, EIO, "zstd frame %llu at byte %llu: no frame "
+				 "of the seek table starts there",
+				 (unsigned long long)(u->mem_tail + 1),
 				 (unsigned long long)u->pend_off);
 			return 0;
 		}
@@ -515,11 +523,13 @@ static size_t member_size(struct arc_unpack *u, uint64_t *uoff)
 	cm_err_clear(&e);
 	rc = gz_header(p, avail, &msize, uoff, &e);
 	if (rc == 0)
-		fail_msg(u, EIO, "gzip member at byte %llu: not a member of this "
-			 "layout (no 'VF' extra field)",
+		fail_msg(u, EIO, "gzip member %llu at byte %llu: not a member "
+			 "of this layout (no 'VF' extra field)",
+			 (unsigned long long)(u->mem_tail + 1),
 			 (unsigned long long)u->pend_off);
 	else if (rc < 0 || msize > ARC_UNIT_MAX)
-		fail_msg(u, EIO, "gzip member at byte %llu: %s",
+		fail_msg(u, EIO, "gzip member %llu at byte %llu: %s",
+			 (unsigned long long)(u->mem_tail + 1),
 			 (unsigned long long)u->pend_off,
 			 rc < 0 ? e.msg : "member size over the limit");
 	else
@@ -537,8 +547,9 @@ static void take_chunk(struct arc_unpack *u, struct chunk *c)
 	else if (u->pend_off + left != c->off) {
 		/* a new range: what is left of the last one is a member
 		 * cut short */
-		fail_msg(u, EIO, "%s at byte %llu: truncated (the range ends at "
-			 "byte %llu)", unit_word(u->codec),
+		fail_msg(u, EIO, "%s %llu at byte %llu: truncated (the range "
+			 "ends at byte %llu)", unit_word(u->codec),
+			 (unsigned long long)(u->mem_tail + 1),
 			 (unsigned long long)u->pend_off,
 			 (unsigned long long)(u->pend_off + left));
 		return;
@@ -559,8 +570,10 @@ static void take_chunk(struct arc_unpack *u, struct chunk *c)
 	u->chunk_head++;
 }
 
-/* The next chunk in order, fetched: to on_chunk (lock held). Nonzero
- * when it failed the unpack. */
+/* The next chunk in order, fetched: to on_chunk (lock held; released
+ * for the call, as hashing 8 MiB must not keep the workers from handing
+ * in what they finish: the slot is the consumer's until it is cut).
+ * Nonzero when it failed the unpack. */
 static int chunk_seen(struct arc_unpack *u, struct chunk *c)
 {
 	struct cm_err e;
@@ -569,7 +582,9 @@ static int chunk_seen(struct arc_unpack *u, struct chunk *c)
 	if (!u->on_chunk)
 		return 0;
 	cm_err_clear(&e);
+	pthread_mutex_unlock(&u->lock);
 	rc = u->on_chunk(u->chunk_ctx, c->off, c->buf, c->len, &e);
+	pthread_mutex_lock(&u->lock);
 	if (rc)
 		fail(u, rc, &e);
 	return rc;
@@ -627,9 +642,10 @@ static void pump(struct arc_unpack *u)
 		 * other in the stream: a header that says otherwise is bad */
 		if (u->codec == ARC_CODEC_GZIP && u->cut_any &&
 		    u->pend_off == u->cut_coff && uoff != u->cut_uoff) {
-			fail_msg(u, EIO, "gzip member at byte %llu: says it "
-				 "starts at uncompressed byte %llu, the member "
-				 "before ends at %llu",
+			fail_msg(u, EIO, "gzip member %llu at byte %llu: says "
+				 "it starts at uncompressed byte %llu, the "
+				 "member before ends at %llu",
+				 (unsigned long long)(u->mem_tail + 1),
 				 (unsigned long long)u->pend_off,
 				 (unsigned long long)uoff,
 				 (unsigned long long)u->cut_uoff);
@@ -641,6 +657,7 @@ static void pump(struct arc_unpack *u)
 		u->cut_any = true;
 		u->cut_coff = u->pend_off + msize;
 		m->u = u;
+		m->seq = u->mem_tail + 1;
 		m->coff = u->pend_off;
 		m->uoff = uoff;
 		m->clen = msize;
@@ -690,11 +707,12 @@ int arc_unpack_next(struct arc_unpack *u, const void **p, size_t *n,
 		if (u->rc)
 			break;
 		if (u->mem_head < u->mem_tail && m->state == SLOT_FAILED) {
-			fail(u, -EIO, &m->err);
-			cm_err_prefix(&u->err, "%s at byte %llu (uncompressed "
-				      "%llu)", unit_word(u->codec),
-				      (unsigned long long)m->coff,
-				      (unsigned long long)m->uoff);
+			fail_msg(u, EIO, "%s %llu at byte %llu: %s (its data "
+				 "at uncompressed byte %llu)",
+				 unit_word(u->codec),
+				 (unsigned long long)m->seq,
+				 (unsigned long long)m->coff, m->err.msg,
+				 (unsigned long long)m->uoff);
 			break;
 		}
 		if (u->mem_head < u->mem_tail && m->state == SLOT_DONE) {
@@ -709,8 +727,10 @@ int arc_unpack_next(struct arc_unpack *u, const void **p, size_t *n,
 		if (u->mem_head == u->mem_tail &&
 		    u->chunk_head == u->nchunks) {
 			if (u->pend_len > u->pend_pos)
-				fail_msg(u, EIO, "%s at byte %llu: truncated at "
-					 "byte %llu", unit_word(u->codec),
+				fail_msg(u, EIO, "%s %llu at byte %llu: "
+					 "truncated at byte %llu",
+					 unit_word(u->codec),
+					 (unsigned long long)(u->mem_tail + 1),
 					 (unsigned long long)u->pend_off,
 					 (unsigned long long)(u->pend_off +
 						u->pend_len - u->pend_pos));
@@ -731,6 +751,24 @@ int arc_unpack_next(struct arc_unpack *u, const void **p, size_t *n,
 uint64_t arc_unpack_units(const struct arc_unpack *u)
 {
 	return u->units_out;
+}
+
+unsigned arc_unpack_threads(const struct arc_unpack *u)
+{
+	return u->threads;
+}
+
+void arc_unpack_member(const struct arc_unpack *u, struct arc_unit *m)
+{
+	const struct member *h = &u->mring[u->mem_head % u->window];
+
+	memset(m, 0, sizeof(*m));
+	if (!u->handed || u->codec == ARC_CODEC_NONE)
+		return;
+	m->coff = h->coff;
+	m->clen = h->clen;
+	m->uoff = h->uoff;
+	m->ulen = h->out_len;
 }
 
 struct arc_unpack *arc_unpack_new(const struct arc_unpack_opts *o,
@@ -759,6 +797,7 @@ struct arc_unpack *arc_unpack_new(const struct arc_unpack_opts *o,
 	u->obj = o->obj;
 	u->codec = o->codec;
 	u->cancel = o->cancel;
+	u->threads = threads;
 	u->on_chunk = o->on_chunk;
 	u->chunk_ctx = o->chunk_ctx;
 	u->window = o->window ? o->window : 2 * threads + 2;

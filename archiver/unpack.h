@@ -1,8 +1,7 @@
 /*
  * unpack.h - a stored archive read back fast: ranged reads of the object
  * on N threads, its members decoded on N threads, handed out in order.
- * `vaultfs restore` reads archives through it; the verifier can (one
- * member at a time, in order, is what a filter chain wants).
+ * `vaultfs restore` and the verifier (verify.h) read archives through it.
  *
  * Three pieces:
  *
@@ -36,9 +35,10 @@
  * at most `window` members are being decoded or waiting to be taken, each
  * at most ARC_UNIT_MAX decoded bytes.
  *
- * Errors name the member and where it is: "gzip member at byte 1048601
- * (uncompressed 4194304): CRC mismatch". The first error stops the
- * pipeline; arc_unpack_next returns it.
+ * Errors name the member and where it is: "gzip member 2 at byte 1048601:
+ * CRC mismatch (its data at uncompressed byte 4194304)". Members are
+ * numbered from 1 in the order read: for the whole object, their place in
+ * it. The first error stops the pipeline; arc_unpack_next returns it.
  *
  * Threads: arc_unpack_next and arc_unpack_free are called from one thread
  * (the consumer); the workers are the unpack's own. `cancel` may be raised
@@ -78,6 +78,8 @@ int arc_object_read(struct arc_object *o, uint64_t off, void *p, size_t n,
 		    struct cm_err *err);
 /* Stored bytes read so far (all threads). */
 uint64_t arc_object_bytes_read(const struct arc_object *o);
+/* An S3 object's ETag, every read pinned to it; "" for a file. */
+const char *arc_object_etag(const struct arc_object *o);
 
 /* ---- units ------------------------------------------------------------- */
 
@@ -117,7 +119,8 @@ struct arc_unpack_opts {
 	size_t nunits;
 	/* Optional: every chunk of stored bytes, in order (ranges in the
 	 * order given, each from its start to its end), on the consumer's
-	 * thread inside arc_unpack_next, before the members cut from it are
+	 * thread inside arc_unpack_next (without the pipeline's lock: the
+	 * workers go on meanwhile), before the members cut from it are
 	 * handed out: a verifier hashes the stored object here while its
 	 * members decode in parallel. p is borrowed for the call; a nonzero
 	 * return (with err set) fails the unpack with it. */
@@ -143,6 +146,12 @@ int arc_unpack_next(struct arc_unpack *u, const void **p, size_t *n,
 		    uint64_t *uoff, struct cm_err *err);
 /* Members decoded and handed out so far. */
 uint64_t arc_unpack_units(const struct arc_unpack *u);
+/* The threads of each pool (opts.threads, or the default it stood for). */
+unsigned arc_unpack_threads(const struct arc_unpack *u);
+/* Where the member arc_unpack_next last handed out is, stored and
+ * decoded (the verifier rebuilds the index's member table from them);
+ * all zero for ARC_CODEC_NONE or when none is lent. */
+void arc_unpack_member(const struct arc_unpack *u, struct arc_unit *m);
 /* Stops the workers (what is in flight is dropped) and frees. */
 void arc_unpack_free(struct arc_unpack *u);
 

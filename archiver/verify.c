@@ -8,24 +8,32 @@
  *      it (run.h), or given;
  *   2. the manifest is read and must parse, name this object, and say the
  *      method, codec, size, sha256 and the counts it was written with;
- *   3. the object streams (S3: one GET, resumed where a transfer breaks;
- *      local: read) through sha256 -> decoder -> counter, a filter chain
- *      of arc.h; the decoder and the counter stop at the first bad byte;
+ *   3. the object is read by the parallel reader (unpack.h: ranged reads
+ *      and member decoding on N threads, handed out in order): every
+ *      stored byte, in order, to sha256 (its on_chunk); an archive written
+ *      in members has them decoded there (each checked, each gzip
+ *      member's UOFF against the one before) and fed, in order, to the
+ *      counter; an archive without members (older ones, other tools) has
+ *      its stored bytes fed to a streaming decoder (decode_gzip.c,
+ *      decode_zstd.c) in front of the counter. The decoders and the
+ *      counter stop at the first bad byte;
  *   4. size, sha256 and counts are compared with the manifest's;
  *   5. an indexed archive ("indexed": true): the index is rebuilt from
- *      what the decoder and the counter saw (the members walked in the
+ *      what the reader and the counter saw (the members cut from the
  *      stored object, the tar headers decoded) and must equal, byte for
  *      byte, the index object stored beside the archive (OBJECT.index),
  *      whose size and sha256 must be the manifest's. The index writer is
  *      deterministic, so any difference (a member out of place, an entry
  *      with another offset, mode or name) is a difference in the bytes.
  *
- * The first failure is the message. Memory: the decoder's and counter's
- * buffers (about 1 MiB) and the manifest (at most 16 MiB).
+ * The first failure is the message. Memory: the reader's window (unpack.h:
+ * 2 x threads + 2 chunks of at most 8 MiB, as many members), the
+ * counter's buffer and the manifest (at most 16 MiB).
  */
 #include "verify.h"
 #include "aindex.h"
 #include "decode_internal.h"
+#include "unpack.h"
 #include "buf.h"
 #include "json.h"
 #include "mem.h"
@@ -50,7 +58,6 @@
 
 struct decoder {
 	const uint64_t *units;  /* the inner decoder's, or NULL (none) */
-	struct arc_member_hook hook;  /* lent to the inner decoder */
 };
 
 static int dec_write(struct arc_filter *f, const void *p, size_t n,
@@ -93,9 +100,9 @@ struct arc_filter *arc_decoder_new(enum arc_codec c, struct arc_filter *next,
 	f->ops = &dec_ops;
 	f->state = d;
 	if (c == ARC_CODEC_GZIP)
-		inner = arc_gunzip_new(next, &d->hook, &d->units, err);
+		inner = arc_gunzip_new(next, &d->units, err);
 	else if (c == ARC_CODEC_ZSTD)
-		inner = arc_unzstd_new(next, &d->hook, &d->units, err);
+		inner = arc_unzstd_new(next, &d->units, err);
 	else if (c != ARC_CODEC_NONE) {
 		cm_err_set(err, EINVAL, "no decoder for codec %d", (int)c);
 		arc_free(next);
@@ -108,16 +115,6 @@ struct arc_filter *arc_decoder_new(enum arc_codec c, struct arc_filter *next,
 	}
 	f->next = inner;
 	return f;
-}
-
-void arc_decoder_on_member(struct arc_filter *dec,
-			   void (*fn)(void *ctx, const struct aidx_member *m),
-			   void *ctx)
-{
-	struct decoder *d = dec->state;
-
-	d->hook.fn = fn;
-	d->hook.ctx = ctx;
 }
 
 uint64_t arc_decoder_units(const struct arc_filter *dec)
@@ -537,10 +534,8 @@ struct rebuild {
 	struct cm_err err;
 };
 
-static void rebuild_member(void *ctx, const struct aidx_member *m)
+static void rebuild_member(struct rebuild *b, const struct aidx_member *m)
 {
-	struct rebuild *b = ctx;
-
 	if (b->rc == 0)
 		b->rc = aidx_writer_add_member(b->w, m, &b->err);
 }
@@ -672,40 +667,154 @@ out:
 	return rc;
 }
 
-/* ---- streaming --------------------------------------------------------- */
+/* ---- reading the archive ----------------------------------------------- */
 
+/* What the reader's consumer thread does with the object (step 3). */
 struct feed {
 	const struct arc_verify_opts *o;
-	struct arc_filter *chain;
+	struct cm_sha256 *sha;
 	uint64_t done, total;
 };
 
-static int feed_sink(void *ctx, const void *p, size_t n, struct cm_err *err)
+/* Every stored byte, in order: the sha256, the progress, the cancel. */
+static int feed_chunk(void *ctx, uint64_t off, const void *p, size_t n,
+		      struct cm_err *err)
 {
-	struct feed *fd = ctx;
+	struct feed *f = ctx;
 
-	if (fd->o->cancel && atomic_load(fd->o->cancel))
+	(void)off;
+	if (f->o->cancel && atomic_load(f->o->cancel))
 		return cm_err_set(err, ECANCELED, "verification cancelled");
-	fd->done += n;
-	if (fd->o->progress)
-		fd->o->progress(fd->o->progress_ctx, fd->done, fd->total);
-	return arc_write(fd->chain, p, n, err);
+	cm_sha256_update(f->sha, p, n);
+	f->done += n;
+	if (f->o->progress)
+		f->o->progress(f->o->progress_ctx, f->done, f->total);
+	return 0;
 }
 
-static int stream_s3(struct feed *f, const struct place *obj, char *etag,
-		     struct cm_err *err)
+/*
+ * The object read through `u` to the end: each piece it hands out (a
+ * decoded member, or stored bytes for ARC_CODEC_NONE) written to `to`,
+ * each member told to the index rebuild `rb` (may have no writer).
+ */
+static int feed_all(struct arc_unpack *u, struct arc_filter *to,
+		    struct rebuild *rb, struct cm_err *err)
 {
-	struct s3_object_info info;
+	for (;;) {
+		const void *p;
+		size_t n;
+		uint64_t at;
+		struct aidx_member m;
+		int rc = arc_unpack_next(u, &p, &n, &at, err);
+
+		if (rc)
+			return rc;
+		if (n == 0)
+			return 0;
+		rc = arc_write(to, p, n, err);
+		if (rc)
+			return rc;
+		arc_unpack_member(u, &m);
+		if (rb->w && m.clen)
+			rebuild_member(rb, &m);
+	}
+}
+
+/*
+ * Step 3: the object at `url` read, hashed, decoded and counted, its tar
+ * entries told to `rb` when it has a writer. Sets res->size, sha256_hex,
+ * etag, units and counts.
+ */
+static int read_archive(const struct arc_verify_opts *o, const char *url,
+			enum arc_method method, enum arc_codec codec,
+			struct rebuild *rb, struct arc_verify_result *res,
+			struct cm_err *err)
+{
+	struct arc_object *obj = NULL;
+	struct arc_unpack *u = NULL;
+	struct arc_unpack_opts uo = { 0 };
+	struct arc_filter *count, *top = NULL;
+	struct arc_unit *units = NULL;
+	struct feed f = { .o = o };
+	struct arc_range all;
+	uint64_t data_end;
+	bool members = false;
+	size_t nunits = 0;
+	uint8_t d[CM_SHA256_LEN];
 	int rc;
 
-	rc = s3_head_object(f->o->client, obj->bucket, obj->key, &info, err);
+	rc = arc_object_open(url, o->client, &obj, err);
 	if (rc)
 		return rc;
-	f->total = info.size;
-	rc = s3_get_object(f->o->client, obj->bucket, obj->key, NULL,
-			   feed_sink, f, &info, err);
+	f.total = arc_object_size(obj);
+	data_end = f.total;
+	if (codec != ARC_CODEC_NONE)
+		rc = arc_units_probe(obj, codec, &members, &units, &nunits,
+				     &data_end, err);
+	if (rc)
+		goto out;
+	f.sha = cm_sha256_new();
+	all.off = 0;
+	all.len = data_end;
+	uo.obj = obj;
+	/* without members: the stored bytes themselves, prefetched in
+	 * parallel, to one streaming decoder */
+	uo.codec = members ? codec : ARC_CODEC_NONE;
+	uo.ranges = &all;
+	uo.nranges = 1;
+	uo.units = units;
+	uo.nunits = nunits;
+	uo.on_chunk = feed_chunk;
+	uo.chunk_ctx = &f;
+	uo.threads = o->threads;
+	uo.cancel = o->cancel;
+	/* the counter is the end of the chain; a decoder in front of it
+	 * (owning it) only for an archive without members */
+	count = arc_count_new(method, NULL);
+	if (rb->w && method == ARC_METHOD_TREE)
+		arc_count_on_entry(count, rebuild_entry, rb);
+	top = members ? count : arc_decoder_new(codec, count, err);
+	if (!top) {
+		rc = -EINVAL;
+		goto out;
+	}
+	u = arc_unpack_new(&uo, err);
+	if (!u) {
+		rc = -EINVAL;
+		goto out;
+	}
+	rc = feed_all(u, top, rb, err);
+	res->units = members ? arc_unpack_units(u) : arc_decoder_units(top);
+	res->threads = members ? arc_unpack_threads(u) : 0;
 	if (rc == 0)
-		memcpy(etag, info.etag, S3_ETAG_MAX);
+		rc = arc_close(top, err);
+	if (rc == 0)
+		arc_count_result(count, &res->counts);
+	if (rc == 0 && data_end < f.total) {
+		/* the zstd seek table after the frames: hashed, not cut */
+		size_t len = (size_t)(f.total - data_end);
+		void *tail = cm_xmalloc(len);
+
+		rc = arc_object_read(obj, data_end, tail, len, err);
+		if (rc == 0)
+			rc = feed_chunk(&f, data_end, tail, len, err);
+		free(tail);
+	}
+	if (rc)
+		goto out;
+	cm_sha256_final(f.sha, d);
+	cm_hex(d, sizeof(d), res->sha256_hex);
+	res->size = f.done;
+	memcpy(res->etag, arc_object_etag(obj), S3_ETAG_MAX);
+out:
+	/* the workers stop before the chain they feed goes */
+	arc_unpack_free(u);
+	if (rc && top)
+		arc_abort(top);
+	arc_free(top);
+	cm_sha256_free(f.sha);
+	free(units);
+	arc_object_free(obj);
 	return rc;
 }
 
@@ -724,9 +833,6 @@ int arc_verify(const struct arc_verify_opts *o, struct arc_verify_result *res,
 	struct place obj = { 0 };
 	struct cm_json *m = NULL;
 	struct claims c;
-	struct feed f = { .o = o };
-	struct arc_filter *hash = NULL, *dec = NULL, *count;
-	struct arc_hash_result hres;
 	struct rebuild rb = { 0 };
 	size_t len = strlen(o->url);
 	bool folder = len && o->url[len - 1] == '/';
@@ -773,14 +879,7 @@ int arc_verify(const struct arc_verify_opts *o, struct arc_verify_result *res,
 	res->method = c.method;
 	res->codec = c.codec;
 
-	/* the decoder owns the counter; `count` is borrowed until the end */
-	count = arc_count_new(c.method, NULL);
-	dec = arc_decoder_new(c.codec, count, err);
-	if (!dec) {
-		rc = -EINVAL;
-		goto out;
-	}
-	if (c.indexed) {
+	if (c.indexed)
 		rb.w = aidx_writer_new(c.method == ARC_METHOD_TREE ?
 					       AIDX_KIND_TAR : AIDX_KIND_RAW,
 				       c.codec == ARC_CODEC_GZIP ?
@@ -789,27 +888,10 @@ int arc_verify(const struct arc_verify_opts *o, struct arc_verify_result *res,
 					       AIDX_CODEC_ZSTD :
 					       AIDX_CODEC_NONE,
 				       NULL, 0, err);
-		arc_decoder_on_member(dec, rebuild_member, &rb);
-		if (c.method == ARC_METHOD_TREE)
-			arc_count_on_entry(count, rebuild_entry, &rb);
-	}
-	hash = arc_hash_new(dec);
-	f.chain = hash;
-	if (obj.bucket)
-		rc = stream_s3(&f, &obj, res->etag, err);
-	else
-		rc = arc_read_file(obj.key, feed_sink, &f, &f.total, err);
-	if (rc == 0)
-		rc = arc_close(hash, err);
-	if (rc) {
-		arc_abort(hash);
+	rc = read_archive(o, res->object_url, c.method, c.codec, &rb, res,
+			  err);
+	if (rc)
 		goto out;
-	}
-	arc_hash_result(hash, &hres);
-	res->size = hres.bytes;
-	memcpy(res->sha256_hex, hres.sha256_hex, sizeof(res->sha256_hex));
-	res->units = arc_decoder_units(dec);
-	arc_count_result(count, &res->counts);
 	rc = compare(res, &c, err);
 	if (rc == 0 && c.indexed) {
 		if (c.codec == ARC_CODEC_NONE) {
@@ -822,7 +904,6 @@ int arc_verify(const struct arc_verify_opts *o, struct arc_verify_result *res,
 	}
 out:
 	aidx_writer_free(rb.w);
-	arc_free(hash ? hash : dec);
 	cm_json_free(m);
 	place_release(&obj);
 	return rc;

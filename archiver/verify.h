@@ -13,24 +13,30 @@
  *                      front of the codec (its counts go into the
  *                      manifest as "tar" or "raw"); the verifier puts one
  *                      at the end of the decoder, as the last filter.
- *   arc_decoder_new    the codec undone: gzip (every member, each one's
- *                      CRC-32 and ISIZE checked), zstd (every frame, each
- *                      one's content checksum required and checked), none.
+ *   arc_decoder_new    the codec undone as a stream, for archives without
+ *                      members (older ones, other tools): gzip (every
+ *                      member, each one's CRC-32 and ISIZE checked), zstd
+ *                      (every frame, each one's content checksum required
+ *                      and checked), none.
  *   arc_verify         the whole check of one archive, local or in S3:
- *                      the object streamed through sha256 -> decoder ->
- *                      counter, then size, sha256 and counts compared with
- *                      the manifest, which must parse; for an indexed
- *                      archive, its index rebuilt from what was decoded
- *                      and compared with the stored one (aindex.h).
+ *                      the object read by the parallel reader (unpack.h),
+ *                      every stored byte to sha256, its members decoded on
+ *                      N threads and fed in order to the counter (an
+ *                      archive without members: its bytes through a
+ *                      streaming decoder to the counter), then size,
+ *                      sha256 and counts compared with the manifest, which
+ *                      must parse; for an indexed archive, its index
+ *                      rebuilt from what was decoded and compared with the
+ *                      stored one (aindex.h).
  *
  * Errors name the first bad thing and where it is: "gzip member 3 at byte
  * 1048601: CRC mismatch", "tar entry 1204 'etc/passwd': truncated". Byte
  * offsets count from the start of the stream the piece reads (stored bytes
  * for a decoder, decoded bytes for the counter).
  *
- * Threads: everything runs on the caller's thread (an S3 GET delivers its
- * bytes on the caller's thread too). `cancel` may be raised from any
- * thread or a signal handler.
+ * Threads: the filters run on the caller's thread. arc_verify reads and
+ * decodes on the reader's threads (opts.threads), hashes and counts on the
+ * caller's. `cancel` may be raised from any thread or a signal handler.
  */
 #ifndef VAULTFS_VERIFY_H
 #define VAULTFS_VERIFY_H
@@ -90,15 +96,6 @@ struct arc_filter *arc_decoder_new(enum arc_codec c, struct arc_filter *next,
 				   struct cm_err *err);
 /* Members (gzip) or frames (zstd) seen so far; none: 0. */
 uint64_t arc_decoder_units(const struct arc_filter *dec);
-/*
- * Tell fn of every member of ours (gzip members with the VF subfield, zstd
- * frames) once decoded and checked: its stored offset and length, and its
- * decoded ones. Set before the first write.
- */
-struct aidx_member;
-void arc_decoder_on_member(struct arc_filter *dec,
-			   void (*fn)(void *ctx, const struct aidx_member *m),
-			   void *ctx);
 
 struct arc_verify_opts {
 	/* s3://bucket/key, a local path, or either ending in '/': a job's
@@ -109,6 +106,9 @@ struct arc_verify_opts {
 	const char *manifest;
 	struct s3_client *client;  /* borrowed; needed for s3:// places */
 	const atomic_int *cancel;  /* borrowed; may be NULL */
+	/* Reading and decoding threads (unpack.h); 0: online CPUs, at
+	 * least 2. */
+	unsigned threads;
 	/* Stored bytes read so far, of `total` (0: unknown). May be NULL. */
 	void (*progress)(void *ctx, uint64_t done, uint64_t total);
 	void *progress_ctx;
@@ -124,6 +124,9 @@ struct arc_verify_result {
 	char sha256_hex[CM_SHA256_HEX_LEN + 1];
 	char etag[S3_ETAG_MAX];  /* S3 only */
 	uint64_t units;          /* gzip members or zstd frames */
+	/* the threads its members were decoded on; 0: it has no members
+	 * (or no codec) and went through one streaming decoder */
+	unsigned threads;
 	struct arc_counts counts;
 	bool indexed;            /* the manifest says so; then checked: */
 	char *index_url;         /* owned: OBJECT.index */

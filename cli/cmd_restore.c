@@ -228,19 +228,12 @@ int cmd_restore(int argc, char **argv)
 						   sizeof(*paths));
 			paths[npaths++] = optarg;
 			break;
-		case OPT_THREADS: {
-			char *end;
-			unsigned long v = strtoul(optarg, &end, 10);
-
-			if (*end || v == 0 || v > 256) {
+		case OPT_THREADS:
+			if (vf_parse_threads("restore", optarg, &threads)) {
 				free(paths);
-				return vf_usage_error("restore", "--threads %s: "
-						      "a number from 1 to 256",
-						      optarg);
+				return VF_EXIT_USAGE;
 			}
-			threads = (unsigned)v;
 			break;
-		}
 		case OPT_STRICT:
 			ro.strict = true;
 			break;

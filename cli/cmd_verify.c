@@ -4,6 +4,9 @@
  * does the work: the object read back, decoded end to end, every tar header
  * walked, and sizes, sha256 and counts matched against the manifest.
  *
+ * An archive written in members is read and decoded on --threads threads
+ * (unpack.h), older ones through a streaming decoder.
+ *
  * Exit 0 only when the archive is whole; 1 with one line naming the first
  * bad member or entry; 2 for a bad command line. SIGINT, SIGTERM and SIGHUP
  * raise the cancel flag the transfer polls, and the client's requests
@@ -25,10 +28,12 @@
 
 enum {
 	OPT_MANIFEST = 300,
+	OPT_THREADS,
 };
 
 static const struct option long_opts[] = {
 	{ "manifest", required_argument, NULL, OPT_MANIFEST },
+	{ "threads", required_argument, NULL, OPT_THREADS },
 	{ "quiet", no_argument, NULL, 'q' },
 	{ "help", no_argument, NULL, 'h' },
 	VF_S3_LONG_OPTIONS,
@@ -54,6 +59,9 @@ static void usage(FILE *f)
 		"      and the other default names, else URL.manifest.json.\n\n"
 		"options:\n"
 		"  --manifest PATH|s3://...  the manifest to check against\n"
+		"  --threads N               read and decode on N threads "
+		"(default: the\n"
+		"                            CPUs, at least 2)\n"
 		"  -q, --quiet               no progress bar, no summary\n"
 		"  -h, --help                this help\n\n%s",
 		vf_s3_client_help);
@@ -62,14 +70,18 @@ static void usage(FILE *f)
 
 static void summary(const struct arc_verify_result *r)
 {
-	char size[32], units[48] = "";
+	char size[32], units[96] = "", par[40] = "";
 
 	vf_format_bytes(r->size, size, sizeof(size));
+	/* an archive in members says it was decoded in parallel */
+	if (r->threads)
+		snprintf(par, sizeof(par), " decoded on %u threads",
+			 r->threads);
 	if (r->codec != ARC_CODEC_NONE)
-		snprintf(units, sizeof(units), ", %llu %s%s",
+		snprintf(units, sizeof(units), ", %llu %s%s%s",
 			 (unsigned long long)r->units,
 			 r->codec == ARC_CODEC_ZSTD ? "frame" : "member",
-			 r->units == 1 ? "" : "s");
+			 r->units == 1 ? "" : "s", par);
 	if (r->method == ARC_METHOD_RAW)
 		printf("verified %s: %s %s%s, a raw image of %llu bytes\n",
 		       r->object_url, size, arc_codec_name(r->codec), units,
@@ -103,6 +115,10 @@ int cmd_verify(int argc, char **argv)
 		switch (c) {
 		case OPT_MANIFEST:
 			manifest = optarg;
+			break;
+		case OPT_THREADS:
+			if (vf_parse_threads("verify", optarg, &vo.threads))
+				return VF_EXIT_USAGE;
 			break;
 		case 'q':
 			quiet = true;

@@ -4,9 +4,11 @@
 #include "usage.h"
 #include "url.h"
 
+#include <errno.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static void vusage(const char *cmd, const char *fmt, va_list ap)
@@ -129,6 +131,20 @@ int vf_check_place(const char *cmd, const char *s)
 		return 0;
 	return vf_usage_error(cmd, "'%s' is not an S3 URL (s3://BUCKET/KEY); "
 			      "write './%s' for a local path", s, s);
+}
+
+int vf_parse_threads(const char *cmd, const char *arg, unsigned *out)
+{
+	char *end;
+	unsigned long v;
+
+	errno = 0;
+	v = strtoul(arg, &end, 10);
+	if (errno || end == arg || *end || v == 0 || v > 256)
+		return vf_usage_error(cmd, "--threads %s: a number from 1 to "
+				      "256", arg);
+	*out = (unsigned)v;
+	return 0;
 }
 
 /*

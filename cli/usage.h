@@ -57,6 +57,10 @@ int vf_operands(const char *cmd, int argc, char **argv, int first,
  */
 int vf_check_place(const char *cmd, const char *s);
 
+/* --threads N of the commands that read archives (restore, verify): N
+ * from 1 to 256 into *out, or VF_EXIT_USAGE after saying so. */
+int vf_parse_threads(const char *cmd, const char *arg, unsigned *out);
+
 /* The end of every --help: two or three examples and the exit statuses
  * of `cmd` ("archive"; "s3 cp" ends as "s3" does). */
 void vf_help_end(FILE *f, const char *cmd);

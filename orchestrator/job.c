@@ -436,53 +436,87 @@ void job_test_pause(struct job *jb, const char *stage)
 	}
 }
 
+/* An upload to `url` recorded before it starts (S3 only: a local file
+ * has nothing to abort after a crash); *idx its record. */
+static int record_upload(struct job *jb, const char *url, struct job_upload *up,
+			 struct cm_err *err)
+{
+	struct orch_res_ids ids = { 0 };
+	char *bucket = NULL, *key = NULL;
+	int rc;
+
+	if (cm_url_kind(url) != CM_URL_S3)
+		return 0;
+	rc = s3_parse_url(url, &bucket, &key, err);
+	if (rc == 0) {
+		ids.bucket = bucket;
+		ids.key = key;
+		pthread_mutex_lock(&jb->lock);
+		rc = orch_journal_res_add(jb->o->journal, jb->j,
+					  ORCH_RES_UPLOAD, &ids, &up->idx,
+					  err);
+		pthread_mutex_unlock(&jb->lock);
+		up->recorded = rc == 0;
+	}
+	free(bucket);
+	free(key);
+	return rc;
+}
+
+/* Its multipart upload's id, as soon as S3 gave it. */
+static int record_upload_id(struct job *jb, struct job_upload *up,
+			    const char *upload_id, const char *pause,
+			    struct cm_err *err)
+{
+	struct orch_res_ids ids = { .upload_id = upload_id };
+	int rc;
+
+	if (!up->recorded)
+		return cm_err_set(err, EINVAL, "an upload nobody recorded");
+	pthread_mutex_lock(&jb->lock);
+	rc = orch_journal_res_created(jb->o->journal, jb->j, up->idx, &ids,
+				      err);
+	pthread_mutex_unlock(&jb->lock);
+	if (rc == 0)
+		job_test_pause(jb, pause);
+	return rc;
+}
+
 static void on_object(void *ctx, const char *url, enum arc_method m)
 {
 	struct job *jb = ctx;
-	struct orch_res_ids ids = { 0 };
-	char *bucket = NULL, *key = NULL;
 	struct cm_err e;
 	int rc;
 
 	cm_err_clear(&e);
 	cm_info("archiving as %s into %s", arc_method_name(m), url);
-	if (cm_url_kind(url) != CM_URL_S3)
-		return; /* nothing to abort after a crash */
-	if (s3_parse_url(url, &bucket, &key, &e) == 0) {
-		ids.bucket = bucket;
-		ids.key = key;
-		pthread_mutex_lock(&jb->lock);
-		rc = orch_journal_res_add(jb->o->journal, jb->j,
-					  ORCH_RES_UPLOAD, &ids,
-					  &jb->upload_idx, &e);
-		pthread_mutex_unlock(&jb->lock);
-		if (rc == 0) {
-			jb->has_upload = true;
-		} else {
-			/* no record, no upload: stop the archive */
-			hook_failed(jb, rc, &e);
-			atomic_store(&jb->cancel, 1);
-		}
+	rc = record_upload(jb, url, &jb->upload, &e);
+	if (rc) {
+		/* no record, no upload: stop the archive */
+		hook_failed(jb, rc, &e);
+		atomic_store(&jb->cancel, 1);
 	}
-	free(bucket);
-	free(key);
 }
 
 static int on_upload_id(void *ctx, const char *upload_id, struct cm_err *err)
 {
-	struct job *jb = ctx;
-	struct orch_res_ids ids = { .upload_id = upload_id };
-	int rc;
+	return record_upload_id(ctx, &((struct job *)ctx)->upload, upload_id,
+				"uploading", err);
+}
 
-	if (!jb->has_upload)
-		return cm_err_set(err, EINVAL, "an upload nobody recorded");
-	pthread_mutex_lock(&jb->lock);
-	rc = orch_journal_res_created(jb->o->journal, jb->j, jb->upload_idx,
-				      &ids, err);
-	pthread_mutex_unlock(&jb->lock);
-	if (rc == 0)
-		job_test_pause(jb, "uploading");
-	return rc;
+/* The index beside the archive is an upload of its own, journaled the
+ * same way (docs/orchestrator.md, "The journal and crashes"). */
+static int on_index(void *ctx, const char *url, struct cm_err *err)
+{
+	return record_upload(ctx, url, &((struct job *)ctx)->index_upload,
+			     err);
+}
+
+static int on_index_upload_id(void *ctx, const char *upload_id,
+			      struct cm_err *err)
+{
+	return record_upload_id(ctx, &((struct job *)ctx)->index_upload,
+				upload_id, "uploading-index", err);
 }
 
 static void on_progress(void *ctx, uint64_t bytes, uint64_t total)
@@ -678,6 +712,8 @@ static int archive(struct job *jb, const struct orch_recovery_point *rp,
 	ro.progress_ctx = jb;
 	ro.on_object = on_object;
 	ro.object_ctx = jb;
+	ro.on_index = on_index;
+	ro.on_index_upload_id = on_index_upload_id;
 	ro.on_resource = on_resource;
 	ro.resource_ctx = jb;
 	ro.overlay_dir = overlay_dir;
@@ -693,7 +729,8 @@ static int archive(struct job *jb, const struct orch_recovery_point *rp,
 	j->blocks_fetched = 0;
 	j->blocks_total = restored->blocks_total;
 	pthread_mutex_unlock(&jb->lock);
-	jb->has_upload = false;
+	jb->upload.recorded = false;
+	jb->index_upload.recorded = false;
 	jb->hook_rc = 0;
 	jb->paused_writing = false;
 
@@ -705,8 +742,11 @@ static int archive(struct job *jb, const struct orch_recovery_point *rp,
 		check_cancel(jb, err);
 	}
 	if (rc == 0) {
-		if (jb->has_upload) /* completed: nothing to abort */
-			rj_released(jb, jb->upload_idx, NULL);
+		/* completed: nothing to abort */
+		if (jb->upload.recorded)
+			rj_released(jb, jb->upload.idx, NULL);
+		if (jb->index_upload.recorded)
+			rj_released(jb, jb->index_upload.idx, NULL);
 		pthread_mutex_lock(&jb->lock);
 		orch_job_set_result(j, res.object_url, res.bytes_written,
 				    cm_url_kind(res.object_url) == CM_URL_S3 ?
@@ -1026,6 +1066,8 @@ static int verify_decode(struct job *jb, struct cm_err *err)
 	vo.manifest = murl;
 	vo.client = jb->o->dest->s3;
 	vo.cancel = &jb->cancel;
+	/* the threads that compressed it read it back */
+	vo.threads = jb->o->cfg->compression.threads;
 	rc = arc_verify(&vo, &res, err);
 	if (rc == 0)
 		rc = check_manifest(jb, res.manifest_text,

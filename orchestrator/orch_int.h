@@ -57,6 +57,13 @@ enum job_outcome {
 	OUTCOME_INTERRUPTED, /* left queued for the next start */
 };
 
+/* An upload of the job's archiving, recorded in its journal (an
+ * ORCH_RES_UPLOAD resource) before it starts. */
+struct job_upload {
+	size_t idx;     /* its record, if recorded */
+	bool recorded;
+};
+
 struct job {
 	struct orch *o;
 	pthread_mutex_t lock;
@@ -91,8 +98,8 @@ struct job {
 	unsigned retry_ms;
 	int log_fd;
 	uint64_t last_save_ns;
-	size_t upload_idx;      /* the upload's record, if has_upload */
-	bool has_upload;
+	struct job_upload upload;       /* the archive's */
+	struct job_upload index_upload; /* its index's (archiver/run.h) */
 	bool paused_writing;    /* the "writing" test pause happened */
 	bool superseded;        /* the recovery point changed: cancelled */
 	char *no_cancel;        /* protected by ->lock: why its export

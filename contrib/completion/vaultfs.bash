@@ -72,7 +72,7 @@ _vaultfs()
 		opts="--mode --codec --level --threads --manifest --strict
 			--overlay-limit --force --quiet --help $upopts $s3opts"
 		;;
-	verify) opts="--manifest --quiet --help $s3opts" ;;
+	verify) opts="--manifest --threads --quiet --help $s3opts" ;;
 	restore)
 		opts="--path --threads --strict --config --quiet --help $s3opts"
 		;;

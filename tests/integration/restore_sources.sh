@@ -88,7 +88,7 @@ d[m1 + m2 // 2] ^= 0x5a  # inside the second member's deflate data
 open(p, "wb").write(d)
 EOF
 expect_fail vf restore "$T/bad.gz" "$T/bad.img"
-expect_grep 'gzip member at byte [0-9]* \(uncompressed 1048576\): .*corrupt' "$FAIL_OUT"
+expect_grep 'gzip member 2 at byte [0-9]+: .*corrupt.* \(its data at uncompressed byte 1048576\)' "$FAIL_OUT"
 [ ! -e "$T/bad.img" ] && [ ! -e "$T/bad.img.partial" ] || die "a failed raw restore left a file"
 
 # --- SRC as a recovery point or a job id of the journal ------------------------

@@ -277,7 +277,7 @@ static void test_gzip_broken(void **state)
 	msize = d[16] | d[17] << 8 | d[18] << 16 | (size_t)d[19] << 24;
 	/* a flipped byte in the second member's data */
 	d[msize + 1000] ^= 0x55;
-	snprintf(where, sizeof(where), "gzip member at byte %zu", msize);
+	snprintf(where, sizeof(where), "gzip member 2 at byte %zu: ", msize);
 	expect_broken("flip.gz", d, size, where);
 	d[msize + 1000] ^= 0x55;
 	/* the second member claims another uncompressed offset */
