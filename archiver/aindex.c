@@ -257,6 +257,29 @@ static struct aidx_entry *list_push(struct aidx_list *l, size_t *cap)
 	return &l->v[l->n++];
 }
 
+/* e into slot, its strings copied into l's arena */
+static struct aidx_entry *entry_copy(struct aidx_list *l,
+				     struct aidx_entry *slot,
+				     const struct aidx_entry *e)
+{
+	*slot = *e;
+	slot->path = arena_str(l, e->path, strlen(e->path), "", 0);
+	slot->link = arena_str(l, e->link, strlen(e->link), "", 0);
+	slot->uname = arena_str(l, e->uname, strlen(e->uname), "", 0);
+	slot->gname = arena_str(l, e->gname, strlen(e->gname), "", 0);
+	return slot;
+}
+
+struct aidx_entry *aidx_list_add(struct aidx_list *l,
+				 const struct aidx_entry *e)
+{
+	/* list_push's capacities are 16 << k: full exactly at those n */
+	if (l->n == 0 || (l->n >= 16 && !(l->n & (l->n - 1))))
+		l->v = cm_xrealloc(l->v, (l->n < 16 ? 16 : 2 * l->n) *
+						 sizeof(*l->v));
+	return entry_copy(l, &l->v[l->n++], e);
+}
+
 /* ---- blocks --------------------------------------------------------------- */
 
 /* Frame and compress raw bytes into out (appended). */
@@ -1265,27 +1288,33 @@ static uint64_t dir_of(const struct aidx *x, uint64_t e)
 	return last_le(x->dir_first, x->info.dirs, e);
 }
 
-static const char *dir_path(const struct aidx *x, uint64_t d)
+const char *aidx_dir_path(const struct aidx *x, uint64_t d)
 {
 	return x->paths + x->path_off[d];
 }
 
-/* Index of directory `path`; -1 when no directory has that path. */
-static int64_t find_dir(const struct aidx *x, const char *path)
+uint64_t aidx_dir_search(const struct aidx *x, const char *path)
 {
 	uint64_t lo = 0, hi = x->info.dirs;
 
 	while (lo < hi) {
 		uint64_t mid = lo + (hi - lo) / 2;
-		int c = strcmp(dir_path(x, mid), path);
 
-		if (c == 0)
-			return (int64_t)mid;
-		if (c < 0)
+		if (strcmp(aidx_dir_path(x, mid), path) < 0)
 			lo = mid + 1;
 		else
 			hi = mid;
 	}
+	return lo;
+}
+
+/* Index of directory `path`; -1 when no directory has that path. */
+static int64_t find_dir(const struct aidx *x, const char *path)
+{
+	uint64_t d = aidx_dir_search(x, path);
+
+	if (d < x->info.dirs && !strcmp(aidx_dir_path(x, d), path))
+		return (int64_t)d;
 	return -1;
 }
 
@@ -1363,7 +1392,7 @@ static int scan(struct aidx *x, uint64_t first, uint64_t count, want_fn want,
 			if (want && !want(wctx, name, nl, &stop))
 				continue;
 			{
-				const char *dp = dir_path(x, d);
+				const char *dp = aidx_dir_path(x, d);
 				struct aidx_entry *slot = list_push(out, cap);
 
 				*slot = en;
@@ -1490,7 +1519,7 @@ int aidx_walk(struct aidx *x, const char *prefix, struct aidx_list *out,
 	{
 		struct aidx_list self;
 		char *under = cm_xasprintf("%s/", p);
-		uint64_t lo = 0, hi = x->info.dirs;
+		uint64_t lo;
 		int64_t d;
 
 		rc = aidx_lookup(x, p, &self, err);
@@ -1499,20 +1528,7 @@ int aidx_walk(struct aidx *x, const char *prefix, struct aidx_list *out,
 			goto out;
 		}
 		/* the entry itself, copied into out */
-		{
-			struct aidx_entry *s = list_push(out, &cap);
-			const struct aidx_entry *e = &self.v[0];
-
-			*s = *e;
-			s->path = arena_str(out, e->path, strlen(e->path), "",
-					    0);
-			s->link = arena_str(out, e->link, strlen(e->link), "",
-					    0);
-			s->uname = arena_str(out, e->uname, strlen(e->uname),
-					     "", 0);
-			s->gname = arena_str(out, e->gname, strlen(e->gname),
-					     "", 0);
-		}
+		entry_copy(out, list_push(out, &cap), &self.v[0]);
 		aidx_list_release(&self);
 		/* its own directory, then those below it: "p/..." sort
 		 * together, after the first path >= "p/" */
@@ -1520,16 +1536,9 @@ int aidx_walk(struct aidx *x, const char *prefix, struct aidx_list *out,
 		if (d >= 0)
 			rc = scan(x, x->dir_first[d], x->dir_count[d], NULL,
 				  NULL, out, &cap, err);
-		while (lo < hi) {
-			uint64_t mid = lo + (hi - lo) / 2;
-
-			if (strcmp(dir_path(x, mid), under) < 0)
-				lo = mid + 1;
-			else
-				hi = mid;
-		}
+		lo = aidx_dir_search(x, under);
 		for (; rc == 0 && lo < x->info.dirs &&
-		       !strncmp(dir_path(x, lo), under, plen + 1);
+		       !strncmp(aidx_dir_path(x, lo), under, plen + 1);
 		     lo++)
 			rc = scan(x, x->dir_first[lo], x->dir_count[lo], NULL,
 				  NULL, out, &cap, err);

@@ -29,6 +29,9 @@
  *
  * Threads: a writer is one thread's. A reader may be used by one thread at
  * a time (its block cache is not locked); open one per thread otherwise.
+ * Except the functions that read only what aidx_open loaded (aidx_info,
+ * aidx_members, aidx_member_for, aidx_dir_path, aidx_dir_search), which
+ * any thread may call alongside the others.
  * Errors: 0 or a negative errno, the message in `err` naming the problem
  * ("index block 12: checksum mismatch").
  */
@@ -91,6 +94,10 @@ struct aidx_list {
 };
 
 void aidx_list_release(struct aidx_list *l);
+/* Append a copy of e (its strings copied into the list) to l, which is
+ * empty ({0}) or came from this reader; returns the copy. */
+struct aidx_entry *aidx_list_add(struct aidx_list *l,
+				 const struct aidx_entry *e);
 
 /* ---- writer ------------------------------------------------------------ */
 
@@ -185,6 +192,17 @@ int aidx_list_dir(struct aidx *x, const char *dir, struct aidx_list *out,
  */
 int aidx_walk(struct aidx *x, const char *prefix, struct aidx_list *out,
 	      struct cm_err *err);
+
+/*
+ * The directory table (directories that have at least one entry, sorted
+ * by path, bytewise): the path of directory d < info.dirs, and the first
+ * d whose path is >= `path` (info.dirs when none). What a caller needs to
+ * find directories that are only implied by deeper paths (a tar of
+ * "a/b/c" alone has no entry "a"). Both read only what aidx_open loaded:
+ * safe alongside any other call on the same reader.
+ */
+const char *aidx_dir_path(const struct aidx *x, uint64_t d);
+uint64_t aidx_dir_search(const struct aidx *x, const char *path);
 
 /* Normalise a tar name in place as above; returns s. */
 char *aidx_normalise(char *s);

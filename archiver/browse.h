@@ -15,8 +15,13 @@
  *     the start of its data is parsed once (cached per entry), holes read
  *     as zeros, the size is the real size;
  *   - a hard link ('1'): the data of the entry it links to (looked up by
- *     its link path), whose size arc_browse_stat reports;
- *   - symlinks, directories, devices, fifos have no data (-EINVAL).
+ *     its link path, through links to links up to 8 deep), whose size
+ *     arc_browse_stat reports; a target not in the archive fails the
+ *     read with -ENOENT naming it;
+ *   - symlinks, directories, devices, fifos have no data (-EINVAL); an
+ *     old GNU sparse entry (type 'S', its map in the headers) -ENOTSUP.
+ * An uncompressed archive (codec none) is read straight from the object,
+ * without the cache.
  *
  * Memory. Decoded members (at most ARC_UNIT_MAX each, usually the
  * archive's 1 MiB slice) are kept in an LRU cache of at most `cache_bytes`
@@ -26,11 +31,17 @@
  * members are dropped first, and a read that still finds no room decodes
  * into a buffer of its own for the call only (never waits, never fails for
  * want of cache). Bytes are given back as members leave the cache and at
- * arc_browse_free.
+ * arc_browse_free. Besides the cache: the stored bytes of each member
+ * being fetched (for the fetch only), and per file being read (the last
+ * 64) its sparse map, 24 bytes a region.
  *
  * Reads fetch members ahead: a read that ends inside member i also starts
  * fetching member i + 1 when the reader is sequential (the last read of
- * the same entry ended where this one starts), so `cat` streams.
+ * the same entry ended where this one starts; a file's first read at 0
+ * counts) and member i + 1 still holds the file's data, so `cat`
+ * streams. Two threads of the archive's fetch ahead, at most 4 members
+ * queued, and only into the cache: when it has no room the hint is
+ * dropped, never waited for.
  *
  * Threads: every function may be called from any number of threads at
  * once (the index reader is behind a lock; the cache is locked; fetches
@@ -79,10 +90,14 @@ const struct aidx_info *arc_browse_info(const struct arc_browse *b);
  * The entry at path (aidx_normalise rules; "" the root). A hard link's
  * entry comes back as stored (type '1', link = its target's path) but
  * with size, mode, owner and times of its target, so that stat shows what
- * tar -x makes. The root may have no entry in the archive (a tar of
- * "dir/a" only): it and every other directory that only appears as a
- * parent come back as a directory, mode 0755, owned by root, with the
- * archive's newest mtime (synthesised, type '5', header_off UINT64_MAX).
+ * tar -x makes (its uname and gname stay its own header's, which tar
+ * writes from the same inode). The root may have no entry in the archive
+ * (a tar of "dir/a" only): it and every other directory that only
+ * appears as a parent come back as a directory, mode 0755, uid and gid 0,
+ * uname and gname "", with the archive's newest mtime (synthesised, type
+ * '5', header_off and data_off UINT64_MAX). That mtime costs one pass
+ * over every entry block of the index, once, and only for an archive
+ * that leaves directories out (vaultfs's own never do).
  */
 int arc_browse_stat(struct arc_browse *b, const char *path,
 		    struct aidx_list *out, struct cm_err *err);
@@ -107,9 +122,13 @@ ssize_t arc_browse_read(struct arc_browse *b, const struct aidx_entry *e,
 
 struct arc_browse_stats {
 	uint64_t bytes_fetched;   /* stored bytes read, archive + index */
-	uint64_t members_decoded;
+	uint64_t members_decoded; /* by readers and read-ahead */
+	/* readers' requests for a member: found cached or on its way
+	 * (hits), or fetched by the request (misses); read-ahead counts in
+	 * neither */
 	uint64_t cache_hits, cache_misses;
-	uint64_t cache_bytes;     /* decoded bytes cached now */
+	uint64_t cache_bytes;     /* decoded bytes cached now (or reserved
+				     for a member on its way) */
 };
 
 void arc_browse_stats(struct arc_browse *b, struct arc_browse_stats *out);

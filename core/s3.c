@@ -1842,6 +1842,18 @@ int s3_create_bucket(struct s3_client *c, const char *bucket,
 	return rc;
 }
 
+int s3_delete_bucket(struct s3_client *c, const char *bucket,
+		     struct cm_err *err)
+{
+	struct s3_op op;
+	int rc = check_names("DeleteBucket", bucket, NULL, false, err);
+
+	if (rc)
+		return rc;
+	op_init(&op, "DeleteBucket", "DELETE", bucket, NULL);
+	return simple_op(c, &op, err);
+}
+
 int s3_head_bucket(struct s3_client *c, const char *bucket, struct cm_err *err)
 {
 	struct s3_op op;

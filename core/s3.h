@@ -310,6 +310,9 @@ int s3_delete_object(struct s3_client *c, const char *bucket, const char *key,
 /* With a LocationConstraint unless the region is us-east-1. */
 int s3_create_bucket(struct s3_client *c, const char *bucket,
 		     struct cm_err *err);
+/* The bucket must be empty (S3 answers 409 BucketNotEmpty otherwise). */
+int s3_delete_bucket(struct s3_client *c, const char *bucket,
+		     struct cm_err *err);
 int s3_head_bucket(struct s3_client *c, const char *bucket, struct cm_err *err);
 
 /* One lifecycle rule; a day count of 0 leaves that action out. */
