@@ -48,7 +48,8 @@ same_entries() {
 	(cd "$src" && find . | LC_ALL=C sort) >"$T/find.src"
 	(cd "$dst" && find . | LC_ALL=C sort) >"$T/find.dst" || die "$what: find failed"
 	diff "$T/find.src" "$T/find.dst" >&2 || die "$what: find lists other names"
-	diff -r --no-dereference "$src" "$dst" >&2 || die "$what: diff -r found differences"
+	# (diff -r calls two fifos different: checked below)
+	diff -r --no-dereference -x fifo "$src" "$dst" >&2 || die "$what: diff -r found differences"
 	# mode, owner, group, mtime of everything below the top; the size of
 	# all but directories (their size is the filesystem's)
 	stats() {
@@ -86,6 +87,8 @@ check_tree() {
 	log "$what: the source tree, attributes and all; cp -a; EROFS"
 }
 
+rp_done() { [ "$(rp_state "$M" prod tree1)" = succeeded ]; }
+
 # --- S3: files/ and KEY.d ---------------------------------------------------
 make_bucket B
 write_config "$T/cfg.json" "{
@@ -97,7 +100,7 @@ write_config "$T/cfg.json" "{
   \"view\": { \"memoryLimit\": \"16MiB\" }
 }"
 mount_view "$M" "$T/cfg.json" --verbose
-wait_for 90 test "$(rp_state "$M" prod tree1)" = succeeded
+wait_for 90 rp_done
 RP=$M/vaults/prod/tree1
 [ "$(ls "$RP" | tr '\n' ' ')" = "cancel export files info.json log status " ] ||
 	die "a recovery point with an indexed archive: $(ls "$RP")"
@@ -128,6 +131,19 @@ mem=$(sed -n 's/^archive view memory: .*peak \([0-9]*\),.*/\1/p' "$M/status")
 check_merr
 unmount_view
 
+# without its index, the archive has no tree: no files/, no KEY.d
+aws_ s3 rm --only-show-errors "s3://$B/$key.index" || die "remove the index"
+mount_view "$M" "$T/cfg.json"
+rp_done || die "the job is not remembered as succeeded"
+[ "$(ls "$RP" | tr '\n' ' ')" = "cancel export info.json log status " ] ||
+	die "a recovery point whose archive lost its index: $(ls "$RP")"
+[ ! -e "$RP/files" ] || die "files/ without an index"
+[ "$(ls "$dir" | tr '\n' ' ')" = "backup.tar.gz manifest.json " ] ||
+	die "the archive's folder without the index: $(ls "$dir")"
+[ ! -e "$A/$key.d" ] || die "KEY.d without an index"
+check_merr
+unmount_view
+
 # --- a local store ----------------------------------------------------------
 write_config "$T/cfg2.json" "{
   \"vaults\": [ { \"name\": \"prod\", \"path\": \"$V\" } ],
@@ -138,7 +154,7 @@ write_config "$T/cfg2.json" "{
 }"
 mkdir -p "$T/store"
 mount_view "$M" "$T/cfg2.json" --verbose
-wait_for 90 test "$(rp_state "$M" prod tree1)" = succeeded
+wait_for 90 rp_done
 check_tree "$RP/files" "local: vaults/prod/tree1/files"
 url=$(sed -n 's/^result: //p' "$RP/status")
 key=${url#$T/store/}
