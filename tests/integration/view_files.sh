@@ -24,8 +24,8 @@ mkdir -p "$S/sub/deeper" "$S/empty" "$S/private"
 head -c 5000 /dev/urandom >"$S/small.bin"
 : >"$S/zero"
 # bigger than view.memoryLimit (16 MiB), spanning many members
-head -c $((20 << 20)) /dev/urandom >"$S/big.bin"
-seq 1 200000 >"$S/sub/numbers.txt"
+head -c $((17 << 20)) /dev/urandom >"$S/big.bin"
+seq 1 100000 >"$S/sub/numbers.txt"
 echo "deep" >"$S/sub/deeper/leaf.txt"
 echo "secret" >"$S/private/key"
 ln -s sub/numbers.txt "$S/link"
@@ -68,10 +68,18 @@ same_entries() {
 	ls -lR "$dst" >/dev/null || die "$what: ls -lR failed"
 }
 
-# check_tree DIR WHAT: DIR shows the source; cp -a gives it back; EROFS
+# check_tree DIR WHAT [quick]: DIR shows the source; cp -a gives it back;
+# EROFS (quick: for a second name of an archive checked already, its own
+# lookups and listings only)
 check_tree() {
 	local d=$1 what=$2 c=$T/copy.$RANDOM
 	same_entries "$S" "$d" "$what"
+	if [ "${3:-}" = quick ]; then
+		expect_fail touch "$d/new"
+		expect_grep 'Read-only file system' "$FAIL_OUT"
+		log "$what: the source tree, attributes and all; EROFS"
+		return
+	fi
 	cmp "$S/big.bin" "$d/big.bin" || die "$what: big.bin (more than the memory limit) reads otherwise"
 	cp -a "$d" "$c" || die "$what: cp -a failed"
 	same_entries "$S" "$c" "$what copied with cp -a"
@@ -113,14 +121,18 @@ A=$M/archive/$B
 dir=$(dirname "$A/$key")
 [ "$(ls "$dir" | tr '\n' ' ')" = "backup.tar.gz backup.tar.gz.d backup.tar.gz.index manifest.json " ] ||
 	die "the archive's folder: $(ls "$dir")"
-[ -f "$A/$key" ] && cmp -s "$A/$key" <(aws_ s3 cp "s3://$B/$key" -) || die "the archive object is no longer the file"
-check_tree "$A/$key.d" "archive/$B/KEY.d"
+[ -f "$A/$key" ] && [ "$(stat -c %s "$A/$key")" = "$(mjson "$dir/manifest.json" 'm["bytes_written"]')" ] ||
+	die "the archive object is no longer the file"
+check_tree "$A/$key.d" "archive/$B/KEY.d" quick
 
 # an object without an index has no tree; a real KEY.d wins
-aws_ s3 cp --only-show-errors "s3://$B/$key" "s3://$B/arch/plain/backup.tar.gz" || die "copy the archive"
-aws_ s3 cp --only-show-errors "s3://$B/$key" "s3://$B/arch/real/backup.tar.gz" || die "copy the archive"
-aws_ s3 cp --only-show-errors "s3://$B/$key.index" "s3://$B/arch/real/backup.tar.gz.index" || die "copy the index"
-echo mine | aws_ s3 cp --only-show-errors - "s3://$B/arch/real/backup.tar.gz.d" || die "a real .d"
+BUCKET=$B KEY=$key py_s3 <<'EOF' || die "copying the archive"
+key = os.environ["KEY"]
+for dst, src in (("arch/plain/backup.tar.gz", key), ("arch/real/backup.tar.gz", key),
+                 ("arch/real/backup.tar.gz.index", key + ".index")):
+    s3.copy_object(Bucket=BUCKET, Key=dst, CopySource={"Bucket": BUCKET, "Key": src})
+s3.put_object(Bucket=BUCKET, Key="arch/real/backup.tar.gz.d", Body=b"mine\n")
+EOF
 [ "$(ls "$A/arch/plain")" = backup.tar.gz ] || die "an unindexed archive: $(ls "$A/arch/plain")"
 [ ! -e "$A/arch/plain/backup.tar.gz.d" ] || die "an unindexed archive has a .d"
 [ "$(cat "$A/arch/real/backup.tar.gz.d")" = mine ] || die "the store's own KEY.d does not win"
@@ -128,6 +140,16 @@ echo mine | aws_ s3 cp --only-show-errors - "s3://$B/arch/real/backup.tar.gz.d" 
 # the view's memory stayed within view.memoryLimit
 mem=$(sed -n 's/^archive view memory: .*peak \([0-9]*\),.*/\1/p' "$M/status")
 [ -n "$mem" ] && [ "$mem" -le $((16 << 20)) ] || die "peak memory $mem above the limit: $(grep memory "$M/status")"
+check_merr
+unmount_view
+
+# an index that is not an index: files/ fails with the reason in the
+# recovery point's log file
+echo "not an index" | aws_ s3 cp --only-show-errors - "s3://$B/$key.index" || die "replace the index"
+mount_view "$M" "$T/cfg.json"
+[ -d "$RP/files" ] || die "files/ is not shown while the index is there"
+expect_fail ls "$RP/files"
+expect_grep '^[0-9-]+T[0-9:.]+\+00:00 warning: view: files: .*backup\.tar\.gz' "$RP/log"
 check_merr
 unmount_view
 
@@ -159,6 +181,6 @@ check_tree "$RP/files" "local: vaults/prod/tree1/files"
 url=$(sed -n 's/^result: //p' "$RP/status")
 key=${url#$T/store/}
 [ "$key" != "$url" ] || die "no $T/store/ result in the status: $url"
-check_tree "$M/archive/store/$key.d" "local: archive/store/KEY.d"
+check_tree "$M/archive/store/$key.d" "local: archive/store/KEY.d" quick
 check_merr
 unmount_view
