@@ -706,6 +706,24 @@ static void *refresher_main(void *arg)
 	return NULL;
 }
 
+void view_rp_changed(struct view *v, size_t vault, const char *rp,
+		     const char *name)
+{
+	struct view_node *n;
+	uint64_t ino = 0;
+
+	pthread_mutex_lock(&v->lock);
+	n = vault < v->nvaults ? view_child_locked(v, v->vs[vault].node, rp)
+			       : NULL;
+	if (n)
+		ino = n->ino;
+	pthread_mutex_unlock(&v->lock);
+	if (!ino)
+		return;
+	view_inval_inode(v, ino);
+	view_inval_entry(v, ino, name);
+}
+
 /* ---- the engine's notify callback -------------------------------------- */
 
 void view_orch_notify(void *ctx, const struct orch_job_info *ji)
@@ -783,6 +801,7 @@ struct view *view_new(const struct view_opts *opts, struct cm_err *err)
 	pthread_mutex_init(&v->notes_lock, NULL);
 	pthread_mutex_init(&v->trees_lock, NULL);
 	pthread_cond_init(&v->trees_cond, NULL);
+	pthread_cond_init(&v->checks_cond, NULL);
 	v->nbuckets = 1024;
 	v->by_ino = cm_xcalloc(v->nbuckets, sizeof(*v->by_ino));
 	v->by_name = cm_xcalloc(v->nbuckets, sizeof(*v->by_name));
@@ -870,9 +889,10 @@ void view_free(struct view *v)
 	wake_refresher(v);
 	if (v->have_refresher)
 		pthread_join(v->refresher, NULL);
+	/* before the store goes; the archives' caches give their bytes
+	 * back to the budget */
+	view_tree_stop(v);
 	view_arc_release_all(v);
-	/* the archives' caches give their bytes back to the budget */
-	view_tree_reap(v, true);
 	orch_dest_free(v->own_dest);
 	cm_budget_free(v->budget);
 	free(v->scope);
@@ -911,6 +931,7 @@ void view_free(struct view *v)
 	pthread_mutex_destroy(&v->notes_lock);
 	pthread_mutex_destroy(&v->trees_lock);
 	pthread_cond_destroy(&v->trees_cond);
+	pthread_cond_destroy(&v->checks_cond);
 	free(v);
 }
 
@@ -1460,9 +1481,8 @@ bool view_may_block(struct view *v, uint64_t ino)
 		pthread_mutex_unlock(&v->lock);
 		return false;
 	}
-	/* an archive's tree reads the store; a recovery point's files/
-	 * asks it whether the archive has an index */
-	if (n && (vk_is_tree(n->kind) || n->kind == VK_RP)) {
+	/* an archive's tree reads the store */
+	if (n && vk_is_tree(n->kind)) {
 		pthread_mutex_unlock(&v->lock);
 		return true;
 	}

@@ -306,6 +306,11 @@ struct view {
 	pthread_cond_t trees_cond;
 	struct view_tree *trees; /* protected by ->trees_lock */
 	size_t ntrees;		 /* protected by ->trees_lock */
+	/* asks a remote store whether archives have their index */
+	pthread_t checker;
+	pthread_cond_t checks_cond;
+	bool have_checker; /* protected by ->trees_lock */
+	bool checker_stop; /* protected by ->trees_lock */
 
 	/* every open archive file, to close (and abort) at view_free */
 	pthread_mutex_t files_lock;
@@ -336,6 +341,10 @@ void view_inval_entry(struct view *v, uint64_t parent, const char *name);
 void view_note_rp(struct view *v, size_t vault, const char *rp,
 		  const char *file, const char *why);
 struct orch *view_engine(struct view *v);
+/* What recovery point rp (vault index vault) lists changed: name came or
+ * went. Tells the kernel; no lock held. */
+void view_rp_changed(struct view *v, size_t vault, const char *rp,
+		     const char *name);
 
 /* view_archive.c */
 int view_arc_init(struct view *v, struct cm_err *err);
@@ -420,8 +429,10 @@ int view_tree_read(struct view *v, struct view_file *f, uint64_t off,
 void view_tree_close(struct view *v, struct view_file *f);
 int view_tree_readlink(struct view *v, struct view_node *n, char **out,
 		       struct cm_err *err);
-/* Close the archives unused for a while (all: every one; view_free). */
+/* Close the archives unused for a while (all: every one). */
 void view_tree_reap(struct view *v, bool all);
+/* view_free, before the store goes: stop the checker, close them all. */
+void view_tree_stop(struct view *v);
 void view_tent_free(struct view_tent *t);
 
 /* view_uploads.c: the crash record of writers, one file each in

@@ -73,9 +73,11 @@ struct view_tent {
 
 enum tree_index {
 	IDX_UNKNOWN = 0,
-	IDX_YES,   /* KEY.index is there (or the archive opened) */
-	IDX_NO,    /* it was not, at checked_ns */
-	IDX_NEVER, /* a raw archive's index: no tree, for good */
+	IDX_YES,      /* KEY.index is there (or the archive opened) */
+	IDX_NO,       /* it was not, at checked_ns */
+	IDX_NEVER,    /* a raw archive's index: no tree, for good */
+	IDX_PENDING,  /* for the checker to ask */
+	IDX_CHECKING, /* the checker asks */
 };
 
 struct view_tree {
@@ -91,6 +93,11 @@ struct view_tree {
 	uint64_t failed_ns;
 	unsigned users;
 	uint64_t used_ns;
+	/* the recovery point whose files/ asked the checker, and whether it
+	 * was shown meanwhile */
+	char *rp;
+	size_t vault;
+	bool shown;
 	struct view_tree *next;
 };
 
@@ -370,6 +377,7 @@ void view_tree_reap(struct view *v, bool all)
 				*pp = t->next;
 				v->ntrees--;
 				free(t->key);
+				free(t->rp);
 				free(t);
 				continue;
 			}
@@ -394,46 +402,184 @@ bool view_tree_unbrowsable(struct view *v, const char *key)
 	return r;
 }
 
-/* Whether key has an index, as known or as the store says now (once per
- * TREE_RECHECK_NS while it has none). A store that cannot answer: yes,
- * and the open will say what is wrong. */
-static bool tree_indexed(struct view *v, const char *key)
+/* Ask the store whether key.index exists: 0 (*yes set), or an error
+ * (the store cannot say). */
+static int index_stat(struct view *v, const char *key, bool *yes)
 {
-	struct view_tree *t;
+	char *ikey = cm_xasprintf("%s%s", key, AIDX_SUFFIX);
 	struct view_obj obj;
 	struct cm_err err;
-	uint64_t now = cm_now_ns();
-	char *ikey;
 	int rc;
 
-	pthread_mutex_lock(&v->trees_lock);
-	t = tree_add_locked(v, key);
-	if (t->b || t->index == IDX_YES || t->index == IDX_NEVER ||
-	    (t->index == IDX_NO && now - t->checked_ns < TREE_RECHECK_NS)) {
-		bool r = t->b || t->index == IDX_YES;
-
-		pthread_mutex_unlock(&v->trees_lock);
-		return r;
-	}
-	pthread_mutex_unlock(&v->trees_lock);
-
-	ikey = cm_xasprintf("%s%s", key, AIDX_SUFFIX);
 	cm_err_clear(&err);
 	rc = v->store->ops->stat(v->store, ikey, &obj, &err);
 	if (rc && rc != -ENOENT)
 		cm_debug("view: %s: %s", ikey, err.msg);
 	free(ikey);
-	if (rc && rc != -ENOENT)
+	*yes = rc == 0 && !obj.is_dir;
+	return rc == -ENOENT ? 0 : rc;
+}
+
+/* Under trees_lock: record what index_stat said (rc 0: *yes); whether
+ * files/ shows now. */
+static bool index_learned_locked(struct view_tree *t, int rc, bool yes)
+{
+	if (t->b)
 		return true;
+	if (t->index == IDX_NEVER)
+		return false;
+	/* a store that cannot answer: shown, and the open says why */
+	t->index = rc || yes ? IDX_YES : IDX_NO;
+	t->checked_ns = cm_now_ns();
+	return t->index == IDX_YES;
+}
+
+/* The checker: a thread of its own that asks a remote store whether
+ * archives have their index (index_stat), so that a recovery point's
+ * listing and lookups never wait on the network, nor on a stalled
+ * endpoint. */
+static void *checker_main(void *arg)
+{
+	struct view *v = arg;
+
+	pthread_mutex_lock(&v->trees_lock);
+	while (!v->checker_stop) {
+		struct view_tree *t;
+		char *key, *rp;
+		size_t vault;
+		bool yes = false, changed;
+		int rc;
+
+		for (t = v->trees; t && t->index != IDX_PENDING; t = t->next)
+			;
+		if (!t) {
+			pthread_cond_wait(&v->checks_cond, &v->trees_lock);
+			continue;
+		}
+		t->index = IDX_CHECKING;
+		t->users++; /* not reaped meanwhile */
+		key = cm_xstrdup(t->key);
+		pthread_mutex_unlock(&v->trees_lock);
+		rc = index_stat(v, key, &yes);
+		pthread_mutex_lock(&v->trees_lock);
+		t->users--;
+		changed = index_learned_locked(t, rc, yes) != t->shown;
+		rp = t->rp ? cm_xstrdup(t->rp) : NULL;
+		vault = t->vault;
+		pthread_mutex_unlock(&v->trees_lock);
+		/* what the recovery point's listing showed may be wrong now */
+		if (changed && rp)
+			view_rp_changed(v, vault, rp, VIEW_FILES_NAME);
+		free(rp);
+		free(key);
+		pthread_mutex_lock(&v->trees_lock);
+	}
+	pthread_mutex_unlock(&v->trees_lock);
+	return NULL;
+}
+
+/* Under trees_lock: t's index to be asked for by the checker (started
+ * now if it is not running). */
+static void check_later_locked(struct view *v, struct view_tree *t,
+			       size_t vault, const char *rp)
+{
+	if (!v->have_checker && !v->checker_stop) {
+		if (pthread_create(&v->checker, NULL, checker_main, v) != 0) {
+			/* no thread: shown, the open will tell */
+			t->index = IDX_YES;
+			return;
+		}
+		v->have_checker = true;
+	}
+	t->index = IDX_PENDING;
+	free(t->rp);
+	t->rp = cm_xstrdup(rp);
+	t->vault = vault;
+	pthread_cond_signal(&v->checks_cond);
+}
+
+/*
+ * Whether files/ of recovery point rp (vault index vault) shows the
+ * archive key: as known; else learned now from a local store; else - a
+ * remote store - shown while the checker asks in the background (it goes
+ * if the index is not there). "No" is asked again after TREE_RECHECK_NS,
+ * hidden meanwhile.
+ */
+static bool tree_indexed(struct view *v, const char *key, size_t vault,
+			 const char *rp)
+{
+	struct view_tree *t;
+	bool r, known, yes = false;
+	int rc;
+
 	pthread_mutex_lock(&v->trees_lock);
 	t = tree_add_locked(v, key);
-	if (t->index != IDX_NEVER) {
-		t->index = rc == 0 && !obj.is_dir ? IDX_YES : IDX_NO;
-		t->checked_ns = cm_now_ns();
+	switch (t->b ? IDX_YES : t->index) {
+	case IDX_YES:
+		r = known = true;
+		break;
+	case IDX_PENDING:
+	case IDX_CHECKING:
+		r = t->shown;
+		known = true;
+		break;
+	case IDX_NEVER:
+		r = false;
+		known = true;
+		break;
+	case IDX_NO:
+		r = false;
+		known = cm_now_ns() - t->checked_ns < TREE_RECHECK_NS;
+		break;
+	default:
+		r = true;
+		known = false;
+		break;
 	}
-	rc = t->index == IDX_YES;
+	if (!known && v->store->remote) {
+		t->shown = r;
+		check_later_locked(v, t, vault, rp);
+		known = true;
+	}
 	pthread_mutex_unlock(&v->trees_lock);
-	return rc;
+	if (known)
+		return r;
+
+	/* a local store: a stat, here */
+	rc = index_stat(v, key, &yes);
+	pthread_mutex_lock(&v->trees_lock);
+	t = tree_add_locked(v, key);
+	r = index_learned_locked(t, rc, yes);
+	pthread_mutex_unlock(&v->trees_lock);
+	return r;
+}
+
+/* files/ of key is known not to show (no index, or no tree) */
+static bool tree_hidden(struct view *v, const char *key)
+{
+	struct view_tree *t;
+	bool r;
+
+	pthread_mutex_lock(&v->trees_lock);
+	t = tree_find_locked(v, key);
+	r = t && !t->b && (t->index == IDX_NO || t->index == IDX_NEVER);
+	pthread_mutex_unlock(&v->trees_lock);
+	return r;
+}
+
+void view_tree_stop(struct view *v)
+{
+	bool join;
+
+	pthread_mutex_lock(&v->trees_lock);
+	v->checker_stop = true;
+	join = v->have_checker;
+	v->have_checker = false;
+	pthread_cond_broadcast(&v->checks_cond);
+	pthread_mutex_unlock(&v->trees_lock);
+	if (join)
+		pthread_join(v->checker, NULL);
+	view_tree_reap(v, true);
 }
 
 /* The root's attributes become its archive's root entry, once. */
@@ -495,8 +641,7 @@ static int node_tree(struct view *v, struct view_node *n,
 	if (tried && rp && rp->kind == VK_RP) {
 		view_note_rp(v, rp->vault, rp->name, VIEW_FILES_NAME,
 			     err->msg);
-		if (view_tree_unbrowsable(v, root->key) ||
-		    !tree_indexed(v, root->key)) {
+		if (tree_hidden(v, root->key)) {
 			view_inval_inode(v, rp->ino);
 			view_inval_entry(v, rp->ino, VIEW_FILES_NAME);
 		}
@@ -527,7 +672,7 @@ char *view_tree_rp_key(struct view *v, size_t vault, const char *rp,
 	}
 	free(base);
 	orch_job_info_release(&ji);
-	if (key && !tree_indexed(v, key)) {
+	if (key && !tree_indexed(v, key, vault, rp)) {
 		free(key);
 		key = NULL;
 	}

@@ -157,8 +157,9 @@ unmount_view
 aws_ s3 rm --only-show-errors "s3://$B/$key.index" || die "remove the index"
 mount_view "$M" "$T/cfg.json"
 rp_done || die "the job is not remembered as succeeded"
-[ "$(ls "$RP" | tr '\n' ' ')" = "cancel export info.json log status " ] ||
-	die "a recovery point whose archive lost its index: $(ls "$RP")"
+# (the view asks S3 in the background: files/ may show until it knows)
+no_files() { [ "$(ls "$RP" | tr '\n' ' ')" = "cancel export info.json log status " ]; }
+wait_for 10 no_files
 [ ! -e "$RP/files" ] || die "files/ without an index"
 [ "$(ls "$dir" | tr '\n' ' ')" = "backup.tar.gz manifest.json " ] ||
 	die "the archive's folder without the index: $(ls "$dir")"
