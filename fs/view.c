@@ -1628,14 +1628,21 @@ int view_dir_refresh(struct view *v, struct view_dir *d, struct cm_err *err)
 	view_dir_clear(d);
 	if (vk_is_archive(d->node->kind))
 		return view_arc_opendir(v, d, err);
-	if (vk_is_tree_dir(d->node->kind))
-		return view_tree_opendir(v, d, err);
+	if (vk_is_tree_dir(d->node->kind)) {
+		/* listed at the first readdir (view_dir_seek): an opendir
+		 * the kernel answers from its cache of the listing costs
+		 * nothing */
+		d->loaded = false;
+		return 0;
+	}
 	return tree_fill(v, d, err);
 }
 
 int view_dir_seek(struct view *v, struct view_dir *d, uint64_t off,
 		  struct cm_err *err)
 {
+	if (vk_is_tree_dir(d->node->kind))
+		return view_tree_dir_load(v, d, err);
 	if (!d->paged)
 		return 0;
 	return view_arc_seek(v, d, off, err);

@@ -421,7 +421,8 @@ void view_tree_attr_locked(struct view *v, const struct view_node *n,
 int view_tree_lookup(struct view *v, struct view_node *parent,
 		     const char *name, struct view_attr *out,
 		     struct cm_err *err);
-int view_tree_opendir(struct view *v, struct view_dir *d, struct cm_err *err);
+/* The listing of a tree directory's handle, once (its first readdir). */
+int view_tree_dir_load(struct view *v, struct view_dir *d, struct cm_err *err);
 int view_tree_open(struct view *v, struct view_file *f, int flags,
 		   struct view_open_out *oo, struct cm_err *err);
 int view_tree_read(struct view *v, struct view_file *f, uint64_t off,

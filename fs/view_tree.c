@@ -44,6 +44,7 @@
 
 #include "browse.h"
 #include "log.h"
+#include "unpack.h"
 #include "mem.h"
 #include "orch.h"
 #include "timeutil.h"
@@ -55,6 +56,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
+#include <unistd.h>
 
 #define TREE_TIMEOUT	1e6 /* an archive never changes: names, attrs */
 #define ROOT_TIMEOUT	1.0 /* a root's attributes before it is opened */
@@ -65,6 +67,8 @@
 #define TREE_FORGET_NS	(600 * SEC_NS) /* what is known of a closed one */
 #define TREES_KEEP	256	       /* closed ones remembered at least */
 #define CACHE_MAX	(64ull << 20)
+#define INDEX_COPY_MAX	(256ull << 20) /* a remote index copied whole */
+#define INDEX_CHUNK	(4u << 20)
 
 struct view_tent {
 	struct aidx_entry e; /* the strings point into buf */
@@ -85,6 +89,7 @@ struct view_tree {
 	/* set by the open, cleared by the reaper while users is 0: a user
 	 * reads it without the lock */
 	struct arc_browse *b;
+	int index_fd; /* b's copy of a remote index, or -1 */
 	bool opening;
 	enum tree_index index;
 	uint64_t checked_ns;
@@ -236,6 +241,7 @@ static struct view_tree *tree_add_locked(struct view *v, const char *key)
 		return t;
 	t = cm_xcalloc(1, sizeof(*t));
 	t->key = cm_xstrdup(key);
+	t->index_fd = -1;
 	t->used_ns = cm_now_ns();
 	t->next = v->trees;
 	v->trees = t;
@@ -259,6 +265,64 @@ static uint64_t tree_cache_bytes(struct view *v)
 	return n > CACHE_MAX ? CACHE_MAX : n ? n : 1;
 }
 
+/*
+ * A remote archive's index, copied whole into an unlinked temporary file
+ * ($TMPDIR, else /tmp) that the reader then reads with pread: a listing
+ * needs the entry blocks of its directory, which the index reader keeps
+ * only a few of, and fetching them one ranged GET each, one directory at
+ * a time, made `find` over 100,000 entries wait for a round trip per
+ * directory. One GET of a few hundred KiB (a few MiB for a million
+ * entries) at open instead. *fd: the file (-1: not copied: too large, or
+ * no temporary file; the reader then reads the object itself).
+ */
+static int index_copy(struct view *v, const char *url, int *fd,
+		      struct cm_err *err)
+{
+	const char *dir = getenv("TMPDIR");
+	struct arc_object *o = NULL;
+	uint64_t size, off;
+	char *buf = NULL;
+	int rc;
+
+	*fd = -1;
+	rc = arc_object_open(url, v->dest->s3, &o, err);
+	if (rc)
+		return rc == -ENOENT ? cm_err_set(err, ENOENT, "%s: not indexed",
+						  url)
+				     : rc;
+	size = arc_object_size(o);
+	if (size > INDEX_COPY_MAX)
+		goto out;
+	*fd = open(dir && *dir ? dir : "/tmp", O_TMPFILE | O_RDWR | O_CLOEXEC,
+		   0600);
+	if (*fd < 0) {
+		cm_debug("view: %s: no temporary file (%s): read in place",
+			 url, strerror(errno));
+		goto out;
+	}
+	buf = cm_xmalloc(size < INDEX_CHUNK ? (size ? size : 1) : INDEX_CHUNK);
+	for (off = 0; off < size && rc == 0;) {
+		size_t n = size - off < INDEX_CHUNK ? (size_t)(size - off)
+						    : INDEX_CHUNK;
+
+		rc = arc_object_read(o, off, buf, n, err);
+		if (rc == 0 && pwrite(*fd, buf, n, (off_t)off) != (ssize_t)n)
+			rc = cm_err_set(err, errno ? errno : EIO,
+					"a copy of %s: %s", url,
+					strerror(errno ? errno : EIO));
+		off += n;
+	}
+	if (rc) {
+		cm_err_prefix(err, "%s", url);
+		close(*fd);
+		*fd = -1;
+	}
+out:
+	free(buf);
+	arc_object_free(o);
+	return rc;
+}
+
 /* The archive `key`, opened (by this call, or an earlier one): one more
  * user until tree_put. *tried: this call tried to open it (else a failure
  * is the one remembered). */
@@ -270,8 +334,8 @@ static int tree_get(struct view *v, const char *key, struct view_tree **out,
 	struct view_tree *t;
 	struct cm_err e;
 	uint64_t now = cm_now_ns(), wait;
-	char *url;
-	int rc;
+	char *url, *iurl, ipath[64];
+	int rc, ifd = -1;
 
 	*tried = false;
 	pthread_mutex_lock(&v->trees_lock);
@@ -304,7 +368,30 @@ static int tree_get(struct view *v, const char *key, struct view_tree **out,
 	o.budget = v->budget;
 	o.cache_bytes = tree_cache_bytes(v);
 	cm_err_clear(&e);
-	rc = arc_browse_open(&o, &b, &e);
+	rc = 0;
+	iurl = cm_xasprintf("%s%s", url, AIDX_SUFFIX);
+	if (v->store->remote) {
+		rc = index_copy(v, iurl, &ifd, &e);
+		if (ifd >= 0) {
+			snprintf(ipath, sizeof(ipath), "/proc/self/fd/%d", ifd);
+			o.index_url = ipath;
+		}
+	}
+	if (rc == 0)
+		rc = arc_browse_open(&o, &b, &e);
+	if (rc && ifd >= 0) {
+		size_t pl = strlen(ipath);
+		char msg[CM_ERR_MSG_MAX];
+
+		/* the copy's name means nothing to a reader: the index's */
+		if (!strncmp(e.msg, ipath, pl)) {
+			snprintf(msg, sizeof(msg), "%s%s", iurl, e.msg + pl);
+			snprintf(e.msg, sizeof(e.msg), "%s", msg);
+		}
+		close(ifd);
+		ifd = -1;
+	}
+	free(iurl);
 	if (rc) {
 		if (!e.msg[0])
 			snprintf(e.msg, sizeof(e.msg), "%s: %s", url,
@@ -320,6 +407,7 @@ static int tree_get(struct view *v, const char *key, struct view_tree **out,
 	now = cm_now_ns();
 	if (rc == 0) {
 		t->b = b;
+		t->index_fd = ifd;
 		t->index = IDX_YES;
 		t->failed = 0;
 		t->used_ns = now;
@@ -354,6 +442,7 @@ static void tree_put(struct view *v, struct view_tree *t)
 void view_tree_reap(struct view *v, bool all)
 {
 	struct arc_browse *dead[64];
+	int dead_fd[64];
 	size_t ndead;
 	uint64_t now = cm_now_ns();
 
@@ -368,8 +457,10 @@ void view_tree_reap(struct view *v, bool all)
 
 			if (t->b && idle &&
 			    (all || now - t->used_ns >= TREE_IDLE_NS)) {
+				dead_fd[ndead] = t->index_fd;
 				dead[ndead++] = t->b;
 				t->b = NULL;
+				t->index_fd = -1;
 			}
 			if (!t->b && idle &&
 			    (all || (v->ntrees > TREES_KEEP &&
@@ -385,8 +476,11 @@ void view_tree_reap(struct view *v, bool all)
 		}
 		pthread_mutex_unlock(&v->trees_lock);
 		/* frees the cache, gives its bytes back: no lock held */
-		for (size_t i = 0; i < ndead; i++)
+		for (size_t i = 0; i < ndead; i++) {
 			arc_browse_free(dead[i]);
+			if (dead_fd[i] >= 0)
+				close(dead_fd[i]);
+		}
 	} while (ndead == 64);
 }
 
@@ -768,7 +862,7 @@ int view_tree_lookup(struct view *v, struct view_node *parent,
 	return rc;
 }
 
-int view_tree_opendir(struct view *v, struct view_dir *d, struct cm_err *err)
+static int tree_list(struct view *v, struct view_dir *d, struct cm_err *err)
 {
 	struct view_node *n = d->node;
 	struct aidx_list l = {0};
@@ -798,6 +892,20 @@ int view_tree_opendir(struct view *v, struct view_dir *d, struct cm_err *err)
 	}
 	aidx_list_release(&l);
 	return 0;
+}
+
+int view_tree_dir_load(struct view *v, struct view_dir *d, struct cm_err *err)
+{
+	int rc = 0;
+
+	pthread_mutex_lock(&d->lock);
+	if (!d->loaded) {
+		view_dir_clear(d);
+		rc = tree_list(v, d, err);
+		d->loaded = rc == 0;
+	}
+	pthread_mutex_unlock(&d->lock);
+	return rc;
 }
 
 int view_tree_open(struct view *v, struct view_file *f, int flags,
