@@ -1417,6 +1417,7 @@ static int scan(struct aidx *x, uint64_t first, uint64_t count, want_fn want,
 struct name_want {
 	const char *name;
 	size_t len;
+	bool seen;
 };
 
 static bool want_name(void *ctx, const char *name, size_t len, bool *stop)
@@ -1424,9 +1425,12 @@ static bool want_name(void *ctx, const char *name, size_t len, bool *stop)
 	struct name_want *n = ctx;
 
 	if (len == n->len && !memcmp(name, n->name, len)) {
-		*stop = true;
+		n->seen = true;
 		return true;
 	}
+	/* a name held twice comes in one run, by header_off */
+	if (n->seen)
+		*stop = true;
 	return false;
 }
 
@@ -1452,6 +1456,7 @@ int aidx_lookup(struct aidx *x, const char *path, struct aidx_list *out,
 	memset(out, 0, sizeof(*out));
 	n.name = p + plen + (p[plen] == '/');
 	n.len = strlen(n.name);
+	n.seen = false;
 	/* the parent: p cut at the last slash ("" for the top level, whose
 	 * names start at p itself) */
 	parent = cm_xstrndup(p, plen);
@@ -1462,6 +1467,10 @@ int aidx_lookup(struct aidx *x, const char *path, struct aidx_list *out,
 			  out, &cap, err);
 	if (rc == 0 && out->n == 0)
 		rc = cm_err_set(err, ENOENT, "%s: not in the archive", path);
+	if (rc == 0 && out->n > 1) {
+		out->v[0] = out->v[out->n - 1]; /* what tar -x leaves */
+		out->n = 1;
+	}
 	free(p);
 	if (rc)
 		aidx_list_release(out);

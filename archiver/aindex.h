@@ -174,7 +174,8 @@ int64_t aidx_member_for(const struct aidx *x, uint64_t uoff);
 
 /*
  * The entry at `path` (normalised as above; a leading "./" or "/" and a
- * trailing "/" are accepted) into out (one entry). -ENOENT when there is
+ * trailing "/" are accepted) into out (one entry: of a name the tar holds
+ * twice, the last, which is what tar -x leaves). -ENOENT when there is
  * none (err set). A raw index has no entries: -ENOENT.
  */
 int aidx_lookup(struct aidx *x, const char *path, struct aidx_list *out,

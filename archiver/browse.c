@@ -5,8 +5,12 @@
  *   idx_lock    the index reader (aindex.h: one thread at a time), held
  *               for lookups and listings only;
  *   lock        the member cache (hash, LRU, byte count), the single
- *               flights and the read-ahead queue; the budget's lock is a
- *               leaf taken under it (cm_budget_try, cm_budget_give);
+ *               flights and the read-ahead queue; cm_budget_try is called
+ *               under it (the budget's lock is a leaf), but not
+ *               cm_budget_give, which may call a queued waiter of the
+ *               budget back on this thread: bytes of dropped members are
+ *               owed, reused for the next member, and given back once
+ *               the lock is let go (cache_unlock);
  *   flock       the files whose reading needs state of their own (the
  *               resolved hard link, the sparse map, where the last read
  *               ended).
@@ -97,11 +101,12 @@ struct arc_browse {
 	struct slot *hash[HASH_SIZE];
 	struct slot *lru_head, *lru_tail;
 	uint64_t cache_bytes;
+	uint64_t owed;             /* budget bytes to give back (see top) */
 	uint64_t hits, misses;
 	atomic_uint_fast64_t decoded;
 	/* read-ahead: member numbers queued, and the workers */
 	pthread_cond_t ahead_cv;
-	uint64_t ahead_q[AHEAD_QUEUE];
+	struct slot *ahead_q[AHEAD_QUEUE]; /* held, S_LOADING, hashed */
 	size_t ahead_n;
 	pthread_t ahead_th[AHEAD_THREADS];
 	unsigned ahead_threads;
@@ -212,11 +217,22 @@ static void slot_free(struct arc_browse *b, struct slot *s)
 	if (s->cached) {
 		b->cache_bytes -= s->len;
 		if (b->budget)
-			cm_budget_give(b->budget, s->len);
+			b->owed += s->len;
 	}
 	free(s->data);
 	free(s->err);
 	free(s);
+}
+
+/* Let go of the cache lock, then give back what is owed to the budget. */
+static void cache_unlock(struct arc_browse *b)
+{
+	uint64_t owed = b->owed;
+
+	b->owed = 0;
+	pthread_mutex_unlock(&b->lock);
+	if (owed)
+		cm_budget_give(b->budget, owed);
 }
 
 static struct slot **hash_at(struct arc_browse *b, uint64_t idx)
@@ -289,9 +305,18 @@ static bool reserve(struct arc_browse *b, uint64_t n)
 	while (b->cache_bytes + n > b->cache_limit)
 		if (!evict_one(b))
 			return false;
-	while (b->budget && !cm_budget_try(b->budget, n))
+	while (b->budget) {
+		if (b->owed >= n) {
+			b->owed -= n;
+			break;
+		}
+		if (cm_budget_try(b->budget, n - b->owed)) {
+			b->owed = 0;
+			break;
+		}
 		if (!evict_one(b))
 			return false;
+	}
 	b->cache_bytes += n;
 	return true;
 }
@@ -301,7 +326,7 @@ static void slot_put(struct arc_browse *b, struct slot *s)
 	pthread_mutex_lock(&b->lock);
 	if (--s->refs == 0 && !s->hashed)
 		slot_free(b, s);
-	pthread_mutex_unlock(&b->lock);
+	cache_unlock(b);
 }
 
 /* Fetch and decode member i into s (no lock held). */
@@ -345,66 +370,39 @@ out:
 }
 
 /*
- * Member i, decoded, held (slot_put when done). The first reader of a
- * member fetches it; others wait for that fetch. `ahead`: a read-ahead,
- * which fetches only what it can cache and waits for nothing (-EEXIST:
- * cached or on its way already; -ENOSPC: no room).
+ * Under lock: a slot for member i, on its way (S_LOADING), in the hash
+ * and held once, its bytes reserved in the cache when there is room;
+ * without room, NULL when `need` is false (a read-ahead caches or does
+ * nothing), else a slot of its fetcher and waiters only.
  */
-static int member_get(struct arc_browse *b, uint64_t i, bool ahead,
-		      struct slot **out, struct cm_err *err)
+static struct slot *slot_new(struct arc_browse *b, uint64_t i, bool need)
 {
-	struct slot *s;
-	int rc;
+	struct slot *s = cm_xcalloc(1, sizeof(*s));
 
-	pthread_mutex_lock(&b->lock);
-	s = hash_find(b, i);
-	if (s && ahead) {
-		pthread_mutex_unlock(&b->lock);
-		return -EEXIST;
-	}
-	if (s) {
-		s->refs++;
-		while (s->state == S_LOADING)
-			pthread_cond_wait(&b->loaded, &b->lock);
-		if (s->state == S_FAILED) {
-			rc = -s->rc;
-			*err = *s->err;
-			pthread_mutex_unlock(&b->lock);
-			slot_put(b, s);
-			return rc;
-		}
-		b->hits++;
-		if (s->cached) {
-			lru_unlink(b, s);
-			lru_push(b, s);
-		}
-		pthread_mutex_unlock(&b->lock);
-		*out = s;
-		return 0;
-	}
-	s = cm_xcalloc(1, sizeof(*s));
 	s->idx = i;
 	s->len = b->members[i].ulen;
 	s->cached = reserve(b, s->len);
-	if (ahead && !s->cached) {
-		pthread_mutex_unlock(&b->lock);
+	if (!need && !s->cached) {
 		free(s);
-		return -ENOSPC;
+		return NULL;
 	}
-	if (!ahead)
-		b->misses++; /* readers' requests only */
 	s->refs = 1;
 	s->state = S_LOADING;
 	s->hnext = *hash_at(b, i);
 	*hash_at(b, i) = s;
 	s->hashed = true;
-	pthread_mutex_unlock(&b->lock);
+	return s;
+}
 
-	rc = member_load(b, i, s, err);
+/* Fetch and decode s (from slot_new; no lock held) and hand it to those
+ * waiting for it: the data, or the error (which later readers do not
+ * see: they fetch again). */
+static int slot_fill(struct arc_browse *b, struct slot *s, struct cm_err *err)
+{
+	int rc = member_load(b, s->idx, s, err);
 
 	pthread_mutex_lock(&b->lock);
 	if (rc) {
-		/* the waiters get this error; later readers try again */
 		s->state = S_FAILED;
 		s->rc = -rc;
 		s->err = cm_xmalloc(sizeof(*s->err));
@@ -415,10 +413,50 @@ static int member_get(struct arc_browse *b, uint64_t i, bool ahead,
 		if (s->cached)
 			lru_push(b, s);
 		else
-			hash_remove(b, s); /* this call's and its waiters' */
+			hash_remove(b, s); /* its fetcher's and waiters' */
 	}
 	pthread_cond_broadcast(&b->loaded);
-	pthread_mutex_unlock(&b->lock);
+	cache_unlock(b);
+	return rc;
+}
+
+/*
+ * Member i, decoded, held (slot_put when done). The first reader of a
+ * member fetches it; others, and readers of a member read ahead, wait
+ * for that one fetch.
+ */
+static int member_get(struct arc_browse *b, uint64_t i, struct slot **out,
+		      struct cm_err *err)
+{
+	struct slot *s;
+	int rc;
+
+	pthread_mutex_lock(&b->lock);
+	s = hash_find(b, i);
+	if (s) {
+		s->refs++;
+		while (s->state == S_LOADING)
+			pthread_cond_wait(&b->loaded, &b->lock);
+		if (s->state == S_FAILED) {
+			rc = s->rc > 0 ? -s->rc : -EIO;
+			*err = *s->err;
+			cache_unlock(b);
+			slot_put(b, s);
+			return rc;
+		}
+		b->hits++;
+		if (s->cached) {
+			lru_unlink(b, s);
+			lru_push(b, s);
+		}
+		cache_unlock(b);
+		*out = s;
+		return 0;
+	}
+	s = slot_new(b, i, true);
+	b->misses++;
+	cache_unlock(b);
+	rc = slot_fill(b, s, err);
 	if (rc) {
 		slot_put(b, s);
 		return rc;
@@ -429,6 +467,7 @@ static int member_get(struct arc_browse *b, uint64_t i, bool ahead,
 
 /* ---- read-ahead --------------------------------------------------------- */
 
+/* The workers: fill the slots queued by ahead(), oldest first. */
 static void *ahead_main(void *arg)
 {
 	struct arc_browse *b = arg;
@@ -437,47 +476,54 @@ static void *ahead_main(void *arg)
 	while (!b->stopping) {
 		struct slot *s;
 		struct cm_err e;
-		uint64_t i;
 
 		if (!b->ahead_n) {
 			pthread_cond_wait(&b->ahead_cv, &b->lock);
 			continue;
 		}
-		i = b->ahead_q[0];
+		s = b->ahead_q[0];
 		memmove(b->ahead_q, b->ahead_q + 1,
 			--b->ahead_n * sizeof(*b->ahead_q));
-		pthread_mutex_unlock(&b->lock);
-		/* a failure is the next reader's to report: it fetches again */
+		cache_unlock(b);
+		/* a failure is the readers' to report: those waiting get it,
+		 * later ones fetch again */
 		cm_err_clear(&e);
-		if (member_get(b, i, true, &s, &e) == 0)
-			slot_put(b, s);
+		slot_fill(b, s, &e);
+		slot_put(b, s);
 		pthread_mutex_lock(&b->lock);
 	}
-	pthread_mutex_unlock(&b->lock);
+	cache_unlock(b);
 	return NULL;
 }
 
-/* Start fetching member i unless it is cached, on its way or queued, or
- * the queue is full (a hint: dropped rather than waited for). */
+/*
+ * Start fetching member i unless it is cached or on its way, or the
+ * queue is full, or the cache has no room (a hint: dropped rather than
+ * waited for). Its slot goes into the hash now, so that a reader that
+ * gets there before a worker does waits for this fetch instead of
+ * making its own.
+ */
 static void ahead(struct arc_browse *b, uint64_t i)
 {
+	struct slot *s;
+
 	pthread_mutex_lock(&b->lock);
 	if (i >= b->nmembers || b->stopping || hash_find(b, i) ||
 	    b->ahead_n == AHEAD_QUEUE)
 		goto out;
-	for (size_t k = 0; k < b->ahead_n; k++)
-		if (b->ahead_q[k] == i)
-			goto out;
 	while (b->ahead_threads < AHEAD_THREADS &&
 	       pthread_create(&b->ahead_th[b->ahead_threads], NULL,
 			      ahead_main, b) == 0)
 		b->ahead_threads++;
 	if (!b->ahead_threads)
 		goto out;
-	b->ahead_q[b->ahead_n++] = i;
+	s = slot_new(b, i, false);
+	if (!s)
+		goto out;
+	b->ahead_q[b->ahead_n++] = s;
 	pthread_cond_signal(&b->ahead_cv);
 out:
-	pthread_mutex_unlock(&b->lock);
+	cache_unlock(b);
 }
 
 /* ---- the stream ----------------------------------------------------------- */
@@ -512,7 +558,7 @@ static int stream_read(struct arc_browse *b, uint64_t uoff, void *buf,
 			return cm_err_set(err, EIO, "%s: byte %llu of the "
 					  "stream is in no member of the index",
 					  b->url, (unsigned long long)uoff);
-		rc = member_get(b, (uint64_t)i, false, &s, err);
+		rc = member_get(b, (uint64_t)i, &s, err);
 		if (rc)
 			return rc;
 		m = &b->members[i];
@@ -774,6 +820,20 @@ static int add_implied_children(struct arc_browse *b, const char *p,
 	return rc;
 }
 
+/* Of a name the tar holds twice (listed together, by header_off), the
+ * last: what tar -x leaves, and what aidx_lookup gives stat. */
+static void last_of_each(struct aidx_list *out)
+{
+	size_t n = 0;
+
+	for (size_t k = 0; k < out->n; k++) {
+		if (n && !strcmp(out->v[n - 1].path, out->v[k].path))
+			n--;
+		out->v[n++] = out->v[k];
+	}
+	out->n = n;
+}
+
 int arc_browse_list(struct arc_browse *b, const char *dir,
 		    struct aidx_list *out, struct cm_err *err)
 {
@@ -790,6 +850,8 @@ int arc_browse_list(struct arc_browse *b, const char *dir,
 	} else if (rc) {
 		*err = e;
 	}
+	if (rc == 0)
+		last_of_each(out);
 	for (size_t k = 0; rc == 0 && k < out->n; k++)
 		if (out->v[k].type == '1')
 			rc = link_fill(b, &out->v[k], err);
@@ -1147,7 +1209,8 @@ void arc_browse_free(struct arc_browse *b)
 	pthread_mutex_unlock(&b->lock);
 	for (unsigned k = 0; k < b->ahead_threads; k++)
 		pthread_join(b->ahead_th[k], NULL);
-	/* no reader is left: every slot is in the hash, unheld */
+	/* no reader is left: every slot is in the hash, unheld but those
+	 * still queued for read-ahead (never filled) */
 	for (size_t h = 0; h < HASH_SIZE; h++)
 		while (b->hash[h]) {
 			struct slot *s = b->hash[h];
@@ -1155,6 +1218,8 @@ void arc_browse_free(struct arc_browse *b)
 			b->hash[h] = s->hnext;
 			slot_free(b, s);
 		}
+	if (b->owed)
+		cm_budget_give(b->budget, b->owed);
 	for (int k = 0; k < FILES_MAX; k++)
 		if (b->files[k])
 			bfile_free(b->files[k]);

@@ -39,16 +39,19 @@
  * fetching member i + 1 when the reader is sequential (the last read of
  * the same entry ended where this one starts; a file's first read at 0
  * counts) and member i + 1 still holds the file's data, so `cat`
- * streams. Two threads of the archive's fetch ahead, at most 4 members
- * queued, and only into the cache: when it has no room the hint is
- * dropped, never waited for.
+ * streams. Two threads of the archive's (started by the first such
+ * read) fetch ahead, at most 4 members queued, and only into the cache:
+ * when it has no room the hint is dropped, never waited for. A member
+ * queued is in the cache already, on its way: a reader that gets there
+ * first waits for that fetch.
  *
- * Threads: every function may be called from any number of threads at
- * once (the index reader is behind a lock; the cache is locked; fetches
- * and decodes run unlocked, and two readers wanting the same member wait
- * for one fetch of it). Errors: 0 or a negative errno with err naming the
- * archive and the problem ("s3://b/k/backup.tar.gz: member 12: CRC
- * mismatch").
+ * Threads: every function but arc_browse_free may be called from any
+ * number of threads at once (the index reader is behind a lock; the
+ * cache is locked; fetches and decodes run unlocked, and two readers
+ * wanting the same member wait for one fetch of it); arc_browse_free
+ * once no call is in flight. Errors: 0 or a negative errno with err
+ * naming the archive and the problem ("s3://b/k/backup.tar.gz: member 12
+ * (stored bytes ...): CRC mismatch"); a read that fails returns no bytes.
  */
 #ifndef VAULTFS_BROWSE_H
 #define VAULTFS_BROWSE_H
