@@ -453,7 +453,8 @@ void view_tree_reap(struct view *v, bool all)
 		pthread_mutex_lock(&v->trees_lock);
 		for (pp = &v->trees; *pp && ndead < 64;) {
 			struct view_tree *t = *pp;
-			bool idle = !t->users && !t->opening;
+			/* all: view_free, where nothing runs any more */
+			bool idle = all || (!t->users && !t->opening);
 
 			if (t->b && idle &&
 			    (all || now - t->used_ns >= TREE_IDLE_NS)) {
