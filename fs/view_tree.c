@@ -821,9 +821,14 @@ int view_tree_lookup(struct view *v, struct view_node *parent,
 	struct aidx_list l = {0};
 	struct view_tree *t;
 	struct view_node *n;
+	struct cm_err local;
 	char *path;
 	int rc;
 
+	if (!err) { /* browse.h writes it */
+		cm_err_clear(&local);
+		err = &local;
+	}
 	/* known already: an archive never changes */
 	pthread_mutex_lock(&v->lock);
 	n = view_child_locked(v, parent, name);
@@ -868,9 +873,14 @@ static int tree_list(struct view *v, struct view_dir *d, struct cm_err *err)
 	struct view_node *n = d->node;
 	struct aidx_list l = {0};
 	struct view_tree *t;
+	struct cm_err local;
 	size_t cap = 0;
 	int rc;
 
+	if (!err) { /* browse.h writes it */
+		cm_err_clear(&local);
+		err = &local;
+	}
 	rc = node_tree(v, n, &t, err);
 	if (rc)
 		return rc;
@@ -930,12 +940,17 @@ int view_tree_open(struct view *v, struct view_file *f, int flags,
 int view_tree_read(struct view *v, struct view_file *f, uint64_t off,
 		   char *buf, size_t len, size_t *got, struct cm_err *err)
 {
+	struct cm_err local;
 	ssize_t r;
 
 	*got = 0;
+	if (!err) { /* browse.h writes it */
+		cm_err_clear(&local);
+		err = &local;
+	}
 	r = arc_browse_read(f->tree->b, &f->node->tent->e, off, buf, len, err);
 	if (r < 0) {
-		cm_warn("view: %s: %s", f->node->key, err ? err->msg : "");
+		cm_warn("view: %s: %s", f->node->key, err->msg);
 		return (int)r;
 	}
 	*got = (size_t)r;
