@@ -23,31 +23,37 @@
  * at most, per archive), and closed by the refresher once nothing used it
  * for TREE_IDLE_NS. A failed open is remembered: "not indexed" for
  * TREE_RECHECK_NS (an index may be uploaded later), a raw archive's index
- * for good (it has no tree), any other error for TREE_RETRY_NS.
+ * for good (it has no tree), any other error for TREE_RETRY_NS. A remote
+ * archive's index is copied whole into an unlinked temporary file at open
+ * (index_copy) and read from there. A directory is listed at its first
+ * readdir (view_tree_dir_load), not at opendir: the kernel keeps the
+ * listing, and answers later readdirs itself.
  *
  * Learning "indexed" for files/: the recovery point's job must have
  * finished (succeeded or incomplete) with an archive in the view's store;
- * then the store is asked for KEY.index once (S3: HeadObject), and the
- * answer kept as above. Asking the manifest would cost a GET and say
- * only what the job meant to write; the index's presence is what the
- * reader needs.
+ * then the store is asked for KEY.index once (a local store at once; S3
+ * by the checker thread, HeadObject, files/ shown meanwhile and withdrawn
+ * if the answer is no), and the answer kept as above. Asking the manifest
+ * would cost a GET and say only what the job meant to write; the index's
+ * presence is what the reader needs.
  *
  * Everything is read-only: writes, creates, unlink, mkdir, setattr,
  * rename, link give EROFS.
  *
  * Locks: v->trees_lock guards the list of archives and their state, a
  * leaf never held with v->lock; nothing waits under it but for an open
- * in progress (trees_cond), which holds no lock. A user holds its
+ * in progress (trees_cond) and the checker for work (checks_cond), which
+ * hold no lock. A user holds its
  * view_tree (users) from tree_get to tree_put, so its reader stays.
  */
 #include "view_int.h"
 
 #include "browse.h"
 #include "log.h"
-#include "unpack.h"
 #include "mem.h"
 #include "orch.h"
 #include "timeutil.h"
+#include "unpack.h"
 
 #include <errno.h>
 #include <fcntl.h>
