@@ -117,9 +117,11 @@ static void to_stat(const struct view_attr *a, struct stat *st)
 	st->st_size = (off_t)a->size;
 	st->st_blksize = 4096;
 	st->st_blocks = (blkcnt_t)((a->size + 511) / 512);
-	st->st_atime = a->mtime;
-	st->st_mtime = a->mtime;
-	st->st_ctime = a->mtime;
+	st->st_rdev = a->rdev;
+	st->st_atim.tv_sec = a->mtime;
+	st->st_atim.tv_nsec = a->mtime_nsec;
+	st->st_mtim = st->st_atim;
+	st->st_ctim = st->st_atim;
 }
 
 static void to_entry(const struct view_attr *a, struct fuse_entry_param *e)
@@ -797,29 +799,47 @@ static void ll_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 	dispatch(&t, parent);
 }
 
+/* From the node: an archive's tree keeps the target with the entry. */
+static void ll_readlink(fuse_req_t req, fuse_ino_t ino)
+{
+	struct cm_err err;
+	char *target = NULL;
+	int rc;
+
+	cm_err_clear(&err);
+	rc = view_readlink(VF(req)->v, ino, &target, &err);
+	if (rc)
+		reply_err(req, rc, &err);
+	else
+		fuse_reply_readlink(req, target);
+	free(target);
+}
+
+/* Nothing is renamed, linked or made special: EROFS in an archive's tree
+ * (read-only), EPERM elsewhere. */
 static void ll_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 		      fuse_ino_t newparent, const char *newname,
 		      unsigned int flags)
 {
-	fuse_reply_err(req, EPERM); /* archives are not renamed */
+	fuse_reply_err(req, -view_refuse(VF(req)->v, parent));
 }
 
 static void ll_mknod(fuse_req_t req, fuse_ino_t parent, const char *name,
 		     mode_t mode, dev_t rdev)
 {
-	fuse_reply_err(req, EPERM);
+	fuse_reply_err(req, -view_refuse(VF(req)->v, parent));
 }
 
 static void ll_symlink(fuse_req_t req, const char *link, fuse_ino_t parent,
 		       const char *name)
 {
-	fuse_reply_err(req, EPERM);
+	fuse_reply_err(req, -view_refuse(VF(req)->v, parent));
 }
 
 static void ll_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent,
 		    const char *newname)
 {
-	fuse_reply_err(req, EPERM);
+	fuse_reply_err(req, -view_refuse(VF(req)->v, newparent));
 }
 
 static void ll_statfs(fuse_req_t req, fuse_ino_t ino)
@@ -847,6 +867,7 @@ static const struct fuse_lowlevel_ops ll_ops = {
     .forget_multi = ll_forget_multi,
     .getattr = ll_getattr,
     .setattr = ll_setattr,
+    .readlink = ll_readlink,
     .opendir = ll_opendir,
     .readdir = ll_readdir,
     .readdirplus = ll_readdirplus,

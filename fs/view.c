@@ -72,6 +72,11 @@ static struct orch *engine(struct view *v)
 	return atomic_load(&v->orch);
 }
 
+struct orch *view_engine(struct view *v)
+{
+	return engine(v);
+}
+
 /* ---- hash tables ------------------------------------------------------- */
 
 static size_t name_hash(uint64_t parent, const char *name)
@@ -199,6 +204,7 @@ static void node_free_locked(struct view *v, struct view_node *n)
 		v->nnodes--;
 		free(n->name);
 		free(n->key);
+		view_tent_free(n->tent);
 		free(n);
 		n = parent;
 		if (n)
@@ -356,6 +362,11 @@ void view_attr_locked(struct view *v, const struct view_node *n,
 		out->size = n->size;
 		out->entry_timeout = v->opts.list_cache_ms / 1000.0;
 		out->attr_timeout = n->writers ? 0 : out->entry_timeout;
+		break;
+	case VK_TREE_ROOT:
+	case VK_TREE_DIR:
+	case VK_TREE_ENTRY:
+		view_tree_attr_locked(v, n, out);
 		break;
 	default:
 		break;
@@ -682,6 +693,7 @@ static void *refresher_main(void *arg)
 			if (vault_refresh(v, &v->vs[i], all, &err))
 				cm_debug("view: %s", err.msg);
 		}
+		view_tree_reap(v, false);
 	}
 	for (size_t i = 0; i < v->nvaults; i++) {
 		struct vault_state *vs = &v->vs[i];
@@ -694,12 +706,30 @@ static void *refresher_main(void *arg)
 	return NULL;
 }
 
+void view_rp_changed(struct view *v, size_t vault, const char *rp,
+		     const char *name)
+{
+	struct view_node *n;
+	uint64_t ino = 0;
+
+	pthread_mutex_lock(&v->lock);
+	n = vault < v->nvaults ? view_child_locked(v, v->vs[vault].node, rp)
+			       : NULL;
+	if (n)
+		ino = n->ino;
+	pthread_mutex_unlock(&v->lock);
+	if (!ino)
+		return;
+	view_inval_inode(v, ino);
+	view_inval_entry(v, ino, name);
+}
+
 /* ---- the engine's notify callback -------------------------------------- */
 
 void view_orch_notify(void *ctx, const struct orch_job_info *ji)
 {
 	struct view *v = ctx;
-	uint64_t inos[N_RP_FILES + 1];
+	uint64_t inos[N_RP_FILES + 2];
 	size_t n = 0;
 
 	if (!v)
@@ -715,6 +745,8 @@ void view_orch_notify(void *ctx, const struct orch_job_info *ji)
 		rp = view_child_locked(v, vs->node, ji->rp_name);
 		if (!rp)
 			break;
+		/* its listing: files/ comes with a finished job */
+		inos[n++] = rp->ino;
 		for (size_t f = 0; f < N_RP_FILES; f++) {
 			struct view_node *c =
 			    view_child_locked(v, rp, rp_files[f].name);
@@ -767,6 +799,9 @@ struct view *view_new(const struct view_opts *opts, struct cm_err *err)
 	pthread_mutex_init(&v->uploads_lock, NULL);
 	pthread_mutex_init(&v->files_lock, NULL);
 	pthread_mutex_init(&v->notes_lock, NULL);
+	pthread_mutex_init(&v->trees_lock, NULL);
+	pthread_cond_init(&v->trees_cond, NULL);
+	pthread_cond_init(&v->checks_cond, NULL);
 	v->nbuckets = 1024;
 	v->by_ino = cm_xcalloc(v->nbuckets, sizeof(*v->by_ino));
 	v->by_name = cm_xcalloc(v->nbuckets, sizeof(*v->by_name));
@@ -854,6 +889,9 @@ void view_free(struct view *v)
 	wake_refresher(v);
 	if (v->have_refresher)
 		pthread_join(v->refresher, NULL);
+	/* before the store goes; the archives' caches give their bytes
+	 * back to the budget */
+	view_tree_stop(v);
 	view_arc_release_all(v);
 	orch_dest_free(v->own_dest);
 	cm_budget_free(v->budget);
@@ -868,6 +906,7 @@ void view_free(struct view *v)
 			next = n->next_ino;
 			free(n->name);
 			free(n->key);
+			view_tent_free(n->tent);
 			free(n);
 		}
 	}
@@ -890,6 +929,9 @@ void view_free(struct view *v)
 		free(v->notes[i].line);
 	}
 	pthread_mutex_destroy(&v->notes_lock);
+	pthread_mutex_destroy(&v->trees_lock);
+	pthread_cond_destroy(&v->trees_cond);
+	pthread_cond_destroy(&v->checks_cond);
 	free(v);
 }
 
@@ -924,8 +966,8 @@ static const char *vault_name(struct view *v, const struct view_node *n)
 
 /* A rejected write to control file `file` of recovery point `rp`: into
  * the notes its log file shows, besides mount.log. */
-static void note_rp(struct view *v, size_t vault, const char *rp,
-		    const char *file, const char *why)
+void view_note_rp(struct view *v, size_t vault, const char *rp,
+		  const char *file, const char *why)
 {
 	struct view_note *nt;
 	char stamp[40];
@@ -1229,6 +1271,28 @@ static int lookup_fixed(struct view *v, struct view_node *parent,
 	}
 }
 
+/* files/ of recovery point p: its job's archive, when indexed */
+static int rp_files_lookup(struct view *v, struct view_node *p,
+			   struct view_attr *out)
+{
+	struct view_node *n;
+	time_t mtime = 0;
+	char *key;
+
+	if (!rp_exists(v, vault_of(v, p), p->name, NULL))
+		return -ENOENT;
+	key = view_tree_rp_key(v, p->vault, p->name, &mtime);
+	if (!key)
+		return -ENOENT;
+	pthread_mutex_lock(&v->lock);
+	n = view_tree_root_locked(v, p, VIEW_FILES_NAME, key, mtime);
+	n->nlookup++;
+	view_attr_locked(v, n, out);
+	pthread_mutex_unlock(&v->lock);
+	free(key);
+	return 0;
+}
+
 int view_lookup(struct view *v, uint64_t parent, const char *name,
 		struct view_attr *out, struct cm_err *err)
 {
@@ -1268,6 +1332,10 @@ int view_lookup(struct view *v, uint64_t parent, const char *name,
 		kind = VK_RP;
 		__attribute__((fallthrough)); /* gcc and clang alike */
 	case VK_RP:
+		if (p->kind == VK_RP && !strcmp(name, VIEW_FILES_NAME)) {
+			rc = rp_files_lookup(v, p, out);
+			break;
+		}
 		if (p->kind == VK_RP) {
 			rc = -ENOENT;
 			for (size_t i = 0; i < N_RP_FILES; i++) {
@@ -1301,6 +1369,10 @@ int view_lookup(struct view *v, uint64_t parent, const char *name,
 	case VK_STORE:
 	case VK_ARC_DIR:
 		rc = view_arc_lookup(v, p, name, out, err);
+		break;
+	case VK_TREE_ROOT:
+	case VK_TREE_DIR:
+		rc = view_tree_lookup(v, p, name, out, err);
 		break;
 	default:
 		rc = -ENOTDIR;
@@ -1409,6 +1481,11 @@ bool view_may_block(struct view *v, uint64_t ino)
 		pthread_mutex_unlock(&v->lock);
 		return false;
 	}
+	/* an archive's tree reads the store */
+	if (n && vk_is_tree(n->kind)) {
+		pthread_mutex_unlock(&v->lock);
+		return true;
+	}
 	/* a directory on the way down to the scope answers from the scope
 	 * alone (view_arc_*): no network, no worker to wait for */
 	r = n && vk_is_archive(n->kind) &&
@@ -1439,8 +1516,11 @@ struct dir_item *view_dir_add(struct view_dir *d, size_t *cap, const char *name,
 
 void view_dir_clear(struct view_dir *d)
 {
-	for (size_t i = 0; i < d->n; i++)
+	for (size_t i = 0; i < d->n; i++) {
 		free(d->items[i].name);
+		free(d->items[i].key);
+		view_tent_free(d->items[i].tent);
+	}
 	free(d->items);
 	d->items = NULL;
 	d->n = 0;
@@ -1486,14 +1566,26 @@ static int tree_fill(struct view *v, struct view_dir *d, struct cm_err *err)
 		pthread_mutex_unlock(&v->lock);
 		break;
 	}
-	case VK_RP:
+	case VK_RP: {
+		struct dir_item *it;
+		time_t mtime = 0;
+		char *key;
+
 		for (size_t i = 0; i < N_RP_FILES; i++)
 			view_dir_add(d, &cap, rp_files[i].name,
 				     rp_files[i].kind, S_IFREG);
 		if (rp_has_image(v, vault_of(v, n), n->name))
 			view_dir_add(d, &cap, IMAGE_NAME, VK_RP_IMAGE,
 				     S_IFREG);
+		key = view_tree_rp_key(v, n->vault, n->name, &mtime);
+		if (key) {
+			it = view_dir_add(d, &cap, VIEW_FILES_NAME,
+					  VK_TREE_ROOT, S_IFDIR);
+			it->key = key;
+			it->obj.mtime = mtime;
+		}
 		break;
+	}
 	default:
 		rc = -ENOTDIR;
 		break;
@@ -1536,12 +1628,21 @@ int view_dir_refresh(struct view *v, struct view_dir *d, struct cm_err *err)
 	view_dir_clear(d);
 	if (vk_is_archive(d->node->kind))
 		return view_arc_opendir(v, d, err);
+	if (vk_is_tree_dir(d->node->kind)) {
+		/* listed at the first readdir (view_dir_seek): an opendir
+		 * the kernel answers from its cache of the listing costs
+		 * nothing */
+		d->loaded = false;
+		return 0;
+	}
 	return tree_fill(v, d, err);
 }
 
 int view_dir_seek(struct view *v, struct view_dir *d, uint64_t off,
 		  struct cm_err *err)
 {
+	if (vk_is_tree_dir(d->node->kind))
+		return view_tree_dir_load(v, d, err);
 	if (!d->paged)
 		return 0;
 	return view_arc_seek(v, d, off, err);
@@ -1569,7 +1670,8 @@ int view_dir_lookup(struct view *v, struct view_dir *d, size_t off,
 		return 0;
 	}
 	pthread_mutex_lock(&v->lock);
-	n = view_child_locked(v, p, it->name);
+	n = vk_is_tree(it->kind) ? view_tree_item_node_locked(v, p, it)
+				 : view_child_locked(v, p, it->name);
 	if (!n) {
 		struct view_node *fixed = NULL;
 
@@ -1673,8 +1775,8 @@ static int control_write(struct view *v, struct view_file *f, const char *p,
 		atomic_fetch_add(&v->control_errors, 1);
 		cm_warn("view: vaults/%s/%s/%s: %s", vault_name(v, f->node),
 			f->node->parent->name, f->node->name, err->msg);
-		note_rp(v, f->node->vault, f->node->parent->name,
-			f->node->name, err->msg);
+		view_note_rp(v, f->node->vault, f->node->parent->name,
+			     f->node->name, err->msg);
 		return rc;
 	}
 	return control_run(v, f->node, err);
@@ -1696,6 +1798,8 @@ void view_file_free(struct view *v, struct view_file *f)
 {
 	if (f->image)
 		image_put(v, f->node);
+	if (f->tree)
+		view_tree_close(v, f);
 	view_node_put(v, f->node);
 	free(f->text);
 	pthread_mutex_destroy(&f->lock);
@@ -1771,6 +1875,10 @@ int view_open_mem(struct view *v, uint64_t ino, int flags, uint64_t mem,
 		return -EISDIR;
 	}
 	f = view_file_new(n); /* takes the reference */
+	if (n->kind == VK_TREE_ENTRY) {
+		rc = view_tree_open(v, f, flags, oo, err);
+		goto out;
+	}
 	oo->direct_io = true;
 	if (writing && n->kind != VK_RP_EXPORT && n->kind != VK_RP_CANCEL) {
 		rc = cm_err_set(err, EACCES, "view: %s is read-only", n->name);
@@ -1841,8 +1949,10 @@ int view_create_mem(struct view *v, uint64_t parent, const char *name,
 	if (!p)
 		return -ENOENT;
 	if (p->kind != VK_STORE && p->kind != VK_ARC_DIR) {
-		/* the vault tree's names are fixed */
-		rc = vk_is_dir(p->kind) ? -EACCES : -ENOTDIR;
+		/* the vault tree's names are fixed, archives' trees too */
+		rc = vk_is_tree_dir(p->kind) ? -EROFS
+		     : vk_is_dir(p->kind)    ? -EACCES
+					     : -ENOTDIR;
 		if (p->kind == VK_RP) {
 			for (size_t i = 0; i < N_RP_FILES; i++)
 				if (!strcmp(rp_files[i].name, name))
@@ -1879,6 +1989,8 @@ int view_read_mem(struct view *v, struct view_file *f, uint64_t off, char *buf,
 	if (f->kind == VK_ARC_FILE)
 		return view_arc_read(v, f, off, buf, len, mem, got, err);
 	view_mem_give(v, mem); /* not a reader's */
+	if (f->kind == VK_TREE_ENTRY)
+		return view_tree_read(v, f, off, buf, len, got, err);
 	if (f->kind == VK_RP_IMAGE) {
 		uint64_t size = f->image->size;
 		int rc;
@@ -1993,6 +2105,11 @@ int view_setattr(struct view *v, uint64_t ino, struct view_file *f,
 	case VK_STORE:
 		rc = view_arc_setattr(v, n, f, what, size, err);
 		break;
+	case VK_TREE_ROOT:
+	case VK_TREE_DIR:
+	case VK_TREE_ENTRY:
+		rc = -EROFS;
+		break;
 	default:
 		/* times of the other nodes mean nothing; sizes are theirs */
 		if (what & (VIEW_SET_SIZE | VIEW_SET_MODE | VIEW_SET_OWNER))
@@ -2018,6 +2135,8 @@ int view_unlink(struct view *v, uint64_t parent, const char *name,
 		return -ENOENT;
 	if (vk_is_archive_dir(p->kind))
 		rc = view_arc_unlink(v, p, name, err);
+	else if (vk_is_tree_dir(p->kind))
+		rc = -EROFS;
 	else
 		rc = cm_err_set(err, EPERM,
 				"view: %s: the vault tree is "
@@ -2037,6 +2156,8 @@ int view_mkdir(struct view *v, uint64_t parent, const char *name,
 		return -ENOENT;
 	if (vk_is_archive_dir(p->kind))
 		rc = view_arc_mkdir(v, p, name, out, err);
+	else if (vk_is_tree_dir(p->kind))
+		rc = -EROFS;
 	else
 		rc = -EACCES;
 	view_node_put(v, p);
@@ -2053,8 +2174,33 @@ int view_rmdir(struct view *v, uint64_t parent, const char *name,
 		return -ENOENT;
 	if (vk_is_archive_dir(p->kind))
 		rc = view_arc_rmdir(v, p, name, err);
+	else if (vk_is_tree_dir(p->kind))
+		rc = -EROFS;
 	else
 		rc = -EPERM;
 	view_node_put(v, p);
+	return rc;
+}
+
+int view_readlink(struct view *v, uint64_t ino, char **out,
+		  struct cm_err *err)
+{
+	struct view_node *n = view_node_get(v, ino);
+	int rc;
+
+	*out = NULL;
+	if (!n)
+		return -ENOENT;
+	rc = view_tree_readlink(v, n, out, err);
+	view_node_put(v, n);
+	return rc;
+}
+
+int view_refuse(struct view *v, uint64_t ino)
+{
+	struct view_node *n = view_node_get(v, ino);
+	int rc = n && vk_is_tree(n->kind) ? -EROFS : -EPERM;
+
+	view_node_put(v, n);
 	return rc;
 }

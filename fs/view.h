@@ -13,7 +13,9 @@
  *   /vaults/VAULT/RP/log         its job's log lines
  *   /vaults/VAULT/RP/export      control: touch, or write "start"
  *   /vaults/VAULT/RP/cancel      control: touch, or write "cancel"
+ *   /vaults/VAULT/RP/files/      the archived tree (an indexed archive)
  *   /archive/STORE/KEY...        the destination bucket (or local store)
+ *   /archive/STORE/KEY.d/        the tree of the indexed archive KEY
  *
  * Nodes and inode numbers. Every node has a 64-bit inode number, never
  * reused (so the FUSE generation is always 0). Fixed nodes (the root, its
@@ -50,6 +52,10 @@
  * fsynced. A write anywhere but at the end fails with -EINVAL and poisons
  * the file (nothing half-written ever appears). Overwriting an existing
  * object needs opts.allow_overwrite, unlink needs opts.allow_delete.
+ *
+ * Archives' trees (view_tree.c): read-only, listed from the archive's
+ * index and read through the members that hold the bytes read (browse.h),
+ * with the modes, owners, times and link targets the archive holds.
  *
  * Sharing: every node belongs to opts.uid/opts.gid with the mode of what
  * it allows less opts.umask (control files: writable by the owner only);
@@ -167,6 +173,8 @@ struct view_attr {
 	unsigned nlink;
 	uint64_t size;
 	time_t mtime; /* also atime and ctime */
+	long mtime_nsec;
+	dev_t rdev;   /* devices in an archive's tree */
 	uid_t uid;
 	gid_t gid;
 	double attr_timeout;  /* seconds the kernel may keep these */
@@ -184,6 +192,14 @@ int view_getattr(struct view *v, uint64_t ino, struct view_attr *out,
 /* Requests on this inode may wait on the network (archive nodes of a
  * remote store). */
 bool view_may_block(struct view *v, uint64_t ino);
+
+/* A symlink's target (caller frees): -EINVAL for anything else. */
+int view_readlink(struct view *v, uint64_t ino, char **out,
+		  struct cm_err *err);
+/* The answer to a rename, link, symlink or mknod in directory ino (no
+ * such thing is made anywhere): -EROFS in an archive's tree, else
+ * -EPERM. */
+int view_refuse(struct view *v, uint64_t ino);
 
 /* ---- directories ------------------------------------------------------- */
 

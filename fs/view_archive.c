@@ -66,6 +66,7 @@
  */
 #include "view_int.h"
 
+#include "aindex.h"
 #include "log.h"
 #include "mem.h"
 #include "orch.h"
@@ -322,6 +323,162 @@ static const struct view_lentry *listing_find(const struct view_listing *l,
 	return NULL;
 }
 
+/* ---- archives' trees: KEY.d -------------------------------------------- */
+
+/*
+ * An object KEY with KEY.index beside it shows a directory KEY.d, its
+ * tree (view_tree.c), unless the store has a KEY.d of its own (the real
+ * one wins) or the archive is known to have no tree (a raw image's
+ * index). From listings: both names on one page (they sort next to each
+ * other: only keys that start with KEY and a byte below '.' come between
+ * them, so a page boundary between the two is rare, and then KEY.d is
+ * found by a lookup, not listed).
+ */
+
+/* name with suffix cut off, when it ends so (and has something before) */
+static char *cut_suffix(const char *name, const char *suffix)
+{
+	size_t nl = strlen(name), sl = strlen(suffix);
+
+	if (nl <= sl || strcmp(name + nl - sl, suffix) != 0)
+		return NULL;
+	return cm_xstrndup(name, nl - sl);
+}
+
+/* items[lo, hi), sorted by name with one entry a name: the one named so */
+static const struct dir_item *items_find(const struct dir_item *items,
+					 size_t lo, size_t hi,
+					 const char *name)
+{
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+		int c = strcmp(items[mid].name, name);
+
+		if (c == 0)
+			return &items[mid];
+		if (c < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return NULL;
+}
+
+static int item_cmp(const void *x, const void *y);
+
+/* Add KEY.d beside every object of the page [first, d->n) whose index is
+ * on it too; cap is d->items' capacity. */
+static void page_trees(struct view *v, struct view_dir *d, size_t first,
+		       size_t *cap)
+{
+	size_t n = d->n;
+	bool added = false;
+
+	for (size_t i = first; i < n; i++) {
+		const struct dir_item *it = &d->items[i], *o;
+		char *idx, *name, *key;
+		time_t mtime = it->obj.mtime;
+		bool taken = false;
+
+		if (it->kind != VK_ARC_FILE)
+			continue;
+		idx = cm_xasprintf("%s%s", it->name, AIDX_SUFFIX);
+		o = items_find(d->items, first, n, idx);
+		free(idx);
+		if (!o || o->kind != VK_ARC_FILE)
+			continue;
+		name = cm_xasprintf("%s%s", it->name, VIEW_TREE_SUFFIX);
+		taken = items_find(d->items, first, n, name) != NULL;
+		for (size_t j = 2; j < first && !taken; j++)
+			taken = !strcmp(d->items[j].name, name); /* pinned */
+		key = cm_xasprintf("%s%s", d->node->key, it->name);
+		if (!taken && !view_tree_unbrowsable(v, key)) {
+			struct dir_item *t = view_dir_add(d, cap, name,
+							  VK_TREE_ROOT,
+							  S_IFDIR);
+
+			t->key = key;
+			key = NULL;
+			t->obj.is_dir = true;
+			t->obj.mtime = mtime;
+			t->de.attr.mtime = mtime;
+			added = true;
+		}
+		free(key);
+		free(name);
+	}
+	if (added)
+		qsort(d->items + first, d->n - first, sizeof(*d->items),
+		      item_cmp);
+}
+
+/* Under view->lock: KEY.d (name) of a complete listing l of parent, when
+ * the listing holds the object and its index; *mtime: the object's. */
+static bool listing_tree(const struct view_listing *l, const char *name,
+			 time_t *mtime)
+{
+	const struct view_lentry *e, *ie;
+	char *base = cut_suffix(name, VIEW_TREE_SUFFIX), *idx;
+
+	if (!base)
+		return false;
+	idx = cm_xasprintf("%s%s", base, AIDX_SUFFIX);
+	e = listing_find(l, base);
+	ie = listing_find(l, idx);
+	free(base);
+	free(idx);
+	if (!e || e->obj.is_dir || !ie || ie->obj.is_dir)
+		return false;
+	*mtime = e->obj.mtime;
+	return true;
+}
+
+/* KEY.d in parent without a listing: the store has the object and its
+ * index (two HeadObjects). */
+static bool store_tree(struct view *v, const char *dir, const char *name,
+		       time_t *mtime)
+{
+	char *base = cut_suffix(name, VIEW_TREE_SUFFIX), *key, *idx;
+	struct view_obj obj, iobj;
+	bool yes;
+
+	if (!base)
+		return false;
+	key = cm_xasprintf("%s%s", dir, base);
+	idx = cm_xasprintf("%s%s", key, AIDX_SUFFIX);
+	yes = v->store->ops->stat(v->store, key, &obj, NULL) == 0 &&
+	      !obj.is_dir &&
+	      v->store->ops->stat(v->store, idx, &iobj, NULL) == 0 &&
+	      !iobj.is_dir;
+	if (yes)
+		*mtime = obj.mtime;
+	free(base);
+	free(key);
+	free(idx);
+	return yes;
+}
+
+/* The node of KEY.d `name` in parent, counted as a lookup. */
+static int tree_root(struct view *v, struct view_node *parent,
+		     const char *name, time_t mtime, struct view_attr *out)
+{
+	size_t nl = strlen(name) - strlen(VIEW_TREE_SUFFIX);
+	char *key = cm_xasprintf("%s%.*s", parent->key, (int)nl, name);
+	struct view_node *n;
+
+	if (view_tree_unbrowsable(v, key)) {
+		free(key);
+		return -ENOENT;
+	}
+	pthread_mutex_lock(&v->lock);
+	n = view_tree_root_locked(v, parent, name, key, mtime);
+	n->nlookup++;
+	view_attr_locked(v, n, out);
+	pthread_mutex_unlock(&v->lock);
+	free(key);
+	return 0;
+}
+
 /* ---- nodes ------------------------------------------------------------- */
 
 /* Under view->lock: the node for `name` in parent as the store shows it,
@@ -357,7 +514,8 @@ int view_arc_lookup(struct view *v, struct view_node *parent, const char *name,
 	struct view_obj obj;
 	struct view_node *n;
 	char *key = NULL, *dkey = NULL;
-	bool found = false, children = false;
+	bool found = false, children = false, tree = false;
+	time_t tree_mtime = 0;
 	char step[256];
 	const char *on_way;
 	int rc;
@@ -391,9 +549,15 @@ int view_arc_lookup(struct view *v, struct view_node *parent, const char *name,
 		if (e) {
 			obj = e->obj;
 			found = true;
+		} else {
+			tree = listing_tree(l, name, &tree_mtime);
 		}
 		listing_put_locked(l);
 		pthread_mutex_unlock(&v->lock);
+		if (tree) {
+			rc = tree_root(v, parent, name, tree_mtime, out);
+			goto out;
+		}
 		if (!found) {
 			rc = -ENOENT;
 			goto out;
@@ -410,6 +574,13 @@ int view_arc_lookup(struct view *v, struct view_node *parent, const char *name,
 				rc = -ENOENT;
 			memset(&obj, 0, sizeof(obj));
 			obj.is_dir = true;
+		}
+		if (rc == -ENOENT &&
+		    store_tree(v, parent->key, name, &tree_mtime)) {
+			if (err)
+				cm_err_clear(err);
+			rc = tree_root(v, parent, name, tree_mtime, out);
+			goto out;
 		}
 		if (rc)
 			goto out;
@@ -589,6 +760,8 @@ static int page_fetch(struct view *v, struct view_dir *d, struct cm_err *err)
 		 requests == 1 ? "" : "s", next ? "" : ", the last");
 	if (d->cur == 0 && !next)
 		cache_put(v, d->node->key, d->items + first, d->n - first);
+	/* after the cache, which holds the store's names only */
+	page_trees(v, d, first, &a.cap);
 	return 0;
 }
 

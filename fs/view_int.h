@@ -50,6 +50,13 @@ enum view_kind {
 	VK_STORE,    /* archive/STORE: the top of the store */
 	VK_ARC_DIR,  /* a prefix */
 	VK_ARC_FILE, /* an object */
+	/* an archive's tree (view_tree.c): vaults/V/RP/files and
+	 * archive/STORE/KEY.d (key: the archive's key in the store), a
+	 * directory in it and anything else in it (key: the entry's path in
+	 * the archive) */
+	VK_TREE_ROOT,
+	VK_TREE_DIR,
+	VK_TREE_ENTRY,
 };
 
 /* The root's files: status, metrics, README */
@@ -69,11 +76,26 @@ static inline bool vk_is_archive_dir(enum view_kind k)
 	return k == VK_STORE || k == VK_ARC_DIR;
 }
 
+static inline bool vk_is_tree(enum view_kind k)
+{
+	return k == VK_TREE_ROOT || k == VK_TREE_DIR || k == VK_TREE_ENTRY;
+}
+
+/* A directory of an archive's tree: read-only, listed from its index */
+static inline bool vk_is_tree_dir(enum view_kind k)
+{
+	return k == VK_TREE_ROOT || k == VK_TREE_DIR;
+}
+
 static inline bool vk_is_dir(enum view_kind k)
 {
 	return k == VK_ROOT || k == VK_VAULTS || k == VK_ARCHIVE ||
-	       k == VK_VAULT || k == VK_RP || k == VK_STORE || k == VK_ARC_DIR;
+	       k == VK_VAULT || k == VK_RP || k == VK_STORE ||
+	       k == VK_ARC_DIR || vk_is_tree_dir(k);
 }
+
+struct view_tent;
+struct view_tree;
 
 struct view_node {
 	uint64_t ino;
@@ -103,6 +125,10 @@ struct view_node {
 	/* when size was rendered (dynamic files; disk.img: learned); 0:
 	 * stale */
 	uint64_t rendered_ns;
+	/* tree nodes: the archive's entry (owned; set before the node is
+	 * hashed, then immutable). VK_TREE_ROOT: NULL until the archive was
+	 * opened, then its root entry (set once, under ->lock) */
+	struct view_tent *tent;
 	struct view_node *next_ino;
 	struct view_node *next_name;
 };
@@ -153,6 +179,8 @@ struct dir_item {
 	enum view_kind kind;
 	struct view_obj obj; /* archive entries */
 	char *name;	     /* owned (de.name points here) */
+	char *key;	     /* VK_TREE_ROOT: the archive's key; owned */
+	struct view_tent *tent; /* tree entries: owned */
 };
 
 /* Where a page of a paged directory starts: its first entry's offset and
@@ -208,6 +236,7 @@ struct view_file {
 	struct view_reader *rd; /* protected by ->lock */
 	struct view_writer *wr; /* protected by ->lock */
 	struct orch_image *image; /* VK_RP_IMAGE: its node's, held */
+	struct view_tree *tree;	  /* VK_TREE_ENTRY: its archive, held */
 };
 
 #define VIEW_NOTES 64
@@ -270,6 +299,19 @@ struct view {
 	} notes[VIEW_NOTES];      /* protected by ->notes_lock */
 	size_t notes_next;        /* protected by ->notes_lock */
 
+	/* the archives whose trees are shown (view_tree.c): opened on first
+	 * use, shared by every node that shows one, closed when idle. A
+	 * leaf lock, never taken with ->lock held nor the other way round */
+	pthread_mutex_t trees_lock;
+	pthread_cond_t trees_cond;
+	struct view_tree *trees; /* protected by ->trees_lock */
+	size_t ntrees;		 /* protected by ->trees_lock */
+	/* asks a remote store whether archives have their index */
+	pthread_t checker;
+	pthread_cond_t checks_cond;
+	bool have_checker; /* protected by ->trees_lock */
+	bool checker_stop; /* protected by ->trees_lock */
+
 	/* every open archive file, to close (and abort) at view_free */
 	pthread_mutex_t files_lock;
 	struct view_file **afiles;  /* protected by ->files_lock */
@@ -294,6 +336,15 @@ struct view_file *view_file_new(struct view_node *n); /* takes n's ref */
 void view_file_free(struct view *v, struct view_file *f);
 void view_inval_inode(struct view *v, uint64_t ino);
 void view_inval_entry(struct view *v, uint64_t parent, const char *name);
+/* A line for the log file of recovery point `rp` of vault index `vault`
+ * (besides mount.log): "FILE: WHY". */
+void view_note_rp(struct view *v, size_t vault, const char *rp,
+		  const char *file, const char *why);
+struct orch *view_engine(struct view *v);
+/* What recovery point rp (vault index vault) lists changed: name came or
+ * went. Tells the kernel; no lock held. */
+void view_rp_changed(struct view *v, size_t vault, const char *rp,
+		     const char *name);
 
 /* view_archive.c */
 int view_arc_init(struct view *v, struct cm_err *err);
@@ -341,6 +392,49 @@ int view_arc_mkdir(struct view *v, struct view_node *parent, const char *name,
 		   struct view_attr *out, struct cm_err *err);
 int view_arc_rmdir(struct view *v, struct view_node *parent, const char *name,
 		   struct cm_err *err);
+
+/* view_tree.c: archives' trees, read-only (see there) */
+#define VIEW_FILES_NAME "files" /* vaults/V/RP/files */
+#define VIEW_TREE_SUFFIX ".d"	/* archive/STORE/KEY.d */
+/* The key of the archive recovery point `rp` of vault index `vault` was
+ * archived into, when its job finished with an archive in the view's
+ * store whose index is there (may ask the store, once per archive); NULL
+ * otherwise. *mtime: when the job finished. Caller frees. */
+char *view_tree_rp_key(struct view *v, size_t vault, const char *rp,
+		       time_t *mtime);
+/* The archive key is known to have no tree (a raw archive's index, or no
+ * index): no KEY.d for it. No network. */
+bool view_tree_unbrowsable(struct view *v, const char *key);
+/* Under ->lock: the root node `name` in parent for the archive key (made,
+ * or replaced when it showed another archive). */
+struct view_node *view_tree_root_locked(struct view *v,
+					struct view_node *parent,
+					const char *name, const char *key,
+					time_t mtime);
+/* Under ->lock: the node of a tree item of directory handle d (a listed
+ * root or entry), made if needed. */
+struct view_node *view_tree_item_node_locked(struct view *v,
+					     struct view_node *parent,
+					     const struct dir_item *it);
+void view_tree_attr_locked(struct view *v, const struct view_node *n,
+			   struct view_attr *out);
+int view_tree_lookup(struct view *v, struct view_node *parent,
+		     const char *name, struct view_attr *out,
+		     struct cm_err *err);
+/* The listing of a tree directory's handle, once (its first readdir). */
+int view_tree_dir_load(struct view *v, struct view_dir *d, struct cm_err *err);
+int view_tree_open(struct view *v, struct view_file *f, int flags,
+		   struct view_open_out *oo, struct cm_err *err);
+int view_tree_read(struct view *v, struct view_file *f, uint64_t off,
+		   char *buf, size_t len, size_t *got, struct cm_err *err);
+void view_tree_close(struct view *v, struct view_file *f);
+int view_tree_readlink(struct view *v, struct view_node *n, char **out,
+		       struct cm_err *err);
+/* Close the archives unused for a while (all: every one). */
+void view_tree_reap(struct view *v, bool all);
+/* view_free, before the store goes: stop the checker, close them all. */
+void view_tree_stop(struct view *v);
+void view_tent_free(struct view_tent *t);
 
 /* view_uploads.c: the crash record of writers, one file each in
  * STATEDIR/view/uploads, written (atomically) before the writer makes

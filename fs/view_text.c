@@ -186,12 +186,11 @@ char *view_readme_text(void)
 	    "job\n"
 	    "  status          its job: state, progress, result or error\n"
 	    "  log             its job's log (and rejected control writes)\n"
-	    "  export          touch it (or write \"start\") to archive it "
-	    "now\n"
-	    "  cancel          touch it (or write \"cancel\") to stop its "
+	    "  export, cancel  touch one to archive it now, or to stop its "
 	    "job\n"
-	    "archive/STORE/    the destination: read archives, or write new "
-	    "ones in order\n");
+	    "  files/          the archived tree, read-only\n"
+	    "archive/STORE/    the destination: read archives (KEY.d/: the "
+	    "tree of KEY), write new ones\n");
 }
 
 /* ---- a recovery point -------------------------------------------------- */

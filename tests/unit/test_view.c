@@ -25,6 +25,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "archiver/run.h"
 #include "core/err.h"
 #include "core/json.h"
 #include "core/mem.h"
@@ -1316,6 +1317,130 @@ static void test_archive_create_race(void **state)
 	view_free(v);
 }
 
+/* ---- archives' trees: KEY.d ------------------------------------------- */
+
+/* vault/tree1 archived by the real archiver into store/x/ */
+static void archive_tree1(void)
+{
+	struct arc_run_opts o;
+	struct arc_run_result res;
+	struct cm_err err;
+	char *src = at("vault/tree1"), *dest;
+
+	mkdir_at("store/x");
+	dest = cm_xasprintf("%s/", at("store/x"));
+	memset(&o, 0, sizeof(o));
+	o.src = src;
+	o.mode = ARC_MODE_TREE;
+	o.codec.codec = ARC_CODEC_GZIP;
+	o.codec.level = 1;
+	o.codec.threads = 1;
+	o.dest = dest;
+	o.strict = true;
+	cm_err_clear(&err);
+	if (arc_run(&o, &res, &err))
+		fail_msg("arc_run: %s", err.msg);
+	assert_non_null(res.index_url);
+	arc_run_result_release(&res);
+	free(src);
+	free(dest);
+}
+
+static void test_archive_tree(void **state)
+{
+	struct view *v;
+	struct view_attr a, root, b;
+	struct view_open_out oo;
+	struct view_file *f = NULL;
+	struct view_dir *d;
+	const struct view_dirent *de;
+	bool cacheable, seen_tree = false, seen_link = false;
+	char buf[64], *target = NULL;
+	size_t got = 0;
+
+	(void)state;
+	mkdir_at("vault/tree1/sub");
+	put("vault/tree1/sub/b.txt", "bee\n");
+	chmod(at("vault/tree1/sub/b.txt"), 0604);
+	assert_int_equal(symlink("sub/b.txt", at("vault/tree1/link")), 0);
+	archive_tree1();
+	mkdir_at("store/y");
+	put("store/y/plain.tar.gz", "no index beside it");
+	v = new_view(false, false);
+
+	/* the listing shows KEY.d beside KEY and KEY.index */
+	assert_int_equal(walk(v, "archive/store/x", &a), 0);
+	assert_int_equal(view_opendir(v, a.ino, &d, &cacheable, NULL), 0);
+	assert_int_equal(view_dir_seek(v, d, 0, NULL), 0);
+	for (size_t i = 0; (de = view_dir_entry(d, i)); i++)
+		if (!strcmp(de->name, "backup.tar.gz.d")) {
+			seen_tree = true;
+			assert_true(S_ISDIR(de->attr.mode));
+		}
+	view_releasedir(v, d);
+	assert_true(seen_tree);
+	assert_int_equal(walk(v, "archive/store/y/plain.tar.gz", &a), 0);
+	assert_int_equal(walk(v, "archive/store/y/plain.tar.gz.d", &a),
+			 -ENOENT);
+
+	/* the tree: the archive's names, modes, sizes, link targets */
+	assert_int_equal(walk(v, "archive/store/x/backup.tar.gz.d", &root), 0);
+	assert_true(S_ISDIR(root.mode));
+	assert_int_equal(walk(v, "archive/store/x/backup.tar.gz.d/sub/b.txt",
+			      &b), 0);
+	assert_int_equal(b.mode, S_IFREG | 0604);
+	assert_int_equal(b.size, 4);
+	assert_int_equal(b.uid, getuid());
+	assert_int_equal(walk(v, "archive/store/x/backup.tar.gz.d/nothing",
+			      &a), -ENOENT);
+	assert_int_equal(walk(v, "archive/store/x/backup.tar.gz.d/link", &a),
+			 0);
+	assert_int_equal(a.mode & S_IFMT, S_IFLNK);
+	assert_int_equal(view_readlink(v, a.ino, &target, NULL), 0);
+	assert_string_equal(target, "sub/b.txt");
+	free(target);
+	assert_int_equal(view_readlink(v, b.ino, &target, NULL), -EINVAL);
+	assert_int_equal(view_opendir(v, root.ino, &d, &cacheable, NULL), 0);
+	assert_true(cacheable); /* the kernel may keep it: it never changes */
+	assert_int_equal(view_dir_seek(v, d, 0, NULL), 0);
+	for (size_t i = 0; (de = view_dir_entry(d, i)); i++)
+		if (!strcmp(de->name, "link")) {
+			seen_link = true;
+			assert_int_equal(view_dir_lookup(v, d, i, &a), 0);
+			assert_int_equal(a.mode & S_IFMT, S_IFLNK);
+			view_forget(v, a.ino, 1);
+		}
+	view_releasedir(v, d);
+	assert_true(seen_link);
+
+	/* read */
+	assert_int_equal(view_open(v, b.ino, O_RDONLY, &f, &oo, NULL), 0);
+	assert_true(oo.keep_cache);
+	assert_int_equal(view_read(v, f, 0, buf, sizeof(buf), &got, NULL), 0);
+	assert_int_equal(got, 4);
+	assert_memory_equal(buf, "bee\n", 4);
+	assert_int_equal(view_read(v, f, 4, buf, sizeof(buf), &got, NULL), 0);
+	assert_int_equal(got, 0);
+	view_release(v, f);
+
+	/* and nothing else: read-only */
+	assert_int_equal(view_open(v, b.ino, O_WRONLY, &f, &oo, NULL), -EROFS);
+	assert_int_equal(view_open(v, b.ino, O_RDONLY | O_TRUNC, &f, &oo, NULL),
+			 -EROFS);
+	assert_int_equal(view_open(v, root.ino, O_RDONLY, &f, &oo, NULL),
+			 -EISDIR);
+	assert_int_equal(view_create(v, root.ino, "new", S_IFREG | 0644,
+				     O_WRONLY, &f, &a, &oo, NULL), -EROFS);
+	assert_int_equal(view_mkdir(v, root.ino, "d", &a, NULL), -EROFS);
+	assert_int_equal(view_unlink(v, root.ino, "link", NULL), -EROFS);
+	assert_int_equal(view_rmdir(v, root.ino, "sub", NULL), -EROFS);
+	assert_int_equal(view_setattr(v, b.ino, NULL, VIEW_SET_TIMES, 0, &a,
+				      NULL), -EROFS);
+	assert_int_equal(view_refuse(v, root.ino), -EROFS);
+	assert_int_equal(view_refuse(v, VIEW_ROOT_INO), -EPERM);
+	view_free(v);
+}
+
 int main(void)
 {
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
@@ -1343,6 +1468,7 @@ int main(void)
 	    T(test_modes_umask),
 	    T(test_archive_scope),
 	    T(test_archive_create_race),
+	    T(test_archive_tree),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
