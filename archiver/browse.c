@@ -128,10 +128,14 @@ static int index_read(void *ctx, uint64_t off, void *buf, size_t len,
 int arc_browse_open(const struct arc_browse_opts *o, struct arc_browse **out,
 		    struct cm_err *err)
 {
+	struct cm_err own_err; /* err may be NULL */
 	struct arc_browse *b = cm_xcalloc(1, sizeof(*b));
 	const struct aidx_info *info;
 	struct cm_err e;
 	int rc;
+
+	if (!err)
+		err = &own_err;
 
 	*out = NULL;
 	b->url = cm_xstrdup(o->url);
@@ -709,9 +713,13 @@ static int tree_done(struct arc_browse *b, char *p, struct aidx_list *out,
 int arc_browse_stat(struct arc_browse *b, const char *path,
 		    struct aidx_list *out, struct cm_err *err)
 {
+	struct cm_err own_err; /* err may be NULL */
 	char *p = aidx_normalise(cm_xstrdup(path));
 	struct cm_err e;
 	int rc;
+
+	if (!err)
+		err = &own_err;
 
 	memset(out, 0, sizeof(*out));
 	cm_err_clear(&e);
@@ -837,9 +845,13 @@ static void last_of_each(struct aidx_list *out)
 int arc_browse_list(struct arc_browse *b, const char *dir,
 		    struct aidx_list *out, struct cm_err *err)
 {
+	struct cm_err own_err; /* err may be NULL */
 	char *p = aidx_normalise(cm_xstrdup(dir));
 	struct cm_err e;
 	int rc;
+
+	if (!err)
+		err = &own_err;
 
 	cm_err_clear(&e);
 	pthread_mutex_lock(&b->idx_lock);
@@ -1151,10 +1163,14 @@ ssize_t arc_browse_read(struct arc_browse *b, const struct aidx_entry *e,
 			uint64_t off, void *buf, size_t len,
 			struct cm_err *err)
 {
+	struct cm_err own_err; /* err may be NULL */
 	struct bfile *f;
 	int64_t last = -1;
 	bool seq;
 	int rc;
+
+	if (!err)
+		err = &own_err;
 
 	if (e->type != '0' && e->type != '1' && e->type != 'S')
 		return cm_err_set(err, EINVAL, "%s: %s: not a regular file "

@@ -51,7 +51,8 @@
  * wanting the same member wait for one fetch of it); arc_browse_free
  * once no call is in flight. Errors: 0 or a negative errno with err
  * naming the archive and the problem ("s3://b/k/backup.tar.gz: member 12
- * (stored bytes ...): CRC mismatch"); a read that fails returns no bytes.
+ * (stored bytes ...): CRC mismatch"); err may be NULL. A read that
+ * fails returns no bytes.
  */
 #ifndef VAULTFS_BROWSE_H
 #define VAULTFS_BROWSE_H
