@@ -43,8 +43,8 @@ ndirs=$(find "$S" -type d | wc -l)
 nbytes=$(find "$S" -type f -printf '%s\n' | awk '{s += $1} END {print s}')
 log "source: $nfiles files, $ndirs dirs, $nbytes bytes"
 
-# fetch KEY FILE: the object, downloaded with awscli
-fetch() { aws_ s3 cp --only-show-errors "s3://$B/$1" "$2" || die "cannot download s3://$B/$1"; }
+# fetch KEY FILE: the object, downloaded (GetObject)
+fetch() { s3_req GET "$B/$1" -o "$2" || die "cannot download s3://$B/$1"; }
 
 # check_manifest MANIFEST OBJECT CODEC LEVEL: the fields every manifest has
 check_manifest() {

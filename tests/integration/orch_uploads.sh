@@ -72,7 +72,7 @@ succeeded_once() {
 	url=$(jstate "$T/$name/state" 'j["result"]["url"]')
 	check_s3_archive "$B" "${url#s3://$B/}"
 	extract_compare "$CHECKED_OBJ" "$T/src/big"
-	[ "$(aws_ s3 ls --recursive "s3://$B/$name/" | grep -c 'backup.tar.gz$')" = 1 ] ||
+	[ "$(s3_keys "$B" "$name/" | grep -c 'backup.tar.gz$')" = 1 ] ||
 		die "$name: not exactly one archive object"
 	JOB_KEY=${url#s3://$B/}
 }
