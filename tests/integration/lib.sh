@@ -324,9 +324,9 @@ _delete_bucket() {
 		last=$body
 		body="<Delete><Quiet>true</Quiet>$body</Delete>"
 		hex=$(printf '%s' "$body" | md5sum | cut -c1-32)
-		s3_req POST "$b?delete=" -H 'Content-Type: application/xml' \
+		printf '%s' "$body" | s3_req POST "$b?delete=" -H 'Content-Type: application/xml' \
 			-H "Content-MD5: $(printf "$(sed 's/../\\x&/g' <<<"$hex")" | base64)" \
-			--data-binary "$body" >/dev/null || break
+			--data-binary @- >/dev/null || break
 	done
 	s3_req DELETE "$b" >/dev/null 2>&1 ||
 		BUCKET=$b PY_S3_ATTEMPTS=1 py_s3 <<<"$_DELETE_BUCKET_PY"
