@@ -101,9 +101,12 @@ on_exit "kill -KILL $RPID 2>/dev/null"
 wait_line "$T/restart/run.err" "paused at uploading" 60
 key=$(jstate "$T/restart/state" '[r["key"] for r in j["resources"] if r["kind"] == "upload"][0]')
 recorded=$(jstate "$T/restart/state" '[r["uploadId"] for r in j["resources"] if r["kind"] == "upload"][0]')
-[ "$(uploads "$key" | grep -c "^$key ")" = 2 ] ||
-	die "restart: not two uploads for the job's key (the orphan and the recorded one): $(uploads "$key")"
-uploads "$key" | grep -q " $recorded\$" || die "restart: the recorded upload is not in progress"
+# (one listing, read twice: `uploads | grep -q` could end the lister with
+# a broken pipe, which pipefail makes a failure)
+ups=$(uploads "$key")
+[ "$(grep -c "^$key " <<<"$ups")" = 2 ] ||
+	die "restart: not two uploads for the job's key (the orphan and the recorded one): $ups"
+grep -q " $recorded\$" <<<"$ups" || die "restart: the recorded upload is not in progress"
 longer=$(new_upload "$key.other")
 kill -KILL "$RPID"
 wait "$RPID" 2>/dev/null || true
