@@ -393,6 +393,21 @@ _uri_encode() {
 	printf '%s' "$out"
 }
 
+# s3_put_keys BUCKET FILE: FILE's bytes stored under every key read from
+# stdin (one a line), 16 requests at a time by one curl: 3,000 objects in
+# seconds (boto3 in 16 threads took half a minute)
+s3_put_keys() {
+	local b=$1 f=$2 key cfg=$T/put_keys.$$.cfg
+	while IFS= read -r key; do
+		printf 'url = "%s/%s/%s"\nupload-file = "%s"\noutput = "/dev/null"\n' \
+			"$AWS_ENDPOINT_URL_S3" "$b" "$(_uri_encode "$key")" "$f"
+	done >"$cfg"
+	curl -sS --fail --max-time 300 --parallel --parallel-max 16 \
+		--aws-sigv4 "aws:amz:${AWS_REGION:-us-east-1}:s3" \
+		--user "$AWS_ACCESS_KEY_ID:$AWS_SECRET_ACCESS_KEY" \
+		-H 'x-amz-content-sha256: UNSIGNED-PAYLOAD' --config "$cfg"
+}
+
 # s3_keys BUCKET [PREFIX]: the keys under PREFIX, one a line, in key order
 # (ListObjectsV2, every page)
 s3_keys() {
