@@ -16,9 +16,9 @@
 #    files, dirs, started <= finished, vaultfs_version, sha256 and ETag of
 #    the object as stored;
 #  - raw: a 4 GiB sparse image (data at a few offsets, 64 MiB of written
-#    zeros) decompresses to its exact bytes (cmp), from the file (holes) with
-#    gzip, and a 512 MiB one through a loop device (zero blocks, no holes)
-#    with zstd; the objects stay small;
+#    zeros) decompresses to its exact bytes (its holes compared with
+#    zeros), from the file (holes) with gzip, and a 512 MiB one through a
+#    loop device (zero blocks, no holes) with zstd; the objects stay small;
 #  - DEST forms: an existing local directory, a local file (manifest as
 #    FILE.manifest.json), `-` (stdout, no manifest), an explicit S3 key
 #    (KEY.manifest.json), --manifest elsewhere.
@@ -43,8 +43,8 @@ ndirs=$(find "$S" -type d | wc -l)
 nbytes=$(find "$S" -type f -printf '%s\n' | awk '{s += $1} END {print s}')
 log "source: $nfiles files, $ndirs dirs, $nbytes bytes"
 
-# fetch KEY FILE: the object, downloaded with awscli
-fetch() { aws_ s3 cp --only-show-errors "s3://$B/$1" "$2" || die "cannot download s3://$B/$1"; }
+# fetch KEY FILE: the object, downloaded (GetObject)
+fetch() { s3_req GET "$B/$1" -o "$2" || die "cannot download s3://$B/$1"; }
 
 # check_manifest MANIFEST OBJECT CODEC LEVEL: the fields every manifest has
 check_manifest() {
@@ -243,7 +243,7 @@ index_ok "$T/raw.json" "$T/raw.gz.index"
 	die "raw: bytes_zero $(mjson "$T/raw.json" 'm["bytes_zero"]'): zeros not sent as zeros"
 size=$(stat -c %s "$T/raw.gz")
 [ "$size" -lt $((16 * MiB)) ] || die "raw: $size bytes for 6 MiB of data in 4 GiB"
-timeout 300 pigz -dc "$T/raw.gz" | cmp - "$I" || die "raw (gzip): pigz -d | cmp differs" # pigz -d: twice as fast as gzip -d here
+timeout 300 pigz -dc "$T/raw.gz" | same_bytes "$I" || die "raw (gzip): pigz -d differs from the image" # pigz -d: twice as fast as gzip -d here
 log "raw (gzip, from the file): $size bytes, decompresses to the image's exact bytes"
 
 # Through a loop device there are no holes to seek past: every zero block

@@ -26,11 +26,10 @@ export VAULTFS_LOG=info
 
 # nothing_stored PREFIX: no object under s3://$B/PREFIX, no upload in progress
 nothing_stored() {
-	local n
-	n=$(aws_ s3api list-objects-v2 --bucket "$B" --prefix "$1" --query 'length(Contents || `[]`)' --output text) ||
-		die "list-objects-v2 failed"
-	[ "$n" = 0 ] || {
-		aws_ s3 ls --recursive "s3://$B/$1" >&2
+	local keys
+	keys=$(s3_keys "$B" "$1") || die "ListObjectsV2 $B failed"
+	[ -z "$keys" ] || {
+		echo "$keys" >&2
 		die "objects left under s3://$B/$1"
 	}
 	no_multipart_uploads "$B"

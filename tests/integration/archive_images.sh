@@ -36,7 +36,7 @@ archive() {
 	cp "$T/archive.err" "$T/$name.err"
 	assert_released
 	MAN=$T/$name.json
-	aws_ s3 cp --only-show-errors "s3://$B/$name/manifest.json" "$MAN"
+	s3_req GET "$B/$name/manifest.json" -o "$MAN" || die "$name: no manifest.json"
 	key=$(mjson "$MAN" 'm["object"]')
 	key=${key#s3://"$B"/}
 	case $(mjson "$MAN" 'm["method"]') in
@@ -45,7 +45,7 @@ archive() {
 	*) die "$name: method $(mjson "$MAN" 'm["method"]')" ;;
 	esac
 	OBJ=$T/$name.obj
-	aws_ s3 cp --only-show-errors "s3://$B/$key" "$OBJ"
+	s3_req GET "$B/$key" -o "$OBJ" || die "$name: cannot download $key"
 	[ "$(sha256sum <"$OBJ" | cut -d' ' -f1)" = "$(mjson "$MAN" 'm["sha256"]')" ] ||
 		die "$name: the manifest's sha256 is not the object's"
 	gzip -t "$OBJ" || die "$name: gzip -t failed"
@@ -100,7 +100,7 @@ expect_method ext4 tree
 tar -tzf "$OBJ" --warning=no-unknown-keyword >"$T/ext4.list" || die "ext4: GNU tar -t failed"
 grep -qx './sub/numbers' "$T/ext4.list" || die "ext4: GNU tar does not list ./sub/numbers"
 same_files ext4 "$(extract ext4)"
-sha_ext4=$(sha256sum <"$T/ext4.img")
+sha_ext4=$(image_sum "$T/ext4.img")
 
 # --- xfs --------------------------------------------------------------------
 truncate -s 300M "$T/xfs.img"
@@ -131,14 +131,14 @@ sync
 xfs_io -x -c shutdown "$T/mnt2" || die "xfs_io shutdown failed"
 umount_detach "$T/mnt2" "$XDEV"
 xfs_logprint -t "$T/dirty.img" 2>/dev/null | grep -q 'state: <DIRTY>' || die "bad test: the xfs log is not dirty"
-sha_dirty=$(sha256sum <"$T/dirty.img")
+sha_dirty=$(image_sum "$T/dirty.img")
 archive dirty "$T/dirty.img"
 expect_method dirty tree
 tar -tzf "$OBJ" --warning=no-unknown-keyword >"$T/dirty.list" || die "dirty: GNU tar -t failed"
 grep -qx './d/before' "$T/dirty.list" || die "dirty: ./d/before is not in the tar"
 grep -qx './after' "$T/dirty.list" || die "dirty: ./after (in the log only) is not in the tar"
 [ "$(mjson "$MAN" 'm["volumes"][0]["journal"]')" = replayed ] || die "dirty: the log was not replayed"
-[ "$(sha256sum <"$T/dirty.img")" = "$sha_dirty" ] || die "dirty: the image was modified (log replayed in place?)"
+[ "$(image_sum "$T/dirty.img")" = "$sha_dirty" ] || die "dirty: the image was modified (log replayed in place?)"
 log "xfs with a dirty log: archived with the log replayed, the image unchanged"
 
 # --- GPT: ext4, xfs and an unformatted partition -----------------------------
@@ -151,9 +151,9 @@ start() { sgdisk -i "$1" "$D" | sed -n 's/^First sector: \([0-9]*\).*/\1/p'; }
 s1=$(start 1) s2=$(start 2) s3=$(start 3)
 [ -n "$s1" ] && [ -n "$s2" ] && [ -n "$s3" ] || die "bad test: no partition starts"
 head -c $((4 * MiB)) /dev/urandom >"$T/p3.bin"
-dd if="$T/ext4.img" of="$D" bs=512 seek="$s1" conv=notrunc,sparse status=none
-dd if="$T/xfs.img" of="$D" bs=512 seek="$s2" conv=notrunc,sparse status=none
-dd if="$T/p3.bin" of="$D" bs=512 seek="$s3" conv=notrunc status=none
+dd if="$T/ext4.img" of="$D" bs=1M seek=$((s1 * 512)) oflag=seek_bytes conv=notrunc,sparse status=none
+dd if="$T/xfs.img" of="$D" bs=1M seek=$((s2 * 512)) oflag=seek_bytes conv=notrunc,sparse status=none
+dd if="$T/p3.bin" of="$D" bs=1M seek=$((s3 * 512)) oflag=seek_bytes conv=notrunc status=none
 archive gpt "$D"
 expect_method gpt tree
 [ "$(mjson "$MAN" 'm["partition_table"]')" = gpt ] || die "gpt: partition_table is not gpt"
@@ -222,5 +222,5 @@ gzip -dc "$T/rawmode.obj" | cmp - "$T/ext4.img" || die "rawmode: gunzip | cmp di
 [ "$(mjson "$MAN" 'm["warnings_count"]')" = 0 ] || die "rawmode: warnings in raw mode"
 log "--mode raw: the image's bytes, no warning"
 
-[ "$(sha256sum <"$T/ext4.img")" = "$sha_ext4" ] || die "the ext4 image was modified"
+[ "$(image_sum "$T/ext4.img")" = "$sha_ext4" ] || die "the ext4 image was modified"
 no_multipart_uploads "$B"

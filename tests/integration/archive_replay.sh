@@ -8,7 +8,7 @@
 #    (needs_recovery / a DIRTY log / a log tree; debugfs / a norecovery or
 #    nologreplay mount do not show the file); the
 #    archive holds it, byte for byte; manifest journal "replayed"; the
-#    copy's sha256 unchanged;
+#    copy's bytes unchanged (image_sum);
 #  - the same copies as writable block devices (loop devices): replayed
 #    into the overlay, the device's bytes unchanged (XFS is never mounted
 #    with recovery allowed on a writable device);
@@ -40,11 +40,11 @@ printf 'committed, in the journal only\n' >"$T/note.txt"
 # run NAME SRC [OPTIONS]: vaultfs archive SRC $T/NAME.tar.gz (exit status
 # in $RC: 0, or 3 for an incomplete archive), then nothing left (unless
 # HELD=1: the caller holds a loop device and checks later), the source's
-# sha256 unchanged
+# bytes unchanged
 run() {
 	local name=$1 src=$2 sha
 	shift 2
-	sha=$(sha256sum <"$src")
+	sha=$(image_sum "$src")
 	RC=0
 	VAULTFS_LOG=info vf archive --quiet "$@" "$src" "$T/$name.tar.gz" 2>"$T/$name.err" || RC=$?
 	if grep -qE 'Sanitizer|runtime error:' "$T/$name.err"; then
@@ -61,7 +61,7 @@ run() {
 	cp "$T/$name.err" "$T/archive.err" # for assert_released's log scan
 	[ "${HELD:-0}" = 1 ] || assert_released
 	no_overlay_left "$TMPDIR"
-	[ "$(sha256sum <"$src")" = "$sha" ] || die "$name: the image was modified"
+	[ "$(image_sum "$src")" = "$sha" ] || die "$name: the image was modified"
 	MAN=$T/$name.tar.gz.manifest.json
 	[ -f "$MAN" ] || die "$name: no manifest"
 }
@@ -101,14 +101,14 @@ done
 for fs in xfs ext4; do
 	cp --sparse=always "$T/$fs.img.snap" "$T/$fs.dev.img"
 	attach_rw "$T/$fs.dev.img" BDEV
-	sha=$(sha256sum <"$T/$fs.dev.img")
+	sha=$(image_sum "$T/$fs.dev.img")
 	HELD=1 run "$fs-dev" "$BDEV"
 	[ "$(journal "$fs-dev" 0)" = replayed ] || die "$fs-dev: journal is '$(journal "$fs-dev" 0)'"
 	expect_complete "$fs-dev"
 	has "$fs-dev" ./note.txt "$T/note.txt"
 	losetup -d "$BDEV"
 	assert_released
-	[ "$(sha256sum <"$T/$fs.dev.img")" = "$sha" ] || die "$fs-dev: the device was written"
+	[ "$(image_sum "$T/$fs.dev.img")" = "$sha" ] || die "$fs-dev: the device was written"
 	log "$fs on a writable block device: replayed into the overlay, the device unchanged"
 done
 
@@ -134,8 +134,8 @@ sgdisk -o -n 1:2048:+64M -t 1:8300 -n 2:0:+300M -t 2:8300 "$D" >/dev/null || die
 start() { sgdisk -i "$1" "$D" | sed -n 's/^First sector: \([0-9]*\).*/\1/p'; }
 s1=$(start 1) s2=$(start 2)
 [ -n "$s1" ] && [ -n "$s2" ] || die "bad test: no partition starts"
-dd if="$T/p1.img.snap" of="$D" bs=512 seek="$s1" conv=notrunc,sparse status=none
-dd if="$T/p2.img.snap" of="$D" bs=512 seek="$s2" conv=notrunc,sparse status=none
+dd if="$T/p1.img.snap" of="$D" bs=1M seek=$((s1 * 512)) oflag=seek_bytes conv=notrunc,sparse status=none
+dd if="$T/p2.img.snap" of="$D" bs=1M seek=$((s2 * 512)) oflag=seek_bytes conv=notrunc,sparse status=none
 cp --sparse=always "$D" "$D.snap"
 run gpt "$D.snap"
 vols=$(mjson "$MAN" '" ".join("%s:%s:%s" % (v["name"], v["action"], v.get("journal")) for v in m["volumes"])')

@@ -38,8 +38,8 @@ log "source tree built: $(count -) entries"
 t0=$SECONDS
 vf_archive_incomplete "$S" "s3://$B/tree/" # the socket
 log "archived in $((SECONDS - t0)) s"
-aws_ s3 cp --only-show-errors "s3://$B/tree/backup.tar.gz" "$T/backup.tar.gz"
-aws_ s3 cp --only-show-errors "s3://$B/tree/manifest.json" "$T/manifest.json"
+s3_req GET "$B/tree/backup.tar.gz" -o "$T/backup.tar.gz" || die "no tree/backup.tar.gz"
+s3_req GET "$B/tree/manifest.json" -o "$T/manifest.json" || die "no tree/manifest.json"
 M=$T/manifest.json
 [ "$(mjson "$M" 'm["sha256"]')" = "$(sha256sum <"$T/backup.tar.gz" | cut -d' ' -f1)" ] ||
 	die "manifest sha256 is not that of the object"

@@ -50,8 +50,8 @@ sgdisk -o -n 1:2048:+32M -t 1:8300 -c 1:one -n 2:0:+300M -t 2:8300 -c 2:two \
 start() { sgdisk -i "$1" "$D" | sed -n 's/^First sector: \([0-9]*\).*/\1/p'; }
 s1=$(start 1) s2=$(start 2)
 [ -n "$s1" ] && [ -n "$s2" ] || die "bad test: no partition starts"
-dd if="$T/ext4.part" of="$D" bs=512 seek="$s1" conv=notrunc,sparse status=none
-dd if="$T/xfs.part" of="$D" bs=512 seek="$s2" conv=notrunc,sparse status=none
+dd if="$T/ext4.part" of="$D" bs=1M seek=$((s1 * 512)) oflag=seek_bytes conv=notrunc,sparse status=none
+dd if="$T/xfs.part" of="$D" bs=1M seek=$((s2 * 512)) oflag=seek_bytes conv=notrunc,sparse status=none
 
 ebs_moto vault "$VAULT"
 read -r RP_XFS N_XFS < <(ebs_moto upload "$VAULT" "$T/xfs.img")

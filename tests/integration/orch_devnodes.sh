@@ -21,7 +21,7 @@ make_ext4 "$T/p1.img" "$T/src/p1" 16M
 D=$T/vault/disk.img
 truncate -s 20M "$D"
 sgdisk -o -n 1:2048:+16M -t 1:8300 "$D" >/dev/null || die "sgdisk failed"
-dd if="$T/p1.img" of="$D" bs=512 seek=2048 conv=notrunc,sparse status=none
+dd if="$T/p1.img" of="$D" bs=1M seek=$((2048 * 512)) oflag=seek_bytes conv=notrunc,sparse status=none
 write_config "$T/c.json" "{
   \"vaults\": [ { \"name\": \"v\", \"path\": \"$T/vault\" } ],
   \"destination\": \"$T/store\", \"stateDir\": \"$T/state\" }"

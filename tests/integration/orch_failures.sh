@@ -45,7 +45,7 @@ expect_grep 'this run: 2 succeeded, 2 failed' "$RUN_OUT"
 [ ! -e "$V/good.img" ] && [ ! -e "$V/good-tree" ] || die "verified snapshots were not deleted (autoDeleteSnapshot)"
 assert_released
 no_multipart_uploads "$B"
-aws_ s3 ls --recursive "s3://$B/" >"$T/keys"
+s3_keys "$B" >"$T/keys" || die "cannot list s3://$B"
 ! grep -q 'noise.img' "$T/keys" || die "the failed job left objects behind"
 log "unreadable and mis-described recovery points failed; the others succeeded"
 
@@ -89,7 +89,7 @@ printf '\x7f' | dd of="$V/corrupt.img" bs=1 seek=$((1024 + 24)) conv=notrunc sta
 cp "$V/corrupt.img" "$T/corrupt.copy"
 vf_run --config "$T/cfg.json" --once
 expect_grep '^succeeded +v/corrupt.img .*/rawbackup.gz' "$RUN_OUT"
-key=$(aws_ s3 ls --recursive "s3://$B/local/v/corrupt.img/" | awk '{print $4}' | grep 'rawbackup\.gz$')
+key=$(s3_keys "$B" local/v/corrupt.img/ | grep 'rawbackup\.gz$')
 check_s3_archive "$B" "$key"
 [ "$(mjson "$CHECKED_MAN" 'm["method"]')" = raw ] || die "corrupt image: method is not raw"
 [ "$(mjson "$CHECKED_MAN" 'm["warnings_count"]')" -ge 1 ] || die "corrupt image: no warning in the manifest"

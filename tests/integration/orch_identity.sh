@@ -30,7 +30,8 @@ setup() {
 }
 
 # run_paused NAME STAGE: `run --once` in the background, paused at STAGE;
-# returns once the job says it is paused (the pid in RPID)
+# returns once the job says it is paused (the pid in RPID). The pause
+# lasts until `go_on NAME STAGE` (at most 20 s).
 run_paused() {
 	: >"$T/$1.out"
 	: >"$T/$1.err"
@@ -40,6 +41,9 @@ run_paused() {
 	on_exit "kill -KILL $RPID 2>/dev/null; wait $RPID"
 	wait_line "$T/$1.err" "test: job .* paused at $2" 60
 }
+
+# go_on NAME STAGE: the test is done with the paused job: it goes on
+go_on() { touch "$T/$1/state/continue-$2"; }
 
 # wait_run NAME: the exit status of the background run, checked for
 # timeouts and sanitizer reports
@@ -61,12 +65,13 @@ echo "DEVICE-CONTENT-NOT-TO-BE-ARCHIVED" >"$T/src/device/secret.txt"
 make_ext4 "$T/device.img" "$T/src/device" 4M
 LOOPDEV=$(losetup -f --show -r "$T/device.img") || die "cannot attach $T/device.img"
 on_exit "losetup -d $LOOPDEV"
-orig_sha=$(sha256sum <"$T/swap/vault/disk.img")
+orig_sha=$(image_sum "$T/swap/vault/disk.img")
 
 run_paused swap archiving
 mv "$T/swap/vault/disk.img" "$T/swap/original.img"
 ln -s "$LOOPDEV" "$T/swap/vault/disk.img"
 log "swapped disk.img for a symlink to $LOOPDEV while the job waits at archiving"
+go_on swap archiving
 wait_run swap
 [ "$RUN_RC" != 0 ] || { cat "$T/swap.out" >&2; die "swap: run --once exited 0: the job did not fail"; }
 expect_grep '^failed +v/disk.img: recovery point .*/disk.img changed since it was opened: it is now a symlink' "$T/swap.out"
@@ -75,7 +80,7 @@ expect_grep '^failed +v/disk.img: recovery point .*/disk.img changed since it wa
 ! grep -rq DEVICE-CONTENT "$T/swap/store" 2>/dev/null || die "swap: the device's content was archived"
 ! grep -qw "$LOOPDEV" "$T/swap.err" || die "swap: vaultfs touched $LOOPDEV"
 [ -L "$T/swap/vault/disk.img" ] || die "swap: the symlink was deleted"
-[ "$(sha256sum <"$T/swap/original.img")" = "$orig_sha" ] || die "swap: the original image changed"
+[ "$(image_sum "$T/swap/original.img")" = "$orig_sha" ] || die "swap: the original image changed"
 [ "$(jstate "$T/swap/state" 'j["state"]' 'j.get("snapshotDeleted", False)')" = "failed	False" ] ||
 	die "swap: the journal does not say failed, not deleted"
 jstate "$T/swap/state" 'sorted(j["recoveryPoint"]["identity"])' |
@@ -103,6 +108,7 @@ mv "$T/repl/new.img" "$T/repl/vault/disk.img"
 new_ino=$(stat -c %i "$T/repl/vault/disk.img")
 [ "$old_ino" != "$new_ino" ] || die "repl: the copy has the same inode"
 log "replaced disk.img (inode $old_ino -> $new_ino, same size, mtime and bytes) while the job waits at cleaning"
+go_on repl cleaning
 wait_run repl
 [ "$RUN_RC" = 0 ] || { cat "$T/repl.out" "$T/repl.err" >&2; die "repl: run --once failed"; }
 expect_grep '^succeeded v/disk.img' "$T/repl.out"

@@ -32,9 +32,11 @@ expect_grep '^RECOVERY POINT +STATE +PROGRESS +RP SIZE +ARCHIVE +RATE +TIME +RES
 long=$(awk 'length($0) > 100' "$T/st.txt")
 [ -z "$long" ] || die "lines past 100 columns: $long"
 expect_grep '^2 jobs: 1 succeeded, 1 failed$' "$T/st.txt"
-# the succeeded row: its sizes, a time, the key's end, no store path
+# the succeeded row: its sizes, a rate (none under a second; "116.7
+# KiB/s" once the job took one, as on a loaded machine), a time, the
+# key's end, no store path
 row=$(grep ' succeeded ' "$T/st.txt")
-echo "$row" | grep -qE '^v/a-reco[^ ]*\.\.\.[^ ]* +succeeded +100% +[0-9.]+ KiB +[0-9.]+ KiB +[^ ]+ +(<1s|[0-9]+s) +\.\.\.[0-9a-f]+/backup\.tar\.gz$' ||
+echo "$row" | grep -qE '^v/a-re[^ ]*\.\.\.[^ ]* +succeeded +100% +[0-9.]+ KiB +[0-9.]+ KiB +(-|[0-9.]+ (B|KiB|MiB|GiB)/s) +(<1s|[0-9]+s) +\.\.\.[0-9a-f]+/backup\.tar\.gz$' ||
 	die "the succeeded row is not as expected: $row"
 ! grep -q "$T" "$T/st.txt" || die "the table shows the destination's path"
 expect_grep '^v/badside +failed .* sidecar badsi[^ ]*\.\.\.$' "$T/st.txt"

@@ -45,8 +45,9 @@ EOF
 }
 
 # run_paused NAME: `run --once` in the background, paused at verifying;
-# returns once the job is there (PID in RPID). The test corrupts the object
-# in a second or two; the pause leaves it 20 s.
+# returns once the job is there (PID in RPID). The test corrupts the object,
+# then says so (`go_on NAME`: STATEDIR/continue-verifying); the pause lasts
+# 20 s at most.
 run_paused() {
 	local name=$1
 	: >"$T/$name/run.err"
@@ -56,6 +57,8 @@ run_paused() {
 	on_exit "kill -KILL $RPID 2>/dev/null"
 	wait_line "$T/$name/run.err" "paused at verifying" 120
 }
+
+go_on() { touch "$T/$1/state/continue-verifying"; }
 
 # finished_failed NAME: the run exits 1, the job failed on the decode, the
 # snapshot and its sidecar are where they were, unchanged
@@ -80,6 +83,7 @@ run_paused local
 obj=$(find "$T/local/store" -name backup.tar.gz)
 [ -n "$obj" ] || die "local: no archive in the store"
 flip "$obj"
+go_on local
 finished_failed local
 log "local store: corrupted at verifying: failed on the decode, snapshot kept"
 
@@ -97,6 +101,7 @@ for o in s3.list_objects_v2(Bucket=BUCKET, Prefix="arch/")["Contents"]:
 EOF
 )
 [ -n "$key" ] || die "s3: no archive in the bucket"
+go_on s3
 finished_failed s3
 log "S3: corrupted at verifying: failed on the decode, snapshot kept"
 

@@ -40,8 +40,8 @@ start() { sgdisk -i "$1" "$D" | sed -n 's/^First sector: \([0-9]*\).*/\1/p'; }
 s1=$(start 1) s2=$(start 2)
 [ -n "$s1" ] && [ -n "$s2" ] || die "bad test: no partition starts"
 head -c $((4 * MiB)) /dev/urandom >"$T/p2.bin"
-dd if="$T/ext4.img" of="$D" bs=512 seek="$s1" conv=notrunc,sparse status=none
-dd if="$T/p2.bin" of="$D" bs=512 seek="$s2" conv=notrunc status=none
+dd if="$T/ext4.img" of="$D" bs=1M seek=$((s1 * 512)) oflag=seek_bytes conv=notrunc,sparse status=none
+dd if="$T/p2.bin" of="$D" bs=1M seek=$((s2 * 512)) oflag=seek_bytes conv=notrunc status=none
 mkdir -p "$T/store/gpt"
 vf_archive "$D" "$T/store/gpt/"
 assert_released
@@ -78,7 +78,7 @@ mount_ro() {
 	timeout 60 mount -o ro,noload "$1" "$2" || die "mount $1 failed"
 	on_exit "umount -l '$2'"
 }
-sum=$(sha256sum <"$T/m.img")
+sum=$(image_sum "$T/m.img")
 mount_ro "$MDEV" "$T/mnt"
 expect_fail vf restore "s3://$B/raw/" "$MDEV"
 expect_grep "$MDEV is mounted on $T/mnt: refused" "$FAIL_OUT"
@@ -86,15 +86,15 @@ cp --sparse=always "$D" "$T/pm.img"
 attach "$T/pm.img" PDEV -P
 sleep 0.5
 if [ -b "${PDEV}p1" ]; then
-	psum=$(sha256sum <"$T/pm.img")
+	psum=$(image_sum "$T/pm.img")
 	mount_ro "${PDEV}p1" "$T/pmnt"
 	expect_fail vf restore "s3://$B/raw/" "$PDEV"
 	expect_grep "is mounted on $T/pmnt (a partition): refused" "$FAIL_OUT"
 	timeout 60 umount "$T/pmnt"
-	[ "$(sha256sum <"$T/pm.img")" = "$psum" ] || die "a refused device was written"
+	[ "$(image_sum "$T/pm.img")" = "$psum" ] || die "a refused device was written"
 else
 	log "no partition nodes for $PDEV: the mounted-partition case is not run"
 fi
 timeout 60 umount "$T/mnt"
-[ "$(sha256sum <"$T/m.img")" = "$sum" ] || die "a refused device was written"
+[ "$(image_sum "$T/m.img")" = "$sum" ] || die "a refused device was written"
 log "mounted devices refused, untouched"

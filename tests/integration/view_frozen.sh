@@ -30,8 +30,7 @@ make_bucket B
 NR=64
 head -c 2M /dev/urandom >"$T/obj"
 for i in $(seq 1 $NR); do
-	aws_ s3api put-object --bucket "$B" --key "backups/r$i" --body "$T/obj" >/dev/null ||
-		die "seed r$i"
+	s3_req PUT "$B/backups/r$i" -T "$T/obj" >/dev/null || die "seed r$i"
 done
 start_faultproxy --hold GET
 write_config "$T/frozen.json" "{
@@ -136,7 +135,7 @@ else
 		die "peak RSS grew by $(($(hwm) - base)) kB, more than view.memoryLimit + 64 MiB"
 fi
 for i in 1 2 3 4 5 6; do
-	[ "$(aws_ s3api head-object --bucket "$B" --key "backups/w$i" --query ContentLength --output text)" = 25165824 ] ||
+	[ "$(s3_req HEAD "$B/backups/w$i" | _header content-length)" = 25165824 ] ||
 		die "s3://$B/backups/w$i is not 24 MiB"
 done
 no_multipart_uploads "$B"

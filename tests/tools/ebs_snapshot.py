@@ -40,18 +40,23 @@ def upload(vault, img):
     snap = ebs.start_snapshot(VolumeSize=gib)["SnapshotId"]
     n = 0
     with open(img, "rb") as f:
-        i = 0
-        while True:
-            data = f.read(BLOCK)
-            if not data:
+        off, size = 0, os.path.getsize(img)
+        while off < size:
+            # the images are sparse (1 GiB volumes, a few MiB written):
+            # the blocks of holes are zero, only those with data are read
+            try:
+                off = os.lseek(f.fileno(), off, os.SEEK_DATA) // BLOCK * BLOCK
+            except OSError:  # ENXIO: a hole up to the end
                 break
+            f.seek(off)
+            data = f.read(BLOCK)
             if data.count(0) != len(data):
                 ebs.put_snapshot_block(
-                    SnapshotId=snap, BlockIndex=i, BlockData=data,
+                    SnapshotId=snap, BlockIndex=off // BLOCK, BlockData=data,
                     DataLength=len(data), ChecksumAlgorithm="SHA256",
                     Checksum=base64.b64encode(hashlib.sha256(data).digest()).decode())
                 n += 1
-            i += 1
+            off += BLOCK
     ebs.complete_snapshot(SnapshotId=snap, ChangedBlocksCount=n)
     vol = ec2.describe_snapshots(SnapshotIds=[snap])["Snapshots"][0]["VolumeId"]
     j = b.start_backup_job(BackupVaultName=vault,
