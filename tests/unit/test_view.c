@@ -1325,10 +1325,9 @@ static void archive_tree1(void)
 	struct arc_run_opts o;
 	struct arc_run_result res;
 	struct cm_err err;
-	char *src = at("vault/tree1"), *dest;
+	char *src = at("vault/tree1"), *dest = at("store/x/");
 
 	mkdir_at("store/x");
-	dest = cm_xasprintf("%s/", at("store/x"));
 	memset(&o, 0, sizeof(o));
 	o.src = src;
 	o.mode = ARC_MODE_TREE;
@@ -1355,14 +1354,18 @@ static void test_archive_tree(void **state)
 	struct view_dir *d;
 	const struct view_dirent *de;
 	bool cacheable, seen_tree = false, seen_link = false;
-	char buf[64], *target = NULL;
+	char buf[64], *target = NULL, *p;
 	size_t got = 0;
 
 	(void)state;
 	mkdir_at("vault/tree1/sub");
 	put("vault/tree1/sub/b.txt", "bee\n");
-	chmod(at("vault/tree1/sub/b.txt"), 0604);
-	assert_int_equal(symlink("sub/b.txt", at("vault/tree1/link")), 0);
+	p = at("vault/tree1/sub/b.txt");
+	assert_int_equal(chmod(p, 0604), 0);
+	free(p);
+	p = at("vault/tree1/link");
+	assert_int_equal(symlink("sub/b.txt", p), 0);
+	free(p);
 	archive_tree1();
 	mkdir_at("store/y");
 	put("store/y/plain.tar.gz", "no index beside it");
